@@ -1,0 +1,29 @@
+/* fashop-notify for PHP FFI: generated from include/fashop_notify.h by `make header`. */
+
+typedef enum FashopNotifyStatus {
+  FASHOP_NOTIFY_OK = 0,
+  FASHOP_NOTIFY_INVALID_ARGUMENT = 1,
+  FASHOP_NOTIFY_APP_NOT_CONFIGURED = 2,
+  FASHOP_NOTIFY_MAPPING_ERROR = 3,
+  FASHOP_NOTIFY_NO_PERMIT = 4,
+  FASHOP_NOTIFY_WECHAT_ERROR = 5,
+  FASHOP_NOTIFY_NETWORK_ERROR = 6,
+  FASHOP_NOTIFY_UNCERTAIN = 7,
+  FASHOP_NOTIFY_STORE_ERROR = 8,
+  FASHOP_NOTIFY_INTERNAL = 9,
+} FashopNotifyStatus;
+
+const char *fashop_notify_version(void);
+
+const char *fashop_notify_last_error(void);
+
+void fashop_notify_string_free(char *s);
+
+enum FashopNotifyStatus fashop_notify_configure(const char *config_json);
+
+enum FashopNotifyStatus fashop_notify_register_app(const char *app_json);
+
+enum FashopNotifyStatus fashop_notify_unregister_app(const char *appid);
+
+enum FashopNotifyStatus fashop_notify_list_apps(char **out_json);
+

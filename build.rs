@@ -1,0 +1,78 @@
+//! Generates the C header and PHP's flattened FFI header into OUT_DIR (never into
+//! the source tree); a test compares them with the committed copies.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let config = match cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("cargo:warning=cbindgen.toml: {e}");
+            return;
+        }
+    };
+    let header = match cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(b) => {
+            let mut text = Vec::new();
+            b.write(&mut text);
+            String::from_utf8(text).unwrap()
+        }
+        Err(e) => {
+            // The compiler will report the real problem; the header test reports a stale header.
+            println!("cargo:warning=cbindgen could not generate the header: {e}");
+            return;
+        }
+    };
+    fs::write(out_dir.join("fashop_notify.h"), &header).unwrap();
+    fs::write(out_dir.join("fashop_notify.ffi.h"), flatten_for_php(&header)).unwrap();
+}
+
+/// PHP's `FFI::cdef` does no preprocessing: keep declarations only, without
+/// preprocessor lines, comments or the C++ guard.
+fn flatten_for_php(header: &str) -> String {
+    let mut out = String::from("/* fashop-notify for PHP FFI: generated from include/fashop_notify.h by `make header`. */\n");
+    let mut in_comment = false;
+    let mut depth_cpp = 0;
+    for line in header.lines() {
+        let t = line.trim();
+        if in_comment {
+            if t.contains("*/") {
+                in_comment = false;
+            }
+            continue;
+        }
+        if t.starts_with("/*") {
+            in_comment = !t.contains("*/");
+            continue;
+        }
+        if t.starts_with("#ifdef __cplusplus") {
+            depth_cpp = 1;
+            continue;
+        }
+        if depth_cpp > 0 {
+            if t.starts_with("#endif") {
+                depth_cpp = 0;
+            }
+            continue;
+        }
+        if t.starts_with('#') || t.starts_with("//") {
+            continue;
+        }
+        if t.is_empty() && out.ends_with("\n\n") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,255 @@
+//! The registry of mini-program apps: appid, secret, token mode and the cached
+//! access token. PHP registers the app on every request, so registering the same
+//! app again is a cheap no-op that keeps the token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{check_api_base, parse_json};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::token::TokenCache;
+
+/// How the crate obtains the app's access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenMode {
+    /// `POST /cgi-bin/stable_token`: every caller gets the same token while it is valid.
+    #[default]
+    Stable,
+    /// `GET /cgi-bin/token`: each fetch makes a new token.
+    Classic,
+    /// Never fetched: the host supplies it with `set_access_token`.
+    External,
+}
+
+/// The `register_app` document.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    pub appid: String,
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub token_mode: TokenMode,
+    #[serde(default)]
+    pub api_base: Option<String>,
+}
+
+impl AppSpec {
+    pub fn parse(json: &str) -> Result<AppSpec> {
+        let spec: AppSpec = parse_json("register_app", json)?;
+        check_appid(&spec.appid)?;
+        match &spec.secret {
+            Some(s) if s.is_empty() => {
+                return Err(Error::invalid("register_app: secret must not be empty"))
+            }
+            Some(s) if s.expose().len() > 256 => {
+                return Err(Error::invalid("register_app: secret is longer than 256 bytes"))
+            }
+            None if spec.token_mode != TokenMode::External => {
+                return Err(Error::invalid(format!(
+                    "register_app: missing field `secret` (required unless token_mode is \"external\") for {}",
+                    spec.appid
+                )))
+            }
+            _ => {}
+        }
+        if let Some(base) = &spec.api_base {
+            check_api_base("register_app: api_base", base)?;
+        }
+        Ok(spec)
+    }
+}
+
+/// An appid is 1 to 64 ASCII letters, digits, `_` or `-` (WeChat's are `wx` and 16 hex digits).
+pub fn check_appid(appid: &str) -> Result<()> {
+    if appid.is_empty() {
+        return Err(Error::invalid("appid must not be empty"));
+    }
+    if appid.len() > 64
+        || !appid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Error::invalid(format!(
+            "appid must be 1 to 64 letters, digits, '_' or '-', got {:?}",
+            truncate_for_message(appid)
+        )));
+    }
+    Ok(())
+}
+
+fn truncate_for_message(s: &str) -> String {
+    if s.chars().count() > 70 {
+        let head: String = s.chars().take(64).collect();
+        format!("{head}…")
+    } else {
+        s.to_string()
+    }
+}
+
+/// One registered app.
+#[derive(Debug)]
+pub struct App {
+    pub appid: String,
+    pub secret: Option<Secret>,
+    pub token_mode: TokenMode,
+    /// Overrides the configured `api_base` for this app.
+    pub api_base: Option<String>,
+    pub token: TokenCache,
+}
+
+impl App {
+    fn from_spec(spec: AppSpec) -> App {
+        App {
+            appid: spec.appid,
+            secret: spec.secret,
+            token_mode: spec.token_mode,
+            api_base: spec.api_base.map(|b| b.trim_end_matches('/').to_string()),
+            token: TokenCache::default(),
+        }
+    }
+
+    fn same_as(&self, spec: &AppSpec) -> bool {
+        self.secret == spec.secret
+            && self.token_mode == spec.token_mode
+            && self.api_base.as_deref() == spec.api_base.as_deref().map(|b| b.trim_end_matches('/'))
+    }
+
+    /// `text` with this app's secret and cached token replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let text = match &self.secret {
+            Some(s) => s.redact(text),
+            None => text.to_string(),
+        };
+        self.token.redact(&text)
+    }
+}
+
+/// What `register_app` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    New,
+    Unchanged,
+    Replaced,
+}
+
+/// All registered apps, keyed by appid.
+#[derive(Debug, Default)]
+pub struct AppRegistry {
+    apps: RwLock<HashMap<String, Arc<App>>>,
+}
+
+impl AppRegistry {
+    pub fn register(&self, spec: AppSpec) -> Registered {
+        if let Some(app) = self.apps.read().get(&spec.appid) {
+            if app.same_as(&spec) {
+                return Registered::Unchanged;
+            }
+        }
+        let mut apps = self.apps.write();
+        match apps.get(&spec.appid) {
+            Some(app) if app.same_as(&spec) => Registered::Unchanged,
+            Some(_) => {
+                apps.insert(spec.appid.clone(), Arc::new(App::from_spec(spec)));
+                Registered::Replaced
+            }
+            None => {
+                apps.insert(spec.appid.clone(), Arc::new(App::from_spec(spec)));
+                Registered::New
+            }
+        }
+    }
+
+    pub fn unregister(&self, appid: &str) -> Result<()> {
+        check_appid(appid)?;
+        match self.apps.write().remove(appid) {
+            Some(_) => Ok(()),
+            None => Err(not_configured(appid)),
+        }
+    }
+
+    /// The app, or APP_NOT_CONFIGURED.
+    pub fn get(&self, appid: &str) -> Result<Arc<App>> {
+        check_appid(appid)?;
+        self.apps
+            .read()
+            .get(appid)
+            .cloned()
+            .ok_or_else(|| not_configured(appid))
+    }
+
+    /// Every app, sorted by appid.
+    pub fn all(&self) -> Vec<Arc<App>> {
+        let mut apps: Vec<Arc<App>> = self.apps.read().values().cloned().collect();
+        apps.sort_by(|a, b| a.appid.cmp(&b.appid));
+        apps
+    }
+}
+
+fn not_configured(appid: &str) -> Error {
+    Error::AppNotConfigured(format!(
+        "app {appid} is not registered (call register_app with its appid and secret first)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> AppSpec {
+        AppSpec::parse(json).unwrap()
+    }
+
+    #[test]
+    fn same_secret_is_a_no_op_and_new_secret_replaces() {
+        let reg = AppRegistry::default();
+        let a = r#"{"appid":"wx1","secret":"s1"}"#;
+        assert_eq!(reg.register(spec(a)), Registered::New);
+        let first = reg.get("wx1").unwrap();
+        assert_eq!(reg.register(spec(a)), Registered::Unchanged);
+        assert!(Arc::ptr_eq(&first, &reg.get("wx1").unwrap()));
+        assert_eq!(
+            reg.register(spec(r#"{"appid":"wx1","secret":"s2"}"#)),
+            Registered::Replaced
+        );
+        assert!(!Arc::ptr_eq(&first, &reg.get("wx1").unwrap()));
+        assert_eq!(
+            reg.register(spec(r#"{"appid":"wx1","secret":"s2","token_mode":"classic"}"#)),
+            Registered::Replaced
+        );
+        reg.unregister("wx1").unwrap();
+        assert!(matches!(reg.get("wx1"), Err(Error::AppNotConfigured(_))));
+        assert!(matches!(reg.unregister("wx1"), Err(Error::AppNotConfigured(_))));
+    }
+
+    #[test]
+    fn bad_specs_name_the_field() {
+        let msg = |j: &str| AppSpec::parse(j).unwrap_err().to_string();
+        assert!(msg(r#"{"appid":"wx1","secrett":"s"}"#).contains("unknown field `secrett`"));
+        assert!(msg(r#"{"appid":"wx1"}"#).contains("missing field `secret`"));
+        assert!(msg(r#"{"secret":"s"}"#).contains("missing field `appid`"));
+        assert!(msg(r#"{"appid":"","secret":"s"}"#).contains("appid must not be empty"));
+        assert!(msg(r#"{"appid":"wx 1","secret":"s"}"#).contains("appid must be"));
+        assert!(msg(r#"{"appid":"wx1","secret":""}"#).contains("secret must not be empty"));
+        assert!(msg(r#"{"appid":"wx1","secret":"s","token_mode":"x"}"#).contains("unknown variant"));
+        assert!(msg(r#"{"appid":"wx1","secret":"s","api_base":"x"}"#).contains("api_base"));
+        assert!(msg(r#"{"appid":1,"secret":"s"}"#).contains("invalid type"));
+        AppSpec::parse(r#"{"appid":"wx1","token_mode":"external"}"#).unwrap();
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let s = spec(r#"{"appid":"wx1","secret":"very-secret-value"}"#);
+        assert!(!format!("{s:?}").contains("very-secret-value"));
+        let reg = AppRegistry::default();
+        reg.register(s);
+        let app = reg.get("wx1").unwrap();
+        assert!(!format!("{app:?}").contains("very-secret-value"));
+        assert_eq!(app.redact("x very-secret-value"), "x ***");
+    }
+}

@@ -1,0 +1,25 @@
+//! fashop-notify: WeChat mini-program notifications for shops, as a safe Rust
+//! core with a thin C ABI (`include/fashop_notify.h`) that PHP loads through FFI.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod apps;
+mod clock;
+mod config;
+mod error;
+pub mod ffi;
+mod http;
+mod ledger;
+mod mapping;
+mod notifier;
+pub mod rules;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+mod secret;
+mod token;
+
+pub use apps::{AppSpec, Registered, TokenMode};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, WECHAT_API_BASE};
+pub use error::{Error, Result};
+pub use notifier::Notifier;
+pub use secret::Secret;
