@@ -34,7 +34,11 @@ fn main() {
         }
     };
     fs::write(out_dir.join("fashop_notify.h"), &header).unwrap();
-    fs::write(out_dir.join("fashop_notify.ffi.h"), flatten_for_php(&header)).unwrap();
+    fs::write(
+        out_dir.join("fashop_notify.ffi.h"),
+        flatten_for_php(&header),
+    )
+    .unwrap();
 }
 
 /// PHP's `FFI::cdef` does no preprocessing: keep declarations only, without

@@ -219,12 +219,17 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&first, &reg.get("wx1").unwrap()));
         assert_eq!(
-            reg.register(spec(r#"{"appid":"wx1","secret":"s2","token_mode":"classic"}"#)),
+            reg.register(spec(
+                r#"{"appid":"wx1","secret":"s2","token_mode":"classic"}"#
+            )),
             Registered::Replaced
         );
         reg.unregister("wx1").unwrap();
         assert!(matches!(reg.get("wx1"), Err(Error::AppNotConfigured(_))));
-        assert!(matches!(reg.unregister("wx1"), Err(Error::AppNotConfigured(_))));
+        assert!(matches!(
+            reg.unregister("wx1"),
+            Err(Error::AppNotConfigured(_))
+        ));
     }
 
     #[test]

@@ -145,12 +145,15 @@ mod tests {
     #[test]
     fn patch_replaces_only_given_fields() {
         let c = Config::default();
-        let p = ConfigPatch::parse(r#"{"api_base":"http://127.0.0.1:9/","max_retries":0}"#).unwrap();
+        let p =
+            ConfigPatch::parse(r#"{"api_base":"http://127.0.0.1:9/","max_retries":0}"#).unwrap();
         let c = p.apply_to(&c);
         assert_eq!(c.api_base, "http://127.0.0.1:9");
         assert_eq!(c.max_retries, 0);
         assert_eq!(c.timeout_ms, 5000);
-        let c = ConfigPatch::parse(r#"{"timeout_ms":100}"#).unwrap().apply_to(&c);
+        let c = ConfigPatch::parse(r#"{"timeout_ms":100}"#)
+            .unwrap()
+            .apply_to(&c);
         assert_eq!(c.api_base, "http://127.0.0.1:9");
         assert_eq!(c.timeout_ms, 100);
     }
@@ -167,7 +170,8 @@ mod tests {
         assert!(msg(r#"{"store":"mysql://x"}"#).contains("store must be"));
         assert!(msg(r#"{"store":"sqlite:"}"#).contains("store must be"));
         assert!(msg("{").contains("configure: EOF"));
-        assert!(msg("[]").contains("invalid type"));
+        assert!(msg("[]").contains("configure: invalid length 0"));
+        assert!(msg("5").contains("invalid type: integer"));
     }
 
     #[test]

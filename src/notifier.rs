@@ -109,7 +109,8 @@ mod tests {
         let n = Notifier::new();
         n.register_app(r#"{"appid":"wxb","secret":"sekret-b","token_mode":"classic"}"#)
             .unwrap();
-        n.register_app(r#"{"appid":"wxa","secret":"sekret-a"}"#).unwrap();
+        n.register_app(r#"{"appid":"wxa","secret":"sekret-a"}"#)
+            .unwrap();
         let out = n.list_apps().unwrap();
         assert!(!out.contains("sekret"));
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -320,12 +320,14 @@ fn take_digits(v: &str, min: usize, max: usize) -> Option<(u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::KeywordType as K;
-    use super::*;
 
     #[test]
     fn keyword_types_come_from_the_prefix() {
         assert_eq!(K::of_keyword("thing3"), Some(K::Thing));
-        assert_eq!(K::of_keyword("character_string12"), Some(K::CharacterString));
+        assert_eq!(
+            K::of_keyword("character_string12"),
+            Some(K::CharacterString)
+        );
         assert_eq!(K::of_keyword("phone_number1"), Some(K::PhoneNumber));
         assert_eq!(K::of_keyword("amount2"), Some(K::Amount));
         assert_eq!(K::of_keyword("thing"), None);
@@ -340,7 +342,11 @@ mod tests {
         let cases: &[(K, &str, bool)] = &[
             (K::Thing, "连衣裙 x2", true),
             (K::Thing, "一二三四五六七八九十一二三四五六七八九十", true),
-            (K::Thing, "一二三四五六七八九十一二三四五六七八九十一", false),
+            (
+                K::Thing,
+                "一二三四五六七八九十一二三四五六七八九十一",
+                false,
+            ),
             (K::Thing, "", false),
             (K::Number, "12", true),
             (K::Number, "12.50", true),

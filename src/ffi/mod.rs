@@ -172,12 +172,11 @@ pub(crate) unsafe fn opt_str<'a>(p: *const c_char, name: &str) -> Result<Option<
 /// The library version, a static string never to be freed.
 #[no_mangle]
 pub extern "C" fn fashop_notify_version() -> *const c_char {
-    static VERSION: &CStr = match CStr::from_bytes_with_nul(
-        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-    ) {
-        Ok(v) => v,
-        Err(_) => c"unknown",
-    };
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
     VERSION.as_ptr()
 }
 
