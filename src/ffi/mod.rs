@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn out_is_nulled_and_null_out_is_refused() {
-        let mut out: *mut c_char = 0x1 as *mut c_char;
+        let mut out: *mut c_char = c"x".as_ptr().cast_mut();
         let s = guard_text("probe", &mut out, "out_json", || Err(Error::invalid("no")));
         assert_eq!(s, FASHOP_NOTIFY_INVALID_ARGUMENT);
         assert!(out.is_null());
