@@ -135,7 +135,19 @@ pub fn check_store_spec(store: &str) -> Result<()> {
 /// Parses a JSON document into `T`, naming the function and the problem
 /// (serde's message names the field and the position).
 pub fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|e| Error::invalid(format!("{what}: {e}")))
+    let mut de = serde_json::Deserializer::from_str(json);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            Error::invalid(format!("{what}: {inner}"))
+        } else {
+            Error::invalid(format!("{what}: {path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -162,14 +174,18 @@ mod tests {
     fn bad_documents_name_the_problem() {
         let msg = |j: &str| ConfigPatch::parse(j).unwrap_err().to_string();
         assert!(msg(r#"{"timeout":1}"#).contains("unknown field `timeout`"));
-        assert!(msg(r#"{"timeout_ms":"5"}"#).contains("invalid type"));
+        assert!(msg(r#"{"timeout_ms":"5"}"#).contains("configure: timeout_ms: invalid type"));
         assert!(msg(r#"{"timeout_ms":0}"#).contains("timeout_ms must be between"));
         assert!(msg(r#"{"max_retries":11}"#).contains("max_retries"));
         assert!(msg(r#"{"token_margin_secs":-1}"#).contains("token_margin_secs"));
         assert!(msg(r#"{"api_base":"ftp://x"}"#).contains("api_base"));
         assert!(msg(r#"{"store":"mysql://x"}"#).contains("store must be"));
         assert!(msg(r#"{"store":"sqlite:"}"#).contains("store must be"));
-        assert!(msg("{").contains("configure: EOF"));
+        let eof = msg("{");
+        assert!(
+            eof.starts_with("configure: ") && eof.contains("EOF while parsing"),
+            "{eof}"
+        );
         assert!(msg("[]").contains("configure: invalid length 0"));
         assert!(msg("5").contains("invalid type: integer"));
     }

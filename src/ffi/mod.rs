@@ -91,7 +91,12 @@ pub(crate) fn guard(name: &str, f: impl FnOnce() -> Result<()>) -> FashopNotifyS
             FASHOP_NOTIFY_OK
         }
         Err(e) => {
-            set_last_error(&format!("{name}: {e}"));
+            let msg = e.to_string();
+            if msg.starts_with(name) && msg[name.len()..].starts_with(": ") {
+                set_last_error(&msg);
+            } else {
+                set_last_error(&format!("{name}: {msg}"));
+            }
             FashopNotifyStatus::from(&e)
         }
     }

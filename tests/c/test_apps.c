@@ -16,7 +16,7 @@ static void test_configure(void) {
     CHECK_STATUS(fashop_notify_configure(NULL), FASHOP_NOTIFY_INVALID_ARGUMENT,
                  "config_json must not be NULL");
     CHECK_STATUS(fashop_notify_configure("{\"timeout_ms\": "), FASHOP_NOTIFY_INVALID_ARGUMENT,
-                 "configure: EOF");
+                 "EOF while parsing");
     CHECK_STATUS(fashop_notify_configure("{\"timeuot_ms\": 1}"), FASHOP_NOTIFY_INVALID_ARGUMENT,
                  "unknown field `timeuot_ms`");
     CHECK_STATUS(fashop_notify_configure("{\"timeout_ms\": \"fast\"}"),

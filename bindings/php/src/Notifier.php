@@ -1,0 +1,359 @@
+<?php
+declare(strict_types=1);
+
+namespace FaShop\Notify;
+
+use FaShop\Notify\Exception;
+use FFI;
+
+/**
+ * The fashop-notify library through PHP FFI: PHP arrays in and out, one exception
+ * class per status, every string the library hands back freed here.
+ *
+ * State lives in the library, per process and keyed by appid: any number of
+ * Notifier objects in one process share it.
+ */
+final class Notifier
+{
+    /** The FFI scope name used with opcache preload (see preload.php). */
+    public const FFI_SCOPE = 'FASHOP_NOTIFY';
+
+    private const JSON_OUT = JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION;
+
+    private static ?FFI $shared = null;
+
+    private function __construct(private FFI $ffi)
+    {
+    }
+
+    /**
+     * Loads the library: the preloaded FFI scope if there is one, else `$libraryPath`,
+     * else the FASHOP_NOTIFY_LIB environment variable, else a libfashop_notify.so next
+     * to this package.
+     */
+    public static function load(?string $libraryPath = null): self
+    {
+        if ($libraryPath === null && self::$shared !== null) {
+            return new self(self::$shared);
+        }
+        if ($libraryPath === null) {
+            try {
+                self::$shared = FFI::scope(self::FFI_SCOPE);
+                return new self(self::$shared);
+            } catch (\Throwable) {
+                // not preloaded: load it ourselves
+            }
+        }
+        $path = $libraryPath ?? self::findLibrary();
+        $ffi = FFI::cdef((string) file_get_contents(self::headerPath()), $path);
+        if ($libraryPath === null) {
+            self::$shared = $ffi;
+        }
+        return new self($ffi);
+    }
+
+    /** The flattened C declarations that FFI::cdef takes. */
+    public static function headerPath(): string
+    {
+        return dirname(__DIR__) . '/fashop_notify.ffi.h';
+    }
+
+    public static function findLibrary(): string
+    {
+        $candidates = [];
+        $env = getenv('FASHOP_NOTIFY_LIB');
+        if (is_string($env) && $env !== '') {
+            $candidates[] = $env;
+        }
+        $candidates[] = dirname(__DIR__) . '/lib/libfashop_notify.so';
+        $candidates[] = dirname(__DIR__) . '/libfashop_notify.so';
+        foreach ($candidates as $c) {
+            if (is_file($c)) {
+                return $c;
+            }
+        }
+        throw Exception\InvalidArgumentException::fromStatus(
+            Status::INVALID_ARGUMENT,
+            'libfashop_notify.so not found: pass its path to Notifier::load(), set FASHOP_NOTIFY_LIB, '
+            . 'or put it in ' . dirname(__DIR__) . '/lib/ (tried: ' . implode(', ', $candidates) . ')'
+        );
+    }
+
+    public function version(): string
+    {
+        return self::cString($this->ffi->fashop_notify_version());
+    }
+
+    /** @param array<string,mixed> $config api_base, timeouts, max_retries, token_margin_secs, store */
+    public function configure(array $config): void
+    {
+        $this->check($this->ffi->fashop_notify_configure($this->json($config)));
+    }
+
+    /** @param array<string,mixed> $app appid, secret, token_mode (stable|classic|external), api_base */
+    public function registerApp(array $app): void
+    {
+        $this->check($this->ffi->fashop_notify_register_app($this->json($app)));
+    }
+
+    public function unregisterApp(string $appid): void
+    {
+        $this->check($this->ffi->fashop_notify_unregister_app($this->str($appid)));
+    }
+
+    /** @return list<array<string,mixed>> appid, token_mode, token state; never the secret */
+    public function listApps(): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_list_apps($out));
+    }
+
+    /** @return array<string,mixed> the shop events with their fields */
+    public function eventCatalog(): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_event_catalog($out));
+    }
+
+    /** @param array<string,mixed>|string $mappings the mapping document, as an array or JSON text */
+    public function loadMappings(string $appid, array|string $mappings): void
+    {
+        $doc = is_string($mappings) ? $this->str($mappings) : $this->json($mappings);
+        $this->check($this->ffi->fashop_notify_load_mappings($this->str($appid), $doc));
+    }
+
+    /** @return array<string,mixed> */
+    public function getMappings(string $appid): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_get_mappings($this->str($appid), $out));
+    }
+
+    /** @param array<string,mixed> $permit openid, kind, template_id | value, order_sn, paid, created_at, count */
+    public function addPermit(string $appid, array $permit): void
+    {
+        $this->check($this->ffi->fashop_notify_add_permit($this->str($appid), $this->json($permit)));
+    }
+
+    /** @return array<string,mixed> */
+    public function ledgerStats(string $appid, ?string $openid = null): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_ledger_stats(
+            $this->str($appid),
+            $openid === null ? null : $this->str($openid),
+            $out
+        ));
+    }
+
+    /** @return array<string,mixed> */
+    public function ledgerPurge(string $appid): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_ledger_purge($this->str($appid), $out));
+    }
+
+    /**
+     * The exact body a send would POST, without consuming anything (admin preview).
+     *
+     * @param array<string,mixed> $payload touser, fields, idempotency_key
+     * @return array<string,mixed>
+     */
+    public function render(string $appid, string $event, array $payload): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_render(
+            $this->str($appid),
+            $this->str($event),
+            $this->json($payload),
+            $out
+        ));
+    }
+
+    /**
+     * Sends the event's message. Returns the outcome when it was sent (or had been:
+     * status "duplicate"); throws NoPermitException, WeChatException, NetworkException,
+     * UncertainDeliveryException … with the outcome attached otherwise.
+     *
+     * @param array<string,mixed> $payload touser, fields, idempotency_key
+     */
+    public function send(string $appid, string $event, array $payload): SendOutcome
+    {
+        $out = $this->ffi->new('char*');
+        $status = $this->ffi->fashop_notify_send($this->str($appid), $this->str($event), $this->json($payload), FFI::addr($out));
+        $text = $this->take($out);
+        $outcome = $text === null ? null : SendOutcome::fromArray($this->decode($text));
+        $this->check($status, $outcome);
+        if ($outcome === null) {
+            throw Exception\InternalException::fromStatus(Status::INTERNAL, 'send returned OK without an outcome');
+        }
+        return $outcome;
+    }
+
+    /** The app's current access token, for a host that calls other WeChat APIs. */
+    public function accessToken(string $appid): string
+    {
+        $out = $this->ffi->new('char*');
+        $status = $this->ffi->fashop_notify_access_token($this->str($appid), FFI::addr($out));
+        $text = $this->take($out);
+        $this->check($status);
+        return (string) $text;
+    }
+
+    /** Supplies the token of an app in `external` token mode. */
+    public function setAccessToken(string $appid, string $token, int $expiresInSecs): void
+    {
+        $this->check($this->ffi->fashop_notify_set_access_token($this->str($appid), $this->str($token), $expiresInSecs));
+    }
+
+    /** Drops the cached token, but only if it is still `$token`. */
+    public function invalidateToken(string $appid, string $token): void
+    {
+        $this->check($this->ffi->fashop_notify_invalidate_token($this->str($appid), $this->str($token)));
+    }
+
+    /**
+     * Any WeChat JSON API with the managed token (template management, …).
+     *
+     * @param array<string,mixed>|null $body
+     * @return array<string,mixed> WeChat's answer
+     */
+    public function callApi(string $appid, string $method, string $path, ?array $body = null): array
+    {
+        $out = $this->ffi->new('char*');
+        $status = $this->ffi->fashop_notify_call_api(
+            $this->str($appid),
+            $this->str($method),
+            $this->str($path),
+            $body === null ? null : $this->json($body),
+            FFI::addr($out)
+        );
+        $text = $this->take($out);
+        $this->check($status);
+        return $text === null ? [] : $this->decode($text);
+    }
+
+    /**
+     * Validates and renders now, stores the message for a later flush (no network).
+     *
+     * @param array<string,mixed> $payload
+     * @return array<string,mixed> id, idempotency_key, due_at
+     */
+    public function enqueue(string $appid, string $event, array $payload): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_enqueue(
+            $this->str($appid),
+            $this->str($event),
+            $this->json($payload),
+            $out
+        ));
+    }
+
+    /** @return array<string,mixed> what the flush sent, rescheduled and dead-lettered */
+    public function flush(?string $appid = null, int $maxMessages = 100): array
+    {
+        if ($maxMessages < 0 || $maxMessages > 0xFFFFFFFF) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'flush: maxMessages out of range');
+        }
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_flush(
+            $appid === null ? null : $this->str($appid),
+            $maxMessages,
+            $out
+        ));
+    }
+
+    /** @return array<string,mixed> pending, due, dead, sent by event */
+    public function outboxStats(?string $appid = null): array
+    {
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_outbox_stats(
+            $appid === null ? null : $this->str($appid),
+            $out
+        ));
+    }
+
+    /** The metrics in Prometheus text form ("prometheus") or as JSON text ("json"). */
+    public function metrics(string $format = 'prometheus'): string
+    {
+        $out = $this->ffi->new('char*');
+        $status = $this->ffi->fashop_notify_metrics($this->str($format), FFI::addr($out));
+        $text = $this->take($out);
+        $this->check($status);
+        return (string) $text;
+    }
+
+    /** The message of the last failed call on this thread. */
+    public function lastError(): string
+    {
+        return self::cString($this->ffi->fashop_notify_last_error());
+    }
+
+    // --- conversion -----------------------------------------------------------
+
+    /** PHP FFI hands `const char *` results back as PHP strings already; older builds as CData. */
+    private static function cString(mixed $v): string
+    {
+        return is_string($v) ? $v : FFI::string($v);
+    }
+
+    /** @param callable(mixed): int $call */
+    private function callJson(callable $call): array
+    {
+        $out = $this->ffi->new('char*');
+        $status = $call(FFI::addr($out));
+        $text = $this->take($out);
+        $this->check($status);
+        return $text === null ? [] : $this->decode($text);
+    }
+
+    /** Copies a string the library wrote and frees it. */
+    private function take(FFI\CData $out): ?string
+    {
+        if (FFI::isNull($out)) {
+            return null;
+        }
+        $text = FFI::string($out);
+        $this->ffi->fashop_notify_string_free($out);
+        return $text;
+    }
+
+    private function check(int $status, ?SendOutcome $outcome = null): void
+    {
+        if ($status === Status::OK) {
+            return;
+        }
+        $message = $this->lastError();
+        $class = match ($status) {
+            Status::INVALID_ARGUMENT => Exception\InvalidArgumentException::class,
+            Status::APP_NOT_CONFIGURED => Exception\AppNotConfiguredException::class,
+            Status::MAPPING_ERROR => Exception\MappingException::class,
+            Status::NO_PERMIT => Exception\NoPermitException::class,
+            Status::WECHAT_ERROR => Exception\WeChatException::class,
+            Status::NETWORK_ERROR => Exception\NetworkException::class,
+            Status::UNCERTAIN => Exception\UncertainDeliveryException::class,
+            Status::STORE_ERROR => Exception\StoreException::class,
+            default => Exception\InternalException::class,
+        };
+        throw $class::fromStatus($status, $message, $outcome);
+    }
+
+    /** A PHP string as a C string: NUL bytes would silently cut it, so they are refused. */
+    private function str(string $s): string
+    {
+        if (str_contains($s, "\0")) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'string arguments must not contain NUL bytes');
+        }
+        return $s;
+    }
+
+    /** @param array<mixed> $value */
+    private function json(array $value): string
+    {
+        try {
+            // An empty PHP array is a JSON object here: every document of the library is one.
+            return json_encode($value === [] ? new \stdClass() : $value, self::JSON_OUT);
+        } catch (\JsonException $e) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'cannot encode as JSON: ' . $e->getMessage());
+        }
+    }
+
+    /** @return array<mixed> */
+    private function decode(string $text): array
+    {
+        $v = json_decode($text, true, 512, JSON_THROW_ON_ERROR);
+        return is_array($v) ? $v : [];
+    }
+}

@@ -1,0 +1,46 @@
+<?php
+declare(strict_types=1);
+
+namespace FaShop\Notify;
+
+/** What one send did, as the library reported it. */
+final class SendOutcome
+{
+    /**
+     * @param string $status sent | failed | uncertain | no_permit | duplicate
+     * @param array<string,mixed>|null $permit kind and remaining uses of the permit the send used
+     * @param array<string,mixed> $raw the whole outcome document
+     */
+    public function __construct(
+        public readonly string $status,
+        public readonly int $errcode,
+        public readonly string $errmsg,
+        public readonly ?int $msgid,
+        public readonly int $attempts,
+        public readonly ?array $permit,
+        public readonly ?string $idempotencyKey,
+        public readonly array $raw,
+    ) {
+    }
+
+    /** @param array<string,mixed> $o */
+    public static function fromArray(array $o): self
+    {
+        return new self(
+            (string) ($o['status'] ?? ''),
+            (int) ($o['errcode'] ?? 0),
+            (string) ($o['errmsg'] ?? ''),
+            isset($o['msgid']) ? (int) $o['msgid'] : null,
+            (int) ($o['attempts'] ?? 0),
+            isset($o['permit']) && is_array($o['permit']) ? $o['permit'] : null,
+            isset($o['idempotency_key']) ? (string) $o['idempotency_key'] : null,
+            $o,
+        );
+    }
+
+    /** True when the message went out now or had gone out before (duplicate). */
+    public function delivered(): bool
+    {
+        return $this->status === 'sent' || $this->status === 'duplicate';
+    }
+}
