@@ -12,6 +12,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
+
+    /// Waits `ms` milliseconds (a retry backoff). A manual clock just moves on.
+    fn sleep_ms(&self, ms: u64);
 }
 
 /// The wall clock.
@@ -24,6 +27,10 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
+    }
+
+    fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
 
@@ -58,6 +65,10 @@ impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.ms.load(Ordering::SeqCst)
     }
+
+    fn sleep_ms(&self, ms: u64) {
+        self.advance_ms(ms as i64);
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +82,8 @@ mod tests {
         c.advance_ms(1500);
         assert_eq!(c.now(), 1_700_000_001);
         assert_eq!(c.now_ms(), 1_700_000_001_500);
+        c.sleep_ms(2000);
+        assert_eq!(c.now(), 1_700_000_003);
         c.set_secs(5);
         assert_eq!(c.now(), 5);
     }
