@@ -1,25 +1,463 @@
 //! The credential ledger: permits (subscribe grants, form_ids, prepay_ids)
 //! recorded, taken atomically, consumed or given back, in the configured store.
+//! The rules of what may be recorded and what is handed out live here; the
+//! stores only keep them atomically.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::notifier::Notifier;
+use crate::store::{self, Added, NewPermit, Store, LEGACY_VALID_SECS, PREPAY_USES};
+
+pub use crate::store::{Claim, Kind, Lease, PermitRequest, Remaining, Stats};
+
+/// How long a taken use stays reserved for its send by default.
+pub const DEFAULT_LEASE_MS: i64 = 60_000;
+/// form_ids (and prepay_ids) kept per user by default.
+pub const DEFAULT_CAP_PER_OPENID: usize = 50;
+/// Longest openid, template_id, form_id, prepay_id or order_sn accepted.
+pub const MAX_VALUE_BYTES: usize = 128;
+/// Most subscribe uses one add may bring.
+pub const MAX_COUNT: u64 = 1000;
 
 #[derive(Debug)]
 pub struct Ledger {
-    #[allow(dead_code)]
     clock: Arc<dyn Clock>,
+    active: RwLock<Active>,
+    /// Once a permit went into the store, switching stores would strand it.
+    added_any: AtomicBool,
+    lease_ms: AtomicI64,
+    cap: AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+struct Active {
+    spec: String,
+    store: Arc<dyn Store>,
 }
 
 impl Ledger {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Ledger { clock }
+        Ledger {
+            clock,
+            active: RwLock::new(Active {
+                spec: "memory".to_string(),
+                store: Arc::new(store::MemoryStore::default()),
+            }),
+            added_any: AtomicBool::new(false),
+            lease_ms: AtomicI64::new(DEFAULT_LEASE_MS),
+            cap: AtomicUsize::new(DEFAULT_CAP_PER_OPENID),
+        }
     }
 
-    /// Opens the store the settings name, when it changed.
-    pub fn configure(&self, _config: &Config) -> Result<()> {
+    /// Opens the store the settings name, when it changed. Refused once a
+    /// permit was added to the current store; a store that cannot be opened
+    /// leaves the current one in place.
+    pub fn configure(&self, config: &Config) -> Result<()> {
+        if self.active.read().spec == config.store {
+            return Ok(());
+        }
+        let mut active = self.active.write();
+        if active.spec == config.store {
+            return Ok(());
+        }
+        if self.added_any.load(Ordering::SeqCst) {
+            return Err(Error::invalid(format!(
+                "configure: store cannot change from {:?} to {:?} after permits were added (they would be stranded); configure the store before the first add_permit",
+                active.spec, config.store
+            )));
+        }
+        let store = store::open(&config.store)?;
+        *active = Active {
+            spec: config.store.clone(),
+            store,
+        };
         Ok(())
+    }
+
+    /// The `store` setting in force.
+    pub fn store_spec(&self) -> String {
+        self.active.read().spec.clone()
+    }
+
+    /// How long a taken use stays reserved before it returns by itself.
+    pub fn set_lease_ms(&self, ms: i64) {
+        self.lease_ms.store(ms.max(1), Ordering::SeqCst);
+    }
+
+    pub fn lease_ms(&self) -> i64 {
+        self.lease_ms.load(Ordering::SeqCst)
+    }
+
+    /// form_ids (and prepay_ids) kept per user; the oldest go first.
+    pub fn set_cap_per_openid(&self, cap: usize) {
+        self.cap.store(cap.max(1), Ordering::SeqCst);
+    }
+
+    fn store(&self) -> Arc<dyn Store> {
+        self.active.read().store.clone()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Records a checked permit.
+    pub fn add(&self, appid: &str, permit: &NewPermit) -> Result<Added> {
+        // Read the store and set the flag under one lock, so a concurrent
+        // `configure` either happens before this add or is refused.
+        let active = self.active.read();
+        self.added_any.store(true, Ordering::SeqCst);
+        let store = active.store.clone();
+        drop(active);
+        store.add(
+            appid,
+            permit,
+            self.now_ms(),
+            self.cap.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Takes one use of the best usable permit for the request, or `None`.
+    pub fn take(
+        &self,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+    ) -> Result<Option<Lease>> {
+        check_text("take", "openid", openid)?;
+        match request {
+            PermitRequest::Subscribe { template_id } => {
+                check_text("take", "template_id", template_id)?
+            }
+            PermitRequest::Legacy { order_sn: Some(sn) } => check_text("take", "order_sn", sn)?,
+            PermitRequest::Legacy { order_sn: None } => {}
+        }
+        self.store()
+            .take(appid, openid, request, self.now_ms(), self.lease_ms())
+    }
+
+    /// The send went out: the use is gone.
+    pub fn consume(&self, lease: &Lease) -> Result<Remaining> {
+        self.store().consume(lease, self.now_ms())
+    }
+
+    /// The send did not use the permit: the use returns.
+    pub fn give_back(&self, lease: &Lease) -> Result<()> {
+        self.store().give_back(lease)
+    }
+
+    /// WeChat said the permit is dead (41028, 41029): all its uses go.
+    pub fn discard(&self, lease: &Lease) -> Result<()> {
+        self.store().discard(lease)
+    }
+
+    /// Claims an idempotency key for a send; the claim lapses after `lease_ms`.
+    pub fn idempotency_claim(&self, key: &str, lease_ms: i64) -> Result<Claim> {
+        check_key(key)?;
+        self.store()
+            .idempotency_claim(key, self.now_ms(), lease_ms.max(1))
+    }
+
+    /// Records the outcome of the send that claimed `key`; kept 7 days.
+    pub fn idempotency_complete(&self, key: &str, outcome_json: &str) -> Result<()> {
+        check_key(key)?;
+        self.store()
+            .idempotency_complete(key, outcome_json, self.now_ms())
+    }
+
+    /// Gives up a claim without an outcome, so a later send may try again.
+    pub fn idempotency_release(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        self.store().idempotency_release(key)
+    }
+
+    pub fn stats(&self, appid: &str, openid: Option<&str>) -> Result<Stats> {
+        self.store().stats(appid, openid, self.now_ms())
+    }
+
+    pub fn purge(&self, appid: &str) -> Result<u64> {
+        self.store().purge(appid, self.now_ms())
+    }
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 512 {
+        return Err(Error::invalid(format!(
+            "idempotency_key must be 1 to 512 bytes, got {} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A text field is non-empty, not a placeholder a template engine left, at most
+/// `MAX_VALUE_BYTES`, and free of control characters.
+fn check_text(what: &str, field: &str, v: &str) -> Result<()> {
+    let trimmed = v.trim();
+    if trimmed.is_empty() {
+        return Err(Error::invalid(format!("{what}: {field} must not be empty")));
+    }
+    if matches!(trimmed, "undefined" | "null" | "NULL" | "None") {
+        return Err(Error::invalid(format!(
+            "{what}: {field} is {trimmed:?}, a placeholder, not a value"
+        )));
+    }
+    if v.len() > MAX_VALUE_BYTES {
+        return Err(Error::invalid(format!(
+            "{what}: {field} is longer than {MAX_VALUE_BYTES} bytes ({} bytes)",
+            v.len()
+        )));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "{what}: {field} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+const FIELDS: [&str; 8] = [
+    "openid",
+    "kind",
+    "template_id",
+    "value",
+    "order_sn",
+    "paid",
+    "created_at",
+    "count",
+];
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn field_str<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>> {
+    match doc.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => {
+            check_text("add_permit", field, s)?;
+            Ok(Some(s))
+        }
+        Some(other) => Err(Error::invalid(format!(
+            "add_permit: {field} must be a string, got {}",
+            json_type(other)
+        ))),
+    }
+}
+
+fn field_int(doc: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
+    match doc.get(field) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
+            Error::invalid(format!(
+                "add_permit: {field} must be a whole number, got {n}"
+            ))
+        }),
+        Some(other) => Err(Error::invalid(format!(
+            "add_permit: {field} must be a number, got {}",
+            json_type(other)
+        ))),
+    }
+}
+
+/// Checks an `add_permit` document against the rules of `ledger.md`.
+pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
+    let doc: Value = crate::config::parse_json("add_permit", json)?;
+    let Value::Object(doc) = doc else {
+        return Err(Error::invalid(format!(
+            "add_permit: permit_json must be a JSON object, got {}",
+            json_type(&doc)
+        )));
+    };
+    if let Some(unknown) = doc.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(Error::invalid(format!(
+            "add_permit: unknown field `{unknown}`, expected one of {}",
+            FIELDS.join(", ")
+        )));
+    }
+    let openid = field_str(&doc, "openid")?
+        .ok_or_else(|| Error::invalid("add_permit: missing field `openid`"))?;
+    let kind_text = match doc.get("kind") {
+        None => return Err(Error::invalid("add_permit: missing field `kind`")),
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "add_permit: kind must be a string, got {}",
+                json_type(other)
+            )))
+        }
+    };
+    let kind = Kind::parse(kind_text).ok_or_else(|| {
+        Error::invalid(format!(
+            "add_permit: unknown kind {kind_text:?}, expected \"subscribe\", \"form_id\" or \"prepay_id\""
+        ))
+    })?;
+    let template_id = field_str(&doc, "template_id")?;
+    let value = field_str(&doc, "value")?;
+    let order_sn = field_str(&doc, "order_sn")?;
+    let paid = match doc.get("paid") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "add_permit: paid must be true or false, got {}",
+                json_type(other)
+            )))
+        }
+    };
+    let count = field_int(&doc, "count")?;
+    let created_at = field_int(&doc, "created_at")?;
+
+    let only_for = |field: &str, present: bool, allowed: Kind| {
+        if present && kind != allowed {
+            Err(Error::invalid(format!(
+                "add_permit: {field} is only for kind \"{allowed}\", not \"{kind}\""
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    only_for("template_id", template_id.is_some(), Kind::Subscribe)?;
+    only_for("count", count.is_some(), Kind::Subscribe)?;
+    only_for("order_sn", order_sn.is_some(), Kind::PrepayId)?;
+    only_for("paid", paid.is_some(), Kind::PrepayId)?;
+    if kind == Kind::Subscribe && value.is_some() {
+        return Err(Error::invalid(
+            "add_permit: value is not for kind \"subscribe\" (a grant is named by template_id)",
+        ));
+    }
+
+    let now = now_ms.div_euclid(1000);
+    let created_at = created_at.unwrap_or(now);
+    if created_at <= 0 {
+        return Err(Error::invalid(format!(
+            "add_permit: created_at must be unix seconds, got {created_at}"
+        )));
+    }
+    if created_at > now {
+        return Err(Error::invalid(format!(
+            "add_permit: created_at {created_at} is in the future (now {now})"
+        )));
+    }
+    let expires_at = match kind {
+        Kind::Subscribe => None,
+        _ => Some(created_at.saturating_add(LEGACY_VALID_SECS)),
+    };
+    if !store::usable(expires_at, now_ms) {
+        return Err(Error::invalid(format!(
+            "add_permit: created_at {created_at} is more than 7 days ago: the {kind} has already expired"
+        )));
+    }
+
+    let (value, uses) = match kind {
+        Kind::Subscribe => {
+            let template_id = template_id.ok_or_else(|| {
+                Error::invalid(
+                    "add_permit: missing field `template_id` (required for kind \"subscribe\")",
+                )
+            })?;
+            let count = count.unwrap_or(1);
+            if !(1..=MAX_COUNT as i64).contains(&count) {
+                return Err(Error::invalid(format!(
+                    "add_permit: count must be between 1 and {MAX_COUNT}, got {count}"
+                )));
+            }
+            (template_id, count as u32)
+        }
+        Kind::FormId | Kind::PrepayId => {
+            let value = value.ok_or_else(|| {
+                Error::invalid(format!(
+                    "add_permit: missing field `value` (the {kind} itself, required for kind \"{kind}\")"
+                ))
+            })?;
+            if value.contains("mock one") {
+                return Err(Error::invalid(format!(
+                    "add_permit: value {value:?} is the developer tool's fake {kind}, not a real one"
+                )));
+            }
+            let uses = if kind == Kind::FormId { 1 } else { PREPAY_USES };
+            (value, uses)
+        }
+    };
+    if kind == Kind::PrepayId && order_sn.is_none() {
+        return Err(Error::invalid(
+            "add_permit: missing field `order_sn` (required for kind \"prepay_id\")",
+        ));
+    }
+    Ok(NewPermit {
+        openid: openid.to_string(),
+        kind,
+        value: value.to_string(),
+        order_sn: order_sn.map(str::to_string),
+        paid: paid.unwrap_or(false),
+        uses,
+        created_at,
+        expires_at,
+    })
+}
+
+fn stats_json(appid: &str, openid: Option<&str>, s: &Stats) -> String {
+    let subscribe_uses: u64 = s.subscribe.values().sum();
+    json!({
+        "appid": appid,
+        "openid": openid,
+        "subscribe": {"uses": subscribe_uses, "templates": s.subscribe},
+        "form_id": {"permits": s.form_id_permits, "uses": s.form_id_permits},
+        "prepay_id": {
+            "permits": s.prepay_id_permits,
+            "uses": s.prepay_id_uses,
+            "unpaid": s.prepay_id_unpaid,
+        },
+        "total_uses": subscribe_uses + s.form_id_permits + s.prepay_id_uses,
+        "leased": s.leased,
+        "expired": s.expired,
+        "soonest_expiry": s.soonest_expiry,
+    })
+    .to_string()
+}
+
+impl Notifier {
+    /// The permit ledger, for send and the outbox.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Records a permit for a registered app (`ledger.md` for the format).
+    pub fn add_permit(&self, appid: &str, json: &str) -> Result<()> {
+        self.apps.get(appid)?;
+        let permit = parse_permit(json, self.clock.now_ms())?;
+        self.ledger.add(appid, &permit).map(|_| ())
+    }
+
+    /// Usable stock of the app, or of one of its users: counts by kind (by
+    /// template for subscribe grants) and the soonest expiry.
+    pub fn ledger_stats(&self, appid: &str, openid: Option<&str>) -> Result<String> {
+        self.apps.get(appid)?;
+        if let Some(o) = openid {
+            check_text("ledger_stats", "openid", o)?;
+        }
+        let stats = self.ledger.stats(appid, openid)?;
+        Ok(stats_json(appid, openid, &stats))
+    }
+
+    /// Removes the app's expired permits: `{"appid", "removed": n}`.
+    pub fn ledger_purge(&self, appid: &str) -> Result<String> {
+        self.apps.get(appid)?;
+        let removed = self.ledger.purge(appid)?;
+        Ok(json!({"appid": appid, "removed": removed}).to_string())
     }
 }

@@ -17,11 +17,13 @@ pub mod rules;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod secret;
+mod store;
 mod token;
 
 pub use apps::{AppSpec, Registered, TokenMode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
+pub use ledger::{Claim, Kind, Lease, Ledger, PermitRequest, Remaining, Stats};
 pub use notifier::Notifier;
 pub use secret::Secret;

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::notifier::Notifier;
 
 mod apps;
+mod ledger;
 
 /// Status of every call. Values are fixed by the ABI contract: add, never renumber.
 #[repr(C)]

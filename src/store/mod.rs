@@ -1,0 +1,253 @@
+//! Where permits, leases and send's idempotency records live. Every store offers
+//! the same atomic operations, so the ledger's rules are written once and a shop
+//! picks memory (one process), SQLite (one host) or Redis (several hosts).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// Seconds a form_id or prepay_id stays valid after its creation.
+pub const LEGACY_VALID_SECS: i64 = 7 * 24 * 3600;
+/// Uses a paid prepay_id gives.
+pub const PREPAY_USES: u32 = 3;
+/// How long a finished send's idempotency record is kept.
+pub const IDEMPOTENCY_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Subscribe grants one template may accumulate for one user.
+pub const MAX_SUBSCRIBE_USES: u32 = 100_000;
+
+/// What kind of right a permit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// One-time subscription grants for one template; accepts add up.
+    Subscribe,
+    /// A legacy form submit id: one use, seven days.
+    FormId,
+    /// A legacy WeChat Pay prepay id: three uses once paid, seven days.
+    PrepayId,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Subscribe => "subscribe",
+            Kind::FormId => "form_id",
+            Kind::PrepayId => "prepay_id",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "subscribe" => Some(Kind::Subscribe),
+            "form_id" => Some(Kind::FormId),
+            "prepay_id" => Some(Kind::PrepayId),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Kind::Subscribe => 0,
+            Kind::FormId => 1,
+            Kind::PrepayId => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: i64) -> Result<Kind> {
+        match code {
+            0 => Ok(Kind::Subscribe),
+            1 => Ok(Kind::FormId),
+            2 => Ok(Kind::PrepayId),
+            other => Err(Error::store(format!(
+                "unknown permit kind {other} in store"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A checked permit to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPermit {
+    pub openid: String,
+    pub kind: Kind,
+    /// The template_id of a subscribe grant, the form_id or the prepay_id.
+    pub value: String,
+    /// The order a prepay_id belongs to.
+    pub order_sn: Option<String>,
+    pub paid: bool,
+    /// Uses this add brings (the count of a subscribe grant, 1 or 3 otherwise).
+    pub uses: u32,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds from which the permit is no longer usable; `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+/// What an add changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// A permit the store did not hold.
+    Stored,
+    /// The same form_id / prepay_id again: nothing changed.
+    Duplicate,
+    /// A known prepay_id is now marked paid.
+    MarkedPaid,
+    /// More uses for a subscribe grant the user already had.
+    Counted,
+}
+
+/// What a send needs a permit for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PermitRequest {
+    /// A subscribe message for this template.
+    Subscribe { template_id: String },
+    /// A legacy template message: the order's paid prepay_id first, then the
+    /// form_id that expires soonest.
+    Legacy { order_sn: Option<String> },
+}
+
+impl PermitRequest {
+    pub fn subscribe(template_id: impl Into<String>) -> Self {
+        PermitRequest::Subscribe {
+            template_id: template_id.into(),
+        }
+    }
+
+    pub fn legacy(order_sn: Option<&str>) -> Self {
+        PermitRequest::Legacy {
+            order_sn: order_sn.map(str::to_string),
+        }
+    }
+}
+
+/// A use of a permit taken for one send and not yet settled. Until it is
+/// consumed, given back or discarded, nobody else can take that use; when it
+/// expires the use returns by itself, so a crashed process loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub id: u64,
+    pub appid: String,
+    pub openid: String,
+    pub kind: Kind,
+    /// The template_id (subscribe), form_id or prepay_id to send with.
+    pub value: String,
+    pub order_sn: Option<String>,
+    /// Unix ms after which the use returns to the ledger.
+    pub expires_at_ms: i64,
+}
+
+/// What the user still has after a consume: uses left for that template
+/// (subscribe) or of that kind (form_id, paid prepay_id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remaining {
+    pub kind: Kind,
+    pub uses: u64,
+}
+
+/// The state of an idempotency key when a send claims it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody sent with this key (or an earlier attempt was released or its
+    /// claim ran out): the caller owns it now.
+    Fresh,
+    /// Another send with this key is under way.
+    InFlight,
+    /// A send with this key finished; its outcome JSON.
+    Done(String),
+}
+
+/// Usable stock, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Subscribe uses by template_id.
+    pub subscribe: std::collections::BTreeMap<String, u64>,
+    pub form_id_permits: u64,
+    pub prepay_id_permits: u64,
+    /// Uses of paid prepay_ids.
+    pub prepay_id_uses: u64,
+    /// prepay_ids still waiting for payment.
+    pub prepay_id_unpaid: u64,
+    /// Uses taken and not yet settled.
+    pub leased: u64,
+    /// Expired permits not yet purged.
+    pub expired: u64,
+    /// Unix seconds of the soonest expiry of a usable permit.
+    pub soonest_expiry: Option<i64>,
+}
+
+/// The operations every store performs atomically. Times come from the
+/// ledger's clock (unix ms), never from the store's host, so that tests move a
+/// clock instead of sleeping.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// What `configure` said, for messages.
+    fn describe(&self) -> String;
+
+    /// Records a permit; at most `cap` form_ids and `cap` prepay_ids are kept
+    /// per user, the oldest dropped first.
+    fn add(&self, appid: &str, permit: &NewPermit, now_ms: i64, cap: usize) -> Result<Added>;
+
+    /// Takes one use of the best permit for the request, leased until
+    /// `now_ms + lease_ms`.
+    fn take(
+        &self,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Lease>>;
+
+    /// The leased use is spent. A lease that already ran out still spends a use.
+    fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining>;
+
+    /// The leased use returns to the permit.
+    fn give_back(&self, lease: &Lease) -> Result<()>;
+
+    /// The whole permit is dead: all its uses go.
+    fn discard(&self, lease: &Lease) -> Result<()>;
+
+    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<Stats>;
+
+    /// Removes expired permits of the app (and returns how many), returns
+    /// expired leases and forgets expired idempotency records.
+    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64>;
+
+    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim>;
+
+    fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()>;
+
+    fn idempotency_release(&self, key: &str) -> Result<()>;
+}
+
+/// Opens the store a `configure` document names.
+pub fn open(spec: &str) -> Result<Arc<dyn Store>> {
+    if spec == "memory" {
+        Ok(Arc::new(MemoryStore::default()))
+    } else if spec.starts_with("sqlite:") || spec.starts_with("redis://") {
+        Err(Error::store(format!(
+            "store {spec:?}: this build keeps permits in memory only so far"
+        )))
+    } else {
+        Err(Error::invalid(format!(
+            "configure: store must be \"memory\", \"sqlite:/path\" or \"redis://host:port/db\", got {spec:?}"
+        )))
+    }
+}
+
+/// Is a permit expiring at `expires_at` (unix seconds) still usable at `now_ms`?
+pub(crate) fn usable(expires_at: Option<i64>, now_ms: i64) -> bool {
+    match expires_at {
+        None => true,
+        Some(e) => e.saturating_mul(1000) > now_ms,
+    }
+}

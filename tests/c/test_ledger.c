@@ -1,0 +1,133 @@
+/* Permit ledger through the C ABI: add, stats, purge, and bad input for every argument and field. */
+#include <time.h>
+
+#include "check.h"
+
+#define APP "wxc0000000000000l1"
+
+static void test_add_and_stats(void) {
+    char *out = (char *)0x1;
+    char json[256];
+    CHECK_OK(fashop_notify_register_app("{\"appid\": \"" APP "\", \"secret\": \"ledger-c-secret\"}"));
+    CHECK_OK(fashop_notify_add_permit(APP, "{\"openid\": \"oC1\", \"kind\": \"subscribe\", \"template_id\": \"TPL1\"}"));
+    CHECK_OK(fashop_notify_add_permit(APP, "{\"openid\": \"oC1\", \"kind\": \"subscribe\", \"template_id\": \"TPL1\", \"count\": 2}"));
+    CHECK_OK(fashop_notify_add_permit(APP, "{\"openid\": \"oC1\", \"kind\": \"form_id\", \"value\": \"fid-c-1\"}"));
+    /* the same form_id twice is stored once */
+    CHECK_OK(fashop_notify_add_permit(APP, "{\"openid\": \"oC1\", \"kind\": \"form_id\", \"value\": \"fid-c-1\"}"));
+    CHECK_OK(fashop_notify_add_permit(APP, "{\"openid\": \"oC2\", \"kind\": \"prepay_id\", \"value\": \"wx-pre-c\", \"order_sn\": \"SN-C\"}"));
+    CHECK_OK(fashop_notify_add_permit(APP, "{\"openid\": \"oC2\", \"kind\": \"prepay_id\", \"value\": \"wx-pre-c\", \"order_sn\": \"SN-C\", \"paid\": true}"));
+    long created = (long)time(NULL) - 86400;
+    snprintf(json, sizeof json, "{\"openid\": \"oC2\", \"kind\": \"form_id\", \"value\": \"fid-c-2\", \"created_at\": %ld}", created);
+    CHECK_OK(fashop_notify_add_permit(APP, json));
+
+    CHECK_OK(fashop_notify_ledger_stats(APP, "oC1", &out));
+    CHECK(out != NULL);
+    if (out) {
+        CHECK(strstr(out, "\"templates\":{\"TPL1\":3}") != NULL);
+        CHECK(strstr(out, "\"form_id\":{\"permits\":1,\"uses\":1}") != NULL);
+        CHECK(strstr(out, "\"openid\":\"oC1\"") != NULL);
+    }
+    fashop_notify_string_free(out);
+
+    out = NULL;
+    CHECK_OK(fashop_notify_ledger_stats(APP, NULL, &out));
+    if (out) {
+        char soonest[64];
+        snprintf(soonest, sizeof soonest, "\"soonest_expiry\":%ld", created + 7 * 86400);
+        CHECK(strstr(out, "\"prepay_id\":{\"permits\":1,\"unpaid\":0,\"uses\":3}") != NULL);
+        CHECK(strstr(out, "\"total_uses\":8") != NULL);
+        CHECK(strstr(out, "\"openid\":null") != NULL);
+        CHECK(strstr(out, soonest) != NULL);
+    }
+    CHECK(out != NULL);
+    fashop_notify_string_free(out);
+
+    out = NULL;
+    CHECK_OK(fashop_notify_ledger_purge(APP, &out));
+    CHECK(out != NULL && strstr(out, "\"removed\":0") != NULL);
+    fashop_notify_string_free(out);
+}
+
+static void test_bad_arguments(void) {
+    char *out = (char *)0x1;
+    const char bad_utf8[] = {'w', 'x', (char)0xff, 0};
+    const char bad_json_utf8[] = {'{', '"', 'o', 'p', 'e', 'n', 'i', 'd', '"', ':', '"', (char)0xc3, '"', '}', 0};
+    const char *ok_permit = "{\"openid\": \"o\", \"kind\": \"subscribe\", \"template_id\": \"T\"}";
+    char long_appid[100];
+    memset(long_appid, 'w', sizeof long_appid - 1);
+    long_appid[sizeof long_appid - 1] = 0;
+
+    /* appid */
+    CHECK_STATUS(fashop_notify_add_permit(NULL, ok_permit), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid must not be NULL");
+    CHECK_STATUS(fashop_notify_add_permit(bad_utf8, ok_permit), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid is not valid UTF-8");
+    CHECK_STATUS(fashop_notify_add_permit("", ok_permit), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid must not be empty");
+    CHECK_STATUS(fashop_notify_add_permit(long_appid, ok_permit), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid must be 1 to 64");
+    CHECK_STATUS(fashop_notify_add_permit("wxnotregistered", ok_permit), FASHOP_NOTIFY_APP_NOT_CONFIGURED, "wxnotregistered");
+    /* permit_json */
+    CHECK_STATUS(fashop_notify_add_permit(APP, NULL), FASHOP_NOTIFY_INVALID_ARGUMENT, "permit_json must not be NULL");
+    CHECK_STATUS(fashop_notify_add_permit(APP, bad_json_utf8), FASHOP_NOTIFY_INVALID_ARGUMENT, "permit_json is not valid UTF-8");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": "), FASHOP_NOTIFY_INVALID_ARGUMENT, "add_permit: EOF");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "[]"), FASHOP_NOTIFY_INVALID_ARGUMENT, "must be a JSON object");
+    /* every field */
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"kind\": \"form_id\", \"value\": \"f\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "missing field `openid`");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": 1, \"kind\": \"form_id\", \"value\": \"f\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "openid must be a string");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"mail\", \"value\": \"f\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "unknown kind \"mail\"");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": true}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "kind must be a string");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": \"the formId is a mock one\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "fake form_id");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": \"undefined\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "value is \"undefined\"");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": \"\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "value must not be empty");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": 12}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "value must be a string");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"subscribe\", \"template_id\": null}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "template_id must be a string, got null");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"prepay_id\", \"value\": \"p\", \"order_sn\": 5}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "order_sn must be a string");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"prepay_id\", \"value\": \"p\", \"order_sn\": \"s\", \"paid\": 1}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "paid must be true or false");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": \"f\", \"created_at\": 4102444800}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "is in the future");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": \"f\", \"created_at\": 1500000000}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "already expired");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": \"f\", \"created_at\": \"1\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "created_at must be a number");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"subscribe\", \"template_id\": \"T\", \"count\": 0}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "count must be between 1 and 1000");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"subscribe\", \"template_id\": \"T\", \"count\": 1.5}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "count must be a whole number");
+    CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"o\", \"kind\": \"subscribe\", \"template_id\": \"T\", \"colour\": 1}"), FASHOP_NOTIFY_INVALID_ARGUMENT, "unknown field `colour`");
+    char long_permit[512];
+    snprintf(long_permit, sizeof long_permit, "{\"openid\": \"o\", \"kind\": \"form_id\", \"value\": \"%0200d\"}", 7);
+    CHECK_STATUS(fashop_notify_add_permit(APP, long_permit), FASHOP_NOTIFY_INVALID_ARGUMENT, "value is longer than 128 bytes");
+
+    /* stats */
+    CHECK_STATUS(fashop_notify_ledger_stats(NULL, NULL, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid must not be NULL");
+    CHECK(out == NULL);
+    CHECK_STATUS(fashop_notify_ledger_stats(bad_utf8, NULL, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "not valid UTF-8");
+    CHECK_STATUS(fashop_notify_ledger_stats(long_appid, NULL, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid must be 1 to 64");
+    CHECK_STATUS(fashop_notify_ledger_stats("wxnotregistered", NULL, &out), FASHOP_NOTIFY_APP_NOT_CONFIGURED, "not registered");
+    CHECK_STATUS(fashop_notify_ledger_stats(APP, bad_utf8, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "openid is not valid UTF-8");
+    CHECK_STATUS(fashop_notify_ledger_stats(APP, "", &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "openid must not be empty");
+    CHECK_STATUS(fashop_notify_ledger_stats(APP, long_permit, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "openid is longer than 128 bytes");
+    CHECK_STATUS(fashop_notify_ledger_stats(APP, NULL, NULL), FASHOP_NOTIFY_INVALID_ARGUMENT, "out_json must not be NULL");
+    CHECK(out == NULL);
+
+    /* purge */
+    out = (char *)0x1;
+    CHECK_STATUS(fashop_notify_ledger_purge(NULL, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid must not be NULL");
+    CHECK(out == NULL);
+    CHECK_STATUS(fashop_notify_ledger_purge(bad_utf8, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "not valid UTF-8");
+    CHECK_STATUS(fashop_notify_ledger_purge(long_appid, &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "appid must be 1 to 64");
+    CHECK_STATUS(fashop_notify_ledger_purge("wxnotregistered", &out), FASHOP_NOTIFY_APP_NOT_CONFIGURED, "not registered");
+    CHECK_STATUS(fashop_notify_ledger_purge(APP, NULL), FASHOP_NOTIFY_INVALID_ARGUMENT, "out_json must not be NULL");
+
+    /* none of the refused permits was stored */
+    out = NULL;
+    CHECK_OK(fashop_notify_ledger_stats(APP, "o", &out));
+    CHECK(out != NULL && strstr(out, "\"total_uses\":0") != NULL);
+    fashop_notify_string_free(out);
+}
+
+static void test_store_switch(void) {
+    /* permits were added: another store would strand them */
+    CHECK_STATUS(fashop_notify_configure("{\"store\": \"sqlite:/tmp/fashop-notify-c-ledger.db\"}"),
+                 FASHOP_NOTIFY_INVALID_ARGUMENT, "after permits were added");
+    CHECK_OK(fashop_notify_configure("{\"store\": \"memory\"}"));
+}
+
+int main(void) {
+    test_add_and_stats();
+    test_bad_arguments();
+    test_store_switch();
+    return check_report("test_ledger");
+}

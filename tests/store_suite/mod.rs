@@ -1,0 +1,457 @@
+//! The store test suite, written once and run against every store: each store's
+//! test file calls `store_suite!` with a function that opens a fresh, empty
+//! store and names it as `configure` would.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Barrier};
+
+use fashop_notify::{Claim, Kind, ManualClock, Notifier, PermitRequest};
+use serde_json::Value;
+
+pub const NOW: i64 = 1_700_000_000;
+pub const APP: &str = "wxsuite0000000001";
+pub const DAY: i64 = 24 * 3600;
+
+/// A notifier on a fresh store, with a clock the test moves.
+pub struct Fixture {
+    pub n: Notifier,
+    pub clock: Arc<ManualClock>,
+    /// Keeps whatever backs the store (a temporary directory, a server) alive.
+    pub keep: Box<dyn std::any::Any>,
+}
+
+impl Fixture {
+    pub fn new(store_spec: &str, keep: Box<dyn std::any::Any>) -> Fixture {
+        let clock = Arc::new(ManualClock::at(NOW));
+        let n = Notifier::with_clock(clock.clone());
+        n.configure(&format!(r#"{{"store":{}}}"#, Value::from(store_spec)))
+            .unwrap_or_else(|e| panic!("configure {store_spec}: {e}"));
+        n.register_app(&format!(r#"{{"appid":"{APP}","secret":"suite-secret"}}"#))
+            .unwrap();
+        Fixture { n, clock, keep }
+    }
+
+    pub fn add(&self, json: &str) {
+        self.n
+            .add_permit(APP, json)
+            .unwrap_or_else(|e| panic!("add_permit {json}: {e}"));
+    }
+
+    pub fn form_id(&self, openid: &str, value: &str, created_at: i64) {
+        self.add(&format!(
+            r#"{{"openid":"{openid}","kind":"form_id","value":"{value}","created_at":{created_at}}}"#
+        ));
+    }
+
+    pub fn stats(&self, openid: Option<&str>) -> Value {
+        serde_json::from_str(&self.n.ledger_stats(APP, openid).unwrap()).unwrap()
+    }
+
+    /// Takes and consumes; the value of the permit used, or None.
+    pub fn spend(&self, openid: &str, req: &PermitRequest) -> Option<String> {
+        let lease = self.n.ledger().take(APP, openid, req).unwrap()?;
+        self.n.ledger().consume(&lease).unwrap();
+        Some(lease.value)
+    }
+}
+
+pub fn legacy(order_sn: Option<&str>) -> PermitRequest {
+    PermitRequest::legacy(order_sn)
+}
+
+pub fn subscribe_grants_add_up_per_template(f: Fixture) {
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1"}"#);
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T2"}"#);
+    let s = f.stats(Some("o1"));
+    assert_eq!(s["subscribe"]["templates"]["T1"], 3);
+    assert_eq!(s["subscribe"]["templates"]["T2"], 1);
+    assert_eq!(s["subscribe"]["uses"], 4);
+    let t1 = PermitRequest::subscribe("T1");
+    let lease = f.n.ledger().take(APP, "o1", &t1).unwrap().unwrap();
+    assert_eq!(lease.kind, Kind::Subscribe);
+    assert_eq!(lease.value, "T1");
+    assert_eq!(lease.openid, "o1");
+    let left = f.n.ledger().consume(&lease).unwrap();
+    assert_eq!((left.kind, left.uses), (Kind::Subscribe, 2));
+    assert!(f.spend("o1", &t1).is_some());
+    assert!(f.spend("o1", &t1).is_some());
+    assert_eq!(f.spend("o1", &t1), None, "three grants, three uses");
+    assert!(f.spend("o1", &PermitRequest::subscribe("T3")).is_none());
+    assert!(f.spend("o2", &PermitRequest::subscribe("T2")).is_none());
+    // A subscribe grant never serves a legacy message, nor the other way.
+    assert!(f.spend("o1", &legacy(None)).is_none());
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T2"], 1);
+    // Grants do not expire with time.
+    f.clock.advance_secs(30 * DAY);
+    assert!(f.spend("o1", &PermitRequest::subscribe("T2")).is_some());
+}
+
+pub fn form_id_soonest_expiry_first_and_expires_at_the_exact_second(f: Fixture) {
+    f.form_id("o1", "fid-new", NOW - 10);
+    f.form_id("o1", "fid-old", NOW - 3 * DAY);
+    f.form_id("o1", "fid-mid", NOW - DAY);
+    assert_eq!(
+        f.stats(Some("o1"))["soonest_expiry"],
+        NOW - 3 * DAY + 7 * DAY
+    );
+    let req = legacy(None);
+    assert_eq!(f.spend("o1", &req).as_deref(), Some("fid-old"));
+    // fid-mid expires at NOW - DAY + 7 days: usable one second before, not at it.
+    f.clock.set_secs(NOW - DAY + 7 * DAY - 1);
+    f.clock.advance_ms(999);
+    let lease = f.n.ledger().take(APP, "o1", &req).unwrap().unwrap();
+    assert_eq!(lease.value, "fid-mid");
+    f.n.ledger().give_back(&lease).unwrap();
+    f.clock.advance_ms(1);
+    let lease = f.n.ledger().take(APP, "o1", &req).unwrap().unwrap();
+    assert_eq!(
+        lease.value, "fid-new",
+        "fid-mid expired at the exact second"
+    );
+    f.n.ledger().consume(&lease).unwrap();
+    assert!(f.n.ledger().take(APP, "o1", &req).unwrap().is_none());
+}
+
+pub fn prepay_needs_payment_gives_three_uses_and_comes_first(f: Fixture) {
+    f.form_id("o1", "fid-1", NOW - 6 * DAY);
+    f.add(r#"{"openid":"o1","kind":"prepay_id","value":"wx-pre-1","order_sn":"SN1"}"#);
+    let sn1 = legacy(Some("SN1"));
+    // Unpaid: the form_id serves instead.
+    let lease = f.n.ledger().take(APP, "o1", &sn1).unwrap().unwrap();
+    assert_eq!(lease.value, "fid-1");
+    f.n.ledger().give_back(&lease).unwrap();
+    let s = f.stats(Some("o1"));
+    assert_eq!(s["prepay_id"]["unpaid"], 1);
+    assert_eq!(s["prepay_id"]["uses"], 0);
+    // Added again, paid: now it is usable, three times, before the form_id.
+    f.add(r#"{"openid":"o1","kind":"prepay_id","value":"wx-pre-1","order_sn":"SN1","paid":true}"#);
+    // Added again without paid: stays paid.
+    f.add(r#"{"openid":"o1","kind":"prepay_id","value":"wx-pre-1","order_sn":"SN1"}"#);
+    assert_eq!(f.stats(Some("o1"))["prepay_id"]["uses"], 3);
+    for left in [2, 1, 0] {
+        let lease = f.n.ledger().take(APP, "o1", &sn1).unwrap().unwrap();
+        assert_eq!(
+            (lease.kind, lease.value.as_str()),
+            (Kind::PrepayId, "wx-pre-1")
+        );
+        assert_eq!(lease.order_sn.as_deref(), Some("SN1"));
+        assert_eq!(f.n.ledger().consume(&lease).unwrap().uses, left);
+    }
+    assert_eq!(f.spend("o1", &sn1).as_deref(), Some("fid-1"));
+    assert_eq!(f.spend("o1", &sn1), None);
+    // Another order's prepay_id is not used for this order.
+    f.add(r#"{"openid":"o1","kind":"prepay_id","value":"wx-pre-2","order_sn":"SN2","paid":true}"#);
+    assert_eq!(f.spend("o1", &sn1), None);
+    assert_eq!(f.spend("o1", &legacy(None)), None);
+    assert_eq!(
+        f.spend("o1", &legacy(Some("SN2"))).as_deref(),
+        Some("wx-pre-2")
+    );
+    // Prepay ids expire after 7 days like form_ids.
+    f.clock.advance_secs(7 * DAY);
+    assert_eq!(f.spend("o1", &legacy(Some("SN2"))), None);
+}
+
+pub fn duplicates_are_stored_once(f: Fixture) {
+    f.form_id("o1", "fid-dup", NOW - 5);
+    f.form_id("o1", "fid-dup", NOW - 5);
+    f.form_id("o1", "fid-dup", NOW - 1);
+    assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 1);
+    assert!(f.spend("o1", &legacy(None)).is_some());
+    assert!(f.spend("o1", &legacy(None)).is_none());
+    for _ in 0..2 {
+        f.add(r#"{"openid":"o1","kind":"prepay_id","value":"p","order_sn":"S","paid":true}"#);
+    }
+    assert_eq!(f.stats(Some("o1"))["prepay_id"]["uses"], 3);
+}
+
+pub fn give_back_and_discard(f: Fixture) {
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T","count":3}"#);
+    let t = PermitRequest::subscribe("T");
+    let a = f.n.ledger().take(APP, "o1", &t).unwrap().unwrap();
+    let b = f.n.ledger().take(APP, "o1", &t).unwrap().unwrap();
+    assert_ne!(a.id, b.id);
+    let s = f.stats(Some("o1"));
+    assert_eq!(s["subscribe"]["templates"]["T"], 1);
+    assert_eq!(s["leased"], 2);
+    f.n.ledger().give_back(&a).unwrap();
+    // A second give_back of the same lease returns nothing more.
+    f.n.ledger().give_back(&a).unwrap();
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T"], 2);
+    f.n.ledger().consume(&b).unwrap();
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T"], 2);
+    assert_eq!(f.stats(Some("o1"))["leased"], 0);
+
+    f.add(r#"{"openid":"o2","kind":"prepay_id","value":"p2","order_sn":"S2","paid":true}"#);
+    f.form_id("o2", "f2", NOW);
+    let sn = legacy(Some("S2"));
+    let lease = f.n.ledger().take(APP, "o2", &sn).unwrap().unwrap();
+    assert_eq!(lease.value, "p2");
+    // WeChat said the prepay_id is dead: its other two uses go too.
+    f.n.ledger().discard(&lease).unwrap();
+    assert_eq!(f.stats(Some("o2"))["prepay_id"]["uses"], 0);
+    assert_eq!(f.spend("o2", &sn).as_deref(), Some("f2"));
+}
+
+pub fn leases_run_out_and_the_use_returns(f: Fixture) {
+    f.form_id("o1", "f1", NOW);
+    f.n.ledger().set_lease_ms(60_000);
+    let req = legacy(None);
+    let lease = f.n.ledger().take(APP, "o1", &req).unwrap().unwrap();
+    assert_eq!(lease.expires_at_ms, NOW * 1000 + 60_000);
+    f.clock.advance_ms(59_999);
+    assert!(f.n.ledger().take(APP, "o1", &req).unwrap().is_none());
+    f.clock.advance_ms(1);
+    let again = f.n.ledger().take(APP, "o1", &req).unwrap().unwrap();
+    assert_eq!(again.value, "f1");
+    assert_ne!(again.id, lease.id);
+    // The first holder's late settlements cannot return or spend a second use.
+    f.n.ledger().give_back(&lease).unwrap();
+    assert!(f.n.ledger().take(APP, "o1", &req).unwrap().is_none());
+    f.n.ledger().consume(&again).unwrap();
+    assert!(f.n.ledger().take(APP, "o1", &req).unwrap().is_none());
+    assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 0);
+}
+
+pub fn a_late_consume_still_spends_the_use(f: Fixture) {
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T","count":2}"#);
+    let t = PermitRequest::subscribe("T");
+    let lease = f.n.ledger().take(APP, "o1", &t).unwrap().unwrap();
+    f.clock.advance_ms(f.n.ledger().lease_ms());
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T"], 2);
+    // The message went out after all: the use is spent even though the lease ran out.
+    let left = f.n.ledger().consume(&lease).unwrap();
+    assert_eq!(left.uses, 1);
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T"], 1);
+}
+
+pub fn stats_count_by_kind_and_app(f: Fixture) {
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
+    f.add(r#"{"openid":"o2","kind":"subscribe","template_id":"T1"}"#);
+    f.add(r#"{"openid":"o2","kind":"subscribe","template_id":"T2"}"#);
+    f.form_id("o1", "f1", NOW - 2 * DAY);
+    f.form_id("o2", "f2", NOW - DAY);
+    f.form_id("o2", "f3", NOW - 6 * DAY - 100);
+    f.add(r#"{"openid":"o1","kind":"prepay_id","value":"p1","order_sn":"S1","paid":true}"#);
+    f.add(r#"{"openid":"o2","kind":"prepay_id","value":"p2","order_sn":"S2"}"#);
+    let all = f.stats(None);
+    assert_eq!(all["appid"], APP);
+    assert_eq!(all["openid"], Value::Null);
+    assert_eq!(all["subscribe"]["templates"]["T1"], 3);
+    assert_eq!(all["subscribe"]["templates"]["T2"], 1);
+    assert_eq!(all["subscribe"]["uses"], 4);
+    assert_eq!(all["form_id"]["permits"], 3);
+    assert_eq!(all["prepay_id"]["permits"], 1);
+    assert_eq!(all["prepay_id"]["uses"], 3);
+    assert_eq!(all["prepay_id"]["unpaid"], 1);
+    assert_eq!(all["total_uses"], 4 + 3 + 3);
+    assert_eq!(all["soonest_expiry"], NOW - 6 * DAY - 100 + 7 * DAY);
+    let o1 = f.stats(Some("o1"));
+    assert_eq!(o1["openid"], "o1");
+    assert_eq!(o1["form_id"]["permits"], 1);
+    assert_eq!(o1["soonest_expiry"], NOW - 2 * DAY + 7 * DAY);
+    let nobody = f.stats(Some("nobody"));
+    assert_eq!(nobody["total_uses"], 0);
+    assert_eq!(nobody["soonest_expiry"], Value::Null);
+    // Expired permits are not counted as stock.
+    f.clock.advance_secs(DAY - 100);
+    let all = f.stats(None);
+    assert_eq!(all["form_id"]["permits"], 2);
+    assert_eq!(all["expired"], 1);
+}
+
+pub fn purge_removes_only_expired(f: Fixture) {
+    f.form_id("o1", "f-old", NOW - 6 * DAY);
+    f.form_id("o1", "f-new", NOW);
+    f.form_id("o2", "f-old2", NOW - 6 * DAY - 50);
+    f.add(r#"{"openid":"o3","kind":"prepay_id","value":"p","order_sn":"S"}"#);
+    f.add(r#"{"openid":"o3","kind":"subscribe","template_id":"T"}"#);
+    let purge =
+        |f: &Fixture| -> Value { serde_json::from_str(&f.n.ledger_purge(APP).unwrap()).unwrap() };
+    assert_eq!(purge(&f)["removed"], 0);
+    f.clock.advance_secs(DAY);
+    let out = purge(&f);
+    assert_eq!(out["appid"], APP);
+    assert_eq!(out["removed"], 2);
+    assert_eq!(purge(&f)["removed"], 0);
+    let s = f.stats(None);
+    assert_eq!(s["expired"], 0);
+    assert_eq!(s["form_id"]["permits"], 1);
+    assert_eq!(s["subscribe"]["uses"], 1);
+    f.clock.advance_secs(6 * DAY);
+    assert_eq!(purge(&f)["removed"], 2, "f-new and the unpaid prepay_id");
+    assert_eq!(f.stats(None)["subscribe"]["uses"], 1);
+}
+
+pub fn the_oldest_form_ids_go_beyond_the_cap(f: Fixture) {
+    for i in 0..55 {
+        f.form_id("o1", &format!("f{i:02}"), NOW - 1000 + i);
+    }
+    f.form_id("o2", "other", NOW);
+    assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 50);
+    // f00..f04 were dropped: the first taken is f05.
+    assert_eq!(f.spend("o1", &legacy(None)).as_deref(), Some("f05"));
+    f.n.ledger().set_cap_per_openid(3);
+    f.form_id("o1", "f-last", NOW);
+    assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 3);
+    assert_eq!(f.spend("o1", &legacy(None)).as_deref(), Some("f53"));
+    assert_eq!(f.stats(Some("o2"))["form_id"]["permits"], 1);
+}
+
+pub fn apps_and_users_are_apart(f: Fixture) {
+    f.n.register_app(r#"{"appid":"wxsuite0000000002","secret":"s2"}"#)
+        .unwrap();
+    f.n.add_permit(
+        "wxsuite0000000002",
+        r#"{"openid":"o1","kind":"subscribe","template_id":"T"}"#,
+    )
+    .unwrap();
+    let t = PermitRequest::subscribe("T");
+    assert!(f.n.ledger().take(APP, "o1", &t).unwrap().is_none());
+    assert_eq!(f.stats(None)["subscribe"]["uses"], 0);
+    assert!(f
+        .n
+        .ledger()
+        .take("wxsuite0000000002", "o1", &t)
+        .unwrap()
+        .is_some());
+}
+
+pub fn idempotency_records(f: Fixture) {
+    let l = f.n.ledger();
+    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::Fresh);
+    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::InFlight);
+    // A claim whose holder vanished lapses.
+    f.clock.advance_ms(30_000);
+    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::Fresh);
+    l.idempotency_complete("k1", r#"{"status":"sent","msgid":7}"#)
+        .unwrap();
+    assert_eq!(
+        l.idempotency_claim("k1", 30_000).unwrap(),
+        Claim::Done(r#"{"status":"sent","msgid":7}"#.to_string())
+    );
+    // Release does not undo a finished send.
+    l.idempotency_release("k1").unwrap();
+    assert!(matches!(
+        l.idempotency_claim("k1", 1).unwrap(),
+        Claim::Done(_)
+    ));
+    // Released claims can be claimed again at once.
+    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), Claim::Fresh);
+    l.idempotency_release("k2").unwrap();
+    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), Claim::Fresh);
+    // Outcomes are kept 7 days.
+    f.clock.advance_secs(7 * DAY - 1);
+    assert!(matches!(
+        l.idempotency_claim("k1", 1).unwrap(),
+        Claim::Done(_)
+    ));
+    f.clock.advance_secs(1);
+    assert_eq!(l.idempotency_claim("k1", 1).unwrap(), Claim::Fresh);
+    assert!(l.idempotency_claim("", 1).is_err());
+}
+
+pub fn concurrent_claims_of_one_key_give_one_fresh(f: Fixture) {
+    let n = Arc::new(f.n);
+    for round in 0..20 {
+        let barrier = Arc::new(Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let n = n.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    n.ledger()
+                        .idempotency_claim(&format!("race-{round}"), 60_000)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let claims: Vec<Claim> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(claims.iter().filter(|c| **c == Claim::Fresh).count(), 1);
+        assert_eq!(claims.iter().filter(|c| **c == Claim::InFlight).count(), 7);
+    }
+}
+
+pub fn concurrent_takes_never_share_a_use(f: Fixture) {
+    for u in 0..4 {
+        for i in 0..25 {
+            f.form_id(&format!("o{u}"), &format!("f{u}-{i}"), NOW - i);
+        }
+    }
+    f.add(r#"{"openid":"o0","kind":"subscribe","template_id":"T","count":100}"#);
+    let n = Arc::new(f.n);
+    let barrier = Arc::new(Barrier::new(4));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let n = n.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut got = Vec::new();
+                for u in 0..4 {
+                    let openid = format!("o{}", (u + t) % 4);
+                    while let Some(l) = n.ledger().take(APP, &openid, &legacy(None)).unwrap() {
+                        n.ledger().consume(&l).unwrap();
+                        got.push(l.value);
+                    }
+                }
+                let mut grants = 0;
+                while let Some(l) = n
+                    .ledger()
+                    .take(APP, "o0", &PermitRequest::subscribe("T"))
+                    .unwrap()
+                {
+                    n.ledger().consume(&l).unwrap();
+                    grants += 1;
+                }
+                (got, grants)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut grants = 0;
+    for h in handles {
+        let (got, g) = h.join().unwrap();
+        all.extend(got);
+        grants += g;
+    }
+    let count = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(count, 100);
+    assert_eq!(all.len(), 100, "a form_id was taken twice");
+    assert_eq!(grants, 100);
+}
+
+/// Generates one `#[test]` per suite function; `$fresh` opens a fresh store.
+#[macro_export]
+macro_rules! store_suite {
+    ($fresh:expr) => {
+        $crate::store_suite!(@tests $fresh;
+            subscribe_grants_add_up_per_template,
+            form_id_soonest_expiry_first_and_expires_at_the_exact_second,
+            prepay_needs_payment_gives_three_uses_and_comes_first,
+            duplicates_are_stored_once,
+            give_back_and_discard,
+            leases_run_out_and_the_use_returns,
+            a_late_consume_still_spends_the_use,
+            stats_count_by_kind_and_app,
+            purge_removes_only_expired,
+            the_oldest_form_ids_go_beyond_the_cap,
+            apps_and_users_are_apart,
+            idempotency_records,
+            concurrent_claims_of_one_key_give_one_fresh,
+            concurrent_takes_never_share_a_use,
+        );
+    };
+    (@tests $fresh:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                store_suite::$name($fresh());
+            }
+        )*
+    };
+}
