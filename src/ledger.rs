@@ -276,7 +276,9 @@ fn field_int(doc: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
 
 /// Checks an `add_permit` document against the rules of `ledger.md`.
 pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
-    let doc: Value = crate::config::parse_json("add_permit", json)?;
+    // Parsed as a plain value, so that each field is checked below with its name.
+    let doc: Value =
+        serde_json::from_str(json).map_err(|e| Error::invalid(format!("add_permit: {e}")))?;
     let Value::Object(doc) = doc else {
         return Err(Error::invalid(format!(
             "add_permit: permit_json must be a JSON object, got {}",
