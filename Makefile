@@ -15,7 +15,6 @@ SANDBOX := $(OUT)/fashop-notify-sandbox
 CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 CFLAGS := -std=c11 -Wall -Wextra -Werror -g -Iinclude
 VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --quiet
-APT_PACKAGES := php-cli phpunit valgrind redis-server gcc make
 
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
@@ -25,20 +24,7 @@ all: build
 
 ## deps: install what the build, the tests and the demo need (Debian packages).
 deps:
-	@missing=""; \
-	for tool in php:php-cli phpunit:phpunit valgrind:valgrind redis-server:redis-server gcc:gcc; do \
-	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; \
-	done; \
-	if [ -n "$$missing" ] && command -v php >/dev/null 2>&1 && ! php -m 2>/dev/null | grep -qi '^ffi$$'; then missing="$$missing php-cli"; fi; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then \
-	  echo "make deps: installing$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	else \
-	  echo "make deps: missing$$missing. Install them with:"; \
-	  echo "  sudo apt-get update && sudo apt-get install -y$$missing"; \
-	  exit 1; \
-	fi
+	scripts/deps.sh
 
 ## build: the library (cdylib + rlib) and the WeChat sandbox server.
 build:

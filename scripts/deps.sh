@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests and the demo need, when missing.
+# As root it runs apt-get; otherwise it prints the exact command and fails.
+# Usage: scripts/deps.sh [bench]   (bench adds what `make bench` needs)
+set -euo pipefail
+
+# command-to-look-for:package
+need=(
+  "php:php-cli"
+  "phpunit:phpunit"
+  "valgrind:valgrind"
+  "redis-server:redis-server"
+  "gcc:gcc"
+  "make:make"
+  "promtool:prometheus"
+  "cgi-fcgi:libfcgi-bin"
+  "php-fpm-any:php-fpm"
+)
+if [ "${1:-}" = bench ]; then
+  need+=("wrk:wrk" "nginx:nginx" "python3:python3" "perf-any:python3-venv")
+fi
+
+have() {
+  case "$1" in
+    php-fpm-any) compgen -G '/usr/sbin/php-fpm*' >/dev/null ;;
+    perf-any) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
+    php) command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx FFI ;;
+    *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] ;;
+  esac
+}
+
+missing=()
+for pair in "${need[@]}"; do
+  have "${pair%%:*}" || missing+=("${pair#*:}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "make deps: missing Debian packages: ${missing[*]}" >&2
+  echo "Install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+echo "make deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
