@@ -1,13 +1,602 @@
-//! The HTTP seam to WeChat: a transport trait with a ureq implementation (one
-//! keep-alive agent per process) and an in-memory one for tests.
+//! The HTTP seam to WeChat: a `Transport` trait with a ureq implementation (one
+//! keep-alive agent per process, rebuilt after a fork) and an in-memory one for
+//! tests. A transport failure says whether the request can have reached WeChat,
+//! because a send that may have been delivered must never be repeated.
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout,
+    Transport as WireTransport,
+};
 
 use crate::config::Config;
+use crate::secret::Secret;
 
-/// The process's HTTP client. Filled in by the token and send work.
-#[derive(Debug, Default)]
-pub struct HttpClient {}
+/// Answers larger than this are refused: WeChat's largest (template lists) are a few KiB.
+const MAX_REPLY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The HTTP methods WeChat's JSON APIs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// One request to WeChat. Credentials (access token, app secret) travel apart
+/// from the printable part, so that `Debug` and error messages never show them.
+#[derive(Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    /// `https://api.weixin.qq.com`, without a trailing slash.
+    pub base: String,
+    /// Path plus the caller's own query (`/wxaapi/newtmpl/gettemplate`), free of credentials.
+    pub path: String,
+    /// Query parameters appended last, never printed (`access_token`, `secret`).
+    pub credentials: Vec<(&'static str, Secret)>,
+    /// JSON body; it may hold the app secret (`stable_token`), so it is never printed.
+    pub body: Option<Vec<u8>>,
+}
+
+impl HttpRequest {
+    pub fn new(method: Method, base: &str, path: &str) -> Self {
+        HttpRequest {
+            method,
+            base: base.trim_end_matches('/').to_string(),
+            path: path.to_string(),
+            credentials: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn credential(mut self, name: &'static str, value: Secret) -> Self {
+        self.credentials.push((name, value));
+        self
+    }
+
+    pub fn json_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The path without its query, e.g. `/cgi-bin/token`.
+    pub fn route(&self) -> &str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+
+    /// A query parameter of the printable part, decoded only as far as WeChat's
+    /// own parameters need (no `%` escapes).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        let query = self.path.split_once('?')?.1;
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The value of a credential parameter (`access_token`), for transports and fakes.
+    pub fn credential_value(&self, name: &str) -> Option<&str> {
+        self.credentials
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.expose())
+    }
+
+    /// The full URL including the credentials. Only a transport may use it, and
+    /// it must never end up in a message.
+    pub fn url_with_credentials(&self) -> String {
+        let mut url = format!("{}{}", self.base, self.path);
+        let mut sep = if self.path.contains('?') { '&' } else { '?' };
+        for (name, value) in &self.credentials {
+            url.push(sep);
+            url.push_str(name);
+            url.push('=');
+            url.push_str(&percent_encode(value.expose()));
+            sep = '&';
+        }
+        url
+    }
+
+    /// `METHOD base/route`, safe for messages.
+    pub fn describe(&self) -> String {
+        format!("{} {}{}", self.method.as_str(), self.base, self.route())
+    }
+
+    /// `text` with every credential value of this request replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        self.credentials.iter().fold(text.to_string(), |t, (_, v)| {
+            v.redact(&Secret::new(percent_encode(v.expose())).redact(&t))
+        })
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let credentials: Vec<String> = self
+            .credentials
+            .iter()
+            .map(|(k, _)| format!("{k}=***"))
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("base", &self.base)
+            .field("path", &self.path)
+            .field("credentials", &credentials)
+            .field("body_bytes", &self.body.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What came back: any HTTP status (5xx bodies stay readable) and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// A 200 answer with `json` as its body.
+    pub fn json(json: &serde_json::Value) -> Self {
+        HttpReply {
+            status: 200,
+            body: json.to_string().into_bytes(),
+        }
+    }
+
+    pub fn status(status: u16, body: &str) -> Self {
+        HttpReply {
+            status,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Why no answer came. The distinction decides whether a send may be repeated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportError {
+    /// The request was not completely written (connect refused, DNS, reset while
+    /// writing): WeChat cannot have acted on it, so retrying is safe.
+    NotSent(String),
+    /// The request was written but no complete answer came (timeout or reset
+    /// while waiting): WeChat may have acted on it, so a send must not be retried.
+    MaybeDelivered(String),
+}
+
+impl TransportError {
+    pub fn message(&self) -> &str {
+        match self {
+            TransportError::NotSent(m) | TransportError::MaybeDelivered(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Carries one request to WeChat and brings back its answer.
+pub trait Transport: Send + Sync + fmt::Debug {
+    fn call(&self, req: &HttpRequest) -> Result<HttpReply, TransportError>;
+}
+
+/// The notifier's transport: ureq unless a test swaps in another one.
+#[derive(Debug)]
+pub struct HttpClient {
+    wire: Arc<UreqTransport>,
+    current: RwLock<Arc<dyn Transport>>,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        let wire = Arc::new(UreqTransport::new(&Config::default()));
+        HttpClient {
+            current: RwLock::new(wire.clone()),
+            wire,
+        }
+    }
+}
 
 impl HttpClient {
-    /// Picks up new timeouts.
-    pub fn configure(&self, _config: &Config) {}
+    /// Picks up new timeouts (the ureq agent is rebuilt on its next use).
+    pub fn configure(&self, config: &Config) {
+        self.wire.configure(config);
+    }
+
+    /// Replaces the transport, e.g. by an in-memory one in tests.
+    pub fn set_transport(&self, transport: Arc<dyn Transport>) {
+        *self.current.write() = transport;
+    }
+
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        self.current.read().clone()
+    }
+
+    pub fn call(&self, req: &HttpRequest) -> Result<HttpReply, TransportError> {
+        let transport = self.transport();
+        transport.call(req)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ureq
+
+/// HTTP through one shared keep-alive ureq agent per process. FaShop forks its
+/// workers after loading the library; a pooled socket inherited from the
+/// parent must never carry a child's request, so a new process gets a new agent.
+#[derive(Debug)]
+pub struct UreqTransport {
+    slot: Mutex<AgentSlot>,
+}
+
+#[derive(Debug)]
+struct AgentSlot {
+    pid: u32,
+    connect_timeout: Duration,
+    timeout: Duration,
+    agent: Option<ureq::Agent>,
+    /// Agents of a parent process. Kept, never dropped: dropping closes nothing
+    /// the parent needs, but keeping them avoids any shutdown of a shared socket.
+    inherited: Vec<ureq::Agent>,
+}
+
+impl UreqTransport {
+    pub fn new(config: &Config) -> Self {
+        UreqTransport {
+            slot: Mutex::new(AgentSlot {
+                pid: std::process::id(),
+                connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+                timeout: Duration::from_millis(config.timeout_ms),
+                agent: None,
+                inherited: Vec::new(),
+            }),
+        }
+    }
+
+    /// New timeouts apply to the next request; pooled connections are dropped with the old agent.
+    pub fn configure(&self, config: &Config) {
+        let mut slot = self.slot.lock();
+        let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+        let timeout = Duration::from_millis(config.timeout_ms);
+        if slot.connect_timeout != connect_timeout || slot.timeout != timeout {
+            slot.connect_timeout = connect_timeout;
+            slot.timeout = timeout;
+            if slot.pid == std::process::id() {
+                slot.agent = None;
+            }
+        }
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        let mut slot = self.slot.lock();
+        let pid = std::process::id();
+        if slot.pid != pid {
+            if let Some(parent) = slot.agent.take() {
+                slot.inherited.push(parent);
+            }
+            slot.pid = pid;
+        }
+        if let Some(agent) = &slot.agent {
+            return agent.clone();
+        }
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // A redirect would repeat a POST elsewhere; WeChat never redirects its API.
+            .max_redirects(0)
+            .timeout_resolve(Some(slot.connect_timeout))
+            .timeout_connect(Some(slot.connect_timeout))
+            .timeout_send_request(Some(slot.timeout))
+            .timeout_send_body(Some(slot.timeout))
+            .timeout_recv_response(Some(slot.timeout))
+            .timeout_recv_body(Some(slot.timeout))
+            .user_agent(concat!("fashop-notify/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let connector = DefaultConnector::new().chain(PhaseConnector);
+        let agent = ureq::Agent::with_parts(
+            config,
+            connector,
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
+        slot.agent = Some(agent.clone());
+        agent
+    }
+
+    fn exchange(agent: &ureq::Agent, req: &HttpRequest) -> Result<HttpReply, ureq::Error> {
+        let url = req.url_with_credentials();
+        let mut response = match (req.method, &req.body) {
+            (Method::Get, _) => agent.get(&url).call()?,
+            (Method::Post, body) => agent
+                .post(&url)
+                .content_type("application/json")
+                .send(body.as_deref().unwrap_or_default())?,
+        };
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY_BYTES)
+            .read_to_vec()?;
+        Ok(HttpReply { status, body })
+    }
+}
+
+impl Transport for UreqTransport {
+    fn call(&self, req: &HttpRequest) -> Result<HttpReply, TransportError> {
+        let agent = self.agent();
+        AWAITING_ANSWER.with(|a| a.set(false));
+        let result = Self::exchange(&agent, req);
+        let written = AWAITING_ANSWER.with(|a| a.replace(false));
+        result.map_err(|e| classify(req, &e, written))
+    }
+}
+
+thread_local! {
+    /// Set once ureq starts waiting for the answer, i.e. the request was fully
+    /// written. ureq is synchronous, so the calling thread is the one doing I/O.
+    static AWAITING_ANSWER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Turns a ureq failure into not-sent or maybe-delivered. The phase flag is
+/// the ground truth (ureq waits for input only after the whole request went
+/// out, since it never sends `Expect: 100-continue` unasked); the error kind
+/// only words the message.
+fn classify(req: &HttpRequest, e: &ureq::Error, written: bool) -> TransportError {
+    use ureq::{Error as E, Timeout as T};
+    let what = match e {
+        E::Timeout(T::Resolve) => "timed out resolving the host name".to_string(),
+        E::Timeout(T::Connect) => "timed out connecting".to_string(),
+        E::Timeout(T::SendRequest | T::SendBody | T::PerWrite) => {
+            "timed out sending the request".to_string()
+        }
+        E::Timeout(_) => "timed out waiting for the answer".to_string(),
+        E::HostNotFound => "host name not found".to_string(),
+        E::ConnectionFailed => "connection failed".to_string(),
+        E::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                "connection refused (is the server running?)".to_string()
+            }
+            std::io::ErrorKind::UnexpectedEof => "the server closed the connection".to_string(),
+            _ => format!("i/o error: {io}"),
+        },
+        E::BadUri(_) => "invalid URL".to_string(),
+        E::BodyExceedsLimit(_) => format!("answer larger than {MAX_REPLY_BYTES} bytes"),
+        other => other.to_string(),
+    };
+    let phase = if written {
+        "after the request was sent; WeChat may have received it"
+    } else {
+        "before the request was sent"
+    };
+    let message = req.redact(&format!("{}: {what} ({phase})", req.describe()));
+    if written {
+        TransportError::MaybeDelivered(message)
+    } else {
+        TransportError::NotSent(message)
+    }
+}
+
+/// Wraps every connection ureq opens so that the phase of a failure is known.
+#[derive(Debug)]
+struct PhaseConnector;
+
+impl Connector<Box<dyn WireTransport>> for PhaseConnector {
+    type Out = PhaseTransport;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<Box<dyn WireTransport>>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(PhaseTransport))
+    }
+}
+
+#[derive(Debug)]
+struct PhaseTransport(Box<dyn WireTransport>);
+
+impl WireTransport for PhaseTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.0.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        AWAITING_ANSWER.with(|a| a.set(true));
+        self.0.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// in memory
+
+type Answer = dyn Fn(&HttpRequest) -> Result<HttpReply, TransportError> + Send + Sync;
+
+/// A transport that answers from a function and records every request, so
+/// token and send logic can be tested without sockets.
+pub struct MemoryTransport {
+    answer: Box<Answer>,
+    requests: Mutex<Vec<HttpRequest>>,
+}
+
+impl MemoryTransport {
+    pub fn new(
+        answer: impl Fn(&HttpRequest) -> Result<HttpReply, TransportError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(MemoryTransport {
+            answer: Box::new(answer),
+            requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        self.requests.lock().clone()
+    }
+
+    /// How many requests went to `route` (a path without query).
+    pub fn count(&self, route: &str) -> usize {
+        self.requests
+            .lock()
+            .iter()
+            .filter(|r| r.route() == route)
+            .count()
+    }
+}
+
+impl fmt::Debug for MemoryTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTransport")
+            .field("requests", &self.requests.lock().len())
+            .finish()
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn call(&self, req: &HttpRequest) -> Result<HttpReply, TransportError> {
+        self.requests.lock().push(req.clone());
+        (self.answer)(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_stay_out_of_debug_and_descriptions() {
+        let req = HttpRequest::new(
+            Method::Get,
+            "http://127.0.0.1:9/",
+            "/cgi-bin/token?grant_type=client_credential&appid=wx1",
+        )
+        .credential("secret", Secret::new("top secret/+"));
+        assert_eq!(
+            req.url_with_credentials(),
+            "http://127.0.0.1:9/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=top%20secret%2F%2B"
+        );
+        assert_eq!(req.query("appid"), Some("wx1"));
+        assert_eq!(req.credential_value("secret"), Some("top secret/+"));
+        let debug = format!("{req:?}");
+        assert!(!debug.contains("top"), "{debug}");
+        assert!(debug.contains("secret=***"));
+        assert_eq!(req.describe(), "GET http://127.0.0.1:9/cgi-bin/token");
+        assert_eq!(
+            req.redact("a top secret/+ b top%20secret%2F%2B"),
+            "a *** b ***"
+        );
+    }
+
+    #[test]
+    fn refused_connection_is_not_sent() {
+        // A port that was free a moment ago: nothing listens on it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let t = UreqTransport::new(&Config::default());
+        let req = HttpRequest::new(
+            Method::Post,
+            &format!("http://127.0.0.1:{port}"),
+            "/cgi-bin/message/subscribe/send",
+        )
+        .credential("access_token", Secret::new("TOKEN-abc"))
+        .json_body("{}");
+        match t.call(&req) {
+            Err(TransportError::NotSent(m)) => {
+                assert!(m.contains("connection refused"), "{m}");
+                assert!(!m.contains("TOKEN-abc"), "{m}");
+                assert!(m.contains("/cgi-bin/message/subscribe/send"), "{m}");
+            }
+            other => panic!("expected NotSent, got {other:?}"),
+        }
+    }
+
+    /// A server that reads the whole request and then never answers.
+    fn silent_server() -> (String, std::thread::JoinHandle<()>) {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            // Reads until the client gives up and closes; never writes.
+            while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        (base, handle)
+    }
+
+    #[test]
+    fn no_answer_after_sending_is_maybe_delivered() {
+        let (base, server) = silent_server();
+        let mut config = Config::default();
+        config.timeout_ms = 300;
+        let t = UreqTransport::new(&config);
+        let req = HttpRequest::new(Method::Post, &base, "/cgi-bin/message/subscribe/send")
+            .credential("access_token", Secret::new("TOKEN-xyz"))
+            .json_body("{}");
+        match t.call(&req) {
+            Err(TransportError::MaybeDelivered(m)) => {
+                assert!(m.contains("timed out waiting for the answer"), "{m}");
+                assert!(m.contains("may have received it"), "{m}");
+                assert!(!m.contains("TOKEN-xyz"), "{m}");
+            }
+            other => panic!("expected MaybeDelivered, got {other:?}"),
+        }
+        drop(t);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_new_process_gets_a_new_agent() {
+        let t = UreqTransport::new(&Config::default());
+        t.agent();
+        // Pretend this object was inherited from a parent process.
+        t.slot.lock().pid = std::process::id().wrapping_add(1);
+        t.agent();
+        let slot = t.slot.lock();
+        assert_eq!(slot.pid, std::process::id());
+        assert_eq!(slot.inherited.len(), 1);
+        drop(slot);
+        // The same process keeps its agent.
+        t.agent();
+        assert_eq!(t.slot.lock().inherited.len(), 1);
+    }
 }

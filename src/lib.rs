@@ -25,5 +25,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use ledger::{Claim, Kind, Lease, Ledger, PermitRequest, Remaining, Stats};
+pub use http::{HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError};
 pub use notifier::Notifier;
 pub use secret::Secret;
+pub use token::{CallError, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};

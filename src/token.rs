@@ -1,39 +1,828 @@
 //! Access tokens: one cached token per app, fetched once per lifetime however
 //! many threads ask, refreshed before expiry, dropped only when it is the one
-//! that failed.
+//! that failed; and the WeChat calls that carry the managed token.
 
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use parking_lot::{Condvar, Mutex};
+use serde_json::{json, Value};
+
+use crate::apps::{App, TokenMode};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::http::{HttpReply, HttpRequest, Method, Transport, TransportError};
+use crate::notifier::Notifier;
 use crate::secret::Secret;
 
-/// A token and the moment (unix ms) it stops being valid.
+/// After a failed fetch, callers get the same error for this long instead of
+/// sending another request (many workers must not hammer a failing endpoint).
+pub const FETCH_BACKOFF_MS: i64 = 2_000;
+
+/// The errcodes that mean "this access token is not (or no longer) valid".
+pub const TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
+
+/// The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
+pub const MAX_SUPPLIED_LIFETIME_SECS: i64 = 86_400;
+
+/// Longest supplied token accepted (WeChat's are about 150 characters).
+const MAX_TOKEN_BYTES: usize = 512;
+
+/// How much of an unreadable answer goes into a message.
+const EXCERPT_CHARS: usize = 160;
+
+/// A token and when to stop using it.
 #[derive(Debug, Clone)]
 pub struct CachedToken {
     pub token: Secret,
+    /// Unix ms at which WeChat stops accepting it.
     pub expires_at_ms: i64,
+    /// Unix ms from which the next caller fetches a new one.
+    pub refresh_at_ms: i64,
+}
+
+/// A token as WeChat handed it out.
+#[derive(Debug)]
+pub struct FreshToken {
+    pub token: Secret,
+    pub expires_in_secs: i64,
+}
+
+#[derive(Debug, Default)]
+struct TokenState {
+    current: Option<CachedToken>,
+    /// The token held before the current one, kept only to redact it from messages.
+    previous: Option<Secret>,
+    /// A fetch is in flight; other callers wait for it instead of fetching.
+    fetching: bool,
+    /// The last fetch failed; until `until_ms` callers get this error.
+    failure: Option<(Error, i64)>,
+}
+
+impl TokenState {
+    fn replace(&mut self, next: Option<CachedToken>) {
+        if let Some(old) = self.current.take() {
+            self.previous = Some(old.token);
+        }
+        self.current = next;
+    }
 }
 
 /// The cached token of one app.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    current: Mutex<Option<CachedToken>>,
+    state: Mutex<TokenState>,
+    fetch_done: Condvar,
+    fetches: AtomicU64,
+    recovered: AtomicU64,
+}
+
+/// Resets the in-flight mark and wakes the waiters even if the fetch panicked.
+struct FetchTurn<'a>(&'a TokenCache);
+
+impl Drop for FetchTurn<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().fetching = false;
+        self.0.fetch_done.notify_all();
+    }
 }
 
 impl TokenCache {
     /// Seconds the cached token has left at `now_ms`, if there is one.
     pub fn seconds_left(&self, now_ms: i64) -> Option<i64> {
-        self.current
+        self.state
             .lock()
+            .current
             .as_ref()
             .map(|t| (t.expires_at_ms - now_ms).div_euclid(1000))
             .filter(|s| *s > 0)
     }
 
-    /// `text` with the cached token replaced by `***`.
+    /// `text` with the cached token (and the one before it) replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        match self.current.lock().as_ref() {
+        let state = self.state.lock();
+        let text = match &state.current {
             Some(t) => t.token.redact(text),
             None => text.to_string(),
+        };
+        match &state.previous {
+            Some(p) => p.redact(&text),
+            None => text,
         }
+    }
+
+    /// Requests sent to fetch a token for this app.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Calls that WeChat first refused for a token error and then accepted with a new token.
+    pub fn recovered_count(&self) -> u64 {
+        self.recovered.load(Ordering::Relaxed)
+    }
+
+    /// The cached token while it is fresh, otherwise one fetch by one caller
+    /// while the others wait for its outcome. A token in its refresh window is
+    /// still handed out while the refresh is in flight or has just failed.
+    pub fn get_or_fetch(
+        &self,
+        clock: &dyn Clock,
+        margin_secs: i64,
+        fetch: impl FnOnce() -> Result<FreshToken>,
+    ) -> Result<Secret> {
+        let mut state = self.state.lock();
+        loop {
+            let now = clock.now_ms();
+            let backing_off = matches!(&state.failure, Some((_, until)) if now < *until);
+            if let Some(t) = &state.current {
+                let usable = now < t.expires_at_ms;
+                if now < t.refresh_at_ms || (usable && (state.fetching || backing_off)) {
+                    return Ok(t.token.clone());
+                }
+            }
+            if let Some((error, until)) = &state.failure {
+                if now < *until {
+                    return Err(error.clone());
+                }
+            }
+            if state.fetching {
+                self.fetch_done.wait(&mut state);
+                continue;
+            }
+            state.fetching = true;
+            break;
+        }
+        drop(state);
+
+        let turn = FetchTurn(self);
+        let started = clock.now_ms();
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let outcome = fetch();
+        let mut state = self.state.lock();
+        let result = match outcome {
+            Ok(fresh) => {
+                let lifetime_ms = fresh.expires_in_secs.saturating_mul(1000);
+                let expires_at_ms = started.saturating_add(lifetime_ms);
+                // A token handed out with little life left (stable_token near
+                // its end) would otherwise be refreshed by every call.
+                let refresh_at_ms = (expires_at_ms - margin_secs.saturating_mul(1000))
+                    .max(started + lifetime_ms / 2);
+                state.failure = None;
+                state.replace(Some(CachedToken {
+                    token: fresh.token.clone(),
+                    expires_at_ms,
+                    refresh_at_ms,
+                }));
+                Ok(fresh.token)
+            }
+            Err(e) => {
+                let now = clock.now_ms();
+                state.failure = Some((e.clone(), now + FETCH_BACKOFF_MS));
+                match &state.current {
+                    Some(t) if now < t.expires_at_ms => Ok(t.token.clone()),
+                    _ => Err(e),
+                }
+            }
+        };
+        drop(state);
+        drop(turn);
+        result
+    }
+
+    /// A token the host supplied, until it expires.
+    pub fn supply(&self, token: Secret, now_ms: i64, expires_in_secs: i64) {
+        let expires_at_ms = now_ms + expires_in_secs * 1000;
+        let mut state = self.state.lock();
+        state.failure = None;
+        state.replace(Some(CachedToken {
+            token,
+            expires_at_ms,
+            refresh_at_ms: expires_at_ms,
+        }));
+    }
+
+    /// The cached token if it has not expired (external mode: no refresh window).
+    pub fn unexpired(&self, now_ms: i64) -> std::result::Result<Secret, Option<i64>> {
+        match &self.state.lock().current {
+            Some(t) if now_ms < t.expires_at_ms => Ok(t.token.clone()),
+            Some(t) => Err(Some((now_ms - t.expires_at_ms).div_euclid(1000))),
+            None => Err(None),
+        }
+    }
+
+    /// Drops the cached token only if it is still `failed`, so that a late
+    /// report about an old token cannot throw away a fresh one.
+    pub fn invalidate_if(&self, failed: &str) -> bool {
+        let mut state = self.state.lock();
+        let matches = state
+            .current
+            .as_ref()
+            .is_some_and(|t| t.token.expose() == failed);
+        if matches {
+            state.replace(None);
+        }
+        matches
+    }
+
+    fn note_recovered(&self) {
+        self.recovered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// calls carrying the managed token
+
+/// WeChat's answer to a call (HTTP 2xx with a JSON object). A non-zero
+/// `errcode` is an answer, not a failure: the send policy decides what it means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeChatReply {
+    /// 0 when WeChat left it out.
+    pub errcode: i64,
+    pub errmsg: String,
+    /// The JSON text as WeChat sent it (credentials redacted, if WeChat ever echoed one).
+    pub body: String,
+    pub json: Value,
+    /// HTTP requests this call made: 2 after a token error and the retry with a new token.
+    pub requests: u32,
+}
+
+impl WeChatReply {
+    pub fn is_ok(&self) -> bool {
+        self.errcode == 0
+    }
+
+    /// `Error::WeChat` for a non-zero errcode.
+    pub fn error(&self) -> Option<Error> {
+        (self.errcode != 0).then(|| Error::WeChat {
+            errcode: self.errcode,
+            errmsg: self.errmsg.clone(),
+        })
+    }
+}
+
+/// Why a call got no usable answer from WeChat. Every message is free of
+/// secrets and tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// Nothing was sent for this call: no token could be had (fetch failed,
+    /// external token missing) or the app cannot be used. Holds the reason
+    /// with its own status.
+    NoToken(Error),
+    /// The transport failed before the request was completely written. Safe to retry.
+    NotSent(String),
+    /// The request may have reached WeChat (timeout or reset after it was
+    /// written). A send must not be retried: it could arrive twice.
+    MaybeDelivered(String),
+    /// An HTTP error status (typically a 5xx from WeChat's front end).
+    HttpStatus { status: u16, message: String },
+    /// HTTP 2xx whose body is not a JSON object with an integer errcode.
+    Malformed(String),
+}
+
+impl CallError {
+    /// Whether WeChat can have acted on the request.
+    pub fn may_have_reached_wechat(&self) -> bool {
+        !matches!(self, CallError::NoToken(_) | CallError::NotSent(_))
+    }
+
+    /// The crate error for a caller with no retry policy of its own:
+    /// maybe-delivered is UNCERTAIN, every other transport problem NETWORK_ERROR.
+    pub fn into_error(self) -> Error {
+        match self {
+            CallError::NoToken(e) => e,
+            CallError::NotSent(m) | CallError::Malformed(m) => Error::Network(m),
+            CallError::HttpStatus { message, .. } => Error::Network(message),
+            CallError::MaybeDelivered(m) => Error::Uncertain(m),
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::NoToken(e) => write!(f, "{e}"),
+            CallError::NotSent(m)
+            | CallError::MaybeDelivered(m)
+            | CallError::Malformed(m)
+            | CallError::HttpStatus { message: m, .. } => f.write_str(m),
+        }
+    }
+}
+
+/// `text` cut to a short excerpt for a message.
+fn excerpt(text: &str) -> String {
+    let mut out: String = text.chars().take(EXCERPT_CHARS).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// `e` with `context` in front of its message.
+fn with_context(e: Error, context: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{context}{m}")),
+        Error::AppNotConfigured(m) => Error::AppNotConfigured(format!("{context}{m}")),
+        Error::Mapping(m) => Error::Mapping(format!("{context}{m}")),
+        Error::NoPermit(m) => Error::NoPermit(format!("{context}{m}")),
+        Error::Network(m) => Error::Network(format!("{context}{m}")),
+        Error::Uncertain(m) => Error::Uncertain(format!("{context}{m}")),
+        Error::Store(m) => Error::Store(format!("{context}{m}")),
+        Error::Internal(m) => Error::Internal(format!("{context}{m}")),
+        Error::WeChat { errcode, errmsg } => Error::WeChat {
+            errcode,
+            errmsg: format!("{context}{errmsg}"),
+        },
+    }
+}
+
+fn mode_name(mode: TokenMode) -> &'static str {
+    match mode {
+        TokenMode::Stable => "stable",
+        TokenMode::Classic => "classic",
+        TokenMode::External => "external",
+    }
+}
+
+/// `GET` or `POST`, in any case.
+fn parse_method(method: &str) -> Result<Method> {
+    if method.eq_ignore_ascii_case("GET") {
+        Ok(Method::Get)
+    } else if method.eq_ignore_ascii_case("POST") {
+        Ok(Method::Post)
+    } else {
+        Err(Error::invalid(format!(
+            "method must be \"GET\" or \"POST\", got {:?}",
+            excerpt(method)
+        )))
+    }
+}
+
+/// A path relative to `api_base`: `/` first, printable ASCII, no fragment, no
+/// token of its own (the managed one is appended).
+pub fn check_api_path(path: &str) -> Result<()> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(Error::invalid(format!(
+            "path must start with one '/' and be relative to api_base (e.g. \"/wxaapi/newtmpl/gettemplate\"), got {:?}",
+            excerpt(path)
+        )));
+    }
+    if path.len() > 2048 {
+        return Err(Error::invalid(format!(
+            "path is longer than 2048 bytes ({} bytes)",
+            path.len()
+        )));
+    }
+    if let Some(c) = path.chars().find(|c| !c.is_ascii_graphic() || *c == '#') {
+        return Err(Error::invalid(format!(
+            "path may only hold printable ASCII without '#' (percent-encode other characters), found {c:?}"
+        )));
+    }
+    let has_token = path
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("access_token=")));
+    if has_token {
+        return Err(Error::invalid(
+            "path must not carry access_token: the managed token is appended",
+        ));
+    }
+    Ok(())
+}
+
+/// A supplied token goes into URLs: 1 to 512 visible ASCII characters.
+fn check_supplied_token(token: &str) -> Result<()> {
+    if token.is_empty() {
+        return Err(Error::invalid("token must not be empty"));
+    }
+    if token.len() > MAX_TOKEN_BYTES || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        // The value itself is never echoed: it may be a real token.
+        return Err(Error::invalid(format!(
+            "token must be 1 to {MAX_TOKEN_BYTES} visible ASCII characters (got {} bytes)",
+            token.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Notifier {
+    /// Replaces how this notifier reaches WeChat (an in-memory transport in tests).
+    pub fn set_transport(&self, transport: Arc<dyn Transport>) {
+        self.http.set_transport(transport);
+    }
+
+    /// The app's valid access token: cached, fetched once for all waiting
+    /// callers, or (external mode) the one the host supplied.
+    pub fn access_token(&self, appid: &str) -> Result<Secret> {
+        let app = self.apps.get(appid)?;
+        self.token_of(&app)
+    }
+
+    /// Hands the library a token for an `external` app, valid for `expires_in_secs`.
+    pub fn set_access_token(&self, appid: &str, token: &str, expires_in_secs: i64) -> Result<()> {
+        let app = self.apps.get(appid)?;
+        check_supplied_token(token)?;
+        if !(1..=MAX_SUPPLIED_LIFETIME_SECS).contains(&expires_in_secs) {
+            return Err(Error::invalid(format!(
+                "expires_in_secs must be between 1 and {MAX_SUPPLIED_LIFETIME_SECS}, got {expires_in_secs}"
+            )));
+        }
+        if app.token_mode != TokenMode::External {
+            return Err(Error::invalid(format!(
+                "app {} has token_mode {}: the library fetches its tokens; only an app registered with \"token_mode\": \"external\" takes a supplied one",
+                app.appid,
+                mode_name(app.token_mode)
+            )));
+        }
+        app.token
+            .supply(Secret::new(token), self.clock.now_ms(), expires_in_secs);
+        Ok(())
+    }
+
+    /// Drops the cached token if it is still `token`; a report about an older
+    /// token changes nothing. Returns whether the token was dropped.
+    pub fn invalidate_token(&self, appid: &str, token: &str) -> Result<bool> {
+        let app = self.apps.get(appid)?;
+        if token.is_empty() {
+            return Err(Error::invalid("token must not be empty"));
+        }
+        Ok(app.token.invalidate_if(token))
+    }
+
+    /// Any WeChat JSON API with the managed token appended and the token-error
+    /// recovery applied. Returns WeChat's JSON; a non-zero errcode is `Error::WeChat`.
+    pub fn call_api(
+        &self,
+        appid: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<String> {
+        match self.call_api_reply(appid, method, path, body) {
+            (Ok(()), Some(body)) => Ok(body),
+            (Ok(()), None) => Err(Error::internal("call_api: an answer without a body")),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// `call_api` that also hands back WeChat's JSON when its errcode is non-zero.
+    pub fn call_api_reply(
+        &self,
+        appid: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (Result<()>, Option<String>) {
+        let outcome = (|| {
+            let app = self.apps.get(appid)?;
+            let method = parse_method(method)?;
+            check_api_path(path)?;
+            if let Some(body) = body {
+                if method == Method::Get {
+                    return Err(Error::invalid("body_json must be NULL for a GET"));
+                }
+                serde_json::from_str::<serde::de::IgnoredAny>(body)
+                    .map_err(|e| Error::invalid(format!("body_json is not valid JSON: {e}")))?;
+            }
+            Ok(self.call_wechat(&app, method, path, body.map(str::as_bytes)))
+        })();
+        match outcome {
+            Err(e) => (Err(e), None),
+            Ok(Err(call)) => (Err(call.into_error()), None),
+            Ok(Ok(reply)) => (reply.error().map_or(Ok(()), Err), Some(reply.body)),
+        }
+    }
+
+    /// POSTs `body` to `path` with the managed token: the send path.
+    pub fn post_wechat(
+        &self,
+        app: &App,
+        path: &str,
+        body: &[u8],
+    ) -> Result<WeChatReply, CallError> {
+        self.call_wechat(app, Method::Post, path, Some(body))
+    }
+
+    /// One call with the managed token. On a token errcode the token is
+    /// dropped (only if still the one used), a token obtained once more and the
+    /// call repeated once; never more.
+    pub(crate) fn call_wechat(
+        &self,
+        app: &App,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<WeChatReply, CallError> {
+        let token = self.token_of(app).map_err(CallError::NoToken)?;
+        let first = self.call_with_token(app, method, path, body, &token)?;
+        if !TOKEN_ERRCODES.contains(&first.errcode) {
+            return Ok(first);
+        }
+        app.token.invalidate_if(token.expose());
+        let fresh = self.token_of(app).map_err(|e| {
+            CallError::NoToken(with_context(
+                e,
+                &format!(
+                    "WeChat refused the access token of {} (errcode {}: {}) and no new one could be had: ",
+                    app.appid, first.errcode, first.errmsg
+                ),
+            ))
+        })?;
+        let mut second = self.call_with_token(app, method, path, body, &fresh)?;
+        second.requests = 2;
+        if second.errcode == 0 {
+            app.token.note_recovered();
+        }
+        Ok(second)
+    }
+
+    fn call_with_token(
+        &self,
+        app: &App,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        token: &Secret,
+    ) -> Result<WeChatReply, CallError> {
+        let mut req = HttpRequest::new(method, &self.api_base_of(app), path)
+            .credential("access_token", token.clone());
+        req.body = body.map(<[u8]>::to_vec);
+        let scrub = |text: &str| app.redact(&req.redact(text));
+        let reply = self.http.call(&req).map_err(|e| match e {
+            TransportError::NotSent(m) => CallError::NotSent(scrub(&m)),
+            TransportError::MaybeDelivered(m) => CallError::MaybeDelivered(scrub(&m)),
+        })?;
+        let (json, text) = read_json(&req, &reply).map_err(|e| match e {
+            JsonProblem::Status(status, m) => CallError::HttpStatus {
+                status,
+                message: scrub(&m),
+            },
+            JsonProblem::Malformed(m) => CallError::Malformed(scrub(&m)),
+        })?;
+        let errcode = match json.get("errcode") {
+            None => 0,
+            Some(v) => v.as_i64().ok_or_else(|| {
+                CallError::Malformed(scrub(&format!(
+                    "{}: WeChat answered with a non-integer errcode: {}",
+                    req.describe(),
+                    excerpt(&text)
+                )))
+            })?,
+        };
+        let errmsg = json
+            .get("errmsg")
+            .and_then(Value::as_str)
+            .unwrap_or(if errcode == 0 { "ok" } else { "" });
+        Ok(WeChatReply {
+            errcode,
+            errmsg: scrub(errmsg),
+            body: scrub(&text),
+            json,
+            requests: 1,
+        })
+    }
+
+    /// The app's token by its mode (no fetch in external mode).
+    pub(crate) fn token_of(&self, app: &App) -> Result<Secret> {
+        if app.token_mode == TokenMode::External {
+            return app.token.unexpired(self.clock.now_ms()).map_err(|expired| {
+                let why = match expired {
+                    Some(ago) => {
+                        format!("the token given with set_access_token expired {ago} s ago")
+                    }
+                    None => "call set_access_token first".to_string(),
+                };
+                Error::AppNotConfigured(format!(
+                    "no access token supplied for {} (token_mode external): {why}",
+                    app.appid
+                ))
+            });
+        }
+        let margin = self.config().token_margin_secs;
+        app.token
+            .get_or_fetch(self.clock.as_ref(), margin, || self.fetch_token(app))
+    }
+
+    fn api_base_of(&self, app: &App) -> String {
+        app.api_base
+            .clone()
+            .unwrap_or_else(|| self.config().api_base.clone())
+    }
+
+    /// One request for a new token (stable or classic endpoint).
+    fn fetch_token(&self, app: &App) -> Result<FreshToken> {
+        let mode = mode_name(app.token_mode);
+        let context = format!(
+            "could not fetch the access token of {} (token_mode {mode}): ",
+            app.appid
+        );
+        let secret = app.secret.clone().ok_or_else(|| {
+            Error::AppNotConfigured(format!("{context}the app was registered without a secret"))
+        })?;
+        let base = self.api_base_of(app);
+        let req = match app.token_mode {
+            TokenMode::Stable => {
+                let body = json!({
+                    "grant_type": "client_credential",
+                    "appid": app.appid,
+                    "secret": secret.expose(),
+                    // Forcing is rate-limited by WeChat and knocks out every
+                    // other holder of the token: never done automatically.
+                    "force_refresh": false,
+                });
+                HttpRequest::new(Method::Post, &base, "/cgi-bin/stable_token")
+                    .json_body(body.to_string())
+            }
+            TokenMode::Classic => HttpRequest::new(
+                Method::Get,
+                &base,
+                &format!(
+                    "/cgi-bin/token?grant_type=client_credential&appid={}",
+                    app.appid
+                ),
+            )
+            .credential("secret", secret.clone()),
+            TokenMode::External => {
+                return Err(Error::internal(format!(
+                    "{context}external tokens are never fetched"
+                )))
+            }
+        };
+        let scrub = |text: &str| secret.redact(&app.redact(&req.redact(text)));
+        let network = |m: &str| Error::Network(scrub(&format!("{context}{m}")));
+        let reply = self.http.call(&req).map_err(|e| network(e.message()))?;
+        let (json, _) = read_json(&req, &reply).map_err(|e| match e {
+            JsonProblem::Status(_, m) | JsonProblem::Malformed(m) => network(&m),
+        })?;
+        let errcode = json.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+        if errcode != 0 {
+            let errmsg = json.get("errmsg").and_then(Value::as_str).unwrap_or("");
+            return Err(Error::WeChat {
+                errcode,
+                errmsg: scrub(&format!(
+                    "{errmsg} (fetching the access token of {}, token_mode {mode})",
+                    app.appid
+                )),
+            });
+        }
+        let token = json.get("access_token").and_then(Value::as_str);
+        let expires_in = json.get("expires_in").and_then(Value::as_i64);
+        match (token, expires_in) {
+            (Some(token), Some(secs)) if !token.is_empty() && secs > 0 => Ok(FreshToken {
+                token: Secret::new(token),
+                expires_in_secs: secs,
+            }),
+            _ => {
+                // The answer may hold a token: describe it by its keys only.
+                let keys: Vec<&str> = json
+                    .as_object()
+                    .map(|o| o.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                Err(network(&format!(
+                    "{}: WeChat's answer lacks a non-empty access_token and a positive expires_in (keys: {})",
+                    req.describe(),
+                    keys.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+enum JsonProblem {
+    Status(u16, String),
+    Malformed(String),
+}
+
+/// The answer as a JSON object (and its text), or what is wrong with it.
+fn read_json(req: &HttpRequest, reply: &HttpReply) -> Result<(Value, String), JsonProblem> {
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    if !(200..300).contains(&reply.status) {
+        return Err(JsonProblem::Status(
+            reply.status,
+            format!(
+                "{}: WeChat answered HTTP {}: {}",
+                req.describe(),
+                reply.status,
+                excerpt(&text)
+            ),
+        ));
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) if v.is_object() => Ok((v, text)),
+        Ok(_) => Err(JsonProblem::Malformed(format!(
+            "{}: WeChat answered with JSON that is not an object: {}",
+            req.describe(),
+            excerpt(&text)
+        ))),
+        Err(e) => Err(JsonProblem::Malformed(format!(
+            "{}: WeChat answered with malformed JSON ({e}): {}",
+            req.describe(),
+            excerpt(&text)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn fresh(token: &str, secs: i64) -> Result<FreshToken> {
+        Ok(FreshToken {
+            token: Secret::new(token),
+            expires_in_secs: secs,
+        })
+    }
+
+    #[test]
+    fn refresh_point_is_margin_before_expiry_or_half_the_lifetime() {
+        let clock = ManualClock::at(1_000);
+        let cache = TokenCache::default();
+        let t = cache
+            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "A");
+        clock.advance_secs(6899);
+        let t = cache
+            .get_or_fetch(&clock, 300, || fresh("B", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "A");
+        clock.advance_secs(1);
+        let t = cache.get_or_fetch(&clock, 300, || fresh("B", 200)).unwrap();
+        assert_eq!(t.expose(), "B");
+        // 200 s of life and a 300 s margin: refreshed after 100 s, not at once.
+        clock.advance_secs(99);
+        let t = cache
+            .get_or_fetch(&clock, 300, || fresh("C", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "B");
+        clock.advance_secs(1);
+        let t = cache
+            .get_or_fetch(&clock, 300, || fresh("C", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "C");
+        assert_eq!(cache.fetch_count(), 3);
+    }
+
+    #[test]
+    fn failed_refresh_keeps_the_still_valid_token() {
+        let clock = ManualClock::at(1_000);
+        let cache = TokenCache::default();
+        cache
+            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .unwrap();
+        clock.advance_secs(7000);
+        let t = cache
+            .get_or_fetch(&clock, 300, || Err(Error::Network("down".into())))
+            .unwrap();
+        assert_eq!(t.expose(), "A");
+        // Within the backoff window no new fetch happens.
+        let t = cache
+            .get_or_fetch(&clock, 300, || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(t.expose(), "A");
+        clock.advance_secs(200);
+        let e = cache
+            .get_or_fetch(&clock, 300, || Err(Error::Network("still down".into())))
+            .unwrap_err();
+        assert_eq!(e, Error::Network("still down".into()));
+        assert_eq!(cache.fetch_count(), 3);
+    }
+
+    #[test]
+    fn a_panicking_fetch_releases_the_waiters() {
+        let clock = ManualClock::at(1_000);
+        let cache = TokenCache::default();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            cache.get_or_fetch(&clock, 300, || panic!("bug"))
+        }));
+        assert!(r.is_err());
+        let t = cache
+            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "A");
+    }
+
+    #[test]
+    fn paths_are_checked() {
+        check_api_path("/wxaapi/newtmpl/gettemplate").unwrap();
+        check_api_path("/wxaapi/newtmpl/getpubtemplatetitles?ids=2,616&start=0&limit=30").unwrap();
+        let msg = |p: &str| check_api_path(p).unwrap_err().to_string();
+        assert!(msg("wxaapi").contains("must start with one '/'"));
+        assert!(msg("//evil.example/x").contains("must start with one '/'"));
+        assert!(msg("https://api.weixin.qq.com/x").contains("must start"));
+        assert!(msg("/a b").contains("printable ASCII"));
+        assert!(msg("/a#b").contains("printable ASCII"));
+        assert!(msg("/订单").contains("percent-encode"));
+        assert!(msg("/x?access_token=abc").contains("must not carry access_token"));
+        assert!(msg(&format!("/{}", "a".repeat(3000))).contains("longer than 2048"));
+    }
+
+    #[test]
+    fn supplied_tokens_are_checked_without_echoing_them() {
+        check_supplied_token("abc_DEF-123").unwrap();
+        let e = check_supplied_token("has space-SECRETISH").unwrap_err();
+        assert!(!e.to_string().contains("SECRETISH"));
+        assert!(check_supplied_token("").is_err());
+        assert!(check_supplied_token(&"a".repeat(513)).is_err());
     }
 }
