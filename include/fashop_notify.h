@@ -9,44 +9,15 @@
 #include <stdbool.h>
 
 /*
- How long a taken use stays reserved for its send by default.
+ After a failed fetch, callers get the same error for this long instead of
+ sending another request (many workers must not hammer a failing endpoint).
  */
-#define DEFAULT_LEASE_MS 60000
+#define FETCH_BACKOFF_MS 2000
 
 /*
- form_ids (and prepay_ids) kept per user by default.
+ The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
  */
-#define DEFAULT_CAP_PER_OPENID 50
-
-/*
- Longest openid, template_id, form_id, prepay_id or order_sn accepted.
- */
-#define MAX_VALUE_BYTES 128
-
-/*
- Most subscribe uses one add may bring.
- */
-#define MAX_COUNT 1000
-
-/*
- Seconds a form_id or prepay_id stays valid after its creation.
- */
-#define LEGACY_VALID_SECS ((7 * 24) * 3600)
-
-/*
- Uses a paid prepay_id gives.
- */
-#define PREPAY_USES 3
-
-/*
- How long a finished send's idempotency record is kept.
- */
-#define IDEMPOTENCY_KEEP_MS (((7 * 24) * 3600) * 1000)
-
-/*
- Subscribe grants one template may accumulate for one user.
- */
-#define MAX_SUBSCRIBE_USES 100000
+#define MAX_SUPPLIED_LIFETIME_SECS 86400
 
 /*
  Status of every call. Values are fixed by the ABI contract: add, never renumber.
@@ -63,6 +34,11 @@ typedef enum FashopNotifyStatus {
   FASHOP_NOTIFY_STORE_ERROR = 8,
   FASHOP_NOTIFY_INTERNAL = 9,
 } FashopNotifyStatus;
+
+/*
+ The errcodes that mean "this access token is not (or no longer) valid".
+ */
+#define TOKEN_ERRCODES { 40001, 40014, 42001, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -121,35 +97,53 @@ enum FashopNotifyStatus fashop_notify_unregister_app(const char *appid);
 enum FashopNotifyStatus fashop_notify_list_apps(char **out_json);
 
 /*
- Records a right to message one user (`ledger.md` for the JSON). Adding the
- same permit twice stores it once.
+ Writes the app's valid access token (cached, freshly fetched, or in
+ `external` mode the one supplied) to `*out_token`, for hosts that call other
+ WeChat APIs themselves.
 
  # Safety
- `appid` and `permit_json` are NULL or NUL-terminated strings.
+ `appid` is NULL or a NUL-terminated string; `out_token` is NULL or points
+ to a `char *` the caller owns.
  */
-enum FashopNotifyStatus fashop_notify_add_permit(const char *appid, const char *permit_json);
+enum FashopNotifyStatus fashop_notify_access_token(const char *appid, char **out_token);
 
 /*
- Writes the usable stock of the app (or of one user when `openid_or_null`
- is given) as JSON: counts by kind, by template for subscribe grants, and
- the soonest expiry.
+ Supplies the access token of an `external` app, valid for `expires_in_secs`
+ (1 to 86400) from now.
 
  # Safety
- `appid` is NULL or a NUL-terminated string, `openid_or_null` too;
- `out_json` is NULL or points to a `char *` the caller owns.
+ `appid` and `token` are NULL or NUL-terminated strings.
  */
-enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
-                                                   const char *openid_or_null,
-                                                   char **out_json);
+enum FashopNotifyStatus fashop_notify_set_access_token(const char *appid,
+                                                       const char *token,
+                                                       int64_t expires_in_secs);
 
 /*
- Removes the app's expired permits and writes `{"appid", "removed": n}`.
+ Drops the app's cached token if it is still `token` (WeChat refused it);
+ a report about an older token changes nothing and is not an error.
 
  # Safety
- `appid` is NULL or a NUL-terminated string; `out_json` is NULL or points to
- a `char *` the caller owns.
+ `appid` and `token` are NULL or NUL-terminated strings.
  */
-enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
+enum FashopNotifyStatus fashop_notify_invalidate_token(const char *appid, const char *token);
+
+/*
+ Calls a WeChat JSON API (`method` "GET" or "POST", `path` relative to
+ `api_base`, optional JSON body) with the managed token and its recovery
+ from token errors. Writes WeChat's JSON to `*out_json`, also when it
+ carries a non-zero errcode (status WECHAT_ERROR, `errcode: errmsg` in
+ last_error).
+
+ # Safety
+ `appid`, `method`, `path` are NULL or NUL-terminated strings,
+ `body_json_or_null` is NULL or a NUL-terminated string, `out_json` is NULL
+ or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
+                                               const char *method,
+                                               const char *path,
+                                               const char *body_json_or_null,
+                                               char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

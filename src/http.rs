@@ -566,8 +566,10 @@ mod tests {
     #[test]
     fn no_answer_after_sending_is_maybe_delivered() {
         let (base, server) = silent_server();
-        let mut config = Config::default();
-        config.timeout_ms = 300;
+        let config = Config {
+            timeout_ms: 300,
+            ..Config::default()
+        };
         let t = UreqTransport::new(&config);
         let req = HttpRequest::new(Method::Post, &base, "/cgi-bin/message/subscribe/send")
             .credential("access_token", Secret::new("TOKEN-xyz"))

@@ -551,7 +551,7 @@ impl Notifier {
             TransportError::NotSent(m) => CallError::NotSent(scrub(&m)),
             TransportError::MaybeDelivered(m) => CallError::MaybeDelivered(scrub(&m)),
         })?;
-        let (json, text) = read_json(&req, &reply).map_err(|e| match e {
+        let (json, text) = read_json(&req, &reply, true).map_err(|e| match e {
             JsonProblem::Status(status, m) => CallError::HttpStatus {
                 status,
                 message: scrub(&m),
@@ -650,7 +650,7 @@ impl Notifier {
         let scrub = |text: &str| secret.redact(&app.redact(&req.redact(text)));
         let network = |m: &str| Error::Network(scrub(&format!("{context}{m}")));
         let reply = self.http.call(&req).map_err(|e| network(e.message()))?;
-        let (json, _) = read_json(&req, &reply).map_err(|e| match e {
+        let (json, _) = read_json(&req, &reply, false).map_err(|e| match e {
             JsonProblem::Status(_, m) | JsonProblem::Malformed(m) => network(&m),
         })?;
         let errcode = json.get("errcode").and_then(Value::as_i64).unwrap_or(0);
@@ -692,31 +692,39 @@ enum JsonProblem {
     Malformed(String),
 }
 
-/// The answer as a JSON object (and its text), or what is wrong with it.
-fn read_json(req: &HttpRequest, reply: &HttpReply) -> Result<(Value, String), JsonProblem> {
+/// The answer as a JSON object (and its text), or what is wrong with it. An
+/// excerpt of the body goes into the message only when `quote` is set: a
+/// broken token answer may hold a (cut-off) token that no redaction knows.
+fn read_json(
+    req: &HttpRequest,
+    reply: &HttpReply,
+    quote: bool,
+) -> Result<(Value, String), JsonProblem> {
     let text = String::from_utf8_lossy(&reply.body).into_owned();
+    let shown = if quote {
+        excerpt(&text)
+    } else {
+        format!("<{} bytes not shown>", reply.body.len())
+    };
     if !(200..300).contains(&reply.status) {
         return Err(JsonProblem::Status(
             reply.status,
             format!(
-                "{}: WeChat answered HTTP {}: {}",
+                "{}: WeChat answered HTTP {}: {shown}",
                 req.describe(),
-                reply.status,
-                excerpt(&text)
+                reply.status
             ),
         ));
     }
     match serde_json::from_str::<Value>(&text) {
         Ok(v) if v.is_object() => Ok((v, text)),
         Ok(_) => Err(JsonProblem::Malformed(format!(
-            "{}: WeChat answered with JSON that is not an object: {}",
-            req.describe(),
-            excerpt(&text)
+            "{}: WeChat answered with JSON that is not an object: {shown}",
+            req.describe()
         ))),
         Err(e) => Err(JsonProblem::Malformed(format!(
-            "{}: WeChat answered with malformed JSON ({e}): {}",
-            req.describe(),
-            excerpt(&text)
+            "{}: WeChat answered with malformed JSON ({e}): {shown}",
+            req.describe()
         ))),
     }
 }
@@ -800,6 +808,126 @@ mod tests {
             .get_or_fetch(&clock, 300, || fresh("A", 7200))
             .unwrap();
         assert_eq!(t.expose(), "A");
+    }
+
+    fn wechat(
+        answer: impl Fn(&HttpRequest) -> std::result::Result<HttpReply, TransportError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> (Notifier, Arc<crate::http::MemoryTransport>) {
+        let n = Notifier::with_clock(Arc::new(ManualClock::at(1_700_000_000)));
+        n.register_app(r#"{"appid":"wxpost","secret":"s-post"}"#)
+            .unwrap();
+        let t = crate::http::MemoryTransport::new(move |req| {
+            if req.route() == "/cgi-bin/stable_token" {
+                Ok(HttpReply::json(
+                    &json!({"access_token": "TOKEN-P", "expires_in": 7200}),
+                ))
+            } else {
+                answer(req)
+            }
+        });
+        n.set_transport(t.clone());
+        (n, t)
+    }
+
+    #[test]
+    fn post_wechat_retries_a_token_error_once_and_says_so() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let (n, t) = wechat(move |_| {
+            let errcode = if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                40001
+            } else {
+                0
+            };
+            Ok(HttpReply::json(&json!({"errcode": errcode, "msgid": 7})))
+        });
+        let app = n.apps.get("wxpost").unwrap();
+        let reply = n
+            .post_wechat(
+                &app,
+                "/cgi-bin/message/subscribe/send",
+                b"{\"touser\":\"o1\"}",
+            )
+            .unwrap();
+        assert_eq!(reply.errcode, 0);
+        assert_eq!(reply.errmsg, "ok");
+        assert_eq!(reply.requests, 2);
+        assert_eq!(reply.json["msgid"], 7);
+        assert!(reply.error().is_none());
+        assert_eq!(app.token.fetch_count(), 2);
+        assert_eq!(app.token.recovered_count(), 1);
+        let sent = t.requests().pop().unwrap();
+        assert_eq!(sent.body.as_deref(), Some(&b"{\"touser\":\"o1\"}"[..]));
+
+        // Another errcode is an answer for the send policy: one request, no refresh.
+        let (n, t) = wechat(|_| {
+            Ok(HttpReply::json(
+                &json!({"errcode": -1, "errmsg": "system error"}),
+            ))
+        });
+        let app = n.apps.get("wxpost").unwrap();
+        let reply = n.post_wechat(&app, "/send", b"{}").unwrap();
+        assert_eq!((reply.errcode, reply.requests), (-1, 1));
+        assert_eq!(
+            reply.error(),
+            Some(Error::WeChat {
+                errcode: -1,
+                errmsg: "system error".into()
+            })
+        );
+        assert_eq!(t.count("/cgi-bin/stable_token"), 1);
+    }
+
+    #[test]
+    fn post_wechat_tells_not_sent_from_maybe_delivered() {
+        let (n, _) = wechat(|req| {
+            Err(TransportError::NotSent(format!(
+                "{}: refused",
+                req.describe()
+            )))
+        });
+        let app = n.apps.get("wxpost").unwrap();
+        let e = n.post_wechat(&app, "/send", b"{}").unwrap_err();
+        assert!(
+            matches!(&e, CallError::NotSent(m) if m.contains("refused")),
+            "{e:?}"
+        );
+        assert!(!e.may_have_reached_wechat());
+        assert!(matches!(e.into_error(), Error::Network(_)));
+
+        let (n, _) = wechat(|_| Err(TransportError::MaybeDelivered("timed out".into())));
+        let app = n.apps.get("wxpost").unwrap();
+        let e = n.post_wechat(&app, "/send", b"{}").unwrap_err();
+        assert!(e.may_have_reached_wechat());
+        assert!(matches!(e.into_error(), Error::Uncertain(_)));
+
+        let (n, _) = wechat(|_| Ok(HttpReply::status(502, "bad gateway")));
+        let app = n.apps.get("wxpost").unwrap();
+        let e = n.post_wechat(&app, "/send", b"{}").unwrap_err();
+        assert!(
+            matches!(e, CallError::HttpStatus { status: 502, .. }),
+            "{e:?}"
+        );
+
+        let (n, _) = wechat(|_| Ok(HttpReply::status(200, "<html>")));
+        let app = n.apps.get("wxpost").unwrap();
+        let e = n.post_wechat(&app, "/send", b"{}").unwrap_err();
+        assert!(matches!(e, CallError::Malformed(_)), "{e:?}");
+
+        // No token: nothing is sent.
+        let (n, t) = wechat(|_| panic!("nothing may be sent"));
+        n.register_app(r#"{"appid":"wxext","token_mode":"external"}"#)
+            .unwrap();
+        let app = n.apps.get("wxext").unwrap();
+        let e = n.post_wechat(&app, "/send", b"{}").unwrap_err();
+        assert!(
+            matches!(&e, CallError::NoToken(Error::AppNotConfigured(_))),
+            "{e:?}"
+        );
+        assert!(!e.may_have_reached_wechat());
+        assert!(t.requests().is_empty());
     }
 
     #[test]

@@ -27,11 +27,17 @@ enum FashopNotifyStatus fashop_notify_unregister_app(const char *appid);
 
 enum FashopNotifyStatus fashop_notify_list_apps(char **out_json);
 
-enum FashopNotifyStatus fashop_notify_add_permit(const char *appid, const char *permit_json);
+enum FashopNotifyStatus fashop_notify_access_token(const char *appid, char **out_token);
 
-enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
-                                                   const char *openid_or_null,
-                                                   char **out_json);
+enum FashopNotifyStatus fashop_notify_set_access_token(const char *appid,
+                                                       const char *token,
+                                                       int64_t expires_in_secs);
 
-enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
+enum FashopNotifyStatus fashop_notify_invalidate_token(const char *appid, const char *token);
+
+enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
+                                               const char *method,
+                                               const char *path,
+                                               const char *body_json_or_null,
+                                               char **out_json);
 
