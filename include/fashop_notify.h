@@ -9,6 +9,46 @@
 #include <stdbool.h>
 
 /*
+ How long a taken use stays reserved for its send by default.
+ */
+#define DEFAULT_LEASE_MS 60000
+
+/*
+ form_ids (and prepay_ids) kept per user by default.
+ */
+#define DEFAULT_CAP_PER_OPENID 50
+
+/*
+ Longest openid, template_id, form_id, prepay_id or order_sn accepted.
+ */
+#define MAX_VALUE_BYTES 128
+
+/*
+ Most subscribe uses one add may bring.
+ */
+#define MAX_COUNT 1000
+
+/*
+ Seconds a form_id or prepay_id stays valid after its creation.
+ */
+#define LEGACY_VALID_SECS ((7 * 24) * 3600)
+
+/*
+ Uses a paid prepay_id gives.
+ */
+#define PREPAY_USES 3
+
+/*
+ How long a finished send's idempotency record is kept.
+ */
+#define IDEMPOTENCY_KEEP_MS (((7 * 24) * 3600) * 1000)
+
+/*
+ Subscribe grants one template may accumulate for one user.
+ */
+#define MAX_SUBSCRIBE_USES 100000
+
+/*
  After a failed fetch, callers get the same error for this long instead of
  sending another request (many workers must not hammer a failing endpoint).
  */
@@ -95,6 +135,37 @@ enum FashopNotifyStatus fashop_notify_unregister_app(const char *appid);
  `out_json` is NULL or points to a `char *` the caller owns.
  */
 enum FashopNotifyStatus fashop_notify_list_apps(char **out_json);
+
+/*
+ Records a right to message one user (`ledger.md` for the JSON). Adding the
+ same permit twice stores it once.
+
+ # Safety
+ `appid` and `permit_json` are NULL or NUL-terminated strings.
+ */
+enum FashopNotifyStatus fashop_notify_add_permit(const char *appid, const char *permit_json);
+
+/*
+ Writes the usable stock of the app (or of one user when `openid_or_null`
+ is given) as JSON: counts by kind, by template for subscribe grants, and
+ the soonest expiry.
+
+ # Safety
+ `appid` is NULL or a NUL-terminated string, `openid_or_null` too;
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
+                                                   const char *openid_or_null,
+                                                   char **out_json);
+
+/*
+ Removes the app's expired permits and writes `{"appid", "removed": n}`.
+
+ # Safety
+ `appid` is NULL or a NUL-terminated string; `out_json` is NULL or points to
+ a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
 
 /*
  Writes the app's valid access token (cached, freshly fetched, or in

@@ -27,6 +27,14 @@ enum FashopNotifyStatus fashop_notify_unregister_app(const char *appid);
 
 enum FashopNotifyStatus fashop_notify_list_apps(char **out_json);
 
+enum FashopNotifyStatus fashop_notify_add_permit(const char *appid, const char *permit_json);
+
+enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
+                                                   const char *openid_or_null,
+                                                   char **out_json);
+
+enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
+
 enum FashopNotifyStatus fashop_notify_access_token(const char *appid, char **out_token);
 
 enum FashopNotifyStatus fashop_notify_set_access_token(const char *appid,
