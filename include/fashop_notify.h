@@ -216,6 +216,18 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *body_json_or_null,
                                                char **out_json);
 
+/*
+ Writes every figure (sends, latency, tokens, permits, outbox) as
+ `"prometheus"` text exposition or as `"json"`. With the SQLite store the
+ figures cover every process sharing it; with the memory store this process.
+ Free the text with `fashop_notify_string_free`.
+
+ # Safety
+ `format` is NULL or a NUL-terminated string; `out_text` is NULL or points
+ to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -12,6 +12,7 @@ pub mod ffi;
 mod http;
 mod ledger;
 mod mapping;
+mod metrics;
 mod notifier;
 pub mod rules;
 #[cfg(feature = "sandbox")]
@@ -26,6 +27,10 @@ pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use http::{HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError};
 pub use ledger::{Claim, Kind, Lease, Ledger, PermitRequest, Remaining, Stats};
+pub use metrics::{
+    CounterSink, Format as MetricsFormat, MemorySink, Metrics, MetricsBatch, Sample, ScrapeHook,
+    SqliteSink,
+};
 pub use notifier::Notifier;
 pub use secret::Secret;
 pub use token::{CallError, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};

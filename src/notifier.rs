@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::http::HttpClient;
 use crate::ledger::Ledger;
 use crate::mapping::MappingRegistry;
+use crate::metrics::Metrics;
 
 #[derive(Debug)]
 pub struct Notifier {
@@ -23,6 +24,7 @@ pub struct Notifier {
     pub(crate) mappings: MappingRegistry,
     pub(crate) ledger: Ledger,
     pub(crate) http: HttpClient,
+    pub(crate) metrics: Metrics,
 }
 
 impl Default for Notifier {
@@ -45,6 +47,7 @@ impl Notifier {
             apps: AppRegistry::default(),
             mappings: MappingRegistry::default(),
             http: HttpClient::default(),
+            metrics: Metrics::default(),
         }
     }
 
@@ -65,6 +68,7 @@ impl Notifier {
         let next = patch.apply_to(&config);
         self.ledger.configure(&next)?;
         self.http.configure(&next);
+        self.metrics.configure(&next);
         *config = Arc::new(next);
         Ok(())
     }

@@ -49,3 +49,5 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *body_json_or_null,
                                                char **out_json);
 
+enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
+

@@ -15,6 +15,7 @@ use crate::notifier::Notifier;
 mod apps;
 mod ledger;
 mod token;
+mod metrics;
 
 /// Status of every call. Values are fixed by the ABI contract: add, never renumber.
 #[repr(C)]

@@ -1,0 +1,607 @@
+//! Operational figures: sends by outcome, send latency, token fetches, permits
+//! and the outbox. Recording is an atomic add on a cell found through a
+//! read-mostly map; with a shared store the increments are also written there
+//! so that one scrape shows every worker process of the shop.
+
+mod exposition;
+mod family;
+mod sink;
+mod sqlite_sink;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::notifier::Notifier;
+
+pub use exposition::Format;
+use family::{int_label, Cell, Family, GaugeCell};
+pub use sink::{CounterSink, MemorySink, Sample};
+pub use sqlite_sink::SqliteSink;
+
+/// Upper bounds of the send latency buckets, in microseconds (5 ms to 10 s).
+const BUCKET_BOUNDS_MICROS: [u64; 11] = [
+    5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000,
+];
+/// The same bounds as Prometheus `le` labels, plus the catch-all.
+const BUCKET_LABELS: [&str; 12] = [
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+];
+
+pub(crate) const SENDS: &str = "fashop_notify_sends_total";
+pub(crate) const SEND_DURATION: &str = "fashop_notify_send_duration_seconds";
+pub(crate) const TOKEN_FETCHES: &str = "fashop_notify_token_fetches_total";
+pub(crate) const TOKEN_RECOVERED: &str = "fashop_notify_token_errors_recovered_total";
+pub(crate) const PERMITS_ADDED: &str = "fashop_notify_permits_added_total";
+pub(crate) const PERMITS_CONSUMED: &str = "fashop_notify_permits_consumed_total";
+pub(crate) const PERMITS_EXPIRED: &str = "fashop_notify_permits_expired_total";
+pub(crate) const PERMIT_STOCK: &str = "fashop_notify_permit_stock";
+pub(crate) const OUTBOX: &str = "fashop_notify_outbox_messages";
+pub(crate) const LOG_FAILURES: &str = "fashop_notify_log_write_failures_total";
+pub(crate) const FLUSH_FAILURES: &str = "fashop_notify_metrics_flush_failures_total";
+/// How the histogram is kept in a shared sink: per-bucket (not cumulative)
+/// counts labelled by `le`, and the sum in whole microseconds.
+pub(crate) const SINK_BUCKET: &str = "fashop_notify_send_duration_seconds_bucket";
+pub(crate) const SINK_SUM_MICROS: &str = "fashop_notify_send_duration_seconds_sum_micros";
+
+/// Computes gauges at scrape time (permit stock from the ledger, outbox depth
+/// from the store) by calling `set_permit_stock` / `set_outbox_depth`.
+pub type ScrapeHook = Arc<dyn Fn(&Notifier) -> Result<()> + Send + Sync>;
+
+/// The figures of one notifier. Cloning shares them (the log holds a clone to
+/// count its write failures).
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("shared", &self.inner.shared.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    sends: Family<4, Cell>,
+    duration: Histogram,
+    token_fetches: Family<3, Cell>,
+    token_recovered: Family<1, Cell>,
+    permits_added: Family<1, Cell>,
+    permits_consumed: Family<1, Cell>,
+    permits_expired: Family<1, Cell>,
+    log_failures: Arc<Cell>,
+    /// Per process by nature: the sink that failed cannot hold it.
+    flush_failures: Cell,
+    permit_stock: Family<1, GaugeCell>,
+    outbox: Family<1, GaugeCell>,
+    /// A shared sink is configured (read on every recording, so kept apart from the lock).
+    shared: AtomicBool,
+    /// Open `batch()` guards; recordings inside one are written out when the last ends.
+    holds: AtomicUsize,
+    /// Also the flush lock: one flush at a time, so watermarks move in order.
+    sink: Mutex<SinkState>,
+    scrape_hooks: RwLock<Vec<ScrapeHook>>,
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [Cell; 12],
+    sum_micros: Cell,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let i = BUCKET_BOUNDS_MICROS
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(BUCKET_BOUNDS_MICROS.len());
+        self.buckets[i].add(1);
+        self.sum_micros.add(micros);
+    }
+}
+
+/// Which store the figures are shared through.
+#[derive(Default)]
+struct SinkState {
+    /// The store setting the sink was made for (`memory` by default).
+    spec: String,
+    sink: Option<Arc<dyn CounterSink>>,
+    /// The process that opened `sink`; a forked child must open its own.
+    pid: u32,
+}
+
+/// Where the figures of a scrape come from, said in the `# HELP` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// This process only (memory store, or a store without a shared sink).
+    Process { store: String },
+    /// Every process that uses the same store.
+    Shared { store: String },
+}
+
+/// Figures ready to print: per family, label values to value.
+#[derive(Debug)]
+pub(crate) struct Figures {
+    pub scope: Scope,
+    pub series: BTreeMap<&'static str, BTreeMap<Vec<String>, i64>>,
+    /// Per-bucket (not cumulative) counts, the last one above 10 s.
+    pub buckets: [u64; 12],
+    pub sum_micros: u64,
+}
+
+/// While alive, recordings are not written to the shared store one by one;
+/// they go out together when the last open batch ends (one write per send).
+#[must_use = "the batch ends when dropped"]
+pub struct MetricsBatch<'a> {
+    metrics: &'a Metrics,
+}
+
+impl Drop for MetricsBatch<'_> {
+    fn drop(&mut self) {
+        if self.metrics.inner.holds.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.metrics.written();
+        }
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Metrics::default()
+    }
+
+    /// One notification send finished. `status` is the outcome's status
+    /// (`sent`, `failed`, `uncertain`, `no_permit`, `duplicate`), `errcode`
+    /// WeChat's answer (0 when WeChat gave none), `elapsed` the wall time of the
+    /// whole send. The latency histogram leaves out `duplicate` and `no_permit`,
+    /// which never reach WeChat.
+    pub fn record_send(
+        &self,
+        appid: &str,
+        event: &str,
+        status: &str,
+        errcode: i64,
+        elapsed: Duration,
+    ) {
+        let mut buf = [0u8; 24];
+        let errcode = int_label(&mut buf, errcode);
+        self.inner
+            .sends
+            .cell([appid, event, status, errcode])
+            .add(1);
+        if status != "duplicate" && status != "no_permit" {
+            self.inner.duration.observe(elapsed);
+        }
+        self.written();
+    }
+
+    /// An access token was fetched from WeChat (`mode`: `stable` or `classic`).
+    pub fn record_token_fetch(&self, appid: &str, mode: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.inner.token_fetches.cell([appid, mode, result]).add(1);
+        self.written();
+    }
+
+    /// WeChat rejected the access token (40001, 42001, 40014) and the call
+    /// succeeded after a fresh one was fetched.
+    pub fn record_token_error_recovered(&self, appid: &str) {
+        self.inner.token_recovered.cell([appid]).add(1);
+        self.written();
+    }
+
+    /// One permit of `kind` (`subscribe`, `form_id`, `prepay_id`) was stored.
+    pub fn record_permit_added(&self, kind: &str) {
+        self.record_permits_added(kind, 1);
+    }
+
+    /// `n` permits at once (a subscribe grant with a count).
+    pub fn record_permits_added(&self, kind: &str, n: u64) {
+        self.inner.permits_added.cell([kind]).add(n);
+        self.written();
+    }
+
+    /// A permit was used up by a send.
+    pub fn record_permit_consumed(&self, kind: &str) {
+        self.inner.permits_consumed.cell([kind]).add(1);
+        self.written();
+    }
+
+    /// `n` permits expired unused (found by a purge or a lazy check).
+    pub fn record_permit_expired(&self, kind: &str, n: u64) {
+        self.inner.permits_expired.cell([kind]).add(n);
+        self.written();
+    }
+
+    /// Usable permits of `kind` now in the ledger.
+    pub fn set_permit_stock(&self, kind: &str, n: u64) {
+        self.inner
+            .permit_stock
+            .cell([kind])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.written();
+    }
+
+    /// Outbox messages in `state` (`pending`, `due`, `dead`, `sent`).
+    pub fn set_outbox_depth(&self, state: &str, n: u64) {
+        self.inner
+            .outbox
+            .cell([state])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.written();
+    }
+
+    /// A structured log line could not be written.
+    pub fn record_log_failure(&self) {
+        self.inner.log_failures.add(1);
+        self.written();
+    }
+
+    /// Groups the recordings of one operation into one write to the shared
+    /// store (the send path opens one per send).
+    pub fn batch(&self) -> MetricsBatch<'_> {
+        self.inner.holds.fetch_add(1, Ordering::AcqRel);
+        MetricsBatch { metrics: self }
+    }
+
+    /// Adds a gauge refresher run before every scrape.
+    pub fn on_scrape(&self, hook: ScrapeHook) {
+        self.inner.scrape_hooks.write().push(hook);
+    }
+
+    /// Follows the store setting: SQLite shares the figures through the
+    /// database file; memory (and, for now, Redis) keeps them in this process.
+    /// Never fails: a store that cannot be opened now is retried at the next
+    /// flush, and the increments wait in this process meanwhile.
+    pub fn configure(&self, config: &Config) {
+        let mut state = self.inner.sink.lock();
+        if state.spec == config.store {
+            return;
+        }
+        if let Some(old) = state.sink.take() {
+            // Best effort: what the old store did not take stays out of the new one.
+            let _ = self.flush_into(&*old);
+        }
+        state.spec = config.store.clone();
+        state.pid = 0;
+        let shared = sink_path(&state.spec).is_some();
+        self.rebase();
+        self.inner.shared.store(shared, Ordering::Release);
+        if shared {
+            let _ = open_sink(&mut state);
+        }
+    }
+
+    /// A recording happened: write it through unless a batch is open.
+    #[inline]
+    fn written(&self) {
+        if self.inner.shared.load(Ordering::Acquire)
+            && self.inner.holds.load(Ordering::Acquire) == 0
+        {
+            // A failure is counted and the increments stay for the next flush.
+            let _ = self.flush();
+        }
+    }
+
+    /// Writes what the shared store has not seen yet. No-op without one.
+    pub fn flush(&self) -> Result<()> {
+        if !self.inner.shared.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut state = self.inner.sink.lock();
+        if state.sink.is_some() && state.pid != std::process::id() {
+            // A forked child: closing the parent's connection here could disturb
+            // the parent's locks, and the parent's unflushed counts are its own.
+            std::mem::forget(state.sink.take());
+            self.rebase();
+        }
+        let result = open_sink(&mut state).and_then(|sink| self.flush_into(&*sink));
+        if result.is_err() {
+            self.inner.flush_failures.add(1);
+        }
+        result
+    }
+
+    /// Sends every unflushed increment and changed gauge as one batch, and
+    /// moves the watermarks only when the store took it.
+    fn flush_into(&self, sink: &dyn CounterSink) -> Result<()> {
+        let mut adds = Vec::new();
+        let mut marks: Vec<(Arc<Cell>, u64)> = Vec::new();
+        let mut sets = Vec::new();
+        let mut dirty: Vec<Arc<GaugeCell>> = Vec::new();
+        let mut push = |name: &str, labels: Vec<String>, cell: &Arc<Cell>| {
+            let (delta, upto) = cell.unflushed();
+            if delta > 0 {
+                adds.push(Sample {
+                    name: name.to_string(),
+                    labels,
+                    value: clamp(delta),
+                });
+                marks.push((cell.clone(), upto));
+            }
+        };
+        let i = &self.inner;
+        i.sends.each(|k, c| push(SENDS, k.values(), c));
+        i.token_fetches
+            .each(|k, c| push(TOKEN_FETCHES, k.values(), c));
+        for (name, fam) in [
+            (TOKEN_RECOVERED, &i.token_recovered),
+            (PERMITS_ADDED, &i.permits_added),
+            (PERMITS_CONSUMED, &i.permits_consumed),
+            (PERMITS_EXPIRED, &i.permits_expired),
+        ] {
+            fam.each(|k, c| push(name, k.values(), c));
+        }
+        push(LOG_FAILURES, Vec::new(), &i.log_failures);
+        let mut bucket_marks = [None; 12];
+        for ((b, label), mark) in i
+            .duration
+            .buckets
+            .iter()
+            .zip(BUCKET_LABELS)
+            .zip(bucket_marks.iter_mut())
+        {
+            let (delta, upto) = b.unflushed();
+            if delta > 0 {
+                adds.push(Sample {
+                    name: SINK_BUCKET.to_string(),
+                    labels: vec![label.to_string()],
+                    value: clamp(delta),
+                });
+                *mark = Some(upto);
+            }
+        }
+        let (sum_delta, sum_upto) = i.duration.sum_micros.unflushed();
+        if sum_delta > 0 {
+            adds.push(Sample {
+                name: SINK_SUM_MICROS.to_string(),
+                labels: Vec::new(),
+                value: clamp(sum_delta),
+            });
+        }
+        for (name, fam) in [(PERMIT_STOCK, &i.permit_stock), (OUTBOX, &i.outbox)] {
+            fam.each(|k, g| {
+                if let Some(v) = g.take_dirty() {
+                    sets.push(Sample {
+                        name: name.to_string(),
+                        labels: k.values(),
+                        value: v,
+                    });
+                    dirty.push(g.clone());
+                }
+            });
+        }
+        if adds.is_empty() && sets.is_empty() {
+            return Ok(());
+        }
+        match sink.apply(&adds, &sets) {
+            Ok(()) => {
+                for (cell, upto) in marks {
+                    cell.mark_flushed(upto);
+                }
+                for (b, mark) in i.duration.buckets.iter().zip(bucket_marks) {
+                    if let Some(upto) = mark {
+                        b.mark_flushed(upto);
+                    }
+                }
+                i.duration.sum_micros.mark_flushed(sum_upto);
+                Ok(())
+            }
+            Err(e) => {
+                for g in dirty {
+                    g.mark_dirty();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets unflushed increments: a new store starts from what happens next.
+    fn rebase(&self) {
+        let i = &self.inner;
+        i.sends.each(|_, c| c.rebase());
+        i.token_fetches.each(|_, c| c.rebase());
+        for fam in [
+            &i.token_recovered,
+            &i.permits_added,
+            &i.permits_consumed,
+            &i.permits_expired,
+        ] {
+            fam.each(|_, c| c.rebase());
+        }
+        i.log_failures.rebase();
+        for b in &i.duration.buckets {
+            b.rebase();
+        }
+        i.duration.sum_micros.rebase();
+        i.permit_stock.each(|_, g| g.mark_dirty());
+        i.outbox.each(|_, g| g.mark_dirty());
+    }
+
+    /// The figures to print: from the shared store when there is one (after
+    /// writing this process's own increments), else from this process.
+    pub(crate) fn figures(&self) -> Result<Figures> {
+        let (scope, samples) = {
+            let spec = self.inner.sink.lock().spec.clone();
+            let spec = if spec.is_empty() {
+                "memory".to_string()
+            } else {
+                spec
+            };
+            if self.inner.shared.load(Ordering::Acquire) {
+                self.flush().map_err(|e| {
+                    Error::store(format!("metrics: the shared figures are unavailable: {e}"))
+                })?;
+                let sink = self.inner.sink.lock().sink.clone();
+                let samples = match sink {
+                    Some(s) => s.snapshot().map_err(|e| {
+                        Error::store(format!("metrics: the shared figures are unavailable: {e}"))
+                    })?,
+                    None => Vec::new(),
+                };
+                (Scope::Shared { store: spec }, Some(samples))
+            } else {
+                (Scope::Process { store: spec }, None)
+            }
+        };
+        let mut figures = match samples {
+            Some(samples) => Figures::from_samples(scope, &samples),
+            None => self.local_figures(scope),
+        };
+        figures.series.insert(
+            FLUSH_FAILURES,
+            [(Vec::new(), clamp(self.inner.flush_failures.get()))].into(),
+        );
+        Ok(figures)
+    }
+
+    /// This process's own figures.
+    fn local_figures(&self, scope: Scope) -> Figures {
+        fn counters<const N: usize>(fam: &Family<N, Cell>) -> BTreeMap<Vec<String>, i64> {
+            let mut out = BTreeMap::new();
+            fam.each(|k, c| {
+                out.insert(k.values(), clamp(c.get()));
+            });
+            out
+        }
+        fn gauges<const N: usize>(fam: &Family<N, GaugeCell>) -> BTreeMap<Vec<String>, i64> {
+            let mut out = BTreeMap::new();
+            fam.each(|k, g| {
+                out.insert(k.values(), g.get());
+            });
+            out
+        }
+        let i = &self.inner;
+        let mut f = Figures::empty(scope);
+        f.series.insert(SENDS, counters(&i.sends));
+        f.series.insert(TOKEN_FETCHES, counters(&i.token_fetches));
+        f.series
+            .insert(TOKEN_RECOVERED, counters(&i.token_recovered));
+        f.series.insert(PERMITS_ADDED, counters(&i.permits_added));
+        f.series
+            .insert(PERMITS_CONSUMED, counters(&i.permits_consumed));
+        f.series
+            .insert(PERMITS_EXPIRED, counters(&i.permits_expired));
+        f.series.insert(
+            LOG_FAILURES,
+            [(Vec::new(), clamp(i.log_failures.get()))].into(),
+        );
+        f.series.insert(PERMIT_STOCK, gauges(&i.permit_stock));
+        f.series.insert(OUTBOX, gauges(&i.outbox));
+        for (slot, b) in f.buckets.iter_mut().zip(&i.duration.buckets) {
+            *slot = b.get();
+        }
+        f.sum_micros = i.duration.sum_micros.get();
+        f
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The SQLite file of a `sqlite:/path` store setting.
+fn sink_path(spec: &str) -> Option<&str> {
+    spec.strip_prefix("sqlite:").filter(|p| !p.is_empty())
+}
+
+/// The sink for the configured store, opened now if it is not yet.
+fn open_sink(state: &mut SinkState) -> Result<Arc<dyn CounterSink>> {
+    if let Some(sink) = &state.sink {
+        return Ok(sink.clone());
+    }
+    let path = sink_path(&state.spec)
+        .ok_or_else(|| Error::internal("metrics: no shared store configured"))?;
+    let sink: Arc<dyn CounterSink> = Arc::new(SqliteSink::open(path)?);
+    state.sink = Some(sink.clone());
+    state.pid = std::process::id();
+    Ok(sink)
+}
+
+impl Figures {
+    fn empty(scope: Scope) -> Figures {
+        Figures {
+            scope,
+            series: Default::default(),
+            buckets: [0; 12],
+            sum_micros: 0,
+        }
+    }
+
+    /// Sorts a shared sink's samples into families; names this version does
+    /// not know (written by a newer one) are left out.
+    fn from_samples(scope: Scope, samples: &[Sample]) -> Figures {
+        let mut f = Figures::empty(scope);
+        for name in exposition::FAMILY_NAMES {
+            f.series.entry(name).or_default();
+        }
+        for s in samples {
+            if s.name == SINK_BUCKET {
+                if let Some(i) = s
+                    .labels
+                    .first()
+                    .and_then(|le| BUCKET_LABELS.iter().position(|l| l == le))
+                {
+                    f.buckets[i] = s.value.max(0) as u64;
+                }
+            } else if s.name == SINK_SUM_MICROS {
+                f.sum_micros = s.value.max(0) as u64;
+            } else if let Some((name, series)) = f.series.iter_mut().find(|(n, _)| **n == s.name) {
+                if exposition::label_names(name).len() == s.labels.len() {
+                    series.insert(s.labels.clone(), s.value);
+                }
+            }
+        }
+        f
+    }
+}
+
+/// Testing seam: a notifier's metrics writing into a given sink.
+impl Metrics {
+    #[doc(hidden)]
+    pub fn with_sink(sink: Arc<dyn CounterSink>) -> Metrics {
+        let m = Metrics::new();
+        {
+            let mut state = m.inner.sink.lock();
+            state.spec = "test-sink".to_string();
+            state.sink = Some(sink);
+            state.pid = std::process::id();
+        }
+        m.inner.shared.store(true, Ordering::Release);
+        m
+    }
+
+    /// The figures in `format`, for a host's scrape endpoint.
+    pub fn render(&self, format: Format) -> Result<String> {
+        let figures = self.figures()?;
+        Ok(match format {
+            Format::Prometheus => exposition::prometheus(&figures),
+            Format::Json => exposition::json(&figures),
+        })
+    }
+}
+
+impl Notifier {
+    /// `fashop_notify_metrics`: every figure as Prometheus text or JSON.
+    pub fn metrics_text(&self, format: &str) -> Result<String> {
+        let format = Format::parse(format)?;
+        let hooks = self.metrics.inner.scrape_hooks.read().clone();
+        for hook in hooks {
+            hook(self)?;
+        }
+        self.metrics.render(format)
+    }
+
+    /// The notifier's figures, for recording from the send path.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}

@@ -1,0 +1,492 @@
+//! Metric figures: exact values after scripted recordings, both output forms,
+//! `promtool check metrics`, sharing through a store, and figures summed over
+//! two processes on one SQLite file.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fashop_notify::{MemorySink, Metrics, MetricsFormat, Notifier};
+use serde_json::Value;
+
+/// The value of one exact series line (`name{labels}`) in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().expect("sample value is a number"))
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A day of a small shop: sends with WeChat faults, token fetches, permits.
+fn scripted(m: &Metrics) {
+    m.record_permits_added("subscribe", 3);
+    m.record_permit_added("form_id");
+    m.record_permit_added("form_id");
+    m.record_token_fetch("wx1", "stable", true);
+    m.record_send("wx1", "order_pay_success", "sent", 0, ms(3));
+    m.record_permit_consumed("subscribe");
+    m.record_send("wx1", "order_pay_success", "sent", 0, ms(40));
+    m.record_permit_consumed("subscribe");
+    m.record_send("wx1", "order_pay_success", "failed", 43101, ms(120));
+    m.record_token_fetch("wx1", "stable", false);
+    m.record_token_fetch("wx1", "stable", true);
+    m.record_token_error_recovered("wx1");
+    m.record_send("wx1", "order_delivered", "sent", 0, ms(7_000));
+    m.record_permit_consumed("form_id");
+    m.record_send("wx1", "order_delivered", "uncertain", 0, ms(20_000));
+    m.record_send("wx1", "order_delivered", "no_permit", 0, ms(1));
+    m.record_send("wx1", "order_pay_success", "duplicate", 0, ms(1));
+    m.record_send("wx2", "order_cancel", "failed", -1, ms(5));
+    m.record_permit_expired("form_id", 1);
+    m.set_permit_stock("subscribe", 1);
+    m.set_permit_stock("form_id", 0);
+    m.set_outbox_depth("pending", 4);
+    m.set_outbox_depth("dead", 1);
+    m.set_outbox_depth("pending", 2);
+    m.record_log_failure();
+}
+
+#[test]
+fn prometheus_text_has_exactly_what_happened() {
+    let m = Metrics::new();
+    scripted(&m);
+    let t = m.render(MetricsFormat::Prometheus).unwrap();
+    let s = |series: &str| sample(&t, series).unwrap_or_else(|| panic!("{series} missing in\n{t}"));
+    let sends = |labels: &str| s(&format!("fashop_notify_sends_total{{{labels}}}"));
+    assert_eq!(
+        sends(r#"appid="wx1",event="order_pay_success",status="sent",errcode="0""#),
+        2.0
+    );
+    assert_eq!(
+        sends(r#"appid="wx1",event="order_pay_success",status="failed",errcode="43101""#),
+        1.0
+    );
+    assert_eq!(
+        sends(r#"appid="wx1",event="order_delivered",status="sent",errcode="0""#),
+        1.0
+    );
+    assert_eq!(
+        sends(r#"appid="wx1",event="order_delivered",status="uncertain",errcode="0""#),
+        1.0
+    );
+    assert_eq!(
+        sends(r#"appid="wx1",event="order_delivered",status="no_permit",errcode="0""#),
+        1.0
+    );
+    assert_eq!(
+        sends(r#"appid="wx1",event="order_pay_success",status="duplicate",errcode="0""#),
+        1.0
+    );
+    assert_eq!(
+        sends(r#"appid="wx2",event="order_cancel",status="failed",errcode="-1""#),
+        1.0
+    );
+    assert_eq!(t.matches("fashop_notify_sends_total{").count(), 7);
+
+    // Durations 3ms, 5ms, 40ms, 120ms, 7s, 20s (no_permit and duplicate left out).
+    let bucket = |le: &str| {
+        s(&format!(
+            "fashop_notify_send_duration_seconds_bucket{{le=\"{le}\"}}"
+        ))
+    };
+    assert_eq!(bucket("0.005"), 2.0);
+    assert_eq!(bucket("0.01"), 2.0);
+    assert_eq!(bucket("0.05"), 3.0);
+    assert_eq!(bucket("0.1"), 3.0);
+    assert_eq!(bucket("0.25"), 4.0);
+    assert_eq!(bucket("5"), 4.0);
+    assert_eq!(bucket("10"), 5.0);
+    assert_eq!(bucket("+Inf"), 6.0);
+    assert_eq!(s("fashop_notify_send_duration_seconds_count"), 6.0);
+    assert_eq!(s("fashop_notify_send_duration_seconds_sum"), 27.168);
+
+    assert_eq!(
+        s(r#"fashop_notify_token_fetches_total{appid="wx1",mode="stable",result="ok"}"#),
+        2.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_token_fetches_total{appid="wx1",mode="stable",result="error"}"#),
+        1.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_token_errors_recovered_total{appid="wx1"}"#),
+        1.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_permits_added_total{kind="subscribe"}"#),
+        3.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_permits_added_total{kind="form_id"}"#),
+        2.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_permits_consumed_total{kind="subscribe"}"#),
+        2.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_permits_consumed_total{kind="form_id"}"#),
+        1.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_permits_expired_total{kind="form_id"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &t,
+            r#"fashop_notify_permits_expired_total{kind="subscribe"}"#
+        ),
+        None
+    );
+    assert_eq!(s(r#"fashop_notify_permit_stock{kind="subscribe"}"#), 1.0);
+    assert_eq!(s(r#"fashop_notify_permit_stock{kind="form_id"}"#), 0.0);
+    assert_eq!(s(r#"fashop_notify_outbox_messages{state="pending"}"#), 2.0);
+    assert_eq!(s(r#"fashop_notify_outbox_messages{state="dead"}"#), 1.0);
+    assert_eq!(s("fashop_notify_log_write_failures_total"), 1.0);
+    assert_eq!(s("fashop_notify_metrics_flush_failures_total"), 0.0);
+
+    let help = t
+        .lines()
+        .find(|l| l.starts_with("# HELP fashop_notify_sends_total "))
+        .unwrap();
+    assert!(help.contains("this process only"), "{help}");
+    assert!(t.contains("# TYPE fashop_notify_send_duration_seconds histogram"));
+    assert!(t.contains("# TYPE fashop_notify_permit_stock gauge"));
+    assert!(t.contains("# TYPE fashop_notify_sends_total counter"));
+}
+
+#[test]
+fn json_has_the_same_figures() {
+    let m = Metrics::new();
+    scripted(&m);
+    let v: Value = serde_json::from_str(&m.render(MetricsFormat::Json).unwrap()).unwrap();
+    assert_eq!(v["scope"], "process");
+    assert_eq!(v["store"], "memory");
+    let sends = v["fashop_notify_sends_total"].as_array().unwrap();
+    assert_eq!(sends.len(), 7);
+    let failed = sends
+        .iter()
+        .find(|r| r["errcode"] == 43101)
+        .expect("a 43101 row");
+    assert_eq!(failed["appid"], "wx1");
+    assert_eq!(failed["event"], "order_pay_success");
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["value"], 1);
+    let total: i64 = sends.iter().map(|r| r["value"].as_i64().unwrap()).sum();
+    assert_eq!(total, 8);
+    let h = &v["fashop_notify_send_duration_seconds"];
+    assert_eq!(h["count"], 6);
+    assert!((h["sum"].as_f64().unwrap() - 27.168).abs() < 1e-9);
+    assert_eq!(
+        h["buckets"][0],
+        serde_json::json!({"le": "0.005", "count": 2})
+    );
+    assert_eq!(
+        h["buckets"][11],
+        serde_json::json!({"le": "+Inf", "count": 6})
+    );
+    assert_eq!(
+        v["fashop_notify_permit_stock"],
+        serde_json::json!([{"kind": "form_id", "value": 0}, {"kind": "subscribe", "value": 1}])
+    );
+    assert_eq!(v["fashop_notify_log_write_failures_total"], 1);
+    assert_eq!(
+        v["fashop_notify_token_fetches_total"][0],
+        serde_json::json!({"appid": "wx1", "mode": "stable", "result": "error", "value": 1})
+    );
+}
+
+#[test]
+fn a_fresh_notifier_prints_zeroes_and_rejects_unknown_formats() {
+    let n = Notifier::new();
+    let t = n.metrics_text("prometheus").unwrap();
+    assert_eq!(
+        sample(&t, "fashop_notify_send_duration_seconds_count"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&t, "fashop_notify_log_write_failures_total"),
+        Some(0.0)
+    );
+    let e = n.metrics_text("xml").unwrap_err();
+    assert!(matches!(e, fashop_notify::Error::InvalidArgument(_)));
+    assert!(
+        e.to_string()
+            .contains("format must be \"prometheus\" or \"json\""),
+        "{e}"
+    );
+    assert!(n.metrics_text("").is_err());
+    assert!(n.metrics_text("JSON").is_err());
+}
+
+#[test]
+fn recordings_from_many_threads_all_count() {
+    let m = Metrics::new();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let m = &m;
+            s.spawn(move || {
+                for i in 0..1000u64 {
+                    let event = if i % 2 == 0 {
+                        "order_cancel"
+                    } else {
+                        "order_delivered"
+                    };
+                    m.record_send(&format!("wx{}", t % 2), event, "sent", 0, ms(i % 50));
+                }
+            });
+        }
+    });
+    let v: Value = serde_json::from_str(&m.render(MetricsFormat::Json).unwrap()).unwrap();
+    let rows = v["fashop_notify_sends_total"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        assert_eq!(r["value"], 2000, "{r}");
+    }
+    assert_eq!(v["fashop_notify_send_duration_seconds"]["count"], 8000);
+}
+
+#[test]
+fn label_values_are_escaped_and_bounded() {
+    let m = Metrics::new();
+    m.record_send("wx\"1", "a\\b\nc", "sent", 0, ms(1));
+    let t = m.render(MetricsFormat::Prometheus).unwrap();
+    assert!(
+        t.contains(r#"fashop_notify_sends_total{appid="wx\"1",event="a\\b\nc",status="sent",errcode="0"} 1"#),
+        "{t}"
+    );
+    promtool_check(&t);
+}
+
+/// Runs `promtool check metrics` on `text`; promtool is a test dependency
+/// (Debian package `prometheus`, installed by `make deps`).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "promtool is needed for this test and could not be run ({e}); \
+             install it with `make deps` (Debian package `prometheus`)"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- text ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn promtool_accepts_the_text() {
+    let m = Metrics::new();
+    promtool_check(&m.render(MetricsFormat::Prometheus).unwrap());
+    scripted(&m);
+    promtool_check(&m.render(MetricsFormat::Prometheus).unwrap());
+    let dir = tempdir("promtool");
+    let n = Notifier::new();
+    n.configure(&format!(r#"{{"store":"sqlite:{}/m.db"}}"#, dir.display()))
+        .unwrap();
+    scripted(n.metrics());
+    let t = n.metrics_text("prometheus").unwrap();
+    assert!(t.contains("all processes sharing sqlite:"), "{t}");
+    promtool_check(&t);
+}
+
+#[test]
+fn a_shared_store_sees_every_increment_once() {
+    let sink = Arc::new(MemorySink::default());
+    let a = Metrics::with_sink(sink.clone());
+    let b = Metrics::with_sink(sink.clone());
+    scripted(&a);
+    scripted(&b);
+    {
+        let _batch = b.batch();
+        b.record_send("wx2", "order_cancel", "failed", -1, ms(5));
+        b.record_permit_consumed("form_id");
+    }
+    // Either process prints the sum of both.
+    for m in [&a, &b] {
+        let t = m.render(MetricsFormat::Prometheus).unwrap();
+        let s = |series: &str| sample(&t, series).unwrap();
+        assert_eq!(
+            s(
+                r#"fashop_notify_sends_total{appid="wx2",event="order_cancel",status="failed",errcode="-1"}"#
+            ),
+            3.0
+        );
+        assert_eq!(
+            s(
+                r#"fashop_notify_sends_total{appid="wx1",event="order_pay_success",status="sent",errcode="0"}"#
+            ),
+            4.0
+        );
+        assert_eq!(
+            s(r#"fashop_notify_permits_consumed_total{kind="form_id"}"#),
+            3.0
+        );
+        assert_eq!(s("fashop_notify_send_duration_seconds_count"), 13.0);
+        assert_eq!(
+            s(r#"fashop_notify_send_duration_seconds_bucket{le="0.005"}"#),
+            5.0
+        );
+        assert_eq!(s("fashop_notify_send_duration_seconds_sum"), 54.341);
+        assert_eq!(s("fashop_notify_log_write_failures_total"), 2.0);
+        // A gauge is the store's state, not a sum.
+        assert_eq!(s(r#"fashop_notify_outbox_messages{state="pending"}"#), 2.0);
+        assert!(t.contains("all processes sharing test-sink"));
+    }
+}
+
+#[test]
+fn a_store_that_is_down_loses_no_increment() {
+    let sink = Arc::new(MemorySink::default());
+    let m = Metrics::with_sink(sink.clone());
+    m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
+    sink.set_failing(true);
+    m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
+    m.set_permit_stock("subscribe", 7);
+    let e = m.render(MetricsFormat::Json).unwrap_err();
+    assert!(matches!(e, fashop_notify::Error::Store(_)), "{e:?}");
+    assert!(e.to_string().contains("store unavailable"), "{e}");
+    sink.set_failing(false);
+    m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
+    let v: Value = serde_json::from_str(&m.render(MetricsFormat::Json).unwrap()).unwrap();
+    assert_eq!(v["scope"], "shared");
+    assert_eq!(v["fashop_notify_sends_total"][0]["value"], 3);
+    assert_eq!(v["fashop_notify_send_duration_seconds"]["count"], 3);
+    assert_eq!(v["fashop_notify_permit_stock"][0]["value"], 7);
+    // Failed: the second recording, the stock, the failed scrape.
+    assert_eq!(v["fashop_notify_metrics_flush_failures_total"], 3);
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "fashop-metrics-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const WORKER_DB: &str = "FASHOP_METRICS_WORKER_DB";
+const WORKER_SENDS: u64 = 150;
+
+/// One worker's traffic on a SQLite store. Run as a child process by
+/// `two_processes_on_one_sqlite_file_add_up`; run alone it checks its own figures.
+#[test]
+fn sqlite_worker_process() {
+    let (db, alone) = match std::env::var(WORKER_DB) {
+        Ok(db) => (db, false),
+        Err(_) => {
+            let dir = tempdir("worker");
+            (dir.join("w.db").display().to_string(), true)
+        }
+    };
+    let n = Notifier::new();
+    n.configure(&format!(r#"{{"store":"sqlite:{db}"}}"#))
+        .unwrap();
+    let m = n.metrics();
+    for i in 0..WORKER_SENDS {
+        let _batch = m.batch();
+        let status = if i % 3 == 0 { "failed" } else { "sent" };
+        m.record_send(
+            "wx1",
+            "order_delivered",
+            status,
+            if i % 3 == 0 { 45009 } else { 0 },
+            ms(20),
+        );
+        m.record_permit_consumed("subscribe");
+    }
+    m.record_token_fetch("wx1", "stable", true);
+    if alone {
+        let t = n.metrics_text("prometheus").unwrap();
+        assert_eq!(
+            sample(
+                &t,
+                r#"fashop_notify_sends_total{appid="wx1",event="order_delivered",status="sent",errcode="0"}"#
+            ),
+            Some(100.0)
+        );
+        assert_eq!(
+            sample(&t, "fashop_notify_send_duration_seconds_count"),
+            Some(150.0)
+        );
+    }
+}
+
+#[test]
+fn two_processes_on_one_sqlite_file_add_up() {
+    let dir = tempdir("two");
+    let db = dir.join("shop.db").display().to_string();
+    let exe = std::env::current_exe().unwrap();
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["--exact", "sqlite_worker_process", "--nocapture"])
+                .env(WORKER_DB, &db)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut w in workers {
+        assert!(w.wait().unwrap().success(), "a worker process failed");
+    }
+    // A third process (this one) scrapes the whole shop.
+    let n = Notifier::new();
+    n.configure(&format!(r#"{{"store":"sqlite:{db}"}}"#))
+        .unwrap();
+    let t = n.metrics_text("prometheus").unwrap();
+    let s = |series: &str| sample(&t, series).unwrap_or_else(|| panic!("{series} missing in\n{t}"));
+    assert_eq!(
+        s(
+            r#"fashop_notify_sends_total{appid="wx1",event="order_delivered",status="sent",errcode="0"}"#
+        ),
+        200.0
+    );
+    assert_eq!(
+        s(
+            r#"fashop_notify_sends_total{appid="wx1",event="order_delivered",status="failed",errcode="45009"}"#
+        ),
+        100.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_permits_consumed_total{kind="subscribe"}"#),
+        300.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_token_fetches_total{appid="wx1",mode="stable",result="ok"}"#),
+        2.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_send_duration_seconds_bucket{le="0.025"}"#),
+        300.0
+    );
+    assert_eq!(
+        s(r#"fashop_notify_send_duration_seconds_bucket{le="0.01"}"#),
+        0.0
+    );
+    assert_eq!(s("fashop_notify_send_duration_seconds_sum"), 6.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
