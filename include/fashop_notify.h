@@ -168,6 +168,18 @@ enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
 enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
 
 /*
+ Writes every figure (sends, latency, tokens, permits, outbox) as
+ `"prometheus"` text exposition or as `"json"`. With the SQLite store the
+ figures cover every process sharing it; with the memory store this process.
+ Free the text with `fashop_notify_string_free`.
+
+ # Safety
+ `format` is NULL or a NUL-terminated string; `out_text` is NULL or points
+ to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
+
+/*
  Writes the app's valid access token (cached, freshly fetched, or in
  `external` mode the one supplied) to `*out_token`, for hosts that call other
  WeChat APIs themselves.
@@ -215,18 +227,6 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *path,
                                                const char *body_json_or_null,
                                                char **out_json);
-
-/*
- Writes every figure (sends, latency, tokens, permits, outbox) as
- `"prometheus"` text exposition or as `"json"`. With the SQLite store the
- figures cover every process sharing it; with the memory store this process.
- Free the text with `fashop_notify_string_free`.
-
- # Safety
- `format` is NULL or a NUL-terminated string; `out_text` is NULL or points
- to a `char *` the caller owns.
- */
-enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
 
 #ifdef __cplusplus
 }  // extern "C"

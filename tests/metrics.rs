@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fashop_notify::{MemorySink, Metrics, MetricsFormat, Notifier};
+use fashop_notify::{Config, MemorySink, Metrics, MetricsFormat, Notifier};
 use serde_json::Value;
 
 /// The value of one exact series line (`name{labels}`) in Prometheus text.
@@ -301,11 +301,9 @@ fn promtool_accepts_the_text() {
     scripted(&m);
     promtool_check(&m.render(MetricsFormat::Prometheus).unwrap());
     let dir = tempdir("promtool");
-    let n = Notifier::new();
-    n.configure(&format!(r#"{{"store":"sqlite:{}/m.db"}}"#, dir.display()))
-        .unwrap();
-    scripted(n.metrics());
-    let t = n.metrics_text("prometheus").unwrap();
+    let m = sqlite_metrics(&format!("{}/m.db", dir.display()));
+    scripted(&m);
+    let t = m.render(MetricsFormat::Prometheus).unwrap();
     assert!(t.contains("all processes sharing sqlite:"), "{t}");
     promtool_check(&t);
 }
@@ -377,6 +375,17 @@ fn a_store_that_is_down_loses_no_increment() {
     assert_eq!(v["fashop_notify_metrics_flush_failures_total"], 3);
 }
 
+/// Metrics following a `sqlite:` store setting, as `configure` gives them.
+fn sqlite_metrics(db: &str) -> Metrics {
+    let m = Metrics::new();
+    let config = Config {
+        store: format!("sqlite:{db}"),
+        ..Config::default()
+    };
+    m.configure(&config);
+    m
+}
+
 fn tempdir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "fashop-metrics-{tag}-{}-{:?}",
@@ -402,10 +411,7 @@ fn sqlite_worker_process() {
             (dir.join("w.db").display().to_string(), true)
         }
     };
-    let n = Notifier::new();
-    n.configure(&format!(r#"{{"store":"sqlite:{db}"}}"#))
-        .unwrap();
-    let m = n.metrics();
+    let m = sqlite_metrics(&db);
     for i in 0..WORKER_SENDS {
         let _batch = m.batch();
         let status = if i % 3 == 0 { "failed" } else { "sent" };
@@ -420,7 +426,7 @@ fn sqlite_worker_process() {
     }
     m.record_token_fetch("wx1", "stable", true);
     if alone {
-        let t = n.metrics_text("prometheus").unwrap();
+        let t = m.render(MetricsFormat::Prometheus).unwrap();
         assert_eq!(
             sample(
                 &t,
@@ -454,10 +460,9 @@ fn two_processes_on_one_sqlite_file_add_up() {
         assert!(w.wait().unwrap().success(), "a worker process failed");
     }
     // A third process (this one) scrapes the whole shop.
-    let n = Notifier::new();
-    n.configure(&format!(r#"{{"store":"sqlite:{db}"}}"#))
+    let t = sqlite_metrics(&db)
+        .render(MetricsFormat::Prometheus)
         .unwrap();
-    let t = n.metrics_text("prometheus").unwrap();
     let s = |series: &str| sample(&t, series).unwrap_or_else(|| panic!("{series} missing in\n{t}"));
     assert_eq!(
         s(

@@ -35,6 +35,8 @@ enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
 
 enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
 
+enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
+
 enum FashopNotifyStatus fashop_notify_access_token(const char *appid, char **out_token);
 
 enum FashopNotifyStatus fashop_notify_set_access_token(const char *appid,
@@ -48,6 +50,4 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *path,
                                                const char *body_json_or_null,
                                                char **out_json);
-
-enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
 

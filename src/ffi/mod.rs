@@ -14,8 +14,8 @@ use crate::notifier::Notifier;
 
 mod apps;
 mod ledger;
-mod token;
 mod metrics;
+mod token;
 
 /// Status of every call. Values are fixed by the ABI contract: add, never renumber.
 #[repr(C)]
