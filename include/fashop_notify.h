@@ -29,6 +29,21 @@
 #define MAX_COUNT 1000
 
 /*
+ WeChat's limit on the keywords of one template.
+ */
+#define MAX_KEYWORDS 20
+
+/*
+ Longest `page`, in characters.
+ */
+#define MAX_PAGE_CHARS 1024
+
+/*
+ Legacy template keywords have no typed rules; values are kept to this length.
+ */
+#define MAX_TEMPLATE_VALUE_CHARS 200
+
+/*
  Seconds a form_id or prepay_id stays valid after its creation.
  */
 #define LEGACY_VALID_SECS ((7 * 24) * 3600)
@@ -166,6 +181,46 @@ enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
  a `char *` the caller owns.
  */
 enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
+
+/*
+ Writes the event catalog (events, their fields with Chinese labels, types
+ and examples) as JSON.
+
+ # Safety
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_event_catalog(char **out_json);
+
+/*
+ Validates a mapping document and makes it the app's mapping. All or nothing:
+ on error nothing changes and last_error lists every problem with its JSON path.
+
+ # Safety
+ `appid` and `mappings_json` are NULL or NUL-terminated strings.
+ */
+enum FashopNotifyStatus fashop_notify_load_mappings(const char *appid, const char *mappings_json);
+
+/*
+ Writes the app's loaded mapping document (normalized) as JSON.
+
+ # Safety
+ `appid` is NULL or a NUL-terminated string; `out_json` is NULL or points to a
+ `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_get_mappings(const char *appid, char **out_json);
+
+/*
+ Writes the exact JSON body `send` would POST for `event`, without sending or
+ consuming anything. `payload_json`: `{"touser", "fields": {…}, "idempotency_key"}`.
+
+ # Safety
+ `appid`, `event` and `payload_json` are NULL or NUL-terminated strings;
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_render(const char *appid,
+                                             const char *event,
+                                             const char *payload_json,
+                                             char **out_json);
 
 /*
  Writes every figure (sends, latency, tokens, permits, outbox) as

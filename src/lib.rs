@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod apps;
+mod catalog;
 mod clock;
 mod config;
 mod error;
@@ -14,6 +15,8 @@ mod ledger;
 mod mapping;
 mod metrics;
 mod notifier;
+mod placeholder;
+mod render;
 pub mod rules;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -27,10 +30,12 @@ pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use http::{HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError};
 pub use ledger::{Claim, Kind, Lease, Ledger, PermitRequest, Remaining, Stats};
+pub use mapping::{MessageKind, Overflow};
 pub use metrics::{
     CounterSink, Format as MetricsFormat, MemorySink, Metrics, MetricsBatch, Sample, ScrapeHook,
     SqliteSink,
 };
 pub use notifier::Notifier;
+pub use render::RenderedMessage;
 pub use secret::Secret;
 pub use token::{CallError, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};

@@ -1,6 +1,639 @@
-//! Mapping documents: per event, which WeChat template and which shop field
-//! fills each keyword. Validated whole, compiled once, replaced atomically.
+//! Mapping documents: per app and event, which WeChat template to use and which
+//! shop field fills each keyword. A document is validated whole (every problem
+//! reported with its JSON path), compiled once, and swapped in atomically.
 
-/// Loaded mappings per appid.
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::catalog::{catalog, catalog_json, CatalogEvent};
+use crate::error::{Error, Result};
+use crate::notifier::Notifier;
+use crate::placeholder::{preview, Pattern};
+use crate::rules::KeywordType;
+
+/// WeChat's limit on the keywords of one template.
+pub const MAX_KEYWORDS: usize = 20;
+/// Longest `page`, in characters.
+pub const MAX_PAGE_CHARS: usize = 1024;
+/// Longest mapping value (the placeholder text), in characters.
+const MAX_VALUE_CHARS: usize = 1024;
+/// Largest mapping document accepted, in bytes.
+const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+/// Problems listed in one error message; the rest are counted.
+const MAX_LISTED_PROBLEMS: usize = 50;
+
+/// Which WeChat API a mapping sends through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    /// `/cgi-bin/message/subscribe/send`, backed by a user's subscribe grant.
+    Subscribe,
+    /// The legacy `/cgi-bin/message/wxopen/template/send`, backed by a form_id or prepay_id.
+    Template,
+}
+
+/// What to do with a text value longer than its keyword allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    Truncate,
+    Error,
+}
+
+/// One keyword of a compiled event mapping.
+#[derive(Debug)]
+pub(crate) struct CompiledKeyword {
+    pub name: Box<str>,
+    /// The value rule (subscribe); `None` for legacy `keywordN`.
+    pub rule: Option<KeywordType>,
+    pub pattern: Pattern,
+    /// The fields the value reads, for messages.
+    pub fields: Box<str>,
+}
+
+/// One event's mapping, ready to render.
+#[derive(Debug)]
+pub(crate) struct CompiledEvent {
+    pub kind: MessageKind,
+    pub template_id: Box<str>,
+    pub enabled: bool,
+    pub page: Option<Pattern>,
+    pub miniprogram_state: &'static str,
+    pub lang: &'static str,
+    pub keywords: Vec<CompiledKeyword>,
+    pub overflow: Overflow,
+    pub emphasis_keyword: Option<Box<str>>,
+    /// The payload fields rendering reads; slot 0 is always `order_sn`
+    /// (it makes the default idempotency key).
+    pub slots: Vec<Box<str>>,
+}
+
+/// A loaded mapping document.
+#[derive(Debug)]
+pub(crate) struct CompiledMappings {
+    /// The normalized document (defaults filled in), as `get_mappings` returns it.
+    pub document: String,
+    pub events: HashMap<Box<str>, CompiledEvent>,
+}
+
+/// Loaded mappings per appid. Readers clone the `Arc` and render without a lock.
 #[derive(Debug, Default)]
-pub struct MappingRegistry {}
+pub struct MappingRegistry {
+    docs: RwLock<HashMap<String, Arc<CompiledMappings>>>,
+}
+
+impl MappingRegistry {
+    pub(crate) fn get(&self, appid: &str) -> Option<Arc<CompiledMappings>> {
+        self.docs.read().get(appid).cloned()
+    }
+
+    fn replace(&self, appid: &str, doc: Arc<CompiledMappings>) {
+        self.docs.write().insert(appid.to_string(), doc);
+    }
+}
+
+pub(crate) fn no_document(appid: &str) -> Error {
+    Error::Mapping(format!(
+        "no mapping document is loaded for app {appid} (call load_mappings first)"
+    ))
+}
+
+impl Notifier {
+    /// The event catalog as JSON (events, fields, Chinese labels, types, examples).
+    pub fn event_catalog(&self) -> &'static str {
+        catalog_json()
+    }
+
+    /// Validates and compiles a mapping document and makes it the app's mapping.
+    /// A document with any problem changes nothing; the error lists every problem
+    /// with its JSON path.
+    pub fn load_mappings(&self, appid: &str, json: &str) -> Result<()> {
+        self.apps.get(appid)?;
+        if json.len() > MAX_DOCUMENT_BYTES {
+            return Err(Error::invalid(format!(
+                "mappings_json is larger than {MAX_DOCUMENT_BYTES} bytes"
+            )));
+        }
+        let doc: Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("mappings_json is not valid JSON: {e}")))?;
+        let compiled = compile_document(&doc).map_err(|problems| {
+            let n = problems.len();
+            let mut msg = format!(
+                "mapping document for {appid} has {n} problem{}: ",
+                if n == 1 { "" } else { "s" }
+            );
+            msg.push_str(&problems[..n.min(MAX_LISTED_PROBLEMS)].join("; "));
+            if n > MAX_LISTED_PROBLEMS {
+                msg.push_str(&format!("; … and {} more", n - MAX_LISTED_PROBLEMS));
+            }
+            Error::Mapping(msg)
+        })?;
+        self.mappings.replace(appid, Arc::new(compiled));
+        Ok(())
+    }
+
+    /// The app's loaded mapping document, normalized (defaults filled in).
+    pub fn get_mappings(&self, appid: &str) -> Result<String> {
+        self.apps.get(appid)?;
+        self.mappings
+            .get(appid)
+            .map(|m| m.document.clone())
+            .ok_or_else(|| no_document(appid))
+    }
+}
+
+/// The problems of a document, each `path: what`.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, path: &str, what: impl Display) {
+        self.0.push(format!("{path}: {what}"));
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// `parent.key`, or `parent["key"]` when the key is not a plain name.
+fn key_path(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    match (parent.is_empty(), plain) {
+        (true, true) => key.to_string(),
+        (false, true) => format!("{parent}.{key}"),
+        (_, false) => {
+            let quoted = serde_json::to_string(&*preview(key)).unwrap_or_default();
+            format!("{parent}[{quoted}]")
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A short rendering of a wrong value for a message.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("\"{}\"", preview(s)),
+        Value::Array(_) | Value::Object(_) => type_name(v).to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<String>> {
+    let mut p = Problems::default();
+    let Some(root) = doc.as_object() else {
+        p.add(
+            "(document)",
+            format!(
+                "must be an object like {{\"version\": 1, \"events\": {{…}}}}, got {}",
+                type_name(doc)
+            ),
+        );
+        return Err(p.0);
+    };
+    for key in root.keys() {
+        if key != "version" && key != "events" {
+            p.add(
+                &key_path("", key),
+                "unknown field (a document has version and events)",
+            );
+        }
+    }
+    match root.get("version") {
+        None => p.add("version", "missing field (must be 1)"),
+        Some(v) if v.as_u64() == Some(1) => {}
+        Some(v) => p.add("version", format!("must be 1, got {}", shown(v))),
+    }
+    let mut events = HashMap::new();
+    let mut normalized = Map::new();
+    match root.get("events") {
+        None => p.add(
+            "events",
+            "missing field (an object of event name → mapping)",
+        ),
+        Some(Value::Object(specs)) => {
+            for (name, spec) in specs {
+                let path = key_path("events", name);
+                if let Some((event, norm)) = compile_event(&path, name, spec, &mut p) {
+                    events.insert(Box::from(name.as_str()), event);
+                    normalized.insert(name.clone(), norm);
+                }
+            }
+        }
+        Some(v) => p.add(
+            "events",
+            format!(
+                "must be an object of event name → mapping, got {}",
+                type_name(v)
+            ),
+        ),
+    }
+    if p.len() > 0 {
+        return Err(p.0);
+    }
+    let document = serde_json::json!({"version": 1, "events": normalized}).to_string();
+    Ok(CompiledMappings { document, events })
+}
+
+const EVENT_FIELDS: &[&str] = &[
+    "kind",
+    "template_id",
+    "enabled",
+    "page",
+    "miniprogram_state",
+    "lang",
+    "data",
+    "overflow",
+    "emphasis_keyword",
+];
+
+/// A string field that must be one of `choices`; `None` when absent or wrong.
+fn choice(
+    obj: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    choices: &[&'static str],
+    p: &mut Problems,
+) -> Option<&'static str> {
+    let v = obj.get(key)?;
+    let found = v.as_str().and_then(|s| choices.iter().find(|c| **c == s));
+    if found.is_none() {
+        let list: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+        p.add(
+            &key_path(path, key),
+            format!("must be one of {}, got {}", list.join(", "), shown(v)),
+        );
+    }
+    found.copied()
+}
+
+fn string<'v>(
+    obj: &'v Map<String, Value>,
+    path: &str,
+    key: &str,
+    p: &mut Problems,
+) -> Option<&'v str> {
+    match obj.get(key)? {
+        Value::String(s) => Some(s),
+        v => {
+            p.add(
+                &key_path(path, key),
+                format!("must be a string, got {}", type_name(v)),
+            );
+            None
+        }
+    }
+}
+
+fn compile_event(
+    path: &str,
+    name: &str,
+    spec: &Value,
+    p: &mut Problems,
+) -> Option<(CompiledEvent, Value)> {
+    let Some(cat) = catalog().event(name) else {
+        p.add(
+            path,
+            format!(
+                "unknown event (catalog events: {})",
+                catalog().event_names()
+            ),
+        );
+        return None;
+    };
+    let Some(obj) = spec.as_object() else {
+        p.add(path, format!("must be an object, got {}", type_name(spec)));
+        return None;
+    };
+    let before = p.len();
+    for key in obj.keys() {
+        if !EVENT_FIELDS.contains(&key.as_str()) {
+            p.add(
+                &key_path(path, key),
+                format!("unknown field (fields: {})", EVENT_FIELDS.join(", ")),
+            );
+        }
+    }
+    let kind_given = obj.contains_key("kind");
+    let kind = match choice(obj, path, "kind", &["subscribe", "template"], p) {
+        Some("template") => Some(MessageKind::Template),
+        Some(_) => Some(MessageKind::Subscribe),
+        None if kind_given => None,
+        None => Some(MessageKind::Subscribe),
+    };
+    let template_id = match string(obj, path, "template_id", p) {
+        None if !obj.contains_key("template_id") => {
+            p.add(
+                &key_path(path, "template_id"),
+                "missing field (the template's id from the mini program's admin)",
+            );
+            None
+        }
+        None => None,
+        Some(t) => {
+            let ok = (1..=128).contains(&t.len())
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                p.add(
+                    &key_path(path, "template_id"),
+                    format!(
+                        "must be 1 to 128 letters, digits, '_' or '-', got \"{}\"",
+                        preview(t)
+                    ),
+                );
+            }
+            Some(t)
+        }
+    };
+    let enabled = match obj.get("enabled") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            p.add(
+                &key_path(path, "enabled"),
+                format!("must be true or false, got {}", shown(v)),
+            );
+            true
+        }
+    };
+    let overflow = match choice(obj, path, "overflow", &["truncate", "error"], p) {
+        Some("error") => Overflow::Error,
+        _ => Overflow::Truncate,
+    };
+    let state = choice(
+        obj,
+        path,
+        "miniprogram_state",
+        &["formal", "trial", "developer"],
+        p,
+    );
+    let lang = choice(obj, path, "lang", &["zh_CN", "en_US", "zh_HK", "zh_TW"], p);
+    let emphasis = string(obj, path, "emphasis_keyword", p);
+    if kind == Some(MessageKind::Template) {
+        for key in ["miniprogram_state", "lang"] {
+            if obj.contains_key(key) {
+                p.add(
+                    &key_path(path, key),
+                    "only subscribe messages have this field (kind is \"template\")",
+                );
+            }
+        }
+    }
+    if kind == Some(MessageKind::Subscribe) && obj.contains_key("emphasis_keyword") {
+        p.add(
+            &key_path(path, "emphasis_keyword"),
+            "only legacy template messages have this field (kind is \"subscribe\")",
+        );
+    }
+
+    let known = |field: &str| cat.has_field(field);
+    let mut slots: Vec<Box<str>> = vec![Box::from("order_sn")];
+    let page = string(obj, path, "page", p)
+        .and_then(|text| compile_page(&key_path(path, "page"), text, &known, &mut slots, p));
+    let keywords = compile_data(path, obj, kind, cat, &mut slots, p);
+
+    if let (Some(e), Some(keywords)) = (emphasis, &keywords) {
+        let ok = e
+            .strip_suffix(".DATA")
+            .is_some_and(|k| keywords.iter().any(|kw| &*kw.name == k));
+        if !ok {
+            p.add(
+                &key_path(path, "emphasis_keyword"),
+                format!(
+                    "must name a keyword of data followed by .DATA (e.g. keyword1.DATA), got \"{}\"",
+                    preview(e)
+                ),
+            );
+        }
+    }
+    if p.len() > before {
+        return None;
+    }
+    let (kind, template_id, keywords) = (kind?, template_id?, keywords?);
+    let mut norm = Map::new();
+    let kind_name = match kind {
+        MessageKind::Subscribe => "subscribe",
+        MessageKind::Template => "template",
+    };
+    norm.insert("kind".into(), kind_name.into());
+    norm.insert("template_id".into(), template_id.into());
+    norm.insert("enabled".into(), enabled.into());
+    if let Some(page) = obj.get("page") {
+        norm.insert("page".into(), page.clone());
+    }
+    let (state, lang) = match kind {
+        MessageKind::Subscribe => (state.unwrap_or("formal"), lang.unwrap_or("zh_CN")),
+        MessageKind::Template => ("", ""),
+    };
+    if kind == MessageKind::Subscribe {
+        norm.insert("miniprogram_state".into(), state.into());
+        norm.insert("lang".into(), lang.into());
+    }
+    norm.insert("data".into(), obj.get("data").cloned().unwrap_or_default());
+    if let Some(e) = emphasis {
+        norm.insert("emphasis_keyword".into(), e.into());
+    }
+    let overflow_name = match overflow {
+        Overflow::Truncate => "truncate",
+        Overflow::Error => "error",
+    };
+    norm.insert("overflow".into(), overflow_name.into());
+    let event = CompiledEvent {
+        kind,
+        template_id: template_id.into(),
+        enabled,
+        page,
+        miniprogram_state: state,
+        lang,
+        keywords,
+        overflow,
+        emphasis_keyword: emphasis.map(Box::from),
+        slots,
+    };
+    Some((event, Value::Object(norm)))
+}
+
+fn is_page_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/?=&%.-_~:@!$'()*+,;".contains(c)
+}
+
+fn compile_page(
+    path: &str,
+    text: &str,
+    known: &dyn Fn(&str) -> bool,
+    slots: &mut Vec<Box<str>>,
+    p: &mut Problems,
+) -> Option<Pattern> {
+    let before = p.len();
+    if !text.starts_with('/') {
+        p.add(
+            path,
+            format!(
+                "bad page: must start with / (e.g. /pages/order/detail?id={{order_id}}), got \"{}\"",
+                preview(text)
+            ),
+        );
+    }
+    if text.chars().count() > MAX_PAGE_CHARS {
+        p.add(
+            path,
+            format!("bad page: longer than {MAX_PAGE_CHARS} characters"),
+        );
+        return None;
+    }
+    let pattern = match Pattern::compile(text, known, slots) {
+        Ok(pattern) => pattern,
+        Err(errors) => {
+            for e in errors {
+                p.add(path, e);
+            }
+            return None;
+        }
+    };
+    if let Some(c) = pattern
+        .literals()
+        .flat_map(str::chars)
+        .find(|c| !is_page_char(*c))
+    {
+        p.add(
+            path,
+            format!("bad page: {c:?} is not allowed in a page path (letters, digits and / ? = & % . - _ ~ : @ ! $ ' ( ) * + , ;)"),
+        );
+    }
+    (p.len() == before).then_some(pattern)
+}
+
+fn compile_data(
+    path: &str,
+    obj: &Map<String, Value>,
+    kind: Option<MessageKind>,
+    cat: &CatalogEvent,
+    slots: &mut Vec<Box<str>>,
+    p: &mut Problems,
+) -> Option<Vec<CompiledKeyword>> {
+    let data_path = key_path(path, "data");
+    let data = match obj.get("data") {
+        None => {
+            p.add(
+                &data_path,
+                "missing field (an object of template keyword → value, e.g. {\"thing3\": \"{order_total_goods_name}\"})",
+            );
+            return None;
+        }
+        Some(Value::Object(data)) => data,
+        Some(v) => {
+            p.add(
+                &data_path,
+                format!(
+                    "must be an object of template keyword → value, got {}",
+                    type_name(v)
+                ),
+            );
+            return None;
+        }
+    };
+    let before = p.len();
+    if data.is_empty() {
+        p.add(&data_path, "must fill at least one keyword");
+    }
+    if data.len() > MAX_KEYWORDS {
+        p.add(
+            &data_path,
+            format!(
+                "too many keys: {} keywords, a template has at most {MAX_KEYWORDS}",
+                data.len()
+            ),
+        );
+    }
+    let known = |field: &str| cat.has_field(field);
+    let mut keywords = Vec::with_capacity(data.len());
+    for (key, value) in data {
+        let kpath = key_path(&data_path, key);
+        let rule = match kind {
+            Some(MessageKind::Subscribe) => match KeywordType::of_keyword(key) {
+                Some(KeywordType::Const) => {
+                    p.add(
+                        &kpath,
+                        "bad keyword name: a const keyword is fixed by the template and cannot be set",
+                    );
+                    None
+                }
+                Some(t) => Some(t),
+                None => {
+                    p.add(
+                        &kpath,
+                        "bad keyword name: no known type prefix (thing, number, letter, symbol, character_string, time, date, amount, phone_number, car_number, name, phrase) followed by digits",
+                    );
+                    None
+                }
+            },
+            Some(MessageKind::Template) => {
+                let ok = key
+                    .strip_prefix("keyword")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if !ok {
+                    p.add(
+                        &kpath,
+                        "bad keyword name: legacy template keywords are keyword1, keyword2, …",
+                    );
+                }
+                None
+            }
+            None => None,
+        };
+        let Value::String(text) = value else {
+            p.add(
+                &kpath,
+                format!(
+                    "must be a string with placeholders (e.g. \"{{order_sn}}\"), got {}",
+                    type_name(value)
+                ),
+            );
+            continue;
+        };
+        if text.is_empty() {
+            p.add(&kpath, "must not be empty");
+            continue;
+        }
+        if text.chars().count() > MAX_VALUE_CHARS {
+            p.add(&kpath, format!("longer than {MAX_VALUE_CHARS} characters"));
+            continue;
+        }
+        match Pattern::compile(text, &known, slots) {
+            Ok(pattern) => {
+                let names: Vec<&str> = pattern.slots().map(|s| &*slots[s]).collect();
+                keywords.push(CompiledKeyword {
+                    name: key.as_str().into(),
+                    rule,
+                    fields: names.join(", ").into(),
+                    pattern,
+                });
+            }
+            Err(errors) => {
+                for e in errors {
+                    p.add(&kpath, e);
+                }
+            }
+        }
+    }
+    (p.len() == before).then_some(keywords)
+}

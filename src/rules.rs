@@ -3,6 +3,7 @@
 //! breaks its type's rule, so the crate checks before sending (and the sandbox
 //! checks on receipt, as WeChat does).
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The type of a subscribe-message keyword.
@@ -183,6 +184,35 @@ pub struct RuleViolation {
 impl fmt::Display for RuleViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} value must be {}", self.kind.prefix(), self.rule)
+    }
+}
+
+/// `value` cut to at most `max` characters (never inside a character), the last
+/// one being `…` when anything was cut. Linear in the length of the kept part.
+pub fn truncate_chars(value: &str, max: usize) -> Cow<'_, str> {
+    let mut keep_end = 0;
+    for (n, (at, _)) in value.char_indices().enumerate() {
+        if n + 1 == max {
+            keep_end = at;
+        }
+        if n == max {
+            let mut cut = String::with_capacity(keep_end + '…'.len_utf8());
+            if max > 0 {
+                cut.push_str(&value[..keep_end]);
+                cut.push('…');
+            }
+            return Cow::Owned(cut);
+        }
+    }
+    Cow::Borrowed(value)
+}
+
+/// `value` cut to at most `max` characters without a mark, for types whose rule
+/// a `…` would break (a phrase or a name of Chinese characters).
+pub fn cut_chars(value: &str, max: usize) -> &str {
+    match value.char_indices().nth(max) {
+        Some((at, _)) => &value[..at],
+        None => value,
     }
 }
 
@@ -405,6 +435,30 @@ mod tests {
                 kind.check(value)
             );
         }
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        use super::{cut_chars, truncate_chars};
+        let cases: &[(&str, usize, &str)] = &[
+            ("abcdef", 6, "abcdef"),
+            ("abcdef", 5, "abcd…"),
+            ("abcdef", 1, "…"),
+            ("abcdef", 0, ""),
+            ("", 3, ""),
+            ("连衣裙连衣裙", 4, "连衣裙…"),
+            ("连衣裙", 3, "连衣裙"),
+            ("👗👗👗👗", 3, "👗👗…"),
+            ("a👗b", 2, "a…"),
+        ];
+        for (value, max, want) in cases {
+            assert_eq!(truncate_chars(value, *max), *want, "{value:?} {max}");
+            assert!(truncate_chars(value, *max).chars().count() <= *max);
+        }
+        assert_eq!(cut_chars("已发货了吗", 3), "已发货");
+        assert_eq!(cut_chars("已发", 3), "已发");
+        let big = "字".repeat(1 << 20);
+        assert_eq!(truncate_chars(&big, 20).chars().count(), 20);
     }
 
     #[test]

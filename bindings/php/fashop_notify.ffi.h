@@ -35,6 +35,17 @@ enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,
 
 enum FashopNotifyStatus fashop_notify_ledger_purge(const char *appid, char **out_json);
 
+enum FashopNotifyStatus fashop_notify_event_catalog(char **out_json);
+
+enum FashopNotifyStatus fashop_notify_load_mappings(const char *appid, const char *mappings_json);
+
+enum FashopNotifyStatus fashop_notify_get_mappings(const char *appid, char **out_json);
+
+enum FashopNotifyStatus fashop_notify_render(const char *appid,
+                                             const char *event,
+                                             const char *payload_json,
+                                             char **out_json);
+
 enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
 
 enum FashopNotifyStatus fashop_notify_access_token(const char *appid, char **out_token);

@@ -14,6 +14,7 @@ use crate::notifier::Notifier;
 
 mod apps;
 mod ledger;
+mod mapping;
 mod metrics;
 mod token;
 
