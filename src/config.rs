@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::journal::{LogPatch, LogSettings};
 
 /// Production WeChat.
 pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -19,6 +20,7 @@ pub struct Config {
     pub token_margin_secs: i64,
     /// `memory`, `sqlite:/path` or `redis://…`.
     pub store: String,
+    pub log: LogSettings,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             max_retries: 2,
             token_margin_secs: 300,
             store: "memory".to_string(),
+            log: LogSettings::default(),
         }
     }
 }
@@ -44,6 +47,7 @@ pub struct ConfigPatch {
     pub max_retries: Option<u32>,
     pub token_margin_secs: Option<i64>,
     pub store: Option<String>,
+    pub log: Option<LogPatch>,
 }
 
 impl ConfigPatch {
@@ -65,6 +69,9 @@ impl ConfigPatch {
         }
         if let Some(store) = &patch.store {
             check_store_spec(store)?;
+        }
+        if let Some(log) = &patch.log {
+            log.check()?;
         }
         Ok(patch)
     }
@@ -89,6 +96,9 @@ impl ConfigPatch {
         }
         if let Some(v) = &self.store {
             c.store = v.clone();
+        }
+        if let Some(v) = &self.log {
+            c.log = v.apply_to(&c.log);
         }
         c
     }

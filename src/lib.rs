@@ -11,6 +11,7 @@ mod config;
 mod error;
 pub mod ffi;
 mod http;
+mod journal;
 mod ledger;
 mod mapping;
 mod metrics;
@@ -29,6 +30,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use http::{HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError};
+pub use journal::{LogLevel, LogSettings, SendRecord, TokenRecord};
 pub use ledger::{Claim, Kind, Lease, Ledger, PermitRequest, Remaining, Stats};
 pub use mapping::{MessageKind, Overflow};
 pub use metrics::{

@@ -12,6 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigPatch};
 use crate::error::Result;
 use crate::http::HttpClient;
+use crate::journal::Journal;
 use crate::ledger::Ledger;
 use crate::mapping::MappingRegistry;
 use crate::metrics::Metrics;
@@ -25,6 +26,7 @@ pub struct Notifier {
     pub(crate) ledger: Ledger,
     pub(crate) http: HttpClient,
     pub(crate) metrics: Metrics,
+    pub(crate) journal: Journal,
 }
 
 impl Default for Notifier {
@@ -40,14 +42,16 @@ impl Notifier {
 
     /// A notifier whose idea of time is `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        let metrics = Metrics::default();
         Notifier {
             ledger: Ledger::new(clock.clone()),
+            journal: Journal::new(clock.clone(), metrics.clone()),
             clock,
             config: RwLock::new(Arc::new(Config::default())),
             apps: AppRegistry::default(),
             mappings: MappingRegistry::default(),
             http: HttpClient::default(),
-            metrics: Metrics::default(),
+            metrics,
         }
     }
 
@@ -69,6 +73,7 @@ impl Notifier {
         self.ledger.configure(&next)?;
         self.http.configure(&next);
         self.metrics.configure(&next);
+        self.journal.configure(&next.log);
         *config = Arc::new(next);
         Ok(())
     }

@@ -56,8 +56,22 @@ static void test_bad_arguments(void) {
     fashop_notify_string_free(out);
 }
 
+static void test_log_setting(void) {
+    /* An unwritable log path is accepted: lines that cannot be written are counted. */
+    CHECK_OK(fashop_notify_configure(
+        "{\"log\": {\"path\": \"/nonexistent-dir/fashop-notify.jsonl\", \"level\": \"info\"}}"));
+    CHECK_STATUS(fashop_notify_configure("{\"log\": {\"path\": \"\"}}"),
+                 FASHOP_NOTIFY_INVALID_ARGUMENT, "log.path must not be empty");
+    CHECK_STATUS(fashop_notify_configure("{\"log\": {\"level\": \"verbose\"}}"),
+                 FASHOP_NOTIFY_INVALID_ARGUMENT, "log.level: unknown variant `verbose`");
+    CHECK_STATUS(fashop_notify_configure("{\"log\": {\"path\": \"/tmp/x\", \"rotate\": 1}}"),
+                 FASHOP_NOTIFY_INVALID_ARGUMENT, "unknown field `rotate`");
+    CHECK_OK(fashop_notify_configure("{\"log\": {\"level\": \"off\"}}"));
+}
+
 int main(void) {
     test_formats();
     test_bad_arguments();
+    test_log_setting();
     return check_report("test_metrics");
 }
