@@ -541,20 +541,23 @@ impl CompiledEvent {
         rule: KeywordType,
         value: String,
     ) -> Result<String> {
-        let violation = match rule.check(&value) {
+        let mut violation = match rule.check(&value) {
             Ok(()) => return Ok(value),
             Err(v) => v,
         };
         let limit = rule.limit_for(&value).unwrap_or(usize::MAX);
         let too_long = value.chars().nth(limit).is_some();
-        if too_long && rule.truncatable() && self.overflow == Overflow::Truncate {
+        let may_cut = too_long && rule.truncatable();
+        if may_cut && self.overflow == Overflow::Truncate {
             let marked = truncate_chars(&value, limit);
             if rule.check(&marked).is_ok() {
                 return Ok(marked.into_owned());
             }
             let plain = cut_chars(&value, limit);
-            if rule.check(plain).is_ok() {
-                return Ok(plain.to_string());
+            match rule.check(plain) {
+                Ok(()) => return Ok(plain.to_string()),
+                // Shortening was not enough: say what else is wrong.
+                Err(v) => violation = v,
             }
         }
         let field = match &*kw.fields {
@@ -564,7 +567,9 @@ impl CompiledEvent {
         };
         let hint = match rule {
             _ if value.is_empty() => "",
-            _ if too_long && rule.truncatable() => " (the mapping's overflow is \"error\")",
+            _ if may_cut && self.overflow == Overflow::Error => {
+                " (the mapping's overflow is \"error\")"
+            }
             KeywordType::Amount => " (the money filter formats amounts)",
             KeywordType::Time => " (the datetime filter formats times)",
             KeywordType::Date => " (the date filter formats dates)",

@@ -97,7 +97,7 @@ impl KeywordType {
     pub fn check(self, value: &str) -> Result<(), RuleViolation> {
         let fail = |rule: &'static str| Err(RuleViolation { kind: self, rule });
         if value.is_empty() {
-            return fail("must not be empty");
+            return fail("non-empty");
         }
         let len = value.chars().count();
         if let Some(max) = self.limit_for(value) {
@@ -128,7 +128,9 @@ impl KeywordType {
                         .all(|c| c.is_ascii_alphabetic() || c == ' ' || is_symbol(c))
             }
             KeywordType::Phrase => value.chars().all(is_cjk),
-            KeywordType::Const => return fail("is fixed by the template and cannot be set"),
+            KeywordType::Const => {
+                return fail("left to the template (a const keyword cannot be set)")
+            }
         };
         if ok {
             Ok(())
