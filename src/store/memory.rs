@@ -274,7 +274,13 @@ impl Store for MemoryStore {
 
     fn discard(&self, lease: &Lease) -> Result<()> {
         let mut book = self.book.lock();
-        book.leases.remove(&lease.id);
+        let same = |l: &Lease| {
+            l.appid == lease.appid
+                && l.openid == lease.openid
+                && l.kind == lease.kind
+                && l.value == lease.value
+        };
+        book.leases.retain(|_, l| !same(l));
         if let Some(user) = book.user_mut(&lease.appid, &lease.openid) {
             user.retain(|e| !(e.kind == lease.kind && *e.value == *lease.value));
         }

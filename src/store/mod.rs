@@ -8,8 +8,10 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 
 mod memory;
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 /// Seconds a form_id or prepay_id stays valid after its creation.
 pub const LEGACY_VALID_SECS: i64 = 7 * 24 * 3600;
@@ -233,7 +235,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 pub fn open(spec: &str) -> Result<Arc<dyn Store>> {
     if spec == "memory" {
         Ok(Arc::new(MemoryStore::default()))
-    } else if spec.starts_with("sqlite:") || spec.starts_with("redis://") {
+    } else if let Some(path) = spec.strip_prefix("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(path)?))
+    } else if spec.starts_with("redis://") {
         Err(Error::store(format!(
             "store {spec:?}: this build keeps permits in memory only so far"
         )))

@@ -1,5 +1,12 @@
-/* Permit ledger through the C ABI: add, stats, purge, and bad input for every argument and field. */
+/* Permit ledger through the C ABI on a SQLite store: add, stats, purge, bad input for every
+ * argument and field, and a forked worker process sharing the store. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -118,16 +125,93 @@ static void test_bad_arguments(void) {
     fashop_notify_string_free(out);
 }
 
+static char db_path[128];
+static char store_json[200];
+
+static void test_open_store(void) {
+    CHECK_STATUS(fashop_notify_configure("{\"store\": \"sqlite:/nonexistent-fashop-dir/ledger.db\"}"),
+                 FASHOP_NOTIFY_STORE_ERROR, "/nonexistent-fashop-dir/ledger.db");
+    snprintf(db_path, sizeof db_path, "/tmp/fashop-notify-c-ledger-%ld.db", (long)getpid());
+    snprintf(store_json, sizeof store_json, "{\"store\": \"sqlite:%s\"}", db_path);
+    CHECK_OK(fashop_notify_configure(store_json));
+    struct stat st;
+    CHECK(stat(db_path, &st) == 0 && (st.st_mode & 0777) == 0600);
+}
+
 static void test_store_switch(void) {
     /* permits were added: another store would strand them */
-    CHECK_STATUS(fashop_notify_configure("{\"store\": \"sqlite:/tmp/fashop-notify-c-ledger.db\"}"),
-                 FASHOP_NOTIFY_INVALID_ARGUMENT, "after permits were added");
-    CHECK_OK(fashop_notify_configure("{\"store\": \"memory\"}"));
+    CHECK_STATUS(fashop_notify_configure("{\"store\": \"memory\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT,
+                 "after permits were added");
+    CHECK_OK(fashop_notify_configure(store_json));
+}
+
+/* How many descriptors of this process are open on `path`. */
+static int open_descriptors(const char *path) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -1;
+    int n = 0;
+    struct dirent *e;
+    char link[300], target[300];
+    while ((e = readdir(dir)) != NULL) {
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0) continue;
+        target[len] = 0;
+        if (strcmp(target, path) == 0) n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+/* FaShop forks workers after loading the library: the child must use a connection of its own,
+ * never the one it inherited (so it opens the file once more), and the parent keeps working. */
+static void test_forked_worker(void) {
+    int parent_fds = open_descriptors(db_path);
+    CHECK(parent_fds >= 1);
+    pid_t child = fork();
+    if (child == 0) {
+        int inherited = open_descriptors(db_path);
+        int ok = fashop_notify_add_permit(APP, "{\"openid\": \"oFork\", \"kind\": \"subscribe\", \"template_id\": \"TPL-FORK\"}") == FASHOP_NOTIFY_OK;
+        char *out = NULL;
+        ok = ok && fashop_notify_ledger_stats(APP, "oFork", &out) == FASHOP_NOTIFY_OK && out != NULL &&
+             strstr(out, "\"TPL-FORK\":1") != NULL;
+        if (!ok) fprintf(stderr, "child: %s\n", fashop_notify_last_error());
+        if (open_descriptors(db_path) != inherited + 1) {
+            fprintf(stderr, "child: did not open a connection of its own (%d descriptors, inherited %d)\n",
+                    open_descriptors(db_path), inherited);
+            ok = 0;
+        }
+        fashop_notify_string_free(out);
+        exit(ok ? 0 : 1);
+    }
+    CHECK(child > 0);
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the parent sees what the child wrote, and its own connection still works */
+    CHECK_OK(fashop_notify_add_permit(APP, "{\"openid\": \"oFork\", \"kind\": \"subscribe\", \"template_id\": \"TPL-FORK\"}"));
+    char *out = NULL;
+    CHECK_OK(fashop_notify_ledger_stats(APP, "oFork", &out));
+    CHECK(out != NULL && strstr(out, "\"TPL-FORK\":2") != NULL);
+    fashop_notify_string_free(out);
+    CHECK(open_descriptors(db_path) == parent_fds);
+}
+
+static void remove_store(void) {
+    char p[160];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", db_path, suffixes[i]);
+        unlink(p);
+    }
 }
 
 int main(void) {
+    test_open_store();
     test_add_and_stats();
     test_bad_arguments();
     test_store_switch();
+    test_forked_worker();
+    remove_store();
     return check_report("test_ledger");
 }

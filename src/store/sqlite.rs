@@ -1,0 +1,601 @@
+//! The SQLite store, for the worker processes of one host: every operation is
+//! one `BEGIN IMMEDIATE` transaction, so processes sharing the file queue on
+//! SQLite's write lock (WAL, busy timeout) instead of ever taking the same use.
+//! A connection belongs to the process that opened it; a forked child opens
+//! its own.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+
+use super::{
+    Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, Stats, Store,
+    IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+};
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another process's transaction. Transactions
+/// here last microseconds, so only a stuck process makes anyone wait this long.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each entry brings the schema from the version before it to its own number.
+const MIGRATIONS: &[&str] = &[
+    // 1: permits, their leases, send's idempotency records.
+    "CREATE TABLE permits (
+        id INTEGER PRIMARY KEY,
+        appid TEXT NOT NULL,
+        openid TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        order_sn TEXT,
+        paid INTEGER NOT NULL,
+        uses INTEGER NOT NULL,
+        leased INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        UNIQUE (appid, openid, kind, value)
+    );
+    -- Picks look at one user's permits of one kind, soonest expiry first;
+    -- purges at one app's expired permits.
+    CREATE INDEX permits_by_user ON permits (appid, openid, kind, expires_at);
+    CREATE INDEX permits_by_expiry ON permits (appid, expires_at);
+    -- AUTOINCREMENT: a lease id is never reused, so a late settlement of an
+    -- old lease can never hit a newer one.
+    CREATE TABLE leases (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        permit_id INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE INDEX leases_by_expiry ON leases (expires_ms);
+    CREATE INDEX leases_by_permit ON leases (permit_id);
+    CREATE TABLE idempotency (
+        key TEXT PRIMARY KEY,
+        done INTEGER NOT NULL,
+        outcome TEXT,
+        until_ms INTEGER NOT NULL
+    );",
+];
+
+/// Connections this process inherited from the one that forked it.
+static INHERITED: Mutex<Vec<Connection>> = Mutex::new(Vec::new());
+
+pub struct SqliteStore {
+    path: PathBuf,
+    handle: Mutex<Option<Handle>>,
+}
+
+struct Handle {
+    pid: u32,
+    conn: Connection,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating with mode 0600 and migrating when needed) the file.
+    pub fn open(path: &str) -> Result<SqliteStore> {
+        let path = PathBuf::from(path);
+        let created = !path.exists();
+        let opened = connect(&path, created);
+        match opened {
+            Ok(conn) => Ok(SqliteStore {
+                handle: Mutex::new(Some(Handle {
+                    pid: std::process::id(),
+                    conn,
+                })),
+                path,
+            }),
+            Err(e) => {
+                if created {
+                    // Leave nothing behind of a store that never opened.
+                    for suffix in ["", "-wal", "-shm"] {
+                        let mut p = path.clone().into_os_string();
+                        p.push(suffix);
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+                Err(store_error(&path, e))
+            }
+        }
+    }
+
+    /// Runs `f` in one immediate transaction on this process's connection.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        let mut guard = self.handle.lock();
+        let pid = std::process::id();
+        if guard.as_ref().is_none_or(|h| h.pid != pid) {
+            if let Some(inherited) = guard.take() {
+                // A connection opened by the parent must not even be closed
+                // here: closing runs checkpoints and lock changes on the
+                // parent's behalf. It is kept, unused, for the life of the process.
+                INHERITED.lock().push(inherited.conn);
+            }
+            let conn = connect(&self.path, false).map_err(|e| store_error(&self.path, e))?;
+            *guard = Some(Handle { pid, conn });
+        }
+        let Some(handle) = guard.as_mut() else {
+            return Err(Error::internal("sqlite store: no connection"));
+        };
+        let run = || -> rusqlite::Result<T> {
+            let tx = handle
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| store_error(&self.path, e))
+    }
+}
+
+fn store_error(path: &Path, e: rusqlite::Error) -> Error {
+    Error::store(format!("sqlite store {}: {e}", path.display()))
+}
+
+fn connect(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    if create {
+        // SQLite would create the file with the umask's mode; permits are
+        // nobody else's business.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot create the file: {e}")),
+                )
+            })?;
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_handler(Some(wait_for_the_lock()))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "cannot switch to WAL mode (journal_mode is {mode})"
+            )),
+        ));
+    }
+    // WAL with NORMAL survives any process crash; only a power loss may lose
+    // the last transactions.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// SQLite's own busy timeout sleeps in steps growing to 100 ms, so with several
+/// busy processes one of them can keep losing the race for the write lock until
+/// it times out. Short, jittered sleeps keep every process in the race.
+fn wait_for_the_lock() -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut since = Instant::now();
+    let jitter = u64::from(std::process::id());
+    move |attempt| {
+        if attempt == 0 {
+            since = Instant::now();
+        } else if since.elapsed() > BUSY_TIMEOUT {
+            return false;
+        }
+        let micros = 20 + (jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919)) % 200;
+        std::thread::sleep(Duration::from_micros(micros));
+        true
+    }
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let version: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )?;
+        let latest = MIGRATIONS.len() as i64;
+        if version > latest {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                Some(format!(
+                    "schema version {version} was written by a newer fashop-notify (this one knows {latest})"
+                )),
+            ));
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(step)?;
+            conn.execute("DELETE FROM schema_version", [])?;
+            conn.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn now_secs(now_ms: i64) -> i64 {
+    now_ms.div_euclid(1000)
+}
+
+/// Returns the uses of leases that ran out to their permits.
+fn reclaim(tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<()> {
+    let expired: Vec<(i64, i64)> = tx
+        .prepare_cached("SELECT id, permit_id FROM leases WHERE expires_ms <= ?1")?
+        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (lease, permit) in expired {
+        tx.prepare_cached("UPDATE permits SET uses = uses + 1, leased = leased - 1 WHERE id = ?1")?
+            .execute([permit])?;
+        tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
+            .execute([lease])?;
+    }
+    Ok(())
+}
+
+fn permit_id(tx: &Transaction<'_>, lease: &Lease) -> rusqlite::Result<Option<i64>> {
+    tx.prepare_cached(
+        "SELECT id FROM permits WHERE appid = ?1 AND openid = ?2 AND kind = ?3 AND value = ?4",
+    )?
+    .query_row(
+        params![lease.appid, lease.openid, lease.kind.code(), lease.value],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn remaining(tx: &Transaction<'_>, lease: &Lease, now_ms: i64) -> rusqlite::Result<Remaining> {
+    let uses: i64 = match lease.kind {
+        Kind::Subscribe => tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(uses), 0) FROM permits
+                 WHERE appid = ?1 AND openid = ?2 AND kind = 0 AND value = ?3",
+            )?
+            .query_row(params![lease.appid, lease.openid, lease.value], |r| {
+                r.get(0)
+            })?,
+        kind => tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(uses), 0) FROM permits
+                 WHERE appid = ?1 AND openid = ?2 AND kind = ?3 AND expires_at > ?4
+                   AND (kind = 1 OR paid = 1)",
+            )?
+            .query_row(
+                params![lease.appid, lease.openid, kind.code(), now_secs(now_ms)],
+                |r| r.get(0),
+            )?,
+    };
+    Ok(Remaining {
+        kind: lease.kind,
+        uses: uses.max(0) as u64,
+    })
+}
+
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    fn add(&self, appid: &str, p: &NewPermit, now_ms: i64, cap: usize) -> Result<Added> {
+        self.write(|tx| {
+            let known: Option<(i64, bool)> = tx
+                .prepare_cached(
+                    "SELECT id, paid FROM permits
+                     WHERE appid = ?1 AND openid = ?2 AND kind = ?3 AND value = ?4",
+                )?
+                .query_row(params![appid, p.openid, p.kind.code(), p.value], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((id, paid)) = known {
+                return Ok(match p.kind {
+                    Kind::Subscribe => {
+                        tx.prepare_cached("UPDATE permits SET uses = MIN(uses + ?2, ?3) WHERE id = ?1")?
+                            .execute(params![id, p.uses, MAX_SUBSCRIBE_USES])?;
+                        Added::Counted
+                    }
+                    Kind::PrepayId if p.paid && !paid => {
+                        tx.prepare_cached("UPDATE permits SET paid = 1 WHERE id = ?1")?
+                            .execute([id])?;
+                        Added::MarkedPaid
+                    }
+                    _ => Added::Duplicate,
+                });
+            }
+            tx.prepare_cached(
+                "INSERT INTO permits (appid, openid, kind, value, order_sn, paid, uses, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                appid,
+                p.openid,
+                p.kind.code(),
+                p.value,
+                p.order_sn,
+                p.paid,
+                p.uses,
+                p.created_at,
+                p.expires_at
+            ])?;
+            if p.kind != Kind::Subscribe {
+                tx.prepare_cached(
+                    "DELETE FROM permits WHERE appid = ?1 AND openid = ?2 AND kind = ?3
+                       AND expires_at <= ?4 AND leased = 0",
+                )?
+                .execute(params![appid, p.openid, p.kind.code(), now_secs(now_ms)])?;
+                let oldest: Vec<i64> = tx
+                    .prepare_cached(
+                        "SELECT id FROM permits WHERE appid = ?1 AND openid = ?2 AND kind = ?3
+                         ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4",
+                    )?
+                    .query_map(params![appid, p.openid, p.kind.code(), cap as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for id in oldest {
+                    tx.prepare_cached("DELETE FROM leases WHERE permit_id = ?1")?
+                        .execute([id])?;
+                    tx.prepare_cached("DELETE FROM permits WHERE id = ?1")?
+                        .execute([id])?;
+                }
+            }
+            Ok(Added::Stored)
+        })
+    }
+
+    fn take(
+        &self,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Lease>> {
+        self.write(|tx| {
+            reclaim(tx, now_ms)?;
+            let now_s = now_secs(now_ms);
+            type Row = (i64, i64, String, Option<String>);
+            let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            };
+            let pick: Option<Row> = match request {
+                PermitRequest::Subscribe { template_id } => tx
+                    .prepare_cached(
+                        "SELECT id, kind, value, order_sn FROM permits
+                         WHERE appid = ?1 AND openid = ?2 AND kind = 0 AND value = ?3 AND uses > 0",
+                    )?
+                    .query_row(params![appid, openid, template_id], row)
+                    .optional()?,
+                PermitRequest::Legacy { order_sn } => {
+                    let prepay = match order_sn {
+                        Some(sn) => tx
+                            .prepare_cached(
+                                "SELECT id, kind, value, order_sn FROM permits
+                                 WHERE appid = ?1 AND openid = ?2 AND kind = 2 AND order_sn = ?3
+                                   AND paid = 1 AND uses > 0 AND expires_at > ?4
+                                 ORDER BY expires_at, created_at, id LIMIT 1",
+                            )?
+                            .query_row(params![appid, openid, sn, now_s], row)
+                            .optional()?,
+                        None => None,
+                    };
+                    match prepay {
+                        Some(p) => Some(p),
+                        None => tx
+                            .prepare_cached(
+                                "SELECT id, kind, value, order_sn FROM permits
+                                 WHERE appid = ?1 AND openid = ?2 AND kind = 1
+                                   AND uses > 0 AND expires_at > ?3
+                                 ORDER BY expires_at, created_at, id LIMIT 1",
+                            )?
+                            .query_row(params![appid, openid, now_s], row)
+                            .optional()?,
+                    }
+                }
+            };
+            let Some((id, kind, value, order_sn)) = pick else {
+                return Ok(None);
+            };
+            tx.prepare_cached(
+                "UPDATE permits SET uses = uses - 1, leased = leased + 1 WHERE id = ?1",
+            )?
+            .execute([id])?;
+            let expires_at_ms = now_ms.saturating_add(lease_ms);
+            tx.prepare_cached("INSERT INTO leases (permit_id, expires_ms) VALUES (?1, ?2)")?
+                .execute([id, expires_at_ms])?;
+            let kind = Kind::from_code(kind).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Integer,
+                    e.to_string().into(),
+                )
+            })?;
+            Ok(Some(Lease {
+                id: tx.last_insert_rowid() as u64,
+                appid: appid.to_string(),
+                openid: openid.to_string(),
+                kind,
+                value,
+                order_sn,
+                expires_at_ms,
+            }))
+        })
+    }
+
+    fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
+        self.write(|tx| {
+            let held = tx
+                .prepare_cached("DELETE FROM leases WHERE id = ?1")?
+                .execute([lease.id as i64])?
+                > 0;
+            if let Some(id) = permit_id(tx, lease)? {
+                let sql = if held {
+                    "UPDATE permits SET leased = leased - 1 WHERE id = ?1"
+                } else {
+                    // The lease ran out and its use went back, yet it was spent.
+                    "UPDATE permits SET uses = MAX(uses - 1, 0) WHERE id = ?1"
+                };
+                tx.prepare_cached(sql)?.execute([id])?;
+                tx.prepare_cached("DELETE FROM permits WHERE id = ?1 AND uses = 0 AND leased = 0")?
+                    .execute([id])?;
+            }
+            remaining(tx, lease, now_ms)
+        })
+    }
+
+    fn give_back(&self, lease: &Lease) -> Result<()> {
+        self.write(|tx| {
+            let permit: Option<i64> = tx
+                .prepare_cached("SELECT permit_id FROM leases WHERE id = ?1")?
+                .query_row([lease.id as i64], |r| r.get(0))
+                .optional()?;
+            if let Some(permit) = permit {
+                tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
+                    .execute([lease.id as i64])?;
+                tx.prepare_cached(
+                    "UPDATE permits SET uses = uses + 1, leased = leased - 1 WHERE id = ?1",
+                )?
+                .execute([permit])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn discard(&self, lease: &Lease) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
+                .execute([lease.id as i64])?;
+            if let Some(id) = permit_id(tx, lease)? {
+                tx.prepare_cached("DELETE FROM leases WHERE permit_id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached("DELETE FROM permits WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<Stats> {
+        self.write(|tx| {
+            reclaim(tx, now_ms)?;
+            let now_s = now_secs(now_ms);
+            let user = if openid.is_some() { "AND openid = ?3" } else { "AND ?3 IS NULL" };
+            let mut stats = Stats::default();
+            let live = format!(
+                "SELECT kind, paid, CASE WHEN kind = 0 THEN value END, COUNT(*), SUM(uses), MIN(expires_at)
+                 FROM permits WHERE appid = ?1 {user} AND uses > 0
+                   AND (expires_at IS NULL OR expires_at > ?2)
+                 GROUP BY 1, 2, 3"
+            );
+            let mut q = tx.prepare_cached(&live)?;
+            let mut rows = q.query(params![appid, now_s, openid])?;
+            while let Some(r) = rows.next()? {
+                let kind: i64 = r.get(0)?;
+                let paid: bool = r.get(1)?;
+                let template: Option<String> = r.get(2)?;
+                let permits: i64 = r.get(3)?;
+                let uses: i64 = r.get(4)?;
+                let soonest: Option<i64> = r.get(5)?;
+                let (permits, uses) = (permits as u64, uses as u64);
+                match (kind, paid) {
+                    (0, _) => {
+                        *stats.subscribe.entry(template.unwrap_or_default()).or_default() += uses
+                    }
+                    (1, _) => stats.form_id_permits += permits,
+                    (_, false) => stats.prepay_id_unpaid += permits,
+                    (_, true) => {
+                        stats.prepay_id_permits += permits;
+                        stats.prepay_id_uses += uses;
+                    }
+                }
+                if let Some(s) = soonest {
+                    stats.soonest_expiry = Some(stats.soonest_expiry.map_or(s, |m| m.min(s)));
+                }
+            }
+            let totals = format!(
+                "SELECT COALESCE(SUM(leased), 0), COALESCE(SUM(expires_at <= ?2), 0)
+                 FROM permits WHERE appid = ?1 {user}"
+            );
+            let (leased, expired): (i64, i64) = tx
+                .prepare_cached(&totals)?
+                .query_row(params![appid, now_s, openid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            stats.leased = leased as u64;
+            stats.expired = expired as u64;
+            Ok(stats)
+        })
+    }
+
+    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64> {
+        self.write(|tx| {
+            reclaim(tx, now_ms)?;
+            tx.prepare_cached("DELETE FROM idempotency WHERE until_ms <= ?1")?
+                .execute([now_ms])?;
+            let removed = tx
+                .prepare_cached(
+                    "DELETE FROM permits WHERE appid = ?1 AND expires_at <= ?2 AND leased = 0",
+                )?
+                .execute(params![appid, now_secs(now_ms)])?;
+            Ok(removed as u64)
+        })
+    }
+
+    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim> {
+        self.write(|tx| {
+            let known: Option<(bool, Option<String>, i64)> = tx
+                .prepare_cached("SELECT done, outcome, until_ms FROM idempotency WHERE key = ?1")?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            match known {
+                Some((true, outcome, until)) if until > now_ms => {
+                    return Ok(Claim::Done(outcome.unwrap_or_default()))
+                }
+                Some((false, _, until)) if until > now_ms => return Ok(Claim::InFlight),
+                _ => {}
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 0, NULL, ?2)",
+            )?
+            .execute(params![key, now_ms.saturating_add(lease_ms)])?;
+            Ok(Claim::Fresh)
+        })
+    }
+
+    fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 1, ?2, ?3)",
+            )?
+            .execute(params![key, outcome, now_ms.saturating_add(IDEMPOTENCY_KEEP_MS)])?;
+            Ok(())
+        })
+    }
+
+    fn idempotency_release(&self, key: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.prepare_cached("DELETE FROM idempotency WHERE key = ?1 AND done = 0")?
+                .execute([key])?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! The shared store suite against SQLite, and what only a file store has:
+//! its mode, its schema version, files it cannot open, surviving a restart.
+
+mod store_suite;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use fashop_notify::{Error, ManualClock, Notifier, PermitRequest};
+use store_suite::{Fixture, TempDir, APP, NOW};
+
+fn fresh() -> Fixture {
+    let dir = TempDir::new("sqlite-suite");
+    let spec = format!("sqlite:{}", dir.file("ledger.db"));
+    Fixture::new(&spec, Box::new(dir))
+}
+
+store_suite!(fresh);
+
+fn configure_store(n: &Notifier, path: &str) -> fashop_notify::Result<()> {
+    n.configure(&format!(r#"{{"store":"sqlite:{path}","timeout_ms":1111}}"#))
+}
+
+#[test]
+fn the_file_is_private_and_carries_its_schema_version() {
+    let f = fresh();
+    f.form_id("o1", "f1", NOW);
+    let dir = f.keep.downcast_ref::<TempDir>().unwrap();
+    let path = dir.file("ledger.db");
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_changes_nothing() {
+    let dir = TempDir::new("sqlite-bad");
+    let corrupt = dir.file("corrupt.db");
+    std::fs::write(&corrupt, b"this is not a database, just some bytes that are long enough to look like a header ......").unwrap();
+    let before = std::fs::read(&corrupt).unwrap();
+    let newer = dir.file("newer.db");
+    {
+        let conn = rusqlite::Connection::open(&newer).unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (99);")
+            .unwrap();
+    }
+    let missing_dir = dir.file("no/such/dir/ledger.db");
+    let cases = [
+        (missing_dir.clone(), "cannot create the file"),
+        (dir.0.to_str().unwrap().to_string(), ""),
+        (corrupt.clone(), "not a database"),
+        (
+            newer.clone(),
+            "schema version 99 was written by a newer fashop-notify",
+        ),
+    ];
+    let n = Notifier::new();
+    for (path, needle) in &cases {
+        match configure_store(&n, path) {
+            Err(Error::Store(m)) => {
+                assert!(m.contains(path.as_str()), "{m} does not name {path}");
+                assert!(m.contains(needle), "{m} lacks {needle:?}");
+            }
+            other => panic!("{path}: expected a store error, got {other:?}"),
+        }
+        assert_eq!(n.ledger().store_spec(), "memory");
+        assert_eq!(
+            n.config().timeout_ms,
+            5000,
+            "the rest of the document was not applied"
+        );
+    }
+    assert!(!std::path::Path::new(&missing_dir).exists());
+    assert_eq!(
+        std::fs::read(&corrupt).unwrap(),
+        before,
+        "the corrupt file was not touched"
+    );
+    // The memory store still works.
+    n.register_app(r#"{"appid":"wxsqlitebad","secret":"s"}"#)
+        .unwrap();
+    n.add_permit(
+        "wxsqlitebad",
+        r#"{"openid":"o","kind":"subscribe","template_id":"T"}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_empty_database_file_is_migrated() {
+    let dir = TempDir::new("sqlite-migrate");
+    let path = dir.file("empty.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE host_notes (x TEXT); PRAGMA user_version = 0;")
+        .unwrap();
+    let f = Fixture::new(&format!("sqlite:{path}"), Box::new(()));
+    f.form_id("o1", "f1", NOW);
+    assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('permits', 'leases', 'idempotency', 'host_notes')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 4);
+}
+
+#[test]
+fn permits_and_leases_survive_reopening() {
+    let dir = TempDir::new("sqlite-reopen");
+    let spec = format!("sqlite:{}", dir.file("ledger.db"));
+    let f = Fixture::new(&spec, Box::new(()));
+    f.form_id("o1", "f1", NOW);
+    f.form_id("o1", "f2", NOW - 10);
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T","count":2}"#);
+    let lease =
+        f.n.ledger()
+            .take(APP, "o1", &PermitRequest::legacy(None))
+            .unwrap()
+            .unwrap();
+    assert_eq!(lease.value, "f2");
+    drop(f);
+
+    let clock = Arc::new(ManualClock::at(NOW));
+    let n = Notifier::with_clock(clock.clone());
+    n.configure(&format!(r#"{{"store":"{spec}"}}"#)).unwrap();
+    n.register_app(&format!(r#"{{"appid":"{APP}","secret":"s"}}"#))
+        .unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&n.ledger_stats(APP, Some("o1")).unwrap()).unwrap();
+    assert_eq!(stats["form_id"]["permits"], 1);
+    assert_eq!(stats["leased"], 1);
+    assert_eq!(stats["subscribe"]["templates"]["T"], 2);
+    // The lease taken before the restart can still be settled after it.
+    n.ledger().give_back(&lease).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&n.ledger_stats(APP, Some("o1")).unwrap()).unwrap();
+    assert_eq!(stats["form_id"]["permits"], 2);
+    assert_eq!(stats["leased"], 0);
+}
