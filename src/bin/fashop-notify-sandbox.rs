@@ -1,5 +1,108 @@
-//! The WeChat sandbox server.
-fn main() {
-    eprintln!("fashop-notify-sandbox: not built yet");
-    std::process::exit(2);
+//! The WeChat sandbox server as a program: prints `listening on http://HOST:PORT`
+//! once it accepts connections (its only output on stdout), logs to stderr, and
+//! exits 0 on SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use fashop_notify::sandbox::{Sandbox, SandboxOptions, SeedFile};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+const USAGE: &str = "usage: fashop-notify-sandbox [--host 127.0.0.1] [--port N] \
+[--app APPID:SECRET]... [--seed FILE.json] [--legacy] [--verbose]";
+
+struct Args {
+    options: SandboxOptions,
+    seed: Option<SeedFile>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut options = SandboxOptions {
+        apps: Vec::new(),
+        ..SandboxOptions::default()
+    };
+    let mut seed: Option<SeedFile> = None;
+    let value = |args: &mut dyn Iterator<Item = String>, flag: &str| {
+        args.next().ok_or_else(|| format!("{flag} needs a value"))
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--host" => options.host = value(&mut args, "--host")?,
+            "--port" => {
+                let v = value(&mut args, "--port")?;
+                options.port = v
+                    .parse()
+                    .map_err(|_| format!("--port must be 0..65535, got {v:?}"))?;
+            }
+            "--app" => {
+                let v = value(&mut args, "--app")?;
+                let (appid, secret) = v
+                    .split_once(':')
+                    .filter(|(a, s)| !a.is_empty() && !s.is_empty())
+                    .ok_or("--app takes APPID:SECRET")?;
+                options.apps.push((appid.to_string(), secret.to_string()));
+            }
+            "--seed" => {
+                let path = value(&mut args, "--seed")?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| format!("--seed {path}: {e}"))?;
+                let parsed: SeedFile =
+                    serde_json::from_str(&text).map_err(|e| format!("--seed {path}: {e}"))?;
+                seed = Some(parsed);
+            }
+            "--legacy" => options.legacy = true,
+            "--verbose" | "-v" => options.verbose = true,
+            "--help" | "-h" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if options.apps.is_empty() && seed.as_ref().is_none_or(|s| s.apps.is_empty()) {
+        let demo = SandboxOptions::default();
+        options.apps = demo.apps;
+    }
+    Ok(Args { options, seed })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("fashop-notify-sandbox: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Signals first, so one arriving right after the line is printed is not lost.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fashop-notify-sandbox: cannot handle signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let sandbox = match Sandbox::try_start_with(args.options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fashop-notify-sandbox: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(seed) = &args.seed {
+        if let Err(e) = sandbox.apply_seed(seed) {
+            eprintln!("fashop-notify-sandbox: --seed: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "listening on {}", sandbox.url())
+        .and_then(|_| out.flush())
+        .is_err()
+    {
+        // Nobody is reading: keep serving anyway, the reader may just have gone.
+        eprintln!("fashop-notify-sandbox: cannot write to stdout");
+    }
+    drop(out);
+    let _ = signals.forever().next();
+    drop(sandbox);
+    ExitCode::SUCCESS
 }

@@ -1,1 +1,349 @@
 //! A local server that behaves like WeChat's API, for tests, demos and benchmarks.
+//! It fails the way WeChat fails (token rotation, keyword rules, grants, legacy
+//! permits) and on purpose (injected faults). See `src/sandbox/README.md`.
+
+mod conn;
+mod control;
+mod fault;
+mod server;
+pub mod templates;
+mod world;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use control::{SeedApp, SeedFile, SeedFormId, SeedGrant, SeedPrepayId, SeedUser};
+pub use fault::Fault;
+pub use templates::*;
+pub use world::{Counters, DeliveredMessage};
+
+use crate::clock::{ManualClock, SystemClock};
+use server::Shared;
+use world::{SandboxClock, Settings, World};
+
+/// How a sandbox starts.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Address to listen on; `127.0.0.1` by default.
+    pub host: String,
+    /// Port; 0 picks a free one.
+    pub port: u16,
+    /// Apps present at start: (appid, secret). The demo app by default.
+    pub apps: Vec<(String, String)>,
+    /// Legacy template messages enforce form_id / prepay_id instead of answering 45103.
+    pub legacy: bool,
+    /// How long a classic token keeps working after the next one was fetched.
+    pub token_grace_secs: i64,
+    /// Token lifetime.
+    pub expires_in: i64,
+    /// `None`: the clock follows real time (plus `advance_clock`); `Some(t)`:
+    /// it stands at unix time `t` and moves only through `advance_clock`.
+    pub clock_start: Option<i64>,
+    /// Threads handling requests.
+    pub workers: usize,
+    /// Seed of the random choices of probabilistic faults.
+    pub random_seed: u64,
+    /// Log each request's method and path to stderr.
+    pub verbose: bool,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            host: "127.0.0.1".into(),
+            port: 0,
+            apps: vec![(DEMO_APPID.to_string(), DEMO_SECRET.to_string())],
+            legacy: false,
+            token_grace_secs: 300,
+            expires_in: 7200,
+            clock_start: None,
+            workers: 4,
+            random_seed: 0x5eed,
+            verbose: false,
+        }
+    }
+}
+
+/// A running sandbox. Dropping it stops the server, its threads and its
+/// connections.
+pub struct Sandbox {
+    shared: Arc<Shared>,
+    server: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    nudge: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl Sandbox {
+    /// A sandbox on 127.0.0.1 with an ephemeral port and the demo app.
+    ///
+    /// # Panics
+    /// When it cannot listen (a test cannot go on without it).
+    pub fn start() -> Sandbox {
+        Sandbox::start_with(SandboxOptions::default())
+    }
+
+    /// # Panics
+    /// When it cannot listen or an option is invalid; see [`Sandbox::try_start_with`].
+    pub fn start_with(options: SandboxOptions) -> Sandbox {
+        Sandbox::try_start_with(options).unwrap_or_else(|e| panic!("sandbox: {e}"))
+    }
+
+    /// Starts a sandbox; the error says why it could not.
+    pub fn try_start_with(options: SandboxOptions) -> Result<Sandbox, String> {
+        if options.token_grace_secs < 0 || options.expires_in <= 0 {
+            return Err("token_grace_secs must be >= 0 and expires_in > 0".into());
+        }
+        let listener = TcpListener::bind((options.host.as_str(), options.port))
+            .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;
+        conn::deepen_backlog(&listener);
+        let local = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
+        let clock = match options.clock_start {
+            Some(t) => SandboxClock::new(Box::new(ManualClock::at(t))),
+            None => SandboxClock::new(Box::new(SystemClock)),
+        };
+        let mut world = World::new(
+            Settings {
+                legacy: options.legacy,
+                grace_secs: options.token_grace_secs,
+                expires_in: options.expires_in,
+            },
+            options.random_seed,
+        );
+        for (appid, secret) in &options.apps {
+            world.seed_app(appid, secret)?;
+        }
+        let shared = Arc::new(Shared::new(world, clock, local, options.verbose));
+        let server = Arc::new(server);
+        let workers = (0..options.workers.max(1))
+            .map(|i| {
+                let server = Arc::clone(&server);
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("sandbox-worker-{i}"))
+                    .spawn(move || server::serve(&server, &shared))
+                    .map_err(|e| format!("cannot start a worker thread: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let nudge = start_nudge(local)?;
+        Ok(Sandbox {
+            shared,
+            server,
+            workers,
+            nudge: Some(nudge),
+        })
+    }
+
+    /// `http://HOST:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.local)
+    }
+
+    /// The address the sandbox listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    fn control<T>(&self, what: &str, r: Result<T, String>) -> T {
+        r.unwrap_or_else(|e| panic!("sandbox {what}: {e}"))
+    }
+
+    /// Adds an app (or changes its secret).
+    ///
+    /// # Panics
+    /// On an invalid appid or an empty secret; likewise the other control
+    /// methods panic on an unknown appid or an empty value.
+    pub fn seed_app(&self, appid: &str, secret: &str) {
+        let r = self.shared.world.lock().seed_app(appid, secret);
+        self.control("seed_app", r)
+    }
+
+    /// Makes `openid` a user of the app.
+    pub fn seed_user(&self, appid: &str, openid: &str) {
+        let r = self.shared.world.lock().seed_user(appid, openid);
+        self.control("seed_user", r)
+    }
+
+    /// `count` taps on "allow" in `wx.requestSubscribeMessage` for the template;
+    /// seeds the user too.
+    pub fn grant(&self, appid: &str, openid: &str, template_id: &str, count: u64) {
+        let r = self
+            .shared
+            .world
+            .lock()
+            .grant(appid, openid, template_id, count);
+        self.control("grant", r)
+    }
+
+    /// Grants left for (openid, template_id).
+    pub fn grants_left(&self, appid: &str, openid: &str, template_id: &str) -> u64 {
+        self.shared
+            .world
+            .lock()
+            .grants_left(appid, openid, template_id)
+    }
+
+    /// A legacy form_id collected now (sandbox clock); valid 7 days, one use.
+    pub fn add_form_id(&self, appid: &str, openid: &str, form_id: &str) {
+        let now = self.now();
+        let r = self
+            .shared
+            .world
+            .lock()
+            .add_form_id(appid, openid, form_id, now);
+        self.control("add_form_id", r)
+    }
+
+    /// A legacy prepay_id created now; three uses, only once marked paid.
+    pub fn add_prepay_id(&self, appid: &str, openid: &str, prepay_id: &str) {
+        let now = self.now();
+        let r = self
+            .shared
+            .world
+            .lock()
+            .add_prepay_id(appid, openid, prepay_id, now);
+        self.control("add_prepay_id", r)
+    }
+
+    /// The order behind `prepay_id` was paid.
+    pub fn mark_paid(&self, appid: &str, prepay_id: &str) {
+        let r = self.shared.world.lock().mark_paid(appid, prepay_id);
+        self.control("mark_paid", r)
+    }
+
+    /// Adds a fault; see [`Fault`].
+    pub fn inject(&self, fault: Fault) {
+        let r = self.shared.world.lock().inject(fault);
+        self.control("inject", r)
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.world.lock().faults.clear();
+    }
+
+    /// Moves the sandbox clock forward (or back, with a negative value).
+    pub fn advance_clock(&self, secs: i64) {
+        self.shared.clock.advance(secs);
+    }
+
+    /// The sandbox clock, unix seconds.
+    pub fn now(&self) -> i64 {
+        self.shared.clock.now()
+    }
+
+    /// Messages accepted for `openid` of `appid`, oldest first.
+    pub fn delivered(&self, appid: &str, openid: &str) -> Vec<DeliveredMessage> {
+        self.shared
+            .world
+            .lock()
+            .delivered(Some(appid), Some(openid))
+    }
+
+    /// Every message accepted, oldest first.
+    pub fn all_delivered(&self) -> Vec<DeliveredMessage> {
+        self.shared.world.lock().delivered(None, None)
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.shared.world.lock().counters.clone()
+    }
+
+    /// Legacy template messages: enforced (true) or answered 45103 (false).
+    pub fn set_legacy_mode(&self, on: bool) {
+        self.shared.world.lock().settings.legacy = on;
+    }
+
+    /// How long a replaced classic token keeps working.
+    pub fn set_token_grace_secs(&self, secs: i64) {
+        assert!(secs >= 0, "sandbox set_token_grace_secs: must be >= 0");
+        self.shared.world.lock().settings.grace_secs = secs;
+    }
+
+    /// Lifetime of tokens fetched from now on.
+    pub fn set_expires_in(&self, secs: i64) {
+        assert!(secs > 0, "sandbox set_expires_in: must be > 0");
+        self.shared.world.lock().settings.expires_in = secs;
+    }
+
+    /// The pages of the app's published mini program; a message naming another
+    /// page gets 41030. Empty: any page is accepted.
+    pub fn set_pages(&self, appid: &str, pages: Vec<String>) {
+        let r = self.shared.world.lock().set_pages(appid, pages);
+        self.control("set_pages", r)
+    }
+
+    /// Applies a seed document (apps, users, grants, permits).
+    pub fn apply_seed(&self, seed: &SeedFile) -> Result<(), String> {
+        let now = self.now();
+        seed.apply(&mut self.shared.world.lock(), now)
+    }
+
+    /// Back to the start: users, grants, permits, tokens, deliveries, counters
+    /// and faults go; apps, secrets and settings stay.
+    pub fn reset(&self) {
+        self.shared.world.lock().reset();
+    }
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+/// tiny_http hands each new connection to an idle thread of its pool, but
+/// counts idle threads loosely: in a burst of connections one can be queued
+/// behind a thread that is already busy with a keep-alive client, and wait
+/// until some other connection closes. A short connection every few
+/// milliseconds frees such a queue: the pool starts a thread for it, which then
+/// takes the queued connection.
+fn start_nudge(local: SocketAddr) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+    let target = if local.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], local.port()))
+    } else {
+        local
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let handle = std::thread::Builder::new()
+        .name("sandbox-nudge".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                std::thread::park_timeout(Duration::from_millis(20));
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let _ = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1));
+            }
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    Ok((stop, handle))
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.nudge.take() {
+            stop.store(true, Ordering::SeqCst);
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        // Connection threads wait on their clients; shutting the sockets down
+        // ends them.
+        conn::close_all(self.shared.local);
+    }
+}

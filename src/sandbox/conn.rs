@@ -1,0 +1,92 @@
+//! Socket-level control that tiny_http does not offer: closing one client
+//! connection without answering (the "connection closed" faults, refusing
+//! oversized bodies), closing every connection when the sandbox stops, and a
+//! deeper listen queue so a burst of connections is not dropped.
+//!
+//! tiny_http owns the accepted sockets and exposes only the peer address, so a
+//! connection is found by its (local, peer) address pair among the process's
+//! descriptors and shut down (never closed: the descriptor stays tiny_http's,
+//! which then sees end-of-file and cleans up as for any client that went away).
+
+use std::net::{SocketAddr, TcpListener};
+
+use nix::sys::socket::{
+    getpeername, getsockname, listen, shutdown, Backlog, Shutdown, SockaddrLike, SockaddrStorage,
+};
+
+/// Raises the listen queue of `listener` to the system maximum.
+pub(crate) fn deepen_backlog(listener: &TcpListener) {
+    // Best effort: the default queue (128) only makes bursts slower, not wrong.
+    let _ = listen(listener, Backlog::MAXCONN);
+}
+
+fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// The descriptors of connected TCP sockets whose local address is `local`
+/// (or whose local port is `local`'s when it listens on all interfaces), with
+/// their peer addresses.
+fn connections_of(local: SocketAddr) -> Vec<(i32, SocketAddr)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let is_socket = std::fs::read_link(entry.path())
+            .map(|p| p.to_string_lossy().starts_with("socket:"))
+            .unwrap_or(false);
+        if !is_socket {
+            continue;
+        }
+        let Some(mine) = getsockname::<SockaddrStorage>(fd).ok().and_then(|a| {
+            a.family()?;
+            to_std(&a)
+        }) else {
+            continue;
+        };
+        let same_local =
+            mine.port() == local.port() && (local.ip().is_unspecified() || mine.ip() == local.ip());
+        if !same_local {
+            continue;
+        }
+        if let Some(peer) = getpeername::<SockaddrStorage>(fd)
+            .ok()
+            .and_then(|a| to_std(&a))
+        {
+            out.push((fd, peer));
+        }
+    }
+    out
+}
+
+/// Shuts down the connection between the sandbox at `local` and `peer`.
+/// Returns whether it was found.
+pub(crate) fn close_connection(local: SocketAddr, peer: SocketAddr) -> bool {
+    let mut found = false;
+    for (fd, p) in connections_of(local) {
+        if p == peer {
+            let _ = shutdown(fd, Shutdown::Both);
+            found = true;
+        }
+    }
+    found
+}
+
+/// Shuts down every client connection of the sandbox at `local`.
+pub(crate) fn close_all(local: SocketAddr) {
+    for (fd, _) in connections_of(local) {
+        let _ = shutdown(fd, Shutdown::Both);
+    }
+}

@@ -1,0 +1,512 @@
+//! The HTTP side: takes requests from tiny_http, reads bodies within limits,
+//! fires faults, routes WeChat paths to the state and `/sandbox/` to the
+//! control API, and writes answers outside the state lock.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use tiny_http::{Header, Method, Request, Response};
+
+use super::conn;
+use super::control;
+use super::fault::Effect;
+use super::templates::{CATEGORIES, LIBRARY};
+use super::world::{standard_errmsg, wx_error, Answer, SandboxClock, World};
+
+/// Bodies beyond this are refused (WeChat's bodies are a few KB at most).
+pub(crate) const MAX_BODY: usize = 1 << 20;
+/// Declared bodies beyond this are refused and the connection closed instead of
+/// drained.
+const MAX_DRAIN: usize = 64 << 20;
+/// tiny_http reads bodies up to this size before handing the request over, so
+/// they can be handled inline; larger ones are read on their own thread so a
+/// client that stops sending mid-body holds up no one else.
+const INLINE_BODY: usize = 1024;
+/// At most this many requests with large bodies are read at once.
+const MAX_SLOW_READERS: usize = 256;
+
+/// State shared by the worker threads and the `Sandbox` handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub world: Mutex<World>,
+    pub clock: SandboxClock,
+    pub local: SocketAddr,
+    pub verbose: bool,
+    slow_readers: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new(world: World, clock: SandboxClock, local: SocketAddr, verbose: bool) -> Self {
+        Shared {
+            world: Mutex::new(world),
+            clock,
+            local,
+            verbose,
+            slow_readers: AtomicUsize::new(0),
+        }
+    }
+}
+
+static JSON_HEADER: Lazy<Header> = Lazy::new(|| {
+    Header::from_bytes(
+        &b"Content-Type"[..],
+        &b"application/json; charset=utf-8"[..],
+    )
+    .expect("static header")
+});
+static HTML_HEADER: Lazy<Header> = Lazy::new(|| {
+    Header::from_bytes(&b"Content-Type"[..], &b"text/html"[..]).expect("static header")
+});
+static CLOSE_HEADER: Lazy<Header> =
+    Lazy::new(|| Header::from_bytes(&b"Connection"[..], &b"close"[..]).expect("static header"));
+
+pub(crate) fn respond(req: Request, answer: Answer) {
+    let resp = Response::from_data(answer.body)
+        .with_status_code(answer.status)
+        .with_header(JSON_HEADER.clone());
+    // The client may have gone away; nothing to do about that here.
+    let _ = req.respond(resp);
+}
+
+/// Drops the connection without a word.
+fn close(req: Request, local: SocketAddr) {
+    if let Some(peer) = req.remote_addr().copied() {
+        conn::close_connection(local, peer);
+    }
+    // Taking the writer keeps tiny_http from writing its default 500.
+    drop(req.into_writer());
+}
+
+/// One worker's loop: until the server is unblocked.
+pub(crate) fn serve(server: &tiny_http::Server, shared: &Arc<Shared>) {
+    while let Ok(req) = server.recv() {
+        let inline = matches!(req.body_length(), Some(n) if n <= INLINE_BODY)
+            || (req.body_length().is_none() && !has_chunked_body(&req));
+        if inline {
+            handle(req, shared);
+            continue;
+        }
+        if shared.slow_readers.fetch_add(1, Ordering::SeqCst) >= MAX_SLOW_READERS {
+            shared.slow_readers.fetch_sub(1, Ordering::SeqCst);
+            respond(
+                req,
+                Answer {
+                    status: 503,
+                    body: wx_error(-1, "system busy").body,
+                    errcode: -1,
+                },
+            );
+            continue;
+        }
+        let shared2 = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name("sandbox-body".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                handle(req, &shared2);
+                shared2.slow_readers.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            shared.slow_readers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn has_chunked_body(req: &Request) -> bool {
+    req.headers()
+        .iter()
+        .any(|h| h.field.equiv("Transfer-Encoding"))
+}
+
+enum Body {
+    Ok(Vec<u8>),
+    TooLarge,
+    Broken,
+}
+
+fn read_body(req: &mut Request) -> Body {
+    let declared = req.body_length();
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Body::TooLarge;
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0));
+    match req
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut buf)
+    {
+        Ok(_) if buf.len() > MAX_BODY => Body::TooLarge,
+        Ok(_) => Body::Ok(buf),
+        Err(_) => Body::Broken,
+    }
+}
+
+/// The WeChat endpoints the sandbox knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Token,
+    StableToken,
+    SubscribeSend,
+    LegacySend,
+    GetCategory,
+    PubTitles,
+    PubKeywords,
+    AddTemplate,
+    GetTemplate,
+    DelTemplate,
+    LegacyTemplateList,
+    Unknown,
+}
+
+impl Route {
+    fn of(path: &str) -> Route {
+        match path {
+            "/cgi-bin/token" => Route::Token,
+            "/cgi-bin/stable_token" => Route::StableToken,
+            "/cgi-bin/message/subscribe/send" => Route::SubscribeSend,
+            "/cgi-bin/message/wxopen/template/send" => Route::LegacySend,
+            "/wxaapi/newtmpl/getcategory" => Route::GetCategory,
+            "/wxaapi/newtmpl/getpubtemplatetitles" => Route::PubTitles,
+            "/wxaapi/newtmpl/getpubtemplatekeywords" => Route::PubKeywords,
+            "/wxaapi/newtmpl/addtemplate" => Route::AddTemplate,
+            "/wxaapi/newtmpl/gettemplate" => Route::GetTemplate,
+            "/wxaapi/newtmpl/deltemplate" => Route::DelTemplate,
+            "/cgi-bin/wxopen/template/list" => Route::LegacyTemplateList,
+            _ => Route::Unknown,
+        }
+    }
+
+    /// Whether WeChat wants a JSON body (POST) on this endpoint.
+    fn posts_json(self) -> bool {
+        matches!(
+            self,
+            Route::StableToken
+                | Route::SubscribeSend
+                | Route::LegacySend
+                | Route::AddTemplate
+                | Route::DelTemplate
+                | Route::LegacyTemplateList
+        )
+    }
+}
+
+/// The value of `key` in a query string, percent-decoded.
+pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(v: &str) -> Cow<'_, str> {
+    if !v.contains(['%', '+']) {
+        return Cow::Borrowed(v);
+    }
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn handle(mut req: Request, shared: &Shared) {
+    let url = req.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+    if shared.verbose {
+        // Only the path: queries carry secrets and tokens.
+        eprintln!("sandbox: {} {}", req.method(), path);
+    }
+    let body = match read_body(&mut req) {
+        Body::Ok(b) => b,
+        Body::TooLarge => return refuse_large(req, shared),
+        Body::Broken => return close(req, shared.local),
+    };
+    if let Some(rest) = path.strip_prefix("/sandbox/") {
+        let method = req.method().clone();
+        let answer = control::handle(shared, &method, rest, query, &body);
+        return respond(req, answer);
+    }
+    let route = Route::of(path);
+    let now = shared.clock.now();
+    let json_body: Option<Value> = if route.posts_json() {
+        serde_json::from_slice(&body).ok()
+    } else {
+        None
+    };
+    let method = req.method().clone();
+
+    let mut world = shared.world.lock();
+    world.counters.requests += 1;
+    match route {
+        Route::Token => {
+            let appid = query_param(query, "appid").unwrap_or_default();
+            world.count_token_fetch(&appid, "token");
+        }
+        Route::StableToken => {
+            let appid = json_body
+                .as_ref()
+                .and_then(|b| b.get("appid"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            world.count_token_fetch(appid, "stable_token");
+        }
+        Route::SubscribeSend | Route::LegacySend => world.counters.send_attempts += 1,
+        _ => {}
+    }
+    let fault = world.fire_fault(path);
+    let effect = fault.as_ref().map_or(Effect::None, |f| f.effect());
+    let latency = fault.as_ref().map_or(0, |f| f.latency_ms);
+    let answer = match effect {
+        Effect::Errcode(code) => Some(wx_error(code, standard_errmsg(code))),
+        Effect::HttpStatus(status) => {
+            *world.counters.http_errors.entry(status).or_insert(0) += 1;
+            None
+        }
+        Effect::CloseBeforeAnswer => None,
+        _ => Some(answer_for(
+            &mut world,
+            route,
+            &method,
+            query,
+            &body,
+            json_body.as_ref(),
+            now,
+        )),
+    };
+    if let Some(a) = &answer {
+        world.count_answer(a.errcode);
+    }
+    drop(world);
+
+    let local = shared.local;
+    let finish = move |req: Request| match (effect, answer) {
+        (Effect::HttpStatus(status), _) => {
+            let page = format!("<html><body><h1>{status}</h1></body></html>");
+            let resp = Response::from_data(page.into_bytes())
+                .with_status_code(status)
+                .with_header(HTML_HEADER.clone());
+            let _ = req.respond(resp);
+        }
+        (Effect::CloseBeforeAnswer, _) | (Effect::CloseAfterRead, _) => close(req, local),
+        (Effect::MalformedBody, Some(mut a)) => {
+            let keep = a.body.len() / 2;
+            a.body.truncate(keep.max(1));
+            respond(req, a);
+        }
+        (_, Some(a)) => respond(req, a),
+        (_, None) => close(req, local),
+    };
+    if latency == 0 {
+        finish(req);
+        return;
+    }
+    // The answer waits on its own thread so a slow answer holds up no worker.
+    let _ = std::thread::Builder::new()
+        .name("sandbox-latency".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            std::thread::sleep(Duration::from_millis(latency));
+            finish(req);
+        });
+}
+
+fn refuse_large(req: Request, shared: &Shared) {
+    let answer = wx_error(
+        47001,
+        &format!("data format error: request body larger than {MAX_BODY} bytes"),
+    );
+    shared.world.lock().count_answer(47001);
+    let declared_huge = req.body_length().is_none_or(|n| n > MAX_DRAIN);
+    let resp = Response::from_data(answer.body)
+        .with_status_code(413)
+        .with_header(JSON_HEADER.clone());
+    if declared_huge {
+        let peer = req.remote_addr().copied();
+        let _ = req.respond(resp.with_header(CLOSE_HEADER.clone()));
+        if let Some(peer) = peer {
+            conn::close_connection(shared.local, peer);
+        }
+    } else {
+        // tiny_http drains the unread rest of the body when the request is
+        // dropped, so the connection stays usable.
+        let _ = req.respond(resp);
+    }
+}
+
+fn answer_for(
+    world: &mut World,
+    route: Route,
+    method: &Method,
+    query: &str,
+    body: &[u8],
+    json_body: Option<&Value>,
+    now: i64,
+) -> Answer {
+    if route == Route::Unknown {
+        return wx_error(40066, "invalid url");
+    }
+    if route.posts_json() {
+        if *method != Method::Post {
+            return wx_error(43002, "require POST method");
+        }
+        if body.is_empty() {
+            return wx_error(44002, "empty post data");
+        }
+    } else if *method != Method::Get {
+        return wx_error(43001, "require GET method");
+    }
+    let token = query_param(query, "access_token");
+    let token = token.as_deref();
+    match route {
+        Route::Token => world.classic_token(
+            query_param(query, "grant_type").as_deref(),
+            query_param(query, "appid").as_deref(),
+            query_param(query, "secret").as_deref(),
+            now,
+        ),
+        _ if route.posts_json() && json_body.is_none() => {
+            // The token is checked before the body, as WeChat does.
+            if route != Route::StableToken {
+                if let Err(a) = world.check_token(token, now) {
+                    return a;
+                }
+            }
+            wx_error(47001, "data format error")
+        }
+        Route::StableToken => world.stable_token(json_body.unwrap_or(&Value::Null), now),
+        Route::SubscribeSend => world.subscribe_send(token, json_body.unwrap_or(&Value::Null), now),
+        Route::LegacySend => world.legacy_send(token, json_body.unwrap_or(&Value::Null), now),
+        _ => {
+            let appid = match world.check_token(token, now) {
+                Ok(a) => a,
+                Err(a) => return a,
+            };
+            template_route(world, route, &appid, query, json_body)
+        }
+    }
+}
+
+fn template_route(
+    world: &mut World,
+    route: Route,
+    appid: &str,
+    query: &str,
+    json_body: Option<&Value>,
+) -> Answer {
+    match route {
+        Route::GetCategory => {
+            let data: Vec<Value> = CATEGORIES
+                .iter()
+                .map(|(id, name)| json!({ "id": id, "name": name }))
+                .collect();
+            Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "data": data }))
+        }
+        Route::PubTitles => {
+            let ids: Option<Vec<u32>> = query_param(query, "ids").map(|ids| {
+                ids.split(',')
+                    .filter_map(|i| i.trim().parse().ok())
+                    .collect()
+            });
+            let start = query_param(query, "start").and_then(|s| s.parse::<usize>().ok());
+            let limit = query_param(query, "limit").and_then(|s| s.parse::<usize>().ok());
+            let (Some(ids), Some(start), Some(limit)) = (ids, start, limit) else {
+                return wx_error(
+                    47001,
+                    "data format error: ids, start and limit are required",
+                );
+            };
+            if limit == 0 || limit > 30 {
+                return wx_error(200016, "limit must be 1 to 30");
+            }
+            let matching: Vec<_> = LIBRARY
+                .iter()
+                .filter(|t| ids.contains(&t.category_id))
+                .collect();
+            let data: Vec<Value> = matching
+                .iter()
+                .skip(start)
+                .take(limit)
+                .map(|t| {
+                    json!({ "tid": t.tid, "title": t.title, "type": 2,
+                            "categoryId": t.category_id.to_string() })
+                })
+                .collect();
+            Answer::ok_json(
+                json!({ "errcode": 0, "errmsg": "ok", "count": matching.len(), "data": data }),
+            )
+        }
+        Route::PubKeywords => {
+            let tid = query_param(query, "tid").and_then(|t| t.parse::<u32>().ok());
+            let Some(lib) = tid.and_then(super::templates::library) else {
+                return wx_error(200014, "template tid is invalid");
+            };
+            let data: Vec<Value> = lib
+                .keywords
+                .iter()
+                .map(|k| json!({ "kid": k.kid, "name": k.name, "example": k.example, "rule": k.rule }))
+                .collect();
+            Answer::ok_json(
+                json!({ "errcode": 0, "errmsg": "ok", "count": data.len(), "data": data }),
+            )
+        }
+        Route::AddTemplate => world.add_template(appid, json_body.unwrap_or(&Value::Null)),
+        Route::DelTemplate => world.del_template(appid, json_body.unwrap_or(&Value::Null)),
+        Route::GetTemplate => {
+            let data: Vec<Value> = world
+                .get_templates(appid, false)
+                .into_iter()
+                .map(|t| {
+                    json!({ "priTmplId": t.id, "title": t.title, "content": t.content(),
+                            "example": t.example(), "type": 2 })
+                })
+                .collect();
+            Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "data": data }))
+        }
+        Route::LegacyTemplateList => {
+            let b = json_body.unwrap_or(&Value::Null);
+            let offset = b.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let count = b.get("count").and_then(Value::as_u64).unwrap_or(20) as usize;
+            if count == 0 || count > 20 {
+                return wx_error(47001, "data format error: count must be 1 to 20");
+            }
+            let list: Vec<Value> = world
+                .get_templates(appid, true)
+                .into_iter()
+                .skip(offset)
+                .take(count)
+                .map(|t| {
+                    json!({ "template_id": t.id, "title": t.title, "content": t.content(),
+                            "example": t.example() })
+                })
+                .collect();
+            Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "list": list }))
+        }
+        _ => wx_error(40066, "invalid url"),
+    }
+}

@@ -1,0 +1,179 @@
+//! The templates every sandbox app starts with, and the public template library
+//! that `addtemplate` picks from. The ids are fixed so that mappings written for
+//! the sandbox keep working across restarts.
+
+/// Payment success: `character_string1` order no., `amount2` amount, `thing3` goods, `time4` pay time.
+pub const TPL_PAY_SUCCESS: &str = "_uwlWXxdjm2IogKR7PfhIg8Ez9oP0ZV1YgHNMqhQY_C";
+/// Order shipped: `character_string1` order no., `thing2` express company,
+/// `character_string3` tracking no., `time4` shipping time.
+pub const TPL_DELIVERED: &str = "Ib27Mxy85v0eqHp2ERuLGQZx3NAcZCf_jCmhQdY7Ez-";
+/// Order cancelled: `character_string1` order no., `amount2` amount, `thing3` reason, `time4` time.
+pub const TPL_CANCEL: &str = "zFZQHNIcOQTBP6tUWfm0kOqpQyP1OlFdyKhlIB3opX3";
+/// Refund requested: `character_string1` order no., `amount2` refund amount, `thing3` reason, `time4` time.
+pub const TPL_REFUND: &str = "AKcL1rxIu4sHSC-GUMEPYZNFeHFXlwDpvt1lYmzB5Uv";
+/// Payment failed: `character_string1` order no., `amount2` amount, `thing3` reason.
+pub const TPL_PAY_FAIL: &str = "oad_-q5QMegD5vfX3r1HDY0hWokTpXtZVuRT_L_K4kx";
+
+/// Legacy payment success: `keyword1` order no., `keyword2` amount, `keyword3` goods, `keyword4` pay time.
+pub const LEGACY_TPL_PAY_SUCCESS: &str = "egm7LKhgiXWnhiId2BJKKO8NqOmXFjpzUukMrMTvcfe";
+/// Legacy order shipped: `keyword1` order no., `keyword2` express company, `keyword3` tracking no., `keyword4` time.
+pub const LEGACY_TPL_DELIVERED: &str = "M-W7nafAf63dXFq9fYVPHyUmvmTVcvFKXMhbzlEd4Vv";
+/// Legacy order cancelled: `keyword1` order no., `keyword2` amount, `keyword3` reason, `keyword4` time.
+pub const LEGACY_TPL_CANCEL: &str = "OzuYFl7iKCyZQeG-JDWxCOQ2fgrlaQJx3dfqSwAExxC";
+/// Legacy refund: `keyword1` order no., `keyword2` amount, `keyword3` reason, `keyword4` time.
+pub const LEGACY_TPL_REFUND: &str = "0nLfYmF9jA7ej3QrZP1IWbz1db74J50b-BTZF4agJo9";
+
+/// The demo app the binary seeds when it is given no app.
+pub const DEMO_APPID: &str = "wxdemo0000000001";
+/// The demo app's secret (a sandbox value, not a real credential).
+pub const DEMO_SECRET: &str = "demo-app-secret-0001";
+
+/// A keyword of a public library template: WeChat's `kid`, label, example and
+/// value rule (the prefix of the keyword's name).
+#[derive(Debug, Clone, Copy)]
+pub struct LibraryKeyword {
+    pub kid: u32,
+    pub name: &'static str,
+    pub example: &'static str,
+    pub rule: &'static str,
+}
+
+/// A template of WeChat's public subscribe-message library.
+#[derive(Debug, Clone, Copy)]
+pub struct LibraryTemplate {
+    pub tid: u32,
+    pub title: &'static str,
+    pub category_id: u32,
+    pub keywords: &'static [LibraryKeyword],
+}
+
+const fn kw(
+    kid: u32,
+    name: &'static str,
+    example: &'static str,
+    rule: &'static str,
+) -> LibraryKeyword {
+    LibraryKeyword {
+        kid,
+        name,
+        example,
+        rule,
+    }
+}
+
+/// Categories of the public library (`getcategory`).
+pub const CATEGORIES: &[(u32, &str)] = &[(307, "服装/鞋/箱包"), (616, "电商平台")];
+
+/// The public library (`getpubtemplatetitles`, `getpubtemplatekeywords`, `addtemplate`).
+pub const LIBRARY: &[LibraryTemplate] = &[
+    LibraryTemplate {
+        tid: 1754,
+        title: "支付成功通知",
+        category_id: 616,
+        keywords: &[
+            kw(1, "订单号", "SN202611230001", "character_string"),
+            kw(2, "支付金额", "¥199.00", "amount"),
+            kw(3, "商品名称", "秋冬加厚连衣裙", "thing"),
+            kw(4, "支付时间", "2026-11-23 20:10", "time"),
+            kw(5, "备注", "感谢您的购买", "thing"),
+            kw(6, "订单状态", "已支付", "phrase"),
+        ],
+    },
+    LibraryTemplate {
+        tid: 1856,
+        title: "订单发货通知",
+        category_id: 616,
+        keywords: &[
+            kw(1, "订单号", "SN202611230001", "character_string"),
+            kw(2, "快递公司", "顺丰速运", "thing"),
+            kw(3, "快递单号", "SF1234567890", "character_string"),
+            kw(4, "发货时间", "2026-11-23 20:10", "time"),
+            kw(5, "收货地址", "上海市徐汇区漕溪北路1号", "thing"),
+            kw(6, "收货人", "张三", "name"),
+            kw(7, "联系电话", "138-0013-8000", "phone_number"),
+        ],
+    },
+    LibraryTemplate {
+        tid: 2103,
+        title: "订单取消通知",
+        category_id: 616,
+        keywords: &[
+            kw(1, "订单号", "SN202611230001", "character_string"),
+            kw(2, "订单金额", "¥199.00", "amount"),
+            kw(3, "取消原因", "超时未支付", "thing"),
+            kw(4, "取消时间", "2026-11-23 20:10", "time"),
+            kw(5, "商品数量", "2", "number"),
+        ],
+    },
+    LibraryTemplate {
+        tid: 2331,
+        title: "退款申请通知",
+        category_id: 616,
+        keywords: &[
+            kw(1, "订单号", "SN202611230001", "character_string"),
+            kw(2, "退款金额", "¥199.00", "amount"),
+            kw(3, "退款原因", "尺码不合适", "thing"),
+            kw(4, "申请时间", "2026-11-23 20:10", "time"),
+            kw(5, "预计到账", "2026-11-30", "date"),
+        ],
+    },
+    LibraryTemplate {
+        tid: 2476,
+        title: "支付失败提醒",
+        category_id: 616,
+        keywords: &[
+            kw(1, "订单号", "SN202611230001", "character_string"),
+            kw(2, "订单金额", "¥199.00", "amount"),
+            kw(3, "失败原因", "余额不足", "thing"),
+            kw(4, "失败时间", "2026-11-23 20:10", "time"),
+        ],
+    },
+    LibraryTemplate {
+        tid: 3012,
+        title: "上新提醒",
+        category_id: 307,
+        keywords: &[
+            kw(1, "商品名称", "羊毛大衣", "thing"),
+            kw(2, "上新日期", "2026-11-23", "date"),
+            kw(3, "款号", "A1024", "letter"),
+        ],
+    },
+];
+
+/// A private subscribe template seeded into every app: (priTmplId, library tid, kidList).
+pub const SEEDED: &[(&str, u32, &[u32])] = &[
+    (TPL_PAY_SUCCESS, 1754, &[1, 2, 3, 4]),
+    (TPL_DELIVERED, 1856, &[1, 2, 3, 4]),
+    (TPL_CANCEL, 2103, &[1, 2, 3, 4]),
+    (TPL_REFUND, 2331, &[1, 2, 3, 4]),
+    (TPL_PAY_FAIL, 2476, &[1, 2, 3]),
+];
+
+/// A legacy template seeded into every app: (template_id, title, keyword labels).
+pub const SEEDED_LEGACY: &[(&str, &str, &[&str])] = &[
+    (
+        LEGACY_TPL_PAY_SUCCESS,
+        "购买成功通知",
+        &["订单号", "支付金额", "商品名称", "支付时间"],
+    ),
+    (
+        LEGACY_TPL_DELIVERED,
+        "订单发货提醒",
+        &["订单号", "快递公司", "快递单号", "发货时间"],
+    ),
+    (
+        LEGACY_TPL_CANCEL,
+        "订单取消通知",
+        &["订单号", "订单金额", "取消原因", "取消时间"],
+    ),
+    (
+        LEGACY_TPL_REFUND,
+        "退款申请通知",
+        &["订单号", "退款金额", "退款原因", "申请时间"],
+    ),
+];
+
+/// The library template with this `tid`.
+pub fn library(tid: u32) -> Option<&'static LibraryTemplate> {
+    LIBRARY.iter().find(|t| t.tid == tid)
+}
