@@ -9,6 +9,7 @@
 //! which then sees end-of-file and cleans up as for any client that went away).
 
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{
     getpeername, getsockname, listen, shutdown, Backlog, Shutdown, SockaddrLike, SockaddrStorage,
@@ -18,6 +19,12 @@ use nix::sys::socket::{
 pub(crate) fn deepen_backlog(listener: &TcpListener) {
     // Best effort: the default queue (128) only makes bursts slower, not wrong.
     let _ = listen(listener, Backlog::MAXCONN);
+}
+
+/// Stops accepting: pending and later connection attempts are refused and
+/// tiny_http's accept loop ends.
+pub(crate) fn stop_listening(listener: &TcpListener) {
+    let _ = shutdown(listener.as_raw_fd(), Shutdown::Read);
 }
 
 fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {

@@ -74,6 +74,8 @@ pub struct Sandbox {
     server: Arc<tiny_http::Server>,
     workers: Vec<JoinHandle<()>>,
     nudge: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// The listening socket, shared with tiny_http, to stop accepting at once on drop.
+    listener: TcpListener,
 }
 
 impl Sandbox {
@@ -102,6 +104,9 @@ impl Sandbox {
         let local = listener
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let ours = listener
+            .try_clone()
+            .map_err(|e| format!("cannot share the listening socket: {e}"))?;
         let server = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
         let clock = match options.clock_start {
@@ -137,6 +142,7 @@ impl Sandbox {
             server,
             workers,
             nudge: Some(nudge),
+            listener: ours,
         })
     }
 
@@ -336,6 +342,10 @@ impl Drop for Sandbox {
             handle.thread().unpark();
             let _ = handle.join();
         }
+        // tiny_http closes its listener only when its accept thread notices,
+        // some time after the server is dropped; shutting it down here makes
+        // connection attempts fail from now on.
+        conn::stop_listening(&self.listener);
         for _ in &self.workers {
             self.server.unblock();
         }
