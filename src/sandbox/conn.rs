@@ -35,9 +35,23 @@ fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
+/// The (local, peer) addresses of the connected socket `fd`, if it is one.
+fn addresses(fd: i32) -> Option<(SocketAddr, SocketAddr)> {
+    let mine = getsockname::<SockaddrStorage>(fd).ok()?;
+    mine.family()?;
+    let mine = to_std(&mine)?;
+    let peer = to_std(&getpeername::<SockaddrStorage>(fd).ok()?)?;
+    Some((mine, peer))
+}
+
+fn same_local(mine: SocketAddr, local: SocketAddr) -> bool {
+    mine.port() == local.port() && (local.ip().is_unspecified() || mine.ip() == local.ip())
+}
+
 /// The descriptors of connected TCP sockets whose local address is `local`
 /// (or whose local port is `local`'s when it listens on all interfaces), with
-/// their peer addresses.
+/// their peer addresses. Each socket shows up under every descriptor that
+/// refers to it (tiny_http keeps one for reading and one for writing).
 fn connections_of(local: SocketAddr) -> Vec<(i32, SocketAddr)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();
@@ -57,43 +71,41 @@ fn connections_of(local: SocketAddr) -> Vec<(i32, SocketAddr)> {
         if !is_socket {
             continue;
         }
-        let Some(mine) = getsockname::<SockaddrStorage>(fd).ok().and_then(|a| {
-            a.family()?;
-            to_std(&a)
-        }) else {
-            continue;
-        };
-        let same_local =
-            mine.port() == local.port() && (local.ip().is_unspecified() || mine.ip() == local.ip());
-        if !same_local {
-            continue;
-        }
-        if let Some(peer) = getpeername::<SockaddrStorage>(fd)
-            .ok()
-            .and_then(|a| to_std(&a))
-        {
-            out.push((fd, peer));
+        if let Some((mine, peer)) = addresses(fd) {
+            if same_local(mine, local) {
+                out.push((fd, peer));
+            }
         }
     }
     out
 }
 
+/// Shuts down `fd` if it still is the socket between `local` and `peer`: once
+/// one descriptor of a connection is shut down, tiny_http closes the others
+/// and their numbers may already belong to another socket.
+fn shutdown_if(fd: i32, local: SocketAddr, peer: SocketAddr) -> bool {
+    match addresses(fd) {
+        Some((mine, p)) if same_local(mine, local) && p == peer => {
+            let _ = shutdown(fd, Shutdown::Both);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Shuts down the connection between the sandbox at `local` and `peer`.
 /// Returns whether it was found.
 pub(crate) fn close_connection(local: SocketAddr, peer: SocketAddr) -> bool {
-    let mut found = false;
-    for (fd, p) in connections_of(local) {
-        if p == peer {
-            let _ = shutdown(fd, Shutdown::Both);
-            found = true;
-        }
-    }
-    found
+    // One descriptor is enough: shutdown acts on the socket, not the descriptor.
+    connections_of(local)
+        .into_iter()
+        .filter(|(_, p)| *p == peer)
+        .any(|(fd, p)| shutdown_if(fd, local, p))
 }
 
 /// Shuts down every client connection of the sandbox at `local`.
 pub(crate) fn close_all(local: SocketAddr) {
-    for (fd, _) in connections_of(local) {
-        let _ = shutdown(fd, Shutdown::Both);
+    for (fd, peer) in connections_of(local) {
+        shutdown_if(fd, local, peer);
     }
 }
