@@ -77,7 +77,17 @@ pub(crate) struct CompiledEvent {
 pub(crate) struct CompiledMappings {
     /// The normalized document (defaults filled in), as `get_mappings` returns it.
     pub document: String,
-    pub events: HashMap<Box<str>, CompiledEvent>,
+    /// A handful of events: a list searched in order beats hashing the name.
+    pub events: Vec<(Box<str>, CompiledEvent)>,
+}
+
+impl CompiledMappings {
+    pub fn event(&self, name: &str) -> Option<&CompiledEvent> {
+        self.events
+            .iter()
+            .find(|(n, _)| **n == *name)
+            .map(|(_, e)| e)
+    }
 }
 
 /// Loaded mappings per appid. Readers clone the `Arc` and render without a lock.
@@ -222,7 +232,7 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
         Some(v) if v.as_u64() == Some(1) => {}
         Some(v) => p.add("version", format!("must be 1, got {}", shown(v))),
     }
-    let mut events = HashMap::new();
+    let mut events = Vec::new();
     let mut normalized = Map::new();
     match root.get("events") {
         None => p.add(
@@ -233,7 +243,7 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
             for (name, spec) in specs {
                 let path = key_path("events", name);
                 if let Some((event, norm)) = compile_event(&path, name, spec, &mut p) {
-                    events.insert(Box::from(name.as_str()), event);
+                    events.push((Box::from(name.as_str()), event));
                     normalized.insert(name.clone(), norm);
                 }
             }

@@ -73,6 +73,25 @@ impl Filter {
         }
     }
 
+    /// Whether the filter turns a value into a new text (rather than choosing or cutting).
+    fn formats(&self) -> bool {
+        matches!(self, Filter::Money | Filter::Datetime | Filter::Date)
+    }
+
+    /// A formatting filter's output, appended to `out`.
+    fn format_into(&self, value: &str, out: &mut String) -> Result<(), String> {
+        let result = match self {
+            Filter::Money => money_into(value, out),
+            Filter::Datetime => china_time_into(value, true, out),
+            Filter::Date => china_time_into(value, false, out),
+            _ => {
+                out.push_str(value);
+                Ok(())
+            }
+        };
+        result.map_err(|e| format!("{}: {e}", self.name()))
+    }
+
     /// Applies the filter to the value so far (`None`: the field is missing).
     fn apply<'v>(&'v self, value: Option<Cow<'v, str>>) -> Result<Option<Cow<'v, str>>, String> {
         let Some(v) = value else {
@@ -222,10 +241,21 @@ impl Pattern {
                     let slot = *slot;
                     let bad = |reason| RenderFault::Bad { slot, reason };
                     let mut value = fields.text(slot).map_err(bad)?;
-                    for f in filters.iter() {
+                    // A formatting filter at the end writes straight into `out`.
+                    let (last, init) = match filters.split_last() {
+                        Some((last, init)) if escape.is_none() && last.formats() => {
+                            (Some(last), init)
+                        }
+                        _ => (None, &filters[..]),
+                    };
+                    for f in init {
                         value = f.apply(value).map_err(bad)?;
                     }
                     let value = value.ok_or(RenderFault::Missing { slot })?;
+                    if let Some(last) = last {
+                        last.format_into(&value, out).map_err(bad)?;
+                        continue;
+                    }
                     match escape {
                         Some(esc) => esc(&value, out),
                         None => out.push_str(&value),
@@ -288,6 +318,13 @@ pub fn preview(s: &str) -> Cow<'_, str> {
 
 /// `12.345` → `¥12.35`: decimal rounding (half up) on the text, never through a float.
 pub fn money(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(16);
+    money_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// `money`, appended to `out`.
+fn money_into(text: &str, out: &mut String) -> Result<(), String> {
     let t = text.trim();
     let bad = || {
         format!(
@@ -333,9 +370,14 @@ pub fn money(text: &str) -> Result<String, String> {
     if cents >= 10_000_000_000 * 100 {
         return Err(too_big());
     }
-    let mut out = String::with_capacity(16);
-    let _ = write!(out, "¥{}.{:02}", cents / 100, cents % 100);
-    Ok(out)
+    let _ = write!(out, "¥{}.", cents / 100);
+    push_2digits(out, (cents % 100) as u32);
+    Ok(())
+}
+
+fn push_2digits(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// The latest instant shown: 9999-12-31 23:59:59 China time, as unix seconds.
@@ -344,22 +386,29 @@ const MAX_UNIX: i64 = 253_402_300_799 - 8 * 3600;
 /// Unix seconds, or a `YYYY-MM-DD HH:MM[:SS]` (or `T`, or `/`) text taken as China
 /// time already, → `2026-11-22 21:30` (`with_time`) or `2026-11-22`.
 pub fn china_time(text: &str, with_time: bool) -> Result<String, String> {
+    let mut out = String::with_capacity(16);
+    china_time_into(text, with_time, &mut out)?;
+    Ok(out)
+}
+
+/// `china_time`, appended to `out`.
+fn china_time_into(text: &str, with_time: bool, out: &mut String) -> Result<(), String> {
     let t = text.trim();
     let (y, mo, d, h, mi) = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let secs = t.split('.').next().unwrap_or_default();
+        // Digits with an optional fraction, which is dropped (whole minutes are shown).
+        let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
+        if secs.is_empty() || frac.contains('.') {
+            return Err(not_a_time(t));
+        }
         let secs: i64 = match secs.parse() {
             Ok(s) if s <= MAX_UNIX => s,
-            Ok(_) | Err(_) if !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit()) => {
+            _ => {
                 return Err(format!(
                     "`{}` is out of range for unix seconds (milliseconds? divide by 1000)",
                     preview(t)
                 ))
             }
-            _ => return Err(not_a_time(t)),
         };
-        if t.matches('.').count() > 1 {
-            return Err(not_a_time(t));
-        }
         let local = secs + 8 * 3600;
         let (y, mo, d) = civil_from_days(local.div_euclid(86_400));
         let sod = local.rem_euclid(86_400);
@@ -372,12 +421,20 @@ pub fn china_time(text: &str, with_time: bool) -> Result<String, String> {
     } else {
         parse_local(t, with_time).ok_or_else(|| not_a_time(t))?
     };
-    let mut out = String::with_capacity(16);
-    let _ = write!(out, "{y:04}-{mo:02}-{d:02}");
+    // Years run 1970..=9999 here, so four digits always suffice.
+    push_2digits(out, (y / 100) as u32);
+    push_2digits(out, (y % 100) as u32);
+    out.push('-');
+    push_2digits(out, mo);
+    out.push('-');
+    push_2digits(out, d);
     if with_time {
-        let _ = write!(out, " {h:02}:{mi:02}");
+        out.push(' ');
+        push_2digits(out, h);
+        out.push(':');
+        push_2digits(out, mi);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn not_a_time(t: &str) -> String {

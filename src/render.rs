@@ -102,7 +102,7 @@ fn mapped_event<'m>(
     appid: &str,
     event: &str,
 ) -> Result<&'m CompiledEvent> {
-    let Some(mapping) = mappings.events.get(event) else {
+    let Some(mapping) = mappings.event(event) else {
         if catalog().event(event).is_none() {
             return Err(Error::invalid(format!(
                 "event `{}` is not in the catalog (events: {})",

@@ -380,7 +380,7 @@ fn the_rendered_message_carries_what_send_needs() {
     let payload = seed_payload().to_string();
     let m = n.render_message(APP, EVENT, &payload).unwrap();
     assert_eq!(m.kind, MessageKind::Subscribe);
-    assert_eq!(m.template_id, "tmpl-order-pay-success");
+    assert_eq!(m.template_id, "_uwlWXxdjm2IogKR7PfhIg8Ez9oP0ZV1YgHNMqhQY_C");
     assert_eq!(m.touser, "oSeedUser01");
     assert_eq!(m.order_sn.as_deref(), Some("2026112221300001"));
     assert_eq!(
@@ -389,7 +389,7 @@ fn the_rendered_message_carries_what_send_needs() {
     );
     let want = json!({
         "touser": "oSeedUser01",
-        "template_id": "tmpl-order-pay-success",
+        "template_id": "_uwlWXxdjm2IogKR7PfhIg8Ez9oP0ZV1YgHNMqhQY_C",
         "page": "/pages/order/detail?id=10086",
         "miniprogram_state": "formal",
         "lang": "zh_CN",
