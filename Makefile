@@ -38,8 +38,12 @@ $(OUT)/ctests/%: tests/c/%.c tests/c/check.h include/fashop_notify.h build
 	@mkdir -p $(OUT)/ctests
 	gcc $(CFLAGS) -o $@ $< -L$(OUT) -lfashop_notify -lpthread -Wl,-rpath,$(abspath $(OUT))
 
+$(OUT)/examples/send: examples/c/send.c include/fashop_notify.h build
+	@mkdir -p $(OUT)/examples
+	gcc $(CFLAGS) -o $@ $< -L$(OUT) -lfashop_notify -Wl,-rpath,$(abspath $(OUT))
+
 ## demo: build, start the sandbox, run the C and PHP examples end to end.
-demo: deps build
+demo: deps build $(OUT)/examples/send
 	scripts/with-sandbox.sh $(SANDBOX) scripts/demo.sh $(OUT)
 
 lint:

@@ -1,0 +1,407 @@
+//! Send: render → permit → token → POST → WeChat's errcode policy → outcome.
+//! The permit is taken atomically before the POST and settled after it by the
+//! policy of docs/spec/wechat.md; an idempotency key makes a retried PHP request
+//! a duplicate instead of a second message.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::apps::App;
+use crate::error::{Error, Result};
+use crate::mapping::MessageKind;
+use crate::render::RenderedMessage;
+use crate::notifier::Notifier;
+use crate::store::{Claim, Kind, Lease, PermitRequest};
+use crate::token::CallError;
+
+const SUBSCRIBE_PATH: &str = "/cgi-bin/message/subscribe/send";
+const TEMPLATE_PATH: &str = "/cgi-bin/message/wxopen/template/send";
+
+/// How many dead form_ids / prepay_ids (41028, 41029) one send skips before it
+/// gives up: a user with a long list of stale ones must not keep a PHP request busy.
+const MAX_PERMITS_PER_SEND: usize = 8;
+
+/// How long an idempotency claim holds while its send is under way; a process
+/// that dies mid-send frees the key after this.
+const CLAIM_LEASE_MS: i64 = 120_000;
+
+/// The longest single backoff pause, whatever the doubling says.
+const MAX_BACKOFF_MS: u64 = 2_000;
+
+/// What the send does with one WeChat answer (docs/spec/wechat.md, error codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Delivered: consume the permit.
+    Sent,
+    /// The user has no subscription left (43101): the grant is gone, consume it.
+    Refused,
+    /// Transient: retry after `backoff_ms` (doubling each time), then fail and
+    /// give the permit back.
+    Retry { backoff_ms: u64 },
+    /// This form_id / prepay_id is dead (41028, 41029): discard it and try the
+    /// user's next permit.
+    NextPermit,
+    /// Give the permit back and report WeChat's error.
+    Fail,
+}
+
+pub(crate) fn policy_for(errcode: i64) -> Policy {
+    match errcode {
+        0 => Policy::Sent,
+        43101 => Policy::Refused,
+        -1 => Policy::Retry { backoff_ms: 200 },
+        45011 => Policy::Retry { backoff_ms: 500 },
+        43108 => Policy::Retry { backoff_ms: 100 },
+        41028 | 41029 => Policy::NextPermit,
+        _ => Policy::Fail,
+    }
+}
+
+/// The permit a send used, and what the user has left of it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PermitUse {
+    pub kind: &'static str,
+    pub remaining: u64,
+}
+
+/// What one send did: the outcome JSON of the ABI.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Outcome {
+    /// `sent`, `failed`, `uncertain`, `no_permit` or `duplicate`.
+    pub status: &'static str,
+    pub errcode: i64,
+    pub errmsg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<serde_json::Value>,
+    /// HTTP requests made to WeChat for this send (token retries included).
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permit: Option<PermitUse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub event: String,
+    pub elapsed_ms: u64,
+}
+
+impl Outcome {
+    fn new(msg: &RenderedMessage, event: &str, status: &'static str) -> Outcome {
+        Outcome {
+            status,
+            errcode: 0,
+            errmsg: String::new(),
+            msgid: None,
+            attempts: 0,
+            permit: None,
+            idempotency_key: (!msg.idempotency_key.is_empty()).then(|| msg.idempotency_key.clone()),
+            event: event.to_string(),
+            elapsed_ms: 0,
+        }
+    }
+}
+
+/// A send's result: the status and, whenever the send got as far as looking
+/// for a permit, its outcome.
+#[derive(Debug)]
+pub struct SendReport {
+    pub result: Result<()>,
+    pub outcome: Option<Outcome>,
+}
+
+impl Notifier {
+    /// Sends the event's message to `payload.touser`. See `SendReport`.
+    pub fn send(&self, appid: &str, event: &str, payload_json: &str) -> SendReport {
+        let started = Instant::now();
+        let prepared = self
+            .apps
+            .get(appid)
+            .and_then(|app| Ok((app, self.render_message(appid, event, payload_json)?)));
+        let (app, msg) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                return SendReport {
+                    result: Err(e),
+                    outcome: None,
+                }
+            }
+        };
+        let mut report = self.send_once(&app, event, &msg);
+        if let Some(outcome) = report.outcome.as_mut() {
+            outcome.elapsed_ms = started.elapsed().as_millis() as u64;
+        }
+        report
+    }
+
+    /// `send` for the C boundary: the status and the outcome JSON.
+    pub fn send_json(&self, appid: &str, event: &str, payload_json: &str) -> (Result<()>, Option<String>) {
+        let report = self.send(appid, event, payload_json);
+        let text = report
+            .outcome
+            .as_ref()
+            .map(|o| serde_json::to_string(o).unwrap_or_default());
+        (report.result, text)
+    }
+
+    fn send_once(&self, app: &App, event: &str, msg: &RenderedMessage) -> SendReport {
+        let key = msg.idempotency_key.as_str();
+        if key.is_empty() {
+            return self.deliver(app, event, msg);
+        }
+        match self.ledger.idempotency_claim(key, CLAIM_LEASE_MS) {
+            Err(e) => SendReport {
+                result: Err(e),
+                outcome: None,
+            },
+            Ok(Claim::Done(previous)) => duplicate(msg, event, &previous),
+            Ok(Claim::InFlight) => {
+                let mut o = Outcome::new(msg, event, "uncertain");
+                o.errmsg = format!("another send with idempotency key {key} is under way");
+                SendReport {
+                    result: Err(Error::Uncertain(o.errmsg.clone())),
+                    outcome: Some(o),
+                }
+            }
+            Ok(Claim::Fresh) => {
+                let report = self.deliver(app, event, msg);
+                let settled = match report.outcome.as_ref().map(|o| o.status) {
+                    // Delivered, or maybe delivered: a retry must not send again.
+                    Some("sent") | Some("uncertain") => {
+                        let text = serde_json::to_string(report.outcome.as_ref().unwrap())
+                            .unwrap_or_default();
+                        self.ledger.idempotency_complete(key, &text)
+                    }
+                    _ => self.ledger.idempotency_release(key),
+                };
+                match settled {
+                    Ok(()) => report,
+                    // The message went out but the record did not stick: say so
+                    // rather than pretend all is well.
+                    Err(e) if report.result.is_ok() => SendReport {
+                        result: Err(e),
+                        outcome: report.outcome,
+                    },
+                    Err(_) => report,
+                }
+            }
+        }
+    }
+
+    /// Takes permits and POSTs until the policy settles the send.
+    fn deliver(&self, app: &App, event: &str, msg: &RenderedMessage) -> SendReport {
+        let (request, path) = match msg.kind {
+            MessageKind::Subscribe => (PermitRequest::subscribe(&msg.template_id), SUBSCRIBE_PATH),
+            MessageKind::Template => (PermitRequest::legacy(msg.order_sn.as_deref()), TEMPLATE_PATH),
+        };
+        let mut outcome = Outcome::new(msg, event, "no_permit");
+        let max_retries = self.config().max_retries;
+        for _ in 0..MAX_PERMITS_PER_SEND {
+            let lease = match self.ledger.take(&app.appid, &msg.touser, &request) {
+                Ok(Some(lease)) => lease,
+                Ok(None) => return no_permit(outcome, msg, event),
+                Err(e) => return fail(outcome, e),
+            };
+            let body = body_for(msg, &lease);
+            let mut retries = 0;
+            loop {
+                let answer = self.post_wechat(app, path, body.as_bytes());
+                outcome.attempts += match &answer {
+                    Ok(reply) => reply.requests,
+                    Err(CallError::NoToken(_)) => 0,
+                    Err(_) => 1,
+                };
+                let reply = match answer {
+                    Ok(reply) => reply,
+                    Err(call) => match self.settle_call_error(call, &lease, &mut retries, max_retries) {
+                        Some(e) => return finish_error(outcome, e),
+                        None => continue,
+                    },
+                };
+                outcome.errcode = reply.errcode;
+                outcome.errmsg = reply.errmsg.clone();
+                match policy_for(reply.errcode) {
+                    Policy::Sent => {
+                        outcome.status = "sent";
+                        outcome.msgid = reply.json.get("msgid").cloned();
+                        return match self.ledger.consume(&lease) {
+                            Ok(left) => {
+                                outcome.permit = Some(permit_use(lease.kind, left.uses));
+                                SendReport { result: Ok(()), outcome: Some(outcome) }
+                            }
+                            Err(e) => fail(outcome, e),
+                        };
+                    }
+                    Policy::Refused => {
+                        let left = self.ledger.consume(&lease);
+                        outcome.status = "failed";
+                        outcome.permit = left.ok().map(|l| permit_use(lease.kind, l.uses));
+                        let e = Error::NoPermit(format!(
+                            "{} has no subscription left for template {} (errcode 43101: {})",
+                            msg.touser, msg.template_id, reply.errmsg
+                        ));
+                        return SendReport { result: Err(e), outcome: Some(outcome) };
+                    }
+                    Policy::Retry { backoff_ms } if retries < max_retries => {
+                        self.clock.sleep_ms((backoff_ms << retries).min(MAX_BACKOFF_MS));
+                        retries += 1;
+                    }
+                    Policy::NextPermit => {
+                        if let Err(e) = self.ledger.discard(&lease) {
+                            return fail(outcome, e);
+                        }
+                        break;
+                    }
+                    Policy::Retry { .. } | Policy::Fail => {
+                        let _ = self.ledger.give_back(&lease);
+                        outcome.status = "failed";
+                        let e = Error::WeChat {
+                            errcode: reply.errcode,
+                            errmsg: explain(reply.errcode, &reply.errmsg, event),
+                        };
+                        return SendReport { result: Err(e), outcome: Some(outcome) };
+                    }
+                }
+            }
+        }
+        outcome.status = "failed";
+        let e = Error::NoPermit(format!(
+            "{}: the first {MAX_PERMITS_PER_SEND} permits of {} were all rejected by WeChat (errcode {})",
+            event, msg.touser, outcome.errcode
+        ));
+        SendReport { result: Err(e), outcome: Some(outcome) }
+    }
+
+    /// Settles a transport failure: `None` to try again, else the error to
+    /// report (with the permit given back or, when WeChat may have the message,
+    /// counted as used).
+    fn settle_call_error(
+        &self,
+        call: CallError,
+        lease: &Lease,
+        retries: &mut u32,
+        max_retries: u32,
+    ) -> Option<Error> {
+        let retryable = matches!(
+            call,
+            CallError::NotSent(_) | CallError::HttpStatus { status: 502 | 503, .. }
+        );
+        if retryable && *retries < max_retries {
+            self.clock.sleep_ms((200u64 << *retries).min(MAX_BACKOFF_MS));
+            *retries += 1;
+            return None;
+        }
+        if call.may_have_reached_wechat() && !retryable {
+            // The message may be on the user's phone: the use is spent.
+            let _ = self.ledger.consume(lease);
+            return Some(Error::Uncertain(format!(
+                "{call}; the message may have been delivered, so it is not sent again"
+            )));
+        }
+        let _ = self.ledger.give_back(lease);
+        Some(call.into_error())
+    }
+}
+
+fn permit_use(kind: Kind, remaining: u64) -> PermitUse {
+    PermitUse {
+        kind: kind.as_str(),
+        remaining,
+    }
+}
+
+/// The body to POST: the rendered one, plus the form_id / prepay_id of a legacy send.
+fn body_for(msg: &RenderedMessage, lease: &Lease) -> String {
+    match msg.kind {
+        MessageKind::Subscribe => serde_json::to_string(&msg.body).unwrap_or_default(),
+        MessageKind::Template => {
+            let mut body = msg.body.clone();
+            body.insert("form_id".into(), lease.value.clone().into());
+            serde_json::to_string(&body).unwrap_or_default()
+        }
+    }
+}
+
+/// WeChat's errmsg, with what the shop developer should do where that is known.
+fn explain(errcode: i64, errmsg: &str, event: &str) -> String {
+    match errcode {
+        45103 | 45109 => format!(
+            "{errmsg} (WeChat retired template messages in January 2020: map the event {event} to a subscribe template, kind \"subscribe\")"
+        ),
+        40037 => format!("{errmsg} (the template_id mapped for {event} is not one of this app's templates)"),
+        41030 => format!("{errmsg} (the page mapped for {event} is not a page of the published mini program)"),
+        47003 => format!("{errmsg} (a value of {event} breaks its keyword's rule)"),
+        _ => errmsg.to_string(),
+    }
+}
+
+fn no_permit(mut outcome: Outcome, msg: &RenderedMessage, event: &str) -> SendReport {
+    outcome.status = if outcome.attempts == 0 { "no_permit" } else { "failed" };
+    let what = match msg.kind {
+        MessageKind::Subscribe => format!("subscription grant for template {}", msg.template_id),
+        MessageKind::Template => "form_id or paid prepay_id".to_string(),
+    };
+    let e = Error::NoPermit(format!("{event}: {} has no usable {what}", msg.touser));
+    SendReport {
+        result: Err(e),
+        outcome: Some(outcome),
+    }
+}
+
+fn fail(mut outcome: Outcome, e: Error) -> SendReport {
+    if outcome.status != "sent" {
+        outcome.status = "failed";
+    }
+    SendReport {
+        result: Err(e),
+        outcome: Some(outcome),
+    }
+}
+
+fn finish_error(mut outcome: Outcome, e: Error) -> SendReport {
+    outcome.status = if matches!(e, Error::Uncertain(_)) { "uncertain" } else { "failed" };
+    outcome.errmsg = e.to_string();
+    SendReport {
+        result: Err(e),
+        outcome: Some(outcome),
+    }
+}
+
+fn duplicate(msg: &RenderedMessage, event: &str, previous: &str) -> SendReport {
+    let prev: serde_json::Value = serde_json::from_str(previous).unwrap_or_default();
+    let mut o = Outcome::new(msg, event, "duplicate");
+    o.errcode = prev.get("errcode").and_then(|v| v.as_i64()).unwrap_or(0);
+    o.errmsg = format!(
+        "already {} by an earlier send with this idempotency key",
+        prev.get("status").and_then(|v| v.as_str()).unwrap_or("sent")
+    );
+    o.msgid = prev.get("msgid").cloned();
+    SendReport {
+        result: Ok(()),
+        outcome: Some(o),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_errcode_of_the_table_has_its_action() {
+        assert_eq!(policy_for(0), Policy::Sent);
+        assert_eq!(policy_for(43101), Policy::Refused);
+        assert!(matches!(policy_for(-1), Policy::Retry { .. }));
+        assert!(matches!(policy_for(45011), Policy::Retry { .. }));
+        assert!(matches!(policy_for(43108), Policy::Retry { .. }));
+        assert_eq!(policy_for(41028), Policy::NextPermit);
+        assert_eq!(policy_for(41029), Policy::NextPermit);
+        for code in [40001, 40003, 40014, 40037, 41030, 42001, 45009, 45103, 45109, 47003, 99999] {
+            assert_eq!(policy_for(code), Policy::Fail, "{code}");
+        }
+    }
+
+    #[test]
+    fn retired_template_api_is_explained() {
+        let m = explain(45103, "This API has been unsupported rid: 1", "order_delivered");
+        assert!(m.contains("subscribe template"), "{m}");
+        assert!(m.contains("order_delivered"));
+    }
+}
