@@ -22,6 +22,7 @@ pub mod rules;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod secret;
+mod send;
 mod store;
 mod token;
 

@@ -127,7 +127,10 @@ impl Notifier {
         };
         let mut report = self.send_once(&app, event, &msg);
         if let Some(outcome) = report.outcome.as_mut() {
-            outcome.elapsed_ms = started.elapsed().as_millis() as u64;
+            let elapsed = started.elapsed();
+            outcome.elapsed_ms = elapsed.as_millis() as u64;
+            self.metrics
+                .record_send(appid, event, outcome.status, outcome.errcode, elapsed);
         }
         report
     }
@@ -222,7 +225,7 @@ impl Notifier {
                     Policy::Sent => {
                         outcome.status = "sent";
                         outcome.msgid = reply.json.get("msgid").cloned();
-                        return match self.ledger.consume(&lease) {
+                        return match self.spend(&lease) {
                             Ok(left) => {
                                 outcome.permit = Some(permit_use(lease.kind, left.uses));
                                 SendReport { result: Ok(()), outcome: Some(outcome) }
@@ -231,7 +234,7 @@ impl Notifier {
                         };
                     }
                     Policy::Refused => {
-                        let left = self.ledger.consume(&lease);
+                        let left = self.spend(&lease);
                         outcome.status = "failed";
                         outcome.permit = left.ok().map(|l| permit_use(lease.kind, l.uses));
                         let e = Error::NoPermit(format!(
@@ -270,6 +273,13 @@ impl Notifier {
         SendReport { result: Err(e), outcome: Some(outcome) }
     }
 
+    /// The leased use is spent (delivered, refused, or maybe delivered).
+    fn spend(&self, lease: &Lease) -> Result<crate::store::Remaining> {
+        let left = self.ledger.consume(lease)?;
+        self.metrics.record_permit_consumed(lease.kind.as_str());
+        Ok(left)
+    }
+
     /// Settles a transport failure: `None` to try again, else the error to
     /// report (with the permit given back or, when WeChat may have the message,
     /// counted as used).
@@ -291,7 +301,7 @@ impl Notifier {
         }
         if call.may_have_reached_wechat() && !retryable {
             // The message may be on the user's phone: the use is spent.
-            let _ = self.ledger.consume(lease);
+            let _ = self.spend(lease);
             return Some(Error::Uncertain(format!(
                 "{call}; the message may have been delivered, so it is not sent again"
             )));

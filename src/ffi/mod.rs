@@ -16,6 +16,7 @@ mod apps;
 mod ledger;
 mod mapping;
 mod metrics;
+mod send;
 mod token;
 
 /// Status of every call. Values are fixed by the ABI contract: add, never renumber.
