@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::apps::App;
 use crate::error::{Error, Result};
+use crate::journal::SendRecord;
 use crate::mapping::MessageKind;
 use crate::render::RenderedMessage;
 use crate::notifier::Notifier;
@@ -129,8 +130,18 @@ impl Notifier {
         if let Some(outcome) = report.outcome.as_mut() {
             let elapsed = started.elapsed();
             outcome.elapsed_ms = elapsed.as_millis() as u64;
-            self.metrics
-                .record_send(appid, event, outcome.status, outcome.errcode, elapsed);
+            self.observe_send(&SendRecord {
+                appid,
+                event,
+                touser: Some(&msg.touser),
+                status: outcome.status,
+                errcode: outcome.errcode,
+                errmsg: Some(&outcome.errmsg),
+                attempts: outcome.attempts,
+                elapsed,
+                permit: outcome.permit.as_ref().map(|p| p.kind),
+                msgid: outcome.msgid.as_ref().and_then(|m| m.as_i64()),
+            });
         }
         report
     }
