@@ -235,6 +235,23 @@ enum FashopNotifyStatus fashop_notify_render(const char *appid,
 enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
 
 /*
+ Renders the event's message, takes a permit, POSTs it to WeChat and applies
+ the errcode policy. Writes the outcome JSON to `*out_json` whenever the send
+ got as far as looking for a permit (OK, NO_PERMIT, WECHAT_ERROR,
+ NETWORK_ERROR, UNCERTAIN), even when the status is not OK. A second send
+ with an idempotency key that already succeeded returns OK with
+ `"status": "duplicate"` and sends nothing.
+
+ # Safety
+ `appid`, `event` and `payload_json` are NULL or NUL-terminated strings;
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_send(const char *appid,
+                                           const char *event,
+                                           const char *payload_json,
+                                           char **out_json);
+
+/*
  Writes the app's valid access token (cached, freshly fetched, or in
  `external` mode the one supplied) to `*out_token`, for hosts that call other
  WeChat APIs themselves.

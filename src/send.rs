@@ -11,8 +11,8 @@ use crate::apps::App;
 use crate::error::{Error, Result};
 use crate::journal::SendRecord;
 use crate::mapping::MessageKind;
-use crate::render::RenderedMessage;
 use crate::notifier::Notifier;
+use crate::render::RenderedMessage;
 use crate::store::{Claim, Kind, Lease, PermitRequest};
 use crate::token::CallError;
 
@@ -147,7 +147,12 @@ impl Notifier {
     }
 
     /// `send` for the C boundary: the status and the outcome JSON.
-    pub fn send_json(&self, appid: &str, event: &str, payload_json: &str) -> (Result<()>, Option<String>) {
+    pub fn send_json(
+        &self,
+        appid: &str,
+        event: &str,
+        payload_json: &str,
+    ) -> (Result<()>, Option<String>) {
         let report = self.send(appid, event, payload_json);
         let text = report
             .outcome
@@ -204,7 +209,10 @@ impl Notifier {
     fn deliver(&self, app: &App, event: &str, msg: &RenderedMessage) -> SendReport {
         let (request, path) = match msg.kind {
             MessageKind::Subscribe => (PermitRequest::subscribe(&msg.template_id), SUBSCRIBE_PATH),
-            MessageKind::Template => (PermitRequest::legacy(msg.order_sn.as_deref()), TEMPLATE_PATH),
+            MessageKind::Template => (
+                PermitRequest::legacy(msg.order_sn.as_deref()),
+                TEMPLATE_PATH,
+            ),
         };
         let mut outcome = Outcome::new(msg, event, "no_permit");
         let max_retries = self.config().max_retries;
@@ -225,10 +233,12 @@ impl Notifier {
                 };
                 let reply = match answer {
                     Ok(reply) => reply,
-                    Err(call) => match self.settle_call_error(call, &lease, &mut retries, max_retries) {
-                        Some(e) => return finish_error(outcome, e),
-                        None => continue,
-                    },
+                    Err(call) => {
+                        match self.settle_call_error(call, &lease, &mut retries, max_retries) {
+                            Some(e) => return finish_error(outcome, e),
+                            None => continue,
+                        }
+                    }
                 };
                 outcome.errcode = reply.errcode;
                 outcome.errmsg = reply.errmsg.clone();
@@ -239,7 +249,10 @@ impl Notifier {
                         return match self.spend(&lease) {
                             Ok(left) => {
                                 outcome.permit = Some(permit_use(lease.kind, left.uses));
-                                SendReport { result: Ok(()), outcome: Some(outcome) }
+                                SendReport {
+                                    result: Ok(()),
+                                    outcome: Some(outcome),
+                                }
                             }
                             Err(e) => fail(outcome, e),
                         };
@@ -252,10 +265,14 @@ impl Notifier {
                             "{} has no subscription left for template {} (errcode 43101: {})",
                             msg.touser, msg.template_id, reply.errmsg
                         ));
-                        return SendReport { result: Err(e), outcome: Some(outcome) };
+                        return SendReport {
+                            result: Err(e),
+                            outcome: Some(outcome),
+                        };
                     }
                     Policy::Retry { backoff_ms } if retries < max_retries => {
-                        self.clock.sleep_ms((backoff_ms << retries).min(MAX_BACKOFF_MS));
+                        self.clock
+                            .sleep_ms((backoff_ms << retries).min(MAX_BACKOFF_MS));
                         retries += 1;
                     }
                     Policy::NextPermit => {
@@ -271,7 +288,10 @@ impl Notifier {
                             errcode: reply.errcode,
                             errmsg: explain(reply.errcode, &reply.errmsg, event),
                         };
-                        return SendReport { result: Err(e), outcome: Some(outcome) };
+                        return SendReport {
+                            result: Err(e),
+                            outcome: Some(outcome),
+                        };
                     }
                 }
             }
@@ -281,7 +301,10 @@ impl Notifier {
             "{}: the first {MAX_PERMITS_PER_SEND} permits of {} were all rejected by WeChat (errcode {})",
             event, msg.touser, outcome.errcode
         ));
-        SendReport { result: Err(e), outcome: Some(outcome) }
+        SendReport {
+            result: Err(e),
+            outcome: Some(outcome),
+        }
     }
 
     /// The leased use is spent (delivered, refused, or maybe delivered).
@@ -303,10 +326,15 @@ impl Notifier {
     ) -> Option<Error> {
         let retryable = matches!(
             call,
-            CallError::NotSent(_) | CallError::HttpStatus { status: 502 | 503, .. }
+            CallError::NotSent(_)
+                | CallError::HttpStatus {
+                    status: 502 | 503,
+                    ..
+                }
         );
         if retryable && *retries < max_retries {
-            self.clock.sleep_ms((200u64 << *retries).min(MAX_BACKOFF_MS));
+            self.clock
+                .sleep_ms((200u64 << *retries).min(MAX_BACKOFF_MS));
             *retries += 1;
             return None;
         }
@@ -355,7 +383,11 @@ fn explain(errcode: i64, errmsg: &str, event: &str) -> String {
 }
 
 fn no_permit(mut outcome: Outcome, msg: &RenderedMessage, event: &str) -> SendReport {
-    outcome.status = if outcome.attempts == 0 { "no_permit" } else { "failed" };
+    outcome.status = if outcome.attempts == 0 {
+        "no_permit"
+    } else {
+        "failed"
+    };
     let what = match msg.kind {
         MessageKind::Subscribe => format!("subscription grant for template {}", msg.template_id),
         MessageKind::Template => "form_id or paid prepay_id".to_string(),
@@ -378,7 +410,11 @@ fn fail(mut outcome: Outcome, e: Error) -> SendReport {
 }
 
 fn finish_error(mut outcome: Outcome, e: Error) -> SendReport {
-    outcome.status = if matches!(e, Error::Uncertain(_)) { "uncertain" } else { "failed" };
+    outcome.status = if matches!(e, Error::Uncertain(_)) {
+        "uncertain"
+    } else {
+        "failed"
+    };
     outcome.errmsg = e.to_string();
     SendReport {
         result: Err(e),
@@ -392,7 +428,9 @@ fn duplicate(msg: &RenderedMessage, event: &str, previous: &str) -> SendReport {
     o.errcode = prev.get("errcode").and_then(|v| v.as_i64()).unwrap_or(0);
     o.errmsg = format!(
         "already {} by an earlier send with this idempotency key",
-        prev.get("status").and_then(|v| v.as_str()).unwrap_or("sent")
+        prev.get("status")
+            .and_then(|v| v.as_str())
+            .unwrap_or("sent")
     );
     o.msgid = prev.get("msgid").cloned();
     SendReport {
@@ -414,14 +452,20 @@ mod tests {
         assert!(matches!(policy_for(43108), Policy::Retry { .. }));
         assert_eq!(policy_for(41028), Policy::NextPermit);
         assert_eq!(policy_for(41029), Policy::NextPermit);
-        for code in [40001, 40003, 40014, 40037, 41030, 42001, 45009, 45103, 45109, 47003, 99999] {
+        for code in [
+            40001, 40003, 40014, 40037, 41030, 42001, 45009, 45103, 45109, 47003, 99999,
+        ] {
             assert_eq!(policy_for(code), Policy::Fail, "{code}");
         }
     }
 
     #[test]
     fn retired_template_api_is_explained() {
-        let m = explain(45103, "This API has been unsupported rid: 1", "order_delivered");
+        let m = explain(
+            45103,
+            "This API has been unsupported rid: 1",
+            "order_delivered",
+        );
         assert!(m.contains("subscribe template"), "{m}");
         assert!(m.contains("order_delivered"));
     }

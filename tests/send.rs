@@ -21,8 +21,8 @@ struct Shop {
 
 /// The seed mapping document with the sandbox's template ids.
 fn mappings() -> String {
-    let mut doc: Value =
-        serde_json::from_str(include_str!("../examples/mappings.json")).expect("examples/mappings.json");
+    let mut doc: Value = serde_json::from_str(include_str!("../examples/mappings.json"))
+        .expect("examples/mappings.json");
     for (event, tpl) in [
         ("order_pay_success", TPL_PAY_SUCCESS),
         ("order_delivered", TPL_DELIVERED),
@@ -32,7 +32,6 @@ fn mappings() -> String {
     ] {
         doc["events"][event]["template_id"] = json!(tpl);
     }
-    doc["events"]["order_delivered_legacy"] = Value::Null;
     doc.to_string()
 }
 
@@ -63,7 +62,8 @@ impl Shop {
         self.n
             .add_permit(
                 DEMO_APPID,
-                &json!({"openid": BUYER, "kind": "subscribe", "template_id": tpl, "count": count}).to_string(),
+                &json!({"openid": BUYER, "kind": "subscribe", "template_id": tpl, "count": count})
+                    .to_string(),
             )
             .unwrap();
     }
@@ -71,11 +71,13 @@ impl Shop {
     fn grants_in_ledger(&self, tpl: &str) -> u64 {
         let stats: Value =
             serde_json::from_str(&self.n.ledger_stats(DEMO_APPID, Some(BUYER)).unwrap()).unwrap();
-        stats["subscribe"][tpl].as_u64().unwrap_or(0)
+        stats["subscribe"]["templates"][tpl].as_u64().unwrap_or(0)
     }
 
     fn send(&self, event: &str, order_sn: &str) -> (Result<(), Error>, Value) {
-        let report = self.n.send(DEMO_APPID, event, &payload(order_sn).to_string());
+        let report = self
+            .n
+            .send(DEMO_APPID, event, &payload(order_sn).to_string());
         let outcome = report
             .outcome
             .map(|o| serde_json::to_value(o).unwrap())
@@ -128,7 +130,10 @@ fn every_seed_event_is_delivered_as_rendered() {
         let (result, outcome) = shop.send(event, &format!("SN{i}"));
         assert!(result.is_ok(), "{event}: {result:?} {outcome}");
         assert_eq!(outcome["status"], "sent", "{event}: {outcome}");
-        assert_eq!(outcome["permit"], json!({"kind": "subscribe", "remaining": 0}));
+        assert_eq!(
+            outcome["permit"],
+            json!({"kind": "subscribe", "remaining": 0})
+        );
         assert_eq!(outcome["attempts"], 1);
         assert!(outcome["msgid"].is_number());
         let got = shop.sb.delivered(DEMO_APPID, BUYER);
@@ -136,7 +141,10 @@ fn every_seed_event_is_delivered_as_rendered() {
         assert_eq!(last.template_id, *tpl);
         assert_eq!(last.page.as_deref(), Some("/pages/order/detail?id=42"));
         let rendered: Value = serde_json::from_str(
-            &shop.n.render(DEMO_APPID, event, &payload(&format!("SN{i}")).to_string()).unwrap(),
+            &shop
+                .n
+                .render(DEMO_APPID, event, &payload(&format!("SN{i}")).to_string())
+                .unwrap(),
         )
         .unwrap();
         assert_eq!(last.data, rendered["data"], "{event}");
@@ -178,43 +186,211 @@ fn fault_matrix() {
     let errcode = |code: i64| Some(Fault::on(SEND).errcode(code));
     let once = |code: i64| Some(Fault::on(SEND).errcode(code).count(1));
     let rows = vec![
-        Row { case: "ok", fault: None, status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "-1 once", fault: once(-1), status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "-1 always", fault: errcode(-1), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "40001 once", fault: once(40001), status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "40001 always", fault: errcode(40001), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "40014 once", fault: once(40014), status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "42001 once", fault: once(42001), status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "40003", fault: errcode(40003), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "40037", fault: errcode(40037), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "41030", fault: errcode(41030), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "43101", fault: errcode(43101), status: "NO_PERMIT", outcome: "failed", permit_kept: false, delivered: 0 },
-        Row { case: "43108 once", fault: once(43108), status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "45009", fault: errcode(45009), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "45011 once", fault: once(45011), status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "45011 always", fault: errcode(45011), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "45103", fault: errcode(45103), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "47003", fault: errcode(47003), status: "WECHAT_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "503 once", fault: Some(Fault::on(SEND).http_status(503).count(1)), status: "OK", outcome: "sent", permit_kept: false, delivered: 1 },
-        Row { case: "502 always", fault: Some(Fault::on(SEND).http_status(502)), status: "NETWORK_ERROR", outcome: "failed", permit_kept: true, delivered: 0 },
-        Row { case: "500", fault: Some(Fault::on(SEND).http_status(500)), status: "UNCERTAIN", outcome: "uncertain", permit_kept: false, delivered: 0 },
-        Row { case: "malformed JSON", fault: Some(Fault::on(SEND).malformed_body()), status: "UNCERTAIN", outcome: "uncertain", permit_kept: false, delivered: 1 },
-        Row { case: "closed after read", fault: Some(Fault::on(SEND).close_after_read()), status: "UNCERTAIN", outcome: "uncertain", permit_kept: false, delivered: 1 },
-        Row { case: "closed unanswered", fault: Some(Fault::on(SEND).close_before_answer()), status: "UNCERTAIN", outcome: "uncertain", permit_kept: false, delivered: 0 },
-        Row { case: "latency > timeout", fault: Some(Fault::on(SEND).latency_ms(1500)), status: "UNCERTAIN", outcome: "uncertain", permit_kept: false, delivered: 1 },
+        Row {
+            case: "ok",
+            fault: None,
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "-1 once",
+            fault: once(-1),
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "-1 always",
+            fault: errcode(-1),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "40001 once",
+            fault: once(40001),
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "40001 always",
+            fault: errcode(40001),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "40014 once",
+            fault: once(40014),
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "42001 once",
+            fault: once(42001),
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "40003",
+            fault: errcode(40003),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "40037",
+            fault: errcode(40037),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "41030",
+            fault: errcode(41030),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "43101",
+            fault: errcode(43101),
+            status: "NO_PERMIT",
+            outcome: "failed",
+            permit_kept: false,
+            delivered: 0,
+        },
+        Row {
+            case: "43108 once",
+            fault: once(43108),
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "45009",
+            fault: errcode(45009),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "45011 once",
+            fault: once(45011),
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "45011 always",
+            fault: errcode(45011),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "45103",
+            fault: errcode(45103),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "47003",
+            fault: errcode(47003),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "503 once",
+            fault: Some(Fault::on(SEND).http_status(503).count(1)),
+            status: "OK",
+            outcome: "sent",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "502 always",
+            fault: Some(Fault::on(SEND).http_status(502)),
+            status: "NETWORK_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "500",
+            fault: Some(Fault::on(SEND).http_status(500)),
+            status: "UNCERTAIN",
+            outcome: "uncertain",
+            permit_kept: false,
+            delivered: 0,
+        },
+        Row {
+            case: "malformed JSON",
+            fault: Some(Fault::on(SEND).malformed_body()),
+            status: "UNCERTAIN",
+            outcome: "uncertain",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "closed after read",
+            fault: Some(Fault::on(SEND).close_after_read()),
+            status: "UNCERTAIN",
+            outcome: "uncertain",
+            permit_kept: false,
+            delivered: 1,
+        },
+        Row {
+            case: "closed unanswered",
+            fault: Some(Fault::on(SEND).close_before_answer()),
+            status: "UNCERTAIN",
+            outcome: "uncertain",
+            permit_kept: false,
+            delivered: 0,
+        },
+        Row {
+            case: "latency > timeout",
+            fault: Some(Fault::on(SEND).latency_ms(1500)),
+            status: "UNCERTAIN",
+            outcome: "uncertain",
+            permit_kept: false,
+            delivered: 1,
+        },
     ];
     let mut table = vec![format!(
         "{:<20} {:<14} {:<10} {:>8} {:>7} {:>9}",
         "case", "status", "outcome", "attempts", "permit", "delivered"
     )];
     let mut failures = Vec::new();
-    for row in &rows {
+    for (i, row) in rows.iter().enumerate() {
         let shop = shop_with(2, 700);
         shop.grant(TPL_PAY_SUCCESS, 1);
         if let Some(f) = row.fault.clone() {
             shop.sb.inject(f);
         }
-        let (result, outcome) = shop.send("order_pay_success", row.case);
+        let (result, outcome) = shop.send("order_pay_success", &format!("SN-matrix-{i}"));
         shop.sb.clear_faults();
         let kept = shop.grants_in_ledger(TPL_PAY_SUCCESS) == 1;
         let delivered = shop.delivered();
@@ -237,7 +413,12 @@ fn fault_matrix() {
         assert!(delivered <= 1, "{}: delivered twice", row.case);
     }
     println!("{}", table.join("\n"));
-    assert!(failures.is_empty(), "{}\n{}", table.join("\n"), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        table.join("\n"),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -248,14 +429,33 @@ fn wechat_unreachable_is_a_network_error_and_the_permit_returns() {
     shop.n.access_token(DEMO_APPID).unwrap();
     let url = shop.sb.url();
     drop(shop.sb);
-    let report = shop.n.send(DEMO_APPID, "order_pay_success", &payload("SN-down").to_string());
-    assert!(matches!(report.result, Err(Error::Network(_))), "{:?}", report.result);
+    let report = shop.n.send(
+        DEMO_APPID,
+        "order_pay_success",
+        &payload("SN-down").to_string(),
+    );
+    assert!(
+        matches!(report.result, Err(Error::Network(_))),
+        "{:?}",
+        report.result
+    );
     let o = serde_json::to_value(report.outcome.unwrap()).unwrap();
     assert_eq!(o["status"], "failed");
     assert_eq!(o["attempts"], 2, "one try and one retry: {o}");
-    let stats: Value = serde_json::from_str(&shop.n.ledger_stats(DEMO_APPID, Some(BUYER)).unwrap()).unwrap();
-    assert_eq!(stats["subscribe"][TPL_PAY_SUCCESS], 1, "{stats}");
-    assert!(!report.result.unwrap_err().to_string().contains("access_token="), "{url}");
+    let stats: Value =
+        serde_json::from_str(&shop.n.ledger_stats(DEMO_APPID, Some(BUYER)).unwrap()).unwrap();
+    assert_eq!(
+        stats["subscribe"]["templates"][TPL_PAY_SUCCESS], 1,
+        "{stats}"
+    );
+    assert!(
+        !report
+            .result
+            .unwrap_err()
+            .to_string()
+            .contains("access_token="),
+        "{url}"
+    );
 }
 
 #[test]
@@ -272,10 +472,20 @@ fn no_permit_sends_nothing() {
 fn render_errors_come_before_any_permit_is_touched() {
     let shop = shop();
     shop.grant(TPL_PAY_SUCCESS, 1);
-    let report = shop.n.send(DEMO_APPID, "order_pay_success", r#"{"touser":"x","fields":{}}"#);
-    assert!(matches!(report.result, Err(Error::Mapping(_))), "{:?}", report.result);
+    let report = shop.n.send(
+        DEMO_APPID,
+        "order_pay_success",
+        r#"{"touser":"x","fields":{}}"#,
+    );
+    assert!(
+        matches!(report.result, Err(Error::Mapping(_))),
+        "{:?}",
+        report.result
+    );
     assert!(report.outcome.is_none());
-    let report = shop.n.send("wx-unknown", "order_pay_success", &payload("a").to_string());
+    let report = shop
+        .n
+        .send("wx-unknown", "order_pay_success", &payload("a").to_string());
     assert!(matches!(report.result, Err(Error::AppNotConfigured(_))));
     let report = shop.n.send(DEMO_APPID, "order_pay_success", "{nope");
     assert!(matches!(report.result, Err(Error::InvalidArgument(_))));
@@ -292,7 +502,10 @@ fn a_retried_request_is_a_duplicate() {
     assert_eq!(o1["status"], "sent");
     assert_eq!(o2["status"], "duplicate");
     assert_eq!(o2["msgid"], o1["msgid"]);
-    assert_eq!(o2["idempotency_key"], format!("{DEMO_APPID}:order_pay_success:{BUYER}:SN-dup"));
+    assert_eq!(
+        o2["idempotency_key"],
+        format!("{DEMO_APPID}:order_pay_success:{BUYER}:SN-dup")
+    );
     assert_eq!(shop.delivered(), 1);
     assert_eq!(shop.grants_in_ledger(TPL_PAY_SUCCESS), 1);
 }
@@ -327,8 +540,14 @@ fn sixteen_threads_one_key_one_message() {
         })
         .collect();
     let statuses: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(statuses.iter().filter(|s| *s == "sent").count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| s == "sent" || s == "duplicate" || s == "uncertain"));
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "sent").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(statuses
+        .iter()
+        .all(|s| s == "sent" || s == "duplicate" || s == "uncertain"));
     assert_eq!(shop.delivered(), 1);
     assert_eq!(shop.grants_in_ledger(TPL_PAY_SUCCESS), 15);
 }
@@ -361,15 +580,26 @@ fn legacy_form_id_used_once_and_stale_copy_skipped() {
             )
             .unwrap();
     }
-    shop.sb.inject(Fault::on("/cgi-bin/message/wxopen/template/send").errcode(41029).count(1));
+    shop.sb.inject(
+        Fault::on("/cgi-bin/message/wxopen/template/send")
+            .errcode(41029)
+            .count(1),
+    );
     let (r, o) = shop.send("order_delivered", "SN-legacy");
     assert!(r.is_ok(), "{r:?} {o}");
     assert_eq!(o["permit"]["kind"], "form_id");
     let got = shop.sb.delivered(DEMO_APPID, BUYER);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].form_id.as_deref(), Some("form-fresh"), "the oldest (stale) was tried first and dropped");
+    assert_eq!(
+        got[0].form_id.as_deref(),
+        Some("form-fresh"),
+        "the oldest (stale) was tried first and dropped"
+    );
     let (r, o) = shop.send("order_delivered", "SN-legacy-2");
-    assert!(matches!(r, Err(Error::NoPermit(_))), "both form_ids are gone: {r:?} {o}");
+    assert!(
+        matches!(r, Err(Error::NoPermit(_))),
+        "both form_ids are gone: {r:?} {o}"
+    );
 }
 
 #[test]
@@ -387,7 +617,10 @@ fn legacy_prepay_id_three_uses_only_after_payment() {
     };
     add(false);
     let (r, _) = shop.send("order_delivered", "SN-pp");
-    assert!(matches!(r, Err(Error::NoPermit(_))), "unpaid prepay_id is not usable: {r:?}");
+    assert!(
+        matches!(r, Err(Error::NoPermit(_))),
+        "unpaid prepay_id is not usable: {r:?}"
+    );
     shop.sb.mark_paid(DEMO_APPID, "wx-prepay-1");
     add(true);
     for i in 0..3 {
@@ -396,7 +629,10 @@ fn legacy_prepay_id_three_uses_only_after_payment() {
         let report = shop.n.send(DEMO_APPID, "order_delivered", &p.to_string());
         assert!(report.result.is_ok(), "use {i}: {:?}", report.result);
         let o = serde_json::to_value(report.outcome.unwrap()).unwrap();
-        assert_eq!(o["permit"], json!({"kind": "prepay_id", "remaining": 2 - i}));
+        assert_eq!(
+            o["permit"],
+            json!({"kind": "prepay_id", "remaining": 2 - i})
+        );
     }
     let mut p = payload("SN-pp");
     p["idempotency_key"] = json!("pp-4");
@@ -411,11 +647,17 @@ fn retired_template_api_tells_what_to_do() {
     shop.sb.set_legacy_mode(false);
     shop.sb.add_form_id(DEMO_APPID, BUYER, "form-1");
     shop.n
-        .add_permit(DEMO_APPID, &json!({"openid": BUYER, "kind": "form_id", "value": "form-1"}).to_string())
+        .add_permit(
+            DEMO_APPID,
+            &json!({"openid": BUYER, "kind": "form_id", "value": "form-1"}).to_string(),
+        )
         .unwrap();
     let (r, o) = shop.send("order_delivered", "SN-45103");
     let msg = r.unwrap_err().to_string();
-    assert!(msg.contains("45103") && msg.contains("subscribe template"), "{msg}");
+    assert!(
+        msg.contains("45103") && msg.contains("subscribe template"),
+        "{msg}"
+    );
     assert_eq!(o["errcode"], 45103);
 }
 
@@ -424,11 +666,23 @@ fn outcome_never_holds_the_secret_or_token() {
     let shop = shop();
     shop.grant(TPL_PAY_SUCCESS, 1);
     let token = shop.n.access_token(DEMO_APPID).unwrap();
-    for fault in [Fault::on(SEND).errcode(40001), Fault::on(SEND).http_status(500), Fault::on(SEND).close_after_read()] {
+    for fault in [
+        Fault::on(SEND).errcode(40001),
+        Fault::on(SEND).http_status(500),
+        Fault::on(SEND).close_after_read(),
+    ] {
         shop.sb.inject(fault);
-        let report = shop.n.send(DEMO_APPID, "order_pay_success", &payload("SN-leak").to_string());
+        let report = shop.n.send(
+            DEMO_APPID,
+            "order_pay_success",
+            &payload("SN-leak").to_string(),
+        );
         shop.sb.clear_faults();
-        let text = format!("{:?} {}", report.result, serde_json::to_string(&report.outcome).unwrap());
+        let text = format!(
+            "{:?} {}",
+            report.result,
+            serde_json::to_string(&report.outcome).unwrap()
+        );
         assert!(!text.contains(DEMO_SECRET), "{text}");
         assert!(!text.contains(token.expose()), "{text}");
     }

@@ -48,6 +48,11 @@ enum FashopNotifyStatus fashop_notify_render(const char *appid,
 
 enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
 
+enum FashopNotifyStatus fashop_notify_send(const char *appid,
+                                           const char *event,
+                                           const char *payload_json,
+                                           char **out_json);
+
 enum FashopNotifyStatus fashop_notify_access_token(const char *appid, char **out_token);
 
 enum FashopNotifyStatus fashop_notify_set_access_token(const char *appid,

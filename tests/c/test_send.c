@@ -136,7 +136,7 @@ int main(void) {
                  FASHOP_NOTIFY_INVALID_ARGUMENT, "touser");
     CHECK_STATUS(fashop_notify_send("wxnotregistered01", "order_pay_success", payload, &out),
                  FASHOP_NOTIFY_APP_NOT_CONFIGURED, "not registered");
-    CHECK_STATUS(fashop_notify_send(APP, "order_shipped_typo", payload, &out), FASHOP_NOTIFY_MAPPING_ERROR,
+    CHECK_STATUS(fashop_notify_send(APP, "order_shipped_typo", payload, &out), FASHOP_NOTIFY_INVALID_ARGUMENT,
                  "order_shipped_typo");
     CHECK(out == NULL);
     return check_report("test_send");
