@@ -52,6 +52,8 @@ $order = [
     'express_company' => '顺丰速运',
     'tracking_no' => 'SF1234567890123',
     'delivery_time' => '2026-11-24 09:30:00',
+    'order_cancel_time' => 1795430000,
+    'cancel_reason' => '买家取消',
 ];
 $payload = ['touser' => $openid, 'fields' => $order];
 
