@@ -65,7 +65,7 @@ test-php: build
 	  phpunit --colors=never --configuration bindings/php/phpunit.xml
 
 ## test: every test: format, lint, header, Rust, C under valgrind, PHP.
-test: deps lint build test-rust test-c test-php
+test: deps lint build test-rust test-c test-php demo
 	@echo "make test: all suites passed"
 
 clean:
