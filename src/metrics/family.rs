@@ -4,7 +4,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -163,27 +163,94 @@ fn clip(value: &str) -> &str {
     &value[..end]
 }
 
+/// A word-at-a-time multiplicative hash: label tuples are short and come
+/// from the host's own settings (and their number is capped), so SipHash's
+/// flood resistance buys nothing here and costs most of a recording.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct LabelHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl LabelHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for LabelHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type LabelMap<K, V> = HashMap<K, V, BuildHasherDefault<LabelHasher>>;
+
 /// One metric family's series, keyed by `N` label values.
 #[derive(Debug)]
 pub(crate) struct Family<const N: usize, C> {
-    series: RwLock<HashMap<Key<N>, Arc<C>>>,
+    series: RwLock<LabelMap<Key<N>, Arc<C>>>,
 }
 
 impl<const N: usize, C> Default for Family<N, C> {
     fn default() -> Self {
         Family {
-            series: RwLock::new(HashMap::new()),
+            series: RwLock::new(LabelMap::default()),
         }
     }
 }
 
 impl<const N: usize, C: Default> Family<N, C> {
+    /// Runs `f` on the cell for these labels (created on first use); the
+    /// steady state is one read lock and no allocation.
+    #[inline]
+    pub(crate) fn with<R>(&self, labels: [&str; N], f: impl FnOnce(&C) -> R) -> R {
+        let labels = labels.map(clip);
+        if let Some(c) = self.series.read().get(&labels as &dyn LabelView) {
+            return f(c);
+        }
+        f(&self.create(labels))
+    }
+
     /// The cell for these labels, created on first use.
+    #[cfg(test)]
     pub(crate) fn cell(&self, labels: [&str; N]) -> Arc<C> {
         let labels = labels.map(clip);
         if let Some(c) = self.series.read().get(&labels as &dyn LabelView) {
             return c.clone();
         }
+        self.create(labels)
+    }
+
+    #[cold]
+    fn create(&self, labels: [&str; N]) -> Arc<C> {
         let mut map = self.series.write();
         if let Some(c) = map.get(&labels as &dyn LabelView) {
             return c.clone();

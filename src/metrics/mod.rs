@@ -176,8 +176,7 @@ impl Metrics {
         let errcode = int_label(&mut buf, errcode);
         self.inner
             .sends
-            .cell([appid, event, status, errcode])
-            .add(1);
+            .with([appid, event, status, errcode], |c| c.add(1));
         if status != "duplicate" && status != "no_permit" {
             self.inner.duration.observe(elapsed);
         }
@@ -187,14 +186,16 @@ impl Metrics {
     /// An access token was fetched from WeChat (`mode`: `stable` or `classic`).
     pub fn record_token_fetch(&self, appid: &str, mode: &str, ok: bool) {
         let result = if ok { "ok" } else { "error" };
-        self.inner.token_fetches.cell([appid, mode, result]).add(1);
+        self.inner
+            .token_fetches
+            .with([appid, mode, result], |c| c.add(1));
         self.written();
     }
 
     /// WeChat rejected the access token (40001, 42001, 40014) and the call
     /// succeeded after a fresh one was fetched.
     pub fn record_token_error_recovered(&self, appid: &str) {
-        self.inner.token_recovered.cell([appid]).add(1);
+        self.inner.token_recovered.with([appid], |c| c.add(1));
         self.written();
     }
 
@@ -205,19 +206,19 @@ impl Metrics {
 
     /// `n` permits at once (a subscribe grant with a count).
     pub fn record_permits_added(&self, kind: &str, n: u64) {
-        self.inner.permits_added.cell([kind]).add(n);
+        self.inner.permits_added.with([kind], |c| c.add(n));
         self.written();
     }
 
     /// A permit was used up by a send.
     pub fn record_permit_consumed(&self, kind: &str) {
-        self.inner.permits_consumed.cell([kind]).add(1);
+        self.inner.permits_consumed.with([kind], |c| c.add(1));
         self.written();
     }
 
     /// `n` permits expired unused (found by a purge or a lazy check).
     pub fn record_permit_expired(&self, kind: &str, n: u64) {
-        self.inner.permits_expired.cell([kind]).add(n);
+        self.inner.permits_expired.with([kind], |c| c.add(n));
         self.written();
     }
 
@@ -225,8 +226,7 @@ impl Metrics {
     pub fn set_permit_stock(&self, kind: &str, n: u64) {
         self.inner
             .permit_stock
-            .cell([kind])
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+            .with([kind], |g| g.set(i64::try_from(n).unwrap_or(i64::MAX)));
         self.written();
     }
 
@@ -234,8 +234,7 @@ impl Metrics {
     pub fn set_outbox_depth(&self, state: &str, n: u64) {
         self.inner
             .outbox
-            .cell([state])
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+            .with([state], |g| g.set(i64::try_from(n).unwrap_or(i64::MAX)));
         self.written();
     }
 
