@@ -386,6 +386,49 @@ fn sqlite_metrics(db: &str) -> Metrics {
     m
 }
 
+/// A notifier on a SQLite store with app `wx1` registered, as a worker has it.
+fn sqlite_notifier(db: &str) -> Notifier {
+    let n = Notifier::new();
+    n.configure(&format!(r#"{{"store":"sqlite:{db}"}}"#))
+        .unwrap();
+    n.register_app(r#"{"appid":"wx1","secret":"worker-secret"}"#)
+        .unwrap();
+    n
+}
+
+#[test]
+fn permit_stock_is_read_from_the_ledger_at_scrape_time() {
+    let n = Notifier::new();
+    let stock = |n: &Notifier| {
+        let v: Value = serde_json::from_str(&n.metrics_text("json").unwrap()).unwrap();
+        v["fashop_notify_permit_stock"].clone()
+    };
+    // No app: nothing to read.
+    assert_eq!(stock(&n), serde_json::json!([]));
+    n.register_app(r#"{"appid":"wx1","secret":"s1"}"#).unwrap();
+    n.register_app(r#"{"appid":"wx2","secret":"s2"}"#).unwrap();
+    n.add_permit(
+        "wx1",
+        r#"{"openid":"oA","kind":"subscribe","template_id":"T1","count":3}"#,
+    )
+    .unwrap();
+    n.add_permit(
+        "wx2",
+        r#"{"openid":"oB","kind":"subscribe","template_id":"T2"}"#,
+    )
+    .unwrap();
+    n.add_permit("wx1", r#"{"openid":"oA","kind":"form_id","value":"f-1"}"#)
+        .unwrap();
+    assert_eq!(
+        stock(&n),
+        serde_json::json!([
+            {"kind": "form_id", "value": 1},
+            {"kind": "prepay_id", "value": 0},
+            {"kind": "subscribe", "value": 4},
+        ])
+    );
+}
+
 fn tempdir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "fashop-metrics-{tag}-{}-{:?}",
@@ -411,7 +454,13 @@ fn sqlite_worker_process() {
             (dir.join("w.db").display().to_string(), true)
         }
     };
-    let m = sqlite_metrics(&db);
+    let n = sqlite_notifier(&db);
+    n.add_permit(
+        "wx1",
+        r#"{"openid":"oWorker","kind":"subscribe","template_id":"T1","count":2}"#,
+    )
+    .unwrap();
+    let m = n.metrics();
     for i in 0..WORKER_SENDS {
         let _batch = m.batch();
         let status = if i % 3 == 0 { "failed" } else { "sent" };
@@ -426,7 +475,7 @@ fn sqlite_worker_process() {
     }
     m.record_token_fetch("wx1", "stable", true);
     if alone {
-        let t = m.render(MetricsFormat::Prometheus).unwrap();
+        let t = n.metrics_text("prometheus").unwrap();
         assert_eq!(
             sample(
                 &t,
@@ -460,9 +509,8 @@ fn two_processes_on_one_sqlite_file_add_up() {
         assert!(w.wait().unwrap().success(), "a worker process failed");
     }
     // A third process (this one) scrapes the whole shop.
-    let t = sqlite_metrics(&db)
-        .render(MetricsFormat::Prometheus)
-        .unwrap();
+    let n = sqlite_notifier(&db);
+    let t = n.metrics_text("prometheus").unwrap();
     let s = |series: &str| sample(&t, series).unwrap_or_else(|| panic!("{series} missing in\n{t}"));
     assert_eq!(
         s(
@@ -493,5 +541,9 @@ fn two_processes_on_one_sqlite_file_add_up() {
         0.0
     );
     assert_eq!(s("fashop_notify_send_duration_seconds_sum"), 6.0);
+    // Both workers' grants, read from the shared store at scrape time.
+    assert_eq!(s(r#"fashop_notify_permit_stock{kind="subscribe"}"#), 4.0);
+    assert!(t.contains("(all processes sharing sqlite:"), "{t}");
+    promtool_check(&t);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -50,6 +50,11 @@ pub(crate) const FLUSH_FAILURES: &str = "fashop_notify_metrics_flush_failures_to
 pub(crate) const SINK_BUCKET: &str = "fashop_notify_send_duration_seconds_bucket";
 pub(crate) const SINK_SUM_MICROS: &str = "fashop_notify_send_duration_seconds_sum_micros";
 
+/// How long a recording on the send path may wait for the shared store.
+const RECORD_PATIENCE: Duration = Duration::from_millis(20);
+/// How long a scrape may wait for it.
+const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Computes gauges at scrape time (permit stock from the ledger, outbox depth
 /// from the store) by calling `set_permit_stock` / `set_outbox_depth`.
 pub type ScrapeHook = Arc<dyn Fn(&Notifier) -> Result<()> + Send + Sync>;
@@ -267,7 +272,7 @@ impl Metrics {
         }
         if let Some(old) = state.sink.take() {
             // Best effort: what the old store did not take stays out of the new one.
-            let _ = self.flush_into(&*old);
+            let _ = self.flush_into(&*old, RECORD_PATIENCE);
         }
         state.spec = config.store.clone();
         state.pid = 0;
@@ -286,12 +291,16 @@ impl Metrics {
             && self.inner.holds.load(Ordering::Acquire) == 0
         {
             // A failure is counted and the increments stay for the next flush.
-            let _ = self.flush();
+            let _ = self.flush_within(RECORD_PATIENCE);
         }
     }
 
     /// Writes what the shared store has not seen yet. No-op without one.
     pub fn flush(&self) -> Result<()> {
+        self.flush_within(SCRAPE_PATIENCE)
+    }
+
+    fn flush_within(&self, patience: Duration) -> Result<()> {
         if !self.inner.shared.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -302,7 +311,7 @@ impl Metrics {
             std::mem::forget(state.sink.take());
             self.rebase();
         }
-        let result = open_sink(&mut state).and_then(|sink| self.flush_into(&*sink));
+        let result = open_sink(&mut state).and_then(|sink| self.flush_into(&*sink, patience));
         if result.is_err() {
             self.inner.flush_failures.add(1);
         }
@@ -311,7 +320,7 @@ impl Metrics {
 
     /// Sends every unflushed increment and changed gauge as one batch, and
     /// moves the watermarks only when the store took it.
-    fn flush_into(&self, sink: &dyn CounterSink) -> Result<()> {
+    fn flush_into(&self, sink: &dyn CounterSink, patience: Duration) -> Result<()> {
         let mut adds = Vec::new();
         let mut marks: Vec<(Arc<Cell>, u64)> = Vec::new();
         let mut sets = Vec::new();
@@ -381,7 +390,7 @@ impl Metrics {
         if adds.is_empty() && sets.is_empty() {
             return Ok(());
         }
-        match sink.apply(&adds, &sets) {
+        match sink.apply(&adds, &sets, patience) {
             Ok(()) => {
                 for (cell, upto) in marks {
                     cell.mark_flushed(upto);
@@ -592,11 +601,34 @@ impl Notifier {
     /// `fashop_notify_metrics`: every figure as Prometheus text or JSON.
     pub fn metrics_text(&self, format: &str) -> Result<String> {
         let format = Format::parse(format)?;
+        self.refresh_permit_stock()?;
         let hooks = self.metrics.inner.scrape_hooks.read().clone();
         for hook in hooks {
             hook(self)?;
         }
         self.metrics.render(format)
+    }
+
+    /// Permit stock by kind over the registered apps, read from the ledger's
+    /// store (so with a shared store it is the whole shop's). Without a
+    /// registered app it stays as last set.
+    fn refresh_permit_stock(&self) -> Result<()> {
+        let apps = self.apps.all();
+        if apps.is_empty() {
+            return Ok(());
+        }
+        let (mut subscribe, mut form_id, mut prepay_id) = (0u64, 0u64, 0u64);
+        for app in apps {
+            let stats = self.ledger.stats(&app.appid, None)?;
+            subscribe += stats.subscribe.values().sum::<u64>();
+            form_id += stats.form_id_permits;
+            prepay_id += stats.prepay_id_uses;
+        }
+        let _batch = self.metrics.batch();
+        self.metrics.set_permit_stock("subscribe", subscribe);
+        self.metrics.set_permit_stock("form_id", form_id);
+        self.metrics.set_permit_stock("prepay_id", prepay_id);
+        Ok(())
     }
 
     /// The notifier's figures, for recording from the send path.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
@@ -22,8 +23,10 @@ pub struct Sample {
 /// latest value of each gauge.
 pub trait CounterSink: Send + Sync + fmt::Debug {
     /// Adds each of `adds` to its counter (creating it at zero) and sets each
-    /// of `sets`, all or nothing.
-    fn apply(&self, adds: &[Sample], sets: &[Sample]) -> Result<()>;
+    /// of `sets`, all or nothing. `patience` bounds how long it may wait for
+    /// other processes: on the send path a busy store must not hold up the
+    /// send (the increments wait for the next flush instead).
+    fn apply(&self, adds: &[Sample], sets: &[Sample], patience: Duration) -> Result<()>;
 
     /// Every counter and gauge the sink holds.
     fn snapshot(&self) -> Result<Vec<Sample>>;
@@ -56,7 +59,7 @@ impl MemorySink {
 }
 
 impl CounterSink for MemorySink {
-    fn apply(&self, adds: &[Sample], sets: &[Sample]) -> Result<()> {
+    fn apply(&self, adds: &[Sample], sets: &[Sample], _patience: Duration) -> Result<()> {
         self.check()?;
         let mut f = self.figures.lock();
         for s in adds {

@@ -2,7 +2,12 @@
 //! that every worker process adds its increments to (UPSERT value + delta), so
 //! a scrape from any process shows the whole shop.
 
-use std::time::Duration;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -10,13 +15,16 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use super::sink::{CounterSink, Sample};
 use crate::error::{Error, Result};
 
-/// How long a writer waits for another process's transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scrape waits for other processes' transactions.
+const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
 pub struct SqliteSink {
     path: String,
     conn: Mutex<Connection>,
+    /// How long the current call may wait for the write lock, in microseconds
+    /// (read by the busy handler, which SQLite wants `'static`).
+    patience_micros: Arc<AtomicU64>,
 }
 
 fn store_error(path: &str, e: rusqlite::Error) -> Error {
@@ -26,8 +34,19 @@ fn store_error(path: &str, e: rusqlite::Error) -> Error {
 impl SqliteSink {
     /// Opens (creating if needed) the database file and the `metrics` table.
     pub fn open(path: &str) -> Result<SqliteSink> {
-        let conn = Connection::open(path).map_err(|e| store_error(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
+        if !Path::new(path).exists() {
+            // The store's file holds users' permits: readable by its owner only.
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::store(format!("metrics: sqlite store {path}: {e}")))?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| store_error(path, e))?;
+        let patience_micros = Arc::new(AtomicU64::new(SCRAPE_PATIENCE.as_micros() as u64));
+        conn.busy_handler(Some(wait_for_the_lock(patience_micros.clone())))
             .map_err(|e| store_error(path, e))?;
         // WAL lets readers scrape while workers write; the ledger wants the same.
         // Another connection holding the file may keep it from switching, which is fine.
@@ -45,6 +64,7 @@ impl SqliteSink {
         Ok(SqliteSink {
             path: path.to_string(),
             conn: Mutex::new(conn),
+            patience_micros,
         })
     }
 
@@ -53,9 +73,33 @@ impl SqliteSink {
     }
 }
 
+/// Short jittered sleeps while another process holds the write lock (SQLite's
+/// own busy timeout backs off to 100 ms steps, letting one process starve),
+/// up to the patience of the call.
+fn wait_for_the_lock(patience_micros: Arc<AtomicU64>) -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut since = Instant::now();
+    let jitter = u64::from(std::process::id());
+    move |attempt| {
+        if attempt == 0 {
+            since = Instant::now();
+        }
+        let patience = Duration::from_micros(patience_micros.load(Ordering::Relaxed));
+        if since.elapsed() >= patience {
+            return false;
+        }
+        let micros = 20 + jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919) % 200;
+        std::thread::sleep(Duration::from_micros(micros));
+        true
+    }
+}
+
 impl CounterSink for SqliteSink {
-    fn apply(&self, adds: &[Sample], sets: &[Sample]) -> Result<()> {
+    fn apply(&self, adds: &[Sample], sets: &[Sample], patience: Duration) -> Result<()> {
         let mut conn = self.conn.lock();
+        self.patience_micros.store(
+            u64::try_from(patience.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let err = |e| store_error(&self.path, e);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -87,6 +131,8 @@ impl CounterSink for SqliteSink {
 
     fn snapshot(&self) -> Result<Vec<Sample>> {
         let conn = self.conn.lock();
+        self.patience_micros
+            .store(SCRAPE_PATIENCE.as_micros() as u64, Ordering::Relaxed);
         let err = |e| store_error(&self.path, e);
         let mut stmt = conn
             .prepare_cached("SELECT name, labels, value FROM metrics ORDER BY name, labels")
@@ -140,11 +186,13 @@ mod tests {
         a.apply(
             &[sample("c_total", &["wx1", "e\"1"], 2)],
             &[sample("g", &["subscribe"], 5)],
+            Duration::from_millis(100),
         )
         .unwrap();
         b.apply(
             &[sample("c_total", &["wx1", "e\"1"], 3)],
             &[sample("g", &["subscribe"], 4)],
+            Duration::from_millis(100),
         )
         .unwrap();
         let snap = a.snapshot().unwrap();
@@ -155,6 +203,31 @@ mod tests {
                 sample("g", &["subscribe"], 4)
             ]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_new_file_is_private_and_a_held_lock_is_waited_for_only_so_long() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("fashop-metrics-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("locked.db");
+        let _ = std::fs::remove_file(&path);
+        let path = path.to_str().unwrap();
+        let sink = SqliteSink::open(path).unwrap();
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let holder = Connection::open(path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let e = sink
+            .apply(&[sample("c_total", &[], 1)], &[], Duration::from_millis(20))
+            .unwrap_err();
+        assert!(matches!(e, Error::Store(_)), "{e:?}");
+        assert!(e.to_string().contains("locked"), "{e}");
+        holder.execute_batch("COMMIT").unwrap();
+        sink.apply(&[sample("c_total", &[], 1)], &[], Duration::from_millis(20))
+            .unwrap();
+        assert_eq!(sink.snapshot().unwrap(), vec![sample("c_total", &[], 1)]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
