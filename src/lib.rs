@@ -41,4 +41,4 @@ pub use metrics::{
 pub use notifier::Notifier;
 pub use render::RenderedMessage;
 pub use secret::Secret;
-pub use token::{CallError, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};
+pub use token::{CallError, TokenStats, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};

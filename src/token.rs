@@ -163,10 +163,18 @@ impl TokenCache {
             Ok(fresh) => {
                 let lifetime_ms = fresh.expires_in_secs.saturating_mul(1000);
                 let expires_at_ms = started.saturating_add(lifetime_ms);
-                // A token handed out with little life left (stable_token near
-                // its end) would otherwise be refreshed by every call.
-                let refresh_at_ms = (expires_at_ms - margin_secs.saturating_mul(1000))
-                    .max(started + lifetime_ms / 2);
+                // stable_token hands out the same token, with its remaining
+                // life, until it expires: asking again before then gains
+                // nothing, so the token is kept to its end.
+                let same = state
+                    .current
+                    .as_ref()
+                    .is_some_and(|t| t.token == fresh.token);
+                let refresh_at_ms = if same {
+                    expires_at_ms
+                } else {
+                    expires_at_ms - margin_secs.saturating_mul(1000)
+                };
                 state.failure = None;
                 state.replace(Some(CachedToken {
                     token: fresh.token.clone(),
@@ -227,6 +235,16 @@ impl TokenCache {
     fn note_recovered(&self) {
         self.recovered.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Token figures of one app, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStats {
+    pub mode: TokenMode,
+    /// Requests sent to WeChat's token endpoints (failed ones included).
+    pub fetches: u64,
+    /// Calls WeChat refused for a token error and then accepted with a new token.
+    pub recovered: u64,
 }
 
 // ---------------------------------------------------------------------------
@@ -415,6 +433,16 @@ impl Notifier {
     pub fn access_token(&self, appid: &str) -> Result<Secret> {
         let app = self.apps.get(appid)?;
         self.token_of(&app)
+    }
+
+    /// Token requests sent and token errors recovered for the app, since it was registered.
+    pub fn token_stats(&self, appid: &str) -> Result<TokenStats> {
+        let app = self.apps.get(appid)?;
+        Ok(TokenStats {
+            mode: app.token_mode,
+            fetches: app.token.fetch_count(),
+            recovered: app.token.recovered_count(),
+        })
     }
 
     /// Hands the library a token for an `external` app, valid for `expires_in_secs`.
@@ -742,7 +770,7 @@ mod tests {
     }
 
     #[test]
-    fn refresh_point_is_margin_before_expiry_or_half_the_lifetime() {
+    fn refresh_point_is_margin_before_expiry_unless_the_same_token_comes_back() {
         let clock = ManualClock::at(1_000);
         let cache = TokenCache::default();
         let t = cache
@@ -755,20 +783,33 @@ mod tests {
             .unwrap();
         assert_eq!(t.expose(), "A");
         clock.advance_secs(1);
-        let t = cache.get_or_fetch(&clock, 300, || fresh("B", 200)).unwrap();
-        assert_eq!(t.expose(), "B");
-        // 200 s of life and a 300 s margin: refreshed after 100 s, not at once.
-        clock.advance_secs(99);
+        // stable_token near the end: the same token with 300 s left. Kept to
+        // its end without asking again.
+        let t = cache.get_or_fetch(&clock, 300, || fresh("A", 300)).unwrap();
+        assert_eq!(t.expose(), "A");
+        clock.advance_secs(299);
         let t = cache
-            .get_or_fetch(&clock, 300, || fresh("C", 7200))
+            .get_or_fetch(&clock, 300, || panic!("must not fetch"))
             .unwrap();
-        assert_eq!(t.expose(), "B");
+        assert_eq!(t.expose(), "A");
         clock.advance_secs(1);
         let t = cache
             .get_or_fetch(&clock, 300, || fresh("C", 7200))
             .unwrap();
         assert_eq!(t.expose(), "C");
         assert_eq!(cache.fetch_count(), 3);
+        // A new token with less life than the margin: refreshed by the next
+        // call, which gets it back and then keeps it.
+        clock.advance_secs(7200);
+        let t = cache.get_or_fetch(&clock, 300, || fresh("D", 100)).unwrap();
+        assert_eq!(t.expose(), "D");
+        let t = cache.get_or_fetch(&clock, 300, || fresh("D", 100)).unwrap();
+        assert_eq!(t.expose(), "D");
+        let t = cache
+            .get_or_fetch(&clock, 300, || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(t.expose(), "D");
+        assert_eq!(cache.fetch_count(), 5);
     }
 
     #[test]
