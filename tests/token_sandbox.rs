@@ -193,7 +193,10 @@ fn call_failures_say_whether_wechat_may_have_acted() {
     n.access_token(APPID).unwrap();
     let path = "/wxaapi/newtmpl/gettemplate";
     let network = |e: &Error, needle: &str| {
-        assert!(matches!(e, Error::Network(m) if m.contains(needle)), "{e:?}");
+        assert!(
+            matches!(e, Error::Network(m) if m.contains(needle)),
+            "{e:?}"
+        );
     };
 
     sandbox.inject(Fault::on(path).http_status(502).count(1));
@@ -202,10 +205,16 @@ fn call_failures_say_whether_wechat_may_have_acted() {
     network(&gettemplate(&n).unwrap_err(), "malformed JSON");
     sandbox.inject(Fault::on(path).latency_ms(1500).count(1));
     let e = gettemplate(&n).unwrap_err();
-    assert!(matches!(&e, Error::Uncertain(m) if m.contains("timed out waiting for the answer") && m.contains("may have received it")), "{e:?}");
+    assert!(
+        matches!(&e, Error::Uncertain(m) if m.contains("timed out waiting for the answer") && m.contains("may have received it")),
+        "{e:?}"
+    );
     sandbox.inject(Fault::on(path).close_after_read().count(1));
     let e = gettemplate(&n).unwrap_err();
-    assert!(matches!(&e, Error::Uncertain(m) if m.contains("may have received it")), "{e:?}");
+    assert!(
+        matches!(&e, Error::Uncertain(m) if m.contains("may have received it")),
+        "{e:?}"
+    );
     // After each: the next call works.
     gettemplate(&n).unwrap();
     assert_eq!(stable_fetches(&sandbox), 1);
@@ -226,14 +235,20 @@ fn sandbox_down_then_back() {
     ))
     .unwrap();
     let e = n.access_token(APPID).unwrap_err();
-    assert!(matches!(&e, Error::Network(m) if m.contains("connection refused")), "{e:?}");
-    assert!(e
-        .to_string()
-        .contains(&format!("POST http://127.0.0.1:{port}/cgi-bin/stable_token")));
+    assert!(
+        matches!(&e, Error::Network(m) if m.contains("connection refused")),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&format!(
+        "POST http://127.0.0.1:{port}/cgi-bin/stable_token"
+    )));
     let e = n
         .call_api(APPID, "GET", "/wxaapi/newtmpl/gettemplate", None)
         .unwrap_err();
-    assert!(matches!(&e, Error::Network(m) if m.contains("connection refused")), "{e:?}");
+    assert!(
+        matches!(&e, Error::Network(m) if m.contains("connection refused")),
+        "{e:?}"
+    );
     let sandbox = Sandbox::start_with(SandboxOptions {
         port,
         clock_start: Some(T0),
@@ -284,7 +299,9 @@ fn c_call(f: impl FnOnce(*mut *mut c_char) -> i32) -> (i32, Option<String>, Stri
         .into_owned();
     let text = (!out.is_null()).then(|| {
         // SAFETY: written by the library, NUL-terminated, freed once below.
-        let t = unsafe { CStr::from_ptr(out) }.to_string_lossy().into_owned();
+        let t = unsafe { CStr::from_ptr(out) }
+            .to_string_lossy()
+            .into_owned();
         // SAFETY: from the library, not freed before.
         unsafe { fashop_notify_string_free(out) };
         t
@@ -299,9 +316,12 @@ impl log::Log for Capture {
         true
     }
     fn log(&self, record: &log::Record) {
-        self.0
-            .lock()
-            .push(format!("{} {}: {}", record.level(), record.target(), record.args()));
+        self.0.lock().push(format!(
+            "{} {}: {}",
+            record.level(),
+            record.target(),
+            record.args()
+        ));
     }
     fn flush(&self) {}
 }
@@ -355,7 +375,9 @@ fn secret_and_token_never_reach_last_error_or_logs() {
     };
     for fault in [
         Fault::on("/wxaapi/newtmpl/gettemplate").errcode(40001),
-        Fault::on("/wxaapi/newtmpl/gettemplate").errcode(42001).count(1),
+        Fault::on("/wxaapi/newtmpl/gettemplate")
+            .errcode(42001)
+            .count(1),
         Fault::on("/wxaapi/newtmpl/gettemplate").http_status(500),
         Fault::on("/wxaapi/newtmpl/gettemplate").malformed_body(),
         Fault::on("/wxaapi/newtmpl/gettemplate").latency_ms(1000),
@@ -366,7 +388,11 @@ fn secret_and_token_never_reach_last_error_or_logs() {
         seen.push(call(&get, "/wxaapi/newtmpl/gettemplate", None));
     }
     sandbox.clear_faults();
-    seen.push(call(&post, "/wxaapi/newtmpl/deltemplate", Some(r#"{"priTmplId":"none"}"#)));
+    seen.push(call(
+        &post,
+        "/wxaapi/newtmpl/deltemplate",
+        Some(r#"{"priTmplId":"none"}"#),
+    ));
     seen.push(call(&post, "/x?access_token=abc", None));
     seen.push(call(&get, "/wxaapi/newtmpl/gettemplate", Some("{}")));
 
@@ -412,13 +438,26 @@ fn secret_and_token_never_reach_last_error_or_logs() {
     unsafe {
         assert_eq!(fashop_notify_register_app(ext_app.as_ptr()), 0);
         let t = c(EXT_TOKEN);
-        assert_eq!(fashop_notify_set_access_token(ext.as_ptr(), t.as_ptr(), 60), 0);
+        assert_eq!(
+            fashop_notify_set_access_token(ext.as_ptr(), t.as_ptr(), 60),
+            0
+        );
         let bad = c(&format!("{token} {SECRET}"));
-        seen.push(c_call(|_| fashop_notify_set_access_token(ext.as_ptr(), bad.as_ptr(), 60)));
-        seen.push(c_call(|_| fashop_notify_invalidate_token(ext.as_ptr(), bad.as_ptr())));
+        seen.push(c_call(|_| {
+            fashop_notify_set_access_token(ext.as_ptr(), bad.as_ptr(), 60)
+        }));
+        seen.push(c_call(|_| {
+            fashop_notify_invalidate_token(ext.as_ptr(), bad.as_ptr())
+        }));
         let path = c("/wxaapi/newtmpl/gettemplate");
         seen.push(c_call(|out| {
-            fashop_notify_call_api(ext.as_ptr(), get.as_ptr(), path.as_ptr(), std::ptr::null(), out)
+            fashop_notify_call_api(
+                ext.as_ptr(),
+                get.as_ptr(),
+                path.as_ptr(),
+                std::ptr::null(),
+                out,
+            )
         }));
     }
 
@@ -433,7 +472,10 @@ fn secret_and_token_never_reach_last_error_or_logs() {
     }
     let statuses: Vec<i32> = seen.iter().map(|s| s.0).collect();
     for wanted in [1, 2, 5, 6, 7] {
-        assert!(statuses.contains(&wanted), "no status {wanted} in {statuses:?}");
+        assert!(
+            statuses.contains(&wanted),
+            "no status {wanted} in {statuses:?}"
+        );
     }
     let logs = LOGS.0.lock();
     for line in logs.iter() {
@@ -455,7 +497,14 @@ struct Worker {
 impl Worker {
     fn start(sandbox: &Sandbox, mode: &str) -> Worker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fashop-notify-token-worker"))
-            .args(["--api-base", &sandbox.url(), "--appid", APPID, "--secret", SECRET])
+            .args([
+                "--api-base",
+                &sandbox.url(),
+                "--appid",
+                APPID,
+                "--secret",
+                SECRET,
+            ])
             .args(["--mode", mode, "--clock-start", &T0.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -576,7 +625,10 @@ fn eight_processes_share_one_stable_token_per_lifetime() {
     let lifetimes = (86_400 / LIFETIME) as usize;
     assert_eq!(day.calls, 8 * (86_400 / STEP) as usize);
     assert!(day.failed.is_empty(), "{:?}", day.failed);
-    assert_eq!(day.distinct_tokens, lifetimes, "one token per lifetime for all 8 processes");
+    assert_eq!(
+        day.distinct_tokens, lifetimes,
+        "one token per lifetime for all 8 processes"
+    );
     assert_eq!(day.errors_40001, 0);
     assert_eq!(day.recovered, 0);
     // Each process asks at most twice per lifetime: at the refresh margin
@@ -594,9 +646,16 @@ fn eight_processes_in_classic_mode_knock_each_other_out_but_every_call_succeeds(
     let lifetimes = (86_400 / LIFETIME) as usize;
     assert_eq!(day.calls, 8 * (86_400 / STEP) as usize);
     assert!(day.failed.is_empty(), "{:?}", day.failed);
-    assert!(day.distinct_tokens > 8 * lifetimes, "{}", day.distinct_tokens);
+    assert!(
+        day.distinct_tokens > 8 * lifetimes,
+        "{}",
+        day.distinct_tokens
+    );
     assert!(day.errors_40001 > 0);
-    assert_eq!(day.recovered, day.errors_40001, "every refused call recovered");
+    assert_eq!(
+        day.recovered, day.errors_40001,
+        "every refused call recovered"
+    );
     assert_eq!(day.fetches, day.per_worker_fetches.iter().sum::<u64>());
     assert!(day.fetches > 2 * 8 * lifetimes as u64, "{}", day.fetches);
 }

@@ -54,8 +54,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     notifier
         .register_app(
-            &serde_json::json!({"appid": appid, "secret": secret, "token_mode": mode})
-                .to_string(),
+            &serde_json::json!({"appid": appid, "secret": secret, "token_mode": mode}).to_string(),
         )
         .map_err(|e| e.to_string())?;
 
