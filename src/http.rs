@@ -367,7 +367,9 @@ thread_local! {
 /// Turns a ureq failure into not-sent or maybe-delivered. The phase flag is
 /// the ground truth (ureq waits for input only after the whole request went
 /// out, since it never sends `Expect: 100-continue` unasked); the error kind
-/// only words the message.
+/// only words the message. Errs on the safe side: a pooled connection the
+/// server closed between ureq's liveness probe and the write looks like
+/// maybe-delivered, which costs an UNCERTAIN instead of risking a duplicate.
 fn classify(req: &HttpRequest, e: &ureq::Error, written: bool) -> TransportError {
     use ureq::{Error as E, Timeout as T};
     let what = match e {
