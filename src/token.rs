@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 use serde_json::{json, Value};
@@ -12,6 +13,7 @@ use crate::apps::{App, TokenMode};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::http::{HttpReply, HttpRequest, Method, Transport, TransportError};
+use crate::journal::TokenRecord;
 use crate::notifier::Notifier;
 use crate::secret::Secret;
 
@@ -559,6 +561,7 @@ impl Notifier {
         second.requests = 2;
         if second.errcode == 0 {
             app.token.note_recovered();
+            self.metrics.record_token_error_recovered(&app.appid);
         }
         Ok(second)
     }
@@ -627,7 +630,28 @@ impl Notifier {
         }
         let margin = self.config().token_margin_secs;
         app.token
-            .get_or_fetch(self.clock.as_ref(), margin, || self.fetch_token(app))
+            .get_or_fetch(self.clock.as_ref(), margin, || self.fetch_observed(app))
+    }
+
+    /// `fetch_token`, counted in metrics and written to the structured log.
+    fn fetch_observed(&self, app: &App) -> Result<FreshToken> {
+        let started = self.clock.now_ms();
+        let result = self.fetch_token(app);
+        let elapsed_ms = u64::try_from(self.clock.now_ms() - started).unwrap_or(0);
+        let message = result.as_ref().err().map(|e| match e {
+            Error::WeChat { errmsg, .. } => errmsg.clone(),
+            other => other.to_string(),
+        });
+        self.observe_token_fetch(&TokenRecord {
+            appid: &app.appid,
+            mode: mode_name(app.token_mode),
+            ok: result.is_ok(),
+            errcode: result.as_ref().err().and_then(Error::errcode),
+            errmsg: message.as_deref(),
+            attempts: 1,
+            elapsed: Duration::from_millis(elapsed_ms),
+        });
+        result
     }
 
     fn api_base_of(&self, app: &App) -> String {

@@ -17,9 +17,18 @@ const SECRET: &str = "SECRET-memory-7f3a9c";
 const T0: i64 = 1_700_000_000;
 
 fn notifier(clock: &Arc<ManualClock>, mode: &str) -> Notifier {
+    notifier_logging(clock, mode, None)
+}
+
+/// A notifier for the fake WeChat; with `log`, its structured log goes there.
+fn notifier_logging(clock: &Arc<ManualClock>, mode: &str, log: Option<&str>) -> Notifier {
     let n = Notifier::with_clock(clock.clone());
     n.configure(r#"{"api_base":"http://wechat.test","token_margin_secs":300}"#)
         .unwrap();
+    if let Some(path) = log {
+        n.configure(&json!({"log": {"path": path, "level": "debug"}}).to_string())
+            .unwrap();
+    }
     n.register_app(&format!(
         r#"{{"appid":"{APPID}","secret":"{SECRET}","token_mode":"{mode}"}}"#
     ))
@@ -327,6 +336,29 @@ fn one_token_error_is_recovered_with_one_refresh() {
 }
 
 #[test]
+fn fetches_and_recoveries_reach_the_metrics() {
+    let clock = Arc::new(ManualClock::at(T0));
+    let n = notifier(&clock, "classic");
+    let (t, _) = refusing(1, 40001);
+    n.set_transport(t);
+    n.call_api(APPID, "GET", "/wxaapi/newtmpl/gettemplate", None)
+        .unwrap();
+    let text = n.metrics_text("prometheus").unwrap();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains(APPID))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .to_string()
+    };
+    let fetches = line("fashop_notify_token_fetches_total");
+    assert!(fetches.contains("mode=\"classic\""), "{fetches}");
+    assert!(fetches.ends_with(" 2"), "{fetches}");
+    assert!(line("fashop_notify_token_errors_recovered_total").ends_with(" 1"));
+    let stats = n.token_stats(APPID).unwrap();
+    assert_eq!((stats.fetches, stats.recovered), (2, 1));
+}
+
+#[test]
 fn a_token_error_that_persists_is_retried_exactly_once() {
     let clock = Arc::new(ManualClock::at(T0));
     let n = notifier(&clock, "stable");
@@ -467,13 +499,19 @@ fn secret_and_token_never_appear_in_messages_or_debug() {
     let clock = Arc::new(ManualClock::at(T0));
     let mut seen: Vec<String> = Vec::new();
     let echo = format!("secret {SECRET} token {TOKEN}");
+    let log = std::env::temp_dir().join(format!(
+        "fashop-token-redaction-{}.jsonl",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&log);
+    let log_path = log.to_str().unwrap();
 
     // Refresh failures whose message carries the full URL and the token held
     // so far (a careless transport).
     for maybe in [false, true] {
         for mode in ["stable", "classic"] {
             let clock = Arc::new(ManualClock::at(T0));
-            let n = notifier(&clock, mode);
+            let n = notifier_logging(&clock, mode, Some(log_path));
             let e2 = echo.clone();
             let fetched = AtomicUsize::new(0);
             let t = MemoryTransport::new(move |req| {
@@ -513,7 +551,7 @@ fn secret_and_token_never_appear_in_messages_or_debug() {
     ];
     for answer in answers {
         for mode in ["stable", "classic"] {
-            let n = notifier(&clock, mode);
+            let n = notifier_logging(&clock, mode, Some(log_path));
             let a = answer.clone();
             n.set_transport(MemoryTransport::new(move |_| Ok(a.clone())));
             let e = n.access_token(APPID).unwrap_err();
@@ -543,7 +581,7 @@ fn secret_and_token_never_appear_in_messages_or_debug() {
         ))),
     ];
     for answer in call_answers {
-        let n = notifier(&clock, "stable");
+        let n = notifier_logging(&clock, "stable", Some(log_path));
         let a = answer.clone();
         n.set_transport(MemoryTransport::new(move |req| {
             if is_token_fetch(req) {
@@ -581,6 +619,12 @@ fn secret_and_token_never_appear_in_messages_or_debug() {
             .unwrap_err()
             .to_string(),
     );
+
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(lines.lines().count() >= 20, "{lines}");
+    assert!(lines.contains("\"token\""), "{lines}");
+    seen.extend(lines.lines().map(str::to_string));
 
     assert!(seen.len() > 60, "{}", seen.len());
     for text in &seen {
