@@ -382,9 +382,14 @@ fn parse_method(method: &str) -> Result<Method> {
 /// token of its own (the managed one is appended).
 pub fn check_api_path(path: &str) -> Result<()> {
     if !path.starts_with('/') || path.starts_with("//") {
+        // Only the part before any query is echoed: a query may hold a token.
+        let (route, query) = match path.split_once('?') {
+            Some((route, _)) => (route, " (query not shown)"),
+            None => (path, ""),
+        };
         return Err(Error::invalid(format!(
-            "path must start with one '/' and be relative to api_base (e.g. \"/wxaapi/newtmpl/gettemplate\"), got {:?}",
-            excerpt(path)
+            "path must start with one '/' and be relative to api_base (e.g. \"/wxaapi/newtmpl/gettemplate\"), got {:?}{query}",
+            excerpt(route)
         )));
     }
     if path.len() > 2048 {
@@ -603,10 +608,18 @@ impl Notifier {
             .get("errmsg")
             .and_then(Value::as_str)
             .unwrap_or(if errcode == 0 { "ok" } else { "" });
+        let errmsg = scrub(errmsg);
+        let body = scrub(&text);
+        // Should WeChat ever echo a credential, the parsed form loses it too.
+        let json = if body == text {
+            json
+        } else {
+            serde_json::from_str(&body).unwrap_or(Value::Null)
+        };
         Ok(WeChatReply {
             errcode,
-            errmsg: scrub(errmsg),
-            body: scrub(&text),
+            errmsg,
+            body,
             json,
             requests: 1,
         })
@@ -943,6 +956,18 @@ mod tests {
             })
         );
         assert_eq!(t.count("/cgi-bin/stable_token"), 1);
+
+        // An answer echoing the token: neither the text, the parsed JSON nor Debug keeps it.
+        let (n, _) = wechat(|_| {
+            Ok(HttpReply::json(
+                &json!({"errcode": 0, "echo": "TOKEN-P", "msgid": 9}),
+            ))
+        });
+        let app = n.apps.get("wxpost").unwrap();
+        let reply = n.post_wechat(&app, "/send", b"{}").unwrap();
+        assert_eq!(reply.json["echo"], "***");
+        assert_eq!(reply.json["msgid"], 9);
+        assert!(!format!("{reply:?}").contains("TOKEN-P"));
     }
 
     #[test]
@@ -1003,6 +1028,11 @@ mod tests {
         assert!(msg("wxaapi").contains("must start with one '/'"));
         assert!(msg("//evil.example/x").contains("must start with one '/'"));
         assert!(msg("https://api.weixin.qq.com/x").contains("must start"));
+        let m = msg("https://api.weixin.qq.com/x?access_token=SECRET-T");
+        assert!(
+            m.contains("(query not shown)") && !m.contains("SECRET-T"),
+            "{m}"
+        );
         assert!(msg("/a b").contains("printable ASCII"));
         assert!(msg("/a#b").contains("printable ASCII"));
         assert!(msg("/订单").contains("percent-encode"));
