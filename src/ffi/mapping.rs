@@ -77,3 +77,192 @@ pub unsafe extern "C" fn fashop_notify_render(
         notifier().render(appid, event, payload)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{CStr, CString};
+    use std::ptr::{null, null_mut};
+
+    use super::*;
+    use crate::ffi::fashop_notify_last_error;
+    use crate::ffi::fashop_notify_string_free;
+    use crate::ffi::FashopNotifyStatus::*;
+
+    fn last_error() -> String {
+        // SAFETY: valid until the next call on this thread.
+        unsafe { CStr::from_ptr(fashop_notify_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    /// Takes and frees an out string.
+    fn take(out: *mut c_char) -> Option<String> {
+        if out.is_null() {
+            return None;
+        }
+        // SAFETY: written by the library, freed once here.
+        let text = unsafe { CStr::from_ptr(out) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: as above.
+        unsafe { fashop_notify_string_free(out) };
+        Some(text)
+    }
+
+    const BAD_UTF8: &[u8] = b"wx\xff\xfe\0";
+
+    #[test]
+    fn exports_check_every_argument() {
+        let app = c("wxffimapping0001");
+        let unknown = c("wxffimapping0002");
+        let doc = c(
+            r#"{"version":1,"events":{"order_cancel":{"template_id":"t1","data":{"thing1":"{cancel_reason|default:已取消}"}}}}"#,
+        );
+        let event = c("order_cancel");
+        let payload = c(r#"{"touser":"o1"}"#);
+        let bad = BAD_UTF8.as_ptr().cast::<c_char>();
+        let mut out: *mut c_char = null_mut();
+        notifier()
+            .register_app(r#"{"appid":"wxffimapping0001","secret":"s"}"#)
+            .unwrap();
+        // SAFETY: every pointer is NULL, a live NUL-terminated string, or a live out slot.
+        unsafe {
+            assert_eq!(
+                fashop_notify_event_catalog(null_mut()),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+            assert_eq!(fashop_notify_event_catalog(&mut out), FASHOP_NOTIFY_OK);
+            assert!(take(out).unwrap().contains("\"label\":\"订单取消\""));
+
+            let load = |a: *const c_char, j: *const c_char| fashop_notify_load_mappings(a, j);
+            assert_eq!(load(null(), doc.as_ptr()), FASHOP_NOTIFY_INVALID_ARGUMENT);
+            assert_eq!(last_error(), "load_mappings: appid must not be NULL");
+            assert_eq!(load(bad, doc.as_ptr()), FASHOP_NOTIFY_INVALID_ARGUMENT);
+            assert!(last_error().contains("appid is not valid UTF-8"));
+            assert_eq!(
+                load(unknown.as_ptr(), doc.as_ptr()),
+                FASHOP_NOTIFY_APP_NOT_CONFIGURED
+            );
+            assert_eq!(load(app.as_ptr(), null()), FASHOP_NOTIFY_INVALID_ARGUMENT);
+            assert_eq!(
+                last_error(),
+                "load_mappings: mappings_json must not be NULL"
+            );
+            assert_eq!(load(app.as_ptr(), bad), FASHOP_NOTIFY_INVALID_ARGUMENT);
+            assert_eq!(
+                load(app.as_ptr(), c("{").as_ptr()),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+            assert!(last_error().contains("mappings_json is not valid JSON"));
+            assert_eq!(
+                load(app.as_ptr(), c(r#"{"version":1,"events":{"order_cancel":{"template_id":"t","data":{"thing1":"{x}"}}}}"#).as_ptr()),
+                FASHOP_NOTIFY_MAPPING_ERROR
+            );
+            assert!(
+                last_error().contains("events.order_cancel.data.thing1: unknown placeholder {x}")
+            );
+
+            out = c"x".as_ptr().cast_mut();
+            assert_eq!(
+                fashop_notify_get_mappings(app.as_ptr(), &mut out),
+                FASHOP_NOTIFY_MAPPING_ERROR
+            );
+            assert!(out.is_null());
+            assert_eq!(load(app.as_ptr(), doc.as_ptr()), FASHOP_NOTIFY_OK);
+            assert_eq!(last_error(), "");
+            assert_eq!(
+                fashop_notify_get_mappings(app.as_ptr(), &mut out),
+                FASHOP_NOTIFY_OK
+            );
+            assert!(take(out).unwrap().contains("\"template_id\":\"t1\""));
+            assert_eq!(
+                fashop_notify_get_mappings(null(), &mut out),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                fashop_notify_get_mappings(bad, &mut out),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                fashop_notify_get_mappings(app.as_ptr(), null_mut()),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+
+            let render = |a, e, p, o| fashop_notify_render(a, e, p, o);
+            assert_eq!(
+                render(app.as_ptr(), event.as_ptr(), payload.as_ptr(), &mut out),
+                FASHOP_NOTIFY_OK
+            );
+            assert_eq!(
+                take(out).unwrap(),
+                r#"{"data":{"thing1":{"value":"已取消"}},"lang":"zh_CN","miniprogram_state":"formal","template_id":"t1","touser":"o1"}"#
+            );
+            for (a, e, p, what) in [
+                (
+                    null(),
+                    event.as_ptr(),
+                    payload.as_ptr(),
+                    "appid must not be NULL",
+                ),
+                (
+                    bad,
+                    event.as_ptr(),
+                    payload.as_ptr(),
+                    "appid is not valid UTF-8",
+                ),
+                (
+                    app.as_ptr(),
+                    null(),
+                    payload.as_ptr(),
+                    "event must not be NULL",
+                ),
+                (
+                    app.as_ptr(),
+                    bad,
+                    payload.as_ptr(),
+                    "event is not valid UTF-8",
+                ),
+                (
+                    app.as_ptr(),
+                    event.as_ptr(),
+                    null(),
+                    "payload_json must not be NULL",
+                ),
+                (
+                    app.as_ptr(),
+                    event.as_ptr(),
+                    bad,
+                    "payload_json is not valid UTF-8",
+                ),
+                (
+                    app.as_ptr(),
+                    event.as_ptr(),
+                    c("{\"touser\":").as_ptr(),
+                    "payload_json: EOF",
+                ),
+            ] {
+                out = c"x".as_ptr().cast_mut();
+                assert_eq!(
+                    render(a, e, p, &mut out),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "{what}"
+                );
+                assert!(
+                    last_error().starts_with("render: ") && last_error().contains(what),
+                    "{}",
+                    last_error()
+                );
+                assert!(out.is_null());
+            }
+            assert_eq!(
+                render(app.as_ptr(), event.as_ptr(), payload.as_ptr(), null_mut()),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+            assert_eq!(last_error(), "render: out_json must not be NULL");
+        }
+    }
+}
