@@ -65,6 +65,12 @@ impl Notifier {
         };
         let idempotency_key = match (given_key, &order_sn) {
             (Some(key), _) => key.to_string(),
+            (None, Some(sn)) if sn.chars().nth(MAX_KEY_CHARS / 2).is_some() => {
+                return Err(Error::invalid(format!(
+                    "payload_json: fields.order_sn is longer than {} characters; it makes the default idempotency key (give an idempotency_key instead)",
+                    MAX_KEY_CHARS / 2
+                )))
+            }
             (None, Some(sn)) => format!("{appid}:{event}:{}:{sn}", parts.touser),
             (None, None) => String::new(),
         };
@@ -282,6 +288,7 @@ impl FieldValue<'_> {
             // Rust prints the shortest text that reads back as the same float,
             // so 12.345 stays "12.345" for the decimal money rounding.
             FieldValue::F64(n) => Cow::Owned(n.to_string()),
+            // The messages are read in Chinese; "true" would be noise to a shopper.
             FieldValue::Bool(true) => Cow::Borrowed("是"),
             FieldValue::Bool(false) => Cow::Borrowed("否"),
             FieldValue::Null => return Ok(None),

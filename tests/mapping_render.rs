@@ -430,6 +430,21 @@ fn the_rendered_message_carries_what_send_needs() {
         )
         .unwrap();
     assert_eq!(m.idempotency_key, format!("{APP}:order_cancel:o1:12"));
+    // A huge order_sn does not make a huge key.
+    let long = json!({"touser": "o1", "fields": {"order_sn": "9".repeat(1 << 20)}}).to_string();
+    match n.render_message(APP, "order_cancel", &long) {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.contains("fields.order_sn is longer than 128"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let keyed = json!({"touser": "o1", "idempotency_key": "k", "fields": {"order_sn": "9".repeat(1 << 20)}});
+    assert_eq!(
+        n.render_message(APP, "order_cancel", &keyed.to_string())
+            .unwrap()
+            .idempotency_key,
+        "k"
+    );
 }
 
 #[test]
