@@ -426,3 +426,23 @@ fn binary_refuses_bad_arguments_with_exit_2() {
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let options = SandboxOptions {
+        apps: vec![("wxsecretive00001".into(), "very-secret-value".into())],
+        ..SandboxOptions::default()
+    };
+    let shown = format!("{options:?}");
+    assert!(shown.contains("wxsecretive00001"), "{shown}");
+    assert!(!shown.contains("very-secret-value"), "{shown}");
+    let sb = Sandbox::start_with(options);
+    let shown = format!("{sb:?}");
+    assert!(!shown.contains("very-secret-value"), "{shown}");
+    let seed = SeedApp {
+        appid: "wxsecretive00001".into(),
+        secret: "very-secret-value".into(),
+        pages: vec![],
+    };
+    assert!(!format!("{seed:?}").contains("very-secret-value"));
+}

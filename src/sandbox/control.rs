@@ -12,13 +12,23 @@ use super::server::{query_param, Shared};
 use super::templates::{SEEDED, SEEDED_LEGACY};
 use super::world::{Answer, World};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedApp {
     pub appid: String,
     pub secret: String,
     #[serde(default)]
     pub pages: Vec<String>,
+}
+
+impl std::fmt::Debug for SeedApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeedApp")
+            .field("appid", &self.appid)
+            .field("secret", &"***")
+            .field("pages", &self.pages)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -25,7 +25,7 @@ use server::Shared;
 use world::{SandboxClock, Settings, World};
 
 /// How a sandbox starts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SandboxOptions {
     /// Address to listen on; `127.0.0.1` by default.
     pub host: String,
@@ -48,6 +48,22 @@ pub struct SandboxOptions {
     pub random_seed: u64,
     /// Log each request's method and path to stderr.
     pub verbose: bool,
+}
+
+impl std::fmt::Debug for SandboxOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let appids: Vec<&str> = self.apps.iter().map(|(a, _)| a.as_str()).collect();
+        f.debug_struct("SandboxOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("apps", &appids)
+            .field("legacy", &self.legacy)
+            .field("token_grace_secs", &self.token_grace_secs)
+            .field("expires_in", &self.expires_in)
+            .field("clock_start", &self.clock_start)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SandboxOptions {

@@ -33,7 +33,6 @@ const INLINE_BODY: usize = 1024;
 const MAX_SLOW_READERS: usize = 256;
 
 /// State shared by the worker threads and the `Sandbox` handle.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub world: Mutex<World>,
     pub clock: SandboxClock,
@@ -90,7 +89,7 @@ pub(crate) fn serve(server: &tiny_http::Server, shared: &Arc<Shared>) {
         let inline = matches!(req.body_length(), Some(n) if n <= INLINE_BODY)
             || (req.body_length().is_none() && !has_chunked_body(&req));
         if inline {
-            handle(req, shared);
+            handle_guarded(req, shared);
             continue;
         }
         if shared.slow_readers.fetch_add(1, Ordering::SeqCst) >= MAX_SLOW_READERS {
@@ -110,13 +109,19 @@ pub(crate) fn serve(server: &tiny_http::Server, shared: &Arc<Shared>) {
             .name("sandbox-body".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                handle(req, &shared2);
+                handle_guarded(req, &shared2);
                 shared2.slow_readers.fetch_sub(1, Ordering::SeqCst);
             });
         if spawned.is_err() {
             shared.slow_readers.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// A bug in handling one request must not take a worker down with it; the
+/// request, dropped while unwinding, gets tiny_http's 500.
+fn handle_guarded(req: Request, shared: &Shared) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(req, shared)));
 }
 
 fn has_chunked_body(req: &Request) -> bool {

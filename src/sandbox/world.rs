@@ -12,6 +12,7 @@ use super::fault::Fault;
 use super::templates::{self, SEEDED, SEEDED_LEGACY};
 use crate::clock::Clock;
 use crate::rules::KeywordType;
+use crate::secret::Secret;
 
 /// How long a legacy form_id / prepay_id stays usable.
 pub(crate) const PERMIT_LIFETIME_SECS: i64 = 7 * 86_400;
@@ -275,9 +276,9 @@ struct PrepayId {
     uses: u32,
 }
 
-#[derive(Debug)]
+/// One app's state. No `Debug`: it holds the secret.
 pub(crate) struct AppState {
-    secret: String,
+    secret: Secret,
     users: HashSet<String>,
     grants: HashMap<(String, String), u64>,
     form_ids: HashMap<String, FormId>,
@@ -294,7 +295,7 @@ pub(crate) struct AppState {
 impl AppState {
     fn new(secret: &str) -> AppState {
         AppState {
-            secret: secret.to_string(),
+            secret: Secret::new(secret),
             users: HashSet::new(),
             grants: HashMap::new(),
             form_ids: HashMap::new(),
@@ -323,7 +324,7 @@ fn seeded_templates() -> BTreeMap<String, Template> {
     out
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct TokenInfo {
     appid: String,
     expires_at: i64,
@@ -346,8 +347,7 @@ pub(crate) struct FaultSlot {
     pub left: Option<u32>,
 }
 
-/// The whole mutable state, behind one lock.
-#[derive(Debug)]
+/// The whole mutable state, behind one lock. No `Debug`: it holds secrets and tokens.
 pub(crate) struct World {
     pub(crate) settings: Settings,
     pub(crate) apps: HashMap<String, AppState>,
@@ -405,7 +405,7 @@ impl World {
             return Err("secret must not be empty".into());
         }
         match self.apps.get_mut(appid) {
-            Some(app) => app.secret = secret.to_string(),
+            Some(app) => app.secret = Secret::new(secret),
             None => {
                 self.apps.insert(appid.to_string(), AppState::new(secret));
             }
@@ -577,7 +577,7 @@ impl World {
     /// deliveries, counters and faults go; apps, their secrets and the settings stay.
     pub(crate) fn reset(&mut self) {
         for app in self.apps.values_mut() {
-            let secret = std::mem::take(&mut app.secret);
+            let secret = app.secret.expose().to_string();
             *app = AppState::new(&secret);
         }
         self.tokens.clear();
@@ -616,7 +616,7 @@ impl World {
         };
         match secret {
             None | Some("") => Err(wx_error(41004, "appsecret missing")),
-            Some(s) if s != app.secret => Err(wx_error(40125, "invalid appsecret")),
+            Some(s) if s != app.secret.expose() => Err(wx_error(40125, "invalid appsecret")),
             Some(_) => Ok(()),
         }
     }
