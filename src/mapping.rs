@@ -275,6 +275,11 @@ const EVENT_FIELDS: &[&str] = &[
     "emphasis_keyword",
 ];
 
+/// A field's value; null counts as absent (PHP writes null for unset options).
+fn given<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
 /// A string field that must be one of `choices`; `None` when absent or wrong.
 fn choice(
     obj: &Map<String, Value>,
@@ -283,7 +288,7 @@ fn choice(
     choices: &[&'static str],
     p: &mut Problems,
 ) -> Option<&'static str> {
-    let v = obj.get(key)?;
+    let v = given(obj, key)?;
     let found = v.as_str().and_then(|s| choices.iter().find(|c| **c == s));
     if found.is_none() {
         let list: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
@@ -301,7 +306,7 @@ fn string<'v>(
     key: &str,
     p: &mut Problems,
 ) -> Option<&'v str> {
-    match obj.get(key)? {
+    match given(obj, key)? {
         Value::String(s) => Some(s),
         v => {
             p.add(
@@ -342,7 +347,7 @@ fn compile_event(
             );
         }
     }
-    let kind_given = obj.contains_key("kind");
+    let kind_given = given(obj, "kind").is_some();
     let kind = match choice(obj, path, "kind", &["subscribe", "template"], p) {
         Some("template") => Some(MessageKind::Template),
         Some(_) => Some(MessageKind::Subscribe),
@@ -350,7 +355,7 @@ fn compile_event(
         None => Some(MessageKind::Subscribe),
     };
     let template_id = match string(obj, path, "template_id", p) {
-        None if !obj.contains_key("template_id") => {
+        None if given(obj, "template_id").is_none() => {
             p.add(
                 &key_path(path, "template_id"),
                 "missing field (the template's id from the mini program's admin)",
@@ -374,7 +379,7 @@ fn compile_event(
             Some(t)
         }
     };
-    let enabled = match obj.get("enabled") {
+    let enabled = match given(obj, "enabled") {
         None => true,
         Some(Value::Bool(b)) => *b,
         Some(v) => {
@@ -400,7 +405,7 @@ fn compile_event(
     let emphasis = string(obj, path, "emphasis_keyword", p);
     if kind == Some(MessageKind::Template) {
         for key in ["miniprogram_state", "lang"] {
-            if obj.contains_key(key) {
+            if given(obj, key).is_some() {
                 p.add(
                     &key_path(path, key),
                     "only subscribe messages have this field (kind is \"template\")",
@@ -408,7 +413,7 @@ fn compile_event(
             }
         }
     }
-    if kind == Some(MessageKind::Subscribe) && obj.contains_key("emphasis_keyword") {
+    if kind == Some(MessageKind::Subscribe) && given(obj, "emphasis_keyword").is_some() {
         p.add(
             &key_path(path, "emphasis_keyword"),
             "only legacy template messages have this field (kind is \"subscribe\")",
@@ -447,7 +452,7 @@ fn compile_event(
     norm.insert("kind".into(), kind_name.into());
     norm.insert("template_id".into(), template_id.into());
     norm.insert("enabled".into(), enabled.into());
-    if let Some(page) = obj.get("page") {
+    if let Some(page) = given(obj, "page") {
         norm.insert("page".into(), page.clone());
     }
     let (state, lang) = match kind {
@@ -541,7 +546,7 @@ fn compile_data(
     p: &mut Problems,
 ) -> Option<Vec<CompiledKeyword>> {
     let data_path = key_path(path, "data");
-    let data = match obj.get("data") {
+    let data = match given(obj, "data") {
         None => {
             p.add(
                 &data_path,

@@ -83,6 +83,37 @@ fn a_legacy_template_mapping_keeps_its_own_fields() {
 }
 
 #[test]
+fn null_options_count_as_absent() {
+    let n = notifier();
+    let doc = json!({"version": 1, "events": {"order_pay_success": {
+        "kind": null, "template_id": "tmplA", "enabled": null, "page": null,
+        "miniprogram_state": null, "lang": null, "overflow": null, "emphasis_keyword": null,
+        "data": {"thing3": "{order_total_goods_name}"}
+    }}});
+    n.load_mappings(APP, &doc.to_string()).unwrap();
+    let got: Value = serde_json::from_str(&n.get_mappings(APP).unwrap()).unwrap();
+    let ev = &got["events"]["order_pay_success"];
+    assert_eq!(ev["kind"], "subscribe");
+    assert_eq!(ev["enabled"], true);
+    assert_eq!(ev["overflow"], "truncate");
+    assert_eq!(ev["lang"], "zh_CN");
+    assert!(ev.get("page").is_none() && ev.get("emphasis_keyword").is_none());
+    // Required fields stay required.
+    let doc =
+        json!({"version": 1, "events": {"order_pay_success": {"template_id": null, "data": null}}});
+    let msg = load_err(&n, &doc.to_string());
+    assert!(msg.contains("has 2 problems"), "{msg}");
+    assert!(
+        msg.contains("events.order_pay_success.template_id: missing field"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("events.order_pay_success.data: missing field"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn get_mappings_without_a_document_or_app() {
     let n = notifier();
     match n.get_mappings(APP) {
