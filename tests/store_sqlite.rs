@@ -35,7 +35,7 @@ fn the_file_is_private_and_carries_its_schema_version() {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -150,4 +150,38 @@ fn permits_and_leases_survive_reopening() {
         serde_json::from_str(&n.ledger_stats(APP, Some("o1")).unwrap()).unwrap();
     assert_eq!(stats["form_id"]["permits"], 2);
     assert_eq!(stats["leased"], 0);
+}
+
+#[test]
+fn a_version_1_file_is_migrated_with_its_leases() {
+    let dir = TempDir::new("sqlite-v1");
+    let path = dir.file("ledger.db");
+    let spec = format!("sqlite:{path}");
+    let f = Fixture::new(&spec, Box::new(()));
+    f.form_id("o1", "f1", NOW);
+    let lease = f
+        .n
+        .ledger()
+        .take(APP, "o1", &PermitRequest::legacy(None))
+        .unwrap()
+        .unwrap();
+    drop(f);
+    // Make it a file as version 1 left it.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE leases DROP COLUMN returned; UPDATE schema_version SET version = 1;",
+        )
+        .unwrap();
+    }
+    let f = Fixture::new(&spec, Box::new(()));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(f.stats(Some("o1"))["leased"], 1);
+    f.n.ledger().consume(&lease).unwrap();
+    assert_eq!(f.stats(Some("o1"))["leased"], 0);
+    assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 0);
 }

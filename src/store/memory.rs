@@ -13,6 +13,8 @@ use super::{
 use crate::error::Result;
 
 const NEVER: i64 = i64::MAX;
+/// How long a lease that ran out is remembered after its use returned.
+pub const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -24,6 +26,11 @@ struct Book {
     /// appid → openid → that user's permits.
     apps: HashMap<Box<str>, HashMap<Box<str>, Vec<Entry>>>,
     leases: HashMap<u64, Lease>,
+    /// Leases that ran out, their use returned, kept a while so that a late
+    /// consume still spends it (once).
+    returned: HashMap<u64, (Lease, i64)>,
+    /// No lease runs out and no returned lease is forgotten before this (unix ms).
+    next_due: i64,
     next_lease: u64,
     idempotency: HashMap<String, Record>,
 }
@@ -68,9 +75,11 @@ impl Book {
 
     /// Returns the uses of leases that ran out to their permits.
     fn reclaim(&mut self, now_ms: i64) {
-        if self.leases.is_empty() {
+        if now_ms < self.next_due {
             return;
         }
+        self.returned
+            .retain(|_, (_, forget_at)| *forget_at > now_ms);
         let expired: Vec<u64> = self
             .leases
             .values()
@@ -83,8 +92,17 @@ impl Book {
                     e.uses += 1;
                     e.leased = e.leased.saturating_sub(1);
                 }
+                let forget_at = now_ms.saturating_add(RETURNED_KEEP_MS);
+                self.returned.insert(id, (lease, forget_at));
             }
         }
+        self.next_due = self
+            .leases
+            .values()
+            .map(|l| l.expires_at_ms)
+            .chain(self.returned.values().map(|(_, f)| *f))
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     fn entry_mut(&mut self, lease: &Lease) -> Option<&mut Entry> {
@@ -242,17 +260,20 @@ impl Store for MemoryStore {
             id: book.next_lease,
             ..lease
         };
+        book.next_due = book.next_due.min(lease.expires_at_ms);
         book.leases.insert(lease.id, lease.clone());
         Ok(Some(lease))
     }
 
     fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
         let mut book = self.book.lock();
+        book.reclaim(now_ms);
         let held = book.leases.remove(&lease.id).is_some();
+        let returned = !held && book.returned.remove(&lease.id).is_some();
         if let Some(e) = book.entry_mut(lease) {
             if held {
                 e.leased = e.leased.saturating_sub(1);
-            } else {
+            } else if returned {
                 // The lease ran out and its use went back, yet it was spent.
                 e.uses = e.uses.saturating_sub(1);
             }
@@ -268,6 +289,8 @@ impl Store for MemoryStore {
                 e.uses += 1;
                 e.leased = e.leased.saturating_sub(1);
             }
+        } else {
+            book.returned.remove(&lease.id);
         }
         Ok(())
     }
@@ -281,6 +304,7 @@ impl Store for MemoryStore {
                 && l.value == lease.value
         };
         book.leases.retain(|_, l| !same(l));
+        book.returned.retain(|_, (l, _)| !same(l));
         if let Some(user) = book.user_mut(&lease.appid, &lease.openid) {
             user.retain(|e| !(e.kind == lease.kind && *e.value == *lease.value));
         }

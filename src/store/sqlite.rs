@@ -15,6 +15,7 @@ use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 
+use super::memory::RETURNED_KEEP_MS;
 use super::{
     Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, Stats, Store,
     IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
@@ -61,6 +62,9 @@ const MIGRATIONS: &[&str] = &[
         outcome TEXT,
         until_ms INTEGER NOT NULL
     );",
+    // 2: a lease that ran out stays a while, marked returned, so that a late
+    // consume spends its use exactly once.
+    "ALTER TABLE leases ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Connections this process inherited from the one that forked it.
@@ -241,19 +245,34 @@ fn now_secs(now_ms: i64) -> i64 {
     now_ms.div_euclid(1000)
 }
 
-/// Returns the uses of leases that ran out to their permits.
+/// Returns the uses of leases that ran out to their permits, and forgets
+/// returned leases after a day (their `expires_ms` then says when).
 fn reclaim(tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<()> {
-    let expired: Vec<(i64, i64)> = tx
-        .prepare_cached("SELECT id, permit_id FROM leases WHERE expires_ms <= ?1")?
-        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let due: Vec<(i64, i64, bool)> = tx
+        .prepare_cached("SELECT id, permit_id, returned FROM leases WHERE expires_ms <= ?1")?
+        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for (lease, permit) in expired {
-        tx.prepare_cached("UPDATE permits SET uses = uses + 1, leased = leased - 1 WHERE id = ?1")?
+    for (lease, permit, returned) in due {
+        if returned {
+            tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
+                .execute([lease])?;
+        } else {
+            tx.prepare_cached(
+                "UPDATE permits SET uses = uses + 1, leased = leased - 1 WHERE id = ?1",
+            )?
             .execute([permit])?;
-        tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
-            .execute([lease])?;
+            tx.prepare_cached("UPDATE leases SET returned = 1, expires_ms = ?2 WHERE id = ?1")?
+                .execute([lease, now_ms.saturating_add(RETURNED_KEEP_MS)])?;
+        }
     }
     Ok(())
+}
+
+/// The lease's permit and whether its use already went back.
+fn lease_row(tx: &Transaction<'_>, lease: &Lease) -> rusqlite::Result<Option<(i64, bool)>> {
+    tx.prepare_cached("SELECT permit_id, returned FROM leases WHERE id = ?1")?
+        .query_row([lease.id as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
 }
 
 fn permit_id(tx: &Transaction<'_>, lease: &Lease) -> rusqlite::Result<Option<i64>> {
@@ -445,16 +464,16 @@ impl Store for SqliteStore {
 
     fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
         self.write(|tx| {
-            let held = tx
-                .prepare_cached("DELETE FROM leases WHERE id = ?1")?
-                .execute([lease.id as i64])?
-                > 0;
-            if let Some(id) = permit_id(tx, lease)? {
-                let sql = if held {
-                    "UPDATE permits SET leased = leased - 1 WHERE id = ?1"
-                } else {
+            reclaim(tx, now_ms)?;
+            // A lease settled before (or never known) changes nothing.
+            if let Some((id, returned)) = lease_row(tx, lease)? {
+                tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
+                    .execute([lease.id as i64])?;
+                let sql = if returned {
                     // The lease ran out and its use went back, yet it was spent.
                     "UPDATE permits SET uses = MAX(uses - 1, 0) WHERE id = ?1"
+                } else {
+                    "UPDATE permits SET leased = leased - 1 WHERE id = ?1"
                 };
                 tx.prepare_cached(sql)?.execute([id])?;
                 tx.prepare_cached("DELETE FROM permits WHERE id = ?1 AND uses = 0 AND leased = 0")?
@@ -466,17 +485,15 @@ impl Store for SqliteStore {
 
     fn give_back(&self, lease: &Lease) -> Result<()> {
         self.write(|tx| {
-            let permit: Option<i64> = tx
-                .prepare_cached("SELECT permit_id FROM leases WHERE id = ?1")?
-                .query_row([lease.id as i64], |r| r.get(0))
-                .optional()?;
-            if let Some(permit) = permit {
+            if let Some((permit, returned)) = lease_row(tx, lease)? {
                 tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
                     .execute([lease.id as i64])?;
-                tx.prepare_cached(
-                    "UPDATE permits SET uses = uses + 1, leased = leased - 1 WHERE id = ?1",
-                )?
-                .execute([permit])?;
+                if !returned {
+                    tx.prepare_cached(
+                        "UPDATE permits SET uses = uses + 1, leased = leased - 1 WHERE id = ?1",
+                    )?
+                    .execute([permit])?;
+                }
             }
             Ok(())
         })

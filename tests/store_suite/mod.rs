@@ -444,6 +444,7 @@ macro_rules! store_suite {
             idempotency_records,
             concurrent_claims_of_one_key_give_one_fresh,
             concurrent_takes_never_share_a_use,
+            settling_twice_changes_nothing,
         );
     };
     (@tests $fresh:expr; $($name:ident),* $(,)?) => {
@@ -479,4 +480,32 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+pub fn settling_twice_changes_nothing(f: Fixture) {
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T","count":3}"#);
+    let t = PermitRequest::subscribe("T");
+    let l = f.n.ledger();
+    let uses = |f: &Fixture| f.stats(Some("o1"))["subscribe"]["templates"]["T"].clone();
+    let a = l.take(APP, "o1", &t).unwrap().unwrap();
+    assert_eq!(l.consume(&a).unwrap().uses, 2);
+    assert_eq!(
+        l.consume(&a).unwrap().uses,
+        2,
+        "a repeated consume spends nothing more"
+    );
+    l.give_back(&a).unwrap();
+    assert_eq!(uses(&f), 2, "a give_back after the consume returns nothing");
+    let b = l.take(APP, "o1", &t).unwrap().unwrap();
+    l.give_back(&b).unwrap();
+    l.give_back(&b).unwrap();
+    l.consume(&b).unwrap();
+    assert_eq!(uses(&f), 2, "a consume after the give_back spends nothing");
+    // Ran out, returned, then consumed late, twice: spent once.
+    let c = l.take(APP, "o1", &t).unwrap().unwrap();
+    f.clock.advance_ms(l.lease_ms());
+    assert_eq!(uses(&f), 2);
+    assert_eq!(l.consume(&c).unwrap().uses, 1);
+    assert_eq!(l.consume(&c).unwrap().uses, 1);
+    assert_eq!(uses(&f), 1);
 }
