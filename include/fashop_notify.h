@@ -9,26 +9,6 @@
 #include <stdbool.h>
 
 /*
- How long a taken use stays reserved for its send by default.
- */
-#define DEFAULT_LEASE_MS 60000
-
-/*
- form_ids (and prepay_ids) kept per user by default.
- */
-#define DEFAULT_CAP_PER_OPENID 50
-
-/*
- Longest openid, template_id, form_id, prepay_id or order_sn accepted.
- */
-#define MAX_VALUE_BYTES 128
-
-/*
- Most subscribe uses one add may bring.
- */
-#define MAX_COUNT 1000
-
-/*
  WeChat's limit on the keywords of one template.
  */
 #define MAX_KEYWORDS 20
@@ -42,26 +22,6 @@
  Legacy template keywords have no typed rules; values are kept to this length.
  */
 #define MAX_TEMPLATE_VALUE_CHARS 200
-
-/*
- Seconds a form_id or prepay_id stays valid after its creation.
- */
-#define LEGACY_VALID_SECS ((7 * 24) * 3600)
-
-/*
- Uses a paid prepay_id gives.
- */
-#define PREPAY_USES 3
-
-/*
- How long a finished send's idempotency record is kept.
- */
-#define IDEMPOTENCY_KEEP_MS (((7 * 24) * 3600) * 1000)
-
-/*
- Subscribe grants one template may accumulate for one user.
- */
-#define MAX_SUBSCRIBE_USES 100000
 
 /*
  After a failed fetch, callers get the same error for this long instead of

@@ -18,13 +18,13 @@ use crate::store::{self, Added, NewPermit, Store, LEGACY_VALID_SECS, PREPAY_USES
 pub use crate::store::{Claim, Kind, Lease, PermitRequest, Remaining, Stats};
 
 /// How long a taken use stays reserved for its send by default.
-pub const DEFAULT_LEASE_MS: i64 = 60_000;
+pub(crate) const DEFAULT_LEASE_MS: i64 = 60_000;
 /// form_ids (and prepay_ids) kept per user by default.
-pub const DEFAULT_CAP_PER_OPENID: usize = 50;
+pub(crate) const DEFAULT_CAP_PER_OPENID: usize = 50;
 /// Longest openid, template_id, form_id, prepay_id or order_sn accepted.
-pub const MAX_VALUE_BYTES: usize = 128;
+pub(crate) const MAX_VALUE_BYTES: usize = 128;
 /// Most subscribe uses one add may bring.
-pub const MAX_COUNT: u64 = 1000;
+pub(crate) const MAX_COUNT: u64 = 1000;
 
 #[derive(Debug)]
 pub struct Ledger {

@@ -14,7 +14,7 @@ use crate::error::Result;
 
 const NEVER: i64 = i64::MAX;
 /// How long a lease that ran out is remembered after its use returned.
-pub const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {

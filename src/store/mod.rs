@@ -14,13 +14,13 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 /// Seconds a form_id or prepay_id stays valid after its creation.
-pub const LEGACY_VALID_SECS: i64 = 7 * 24 * 3600;
+pub(crate) const LEGACY_VALID_SECS: i64 = 7 * 24 * 3600;
 /// Uses a paid prepay_id gives.
-pub const PREPAY_USES: u32 = 3;
+pub(crate) const PREPAY_USES: u32 = 3;
 /// How long a finished send's idempotency record is kept.
-pub const IDEMPOTENCY_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+pub(crate) const IDEMPOTENCY_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Subscribe grants one template may accumulate for one user.
-pub const MAX_SUBSCRIBE_USES: u32 = 100_000;
+pub(crate) const MAX_SUBSCRIBE_USES: u32 = 100_000;
 
 /// What kind of right a permit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
