@@ -574,9 +574,9 @@ fn simulate_day(mode: &str, step: i64) -> Day {
             None => failed.push(format!("t={t}: {a}")),
         }
     };
-    // The first calls open the connections one after another: the sandbox's
-    // HTTP server can leave one of a burst of new connections waiting for
-    // seconds.
+    // The first calls open the connections one after another: tiny_http,
+    // under the sandbox, can lose the wake-up of one of a burst of new
+    // connections, which then waits for a free thread (seconds).
     for w in &mut workers {
         w.send("advance 0\ncall\n");
         record(0, w);

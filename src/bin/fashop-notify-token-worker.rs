@@ -6,7 +6,7 @@
 //!        --mode stable|classic --clock-start UNIX_SECS
 //! Commands (one per line, one answer line each):
 //!   advance SECS  -> `ok`
-//!   call          -> `ok TOKEN_HASH` or `err STATUS MESSAGE` (GET /wxaapi/newtmpl/gettemplate)
+//!   call          -> `ok TOKEN_HASH` or `err STATUS MESSAGE` (GET /wxaapi/newtmpl/getcategory)
 //!   stats         -> `stats FETCHES RECOVERED`
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -71,7 +71,7 @@ fn run() -> Result<(), String> {
                 Err(e) => format!("err INVALID_ARGUMENT {e}"),
             },
             ["call"] => {
-                match notifier.call_api(&appid, "GET", "/wxaapi/newtmpl/gettemplate", None) {
+                match notifier.call_api(&appid, "GET", "/wxaapi/newtmpl/getcategory", None) {
                     Ok(_) => {
                         let mut h = DefaultHasher::new();
                         notifier
