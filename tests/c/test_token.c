@@ -1,8 +1,12 @@
 /* Access tokens and call_api from C, against the sandbox: managed tokens,
- * external mode, template management through call_api, and bad input for
- * every argument. Secrets and tokens never show up in last_error. */
+ * external mode, template management through call_api, bad input for every
+ * argument, threads, and a fork after the library made its first calls.
+ * Secrets and tokens never show up in last_error. */
+#define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -255,6 +259,43 @@ static void test_threads(void) {
     fashop_notify_string_free(tok);
 }
 
+/* Calls that get their own answer: getcategory answers errcode 0, deleting
+ * a template that does not exist answers 40037. */
+static int calls_ok(int n, int deleting) {
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        char *out = NULL;
+        FashopNotifyStatus st =
+            deleting ? fashop_notify_call_api(DEMO_APPID, "POST", "/wxaapi/newtmpl/deltemplate",
+                                              "{\"priTmplId\": \"no-such-template\"}", &out)
+                     : fashop_notify_call_api(DEMO_APPID, "GET", "/wxaapi/newtmpl/getcategory",
+                                              NULL, &out);
+        const char *want = deleting ? "\"errcode\":40037" : "\"errcode\":0";
+        if (st == (deleting ? FASHOP_NOTIFY_WECHAT_ERROR : FASHOP_NOTIFY_OK) && out != NULL &&
+            strstr(out, want) != NULL)
+            ok++;
+        fashop_notify_string_free(out);
+    }
+    return ok;
+}
+
+/* FaShop forks its workers after loading the library. The parent holds a
+ * keep-alive connection; parent and child then call at the same time with
+ * different requests: each must use its own connection, or answers would
+ * cross. */
+static void test_fork(void) {
+    CHECK(calls_ok(1, 0) == 1);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) _exit(calls_ok(100, 1) == 100 ? 0 : 1);
+    int ok = calls_ok(100, 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(ok == 100);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void) {
     const char *url = sandbox_url();
     CHECK(url != NULL);
@@ -265,5 +306,6 @@ int main(void) {
     test_external_mode();
     test_bad_input();
     test_threads();
+    test_fork();
     return check_report("test_token");
 }
