@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fashop_notify::sandbox::{Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
+use fashop_notify::sandbox::{Sandbox, SandboxOptions, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use serde_json::json;
 
 /// A minimal keep-alive HTTP/1.1 client, so the figure is the server's and
@@ -119,7 +119,14 @@ fn run(addr: SocketAddr, requests: &[Vec<u8>], iters: u64) -> Duration {
 }
 
 fn subscribe_sends(c: &mut Criterion) {
-    let sb = Sandbox::start();
+    let workers = std::env::var("SANDBOX_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(SandboxOptions::default().workers);
+    let sb = Sandbox::start_with(SandboxOptions {
+        workers,
+        ..SandboxOptions::default()
+    });
     let addr = sb.addr();
     let mut group = c.benchmark_group("sandbox");
     group.throughput(Throughput::Elements(1));

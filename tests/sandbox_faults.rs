@@ -286,3 +286,47 @@ fn inject_panics_on_a_bad_fault() {
     let sb = Sandbox::start();
     sb.inject(Fault::on(SEND));
 }
+
+#[test]
+fn close_after_read_on_the_token_endpoint_still_rotates_the_token() {
+    let sb = Sandbox::start_with(SandboxOptions {
+        clock_start: Some(1_790_000_000),
+        token_grace_secs: 0,
+        ..SandboxOptions::default()
+    });
+    let c = client(&sb);
+    let old = c.demo_token();
+    sb.inject(Fault::on("/cgi-bin/token").close_after_read().count(1));
+    let err = c
+        .try_get(&format!(
+            "/cgi-bin/token?grant_type=client_credential&appid={APPID}&secret={SECRET}"
+        ))
+        .expect_err("no answer");
+    assert!(
+        matches!(err, ureq::Error::Io(_) | ureq::Error::Protocol(_)),
+        "{err:?}"
+    );
+    // The unseen new token replaced the old one (no grace here).
+    assert_eq!(errcode(&c.send(&old, &pay_message("nobody"))), 40001);
+    assert_eq!(sb.counters().token_fetches(APPID, "token"), 2);
+}
+
+#[test]
+fn latency_combines_with_an_errcode() {
+    let (sb, c, tok) = ready();
+    sb.inject(Fault::on(SEND).errcode(-1).latency_ms(50).count(1));
+    let started = Instant::now();
+    assert_eq!(errcode(&c.send(&tok, &pay_message("o1"))), -1);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert!(sb.all_delivered().is_empty());
+}
+
+#[test]
+fn the_first_matching_fault_that_fires_wins() {
+    let (sb, c, tok) = ready();
+    sb.inject(Fault::on(SEND).errcode(45011).count(1));
+    sb.inject(Fault::on("/cgi-bin/*").errcode(45009).count(1));
+    assert_eq!(errcode(&c.send(&tok, &pay_message("o1"))), 45011);
+    assert_eq!(errcode(&c.send(&tok, &pay_message("o1"))), 45009);
+    assert_eq!(errcode(&c.send(&tok, &pay_message("o1"))), 0);
+}

@@ -256,3 +256,38 @@ fn a_thousand_concurrent_connections() {
     let (_, v) = c.get("/sandbox/counters");
     assert_eq!(v["counters"]["token_fetches"][APPID]["token"], n as u64 + 1);
 }
+
+#[test]
+fn expect_continue_and_http_1_0_are_served() {
+    let b = binary();
+    let mut s = connect(b.addr);
+    let body = r#"{"grant_type":"client_credential","appid":"wxdemo0000000001","secret":"demo-app-secret-0001"}"#;
+    s.write_all(
+        format!(
+            "POST /cgi-bin/stable_token HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            body.len() + 2000
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line:?}");
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    s.write_all(format!("{body}{}", " ".repeat(2000)).as_bytes())
+        .unwrap();
+    let (status, answer) = read_response(&mut reader).unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&answer).contains("access_token"));
+
+    let mut s = connect(b.addr);
+    s.write_all(b"GET /sandbox/clock HTTP/1.0\r\n\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1."), "{all:?}");
+    assert!(all.contains("\"now\""), "{all:?}");
+}
