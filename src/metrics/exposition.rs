@@ -140,9 +140,10 @@ pub(crate) fn label_names(name: &str) -> &'static [&'static str] {
 
 fn scope_note(scope: &Scope, per_process: bool) -> String {
     match scope {
-        Scope::Process { store } => {
-            format!(" (this process only: the {store} store shares no figures between processes)")
+        Scope::Process { store } if store == "memory" => {
+            " (this process only: the memory store shares no figures between processes)".to_string()
         }
+        Scope::Process { .. } => " (this process only)".to_string(),
         Scope::Shared { .. } if per_process => " (this process only)".to_string(),
         Scope::Shared { store } => format!(" (all processes sharing {store})"),
     }

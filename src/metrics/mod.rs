@@ -439,10 +439,11 @@ impl Metrics {
     pub(crate) fn figures(&self) -> Result<Figures> {
         let (scope, samples) = {
             let spec = self.inner.sink.lock().spec.clone();
+            // A Redis URL may carry a password.
             let spec = if spec.is_empty() {
                 "memory".to_string()
             } else {
-                spec
+                crate::journal::redact_text(&spec)
             };
             if self.inner.shared.load(Ordering::Acquire) {
                 self.flush().map_err(|e| {
