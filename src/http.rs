@@ -252,12 +252,23 @@ impl HttpClient {
 /// HTTP through one shared keep-alive ureq agent per process. FaShop forks its
 /// workers after loading the library; a pooled socket inherited from the
 /// parent must never carry a child's request, so a new process gets a new agent.
-#[derive(Debug)]
 pub struct UreqTransport {
     slot: Mutex<AgentSlot>,
 }
 
-#[derive(Debug)]
+/// Timeouts only: the agent's own Debug would show proxy settings, which may
+/// carry credentials.
+impl fmt::Debug for UreqTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let slot = self.slot.lock();
+        f.debug_struct("UreqTransport")
+            .field("connect_timeout", &slot.connect_timeout)
+            .field("timeout", &slot.timeout)
+            .field("agent", &slot.agent.is_some())
+            .finish()
+    }
+}
+
 struct AgentSlot {
     pid: u32,
     connect_timeout: Duration,
