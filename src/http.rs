@@ -400,8 +400,16 @@ fn classify(req: &HttpRequest, e: &ureq::Error, written: bool) -> TransportError
             _ => format!("i/o error: {io}"),
         },
         E::BadUri(_) => "invalid URL".to_string(),
+        E::RequireHttpsOnly(_) => "https is required".to_string(),
         E::BodyExceedsLimit(_) => format!("answer larger than {MAX_REPLY_BYTES} bytes"),
-        other => other.to_string(),
+        // Some of ureq's messages quote the URL: never one carrying a credential.
+        other => Some(other.to_string())
+            .filter(|m| {
+                !req.credentials
+                    .iter()
+                    .any(|(k, _)| m.contains(&format!("{k}=")))
+            })
+            .unwrap_or_else(|| "request failed".to_string()),
     };
     let phase = if written {
         "after the request was sent; WeChat may have received it"
