@@ -55,8 +55,11 @@ struct TokenState {
     current: Option<CachedToken>,
     /// The token held before the current one, kept only to redact it from messages.
     previous: Option<Secret>,
-    /// A fetch is in flight; other callers wait for it instead of fetching.
-    fetching: bool,
+    /// A fetch is in flight (in the process with this id); other callers
+    /// wait for it instead of fetching. A process forked while its parent was
+    /// fetching inherits the mark without the thread that would clear it, so
+    /// the mark counts only in the process that set it.
+    fetching: Option<u32>,
     /// The last fetch failed; until `until_ms` callers get this error.
     failure: Option<(Error, i64)>,
 }
@@ -84,7 +87,7 @@ struct FetchTurn<'a>(&'a TokenCache);
 
 impl Drop for FetchTurn<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().fetching = false;
+        self.0.state.lock().fetching = None;
         self.0.fetch_done.notify_all();
     }
 }
@@ -136,9 +139,10 @@ impl TokenCache {
         loop {
             let now = clock.now_ms();
             let backing_off = matches!(&state.failure, Some((_, until)) if now < *until);
+            let fetching = state.fetching == Some(std::process::id());
             if let Some(t) = &state.current {
                 let usable = now < t.expires_at_ms;
-                if now < t.refresh_at_ms || (usable && (state.fetching || backing_off)) {
+                if now < t.refresh_at_ms || (usable && (fetching || backing_off)) {
                     return Ok(t.token.clone());
                 }
             }
@@ -147,11 +151,11 @@ impl TokenCache {
                     return Err(error.clone());
                 }
             }
-            if state.fetching {
+            if fetching {
                 self.fetch_done.wait(&mut state);
                 continue;
             }
-            state.fetching = true;
+            state.fetching = Some(std::process::id());
             break;
         }
         drop(state);
@@ -872,6 +876,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, Error::Network("still down".into()));
         assert_eq!(cache.fetch_count(), 3);
+    }
+
+    #[test]
+    fn a_fetch_of_the_parent_process_does_not_block_a_forked_child() {
+        let clock = ManualClock::at(1_000);
+        let cache = TokenCache::default();
+        // As inherited by a child forked while the parent was fetching.
+        cache.state.lock().fetching = Some(std::process::id().wrapping_add(1));
+        let t = cache.get_or_fetch(&clock, 300, || fresh("A", 7200)).unwrap();
+        assert_eq!(t.expose(), "A");
+        assert_eq!(cache.state.lock().fetching, None);
     }
 
     #[test]
