@@ -884,7 +884,9 @@ mod tests {
         let cache = TokenCache::default();
         // As inherited by a child forked while the parent was fetching.
         cache.state.lock().fetching = Some(std::process::id().wrapping_add(1));
-        let t = cache.get_or_fetch(&clock, 300, || fresh("A", 7200)).unwrap();
+        let t = cache
+            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .unwrap();
         assert_eq!(t.expose(), "A");
         assert_eq!(cache.state.lock().fetching, None);
     }
