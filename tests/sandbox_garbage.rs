@@ -291,3 +291,28 @@ fn expect_continue_and_http_1_0_are_served() {
     assert!(all.starts_with("HTTP/1."), "{all:?}");
     assert!(all.contains("\"now\""), "{all:?}");
 }
+
+#[test]
+fn a_burst_of_keep_alive_connections_is_served_while_all_stay_open() {
+    // Every connection stays open until all were answered: one left queued
+    // behind the others (as tiny_http's pool can leave it) would wait forever.
+    let sb = Sandbox::start();
+    let addr = sb.addr();
+    let held: Vec<TcpStream> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut c = connect(addr);
+                    c.write_all(b"GET /sandbox/clock HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .unwrap();
+                    let mut reader = BufReader::new(c.try_clone().unwrap());
+                    let (status, _) = read_response(&mut reader).unwrap();
+                    assert_eq!(status, 200);
+                    c
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(held.len(), 64);
+}

@@ -159,12 +159,11 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     let spec = format!("sqlite:{path}");
     let f = Fixture::new(&spec, Box::new(()));
     f.form_id("o1", "f1", NOW);
-    let lease = f
-        .n
-        .ledger()
-        .take(APP, "o1", &PermitRequest::legacy(None))
-        .unwrap()
-        .unwrap();
+    let lease =
+        f.n.ledger()
+            .take(APP, "o1", &PermitRequest::legacy(None))
+            .unwrap()
+            .unwrap();
     drop(f);
     // Make it a file as version 1 left it.
     {

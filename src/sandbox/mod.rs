@@ -116,7 +116,7 @@ impl Sandbox {
         }
         let listener = TcpListener::bind((options.host.as_str(), options.port))
             .map_err(|e| format!("cannot listen on {}:{}: {e}", options.host, options.port))?;
-        conn::deepen_backlog(&listener);
+        conn::tune_listener(&listener);
         let local = listener
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -152,7 +152,7 @@ impl Sandbox {
                     .map_err(|e| format!("cannot start a worker thread: {e}"))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let nudge = start_nudge(local)?;
+        let nudge = start_nudge(local, Arc::clone(&shared))?;
         Ok(Sandbox {
             shared,
             server,
@@ -322,12 +322,21 @@ impl std::fmt::Debug for Sandbox {
 }
 
 /// tiny_http hands each new connection to an idle thread of its pool, but
-/// counts idle threads loosely: in a burst of connections one can be queued
-/// behind a thread that is already busy with a keep-alive client, and wait
-/// until some other connection closes. A short connection every few
-/// milliseconds frees such a queue: the pool starts a thread for it, which then
-/// takes the queued connection.
-fn start_nudge(local: SocketAddr) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+/// counts idle threads loosely: in a burst of connections some can be queued
+/// behind threads that are already busy with keep-alive clients, and wait
+/// until other connections close. Each short connection made to the server
+/// while that happens starts a pool thread, which then takes one queued
+/// connection. Bursts come with other new connections, so for 2 s after one
+/// is seen the sandbox makes a few such connections every 5 ms, and one every
+/// 100 ms otherwise.
+fn start_nudge(
+    local: SocketAddr,
+    shared: Arc<Shared>,
+) -> Result<(Arc<AtomicBool>, JoinHandle<()>), String> {
+    const TICK: Duration = Duration::from_millis(5);
+    const BUSY_TICKS: u32 = 400; // 2 s without new connections before slowing down
+    const IDLE_EVERY: u32 = 20;
+    const PER_TICK: usize = 2;
     let target = if local.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], local.port()))
     } else {
@@ -339,12 +348,32 @@ fn start_nudge(local: SocketAddr) -> Result<(Arc<AtomicBool>, JoinHandle<()>), S
         .name("sandbox-nudge".into())
         .stack_size(64 * 1024)
         .spawn(move || {
+            let mut seen = shared.arrivals();
+            let mut quiet_ticks = BUSY_TICKS;
+            let mut tick: u32 = 0;
             while !stop2.load(Ordering::SeqCst) {
-                std::thread::park_timeout(Duration::from_millis(20));
+                std::thread::park_timeout(TICK);
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
-                let _ = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1));
+                tick = tick.wrapping_add(1);
+                let now = shared.arrivals();
+                if now != seen {
+                    seen = now;
+                    quiet_ticks = 0;
+                } else {
+                    quiet_ticks = quiet_ticks.saturating_add(1);
+                }
+                let n = if quiet_ticks < BUSY_TICKS {
+                    PER_TICK
+                } else if tick.is_multiple_of(IDLE_EVERY) {
+                    1
+                } else {
+                    0
+                };
+                for _ in 0..n {
+                    let _ = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1));
+                }
             }
         })
         .map_err(|e| format!("cannot start a thread: {e}"))?;

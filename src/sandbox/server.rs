@@ -3,9 +3,10 @@
 //! control API, and writes answers outside the state lock.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub(crate) struct Shared {
     pub local: SocketAddr,
     pub verbose: bool,
     slow_readers: AtomicUsize,
+    /// Connections seen for the first time (per worker, so roughly), for the
+    /// connection nudger to know when new connections arrive.
+    arrivals: AtomicU64,
 }
 
 impl Shared {
@@ -49,7 +53,12 @@ impl Shared {
             local,
             verbose,
             slow_readers: AtomicUsize::new(0),
+            arrivals: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn arrivals(&self) -> u64 {
+        self.arrivals.load(Ordering::Relaxed)
     }
 }
 
@@ -85,7 +94,16 @@ fn close(req: Request, local: SocketAddr) {
 
 /// One worker's loop: until the server is unblocked.
 pub(crate) fn serve(server: &tiny_http::Server, shared: &Arc<Shared>) {
+    let mut peers = HashSet::new();
     while let Ok(req) = server.recv() {
+        if let Some(peer) = req.remote_addr() {
+            if peers.len() >= 4096 {
+                peers.clear();
+            }
+            if peers.insert(*peer) {
+                shared.arrivals.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let inline = matches!(req.body_length(), Some(n) if n <= INLINE_BODY)
             || (req.body_length().is_none() && !has_chunked_body(&req));
         if inline {
