@@ -21,41 +21,106 @@ final class Notifier
     private const JSON_OUT = JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_PRESERVE_ZERO_FRACTION;
 
     private static ?FFI $shared = null;
+    private static bool $fromScope = false;
 
     private function __construct(private FFI $ffi)
     {
     }
 
     /**
-     * Loads the library: the preloaded FFI scope if there is one, else `$libraryPath`,
-     * else the FASHOP_NOTIFY_LIB environment variable, else a libfashop_notify.so next
-     * to this package.
+     * Loads the library: `$libraryPath` when given; else the FFI scope that
+     * preload.php declared under opcache preload (php-fpm); else the path in the
+     * FASHOP_NOTIFY_LIB environment variable or a libfashop_notify.so next to
+     * this package, loaded with FFI::cdef and kept for the rest of the request.
      */
     public static function load(?string $libraryPath = null): self
     {
-        if ($libraryPath === null && self::$shared !== null) {
-            return new self(self::$shared);
+        if ($libraryPath !== null) {
+            return new self(self::cdef($libraryPath));
         }
-        if ($libraryPath === null) {
-            try {
-                self::$shared = FFI::scope(self::FFI_SCOPE);
-                return new self(self::$shared);
-            } catch (\Throwable) {
-                // not preloaded: load it ourselves
-            }
+        if (self::$shared === null) {
+            self::$shared = self::preloadedScope() ?? self::cdef(self::findLibrary());
         }
-        $path = $libraryPath ?? self::findLibrary();
-        $ffi = FFI::cdef((string) file_get_contents(self::headerPath()), $path);
-        if ($libraryPath === null) {
-            self::$shared = $ffi;
-        }
-        return new self($ffi);
+        return new self(self::$shared);
+    }
+
+    /** True when this process serves requests from the preloaded FFI scope. */
+    public function isPreloaded(): bool
+    {
+        return self::$shared !== null && $this->ffi === self::$shared && self::$fromScope;
     }
 
     /** The flattened C declarations that FFI::cdef takes. */
     public static function headerPath(): string
     {
         return dirname(__DIR__) . '/fashop_notify.ffi.h';
+    }
+
+    /**
+     * The header for FFI::load: the committed declarations preceded by the two
+     * defines FFI::load reads (the committed file stays plain declarations, as
+     * FFI::cdef wants).
+     */
+    public static function scopedHeader(string $libraryPath): string
+    {
+        if (str_contains($libraryPath, '"') || str_contains($libraryPath, "\n") || str_contains($libraryPath, "\0")) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'library path must not contain quotes, newlines or NUL bytes');
+        }
+        return '#define FFI_SCOPE "' . self::FFI_SCOPE . "\"\n"
+            . '#define FFI_LIB "' . $libraryPath . "\"\n"
+            . (string) file_get_contents(self::headerPath());
+    }
+
+    /**
+     * Declares the FFI scope: call it from an opcache.preload script (preload.php
+     * does). Writes the scoped header into `$headerDir` and returns its path.
+     */
+    public static function preload(?string $libraryPath = null, ?string $headerDir = null): string
+    {
+        $libraryPath = realpath($libraryPath ?? self::findLibrary()) ?: ($libraryPath ?? '');
+        $dir = $headerDir ?? sys_get_temp_dir();
+        // One file per library build, so a deploy of a new build never reads a half-written header.
+        $file = $dir . '/fashop_notify.scope.' . substr(hash('sha256', $libraryPath . "\0" . self::headerFingerprint()), 0, 16) . '.h';
+        if (!is_file($file)) {
+            $tmp = $file . '.' . getmypid() . '.tmp';
+            if (file_put_contents($tmp, self::scopedHeader($libraryPath)) === false || !rename($tmp, $file)) {
+                throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "cannot write the FFI header $file");
+            }
+        }
+        if (FFI::load($file) === null) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "FFI::load($file) failed (is ffi.enable=preload set and the library at $libraryPath?)");
+        }
+        return $file;
+    }
+
+    private static function headerFingerprint(): string
+    {
+        return (string) @filemtime(self::headerPath()) . ':' . (string) @filesize(self::headerPath());
+    }
+
+    private static function preloadedScope(): ?FFI
+    {
+        try {
+            $ffi = FFI::scope(self::FFI_SCOPE);
+        } catch (\FFI\Exception) {
+            return null; // not preloaded: load it ourselves
+        }
+        self::$fromScope = true;
+        return $ffi;
+    }
+
+    private static function cdef(string $libraryPath): FFI
+    {
+        try {
+            return FFI::cdef((string) file_get_contents(self::headerPath()), $libraryPath);
+        } catch (\FFI\Exception $e) {
+            throw Exception\InvalidArgumentException::fromStatus(
+                Status::INVALID_ARGUMENT,
+                "cannot load $libraryPath with FFI: " . $e->getMessage() . ' (PHP 8.1+ with ext-ffi and ffi.enable=1, or preload.php with ffi.enable=preload)',
+                null,
+                $e
+            );
+        }
     }
 
     public static function findLibrary(): string
@@ -223,8 +288,13 @@ final class Notifier
             FFI::addr($out)
         );
         $text = $this->take($out);
-        $this->check($status);
-        return $text === null ? [] : $this->decode($text);
+        $answer = $text === null ? null : $this->decode($text);
+        try {
+            $this->check($status);
+        } catch (Exception\WeChatException $e) {
+            throw $answer === null ? $e : $e->withAnswer($answer);
+        }
+        return $answer ?? [];
     }
 
     /**
@@ -235,7 +305,7 @@ final class Notifier
      */
     public function enqueue(string $appid, string $event, array $payload): array
     {
-        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_enqueue(
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_enqueue')->fashop_notify_enqueue(
             $this->str($appid),
             $this->str($event),
             $this->json($payload),
@@ -249,7 +319,7 @@ final class Notifier
         if ($maxMessages < 0 || $maxMessages > 0xFFFFFFFF) {
             throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'flush: maxMessages out of range');
         }
-        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_flush(
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_flush')->fashop_notify_flush(
             $appid === null ? null : $this->str($appid),
             $maxMessages,
             $out
@@ -259,7 +329,7 @@ final class Notifier
     /** @return array<string,mixed> pending, due, dead, sent by event */
     public function outboxStats(?string $appid = null): array
     {
-        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_outbox_stats(
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_outbox_stats')->fashop_notify_outbox_stats(
             $appid === null ? null : $this->str($appid),
             $out
         ));
@@ -273,6 +343,23 @@ final class Notifier
         $text = $this->take($out);
         $this->check($status);
         return (string) $text;
+    }
+
+    /**
+     * The FFI object, after checking that the loaded header declares `$function`:
+     * a library built before that export existed gets a clear exception, not a fatal FFI error.
+     */
+    private function newer(string $function): FFI
+    {
+        static $declared = [];
+        $declared[$function] ??= (bool) preg_match('/\\b' . preg_quote($function, '/') . '\\s*\\(/', (string) file_get_contents(self::headerPath()));
+        if (!$declared[$function]) {
+            throw Exception\InternalException::fromStatus(
+                Status::INTERNAL,
+                "$function is not in this build of libfashop_notify (its header " . self::headerPath() . ' does not declare it); update the library and the package together'
+            );
+        }
+        return $this->ffi;
     }
 
     /** The message of the last failed call on this thread. */
@@ -316,6 +403,10 @@ final class Notifier
             return;
         }
         $message = $this->lastError();
+        if ($message === '') {
+            $name = array_search($status, Status::all(), true);
+            $message = 'fashop-notify status ' . ($name === false ? $status : $name) . ' without a message';
+        }
         $class = match ($status) {
             Status::INVALID_ARGUMENT => Exception\InvalidArgumentException::class,
             Status::APP_NOT_CONFIGURED => Exception\AppNotConfiguredException::class,
@@ -346,7 +437,7 @@ final class Notifier
             // An empty PHP array is a JSON object here: every document of the library is one.
             return json_encode($value === [] ? new \stdClass() : $value, self::JSON_OUT);
         } catch (\JsonException $e) {
-            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'cannot encode as JSON: ' . $e->getMessage());
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'cannot encode as JSON: ' . $e->getMessage(), null, $e);
         }
     }
 

@@ -11,9 +11,9 @@ trait CarriesStatus
     private int $status = 0;
     private ?SendOutcome $outcome = null;
 
-    public static function fromStatus(int $status, string $message, ?SendOutcome $outcome = null): static
+    public static function fromStatus(int $status, string $message, ?SendOutcome $outcome = null, ?\Throwable $previous = null): static
     {
-        $e = new static($message, $status);
+        $e = new static($message, $status, $previous);
         $e->status = $status;
         $e->outcome = $outcome;
         return $e;
