@@ -33,8 +33,10 @@ final class Sandbox
         self::$process = $proc;
         self::$url = trim(substr($line, strlen('listening on ')));
         putenv('FASHOP_NOTIFY_SANDBOX_URL=' . self::$url);
-        register_shutdown_function(static function (): void {
-            if (is_resource(self::$process)) {
+        $owner = getmypid();
+        register_shutdown_function(static function () use ($owner): void {
+            // A forked child exiting must not stop the sandbox its parent started.
+            if (getmypid() === $owner && is_resource(self::$process)) {
                 proc_terminate(self::$process);
                 proc_close(self::$process);
             }

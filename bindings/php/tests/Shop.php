@@ -47,8 +47,12 @@ final class Shop
     /** The buyer taps "allow" `$count` times: WeChat (the sandbox) and the ledger both learn it. */
     public static function grant(Notifier $n, string $appid, string $openid, string $templateId = self::TPL_PAY_SUCCESS, int $count = 1): void
     {
-        Sandbox::control('POST', '/sandbox/grants', ['appid' => $appid, 'openid' => $openid, 'template_id' => $templateId, 'count' => $count]);
-        $n->addPermit($appid, ['openid' => $openid, 'kind' => 'subscribe', 'template_id' => $templateId, 'count' => $count]);
+        // add_permit takes at most 1000 taps at once; taps add up.
+        for ($left = $count; $left > 0; $left -= 1000) {
+            $taps = min($left, 1000);
+            Sandbox::control('POST', '/sandbox/grants', ['appid' => $appid, 'openid' => $openid, 'template_id' => $templateId, 'count' => $taps]);
+            $n->addPermit($appid, ['openid' => $openid, 'kind' => 'subscribe', 'template_id' => $templateId, 'count' => $taps]);
+        }
     }
 
     /** @return array<string,mixed> an order's fields, as FaShop reads them from fa_order */

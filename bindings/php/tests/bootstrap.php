@@ -6,6 +6,7 @@ declare(strict_types=1);
 require dirname(__DIR__) . '/autoload.php';
 require __DIR__ . '/Sandbox.php';
 require __DIR__ . '/Shop.php';
+require __DIR__ . '/Pipes.php';
 
 $root = dirname(__DIR__, 3);
 if (getenv('FASHOP_NOTIFY_LIB') === false) {

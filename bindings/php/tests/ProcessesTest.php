@@ -1,0 +1,73 @@
+<?php
+declare(strict_types=1);
+
+namespace FaShop\Notify\Tests;
+
+use FaShop\Notify\Notifier;
+use PHPUnit\Framework\TestCase;
+
+/**
+ * php-fpm-like: independent `php` processes, each loading the library itself,
+ * send through one SQLite ledger that a seventh party filled.
+ *
+ * @runTestsInSeparateProcesses
+ * @preserveGlobalState disabled
+ */
+final class ProcessesTest extends TestCase
+{
+    private const PROCESSES = 8;
+    private const SENDS = 100;
+
+    public function testEightPhpProcessesShareOneSqliteLedger(): void
+    {
+        $dir = sys_get_temp_dir() . '/fashop-notify-procs-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        $db = "$dir/notify.db";
+        [$appid, $secret] = Shop::newApp();
+        $openid = 'o-procs-buyer';
+        $total = self::PROCESSES * self::SENDS;
+
+        // The grant-collection endpoint ran in another process and recorded the taps.
+        $n = Notifier::load();
+        $n->configure(['store' => "sqlite:$db"]);
+        $n->registerApp(['appid' => $appid, 'secret' => $secret, 'api_base' => Sandbox::url()]);
+        Shop::grant($n, $appid, $openid, Shop::TPL_PAY_SUCCESS, $total);
+
+        $procs = [];
+        $outs = [];
+        for ($p = 0; $p < self::PROCESSES; $p++) {
+            $pipes = [];
+            $procs[$p] = proc_open(
+                [PHP_BINARY, '-d', 'ffi.enable=1', __DIR__ . '/fixtures/sender.php', $appid, $secret, $openid, $db, (string) ($p * 10_000), (string) self::SENDS],
+                [0 => ['file', '/dev/null', 'r'], 1 => ['pipe', 'w'], 2 => STDERR],
+                $pipes
+            );
+            $outs[$p] = $pipes[1];
+        }
+        try {
+            $texts = Pipes::readAll($outs, 120);
+        } catch (\RuntimeException $e) {
+            foreach ($procs as $proc) {
+                proc_terminate($proc, SIGKILL);
+            }
+            throw $e;
+        }
+        $msgids = [];
+        foreach ($procs as $p => $proc) {
+            $this->assertSame(0, proc_close($proc), "process $p exit status");
+            $report = json_decode($texts[$p], true, 512, JSON_THROW_ON_ERROR);
+            $this->assertSame([], $report['errors'], "process $p");
+            $this->assertSame(['sent' => self::SENDS], $report['statuses'], "process $p");
+            array_push($msgids, ...$report['msgids']);
+        }
+        $delivered = Shop::delivered($appid, $openid);
+        $this->assertCount($total, $delivered);
+        $this->assertEqualsCanonicalizing(array_column($delivered, 'msgid'), $msgids);
+        $this->assertSame(0, Shop::grantsLeft($appid, $openid));
+        $this->assertSame(0, $n->ledgerStats($appid, $openid)['total_uses']);
+        // Each process fetched the (stable, shared) token once.
+        $this->assertSame(self::PROCESSES, Shop::tokenFetches($appid));
+        array_map('unlink', glob("$dir/*") ?: []);
+        rmdir($dir);
+    }
+}
