@@ -35,8 +35,8 @@ pub use journal::{LogLevel, LogSettings, SendRecord, TokenRecord};
 pub use ledger::{Claim, Kind, Lease, Ledger, PermitRequest, Remaining, Stats};
 pub use mapping::{MessageKind, Overflow};
 pub use metrics::{
-    CounterSink, Format as MetricsFormat, MemorySink, Metrics, MetricsBatch, Sample, ScrapeHook,
-    SqliteSink,
+    CounterSink, Format as MetricsFormat, MemorySink, Metrics, MetricsBatch, RedisSink, Sample,
+    ScrapeHook, SqliteSink,
 };
 pub use notifier::Notifier;
 pub use render::RenderedMessage;

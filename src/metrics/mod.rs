@@ -5,6 +5,7 @@
 
 mod exposition;
 mod family;
+mod redis_sink;
 mod sink;
 mod sqlite_sink;
 
@@ -21,6 +22,7 @@ use crate::notifier::Notifier;
 
 pub use exposition::Format;
 use family::{int_label, Cell, Family, GaugeCell};
+pub use redis_sink::RedisSink;
 pub use sink::{CounterSink, MemorySink, Sample};
 pub use sqlite_sink::SqliteSink;
 
@@ -387,7 +389,7 @@ impl Metrics {
                 }
             });
         }
-        if adds.is_empty() && sets.is_empty() {
+        if adds.is_empty() && sets.is_empty() && sink.pending() == 0 {
             return Ok(());
         }
         match sink.apply(&adds, &sets, patience) {
@@ -517,9 +519,11 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// The SQLite file of a `sqlite:/path` store setting.
+/// Whether a store setting shares figures between processes (SQLite, Redis).
 fn sink_path(spec: &str) -> Option<&str> {
-    spec.strip_prefix("sqlite:").filter(|p| !p.is_empty())
+    spec.strip_prefix("sqlite:")
+        .filter(|p| !p.is_empty())
+        .or_else(|| spec.starts_with("redis://").then_some(spec))
 }
 
 /// The sink for the configured store, opened now if it is not yet.
@@ -527,9 +531,13 @@ fn open_sink(state: &mut SinkState) -> Result<Arc<dyn CounterSink>> {
     if let Some(sink) = &state.sink {
         return Ok(sink.clone());
     }
-    let path = sink_path(&state.spec)
-        .ok_or_else(|| Error::internal("metrics: no shared store configured"))?;
-    let sink: Arc<dyn CounterSink> = Arc::new(SqliteSink::open(path)?);
+    let sink: Arc<dyn CounterSink> = if state.spec.starts_with("redis://") {
+        Arc::new(RedisSink::open(&state.spec)?)
+    } else {
+        let path = sink_path(&state.spec)
+            .ok_or_else(|| Error::internal("metrics: no shared store configured"))?;
+        Arc::new(SqliteSink::open(path)?)
+    };
     state.sink = Some(sink.clone());
     state.pid = std::process::id();
     Ok(sink)

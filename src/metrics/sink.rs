@@ -30,6 +30,12 @@ pub trait CounterSink: Send + Sync + fmt::Debug {
 
     /// Every counter and gauge the sink holds.
     fn snapshot(&self) -> Result<Vec<Sample>>;
+
+    /// Batches the sink took but the store has not confirmed yet (sent again
+    /// by the next `apply`, which a scrape then makes even with nothing new).
+    fn pending(&self) -> usize {
+        0
+    }
 }
 
 /// A sink inside this process: the reference behaviour the store-backed sinks
