@@ -3,16 +3,35 @@
 // memory and declares the library's FFI scope once in the master, so every worker
 // starts with `Notifier::load()` answering from `FFI::scope('FASHOP_NOTIFY')`.
 //
+// Master started as an ordinary user:
 //   opcache.enable=1
 //   opcache.preload=/path/to/bindings/php/preload.php
-//   opcache.preload_user=www-data          ; when the master runs as root
 //   ffi.enable=preload
-//   env FASHOP_NOTIFY_LIB=/path/to/libfashop_notify.so   (or put the library in bindings/php/lib/)
+//   ; and FASHOP_NOTIFY_LIB in the master's environment, or the library in bindings/php/lib/
 //
-// FASHOP_NOTIFY_FFI_HEADER_DIR names where the scoped header is written (default: the temp dir).
+// Master started as root (opcache.preload_user set; PHP then refuses FFI::load):
+//   write the header once per deploy:  php /path/to/bindings/php/preload.php --header /etc/php/fashop-notify
+//   opcache.enable=1
+//   opcache.preload=/path/to/bindings/php/preload.php
+//   opcache.preload_user=www-data
+//   ffi.enable=preload
+//   ffi.preload=/etc/php/fashop-notify/fashop_notify.scope.h
+//
+// FASHOP_NOTIFY_FFI_HEADER_DIR names where the first form writes its header (default: the temp dir).
 declare(strict_types=1);
 
 require __DIR__ . '/autoload.php';
+
+if (PHP_SAPI === 'cli' && realpath($_SERVER['SCRIPT_FILENAME'] ?? '') === __FILE__ && ($argv[1] ?? '') === '--header') {
+    // Deploy step: write the scoped header for ffi.preload and print its path.
+    $dir = $argv[2] ?? null;
+    if ($dir === null || !is_dir($dir)) {
+        fwrite(STDERR, "usage: php preload.php --header EXISTING_DIR [LIBRARY_PATH]\n");
+        exit(2);
+    }
+    echo FaShop\Notify\Notifier::writeScopedHeader($argv[3] ?? null, $dir), "\n";
+    exit(0);
+}
 
 $files = new RecursiveIteratorIterator(new RecursiveDirectoryIterator(__DIR__ . '/src', FilesystemIterator::SKIP_DOTS));
 foreach ($files as $file) {

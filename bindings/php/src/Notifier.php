@@ -72,30 +72,37 @@ final class Notifier
     }
 
     /**
-     * Declares the FFI scope: call it from an opcache.preload script (preload.php
-     * does). Writes the scoped header into `$headerDir` and returns its path.
+     * Writes the scoped header (see scopedHeader) to `$headerDir/fashop_notify.scope.h`,
+     * replacing the file atomically, and returns its path: the value for `ffi.preload`.
      */
-    public static function preload(?string $libraryPath = null, ?string $headerDir = null): string
+    public static function writeScopedHeader(?string $libraryPath = null, ?string $headerDir = null): string
     {
-        $libraryPath = realpath($libraryPath ?? self::findLibrary()) ?: ($libraryPath ?? '');
-        $dir = $headerDir ?? sys_get_temp_dir();
-        // One file per library build, so a deploy of a new build never reads a half-written header.
-        $file = $dir . '/fashop_notify.scope.' . substr(hash('sha256', $libraryPath . "\0" . self::headerFingerprint()), 0, 16) . '.h';
-        if (!is_file($file)) {
-            $tmp = $file . '.' . getmypid() . '.tmp';
-            if (file_put_contents($tmp, self::scopedHeader($libraryPath)) === false || !rename($tmp, $file)) {
-                throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "cannot write the FFI header $file");
-            }
-        }
-        if (FFI::load($file) === null) {
-            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "FFI::load($file) failed (is ffi.enable=preload set and the library at $libraryPath?)");
+        $libraryPath ??= self::findLibrary();
+        $libraryPath = realpath($libraryPath) ?: $libraryPath;
+        $file = ($headerDir ?? sys_get_temp_dir()) . '/fashop_notify.scope.h';
+        $tmp = $file . '.' . getmypid() . '.tmp';
+        if (@file_put_contents($tmp, self::scopedHeader($libraryPath)) === false || !@rename($tmp, $file)) {
+            @unlink($tmp);
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "cannot write the FFI header $file");
         }
         return $file;
     }
 
-    private static function headerFingerprint(): string
+    /**
+     * Declares the FFI scope from an opcache.preload script (preload.php), unless
+     * `ffi.preload` already did. FFI::load refuses to run under `opcache.preload_user`
+     * (a master started as root): there, write the header beforehand
+     * (`php preload.php --header DIR`) and name it in `ffi.preload`.
+     */
+    public static function preload(?string $libraryPath = null, ?string $headerDir = null): void
     {
-        return (string) @filemtime(self::headerPath()) . ':' . (string) @filesize(self::headerPath());
+        if (self::preloadedScope() !== null) {
+            return;
+        }
+        $file = self::writeScopedHeader($libraryPath, $headerDir);
+        if (FFI::load($file) === null) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "FFI::load($file) failed (is ffi.enable=preload set?)");
+        }
     }
 
     private static function preloadedScope(): ?FFI
