@@ -431,22 +431,20 @@ fn permit_stock_is_read_from_the_ledger_at_scrape_time() {
 
 #[test]
 fn a_store_url_with_a_password_is_not_printed() {
+    // Nothing listens on port 1: the figures cannot be read, and the
+    // message names the store without its password.
     let m = Metrics::new();
     let config = Config {
-        store: "redis://shop:hunter2@127.0.0.1:6379/0".to_string(),
+        store: "redis://shop:hunter2@127.0.0.1:1/0".to_string(),
         ..Config::default()
     };
     m.configure(&config);
     m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
     for format in [MetricsFormat::Prometheus, MetricsFormat::Json] {
-        let t = m.render(format).unwrap();
-        assert!(!t.contains("hunter2"), "{t}");
+        let e = m.render(format).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("redis://***@127.0.0.1:1/0"), "{e}");
     }
-    let v: Value = serde_json::from_str(&m.render(MetricsFormat::Json).unwrap()).unwrap();
-    assert_eq!(v["store"], "redis://***@127.0.0.1:6379/0");
-    assert_eq!(v["scope"], "process");
-    let t = m.render(MetricsFormat::Prometheus).unwrap();
-    assert!(t.contains("fashop_notify_sends_total Notification sends by app, event, outcome status and WeChat errcode (this process only)\n"), "{t}");
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
