@@ -1,5 +1,6 @@
 //! The permit ledger's figures: add + take in memory (target ≤ 1 µs), takes per
-//! second on SQLite (target ≥ 20,000/s) and on a local Redis, and the memory a
+//! second on SQLite (target ≥ 20,000/s) and on a local Redis (started here from
+//! Debian's `redis-server`), and the memory a
 //! permit costs in the memory store (target ≤ 150 bytes, measured with a
 //! counting allocator and printed before the timings).
 
@@ -8,6 +9,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, Criterion};
+
+#[path = "../tests/redis_server/mod.rs"]
+mod redis_server;
 use fashop_notify::{Notifier, PermitRequest};
 
 /// Counts the bytes the program holds, to price a permit.
@@ -196,7 +200,17 @@ fn sqlite(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, memory, sqlite);
+fn redis(c: &mut Criterion) {
+    let server = redis_server::RedisServer::start();
+    let n = notifier(&server.spec("bench"));
+    let mut group = c.benchmark_group("ledger/redis");
+    group.bench_function("take+consume", |b| {
+        b.iter_custom(|iters| takes(&n, 100, iters))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, memory, sqlite, redis);
 
 fn main() {
     report_memory();

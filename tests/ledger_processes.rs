@@ -1,8 +1,9 @@
-//! Several processes on one SQLite file: every use taken exactly once, a
-//! process killed between take and consume loses nothing, permits outlive the
-//! process that added them.
+//! Several processes on one SQLite file or one Redis server: every use taken
+//! exactly once, a process killed between take and consume loses nothing,
+//! permits outlive the process that added them.
 #![cfg(feature = "sandbox")]
 
+mod redis_server;
 mod store_suite;
 
 use std::collections::HashSet;
@@ -11,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use fashop_notify::{ManualClock, Notifier, PermitRequest};
+use redis_server::RedisServer;
 use store_suite::TempDir;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-ledger-worker");
@@ -187,4 +189,22 @@ pub fn permits_outlive_their_process(spec: &str) {
 fn permits_outlive_their_process_sqlite() {
     let dir = TempDir::new("sqlite-restart");
     permits_outlive_their_process(&format!("sqlite:{}", dir.file("ledger.db")));
+}
+
+#[test]
+fn eight_processes_take_every_redis_use_exactly_once() {
+    let server = RedisServer::start();
+    drain_with_processes(&server.spec("procs"), 8, 2000);
+}
+
+#[test]
+fn a_process_killed_between_take_and_consume_loses_nothing_redis() {
+    let server = RedisServer::start();
+    killed_between_take_and_consume(&server.spec("crash"));
+}
+
+#[test]
+fn permits_outlive_their_process_redis() {
+    let server = RedisServer::start();
+    permits_outlive_their_process(&server.spec("restart"));
 }

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 
 mod memory;
+mod redis;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 /// Seconds a form_id or prepay_id stays valid after its creation.
@@ -238,9 +240,7 @@ pub fn open(spec: &str) -> Result<Arc<dyn Store>> {
     } else if let Some(path) = spec.strip_prefix("sqlite:") {
         Ok(Arc::new(SqliteStore::open(path)?))
     } else if spec.starts_with("redis://") {
-        Err(Error::store(format!(
-            "store {spec:?}: this build keeps permits in memory only so far"
-        )))
+        Ok(Arc::new(RedisStore::open(spec)?))
     } else {
         Err(Error::invalid(format!(
             "configure: store must be \"memory\", \"sqlite:/path\" or \"redis://host:port/db\", got {spec:?}"

@@ -1,0 +1,837 @@
+//! The Redis store, for shops whose PHP workers run on several hosts. Each user
+//! is one hash (permits, the leases on them, leases that ran out) changed only
+//! by Lua scripts, so every operation is atomic on the server. Times are the
+//! ledger's clock, passed in; Redis TTLs only clear out what nobody needs.
+//! Meant for a single Redis server (or a primary); not for Redis Cluster, as
+//! the scripts touch one user's keys and a shared lease counter.
+//!
+//! Access tokens are not kept here: in the default stable mode WeChat's
+//! `stable_token` hands every host the same token while it is valid, so each
+//! process caching its own copy knocks nobody out. Only the classic mode, where
+//! every fetch replaces the token, would need one shared cache.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::{Connection, RedisResult, Script};
+
+use super::memory::RETURNED_KEEP_MS;
+use super::{
+    usable, Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, Stats, Store,
+    IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+};
+use crate::error::{Error, Result};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Added to every TTL, so that a key never disappears while the ledger's clock
+/// still counts it as alive.
+const GRACE_MS: i64 = 24 * 3600 * 1000;
+const DEFAULT_PREFIX: &str = "fashop-notify:";
+/// Connections kept for reuse per process.
+const POOL_SIZE: usize = 8;
+
+/// Helpers every script shares. A permit is the field `KIND:VALUE` with
+/// `USES|LEASED|PAID|CREATED|EXPIRES|ORDER_SN` (EXPIRES -1: never); a lease is
+/// `L:ID` with `EXPIRES_MS|PERMIT_FIELD`; a lease that ran out and gave its use
+/// back is `R:ID` with `FORGET_AT_MS|PERMIT_FIELD`.
+const PRELUDE: &str = r#"
+local function fmt(n) return string.format('%.0f', n) end
+local function parse(d)
+  local u, l, p, c, e, sn = string.match(d, '^(%-?%d+)|(%-?%d+)|(%d)|(%-?%d+)|(%-?%d+)|(.*)$')
+  return {uses = tonumber(u), leased = tonumber(l), paid = (p == '1'),
+          created = tonumber(c), expires = tonumber(e), order_sn = sn}
+end
+local function pack(r)
+  return fmt(r.uses) .. '|' .. fmt(r.leased) .. '|' .. (r.paid and '1' or '0') .. '|' ..
+         fmt(r.created) .. '|' .. fmt(r.expires) .. '|' .. r.order_sn
+end
+local function is_permit(f)
+  local t = string.sub(f, 1, 2)
+  return t ~= 'L:' and t ~= 'R:'
+end
+local function live(r, now_s) return r.expires < 0 or r.expires > now_s end
+local function split(d)
+  local at, pf = string.match(d, '^(%-?%d+)|(.*)$')
+  return tonumber(at), pf
+end
+-- Gives the uses of leases that ran out back to their permits; forgets old returned leases.
+local function reclaim(key, now_ms, keep_ms)
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local f = all[i]
+    local t = string.sub(f, 1, 2)
+    if t == 'L:' or t == 'R:' then
+      local at, pf = split(all[i + 1])
+      if at <= now_ms then
+        redis.call('HDEL', key, f)
+        if t == 'L:' then
+          local pd = redis.call('HGET', key, pf)
+          if pd then
+            local r = parse(pd)
+            r.uses = r.uses + 1
+            r.leased = r.leased - 1
+            redis.call('HSET', key, pf, pack(r))
+          end
+          redis.call('HSET', key, 'R:' .. string.sub(f, 3), fmt(now_ms + keep_ms) .. '|' .. pf)
+        end
+      end
+    end
+  end
+end
+-- Removes a permit and every lease on it.
+local function drop_permit(key, pf)
+  redis.call('HDEL', key, pf)
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if not is_permit(all[i]) then
+      local _, lpf = split(all[i + 1])
+      if lpf == pf then redis.call('HDEL', key, all[i]) end
+    end
+  end
+end
+-- Keeps the user's hash as long as anything in it can matter.
+local function retime(key, now_ms, grace_ms)
+  local all = redis.call('HGETALL', key)
+  if #all == 0 then return end
+  local last = now_ms
+  for i = 1, #all, 2 do
+    if is_permit(all[i]) then
+      local r = parse(all[i + 1])
+      if r.expires < 0 then
+        redis.call('PERSIST', key)
+        return
+      end
+      last = math.max(last, r.expires * 1000)
+    else
+      local at = split(all[i + 1])
+      last = math.max(last, at)
+    end
+  end
+  redis.call('PEXPIRE', key, fmt(last - now_ms + grace_ms))
+end
+-- What the user still has for a permit field's template (subscribe) or kind.
+local function remaining(key, field, now_s)
+  local kind = string.sub(field, 1, 1)
+  if kind == '0' then
+    local d = redis.call('HGET', key, field)
+    if d then return parse(d).uses end
+    return 0
+  end
+  local sum = 0
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if is_permit(f) and string.sub(f, 1, 1) == kind then
+      local r = parse(all[i + 1])
+      if live(r, now_s) and (kind == '1' or r.paid) then sum = sum + r.uses end
+    end
+  end
+  return sum
+end
+"#;
+
+/// KEYS: user hash, the app's user set. ARGV: field, kind, uses, paid, created,
+/// expires, order_sn, now_ms, cap, max uses, openid, grace_ms.
+const ADD: &str = r#"
+local key = KEYS[1]
+local now_ms = tonumber(ARGV[8])
+local now_s = math.floor(now_ms / 1000)
+local result = 'stored'
+local d = redis.call('HGET', key, ARGV[1])
+if d then
+  local r = parse(d)
+  if ARGV[2] == '0' then
+    r.uses = math.min(r.uses + tonumber(ARGV[3]), tonumber(ARGV[10]))
+    redis.call('HSET', key, ARGV[1], pack(r))
+    result = 'counted'
+  elseif ARGV[2] == '2' and ARGV[4] == '1' and not r.paid then
+    r.paid = true
+    redis.call('HSET', key, ARGV[1], pack(r))
+    result = 'marked_paid'
+  else
+    return 'duplicate'
+  end
+else
+  redis.call('HSET', key, ARGV[1], pack({uses = tonumber(ARGV[3]), leased = 0, paid = (ARGV[4] == '1'),
+    created = tonumber(ARGV[5]), expires = tonumber(ARGV[6]), order_sn = ARGV[7]}))
+  redis.call('SADD', KEYS[2], ARGV[11])
+  if ARGV[2] ~= '0' then
+    local prefix = ARGV[2] .. ':'
+    local all = redis.call('HGETALL', key)
+    local mine = {}
+    for i = 1, #all, 2 do
+      local f = all[i]
+      if string.sub(f, 1, 2) == prefix then
+        local r = parse(all[i + 1])
+        if (not live(r, now_s)) and r.leased == 0 then
+          redis.call('HDEL', key, f)
+        else
+          table.insert(mine, {f = f, created = r.created})
+        end
+      end
+    end
+    local cap = tonumber(ARGV[9])
+    if #mine > cap then
+      table.sort(mine, function(a, b)
+        if a.created ~= b.created then return a.created < b.created end
+        return a.f < b.f
+      end)
+      for i = 1, #mine - cap do drop_permit(key, mine[i].f) end
+    end
+  end
+end
+retime(key, now_ms, tonumber(ARGV[12]))
+return result
+"#;
+
+/// KEYS: user hash, lease counter. ARGV: now_ms, lease_ms, mode (s|l),
+/// template_id or order_sn ('' for none), keep_ms, grace_ms.
+/// Returns {} or {lease id, permit field, order_sn, expires_ms}.
+const TAKE: &str = r#"
+local key = KEYS[1]
+local now_ms = tonumber(ARGV[1])
+local now_s = math.floor(now_ms / 1000)
+reclaim(key, now_ms, tonumber(ARGV[5]))
+local pick, pr
+if ARGV[3] == 's' then
+  local f = '0:' .. ARGV[4]
+  local d = redis.call('HGET', key, f)
+  if d then
+    local r = parse(d)
+    if r.uses > 0 then pick, pr = f, r end
+  end
+else
+  local bp, bpr, bf, bfr
+  local function better(f, r, cf, cr)
+    if not cf then return true end
+    if r.expires ~= cr.expires then return r.expires < cr.expires end
+    if r.created ~= cr.created then return r.created < cr.created end
+    return f < cf
+  end
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if is_permit(f) then
+      local kind = string.sub(f, 1, 1)
+      if kind ~= '0' then
+        local r = parse(all[i + 1])
+        if r.uses > 0 and live(r, now_s) then
+          if kind == '2' then
+            if ARGV[4] ~= '' and r.order_sn == ARGV[4] and r.paid and better(f, r, bp, bpr) then bp, bpr = f, r end
+          elseif better(f, r, bf, bfr) then
+            bf, bfr = f, r
+          end
+        end
+      end
+    end
+  end
+  if bp then pick, pr = bp, bpr else pick, pr = bf, bfr end
+end
+if not pick then return {} end
+pr.uses = pr.uses - 1
+pr.leased = pr.leased + 1
+redis.call('HSET', key, pick, pack(pr))
+local id = redis.call('INCR', KEYS[2])
+local expires = now_ms + tonumber(ARGV[2])
+redis.call('HSET', key, 'L:' .. fmt(id), fmt(expires) .. '|' .. pick)
+retime(key, now_ms, tonumber(ARGV[6]))
+return {fmt(id), pick, pr.order_sn, fmt(expires)}
+"#;
+
+/// KEYS: user hash. ARGV: lease id, permit field, now_ms, keep_ms, grace_ms.
+/// Returns the uses left.
+const CONSUME: &str = r#"
+local key = KEYS[1]
+local now_ms = tonumber(ARGV[3])
+reclaim(key, now_ms, tonumber(ARGV[4]))
+local lf, rf = 'L:' .. ARGV[1], 'R:' .. ARGV[1]
+local d = redis.call('HGET', key, lf)
+local returned = false
+if not d then
+  d = redis.call('HGET', key, rf)
+  returned = true
+end
+if d then
+  local _, pf = split(d)
+  redis.call('HDEL', key, lf, rf)
+  local pd = redis.call('HGET', key, pf)
+  if pd then
+    local r = parse(pd)
+    if returned then r.uses = math.max(r.uses - 1, 0) else r.leased = r.leased - 1 end
+    if r.uses == 0 and r.leased == 0 then
+      redis.call('HDEL', key, pf)
+    else
+      redis.call('HSET', key, pf, pack(r))
+    end
+  end
+end
+local left = remaining(key, ARGV[2], math.floor(now_ms / 1000))
+retime(key, now_ms, tonumber(ARGV[5]))
+return left
+"#;
+
+/// KEYS: user hash. ARGV: lease id.
+const GIVE_BACK: &str = r#"
+local key = KEYS[1]
+local lf = 'L:' .. ARGV[1]
+local d = redis.call('HGET', key, lf)
+if d then
+  local _, pf = split(d)
+  redis.call('HDEL', key, lf)
+  local pd = redis.call('HGET', key, pf)
+  if pd then
+    local r = parse(pd)
+    r.uses = r.uses + 1
+    r.leased = r.leased - 1
+    redis.call('HSET', key, pf, pack(r))
+  end
+else
+  redis.call('HDEL', key, 'R:' .. ARGV[1])
+end
+return 1
+"#;
+
+/// KEYS: user hash. ARGV: lease id, permit field.
+const DISCARD: &str = r#"
+redis.call('HDEL', KEYS[1], 'L:' .. ARGV[1], 'R:' .. ARGV[1])
+drop_permit(KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// KEYS: user hash, the app's user set. ARGV: now_ms, keep_ms, openid, grace_ms.
+/// Returns how many expired permits went.
+const PURGE_USER: &str = r#"
+local key = KEYS[1]
+local now_ms = tonumber(ARGV[1])
+local now_s = math.floor(now_ms / 1000)
+reclaim(key, now_ms, tonumber(ARGV[2]))
+local removed = 0
+local all = redis.call('HGETALL', key)
+for i = 1, #all, 2 do
+  if is_permit(all[i]) then
+    local r = parse(all[i + 1])
+    if (not live(r, now_s)) and r.leased == 0 then
+      drop_permit(key, all[i])
+      removed = removed + 1
+    end
+  end
+end
+if redis.call('EXISTS', key) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[3])
+else
+  retime(key, now_ms, tonumber(ARGV[4]))
+end
+return removed
+"#;
+
+/// KEYS: record. ARGV: now_ms, lease_ms, grace_ms.
+/// Returns {'fresh'}, {'inflight'} or {'done', outcome}.
+const CLAIM: &str = r#"
+local now_ms = tonumber(ARGV[1])
+local v = redis.call('GET', KEYS[1])
+if v then
+  local st, untl, rest = string.match(v, '^(%a)|(%-?%d+)|?(.*)$')
+  if st and tonumber(untl) > now_ms then
+    if st == 'D' then return {'done', rest} end
+    return {'inflight'}
+  end
+end
+local lease = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], 'F|' .. fmt(now_ms + lease), 'PX', fmt(lease + tonumber(ARGV[3])))
+return {'fresh'}
+"#;
+
+/// KEYS: record.
+const RELEASE: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 2) == 'F|' then redis.call('DEL', KEYS[1]) end
+return 1
+"#;
+
+struct Scripts {
+    add: Script,
+    take: Script,
+    consume: Script,
+    give_back: Script,
+    discard: Script,
+    purge_user: Script,
+    claim: Script,
+    release: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        let s = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
+        Scripts {
+            add: s(ADD),
+            take: s(TAKE),
+            consume: s(CONSUME),
+            give_back: s(GIVE_BACK),
+            discard: s(DISCARD),
+            purge_user: s(PURGE_USER),
+            claim: s(CLAIM),
+            release: s(RELEASE),
+        }
+    }
+}
+
+pub struct RedisStore {
+    /// The address as configured, password hidden: for messages.
+    address: String,
+    client: redis::Client,
+    prefix: String,
+    scripts: Scripts,
+    /// Idle connections with the pid of the process that opened them.
+    pool: Mutex<Vec<(u32, Connection)>>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("address", &self.address)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// `redis://user:password@host` with the password hidden.
+fn hide_password(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("redis://{user}:***@{host}"),
+            None => format!("redis://***@{host}"),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Splits our own `prefix` query parameter off a Redis URL.
+fn split_prefix(spec: &str) -> Result<(String, String)> {
+    let Some((base, query)) = spec.split_once('?') else {
+        return Ok((spec.to_string(), DEFAULT_PREFIX.to_string()));
+    };
+    let mut prefix = DEFAULT_PREFIX.to_string();
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", p)) => {
+                if p.is_empty() || p.len() > 64 || p.chars().any(|c| c.is_control() || c == ' ') {
+                    return Err(Error::invalid(format!(
+                        "configure: store prefix must be 1 to 64 characters without spaces, got {p:?}"
+                    )));
+                }
+                prefix = p.to_string();
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, prefix))
+}
+
+impl RedisStore {
+    /// Connects once, so that a server that is down is reported at `configure`.
+    pub fn open(spec: &str) -> Result<RedisStore> {
+        let (url, prefix) = split_prefix(spec)?;
+        let address = hide_password(&url);
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| Error::store(format!("redis store {address}: {e}")))?;
+        let store = RedisStore {
+            address,
+            client,
+            prefix,
+            scripts: Scripts::new(),
+            pool: Mutex::new(Vec::new()),
+        };
+        store.run(|c| redis::cmd("PING").query::<String>(c))?;
+        Ok(store)
+    }
+
+    fn connect(&self) -> RedisResult<Connection> {
+        let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a connection of this process. A connection that failed is
+    /// dropped, so the next call connects afresh (after a server restart, say).
+    /// Nothing is retried here: a script whose answer was lost may have run.
+    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        let pid = std::process::id();
+        let pooled = {
+            let mut pool = self.pool.lock();
+            // Connections a parent process opened belong to it.
+            pool.retain(|(owner, _)| *owner == pid);
+            pool.pop()
+        };
+        let mut conn = match pooled {
+            Some((_, conn)) => conn,
+            None => self.connect().map_err(|e| self.error(e))?,
+        };
+        let result = f(&mut conn);
+        if result.is_ok() {
+            let mut pool = self.pool.lock();
+            if pool.len() < POOL_SIZE {
+                pool.push((pid, conn));
+            }
+        }
+        result.map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: redis::RedisError) -> Error {
+        Error::store(format!("redis store {}: {e}", self.address))
+    }
+
+    fn user_key(&self, appid: &str, openid: &str) -> String {
+        format!("{}u:{appid}:{openid}", self.prefix)
+    }
+
+    fn users_key(&self, appid: &str) -> String {
+        format!("{}users:{appid}", self.prefix)
+    }
+
+    fn idempotency_key(&self, key: &str) -> String {
+        format!("{}idem:{key}", self.prefix)
+    }
+}
+
+fn field(kind: Kind, value: &str) -> String {
+    format!("{}:{value}", kind.code())
+}
+
+/// A permit as stored.
+struct Stored {
+    uses: i64,
+    leased: i64,
+    paid: bool,
+    expires: i64,
+}
+
+fn parse_permit(data: &str) -> Option<Stored> {
+    let mut parts = data.splitn(6, '|');
+    let mut next = || parts.next()?.parse::<i64>().ok();
+    Some(Stored {
+        uses: next()?,
+        leased: next()?,
+        paid: next()? == 1,
+        expires: {
+            let _created = next()?;
+            next()?
+        },
+    })
+}
+
+/// Adds one user's hash to the stats, as the ledger's clock sees it: a lease
+/// that ran out counts as given back even before a script returned it.
+fn add_user(stats: &mut Stats, hash: &HashMap<String, String>, now_ms: i64) {
+    let mut returning: HashMap<&str, i64> = HashMap::new();
+    for (f, d) in hash {
+        if let Some(_id) = f.strip_prefix("L:") {
+            if let Some((at, pf)) = d.split_once('|') {
+                if at.parse::<i64>().is_ok_and(|at| at <= now_ms) {
+                    *returning.entry(pf).or_default() += 1;
+                }
+            }
+        }
+    }
+    for (f, d) in hash {
+        if f.starts_with("L:") || f.starts_with("R:") {
+            continue;
+        }
+        let Some((kind, value)) = f.split_once(':') else {
+            continue;
+        };
+        let Some(mut p) = parse_permit(d) else {
+            continue;
+        };
+        let back = returning.get(f.as_str()).copied().unwrap_or(0);
+        p.uses += back;
+        p.leased -= back;
+        stats.leased += p.leased.max(0) as u64;
+        let expires = (p.expires >= 0).then_some(p.expires);
+        if !usable(expires, now_ms) {
+            stats.expired += 1;
+            continue;
+        }
+        let uses = p.uses.max(0) as u64;
+        match kind {
+            "0" if uses > 0 => *stats.subscribe.entry(value.to_string()).or_default() += uses,
+            "1" if uses > 0 => stats.form_id_permits += 1,
+            "2" if !p.paid => stats.prepay_id_unpaid += 1,
+            "2" if uses > 0 => {
+                stats.prepay_id_permits += 1;
+                stats.prepay_id_uses += uses;
+            }
+            _ => {}
+        }
+        if uses > 0 {
+            if let Some(e) = expires {
+                stats.soonest_expiry = Some(stats.soonest_expiry.map_or(e, |s| s.min(e)));
+            }
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn describe(&self) -> String {
+        self.address.clone()
+    }
+
+    fn add(&self, appid: &str, p: &NewPermit, now_ms: i64, cap: usize) -> Result<Added> {
+        let answer: String = self.run(|c| {
+            self.scripts
+                .add
+                .key(self.user_key(appid, &p.openid))
+                .key(self.users_key(appid))
+                .arg(field(p.kind, &p.value))
+                .arg(p.kind.code())
+                .arg(p.uses)
+                .arg(if p.paid { "1" } else { "0" })
+                .arg(p.created_at)
+                .arg(p.expires_at.unwrap_or(-1))
+                .arg(p.order_sn.as_deref().unwrap_or(""))
+                .arg(now_ms)
+                .arg(cap)
+                .arg(MAX_SUBSCRIBE_USES)
+                .arg(&p.openid)
+                .arg(GRACE_MS)
+                .invoke(c)
+        })?;
+        match answer.as_str() {
+            "stored" => Ok(Added::Stored),
+            "counted" => Ok(Added::Counted),
+            "marked_paid" => Ok(Added::MarkedPaid),
+            "duplicate" => Ok(Added::Duplicate),
+            other => Err(Error::store(format!(
+                "redis store {}: unexpected answer {other:?} to add",
+                self.address
+            ))),
+        }
+    }
+
+    fn take(
+        &self,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let (mode, arg) = match request {
+            PermitRequest::Subscribe { template_id } => ("s", template_id.as_str()),
+            PermitRequest::Legacy { order_sn } => ("l", order_sn.as_deref().unwrap_or("")),
+        };
+        let answer: Vec<String> = self.run(|c| {
+            self.scripts
+                .take
+                .key(self.user_key(appid, openid))
+                .key(format!("{}lease_seq", self.prefix))
+                .arg(now_ms)
+                .arg(lease_ms)
+                .arg(mode)
+                .arg(arg)
+                .arg(RETURNED_KEEP_MS)
+                .arg(GRACE_MS)
+                .invoke(c)
+        })?;
+        let bad = || {
+            Error::store(format!(
+                "redis store {}: unexpected answer to take",
+                self.address
+            ))
+        };
+        match answer.as_slice() {
+            [] => Ok(None),
+            [id, pf, order_sn, expires] => {
+                let (kind, value) = pf.split_once(':').ok_or_else(bad)?;
+                let kind = Kind::from_code(kind.parse().map_err(|_| bad())?)?;
+                Ok(Some(Lease {
+                    id: id.parse().map_err(|_| bad())?,
+                    appid: appid.to_string(),
+                    openid: openid.to_string(),
+                    kind,
+                    value: value.to_string(),
+                    order_sn: (!order_sn.is_empty()).then(|| order_sn.clone()),
+                    expires_at_ms: expires.parse().map_err(|_| bad())?,
+                }))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
+        let uses: i64 = self.run(|c| {
+            self.scripts
+                .consume
+                .key(self.user_key(&lease.appid, &lease.openid))
+                .arg(lease.id)
+                .arg(field(lease.kind, &lease.value))
+                .arg(now_ms)
+                .arg(RETURNED_KEEP_MS)
+                .arg(GRACE_MS)
+                .invoke(c)
+        })?;
+        Ok(Remaining {
+            kind: lease.kind,
+            uses: uses.max(0) as u64,
+        })
+    }
+
+    fn give_back(&self, lease: &Lease) -> Result<()> {
+        self.run(|c| {
+            self.scripts
+                .give_back
+                .key(self.user_key(&lease.appid, &lease.openid))
+                .arg(lease.id)
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    fn discard(&self, lease: &Lease) -> Result<()> {
+        self.run(|c| {
+            self.scripts
+                .discard
+                .key(self.user_key(&lease.appid, &lease.openid))
+                .arg(lease.id)
+                .arg(field(lease.kind, &lease.value))
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<Stats> {
+        let users: Vec<String> = match openid {
+            Some(o) => vec![o.to_string()],
+            None => self.run(|c| redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c))?,
+        };
+        let mut stats = Stats::default();
+        for chunk in users.chunks(500) {
+            let hashes: Vec<HashMap<String, String>> = self.run(|c| {
+                let mut pipe = redis::pipe();
+                for u in chunk {
+                    pipe.cmd("HGETALL").arg(self.user_key(appid, u));
+                }
+                pipe.query(c)
+            })?;
+            for hash in &hashes {
+                add_user(&mut stats, hash, now_ms);
+            }
+        }
+        Ok(stats)
+    }
+
+    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64> {
+        let users: Vec<String> =
+            self.run(|c| redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c))?;
+        let mut removed = 0u64;
+        for u in &users {
+            let n: i64 = self.run(|c| {
+                self.scripts
+                    .purge_user
+                    .key(self.user_key(appid, u))
+                    .key(self.users_key(appid))
+                    .arg(now_ms)
+                    .arg(RETURNED_KEEP_MS)
+                    .arg(u)
+                    .arg(GRACE_MS)
+                    .invoke(c)
+            })?;
+            removed += n.max(0) as u64;
+        }
+        // Idempotency records go by their TTLs.
+        Ok(removed)
+    }
+
+    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim> {
+        let answer: Vec<String> = self.run(|c| {
+            self.scripts
+                .claim
+                .key(self.idempotency_key(key))
+                .arg(now_ms)
+                .arg(lease_ms)
+                .arg(GRACE_MS)
+                .invoke(c)
+        })?;
+        match answer.as_slice() {
+            [s] if s == "fresh" => Ok(Claim::Fresh),
+            [s] if s == "inflight" => Ok(Claim::InFlight),
+            [s, outcome] if s == "done" => Ok(Claim::Done(outcome.clone())),
+            _ => Err(Error::store(format!(
+                "redis store {}: unexpected answer to an idempotency claim",
+                self.address
+            ))),
+        }
+    }
+
+    fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {
+        let until = now_ms.saturating_add(IDEMPOTENCY_KEEP_MS);
+        self.run(|c| {
+            redis::cmd("SET")
+                .arg(self.idempotency_key(key))
+                .arg(format!("D|{until}|{outcome}"))
+                .arg("PX")
+                .arg(IDEMPOTENCY_KEEP_MS + GRACE_MS)
+                .query::<()>(c)
+        })
+    }
+
+    fn idempotency_release(&self, key: &str) -> Result<()> {
+        self.run(|c| {
+            self.scripts
+                .release
+                .key(self.idempotency_key(key))
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            hide_password("redis://:s3cret@10.0.0.1:6379/0"),
+            "redis://:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            hide_password("redis://shop:s3cret@db:6379/0"),
+            "redis://shop:***@db:6379/0"
+        );
+        assert_eq!(hide_password("redis://db:6379/0"), "redis://db:6379/0");
+        let e = RedisStore::open("redis://:s3cret@127.0.0.1:1/0").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+    }
+
+    #[test]
+    fn the_prefix_is_ours_and_checked() {
+        assert_eq!(
+            split_prefix("redis://h:1/0").unwrap(),
+            ("redis://h:1/0".to_string(), DEFAULT_PREFIX.to_string())
+        );
+        assert_eq!(
+            split_prefix("redis://h:1/0?prefix=shop1:&protocol=resp2").unwrap(),
+            (
+                "redis://h:1/0?protocol=resp2".to_string(),
+                "shop1:".to_string()
+            )
+        );
+        assert!(split_prefix("redis://h:1/0?prefix=").is_err());
+        assert!(split_prefix("redis://h:1/0?prefix=a b").is_err());
+    }
+}
