@@ -1,0 +1,138 @@
+<?php
+declare(strict_types=1);
+
+namespace FaShop\Notify\Tests;
+
+use PHPUnit\Framework\TestCase;
+
+/**
+ * Runs the PHP blocks of docs/fashop-integration.md, in order, as the shop's code,
+ * through a whole order's life against the sandbox.
+ *
+ * @runTestsInSeparateProcesses
+ * @preserveGlobalState disabled
+ */
+final class GuideTest extends TestCase
+{
+    /** The guide's ```php blocks, joined into one file with its imports hoisted. */
+    public static function guideCode(): string
+    {
+        $doc = (string) file_get_contents(Shop::root() . '/docs/fashop-integration.md');
+        preg_match_all('/^```php\n(.*?)^```$/ms', $doc, $m);
+        $uses = [];
+        $body = '';
+        foreach ($m[1] as $block) {
+            $block = preg_replace('/^<\?php\n/', '', $block);
+            $block = preg_replace_callback('/^use [^;]+;\n/m', function ($u) use (&$uses) {
+                $uses[$u[0]] = true;
+                return '';
+            }, $block);
+            $body .= $block . "\n";
+        }
+        return "<?php\ndeclare(strict_types=1);\n" . implode('', array_keys($uses)) . "\n" . $body;
+    }
+
+    public function testTheGuideRunsAgainstTheSandbox(): void
+    {
+        $code = self::guideCode();
+        $this->assertGreaterThanOrEqual(6, substr_count($code, "\nfunction "), 'the guide lost its snippets');
+        $dir = sys_get_temp_dir() . '/fashop-notify-guide-' . bin2hex(random_bytes(4));
+        mkdir($dir, 0700);
+        file_put_contents("$dir/guide.php", $code);
+        putenv("FASHOP_NOTIFY_STORE=sqlite:$dir/notify.db");
+        putenv('FASHOP_NOTIFY_API_BASE=' . Sandbox::url());
+        ini_set('error_log', "$dir/shop.log"); // the shop's log, checked below
+        require "$dir/guide.php";
+
+        [$appid, $secret] = Shop::newApp();
+        $wechat = ['mini_app_id' => $appid, 'mini_app_secret' => $secret]; // fa_setting key='wechat'
+        $n = \shop_notifier($wechat, Shop::mappings());
+        $this->assertSame($n->getMappings($appid), \shop_notifier($wechat, Shop::mappings())->getMappings($appid));
+
+        // Admin: templates with keywords, a bad mapping shown with its path, the preview.
+        $templates = \admin_templates($n, $appid);
+        $this->assertSame('支付成功通知', $templates[Shop::TPL_PAY_SUCCESS]['title']);
+        $this->assertSame(['character_string1' => '订单号', 'amount2' => '支付金额', 'thing3' => '商品名称', 'time4' => '支付时间'], $templates[Shop::TPL_PAY_SUCCESS]['keywords']);
+        $doc = json_decode(Shop::mappings(), true, 512, JSON_THROW_ON_ERROR);
+        $bad = $doc;
+        $bad['events']['order_delivered']['data']['thing2'] = '{express}';
+        $this->assertStringContainsString('events.order_delivered.data.thing2', (string) \admin_save_mappings($n, $appid, $bad));
+        $this->assertNull(\admin_save_mappings($n, $appid, $doc));
+
+        $order = ['id' => 1024, 'sn' => 'SN2026112300001024', 'amount' => '219.00', 'revise_amount' => '199.00', 'goods_num' => 3,
+            'create_time' => 1795426200, 'payment_time' => 1795426265];
+        $goods = [['goods_title' => '秋冬加厚连衣裙'], ['goods_title' => '羊毛围巾']];
+        $fields = \order_fields($order, $goods, ['express_company' => '顺丰速运', 'tracking_no' => 'SF1234567890123', 'delivery_time' => 1795500000]);
+        $this->assertSame('199.00', $fields['order_amount']);
+        $this->assertSame('秋冬加厚连衣裙, 羊毛围巾', $fields['order_total_goods_name']);
+        $preview = \admin_preview($n, $appid, 'order_pay_success', 'o-guide', $fields);
+        $this->assertSame('¥199.00', $preview['data']['amount2']['value']);
+        $this->assertSame('/pages/order/detail?id=1024', $preview['page']);
+
+        // The mini program's taps reach WeChat, and their results reach the permit endpoint.
+        $openid = 'o-guide-buyer';
+        foreach ([Shop::TPL_PAY_SUCCESS, Shop::TPL_DELIVERED] as $tpl) {
+            Sandbox::control('POST', '/sandbox/grants', ['appid' => $appid, 'openid' => $openid, 'template_id' => $tpl]);
+        }
+        $cancel = $doc['events']['order_cancel']['template_id'];
+        $refund = $doc['events']['order_refund_apply']['template_id'];
+        $accepted = \record_subscribe_result($n, $appid, $openid, [
+            Shop::TPL_PAY_SUCCESS => 'accept', Shop::TPL_DELIVERED => 'accept', $cancel => 'reject', $refund => 'ban', 'errMsg' => 'requestSubscribeMessage:ok',
+        ]);
+        $this->assertSame([Shop::TPL_PAY_SUCCESS, Shop::TPL_DELIVERED], $accepted);
+        $this->assertFalse(\record_form_id($n, $appid, $openid, 'the formId is a mock one'));
+        $this->assertTrue(\record_form_id($n, $appid, $openid, 'form-' . bin2hex(random_bytes(4))));
+        \record_prepay_id($n, $appid, $openid, 'wx2026112300001024', $order['sn'], false);
+        $stats = $n->ledgerStats($appid, $openid);
+        $this->assertSame(3, $stats['total_uses'], 'two grants and a form_id; the prepay_id counts once paid');
+        $this->assertSame(1, $stats['prepay_id']['unpaid']);
+
+        // The order's life.
+        $this->assertSame('sent', \notify_order_event($n, $appid, $openid, 'order_pay_success', $fields));
+        $this->assertSame('duplicate', \notify_order_event($n, $appid, $openid, 'order_pay_success', $fields), 'the pay notify repeated');
+        $this->assertSame('no_permit', \notify_order_event($n, $appid, $openid, 'order_cancel', $fields + ['order_cancel_time' => 1795430000]), 'the buyer rejected it');
+        $this->assertSame('sent', \notify_order_event($n, $appid, $openid, 'order_delivered', $fields));
+        $got = Shop::delivered($appid, $openid);
+        $this->assertSame([Shop::TPL_PAY_SUCCESS, Shop::TPL_DELIVERED], array_column($got, 'template_id'));
+        $this->assertSame('顺丰速运', $got[1]['data']['thing2']['value']);
+
+        // An event still mapped to a legacy template: WeChat answers 45103.
+        $legacy = $doc;
+        $legacy['events']['order_refund_apply'] = ['kind' => 'template', 'template_id' => '0nLfYmF9jA7ej3QrZP1IWbz1db74J50b-BTZF4agJo9',
+            'data' => ['keyword1' => '{order_sn}', 'keyword2' => '{refund_amount|money}', 'keyword3' => '{refund_reason|default:无}', 'keyword4' => '{refund_apply_time|datetime}']];
+        $this->assertNull(\admin_save_mappings($n, $appid, $legacy));
+        $this->assertSame('template_api_withdrawn', \notify_order_event($n, $appid, $openid, 'order_refund_apply',
+            $fields + ['refund_amount' => '199.00', 'refund_apply_time' => 1795500000]));
+        $this->assertCount(2, Shop::delivered($appid, $openid));
+        $log = (string) file_get_contents("$dir/shop.log");
+        $this->assertStringContainsString('notify order_refund_apply: switch this event to a subscribe template', $log);
+        $this->assertStringContainsString('45103', $log);
+        $this->assertSame(1, substr_count($log, 'notify '), 'only the withdrawn API was logged: ' . $log);
+
+        // One token for EasyWeChat too.
+        [$token, $left] = \wechat_token($n, $appid);
+        $this->assertSame($n->accessToken($appid), $token);
+        $this->assertGreaterThan(7000, $left);
+        $this->assertSame(1, Shop::tokenFetches($appid));
+        $ext = 'wx' . bin2hex(random_bytes(8));
+        \share_easywechat_token($n, $ext, 'token-from-easywechat', 7200);
+        $this->assertSame('token-from-easywechat', $n->accessToken($ext));
+
+        array_map('unlink', glob("$dir/*") ?: []);
+        rmdir($dir);
+    }
+
+    public function testPreloadCommandOfTheGuideWritesTheHeader(): void
+    {
+        $doc = (string) file_get_contents(Shop::root() . '/docs/fashop-integration.md');
+        $this->assertMatchesRegularExpression('/^php \S+\/preload\.php --header (\S+) (\S+)$/m', $doc);
+        $this->assertStringContainsString('ffi.preload=/etc/php/8.2/fashop-notify/fashop_notify.scope.h', $doc, 'the ini names the file the command writes');
+        $dir = sys_get_temp_dir() . '/fashop-notify-hdr-' . bin2hex(random_bytes(4));
+        mkdir($dir);
+        $out = shell_exec(escapeshellarg(PHP_BINARY) . ' ' . escapeshellarg(dirname(__DIR__) . '/preload.php') . ' --header ' . escapeshellarg($dir) . ' ' . escapeshellarg(Shop::library()));
+        $this->assertSame("$dir/fashop_notify.scope.h\n", $out);
+        $this->assertStringStartsWith('#define FFI_SCOPE "FASHOP_NOTIFY"', (string) file_get_contents("$dir/fashop_notify.scope.h"));
+        unlink("$dir/fashop_notify.scope.h");
+        rmdir($dir);
+    }
+}
