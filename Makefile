@@ -18,7 +18,7 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=defi
 
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps build header demo test test-rust test-c test-php lint clean
+.PHONY: all deps build header demo test test-rust test-c test-php lint clean bench bench-smoke bench-deps
 
 all: build
 
@@ -65,8 +65,21 @@ test-php: build
 	  phpunit --colors=never --configuration bindings/php/phpunit.xml
 
 ## test: every test: format, lint, header, Rust, C under valgrind, PHP.
-test: deps lint build test-rust test-c test-php demo
+test: deps lint build test-rust test-c test-php demo bench-smoke
 	@echo "make test: all suites passed"
+
+## bench-deps: what the performance suite needs besides the build (nginx, wrk, php-curl, venv).
+bench-deps:
+	scripts/deps.sh bench
+
+## bench: the performance suite of docs/performance.md (release build, ~10 min;
+## run it on a quiet machine). Results in $(TARGET_DIR)/bench/results/.
+bench: deps bench-deps
+	bench/run.py
+
+## bench-smoke: the whole suite with a tiny N on the debug build: proves it still runs.
+bench-smoke: deps bench-deps
+	bench/run.py --smoke
 
 clean:
 	$(CARGO) clean

@@ -17,14 +17,20 @@ need=(
   "php-fpm-any:php-fpm"
 )
 if [ "${1:-}" = bench ]; then
-  need+=("wrk:wrk" "nginx:nginx" "python3:python3" "perf-any:python3-venv")
+  # php-curl and php-mbstring: the hand-written curl client (Debian's PHP has neither by default).
+  need+=("wrk:wrk" "nginx:nginx" "python3:python3" "venv-any:python3-venv"
+    "php-curl-any:php-curl" "php-mbstring-any:php-mbstring")
 fi
 
+# grep reads all of `php -m`: with -q it would stop early, php would get SIGPIPE
+# and pipefail would report the module missing now and then.
 have() {
   case "$1" in
     php-fpm-any) compgen -G '/usr/sbin/php-fpm*' >/dev/null ;;
-    perf-any) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
-    php) command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx FFI ;;
+    venv-any) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
+    php-curl-any) php -m 2>/dev/null | grep -x curl >/dev/null ;;
+    php-mbstring-any) php -m 2>/dev/null | grep -x mbstring >/dev/null ;;
+    php) command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -x FFI >/dev/null ;;
     *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] ;;
   esac
 }

@@ -1,0 +1,705 @@
+#!/usr/bin/env python3
+"""The performance suite: every contestant sends the same N subscribe messages,
+one grant per message, to a fixed-answer nginx and to the WeChat sandbox, in
+one run; then the in-process hot path and the token fetches of 16 processes
+over a simulated token lifetime. Writes results.json and results.md to --out.
+
+    bench/run.py                # what `make bench` runs (release build)
+    bench/run.py --smoke        # tiny N, debug build: proves the script runs
+
+Needs (scripts/deps.sh bench): nginx, wrk, php-cli with FFI and curl,
+python3-venv. The wechatpy virtualenv is made under the target directory from
+PyPI on first use. Every server listens on 127.0.0.1 only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+APPID = "wxbench000000001"
+SECRET = "bench-app-secret-0001"
+TEMPLATE = "_uwlWXxdjm2IogKR7PfhIg8Ez9oP0ZV1YgHNMqhQY_C"
+# A token of WeChat's length, for wrk and the fixed-answer server.
+FIXED_TOKEN = "92_" + "F" * 133
+SUBSCRIBE_PATH = "/cgi-bin/message/subscribe/send"
+# Grants for wrk's one user in the sandbox: more than it can send in its time.
+WRK_GRANTS = 20_000_000
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# builds and tools
+
+
+def cargo_build(profile):
+    """Builds the library, the sandbox and the send worker; returns their paths."""
+    cmd = ["cargo", "build", "--features", "sandbox", "--lib", "--bins", "--bench", "send",
+           "--bench", "hotpath", "--message-format=json-render-diagnostics"]
+    if profile == "release":
+        cmd.insert(2, "--release")
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
+    found = {}
+    for line in out.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") != "compiler-artifact":
+            continue
+        name = msg["target"]["name"]
+        if msg.get("executable"):
+            found[name] = msg["executable"]
+        for f in msg.get("filenames", []):
+            if f.endswith("libfashop_notify.so"):
+                found["lib"] = f
+    for need in ("lib", "fashop-notify-sandbox", "send", "hotpath"):
+        if need not in found:
+            sys.exit("bench: cargo did not report the artifact %r" % need)
+    return found
+
+
+def wechatpy_python(target_dir):
+    """The virtualenv with wechatpy, made from PyPI on first use."""
+    venv = os.path.join(target_dir, "bench", "venv")
+    py = os.path.join(venv, "bin", "python")
+    probe = [py, "-c", "import wechatpy"]
+    if os.path.exists(py) and subprocess.run(probe, capture_output=True).returncode == 0:
+        return py
+    log("making the wechatpy virtualenv in " + venv)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    # wechatpy refuses to import without one of its two crypto back ends.
+    subprocess.run([py, "-m", "pip", "install", "--quiet", "wechatpy", "cryptography"], check=True)
+    return py
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what):
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s did not listen on %d" % (what, port))
+
+
+def http_json(method, url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+# --------------------------------------------------------------------------
+# servers
+
+NGINX_CONF = """\
+worker_processes 2;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    default_type application/json;
+    log_format token "$request_uri";
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = /cgi-bin/stable_token {{
+            access_log {tmp}/tokens.log token;
+            return 200 '{{"access_token":"{token}","expires_in":7200}}';
+        }}
+        location = /cgi-bin/token {{
+            access_log {tmp}/tokens.log token;
+            return 200 '{{"access_token":"{token}","expires_in":7200}}';
+        }}
+        location = {send} {{
+            return 200 '{{"errcode":0,"errmsg":"ok","msgid":3054713486963310592}}';
+        }}
+        location / {{
+            return 200 '{{"errcode":40066,"errmsg":"invalid url"}}';
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """Debian's nginx with fixed JSON answers; counts token requests in its log."""
+
+    name = "nginx"
+
+    def __init__(self, tmp):
+        self.tmp = os.path.join(tmp, "nginx")
+        os.makedirs(self.tmp)
+        os.chmod(self.tmp, 0o755)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        for _ in range(5):
+            self.port = free_port()
+            conf = os.path.join(self.tmp, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF.format(tmp=self.tmp, port=self.port, token=FIXED_TOKEN,
+                                          send=SUBSCRIBE_PATH))
+            self.proc = subprocess.Popen([nginx, "-p", self.tmp, "-e", self.tmp + "/error.log",
+                                          "-c", conf, "-g", "daemon off;"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_port(self.port, self.proc, "nginx")
+                break
+            except RuntimeError:
+                self.stop()
+        else:
+            raise RuntimeError("nginx did not start: see " + self.tmp + "/error.log")
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def prepare(self, grants):
+        open(os.path.join(self.tmp, "tokens.log"), "a").close()
+        self.token_mark = self._tokens()
+
+    def token_fetches(self):
+        # nginx logs a request after answering it: give the last line a moment.
+        time.sleep(0.2)
+        return self._tokens() - self.token_mark
+
+    def _tokens(self):
+        try:
+            with open(os.path.join(self.tmp, "tokens.log")) as f:
+                return sum(1 for _ in f)
+        except FileNotFoundError:
+            return 0
+
+    def fixed_token(self):
+        return FIXED_TOKEN
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class SandboxServer:
+    """The WeChat sandbox binary; grants seeded through its control API."""
+
+    name = "sandbox"
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen([binary, "--host", "127.0.0.1", "--port", "0",
+                                      "--app", "%s:%s" % (APPID, SECRET)],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening on http://127.0.0.1:"):
+            raise RuntimeError("the sandbox did not start: %r" % line)
+        self.url = line[len("listening on "):]
+
+    def control(self, method, path, body=None):
+        return http_json(method, self.url + "/sandbox/" + path, body)
+
+    def prepare(self, grants):
+        """Forgets the last run (tokens, grants, deliveries, counters) and seeds `grants`."""
+        self.control("POST", "reset")
+        for openid, count in grants.items():
+            self.control("POST", "grants", {"appid": APPID, "openid": openid,
+                                            "template_id": TEMPLATE, "count": count})
+
+    def counters(self):
+        return self.control("GET", "counters")["counters"]
+
+    def token_fetches(self):
+        fetched = self.counters().get("token_fetches", {}).get(APPID, {})
+        return sum(fetched.values())
+
+    def fixed_token(self):
+        req = {"grant_type": "client_credential", "appid": APPID, "secret": SECRET}
+        return http_json("POST", self.url + "/cgi-bin/stable_token", req)["access_token"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+# --------------------------------------------------------------------------
+# contestants
+
+
+def openid(worker, thread=0):
+    return "oBench_%s_t%d" % (worker, thread)
+
+
+class Run:
+    """One contestant against one server: its workers and what they reported."""
+
+    def __init__(self, key, label, workers, threads, per_thread, env=None):
+        self.key, self.label = key, label
+        self.workers = workers          # list of (worker id, argv)
+        self.threads = threads
+        self.per_thread = per_thread
+        self.env = env
+
+
+def worker_runs(cfg, server, n, procs, threads, phases=1, store="memory"):
+    """The argv of each contestant's workers, keyed by contestant."""
+    tmp, tools = cfg["tmp"], cfg["tools"]
+    base = ["--api-base", server.url, "--appid", APPID, "--secret", SECRET,
+            "--phases", str(phases)]
+    runs = {}
+
+    def per(total, count):
+        return max(1, total // count)
+
+    def build(key, label, cmd, procs, threads, extra=()):
+        per_thread = per(n, procs * threads)
+        workers = []
+        for p in range(procs):
+            wid = "%s%d" % (key.replace("-", "").replace("/", ""), p)
+            argv = cmd + base + ["--worker", wid, "--per-thread", str(per_thread),
+                                 "--lat-file", os.path.join(tmp, "lat-%s.txt" % wid)] + list(extra)
+            if threads > 1 or key.startswith(("rust", "wechatpy")):
+                argv += ["--threads", str(threads)]
+            workers.append((wid, argv))
+        runs[key] = Run(key, label, workers, threads, per_thread)
+
+    php = ["php", "-d", "ffi.enable=1", "-d", "memory_limit=1G"]
+    return runs, build, php, tools
+
+
+def contestants(cfg, server, n):
+    """The main table's contestants, in the order they run."""
+    runs, build, php, tools = worker_runs(cfg, server, n, 1, 1)
+    tmp = cfg["tmp"]
+    sqlite = "sqlite:" + os.path.join(tmp, "ledger-%s.db" % server.name)
+    build("rust/1t", "Rust, 1 thread, memory store", [tools["send"]], 1, 1)
+    build("rust/8t", "Rust, 8 threads, memory store", [tools["send"]], 1, 8)
+    ffi = php + [os.path.join(BENCH, "php", "ffi_send.php"), "--lib", tools["lib"]]
+    build("php-ffi/1p-memory", "PHP FFI, 1 process, memory store", ffi, 1, 1)
+    build("php-ffi/1p-sqlite", "PHP FFI, 1 process, SQLite ledger", ffi, 1, 1,
+          ["--store", sqlite + "-1p"])
+    build("php-ffi/8p-sqlite", "PHP FFI, 8 processes, one SQLite ledger", ffi, 8, 1,
+          ["--store", sqlite + "-8p"])
+    curl = php + [os.path.join(BENCH, "php", "curl_send.php"),
+                  "--token-file", os.path.join(tmp, "token-%s.json" % server.name)]
+    build("php-curl/1p", "PHP curl by hand, 1 process", curl, 1, 1)
+    build("php-curl/8p", "PHP curl by hand, 8 processes", curl, 8, 1)
+    wpy = [tools["python"], os.path.join(BENCH, "wechatpy_send.py")]
+    build("wechatpy/1p", "wechatpy, 1 process", wpy, 1, 1)
+    build("wechatpy/8p", "wechatpy, 8 processes", wpy, 8, 1)
+    return runs
+
+
+def token_contestants(cfg, server, per_thread):
+    """16 processes × 8 threads (PHP: 16 single-threaded processes) for the token test."""
+    runs, build, php, tools = worker_runs(cfg, server, 0, 16, 8, phases=2)
+    tmp = cfg["tmp"]
+    n = per_thread * 16 * 8
+
+    # build() splits n evenly; PHP has no threads, so its processes send 8× each.
+    build("rust/16x8", "Rust, 16 processes × 8 threads", [tools["send"]], 16, 8)
+    runs["rust/16x8"].workers = [(w, _set(argv, "--per-thread", per_thread))
+                                 for w, argv in runs["rust/16x8"].workers]
+    ffi = php + [os.path.join(BENCH, "php", "ffi_send.php"), "--lib", tools["lib"],
+                 "--store", "sqlite:" + os.path.join(tmp, "ledger-token.db")]
+    build("php-ffi/16p", "PHP FFI, 16 processes, one SQLite ledger", ffi, 16, 1)
+    curl = php + [os.path.join(BENCH, "php", "curl_send.php"),
+                  "--token-file", os.path.join(tmp, "token-tokentest.json")]
+    build("php-curl/16p", "PHP curl by hand, 16 processes, token file", curl, 16, 1)
+    wpy = [tools["python"], os.path.join(BENCH, "wechatpy_send.py")]
+    build("wechatpy/16x8", "wechatpy, 16 processes × 8 threads", wpy, 16, 8)
+    for key, run in runs.items():
+        each = per_thread if key.endswith("x8") else per_thread * 8
+        run.workers = [(w, _set(argv, "--per-thread", each)) for w, argv in run.workers]
+        run.per_thread = each
+    assert n > 0
+    return runs
+
+
+def forget_tokens(cfg):
+    """Every contestant starts without a token (the curl client's file cache)."""
+    for f in os.listdir(cfg["tmp"]):
+        if f.startswith("token-") and f.endswith(".json"):
+            os.unlink(os.path.join(cfg["tmp"], f))
+
+
+def _set(argv, flag, value):
+    argv = list(argv)
+    argv[argv.index(flag) + 1] = str(value)
+    return argv
+
+
+def grants_of(run, phases=1):
+    return {openid(w, t): run.per_thread * phases for w, _ in run.workers for t in range(run.threads)}
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return 0
+    i = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[i]
+
+
+def read_latencies(paths):
+    values = []
+    for p in paths:
+        with open(p) as f:
+            values.extend(int(line) for line in f if line.strip())
+        os.unlink(p)
+    values.sort()
+    return values
+
+
+def run_workers(run, between_phases=None, phases=1, timeout=1800):
+    """Starts the workers, releases them together, returns the merged figures."""
+    procs = []
+    for wid, argv in run.workers:
+        procs.append(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True, bufsize=1, env=run.env))
+
+    def expect(p, word):
+        line = p.stdout.readline().strip()
+        if line != word:
+            p.kill()
+            rest = p.stdout.read()
+            raise RuntimeError("%s: expected %r, got %r %s" % (run.key, word, line, rest[-500:]))
+
+    try:
+        for p in procs:
+            expect(p, "ready")
+        t0 = time.perf_counter()
+        for phase in range(phases):
+            if phase > 0:
+                for p in procs:
+                    expect(p, "phase")
+                if between_phases:
+                    between_phases()
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+        results = []
+        for p in procs:
+            line = p.stdout.readline()
+            if not line:
+                raise RuntimeError("%s: a worker ended without a result (exit %s)" % (run.key, p.wait()))
+            results.append(json.loads(line))
+        # Each worker times its own loop (before writing its latencies): the
+        # slowest one is the run's duration.
+        wall = max(r["elapsed_s"] for r in results) if results else time.perf_counter() - t0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    p.stdin.close()
+                except OSError:
+                    pass
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+    lat = read_latencies([argv[argv.index("--lat-file") + 1] for _, argv in run.workers])
+    sent = sum(r["sent"] for r in results)
+    failed = sum(r["failed"] for r in results)
+    return {
+        "sent": sent,
+        "failed": failed,
+        "first_error": next((r["first_error"] for r in results if r.get("first_error")), None),
+        "wall_s": wall,
+        "msgs_per_s": sent / wall if wall > 0 else 0,
+        "p50_us": percentile(lat, 0.50) / 1000,
+        "p99_us": percentile(lat, 0.99) / 1000,
+        "cpu_us_per_msg": 1e6 * sum(r["cpu_s"] for r in results) / max(1, sent),
+        "peak_rss_mib": max(r["peak_rss_kib"] for r in results) / 1024,
+        "processes": len(procs),
+    }
+
+
+WRK_LUA = """\
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+local threads = {}
+function setup(thread)
+    table.insert(threads, thread)
+end
+bad = 0
+function response(status, headers, body)
+    if status ~= 200 or not string.find(body, '"errcode":0,', 1, true) then
+        bad = bad + 1
+    end
+end
+function done(summary, latency, requests)
+    local wrong = 0
+    for _, t in ipairs(threads) do
+        wrong = wrong + t:get("bad")
+    end
+    io.write(string.format('WRK {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"errors":%%d,"wrong_answers":%%d}\\n',
+        summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+        summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout,
+        wrong))
+end
+"""
+
+
+def wrk_body(touser):
+    """The body our library renders for message 0 (same template, fields, page)."""
+    return json.dumps({
+        "touser": touser,
+        "template_id": TEMPLATE,
+        "page": "/pages/order/detail?id=10086",
+        "miniprogram_state": "formal",
+        "lang": "zh_CN",
+        "data": {
+            "character_string1": {"value": "SNwrkT0N000000000"},
+            "amount2": {"value": "¥128.50"},
+            "thing3": {"value": "法式碎花连衣裙 等2件"},
+            "time4": {"value": "2026-11-22 21:30"},
+        },
+    }, ensure_ascii=False, separators=(",", ":"))
+
+
+def run_wrk(cfg, server, secs, connections):
+    """wrk posting one fixed body with a fixed token for `secs` seconds (wrk
+    runs for a time, not a count: its stop() leaves the clock running)."""
+    to = "oBench_wrk%d_t0" % connections
+    server.prepare({to: WRK_GRANTS})
+    token = server.fixed_token()
+    script = os.path.join(cfg["tmp"], "wrk-%d.lua" % connections)
+    with open(script, "w") as f:
+        # Each connection may have one request in flight when the thread stops.
+        f.write(WRK_LUA % wrk_body(to))
+    url = "%s%s?access_token=%s" % (server.url, SUBSCRIBE_PATH, token)
+    cmd = ["wrk", "-t1", "-c%d" % connections, "-d%ds" % secs, "--latency", "-s", script, url]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    out, _ = p.communicate()
+    wall = time.perf_counter() - t0
+    line = next((l for l in out.splitlines() if l.startswith("WRK ")), None)
+    if line is None:
+        raise RuntimeError("wrk printed no result: " + out[-500:])
+    r = json.loads(line[4:])
+    return r, wall
+
+
+def wrk_result(cfg, server, secs, connections):
+    before = time.perf_counter()
+    rusage0 = os.times()
+    r, wall = run_wrk(cfg, server, secs, connections)
+    rusage1 = os.times()
+    cpu = (rusage1.children_user - rusage0.children_user) + (rusage1.children_system - rusage0.children_system)
+    secs = r["duration_us"] / 1e6
+    failed = r["errors"] + r["wrong_answers"]
+    return {
+        "sent": r["requests"] - failed,
+        "failed": failed,
+        "first_error": None if failed == 0 else "wrk: %d socket errors, %d answers other than errcode 0" % (
+            r["errors"], r["wrong_answers"]),
+        "wall_s": secs,
+        "msgs_per_s": r["requests"] / secs if secs > 0 else 0,
+        "p50_us": r["p50_us"],
+        "p99_us": r["p99_us"],
+        "cpu_us_per_msg": 1e6 * cpu / max(1, r["requests"]),
+        "peak_rss_mib": None,
+        "processes": 1,
+        "token_fetches": 0,
+        "elapsed_total_s": time.perf_counter() - before,
+    }
+
+
+# --------------------------------------------------------------------------
+# the suite
+
+
+def main_table(cfg, servers, n, wrk_secs):
+    table = {}
+    for server in servers:
+        log("== %s (%s)" % (server.name, server.url))
+        for connections in (1, 8):
+            key = "wrk/%dc" % connections
+            if not cfg["select"](key):
+                continue
+            r = wrk_result(cfg, server, wrk_secs, connections)
+            r["label"] = "wrk, %d connection%s, fixed token" % (connections, "s" if connections > 1 else "")
+            # wrk's last requests may be answered with no grant left: count only the first n.
+            table[(server.name, key)] = r
+            log("%-22s %8.0f msg/s  p50 %7.1f µs  p99 %7.1f µs" % (key, r["msgs_per_s"], r["p50_us"], r["p99_us"]))
+        for key, run in contestants(cfg, server, n).items():
+            if not cfg["select"](key):
+                continue
+            server.prepare(grants_of(run))
+            forget_tokens(cfg)
+            r = run_workers(run)
+            r["token_fetches"] = server.token_fetches()
+            r["label"] = run.label
+            table[(server.name, key)] = r
+            log("%-22s %8.0f msg/s  p50 %7.1f µs  p99 %7.1f µs  cpu %6.1f µs/msg  tokens %d%s" % (
+                key, r["msgs_per_s"], r["p50_us"], r["p99_us"], r["cpu_us_per_msg"],
+                r["token_fetches"], "  FAILED %d: %s" % (r["failed"], r["first_error"]) if r["failed"] else ""))
+    return table
+
+
+def token_table(cfg, sandbox, per_thread):
+    """Fetches over two token lifetimes: the sandbox clock jumps past expiry between phases."""
+    out = {}
+    for key, run in token_contestants(cfg, sandbox, per_thread).items():
+        if not cfg["select"](key):
+            continue
+        sandbox.prepare(grants_of(run, phases=2))
+        forget_tokens(cfg)
+        # Past expires_in (7200 s) and the old token's grace: every cached token is dead.
+        r = run_workers(run, phases=2,
+                        between_phases=lambda: sandbox.control("POST", "clock", {"advance_secs": 7200 + 301}))
+        fetches = sandbox.token_fetches()
+        out[key] = {"label": run.label, "processes": len(run.workers), "threads": run.threads,
+                    "sent": r["sent"], "failed": r["failed"], "first_error": r["first_error"],
+                    "token_fetches": fetches, "per_lifetime": fetches / 2}
+        log("%-16s token fetches over 2 lifetimes: %d%s" % (
+            key, fetches, "  FAILED %d: %s" % (r["failed"], r["first_error"]) if r["failed"] else ""))
+    return out
+
+
+def criterion_hotpath(cfg, smoke):
+    """Runs benches/hotpath.rs; returns {bench: mean ns} from criterion's estimates."""
+    exe = cfg["tools"]["hotpath"]
+    if smoke:
+        # Test mode: each bench once; proves they run.
+        subprocess.run([exe], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        return {}
+    subprocess.run([exe, "--bench", "--warm-up-time", "1", "--measurement-time", "4"],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    base = os.path.join(cfg["target_dir"], "criterion", "hotpath")
+    found = {}
+    for dirpath, _, files in os.walk(base):
+        if os.path.basename(dirpath) == "new" and "estimates.json" in files:
+            with open(os.path.join(dirpath, "estimates.json")) as f:
+                est = json.load(f)
+            with open(os.path.join(dirpath, "benchmark.json")) as f:
+                name = json.load(f)["full_id"]
+            found[name] = est["mean"]["point_estimate"]
+    return found
+
+
+def php_hotpath(cfg, iterations):
+    argv = ["php", "-d", "ffi.enable=1", "-d", "memory_limit=1G",
+            os.path.join(BENCH, "php", "hotpath.php"), "--lib", cfg["tools"]["lib"],
+            "--iterations", str(iterations)]
+    out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def load_ok():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return -1.0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny N, debug build, no criterion measurement")
+    ap.add_argument("--n", type=int, help="messages per contestant (default 150000; smoke 40)")
+    ap.add_argument("--token-per-thread", type=int, help="messages per thread per lifetime in the token test")
+    ap.add_argument("--wrk-secs", type=int, help="how long wrk runs (default 10; smoke 1)")
+    ap.add_argument("--profile", choices=["debug", "release"])
+    ap.add_argument("--out", help="directory for results.json and results.md")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only contestants whose key starts with this (repeatable)")
+    ap.add_argument("--servers", default="nginx,sandbox")
+    ap.add_argument("--skip", action="append", default=[], help="parts to skip: main, token, hotpath")
+    a = ap.parse_args()
+
+    profile = a.profile or ("debug" if a.smoke else "release")
+    n = a.n or (40 if a.smoke else 150_000)
+    token_per_thread = a.token_per_thread or (2 if a.smoke else 20)
+    meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                                     cwd=ROOT, check=True, stdout=subprocess.PIPE).stdout)
+    target_dir = meta["target_directory"]
+    out_dir = a.out or os.path.join(target_dir, "bench", "smoke" if a.smoke else "results")
+    os.makedirs(out_dir, exist_ok=True)
+
+    for tool in ("nginx", "wrk", "php"):
+        if not (shutil.which(tool) or os.path.exists("/usr/sbin/" + tool)):
+            sys.exit("bench: %s is missing: run scripts/deps.sh bench" % tool)
+    log("building (%s)" % profile)
+    tools = cargo_build(profile)
+    tools["python"] = wechatpy_python(target_dir)
+    tmp = tempfile.mkdtemp(prefix="fashop-bench-")
+    os.chmod(tmp, 0o755)
+    cfg = {"tmp": tmp, "tools": tools, "target_dir": target_dir,
+           "select": lambda key: not a.only or any(key.startswith(o) for o in a.only)}
+    results = {"n": n, "profile": profile, "smoke": a.smoke, "load_before": load_ok(),
+               "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+               "cpus": os.cpu_count()}
+    servers = []
+    try:
+        wanted = a.servers.split(",")
+        if "nginx" in wanted:
+            servers.append(Nginx(tmp))
+        sandbox = SandboxServer(tools["fashop-notify-sandbox"])
+        if "sandbox" in wanted:
+            servers.append(sandbox)
+        if "main" not in a.skip:
+            table = main_table(cfg, servers, n, a.wrk_secs or (1 if a.smoke else 10))
+            results["main"] = [dict(v, server=k[0], key=k[1]) for k, v in table.items()]
+        if "token" not in a.skip:
+            log("== token fetches, 16 processes, over two simulated token lifetimes (sandbox)")
+            results["token"] = token_table(cfg, sandbox, token_per_thread)
+        if "hotpath" not in a.skip:
+            log("== hot path (no network)")
+            results["hotpath_rust_ns"] = criterion_hotpath(cfg, a.smoke)
+            results["hotpath_php"] = php_hotpath(cfg, 200 if a.smoke else 200_000)
+            log("hot path: rust %s, php %s" % (results["hotpath_rust_ns"], results["hotpath_php"]))
+    finally:
+        for s in servers + ([sandbox] if "sandbox" in dir() and sandbox not in servers else []):
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["load_after"] = load_ok()
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2, ensure_ascii=False)
+    md = subprocess.run([sys.executable, os.path.join(BENCH, "report.py"),
+                         os.path.join(out_dir, "results.json")],
+                        check=True, stdout=subprocess.PIPE, text=True).stdout
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(md)
+    print(md)
+    failures = [r for r in results.get("main", []) if r["failed"]]
+    failures += [r for r in results.get("token", {}).values() if r["failed"]]
+    if failures:
+        log("%d runs had failed messages" % len(failures))
+        sys.exit(1)
+    log("wrote %s/results.md" % out_dir)
+
+
+if __name__ == "__main__":
+    main()
