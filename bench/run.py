@@ -318,29 +318,25 @@ def contestants(cfg, server, n):
     return runs
 
 
-def token_contestants(cfg, server, per_thread):
-    """16 processes × 8 threads (PHP: 16 single-threaded processes) for the token test."""
-    runs, build, php, tools = worker_runs(cfg, server, 0, 16, 8, phases=2)
+def token_contestants(cfg, server, per_thread, procs):
+    """`procs` processes × 8 threads (PHP: single-threaded processes) for the token test."""
+    runs, build, php, tools = worker_runs(cfg, server, 0, procs, 8, phases=2)
     tmp = cfg["tmp"]
-    n = per_thread * 16 * 8
 
     # build() splits n evenly; PHP has no threads, so its processes send 8× each.
-    build("rust/16x8", "Rust, 16 processes × 8 threads", [tools["send"]], 16, 8)
-    runs["rust/16x8"].workers = [(w, _set(argv, "--per-thread", per_thread))
-                                 for w, argv in runs["rust/16x8"].workers]
+    build("rust/%dx8" % procs, "Rust, %d processes × 8 threads" % procs, [tools["send"]], procs, 8)
     ffi = php + [os.path.join(BENCH, "php", "ffi_send.php"), "--lib", tools["lib"],
                  "--store", "sqlite:" + os.path.join(tmp, "ledger-token.db")]
-    build("php-ffi/16p", "PHP FFI, 16 processes, one SQLite ledger", ffi, 16, 1)
+    build("php-ffi/%dp" % procs, "PHP FFI, %d processes, one SQLite ledger" % procs, ffi, procs, 1)
     curl = php + [os.path.join(BENCH, "php", "curl_send.php"),
                   "--token-file", os.path.join(tmp, "token-tokentest.json")]
-    build("php-curl/16p", "PHP curl by hand, 16 processes, token file", curl, 16, 1)
+    build("php-curl/%dp" % procs, "PHP curl by hand, %d processes, token file" % procs, curl, procs, 1)
     wpy = [tools["python"], os.path.join(BENCH, "wechatpy_send.py")]
-    build("wechatpy/16x8", "wechatpy, 16 processes × 8 threads", wpy, 16, 8)
+    build("wechatpy/%dx8" % procs, "wechatpy, %d processes × 8 threads" % procs, wpy, procs, 8)
     for key, run in runs.items():
         each = per_thread if key.endswith("x8") else per_thread * 8
         run.workers = [(w, _set(argv, "--per-thread", each)) for w, argv in run.workers]
         run.per_thread = each
-    assert n > 0
     return runs
 
 
@@ -567,10 +563,10 @@ def main_table(cfg, servers, n, wrk_secs):
     return table
 
 
-def token_table(cfg, sandbox, per_thread):
+def token_table(cfg, sandbox, per_thread, procs):
     """Fetches over two token lifetimes: the sandbox clock jumps past expiry between phases."""
     out = {}
-    for key, run in token_contestants(cfg, sandbox, per_thread).items():
+    for key, run in token_contestants(cfg, sandbox, per_thread, procs).items():
         if not cfg["select"](key):
             continue
         sandbox.prepare(grants_of(run, phases=2))
@@ -628,6 +624,7 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="tiny N, debug build, no criterion measurement")
     ap.add_argument("--n", type=int, help="messages per contestant (default 150000; smoke 40)")
     ap.add_argument("--token-per-thread", type=int, help="messages per thread per lifetime in the token test")
+    ap.add_argument("--token-procs", type=int, help="processes in the token test (default 16; smoke 4)")
     ap.add_argument("--wrk-secs", type=int, help="how long wrk runs (default 10; smoke 1)")
     ap.add_argument("--profile", choices=["debug", "release"])
     ap.add_argument("--out", help="directory for results.json and results.md")
@@ -671,8 +668,10 @@ def main():
             table = main_table(cfg, servers, n, a.wrk_secs or (1 if a.smoke else 10))
             results["main"] = [dict(v, server=k[0], key=k[1]) for k, v in table.items()]
         if "token" not in a.skip:
-            log("== token fetches, 16 processes, over two simulated token lifetimes (sandbox)")
-            results["token"] = token_table(cfg, sandbox, token_per_thread)
+            procs = a.token_procs or (4 if a.smoke else 16)
+            log("== token fetches, %d processes, over two simulated token lifetimes (sandbox)" % procs)
+            results["token"] = token_table(cfg, sandbox, token_per_thread, procs)
+            results["token_procs"] = procs
         if "hotpath" not in a.skip:
             log("== hot path (no network)")
             results["hotpath_rust_ns"] = criterion_hotpath(cfg, a.smoke)
