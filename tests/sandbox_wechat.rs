@@ -663,3 +663,97 @@ fn unknown_paths_answer_like_wechat() {
     assert_eq!(errcode(&v), 40066);
     assert_rid(&v);
 }
+
+#[test]
+fn legacy_template_library_add_send_delete() {
+    let sb = frozen();
+    sb.set_legacy_mode(true);
+    let c = client(&sb);
+    let tok = c.demo_token();
+    let post =
+        |path: &str, body: Value| c.post_json(&format!("{path}?access_token={tok}"), &body).1;
+    let v = post(
+        "/cgi-bin/wxopen/template/library/list",
+        json!({"offset": 0, "count": 20}),
+    );
+    assert_eq!(errcode(&v), 0);
+    assert_eq!(v["total_count"], 4);
+    assert!(v["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["id"] == "AT0002"));
+    let v = post(
+        "/cgi-bin/wxopen/template/library/get",
+        json!({"id": "AT0002"}),
+    );
+    assert_eq!(v["keyword_list"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        errcode(&post(
+            "/cgi-bin/wxopen/template/library/get",
+            json!({"id": "AT9999"})
+        )),
+        40037
+    );
+
+    let v = post(
+        "/cgi-bin/wxopen/template/add",
+        json!({"id": "AT0002", "keyword_id_list": [5, 1]}),
+    );
+    assert_eq!(errcode(&v), 0, "{v}");
+    let id = v["template_id"].as_str().unwrap().to_string();
+    let v = post(
+        "/cgi-bin/wxopen/template/list",
+        json!({"offset": 0, "count": 20}),
+    );
+    let added = v["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["template_id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        added["content"],
+        "购买地点:{{keyword1.DATA}}\n订单号:{{keyword2.DATA}}\n"
+    );
+
+    sb.add_form_id(APPID, "o1", "form-1");
+    let m = json!({"touser": "o1", "template_id": id, "form_id": "form-1",
+                   "data": {"keyword1": {"value": "旗舰店"}, "keyword2": {"value": "SN1"}}});
+    assert_eq!(errcode(&post(LEGACY_SEND, m)), 0);
+    for bad in [
+        json!({"id": "AT0002", "keyword_id_list": []}),
+        json!({"id": "AT0002", "keyword_id_list": [1, 1]}),
+        json!({"id": "AT0002", "keyword_id_list": [9]}),
+        json!({"id": "AT0002", "keyword_id_list": ["1"]}),
+    ] {
+        assert_eq!(
+            errcode(&post("/cgi-bin/wxopen/template/add", bad.clone())),
+            47001,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        errcode(&post(
+            "/cgi-bin/wxopen/template/del",
+            json!({"template_id": id})
+        )),
+        0
+    );
+    assert_eq!(
+        errcode(&post(
+            "/cgi-bin/wxopen/template/del",
+            json!({"template_id": id})
+        )),
+        40037
+    );
+    assert_eq!(
+        errcode(&post(
+            "/cgi-bin/wxopen/template/del",
+            json!({"template_id": TPL_PAY_SUCCESS})
+        )),
+        40037,
+        "a subscribe template is not a legacy one"
+    );
+}

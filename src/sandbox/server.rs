@@ -18,7 +18,7 @@ use tiny_http::{Header, Method, Request, Response};
 use super::conn;
 use super::control;
 use super::fault::Effect;
-use super::templates::{CATEGORIES, LIBRARY};
+use super::templates::{CATEGORIES, LEGACY_LIBRARY, LIBRARY};
 use super::world::{standard_errmsg, wx_error, Answer, SandboxClock, World};
 
 /// Bodies beyond this are refused (WeChat's bodies are a few KB at most).
@@ -185,6 +185,10 @@ enum Route {
     GetTemplate,
     DelTemplate,
     LegacyTemplateList,
+    LegacyLibraryList,
+    LegacyLibraryGet,
+    LegacyTemplateAdd,
+    LegacyTemplateDel,
     Unknown,
 }
 
@@ -202,6 +206,10 @@ impl Route {
             "/wxaapi/newtmpl/gettemplate" => Route::GetTemplate,
             "/wxaapi/newtmpl/deltemplate" => Route::DelTemplate,
             "/cgi-bin/wxopen/template/list" => Route::LegacyTemplateList,
+            "/cgi-bin/wxopen/template/library/list" => Route::LegacyLibraryList,
+            "/cgi-bin/wxopen/template/library/get" => Route::LegacyLibraryGet,
+            "/cgi-bin/wxopen/template/add" => Route::LegacyTemplateAdd,
+            "/cgi-bin/wxopen/template/del" => Route::LegacyTemplateDel,
             _ => Route::Unknown,
         }
     }
@@ -216,6 +224,10 @@ impl Route {
                 | Route::AddTemplate
                 | Route::DelTemplate
                 | Route::LegacyTemplateList
+                | Route::LegacyLibraryList
+                | Route::LegacyLibraryGet
+                | Route::LegacyTemplateAdd
+                | Route::LegacyTemplateDel
         )
     }
 }
@@ -529,6 +541,43 @@ fn template_route(
                 })
                 .collect();
             Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "list": list }))
+        }
+        Route::LegacyLibraryList => {
+            let b = json_body.unwrap_or(&Value::Null);
+            let offset = b.get("offset").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let count = b.get("count").and_then(Value::as_u64).unwrap_or(20) as usize;
+            if count == 0 || count > 20 {
+                return wx_error(47001, "data format error: count must be 1 to 20");
+            }
+            let list: Vec<Value> = LEGACY_LIBRARY
+                .iter()
+                .skip(offset)
+                .take(count)
+                .map(|t| json!({ "id": t.id, "title": t.title }))
+                .collect();
+            Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "list": list,
+                                    "total_count": LEGACY_LIBRARY.len() }))
+        }
+        Route::LegacyLibraryGet => {
+            let id = json_body.and_then(|b| b.get("id")).and_then(Value::as_str);
+            let Some(t) = id.and_then(super::templates::legacy_library) else {
+                return wx_error(40037, "invalid template id");
+            };
+            let keywords: Vec<Value> = t
+                .keywords
+                .iter()
+                .map(|(k, name, ex)| json!({ "keyword_id": k, "name": name, "example": ex }))
+                .collect();
+            Answer::ok_json(
+                json!({ "errcode": 0, "errmsg": "ok", "id": t.id, "title": t.title,
+                                    "keyword_list": keywords }),
+            )
+        }
+        Route::LegacyTemplateAdd => {
+            world.add_legacy_template(appid, json_body.unwrap_or(&Value::Null))
+        }
+        Route::LegacyTemplateDel => {
+            world.del_legacy_template(appid, json_body.unwrap_or(&Value::Null))
         }
         _ => wx_error(40066, "invalid url"),
     }

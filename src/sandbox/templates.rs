@@ -177,3 +177,62 @@ pub const SEEDED_LEGACY: &[(&str, &str, &[&str])] = &[
 pub fn library(tid: u32) -> Option<&'static LibraryTemplate> {
     LIBRARY.iter().find(|t| t.tid == tid)
 }
+
+/// A template of the legacy template library (`/cgi-bin/wxopen/template/library/…`).
+#[derive(Debug, Clone, Copy)]
+pub struct LegacyLibraryTemplate {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// (keyword_id, name, example)
+    pub keywords: &'static [(u32, &'static str, &'static str)],
+}
+
+/// The legacy template library.
+pub const LEGACY_LIBRARY: &[LegacyLibraryTemplate] = &[
+    LegacyLibraryTemplate {
+        id: "AT0002",
+        title: "购买成功通知",
+        keywords: &[
+            (1, "订单号", "SN202611230001"),
+            (2, "支付金额", "199.00元"),
+            (3, "商品名称", "秋冬加厚连衣裙"),
+            (4, "支付时间", "2026-11-23 20:10"),
+            (5, "购买地点", "FaShop 旗舰店"),
+        ],
+    },
+    LegacyLibraryTemplate {
+        id: "AT0007",
+        title: "订单发货提醒",
+        keywords: &[
+            (1, "订单号", "SN202611230001"),
+            (2, "快递公司", "顺丰速运"),
+            (3, "快递单号", "SF1234567890"),
+            (4, "发货时间", "2026-11-23 20:10"),
+        ],
+    },
+    LegacyLibraryTemplate {
+        id: "AT0024",
+        title: "订单取消通知",
+        keywords: &[
+            (1, "订单号", "SN202611230001"),
+            (2, "订单金额", "199.00元"),
+            (3, "取消原因", "超时未支付"),
+            (4, "取消时间", "2026-11-23 20:10"),
+        ],
+    },
+    LegacyLibraryTemplate {
+        id: "AT0036",
+        title: "退款申请通知",
+        keywords: &[
+            (1, "订单号", "SN202611230001"),
+            (2, "退款金额", "199.00元"),
+            (3, "退款原因", "尺码不合适"),
+            (4, "申请时间", "2026-11-23 20:10"),
+        ],
+    },
+];
+
+/// The legacy library template with this id.
+pub fn legacy_library(id: &str) -> Option<&'static LegacyLibraryTemplate> {
+    LEGACY_LIBRARY.iter().find(|t| t.id == id)
+}

@@ -994,6 +994,69 @@ impl World {
         }
     }
 
+    /// `POST /cgi-bin/wxopen/template/add`: a legacy template from the library,
+    /// its keywords named `keyword1..N` in the order asked.
+    pub(crate) fn add_legacy_template(&mut self, appid: &str, body: &Value) -> Answer {
+        let Some(lib) = body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(templates::legacy_library)
+        else {
+            return wx_error(40037, "invalid template id");
+        };
+        let ids: Vec<u64> = body
+            .get("keyword_id_list")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let listed = body
+            .get("keyword_id_list")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let mut labels = Vec::new();
+        for id in &ids {
+            match lib.keywords.iter().find(|(k, _, _)| u64::from(*k) == *id) {
+                Some((_, name, _)) if !labels.contains(name) => labels.push(*name),
+                _ => return wx_error(47001, "data format error: keyword_id_list"),
+            }
+        }
+        if labels.is_empty() || labels.len() > 10 || ids.len() != listed {
+            return wx_error(47001, "data format error: keyword_id_list");
+        }
+        let seq = {
+            let app = self.apps.get_mut(appid).expect("known app");
+            if app.templates.values().filter(|t| t.legacy).count() >= MAX_PRIVATE_TEMPLATES {
+                return wx_error(45026, "template num exceeds limit");
+            }
+            app.next_template_seq += 1;
+            app.next_template_seq
+        };
+        let id = template_id_for(appid, 0, seq);
+        let t = Template::legacy(&id, lib.title, &labels);
+        self.apps
+            .get_mut(appid)
+            .expect("known app")
+            .templates
+            .insert(id.clone(), t);
+        Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "template_id": id }))
+    }
+
+    /// `POST /cgi-bin/wxopen/template/del`.
+    pub(crate) fn del_legacy_template(&mut self, appid: &str, body: &Value) -> Answer {
+        let app = self.apps.get_mut(appid).expect("known app");
+        let id = body
+            .get("template_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match app.templates.get(id) {
+            Some(t) if t.legacy => {
+                app.templates.remove(id);
+                Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok" }))
+            }
+            _ => wx_error(40037, "invalid template id"),
+        }
+    }
+
     pub(crate) fn get_templates(&self, appid: &str, legacy: bool) -> Vec<&Template> {
         self.apps[appid]
             .templates
