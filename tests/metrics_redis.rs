@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use fashop_notify::{Config, Error, Metrics, MetricsFormat};
@@ -105,6 +105,8 @@ fn redis_worker_process() {
         m.record_send("wx1", "order_cancel", status, 0, Duration::from_millis(30));
         m.record_permit_consumed("form_id");
     }
+    // What a short wait on a busy store left behind goes out before exit.
+    m.flush().unwrap();
     if std::env::var(WORKER_URL).is_err() {
         let v = figures(&m);
         assert_eq!(sends(&v, "sent"), 90);
@@ -155,6 +157,7 @@ fn two_processes_on_one_redis_add_up() {
 struct ReplyEater {
     url: String,
     eat: Arc<AtomicBool>,
+    eaten: mpsc::Receiver<()>,
 }
 
 impl ReplyEater {
@@ -167,6 +170,7 @@ impl ReplyEater {
             .to_string();
         let eat = Arc::new(AtomicBool::new(false));
         let flag = eat.clone();
+        let (ate, eaten) = mpsc::channel();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { return };
@@ -179,6 +183,7 @@ impl ReplyEater {
                     let _ = std::io::copy(&mut client_r, &mut server_w);
                 });
                 let flag = flag.clone();
+                let ate = ate.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
                     loop {
@@ -189,6 +194,7 @@ impl ReplyEater {
                         if flag.swap(false, Ordering::SeqCst) {
                             let _ = client.shutdown(Shutdown::Both);
                             let _ = server.shutdown(Shutdown::Both);
+                            let _ = ate.send(());
                             break;
                         }
                         if client.write_all(&buf[..n]).is_err() {
@@ -201,6 +207,7 @@ impl ReplyEater {
         ReplyEater {
             url: format!("redis://127.0.0.1:{port}/0"),
             eat,
+            eaten,
         }
     }
 }
