@@ -138,11 +138,16 @@ impl TokenCache {
         let mut state = self.state.lock();
         loop {
             let now = clock.now_ms();
+            if let Some(t) = &state.current {
+                if now < t.refresh_at_ms {
+                    return Ok(t.token.clone());
+                }
+            }
             let backing_off = matches!(&state.failure, Some((_, until)) if now < *until);
-            let fetching = state.fetching == Some(std::process::id());
+            let fetching = state.fetching.is_some_and(|pid| pid == std::process::id());
             if let Some(t) = &state.current {
                 let usable = now < t.expires_at_ms;
-                if now < t.refresh_at_ms || (usable && (fetching || backing_off)) {
+                if usable && (fetching || backing_off) {
                     return Ok(t.token.clone());
                 }
             }
