@@ -142,10 +142,45 @@ fn subscribe_sends(c: &mut Criterion) {
         group.bench_function(format!("subscribe_send_keepalive/{clients}_clients"), |b| {
             b.iter_custom(|iters| run(addr, &requests, iters))
         });
+        if clients == 8 {
+            cpu_per_send(addr, &requests);
+        }
         // Deliveries are recorded; keep memory flat between runs.
         sb.reset();
     }
     group.finish();
+}
+
+/// CPU seconds this process has used (all threads), from /proc.
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// On a busy machine wall-clock throughput says little; CPU time per send
+/// (sandbox and benchmark clients together, so an upper bound for the
+/// sandbox) gives the capacity of two idle cores.
+fn cpu_per_send(addr: SocketAddr, requests: &[Vec<u8>]) {
+    let n = 100_000;
+    let (Some(before), start) = (process_cpu_secs(), Instant::now()) else {
+        return;
+    };
+    run(addr, requests, n);
+    let wall = start.elapsed().as_secs_f64();
+    let Some(after) = process_cpu_secs() else {
+        return;
+    };
+    let per_send = (after - before) / n as f64;
+    eprintln!(
+        "sandbox: {n} sends on {} clients: {:.0} sends/s wall, {:.1} µs CPU per send \
+         (sandbox + clients), so at least {:.0} sends/s on 2 idle cores",
+        requests.len(),
+        n as f64 / wall,
+        per_send * 1e6,
+        2.0 / per_send
+    );
 }
 
 criterion_group!(benches, subscribe_sends);
