@@ -19,6 +19,16 @@
 #define MAX_PAGE_CHARS 1024
 
 /*
+ Dead letters `outbox_stats` lists at most.
+ */
+#define DEAD_LETTERS_LISTED 100
+
+/*
+ The longest pause between two attempts, whatever the doubling says.
+ */
+#define MAX_BACKOFF_MS (3600 * 1000)
+
+/*
  Legacy template keywords have no typed rules; values are kept to this length.
  */
 #define MAX_TEMPLATE_VALUE_CHARS 200
@@ -193,6 +203,61 @@ enum FashopNotifyStatus fashop_notify_render(const char *appid,
  to a `char *` the caller owns.
  */
 enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
+
+/*
+ Validates and renders the event's message now, keeps it in the store with
+ its idempotency key, and writes `{"id", "idempotency_key", "due_at",
+ "duplicate"}` to `*out_json`. No network: `fashop_notify_flush` sends it.
+
+ # Safety
+ `appid`, `event` and `payload_json` are NULL or NUL-terminated strings;
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_enqueue(const char *appid,
+                                              const char *event,
+                                              const char *payload_json,
+                                              char **out_json);
+
+/*
+ Sends at most `max_messages` due messages of `appid_or_null` (NULL: of
+ every app registered in this process) with the send policy, and writes
+ what became of each to `*out_json`. Retryable failures are rescheduled,
+ the others dead-lettered; OK even when some messages failed.
+
+ # Safety
+ `appid_or_null` is NULL or a NUL-terminated string; `out_json` is NULL or
+ points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_flush(const char *appid_or_null,
+                                            uint32_t max_messages,
+                                            char **out_json);
+
+/*
+ Writes the outbox's counts (pending, due, in flight, dead, uncertain,
+ sent; in total and by event) and its dead letters with their last error.
+
+ # Safety
+ `appid_or_null` is NULL or a NUL-terminated string; `out_json` is NULL or
+ points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_outbox_stats(const char *appid_or_null, char **out_json);
+
+/*
+ Puts a dead message back in the queue, due now, with its attempts reset.
+ Uncertain messages cannot be requeued (they may have been delivered).
+
+ # Safety
+ `appid` is NULL or a NUL-terminated string.
+ */
+enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t id);
+
+/*
+ Removes a dead, uncertain or not yet claimed message from the outbox.
+
+ # Safety
+ `appid` is NULL or a NUL-terminated string.
+ */
+enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
 
 /*
  Renders the event's message, takes a permit, POSTs it to WeChat and applies

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::journal::{LogPatch, LogSettings};
+use crate::outbox::{OutboxPatch, OutboxSettings};
 
 /// Production WeChat.
 pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -21,6 +22,7 @@ pub struct Config {
     /// `memory`, `sqlite:/path` or `redis://…`.
     pub store: String,
     pub log: LogSettings,
+    pub outbox: OutboxSettings,
 }
 
 impl Default for Config {
@@ -33,6 +35,7 @@ impl Default for Config {
             token_margin_secs: 300,
             store: "memory".to_string(),
             log: LogSettings::default(),
+            outbox: OutboxSettings::default(),
         }
     }
 }
@@ -48,6 +51,7 @@ pub struct ConfigPatch {
     pub token_margin_secs: Option<i64>,
     pub store: Option<String>,
     pub log: Option<LogPatch>,
+    pub outbox: Option<OutboxPatch>,
 }
 
 impl ConfigPatch {
@@ -72,6 +76,9 @@ impl ConfigPatch {
         }
         if let Some(log) = &patch.log {
             log.check()?;
+        }
+        if let Some(outbox) = &patch.outbox {
+            outbox.check()?;
         }
         Ok(patch)
     }
@@ -99,6 +106,9 @@ impl ConfigPatch {
         }
         if let Some(v) = &self.log {
             c.log = v.apply_to(&c.log);
+        }
+        if let Some(v) = &self.outbox {
+            c.outbox = v.apply_to(&c.outbox);
         }
         c
     }

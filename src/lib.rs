@@ -16,6 +16,7 @@ mod ledger;
 mod mapping;
 mod metrics;
 mod notifier;
+mod outbox;
 mod placeholder;
 mod render;
 pub mod rules;
@@ -39,6 +40,7 @@ pub use metrics::{
     ScrapeHook, SqliteSink,
 };
 pub use notifier::Notifier;
+pub use outbox::{FlushReport, Flushed, OutboxSettings};
 pub use render::RenderedMessage;
 pub use secret::Secret;
 pub use token::{CallError, TokenStats, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};

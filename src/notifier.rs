@@ -16,6 +16,7 @@ use crate::journal::Journal;
 use crate::ledger::Ledger;
 use crate::mapping::MappingRegistry;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 
 #[derive(Debug)]
 pub struct Notifier {
@@ -27,6 +28,7 @@ pub struct Notifier {
     pub(crate) http: HttpClient,
     pub(crate) metrics: Metrics,
     pub(crate) journal: Journal,
+    pub(crate) outbox: Outbox,
 }
 
 impl Default for Notifier {
@@ -43,6 +45,7 @@ impl Notifier {
     /// A notifier whose idea of time is `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::default();
+        metrics.on_scrape(Arc::new(|n: &Notifier| n.refresh_outbox_depth()));
         Notifier {
             ledger: Ledger::new(clock.clone()),
             journal: Journal::new(clock.clone(), metrics.clone()),
@@ -52,6 +55,7 @@ impl Notifier {
             mappings: MappingRegistry::default(),
             http: HttpClient::default(),
             metrics,
+            outbox: Outbox::default(),
         }
     }
 
@@ -70,7 +74,9 @@ impl Notifier {
         let patch = ConfigPatch::parse(json)?;
         let mut config = self.config.write();
         let next = patch.apply_to(&config);
+        let outbox = self.outbox.prepare(&next)?;
         self.ledger.configure(&next)?;
+        self.outbox.install(outbox);
         self.http.configure(&next);
         self.metrics.configure(&next);
         self.journal.configure(&next.log);

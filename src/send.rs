@@ -126,7 +126,22 @@ impl Notifier {
                 }
             }
         };
-        let mut report = self.send_once(&app, event, &msg);
+        self.send_rendered(&app, event, &msg, started, &|| Ok(()))
+    }
+
+    /// Sends a message rendered earlier (the outbox's flush). `before_post`
+    /// runs right before each POST, so a caller can record that the message
+    /// may be on its way, or stop it (an error gives the permit back).
+    pub(crate) fn send_rendered(
+        &self,
+        app: &App,
+        event: &str,
+        msg: &RenderedMessage,
+        started: Instant,
+        before_post: &dyn Fn() -> Result<()>,
+    ) -> SendReport {
+        let appid = app.appid.as_str();
+        let mut report = self.send_once(app, event, msg, before_post);
         if let Some(outcome) = report.outcome.as_mut() {
             let elapsed = started.elapsed();
             outcome.elapsed_ms = elapsed.as_millis() as u64;
@@ -161,10 +176,16 @@ impl Notifier {
         (report.result, text)
     }
 
-    fn send_once(&self, app: &App, event: &str, msg: &RenderedMessage) -> SendReport {
+    fn send_once(
+        &self,
+        app: &App,
+        event: &str,
+        msg: &RenderedMessage,
+        before_post: &dyn Fn() -> Result<()>,
+    ) -> SendReport {
         let key = msg.idempotency_key.as_str();
         if key.is_empty() {
-            return self.deliver(app, event, msg);
+            return self.deliver(app, event, msg, before_post);
         }
         match self.ledger.idempotency_claim(key, CLAIM_LEASE_MS) {
             Err(e) => SendReport {
@@ -181,7 +202,7 @@ impl Notifier {
                 }
             }
             Ok(Claim::Fresh) => {
-                let report = self.deliver(app, event, msg);
+                let report = self.deliver(app, event, msg, before_post);
                 let settled = match report.outcome.as_ref().map(|o| o.status) {
                     // Delivered, or maybe delivered: a retry must not send again.
                     Some("sent") | Some("uncertain") => {
@@ -206,7 +227,13 @@ impl Notifier {
     }
 
     /// Takes permits and POSTs until the policy settles the send.
-    fn deliver(&self, app: &App, event: &str, msg: &RenderedMessage) -> SendReport {
+    fn deliver(
+        &self,
+        app: &App,
+        event: &str,
+        msg: &RenderedMessage,
+        before_post: &dyn Fn() -> Result<()>,
+    ) -> SendReport {
         let (request, path) = match msg.kind {
             MessageKind::Subscribe => (PermitRequest::subscribe(&msg.template_id), SUBSCRIBE_PATH),
             MessageKind::Template => (
@@ -225,6 +252,10 @@ impl Notifier {
             let body = body_for(msg, &lease);
             let mut retries = 0;
             loop {
+                if let Err(e) = before_post() {
+                    let _ = self.ledger.give_back(&lease);
+                    return fail(outcome, e);
+                }
                 let answer = self.post_wechat(app, path, body.as_bytes());
                 outcome.attempts += match &answer {
                     Ok(reply) => reply.requests,

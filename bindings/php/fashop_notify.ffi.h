@@ -48,6 +48,21 @@ enum FashopNotifyStatus fashop_notify_render(const char *appid,
 
 enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
 
+enum FashopNotifyStatus fashop_notify_enqueue(const char *appid,
+                                              const char *event,
+                                              const char *payload_json,
+                                              char **out_json);
+
+enum FashopNotifyStatus fashop_notify_flush(const char *appid_or_null,
+                                            uint32_t max_messages,
+                                            char **out_json);
+
+enum FashopNotifyStatus fashop_notify_outbox_stats(const char *appid_or_null, char **out_json);
+
+enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t id);
+
+enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
+
 enum FashopNotifyStatus fashop_notify_send(const char *appid,
                                            const char *event,
                                            const char *payload_json,

@@ -16,6 +16,7 @@ mod apps;
 mod ledger;
 mod mapping;
 mod metrics;
+mod outbox;
 mod send;
 mod token;
 

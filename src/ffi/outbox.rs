@@ -1,0 +1,104 @@
+//! Exports for the outbox: durable deferred sends.
+
+use std::ffi::c_char;
+
+use super::{arg_str, guard, guard_text, notifier, opt_str, FashopNotifyStatus};
+
+/// Validates and renders the event's message now, keeps it in the store with
+/// its idempotency key, and writes `{"id", "idempotency_key", "due_at",
+/// "duplicate"}` to `*out_json`. No network: `fashop_notify_flush` sends it.
+///
+/// # Safety
+/// `appid`, `event` and `payload_json` are NULL or NUL-terminated strings;
+/// `out_json` is NULL or points to a `char *` the caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_enqueue(
+    appid: *const c_char,
+    event: *const c_char,
+    payload_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_text("enqueue", out_json, "out_json", || {
+        // SAFETY: the caller passes NULL or NUL-terminated strings alive for the call.
+        let (appid, event, payload) = unsafe {
+            (
+                arg_str(appid, "appid")?,
+                arg_str(event, "event")?,
+                arg_str(payload_json, "payload_json")?,
+            )
+        };
+        notifier().enqueue(appid, event, payload)
+    })
+}
+
+/// Sends at most `max_messages` due messages of `appid_or_null` (NULL: of
+/// every app registered in this process) with the send policy, and writes
+/// what became of each to `*out_json`. Retryable failures are rescheduled,
+/// the others dead-lettered; OK even when some messages failed.
+///
+/// # Safety
+/// `appid_or_null` is NULL or a NUL-terminated string; `out_json` is NULL or
+/// points to a `char *` the caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_flush(
+    appid_or_null: *const c_char,
+    max_messages: u32,
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_text("flush", out_json, "out_json", || {
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let appid = unsafe { opt_str(appid_or_null, "appid_or_null") }?;
+        notifier().flush(appid, max_messages)
+    })
+}
+
+/// Writes the outbox's counts (pending, due, in flight, dead, uncertain,
+/// sent; in total and by event) and its dead letters with their last error.
+///
+/// # Safety
+/// `appid_or_null` is NULL or a NUL-terminated string; `out_json` is NULL or
+/// points to a `char *` the caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_outbox_stats(
+    appid_or_null: *const c_char,
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_text("outbox_stats", out_json, "out_json", || {
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let appid = unsafe { opt_str(appid_or_null, "appid_or_null") }?;
+        notifier().outbox_stats(appid)
+    })
+}
+
+/// Puts a dead message back in the queue, due now, with its attempts reset.
+/// Uncertain messages cannot be requeued (they may have been delivered).
+///
+/// # Safety
+/// `appid` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_outbox_requeue(
+    appid: *const c_char,
+    id: u64,
+) -> FashopNotifyStatus {
+    guard("outbox_requeue", || {
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let appid = unsafe { arg_str(appid, "appid") }?;
+        notifier().outbox_requeue(appid, id)
+    })
+}
+
+/// Removes a dead, uncertain or not yet claimed message from the outbox.
+///
+/// # Safety
+/// `appid` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_outbox_drop(
+    appid: *const c_char,
+    id: u64,
+) -> FashopNotifyStatus {
+    guard("outbox_drop", || {
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let appid = unsafe { arg_str(appid, "appid") }?;
+        notifier().outbox_drop(appid, id)
+    })
+}

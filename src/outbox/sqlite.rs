@@ -1,0 +1,537 @@
+//! The outbox in the ledger's SQLite file, for the worker processes of one
+//! host. Its tables carry their own schema version, so the outbox and the
+//! ledger migrate independently. Every operation is one `BEGIN IMMEDIATE`
+//! transaction on this process's own connection (a forked child opens its own).
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::{
+    params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
+    TransactionBehavior,
+};
+
+use super::memory::{lost, ABANDONED};
+use super::store::{
+    not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage, OutboxStore,
+    Settlement, State, Stats,
+};
+use crate::error::{Error, Result};
+
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Each entry brings the outbox tables from the version before it to its own number.
+const MIGRATIONS: &[&str] = &[
+    // 1: the messages. A sent message keeps its row (without its body) for a
+    // while, so that an enqueue repeated by the shop finds it.
+    "CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        appid TEXT NOT NULL,
+        event TEXT NOT NULL,
+        touser TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        message TEXT NOT NULL,
+        state INTEGER NOT NULL,
+        due_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        errcode INTEGER NOT NULL DEFAULT 0,
+        errmsg TEXT NOT NULL DEFAULT '',
+        claim INTEGER,
+        lease_ms INTEGER,
+        posting INTEGER NOT NULL DEFAULT 0,
+        created_ms INTEGER NOT NULL,
+        finished_ms INTEGER NOT NULL DEFAULT 0
+    );
+    -- Flushes look for the longest-waiting due message; sent ones are
+    -- forgotten by finish time, which their due_ms then holds.
+    CREATE INDEX outbox_due ON outbox (state, due_ms);
+    CREATE INDEX outbox_by_app ON outbox (appid, state);
+    -- Messages whose request may be on its way: few, looked at on every claim.
+    CREATE INDEX outbox_posting ON outbox (lease_ms) WHERE posting = 1;",
+];
+
+/// Connections this process inherited from the one that forked it.
+static INHERITED: Mutex<Vec<Connection>> = Mutex::new(Vec::new());
+
+pub struct SqliteOutbox {
+    path: PathBuf,
+    handle: Mutex<Option<Handle>>,
+}
+
+struct Handle {
+    pid: u32,
+    conn: Connection,
+}
+
+impl fmt::Debug for SqliteOutbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteOutbox")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteOutbox {
+    /// Opens the file (creating it with mode 0600 when missing) and brings the
+    /// outbox tables up to date.
+    pub fn open(path: &str) -> Result<SqliteOutbox> {
+        let path = PathBuf::from(path);
+        let conn = connect(&path).map_err(|e| store_error(&path, e))?;
+        Ok(SqliteOutbox {
+            handle: Mutex::new(Some(Handle {
+                pid: std::process::id(),
+                conn,
+            })),
+            path,
+        })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        let mut guard = self.handle.lock();
+        let pid = std::process::id();
+        if guard.as_ref().is_none_or(|h| h.pid != pid) {
+            if let Some(inherited) = guard.take() {
+                // Closing the parent's connection here would checkpoint and
+                // unlock on its behalf: it is kept, unused.
+                INHERITED.lock().push(inherited.conn);
+            }
+            let conn = connect(&self.path).map_err(|e| store_error(&self.path, e))?;
+            *guard = Some(Handle { pid, conn });
+        }
+        let Some(handle) = guard.as_mut() else {
+            return Err(Error::internal("sqlite outbox: no connection"));
+        };
+        let run = || -> rusqlite::Result<T> {
+            let tx = handle
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| store_error(&self.path, e))
+    }
+
+    /// `write` for operations that may refuse: the refusal rolls back.
+    fn write_checked<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Result<T>>,
+    ) -> Result<T> {
+        self.write(|tx| match f(tx)? {
+            Ok(v) => Ok(Ok(v)),
+            // Dropping the transaction without commit would roll back too,
+            // but `write` commits: nothing was changed on the refusal paths.
+            Err(e) => Ok(Err(e)),
+        })?
+    }
+}
+
+fn store_error(path: &Path, e: rusqlite::Error) -> Error {
+    Error::store(format!("sqlite store {}: {e}", path.display()))
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    // SQLite would create a missing file with the umask's mode; messages name users.
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot create the file: {e}")),
+            ))
+        }
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_handler(Some(wait_for_the_lock()))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "cannot switch to WAL mode (journal_mode is {mode})"
+            )),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Short jittered waits keep every busy process in the race for the write lock.
+fn wait_for_the_lock() -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut since = Instant::now();
+    let jitter = u64::from(std::process::id());
+    move |attempt| {
+        if attempt == 0 {
+            since = Instant::now();
+        } else if since.elapsed() > BUSY_TIMEOUT {
+            return false;
+        }
+        let micros = 20 + (jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919)) % 200;
+        std::thread::sleep(Duration::from_micros(micros));
+        true
+    }
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS outbox_schema_version (version INTEGER NOT NULL)",
+        )?;
+        let version: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM outbox_schema_version",
+            [],
+            |r| r.get(0),
+        )?;
+        let latest = MIGRATIONS.len() as i64;
+        if version > latest {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                Some(format!(
+                    "outbox schema version {version} was written by a newer fashop-notify (this one knows {latest})"
+                )),
+            ));
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(step)?;
+            conn.execute("DELETE FROM outbox_schema_version", [])?;
+            conn.execute(
+                "INSERT INTO outbox_schema_version (version) VALUES (?1)",
+                [i as i64 + 1],
+            )?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn state_of(code: i64) -> rusqlite::Result<State> {
+    State::from_code(code).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            e.to_string().into(),
+        )
+    })
+}
+
+/// Holds message `id` under claim `token` (and still pending)?
+fn held(tx: &Transaction<'_>, id: u64, token: i64) -> rusqlite::Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM outbox WHERE id = ?1 AND claim = ?2 AND state = 0")?
+        .query_row(params![id as i64, token], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+impl OutboxStore for SqliteOutbox {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    fn enqueue(&self, m: &NewMessage, now_ms: i64) -> Result<Enqueued> {
+        self.write(|tx| {
+            let added = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (appid, event, touser, idempotency_key, message, state, due_ms, created_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )?
+                .execute(params![
+                    m.appid,
+                    m.event,
+                    m.touser,
+                    m.idempotency_key,
+                    m.message,
+                    m.due_ms,
+                    now_ms
+                ])?;
+            if added == 1 {
+                return Ok(Enqueued {
+                    id: tx.last_insert_rowid() as u64,
+                    due_ms: m.due_ms,
+                    duplicate: false,
+                });
+            }
+            let (id, due_ms): (i64, i64) = tx
+                .prepare_cached("SELECT id, due_ms FROM outbox WHERE idempotency_key = ?1")?
+                .query_row([&m.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(Enqueued {
+                id: id as u64,
+                due_ms,
+                duplicate: true,
+            })
+        })
+    }
+
+    fn claim(
+        &self,
+        apps: Option<&[String]>,
+        now_ms: i64,
+        lease_ms: i64,
+        token: i64,
+    ) -> Result<Claim> {
+        self.write(|tx| {
+            let mut out = Claim::default();
+            let abandoned: Vec<(i64, String)> = tx
+                .prepare_cached(
+                    "SELECT id, idempotency_key FROM outbox
+                     WHERE posting = 1 AND lease_ms <= ?1 AND state = 0",
+                )?
+                .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, key) in abandoned {
+                tx.prepare_cached(
+                    "UPDATE outbox SET state = 3, posting = 0, claim = NULL, lease_ms = NULL,
+                       errcode = -1, errmsg = ?2, finished_ms = ?3, attempts = attempts + 1
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, ABANDONED, now_ms])?;
+                out.abandoned.push(Abandoned {
+                    id: id as u64,
+                    idempotency_key: key,
+                });
+            }
+            let filter = match apps {
+                None => String::new(),
+                Some([]) => return Ok(out),
+                Some(list) => format!(
+                    "AND appid IN ({})",
+                    (0..list.len())
+                        .map(|i| format!("?{}", i + 2))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            };
+            let sql = format!(
+                "SELECT id, appid, event, idempotency_key, message, attempts FROM outbox
+                 WHERE state = 0 AND due_ms <= ?1 AND (lease_ms IS NULL OR lease_ms <= ?1) {filter}
+                 ORDER BY due_ms, id LIMIT 1"
+            );
+            let mut args: Vec<rusqlite::types::Value> = vec![now_ms.into()];
+            if let Some(list) = apps {
+                args.extend(list.iter().map(|a| a.clone().into()));
+            }
+            let pick = tx
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(args), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })
+                .optional()?;
+            if let Some((id, appid, event, key, message, attempts)) = pick {
+                let until = now_ms.saturating_add(lease_ms);
+                tx.prepare_cached("UPDATE outbox SET claim = ?2, lease_ms = ?3 WHERE id = ?1")?
+                    .execute(params![id, token, until])?;
+                out.message = Some(Claimed {
+                    id: id as u64,
+                    appid,
+                    event,
+                    idempotency_key: key,
+                    message,
+                    attempts: attempts.clamp(0, i64::from(u32::MAX)) as u32,
+                    token,
+                    lease_until_ms: until,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn mark_posting(&self, id: u64, token: i64) -> Result<()> {
+        let marked = self.write(|tx| {
+            tx.prepare_cached(
+                "UPDATE outbox SET posting = 1 WHERE id = ?1 AND claim = ?2 AND state = 0",
+            )?
+            .execute(params![id as i64, token])
+        })?;
+        if marked == 1 {
+            Ok(())
+        } else {
+            Err(lost(id))
+        }
+    }
+
+    fn settle(&self, id: u64, token: i64, how: &Settlement, now_ms: i64) -> Result<bool> {
+        self.write(|tx| {
+            if !held(tx, id, token)? {
+                return Ok(false);
+            }
+            let id = id as i64;
+            match how {
+                Settlement::Sent => tx
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 1, message = '', claim = NULL, lease_ms = NULL,
+                           posting = 0, due_ms = ?2, finished_ms = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![id, now_ms])?,
+                Settlement::Retry {
+                    due_ms,
+                    count,
+                    errcode,
+                    errmsg,
+                } => tx
+                    .prepare_cached(
+                        "UPDATE outbox SET due_ms = ?2, attempts = attempts + ?3, errcode = ?4,
+                           errmsg = ?5, claim = NULL, lease_ms = NULL, posting = 0 WHERE id = ?1",
+                    )?
+                    .execute(params![id, due_ms, i64::from(*count), errcode, errmsg])?,
+                Settlement::Dead { errcode, errmsg } | Settlement::Uncertain { errcode, errmsg } => {
+                    let state = if matches!(how, Settlement::Dead { .. }) {
+                        State::Dead
+                    } else {
+                        State::Uncertain
+                    };
+                    tx.prepare_cached(
+                        "UPDATE outbox SET state = ?2, attempts = attempts + 1, errcode = ?3,
+                           errmsg = ?4, claim = NULL, lease_ms = NULL, posting = 0,
+                           finished_ms = ?5 WHERE id = ?1",
+                    )?
+                    .execute(params![id, state.code(), errcode, errmsg, now_ms])?
+                }
+                Settlement::Release => tx
+                    .prepare_cached(
+                        "UPDATE outbox SET claim = NULL, lease_ms = NULL, posting = 0 WHERE id = ?1",
+                    )?
+                    .execute([id])?,
+            };
+            Ok(true)
+        })
+    }
+
+    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<Stats> {
+        self.write(|tx| {
+            let mut stats = Stats::default();
+            let mut q = tx.prepare_cached(
+                "SELECT event, state, COUNT(*),
+                   COALESCE(SUM(state = 0 AND due_ms <= ?2 AND (lease_ms IS NULL OR lease_ms <= ?2)), 0),
+                   COALESCE(SUM(state = 0 AND lease_ms > ?2), 0)
+                 FROM outbox WHERE (?1 IS NULL OR appid = ?1) GROUP BY event, state",
+            )?;
+            let mut rows = q.query(params![appid, now_ms])?;
+            while let Some(r) = rows.next()? {
+                let event: String = r.get(0)?;
+                let state = state_of(r.get(1)?)?;
+                let n: i64 = r.get(2)?;
+                let due: i64 = r.get(3)?;
+                let in_flight: i64 = r.get(4)?;
+                let (n, due, in_flight) = (n as u64, due as u64, in_flight as u64);
+                stats.total.add(state, n, due, in_flight);
+                stats
+                    .by_event
+                    .entry(event)
+                    .or_insert_with(Counts::default)
+                    .add(state, n, due, in_flight);
+            }
+            drop(rows);
+            let mut q = tx.prepare_cached(
+                "SELECT id, appid, event, touser, state, attempts, errcode, errmsg,
+                   idempotency_key, created_ms, finished_ms
+                 FROM outbox WHERE state IN (2, 3) AND (?1 IS NULL OR appid = ?1)
+                 ORDER BY finished_ms DESC, id DESC LIMIT ?2",
+            )?;
+            let mut rows = q.query(params![appid, dead_limit as i64])?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let attempts: i64 = r.get(5)?;
+                let created: i64 = r.get(9)?;
+                let finished: i64 = r.get(10)?;
+                stats.dead_letters.push(DeadLetter {
+                    id: id as u64,
+                    appid: r.get(1)?,
+                    event: r.get(2)?,
+                    touser: r.get(3)?,
+                    state: state_of(r.get(4)?)?.as_str(),
+                    attempts: attempts.clamp(0, i64::from(u32::MAX)) as u32,
+                    errcode: r.get(6)?,
+                    errmsg: r.get(7)?,
+                    idempotency_key: r.get(8)?,
+                    enqueued_at: created.div_euclid(1000),
+                    failed_at: finished.div_euclid(1000),
+                });
+            }
+            Ok(stats)
+        })
+    }
+
+    fn requeue(&self, appid: &str, id: u64, now_ms: i64) -> Result<()> {
+        self.write_checked(|tx| {
+            let state: Option<i64> = tx
+                .prepare_cached("SELECT state FROM outbox WHERE id = ?1 AND appid = ?2")?
+                .query_row(params![id as i64, appid], |r| r.get(0))
+                .optional()?;
+            match state.map(state_of).transpose()? {
+                None => Ok(Err(not_found("outbox_requeue", appid, id, None))),
+                Some(State::Dead) => {
+                    tx.prepare_cached(
+                        "UPDATE outbox SET state = 0, due_ms = ?2, attempts = 0, finished_ms = 0
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![id as i64, now_ms])?;
+                    Ok(Ok(()))
+                }
+                Some(s) => Ok(Err(not_found("outbox_requeue", appid, id, Some(s)))),
+            }
+        })
+    }
+
+    fn remove(&self, appid: &str, id: u64, now_ms: i64) -> Result<()> {
+        self.write_checked(|tx| {
+            let row: Option<(i64, Option<i64>, bool)> = tx
+                .prepare_cached(
+                    "SELECT state, lease_ms, posting FROM outbox WHERE id = ?1 AND appid = ?2",
+                )?
+                .query_row(params![id as i64, appid], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let Some((state, lease, posting)) = row else {
+                return Ok(Err(not_found("outbox_drop", appid, id, None)));
+            };
+            let state = state_of(state)?;
+            let claimed = state == State::Pending && lease.is_some_and(|l| l > now_ms);
+            if state == State::Sent || claimed || posting {
+                return Ok(Err(not_found("outbox_drop", appid, id, Some(state))));
+            }
+            tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+                .execute([id as i64])?;
+            Ok(Ok(()))
+        })
+    }
+
+    fn forget_sent(&self, before_ms: i64) -> Result<u64> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached("DELETE FROM outbox WHERE state = 1 AND due_ms < ?1")?
+                .execute([before_ms])?;
+            Ok(n as u64)
+        })
+    }
+}

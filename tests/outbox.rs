@@ -1,0 +1,518 @@
+//! The outbox against the WeChat sandbox, on the memory and the SQLite store:
+//! enqueue renders and keeps without network, flush sends each message once
+//! with the send policy, retries with backoff, waits for the quota reset,
+//! dead-letters, never resends an uncertain message; stats, requeue, drop.
+#![cfg(feature = "sandbox")]
+
+mod outbox_support;
+
+use std::sync::Arc;
+
+use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
+use fashop_notify::{Clock, Error, FlushReport, ManualClock, Notifier};
+use outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
+use serde_json::{json, Value};
+
+struct Shop {
+    sb: Sandbox,
+    n: Notifier,
+    clock: Arc<ManualClock>,
+    _dir: Option<TempDir>,
+}
+
+fn shop(store: &str) -> Shop {
+    let sb = Sandbox::start();
+    let (dir, spec) = if store == "sqlite" {
+        let dir = TempDir::new("unit");
+        let spec = dir.store();
+        (Some(dir), spec)
+    } else {
+        (None, "memory".to_string())
+    };
+    let (n, clock) = notifier(&spec, &sb.url(), NOW);
+    Shop {
+        sb,
+        n,
+        clock,
+        _dir: dir,
+    }
+}
+
+/// Runs the test body on a fresh shop of each store.
+fn each_store(body: impl Fn(Shop)) {
+    for store in ["memory", "sqlite"] {
+        body(shop(store));
+    }
+}
+
+impl Shop {
+    fn grant(&self, count: u64) {
+        self.sb.grant(APP, BUYER, TPL_PAY_SUCCESS, count);
+        self.n
+            .add_permit(
+                APP,
+                &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS, "count": count})
+                    .to_string(),
+            )
+            .unwrap();
+    }
+
+    fn enqueue(&self, order_sn: &str) -> Value {
+        let out = self
+            .n
+            .enqueue(APP, "order_pay_success", &payment(order_sn))
+            .unwrap_or_else(|e| panic!("enqueue {order_sn}: {e}"));
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn flush(&self) -> FlushReport {
+        self.n.flush_report(None, 100).unwrap()
+    }
+
+    fn stats(&self) -> Value {
+        serde_json::from_str(&self.n.outbox_stats(Some(APP)).unwrap()).unwrap()
+    }
+
+    fn delivered_orders(&self) -> Vec<String> {
+        self.sb
+            .delivered(APP, BUYER)
+            .iter()
+            .map(|m| {
+                m.data["character_string1"]["value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn statuses(report: &FlushReport) -> Vec<&'static str> {
+        report.messages.iter().map(|m| m.status).collect()
+    }
+}
+
+#[test]
+fn enqueue_renders_and_keeps_without_any_network() {
+    each_store(|shop| {
+        let got = shop.enqueue("SN-1");
+        assert_eq!(got["id"], 1);
+        assert_eq!(
+            got["idempotency_key"],
+            format!("{APP}:order_pay_success:{BUYER}:SN-1")
+        );
+        assert_eq!(got["due_at"], NOW);
+        assert_eq!(got["duplicate"], false);
+        assert_eq!(
+            shop.sb.counters().requests,
+            0,
+            "enqueue touched the network"
+        );
+        let stats = shop.stats();
+        assert_eq!(stats["pending"], 1);
+        assert_eq!(stats["due"], 1);
+        assert_eq!(stats["sent"], 0);
+        assert_eq!(stats["by_event"]["order_pay_success"]["pending"], 1);
+
+        // The pay callback comes twice: the second enqueue finds the first.
+        let again = shop.enqueue("SN-1");
+        assert_eq!(again["id"], 1);
+        assert_eq!(again["duplicate"], true);
+        assert_eq!(shop.stats()["pending"], 1);
+
+        // No order_sn and no key: the outbox names the message itself.
+        let mut doc: Value = serde_json::from_str(&outbox_support::mappings()).unwrap();
+        doc["events"]["order_pay_success"]["data"]["character_string1"] =
+            json!("{order_sn|default:NA}");
+        shop.n.load_mappings(APP, &doc.to_string()).unwrap();
+        let out = shop
+            .n
+            .enqueue(
+                APP,
+                "order_pay_success",
+                &json!({"touser": BUYER, "fields": {"order_id": 1, "order_amount": "1", "order_total_goods_name": "x", "pay_time": 1795426265}}).to_string(),
+            )
+            .unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            v["idempotency_key"]
+                .as_str()
+                .unwrap()
+                .starts_with("outbox:"),
+            "{v}"
+        );
+        assert_eq!(shop.stats()["pending"], 2);
+    });
+}
+
+#[test]
+fn bad_input_fails_at_enqueue_and_keeps_nothing() {
+    each_store(|shop| {
+        let n = &shop.n;
+        let e = n
+            .enqueue("wxunknown00000001", "order_pay_success", &payment("S"))
+            .unwrap_err();
+        assert!(matches!(e, Error::AppNotConfigured(_)), "{e:?}");
+        let e = n
+            .enqueue(APP, "order_teleported", &payment("S"))
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        let e = n.enqueue(APP, "order_pay_success", "{").unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        let e = n
+            .enqueue(APP, "order_pay_success", r#"{"touser": 5}"#)
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
+        // A goods name WeChat would refuse (thing: at most 20 characters)
+        // fails now, not at 3 a.m.: this mapping is not allowed to shorten it.
+        let e = n
+            .enqueue(
+                APP,
+                "order_cancel",
+                &json!({"touser": BUYER, "fields": {"order_sn": "S", "order_amount": "1", "cancel_reason": "太长的取消原因太长的取消原因太长的取消原因太长的取消原因", "order_cancel_time": 1795430000}}).to_string(),
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::Mapping(_)), "{e:?}");
+        let stats: Value = serde_json::from_str(&n.outbox_stats(None).unwrap()).unwrap();
+        assert_eq!(stats["pending"], 0, "{stats}");
+        assert_eq!(shop.sb.counters().requests, 0);
+    });
+}
+
+#[test]
+fn flush_sends_each_message_once_as_rendered() {
+    each_store(|shop| {
+        shop.grant(3);
+        for sn in ["SN-1", "SN-2", "SN-3"] {
+            shop.enqueue(sn);
+        }
+        let report = shop.flush();
+        assert_eq!(report.sent, 3, "{report:?}");
+        assert_eq!(report.due_left, 0);
+        assert_eq!(shop.delivered_orders(), ["SN-1", "SN-2", "SN-3"]);
+        let rendered: Value = serde_json::from_str(
+            &shop
+                .n
+                .render(APP, "order_pay_success", &payment("SN-2"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(shop.sb.delivered(APP, BUYER)[1].data, rendered["data"]);
+
+        shop.clock.advance_secs(3600);
+        let report = shop.flush();
+        assert!(report.messages.is_empty(), "{report:?}");
+        assert_eq!(shop.delivered_orders().len(), 3);
+        let stats = shop.stats();
+        assert_eq!(stats["sent"], 3);
+        assert_eq!(stats["pending"], 0);
+        assert_eq!(stats["by_event"]["order_pay_success"]["sent"], 3);
+
+        // A repeated enqueue of a sent message is the same message: nothing new goes out.
+        let again = shop.enqueue("SN-1");
+        assert_eq!(again["duplicate"], true);
+        assert!(shop.flush().messages.is_empty());
+        assert_eq!(shop.delivered_orders().len(), 3);
+    });
+}
+
+#[test]
+fn flush_of_one_app_and_at_most_max_messages() {
+    each_store(|shop| {
+        shop.grant(3);
+        for sn in ["A", "B", "C"] {
+            shop.enqueue(sn);
+        }
+        let report = shop.n.flush_report(Some(APP), 2).unwrap();
+        assert_eq!(report.sent, 2);
+        assert_eq!(report.due_left, 1);
+        assert_eq!(shop.delivered_orders(), ["A", "B"]);
+        let e = shop.n.flush_report(Some(APP), 0).unwrap_err();
+        assert!(e.to_string().contains("max_messages"), "{e}");
+        let e = shop
+            .n
+            .flush_report(Some("wxunknown00000001"), 5)
+            .unwrap_err();
+        assert!(matches!(e, Error::AppNotConfigured(_)), "{e:?}");
+        let report = shop.n.flush_report(Some(APP), 5).unwrap();
+        assert_eq!(report.sent, 1);
+    });
+}
+
+#[test]
+fn wechat_down_for_a_while_then_every_message_goes_out_once() {
+    each_store(|shop| {
+        shop.grant(20);
+        for i in 0..20 {
+            shop.enqueue(&format!("DOWN-{i}"));
+        }
+        // Down: the front end answers 503, then connections are refused outright.
+        shop.sb.inject(Fault::on("/cgi-bin/*").http_status(503));
+        let report = shop.flush();
+        assert_eq!(report.retry, 20, "{report:?}");
+        assert!(report.messages.iter().all(|m| m.attempts == 1));
+        shop.sb.clear_faults();
+        shop.sb
+            .inject(Fault::on("/cgi-bin/*").close_before_answer());
+        // Nothing is due before its backoff (30 s ± 20%).
+        shop.clock.advance_secs(23);
+        assert!(shop.flush().messages.is_empty());
+        shop.clock.advance_secs(15);
+        let report = shop.flush();
+        assert_eq!(report.retry, 20, "{report:?}");
+        assert!(report.messages.iter().all(|m| m.attempts == 2));
+        assert_eq!(shop.sb.counters().sends, 0);
+
+        // Back.
+        shop.sb.clear_faults();
+        shop.clock.advance_secs(80);
+        let report = shop.flush();
+        assert_eq!(report.sent, 20, "{:?}", Shop::statuses(&report));
+        shop.clock.advance_secs(7200);
+        assert!(shop.flush().messages.is_empty());
+        let mut got = shop.delivered_orders();
+        got.sort();
+        let mut want: Vec<String> = (0..20).map(|i| format!("DOWN-{i}")).collect();
+        want.sort();
+        assert_eq!(got, want, "every message delivered exactly once");
+        assert_eq!(shop.sb.grants_left(APP, BUYER, TPL_PAY_SUCCESS), 0);
+    });
+}
+
+#[test]
+fn retryable_errcodes_back_off_and_dead_letter_after_the_limit() {
+    each_store(|shop| {
+        shop.n
+            .configure(r#"{"outbox": {"max_attempts": 3, "retry_secs": 10}, "max_retries": 0}"#)
+            .unwrap();
+        shop.grant(1);
+        let id = shop.enqueue("BUSY")["id"].as_u64().unwrap();
+        shop.sb.inject(Fault::on(SEND).errcode(45011));
+        let first = shop.flush();
+        assert_eq!(Shop::statuses(&first), ["retry"]);
+        let m = &first.messages[0];
+        assert_eq!((m.errcode, m.attempts), (45011, 1));
+        let wait = m.due_at.unwrap() - NOW;
+        assert!((8..=12).contains(&wait), "first pause {wait}");
+        shop.clock.advance_secs(wait + 1);
+        let second = shop.flush();
+        assert_eq!(Shop::statuses(&second), ["retry"]);
+        let wait = second.messages[0].due_at.unwrap() - shop.clock.now();
+        assert!((15..=24).contains(&wait), "the pause doubles: {wait}");
+        shop.clock.advance_secs(wait + 1);
+        let third = shop.flush();
+        assert_eq!(Shop::statuses(&third), ["dead"]);
+        let stats = shop.stats();
+        assert_eq!(stats["dead"], 1);
+        assert_eq!(stats["pending"], 0);
+        let dl = &stats["dead_letters"][0];
+        assert_eq!(dl["id"], id);
+        assert_eq!(dl["errcode"], 45011);
+        assert_eq!(dl["attempts"], 3);
+        assert_eq!(dl["state"], "dead");
+        assert_eq!(dl["touser"], BUYER);
+        assert!(
+            dl["errmsg"]
+                .as_str()
+                .unwrap()
+                .contains("gave up after 3 attempts"),
+            "{dl}"
+        );
+        shop.clock.advance_secs(3600);
+        assert!(shop.flush().messages.is_empty(), "a dead letter stays dead");
+
+        // The shop fixes things and requeues it: it goes out once.
+        shop.sb.clear_faults();
+        shop.n.outbox_requeue(APP, id).unwrap();
+        assert_eq!(shop.stats()["due"], 1);
+        let report = shop.flush();
+        assert_eq!(report.sent, 1, "{report:?}");
+        assert_eq!(shop.delivered_orders(), ["BUSY"]);
+        let e = shop.n.outbox_requeue(APP, id).unwrap_err();
+        assert!(e.to_string().contains("is sent"), "{e}");
+    });
+}
+
+#[test]
+fn a_refusal_is_dead_at_once_and_can_be_dropped() {
+    each_store(|shop| {
+        shop.grant(1);
+        let id = shop.enqueue("REFUSED")["id"].as_u64().unwrap();
+        shop.sb.inject(Fault::on(SEND).errcode(40003).count(1));
+        let report = shop.flush();
+        assert_eq!(Shop::statuses(&report), ["dead"]);
+        assert_eq!(report.messages[0].errcode, 40003);
+        let stats = shop.stats();
+        assert_eq!(stats["dead_letters"][0]["errcode"], 40003);
+        // The permit was given back.
+        let ledger: Value =
+            serde_json::from_str(&shop.n.ledger_stats(APP, Some(BUYER)).unwrap()).unwrap();
+        assert_eq!(ledger["subscribe"]["templates"][TPL_PAY_SUCCESS], 1);
+
+        assert!(matches!(
+            shop.n.outbox_drop(APP, 0),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            shop.n.outbox_drop(APP, id + 100),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            shop.n.outbox_drop("wxunknown00000001", id),
+            Err(Error::AppNotConfigured(_))
+        ));
+        shop.n.outbox_drop(APP, id).unwrap();
+        let stats = shop.stats();
+        assert_eq!(stats["dead"], 0);
+        assert_eq!(stats["dead_letters"], json!([]));
+        assert!(shop.n.outbox_drop(APP, id).is_err(), "dropped twice");
+    });
+}
+
+#[test]
+fn daily_quota_waits_for_midnight_in_china() {
+    each_store(|shop| {
+        shop.grant(2);
+        shop.enqueue("Q-1");
+        shop.enqueue("Q-2");
+        shop.sb.inject(Fault::on(SEND).errcode(45009));
+        let report = shop.flush();
+        assert_eq!(Shop::statuses(&report), ["retry", "retry"]);
+        // 23:00 in China now; the quota is back at 00:00, i.e. 16:00 UTC.
+        let midnight = NOW + 3600;
+        for m in &report.messages {
+            let due = m.due_at.unwrap();
+            assert!(due >= midnight && due < midnight + 300, "{due}");
+            assert_eq!(m.attempts, 0, "a spent quota is not the message's failure");
+        }
+        shop.sb.clear_faults();
+        shop.clock.advance_secs(3599);
+        assert!(shop.flush().messages.is_empty(), "released before midnight");
+        assert!(shop.delivered_orders().is_empty());
+        shop.clock.advance_secs(301);
+        let report = shop.flush();
+        assert_eq!(report.sent, 2, "{report:?}");
+        assert_eq!(shop.delivered_orders().len(), 2);
+    });
+}
+
+#[test]
+fn an_uncertain_send_is_never_sent_again() {
+    each_store(|shop| {
+        shop.grant(2);
+        let id = shop.enqueue("MAYBE")["id"].as_u64().unwrap();
+        // WeChat takes the message and the connection dies before the answer.
+        shop.sb.inject(Fault::on(SEND).close_after_read().count(1));
+        let report = shop.flush();
+        assert_eq!(Shop::statuses(&report), ["uncertain"], "{report:?}");
+        assert_eq!(shop.delivered_orders(), ["MAYBE"]);
+        for _ in 0..3 {
+            shop.clock.advance_secs(24 * 3600);
+            assert!(shop.flush().messages.is_empty());
+        }
+        assert_eq!(shop.delivered_orders(), ["MAYBE"], "resent");
+        let stats = shop.stats();
+        assert_eq!(stats["uncertain"], 1);
+        assert_eq!(stats["dead_letters"][0]["state"], "uncertain");
+        let e = shop.n.outbox_requeue(APP, id).unwrap_err();
+        assert!(e.to_string().contains("may have been delivered"), "{e}");
+        // A direct send with the same key does not repeat it either.
+        let direct = shop.n.send(APP, "order_pay_success", &payment("MAYBE"));
+        assert_eq!(direct.outcome.unwrap().status, "duplicate");
+        assert_eq!(shop.delivered_orders(), ["MAYBE"]);
+        shop.n.outbox_drop(APP, id).unwrap();
+    });
+}
+
+#[test]
+fn a_message_sent_directly_first_is_not_sent_again() {
+    each_store(|shop| {
+        shop.grant(2);
+        shop.enqueue("BOTH");
+        let direct = shop.n.send(APP, "order_pay_success", &payment("BOTH"));
+        assert!(direct.result.is_ok());
+        let report = shop.flush();
+        assert_eq!(Shop::statuses(&report), ["duplicate"]);
+        assert_eq!(shop.delivered_orders(), ["BOTH"]);
+        assert_eq!(shop.stats()["sent"], 1);
+    });
+}
+
+#[test]
+fn no_permit_yet_is_retried_until_one_arrives() {
+    each_store(|shop| {
+        shop.enqueue("LATE");
+        let report = shop.flush();
+        assert_eq!(Shop::statuses(&report), ["retry"]);
+        assert_eq!(shop.sb.counters().send_attempts, 0);
+        shop.grant(1);
+        shop.clock.advance_secs(60);
+        let report = shop.flush();
+        assert_eq!(report.sent, 1, "{report:?}");
+    });
+}
+
+#[test]
+fn stats_and_metrics_show_the_depth() {
+    each_store(|shop| {
+        shop.grant(1);
+        shop.enqueue("M-1");
+        shop.enqueue("M-2");
+        shop.sb.inject(Fault::on(SEND).errcode(40037));
+        shop.flush();
+        let stats: Value = serde_json::from_str(&shop.n.outbox_stats(None).unwrap()).unwrap();
+        assert_eq!(stats["appid"], Value::Null);
+        assert_eq!(stats["dead"], 2, "{stats}");
+        let m: Value = serde_json::from_str(&shop.n.metrics_text("json").unwrap()).unwrap();
+        let text = m.to_string();
+        assert!(text.contains("fashop_notify_outbox_messages"), "{text}");
+        let prom = shop.n.metrics_text("prometheus").unwrap();
+        assert!(
+            prom.contains("fashop_notify_outbox_messages{state=\"dead\"} 2"),
+            "{prom}"
+        );
+        assert!(
+            prom.contains("fashop_notify_outbox_messages{state=\"pending\"} 0"),
+            "{prom}"
+        );
+        assert!(matches!(
+            shop.n.outbox_stats(Some("wxunknown00000001")),
+            Err(Error::AppNotConfigured(_))
+        ));
+    });
+}
+
+#[test]
+fn outbox_settings_are_checked() {
+    let n = Notifier::new();
+    for bad in [
+        r#"{"outbox": {"max_attempts": 0}}"#,
+        r#"{"outbox": {"max_attempts": 101}}"#,
+        r#"{"outbox": {"lease_secs": 1}}"#,
+        r#"{"outbox": {"retry_secs": "5"}}"#,
+        r#"{"outbox": {"attempts": 3}}"#,
+        r#"{"outbox": 3}"#,
+    ] {
+        let e = n.configure(bad).unwrap_err();
+        assert!(e.to_string().contains("outbox"), "{bad}: {e}");
+    }
+    n.configure(r#"{"outbox": {"max_attempts": 4}}"#).unwrap();
+    assert_eq!(n.config().outbox.max_attempts, 4);
+    assert_eq!(n.config().outbox.lease_secs, 120);
+}
+
+#[test]
+fn the_store_cannot_change_under_enqueued_messages() {
+    let shop = shop("memory");
+    shop.enqueue("STRAND");
+    let dir = TempDir::new("switch");
+    let e = shop
+        .n
+        .configure(&json!({"store": dir.store()}).to_string())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("after messages were enqueued"),
+        "{e}"
+    );
+    assert_eq!(shop.n.config().store, "memory");
+    assert_eq!(shop.stats()["pending"], 1);
+}
