@@ -1,0 +1,182 @@
+//! Several flushing processes on one SQLite outbox: each message sent once;
+//! a flusher killed while its message was under way hands the message back
+//! after its lease (sent once) or, when the request had gone out, leaves it
+//! UNCERTAIN and never sent again.
+#![cfg(feature = "sandbox")]
+
+mod outbox_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+
+use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
+use outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
+use serde_json::{json, Value};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-outbox-worker");
+/// The default lease, plus a second.
+const AFTER_LEASE: i64 = 121;
+
+fn worker(store: &str, sb: &Sandbox, now: i64, job: &str) -> Child {
+    Command::new(WORKER)
+        .args([store, &sb.url(), &now.to_string(), job])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the outbox worker")
+}
+
+/// The worker's `STATUS ID` lines, once it has finished well.
+fn lines(child: Child) -> Vec<(String, u64)> {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "worker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (status, id) = l.split_once(' ').unwrap();
+            (status.to_string(), id.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Waits, by reading the sandbox, until `cond` holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never saw {what}");
+    }
+}
+
+fn setup(count: u64) -> (Sandbox, TempDir, fashop_notify::Notifier) {
+    let sb = Sandbox::start();
+    let dir = TempDir::new("procs");
+    let (n, _) = notifier(&dir.store(), &sb.url(), NOW);
+    sb.grant(APP, BUYER, TPL_PAY_SUCCESS, count);
+    n.add_permit(
+        APP,
+        &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS, "count": count})
+            .to_string(),
+    )
+    .unwrap();
+    (sb, dir, n)
+}
+
+fn orders(sb: &Sandbox) -> Vec<String> {
+    sb.delivered(APP, BUYER)
+        .iter()
+        .map(|m| {
+            m.data["character_string1"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn four_processes_flushing_one_outbox_send_each_message_once() {
+    const MESSAGES: u64 = 120;
+    let (sb, dir, n) = setup(MESSAGES);
+    for i in 0..MESSAGES {
+        n.enqueue(APP, "order_pay_success", &payment(&format!("P-{i}")))
+            .unwrap();
+    }
+    let store = dir.store();
+    let workers: Vec<Child> = (0..4).map(|_| worker(&store, &sb, NOW, "drain")).collect();
+    let mut sent: BTreeMap<u64, usize> = BTreeMap::new();
+    for w in workers {
+        for (status, id) in lines(w) {
+            assert_eq!(status, "sent", "message {id}");
+            *sent.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(sent.len() as u64, MESSAGES, "every message sent");
+    assert!(
+        sent.values().all(|&c| c == 1),
+        "a message sent twice: {sent:?}"
+    );
+    let delivered = orders(&sb);
+    assert_eq!(delivered.len() as u64, MESSAGES);
+    let distinct: BTreeSet<&String> = delivered.iter().collect();
+    assert_eq!(
+        distinct.len() as u64,
+        MESSAGES,
+        "WeChat got a message twice"
+    );
+    let stats: Value = serde_json::from_str(&n.outbox_stats(Some(APP)).unwrap()).unwrap();
+    assert_eq!(stats["sent"], MESSAGES);
+    assert_eq!(stats["pending"], 0);
+}
+
+#[test]
+fn a_flusher_killed_before_its_request_hands_the_message_back_after_the_lease() {
+    let (sb, dir, n) = setup(1);
+    n.enqueue(APP, "order_pay_success", &payment("KILL-1"))
+        .unwrap();
+    let store = dir.store();
+    // The token answer hangs: the worker has claimed the message and sent nothing.
+    sb.inject(
+        Fault::on("/cgi-bin/stable_token")
+            .latency_ms(20_000)
+            .count(1),
+    );
+    let mut victim = worker(&store, &sb, NOW, "one");
+    wait_for("the token request", || {
+        sb.counters().token_fetches(APP, "stable_token") >= 1
+    });
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let stats: Value = serde_json::from_str(&n.outbox_stats(Some(APP)).unwrap()).unwrap();
+    assert_eq!(stats["in_flight"], 1, "{stats}");
+
+    // Within the lease nobody else takes it.
+    assert!(lines(worker(&store, &sb, NOW + 60, "one")).is_empty());
+    assert!(orders(&sb).is_empty());
+    // After it, the message goes out, once.
+    let got = lines(worker(&store, &sb, NOW + AFTER_LEASE, "one"));
+    assert_eq!(got, [("sent".to_string(), 1)]);
+    assert!(lines(worker(&store, &sb, NOW + 7200, "drain")).is_empty());
+    assert_eq!(orders(&sb), ["KILL-1"]);
+}
+
+#[test]
+fn a_flusher_killed_after_its_request_went_out_leaves_it_uncertain() {
+    let (sb, dir, n) = setup(2);
+    n.enqueue(APP, "order_pay_success", &payment("KILL-2"))
+        .unwrap();
+    let store = dir.store();
+    // WeChat takes the message; its answer hangs.
+    sb.inject(Fault::on(SEND).latency_ms(20_000).count(1));
+    let mut victim = worker(&store, &sb, NOW, "one");
+    wait_for("the delivery", || !sb.delivered(APP, BUYER).is_empty());
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+
+    // After the lease the next flush finds it was on its way: not sent again.
+    assert!(lines(worker(&store, &sb, NOW + AFTER_LEASE, "drain")).is_empty());
+    assert!(lines(worker(&store, &sb, NOW + 86_400, "drain")).is_empty());
+    assert_eq!(orders(&sb), ["KILL-2"]);
+    n.add_permit(
+        APP,
+        &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS}).to_string(),
+    )
+    .unwrap();
+    let stats: Value = serde_json::from_str(&n.outbox_stats(Some(APP)).unwrap()).unwrap();
+    assert_eq!(stats["uncertain"], 1, "{stats}");
+    assert_eq!(stats["pending"], 0);
+    let letter = &stats["dead_letters"][0];
+    assert_eq!(letter["state"], "uncertain");
+    assert!(letter["errmsg"]
+        .as_str()
+        .unwrap()
+        .contains("not sent again"));
+    // Nor does a direct send with the same idempotency key repeat it.
+    let direct = n.send(APP, "order_pay_success", &payment("KILL-2"));
+    assert_eq!(direct.outcome.unwrap().status, "duplicate");
+    assert_eq!(orders(&sb), ["KILL-2"]);
+}
