@@ -74,9 +74,9 @@ impl Notifier {
         let patch = ConfigPatch::parse(json)?;
         let mut config = self.config.write();
         let next = patch.apply_to(&config);
-        let outbox = self.outbox.prepare(&next)?;
+        self.outbox.check_switch(&next)?;
         self.ledger.configure(&next)?;
-        self.outbox.install(outbox);
+        self.outbox.configure(&next)?;
         self.http.configure(&next);
         self.metrics.configure(&next);
         self.journal.configure(&next.log);

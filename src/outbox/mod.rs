@@ -107,10 +107,6 @@ struct Active {
     store: Arc<dyn OutboxStore>,
 }
 
-/// A store opened for a new `store` setting, installed once the rest of the
-/// settings were accepted.
-pub struct Prepared(Option<Active>);
-
 impl Default for Outbox {
     fn default() -> Self {
         Outbox {
@@ -125,30 +121,38 @@ impl Default for Outbox {
 }
 
 impl Outbox {
-    /// Opens the outbox of the store the settings name, when it changed.
-    /// Refused once a message was enqueued in the current store.
-    pub fn prepare(&self, config: &Config) -> Result<Prepared> {
+    /// Refuses a new `store` setting once a message was enqueued in the
+    /// current store (it would be stranded). Checked before the ledger opens
+    /// the new store, so a refused switch creates nothing.
+    pub fn check_switch(&self, config: &Config) -> Result<()> {
         let active = self.active.read();
-        if active.spec == config.store {
-            return Ok(Prepared(None));
-        }
-        if self.enqueued_any.load(Ordering::SeqCst) {
+        if active.spec != config.store && self.enqueued_any.load(Ordering::SeqCst) {
             return Err(Error::invalid(format!(
                 "configure: store cannot change from {:?} to {:?} after messages were enqueued (they would be stranded); configure the store before the first enqueue",
                 active.spec, config.store
             )));
         }
-        let store = store::open(&config.store)?;
-        Ok(Prepared(Some(Active {
-            spec: config.store.clone(),
-            store,
-        })))
+        Ok(())
     }
 
-    pub fn install(&self, prepared: Prepared) {
-        if let Some(active) = prepared.0 {
-            *self.active.write() = active;
+    /// Opens the outbox in the store the settings name, when it changed (after
+    /// the ledger opened it: the SQLite file is the ledger's).
+    pub fn configure(&self, config: &Config) -> Result<()> {
+        let mut active = self.active.write();
+        if active.spec == config.store {
+            return Ok(());
         }
+        if self.enqueued_any.load(Ordering::SeqCst) {
+            return Err(Error::invalid(format!(
+                "configure: store cannot change from {:?} to {:?} after messages were enqueued",
+                active.spec, config.store
+            )));
+        }
+        *active = Active {
+            spec: config.store.clone(),
+            store: store::open(&config.store)?,
+        };
+        Ok(())
     }
 
     pub fn store(&self) -> Arc<dyn OutboxStore> {
