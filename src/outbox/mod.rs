@@ -599,7 +599,11 @@ impl Notifier {
 
     /// Outbox depth gauges from the whole store (run before every metrics scrape).
     pub fn refresh_outbox_depth(&self) -> Result<()> {
-        let stats = self.outbox.store().stats(None, self.clock.now_ms(), 0)?;
+        let store = self.outbox.store();
+        if !store.available() {
+            return Ok(());
+        }
+        let stats = store.stats(None, self.clock.now_ms(), 0)?;
         self.set_outbox_depth(&stats.total);
         Ok(())
     }
