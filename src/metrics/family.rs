@@ -270,6 +270,7 @@ impl<const N: usize, C: Default> Family<N, C> {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.series.read().len()
     }
