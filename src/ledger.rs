@@ -442,7 +442,12 @@ impl Notifier {
     pub fn add_permit(&self, appid: &str, json: &str) -> Result<()> {
         self.apps.get(appid)?;
         let permit = parse_permit(json, self.clock.now_ms())?;
-        self.ledger.add(appid, &permit).map(|_| ())
+        let added = self.ledger.add(appid, &permit)?;
+        if matches!(added, Added::Stored | Added::Counted) {
+            self.metrics
+                .record_permits_added(permit.kind.as_str(), u64::from(permit.uses));
+        }
+        Ok(())
     }
 
     /// Usable stock of the app, or of one of its users: counts by kind (by
@@ -460,6 +465,10 @@ impl Notifier {
     pub fn ledger_purge(&self, appid: &str) -> Result<String> {
         self.apps.get(appid)?;
         let removed = self.ledger.purge(appid)?;
+        if removed > 0 {
+            // The stores count what a purge removed, not by kind.
+            self.metrics.record_permit_expired("any", removed);
+        }
         Ok(json!({"appid": appid, "removed": removed}).to_string())
     }
 }

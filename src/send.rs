@@ -113,6 +113,8 @@ impl Notifier {
     /// Sends the event's message to `payload.touser`. See `SendReport`.
     pub fn send(&self, appid: &str, event: &str, payload_json: &str) -> SendReport {
         let started = Instant::now();
+        // One write of this send's figures to a shared store, not one per figure.
+        let _figures = self.metrics.batch();
         let prepared = self
             .apps
             .get(appid)
