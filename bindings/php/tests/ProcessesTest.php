@@ -67,6 +67,16 @@ final class ProcessesTest extends TestCase
         $this->assertSame(0, $n->ledgerStats($appid, $openid)['total_uses']);
         // Each process fetched the (stable, shared) token once.
         $this->assertSame(self::PROCESSES, Shop::tokenFetches($appid));
+        // The example /metrics endpoint, in a process of its own, sees every worker's sends.
+        $scrape = shell_exec(sprintf(
+            'FASHOP_NOTIFY_STORE=%s %s -d ffi.enable=1 %s',
+            escapeshellarg("sqlite:$db"),
+            escapeshellarg(PHP_BINARY),
+            escapeshellarg(Shop::root() . '/examples/php/metrics_endpoint.php')
+        ));
+        $this->assertIsString($scrape);
+        $line = sprintf('fashop_notify_sends_total{appid="%s",event="order_pay_success",status="sent",errcode="0"} %d', $appid, $total);
+        $this->assertStringContainsString($line, $scrape);
         array_map('unlink', glob("$dir/*") ?: []);
         rmdir($dir);
     }
