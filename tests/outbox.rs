@@ -5,6 +5,7 @@
 #![cfg(feature = "sandbox")]
 
 mod outbox_support;
+mod redis_server;
 
 use std::sync::Arc;
 
@@ -515,4 +516,34 @@ fn the_store_cannot_change_under_enqueued_messages() {
     );
     assert_eq!(shop.n.config().store, "memory");
     assert_eq!(shop.stats()["pending"], 1);
+}
+
+#[test]
+fn on_redis_the_ledger_works_and_the_outbox_says_it_is_not_there() {
+    let server = redis_server::RedisServer::start();
+    let n = Notifier::new();
+    n.configure(&json!({"store": format!("redis://127.0.0.1:{}/0", server.port)}).to_string())
+        .unwrap();
+    n.register_app(&json!({"appid": APP, "secret": "s"}).to_string())
+        .unwrap();
+    n.load_mappings(APP, &outbox_support::mappings()).unwrap();
+    n.add_permit(
+        APP,
+        &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS}).to_string(),
+    )
+    .unwrap();
+    for e in [
+        n.enqueue(APP, "order_pay_success", &payment("R-1"))
+            .unwrap_err(),
+        n.flush(None, 10).unwrap_err(),
+        n.outbox_stats(None).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, Error::Store(m) if m.contains("not available on the Redis store")),
+            "{e:?}"
+        );
+    }
+    // The figures still come, without outbox gauges.
+    let prom = n.metrics_text("prometheus").unwrap();
+    assert!(!prom.contains("fashop_notify_outbox_messages{"), "{prom}");
 }

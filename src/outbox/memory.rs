@@ -228,6 +228,20 @@ impl OutboxStore for MemoryOutbox {
         Ok(stats)
     }
 
+    fn count_due(&self, apps: Option<&[String]>, now_ms: i64) -> Result<u64> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .rows
+            .values()
+            .filter(|r| {
+                r.state == State::Pending
+                    && r.m.due_ms <= now_ms
+                    && !r.claimed(now_ms)
+                    && apps.is_none_or(|a| a.contains(&r.m.appid))
+            })
+            .count() as u64)
+    }
+
     fn requeue(&self, appid: &str, id: u64, now_ms: i64) -> Result<()> {
         let mut inner = self.inner.lock();
         match inner.rows.get_mut(&id).filter(|r| r.m.appid == appid) {

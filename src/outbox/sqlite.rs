@@ -236,6 +236,30 @@ fn state_of(code: i64) -> rusqlite::Result<State> {
     })
 }
 
+/// `AND appid IN (?2, …)` for a list of apps (the query's ?1 is the time);
+/// `None` when the list is empty and nothing can match.
+fn app_filter(apps: Option<&[String]>) -> Option<String> {
+    match apps {
+        None => Some(String::new()),
+        Some([]) => None,
+        Some(list) => Some(format!(
+            "AND appid IN ({})",
+            (0..list.len())
+                .map(|i| format!("?{}", i + 2))
+                .collect::<Vec<_>>()
+                .join(",")
+        )),
+    }
+}
+
+fn app_args(now_ms: i64, apps: Option<&[String]>) -> Vec<rusqlite::types::Value> {
+    let mut args: Vec<rusqlite::types::Value> = vec![now_ms.into()];
+    if let Some(list) = apps {
+        args.extend(list.iter().map(|a| a.clone().into()));
+    }
+    args
+}
+
 /// Holds message `id` under claim `token` (and still pending)?
 fn held(tx: &Transaction<'_>, id: u64, token: i64) -> rusqlite::Result<bool> {
     Ok(tx
@@ -313,29 +337,17 @@ impl OutboxStore for SqliteOutbox {
                     idempotency_key: key,
                 });
             }
-            let filter = match apps {
-                None => String::new(),
-                Some([]) => return Ok(out),
-                Some(list) => format!(
-                    "AND appid IN ({})",
-                    (0..list.len())
-                        .map(|i| format!("?{}", i + 2))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ),
+            let Some(filter) = app_filter(apps) else {
+                return Ok(out);
             };
             let sql = format!(
                 "SELECT id, appid, event, idempotency_key, message, attempts FROM outbox
                  WHERE state = 0 AND due_ms <= ?1 AND (lease_ms IS NULL OR lease_ms <= ?1) {filter}
                  ORDER BY due_ms, id LIMIT 1"
             );
-            let mut args: Vec<rusqlite::types::Value> = vec![now_ms.into()];
-            if let Some(list) = apps {
-                args.extend(list.iter().map(|a| a.clone().into()));
-            }
             let pick = tx
                 .prepare_cached(&sql)?
-                .query_row(params_from_iter(args), |r| {
+                .query_row(params_from_iter(app_args(now_ms, apps)), |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
@@ -478,6 +490,22 @@ impl OutboxStore for SqliteOutbox {
                 });
             }
             Ok(stats)
+        })
+    }
+
+    fn count_due(&self, apps: Option<&[String]>, now_ms: i64) -> Result<u64> {
+        let Some(filter) = app_filter(apps) else {
+            return Ok(0);
+        };
+        self.write(|tx| {
+            let sql = format!(
+                "SELECT COUNT(*) FROM outbox
+                 WHERE state = 0 AND due_ms <= ?1 AND (lease_ms IS NULL OR lease_ms <= ?1) {filter}"
+            );
+            let n: i64 = tx
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(app_args(now_ms, apps)), |r| r.get(0))?;
+            Ok(n as u64)
         })
     }
 

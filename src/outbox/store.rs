@@ -221,6 +221,10 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
 
     fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<Stats>;
 
+    /// Due, unclaimed messages of `apps` (all apps: `None`): what a flush
+    /// left for the next one.
+    fn count_due(&self, apps: Option<&[String]>, now_ms: i64) -> Result<u64>;
+
     /// A dead message goes back to pending, due now, with its attempts reset.
     fn requeue(&self, appid: &str, id: u64, now_ms: i64) -> Result<()>;
 
@@ -283,6 +287,10 @@ impl OutboxStore for Unavailable {
     }
 
     fn stats(&self, _: Option<&str>, _: i64, _: usize) -> Result<Stats> {
+        Err(Error::store(self.why.clone()))
+    }
+
+    fn count_due(&self, _: Option<&[String]>, _: i64) -> Result<u64> {
         Err(Error::store(self.why.clone()))
     }
 
