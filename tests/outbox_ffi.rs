@@ -47,7 +47,7 @@ fn c(s: &str) -> CString {
 /// Runs a call with an out pointer that starts as garbage; its status, the
 /// last_error and the out text.
 fn call(f: impl FnOnce(*mut *mut c_char) -> i32) -> (i32, String, Option<String>) {
-    let mut out: *mut c_char = 0x1 as *mut c_char;
+    let mut out: *mut c_char = ptr::dangling_mut();
     let status = f(&mut out);
     let err = last_error();
     let text = (!out.is_null()).then(|| {
