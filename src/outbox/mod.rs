@@ -415,6 +415,8 @@ impl Notifier {
         settings: &OutboxSettings,
     ) -> Result<Flushed> {
         let started = Instant::now();
+        // One write of this send's figures to a shared store, as `send` does.
+        let _figures = self.metrics.batch();
         let stored: Stored = serde_json::from_str(&c.message)
             .map_err(|e| Error::store(format!("outbox message {} is not readable: {e}", c.id)))?;
         let msg = stored.into_message(c.idempotency_key.clone())?;
