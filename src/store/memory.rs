@@ -12,7 +12,7 @@ use super::{
 };
 use crate::error::Result;
 
-const NEVER: i64 = i64::MAX;
+const NEVER: u32 = u32::MAX;
 /// How long a lease that ran out is remembered after its use returned.
 pub(crate) const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
 
@@ -35,22 +35,43 @@ struct Book {
     idempotency: HashMap<String, Record>,
 }
 
+/// One permit, kept small: a shop holds many form_ids per user.
 #[derive(Debug)]
 struct Entry {
-    value: Box<str>,
-    order_sn: Option<Box<str>>,
-    created_at: i64,
+    /// The template_id, form_id or prepay_id; for a prepay_id followed by `\n`
+    /// and its order_sn (neither may contain control characters).
+    text: Box<str>,
+    /// Unix seconds.
+    created_at: u32,
     /// Unix seconds; `NEVER` for subscribe grants.
-    expires_at: i64,
+    expires_at: u32,
     uses: u32,
     leased: u16,
     kind: Kind,
     paid: bool,
 }
 
+/// Unix seconds as kept in an entry (the ledger refuses times before 1970;
+/// times after 2106 stand still).
+fn secs(t: i64) -> u32 {
+    t.clamp(0, i64::from(NEVER - 1)) as u32
+}
+
 impl Entry {
+    fn value(&self) -> &str {
+        self.text.split('\n').next().unwrap_or_default()
+    }
+
+    fn order_sn(&self) -> Option<&str> {
+        self.text.split_once('\n').map(|(_, sn)| sn)
+    }
+
+    fn is(&self, kind: Kind, value: &str) -> bool {
+        self.kind == kind && self.value() == value
+    }
+
     fn expiry(&self) -> Option<i64> {
-        (self.expires_at != NEVER).then_some(self.expires_at)
+        (self.expires_at != NEVER).then_some(i64::from(self.expires_at))
     }
 
     fn live(&self, now_ms: i64) -> bool {
@@ -108,15 +129,13 @@ impl Book {
     fn entry_mut(&mut self, lease: &Lease) -> Option<&mut Entry> {
         self.user_mut(&lease.appid, &lease.openid)?
             .iter_mut()
-            .find(|e| e.kind == lease.kind && *e.value == *lease.value)
+            .find(|e| e.is(lease.kind, &lease.value))
     }
 
     /// Drops the lease's permit when nothing is left of it.
     fn drop_if_spent(&mut self, lease: &Lease) {
         if let Some(user) = self.user_mut(&lease.appid, &lease.openid) {
-            user.retain(|e| {
-                !(e.kind == lease.kind && *e.value == *lease.value && e.uses == 0 && e.leased == 0)
-            });
+            user.retain(|e| !(e.is(lease.kind, &lease.value) && e.uses == 0 && e.leased == 0));
         }
     }
 
@@ -126,7 +145,7 @@ impl Book {
             Some(user) => user
                 .iter()
                 .filter(|e| e.kind == lease.kind && e.takeable(now_ms))
-                .filter(|e| lease.kind != Kind::Subscribe || *e.value == *lease.value)
+                .filter(|e| lease.kind != Kind::Subscribe || e.value() == lease.value)
                 .map(|e| u64::from(e.uses))
                 .sum(),
         };
@@ -171,10 +190,7 @@ impl Store for MemoryStore {
             Some(user) => user,
             None => users.entry(p.openid.as_str().into()).or_default(),
         };
-        if let Some(e) = user
-            .iter_mut()
-            .find(|e| e.kind == p.kind && *e.value == *p.value)
-        {
+        if let Some(e) = user.iter_mut().find(|e| e.is(p.kind, &p.value)) {
             return Ok(match p.kind {
                 Kind::Subscribe => {
                     e.uses = e.uses.saturating_add(p.uses).min(super::MAX_SUBSCRIBE_USES);
@@ -192,10 +208,12 @@ impl Store for MemoryStore {
             user.reserve_exact((user.len() / 4).max(1));
         }
         user.push(Entry {
-            value: p.value.as_str().into(),
-            order_sn: p.order_sn.as_deref().map(Into::into),
-            created_at: p.created_at,
-            expires_at: p.expires_at.unwrap_or(NEVER),
+            text: match &p.order_sn {
+                Some(sn) => format!("{}\n{sn}", p.value).into(),
+                None => p.value.as_str().into(),
+            },
+            created_at: secs(p.created_at),
+            expires_at: p.expires_at.map_or(NEVER, secs),
             uses: p.uses,
             leased: 0,
             kind: p.kind,
@@ -222,15 +240,15 @@ impl Store for MemoryStore {
         };
         user.retain(|e| e.live(now_ms) || e.leased > 0);
         let pick = match request {
-            PermitRequest::Subscribe { template_id } => user.iter().position(|e| {
-                e.kind == Kind::Subscribe && *e.value == **template_id && e.takeable(now_ms)
-            }),
+            PermitRequest::Subscribe { template_id } => user
+                .iter()
+                .position(|e| e.is(Kind::Subscribe, template_id) && e.takeable(now_ms)),
             PermitRequest::Legacy { order_sn } => {
                 let soonest = |kind: Kind, order: Option<&str>| {
                     user.iter()
                         .enumerate()
                         .filter(|(_, e)| e.kind == kind && e.takeable(now_ms))
-                        .filter(|(_, e)| order.is_none() || e.order_sn.as_deref() == order)
+                        .filter(|(_, e)| order.is_none() || e.order_sn() == order)
                         .min_by_key(|(i, e)| (e.expires_at, e.created_at, *i))
                         .map(|(i, _)| i)
                 };
@@ -251,8 +269,8 @@ impl Store for MemoryStore {
             appid: appid.to_string(),
             openid: openid.to_string(),
             kind: e.kind,
-            value: e.value.to_string(),
-            order_sn: e.order_sn.as_deref().map(str::to_string),
+            value: e.value().to_string(),
+            order_sn: e.order_sn().map(str::to_string),
             expires_at_ms: now_ms.saturating_add(lease_ms),
         };
         book.next_lease += 1;
@@ -306,7 +324,7 @@ impl Store for MemoryStore {
         book.leases.retain(|_, l| !same(l));
         book.returned.retain(|_, (l, _)| !same(l));
         if let Some(user) = book.user_mut(&lease.appid, &lease.openid) {
-            user.retain(|e| !(e.kind == lease.kind && *e.value == *lease.value));
+            user.retain(|e| !e.is(lease.kind, &lease.value));
         }
         Ok(())
     }
@@ -328,7 +346,7 @@ impl Store for MemoryStore {
                 let uses = u64::from(e.uses);
                 match e.kind {
                     Kind::Subscribe if uses > 0 => {
-                        *stats.subscribe.entry(e.value.to_string()).or_default() += uses;
+                        *stats.subscribe.entry(e.value().to_string()).or_default() += uses;
                     }
                     Kind::Subscribe => {}
                     Kind::FormId if uses > 0 => stats.form_id_permits += 1,
