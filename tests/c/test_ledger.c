@@ -131,6 +131,10 @@ static char store_json[200];
 static void test_open_store(void) {
     CHECK_STATUS(fashop_notify_configure("{\"store\": \"sqlite:/nonexistent-fashop-dir/ledger.db\"}"),
                  FASHOP_NOTIFY_STORE_ERROR, "/nonexistent-fashop-dir/ledger.db");
+    /* nothing listens on port 1: a Redis that is down is named, its password is not */
+    CHECK_STATUS(fashop_notify_configure("{\"store\": \"redis://:c-redis-pass@127.0.0.1:1/0\"}"),
+                 FASHOP_NOTIFY_STORE_ERROR, "127.0.0.1:1");
+    CHECK(strstr(fashop_notify_last_error(), "c-redis-pass") == NULL);
     snprintf(db_path, sizeof db_path, "/tmp/fashop-notify-c-ledger-%ld.db", (long)getpid());
     snprintf(store_json, sizeof store_json, "{\"store\": \"sqlite:%s\"}", db_path);
     CHECK_OK(fashop_notify_configure(store_json));
