@@ -27,14 +27,14 @@ def main(path):
             continue
         w("### Against %s" % ("the fixed-answer nginx" if server == "nginx" else "the WeChat sandbox"))
         w("")
-        w("| contestant | msg/s | vs wrk (same conns) | p50 µs | p99 µs | client CPU µs/msg | peak RSS MiB/process | token fetches | failed |")
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("| contestant | messages | seconds | msg/s | vs wrk (same conns) | p50 µs | p99 µs | client CPU µs/msg | peak RSS MiB/process | token fetches | failed |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for x in rows:
             conns = 8 if ("8" in x["key"].split("/")[1]) else 1
             ceiling = by.get((server, "wrk/%dc" % conns))
             ratio = x["msgs_per_s"] / ceiling["msgs_per_s"] if ceiling and ceiling["msgs_per_s"] else None
-            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                x["label"], fmt(x["msgs_per_s"]), fmt(ratio and ratio * 100) + " %" if ratio else "—",
+            w("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                x["label"], x["sent"], fmt(x["wall_s"], 1), fmt(x["msgs_per_s"]), fmt(ratio and ratio * 100) + " %" if ratio else "—",
                 fmt(x["p50_us"], 1), fmt(x["p99_us"], 1), fmt(x["cpu_us_per_msg"], 1),
                 fmt(x["peak_rss_mib"], 1), x.get("token_fetches", "—"), x["failed"]))
         w("")
