@@ -97,6 +97,8 @@ impl OutboxStore for MemoryOutbox {
         for (&id, row) in inner.rows.iter_mut() {
             if row.state == State::Pending && row.posting && !row.claimed(now_ms) {
                 row.state = State::Uncertain;
+                row.posting = false;
+                row.attempts += 1;
                 row.errcode = -1;
                 row.errmsg = ABANDONED.to_string();
                 row.claim = None;

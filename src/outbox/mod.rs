@@ -668,6 +668,67 @@ mod tests {
         assert!(serde_json::from_str::<OutboxPatch>(r#"{"attempts":3}"#).is_err());
     }
 
+    fn message(key: &str) -> NewMessage {
+        NewMessage {
+            appid: "wxa".into(),
+            event: "order_pay_success".into(),
+            touser: "o1".into(),
+            idempotency_key: key.into(),
+            message: "{}".into(),
+            due_ms: 1_000,
+        }
+    }
+
+    /// A claim whose lease ran out may be taken over; the old holder can then
+    /// neither mark the request as on its way nor settle the message.
+    fn lost_claims_cannot_post_or_settle(store: &dyn OutboxStore) {
+        let apps = ["wxa".to_string()];
+        let id = store.enqueue(&message("k1"), 1_000).unwrap().id;
+        let first = store.claim(Some(&apps), 1_000, 500, 11).unwrap();
+        assert_eq!(first.message.as_ref().map(|m| m.id), Some(id));
+        assert!(store
+            .claim(Some(&apps), 1_499, 500, 12)
+            .unwrap()
+            .message
+            .is_none());
+        assert!(store
+            .claim(Some(&["wxb".to_string()]), 2_000, 500, 12)
+            .unwrap()
+            .message
+            .is_none());
+        let second = store.claim(Some(&apps), 1_500, 500, 13).unwrap();
+        assert_eq!(second.message.map(|m| m.token), Some(13));
+        assert!(store.mark_posting(id, 11).is_err());
+        assert!(!store.settle(id, 11, &Settlement::Sent, 1_600).unwrap());
+        store.mark_posting(id, 13).unwrap();
+        // The holder itself vanished after marking: the next claim makes it uncertain.
+        let third = store.claim(None, 2_000, 500, 14).unwrap();
+        assert!(third.message.is_none());
+        assert_eq!(third.abandoned.len(), 1);
+        assert!(!store.settle(id, 13, &Settlement::Sent, 2_000).unwrap());
+        let stats = store.stats(Some("wxa"), 2_000, 10).unwrap();
+        assert_eq!((stats.total.uncertain, stats.total.pending), (1, 0));
+        assert_eq!(stats.dead_letters[0].state, "uncertain");
+        assert!(store.requeue("wxa", id, 2_000).is_err());
+        assert_eq!(store.count_due(None, 2_000).unwrap(), 0);
+        store.remove("wxa", id, 2_000).unwrap();
+        // Gone with its key: the same key may come again.
+        assert!(!store.enqueue(&message("k1"), 3_000).unwrap().duplicate);
+    }
+
+    #[test]
+    fn lost_claims_on_every_store() {
+        lost_claims_cannot_post_or_settle(&memory::MemoryOutbox::default());
+        let dir = std::env::temp_dir().join(format!("outbox-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("o.db");
+        let store = sqlite::SqliteOutbox::open(path.to_str().unwrap()).unwrap();
+        lost_claims_cannot_post_or_settle(&store);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn claim_tokens_differ() {
         let o = Outbox::default();
