@@ -333,6 +333,26 @@ final class Notifier
         ));
     }
 
+    /** A dead message becomes due again (attempts reset). */
+    public function outboxRequeue(string $appid, int $id): void
+    {
+        $this->check($this->newer('fashop_notify_outbox_requeue')->fashop_notify_outbox_requeue($this->str($appid), $this->id($id)));
+    }
+
+    /** Removes a dead, uncertain or not yet claimed message. */
+    public function outboxDrop(string $appid, int $id): void
+    {
+        $this->check($this->newer('fashop_notify_outbox_drop')->fashop_notify_outbox_drop($this->str($appid), $this->id($id)));
+    }
+
+    private function id(int $id): int
+    {
+        if ($id < 1) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "outbox message id must be 1 or more, got $id");
+        }
+        return $id;
+    }
+
     /** @return array<string,mixed> pending, due, dead, sent by event */
     public function outboxStats(?string $appid = null): array
     {

@@ -109,6 +109,16 @@ final class GuideTest extends TestCase
         $this->assertStringContainsString('45103', $log);
         $this->assertSame(1, substr_count($log, 'notify '), 'only the withdrawn API was logged: ' . $log);
 
+        // The pay callback queues the notice; the task worker sends it.
+        Sandbox::control('POST', '/sandbox/grants', ['appid' => $appid, 'openid' => $openid, 'template_id' => Shop::TPL_PAY_SUCCESS]);
+        \record_subscribe_result($n, $appid, $openid, [Shop::TPL_PAY_SUCCESS => 'accept']);
+        $next = ['order_id' => 1025, 'order_sn' => 'SN2026112300001025'] + $fields;
+        $this->assertIsInt(\queue_order_event($n, $appid, $openid, 'order_pay_success', $next));
+        $this->assertCount(2, Shop::delivered($appid, $openid), 'queued, not sent');
+        $this->assertSame(['sent' => 1, 'retry' => 0, 'dead' => 0], \outbox_task($n, $appid));
+        $this->assertSame('SN2026112300001025', Shop::delivered($appid, $openid)[2]['data']['character_string1']['value']);
+        $this->assertSame(['sent' => 0, 'retry' => 0, 'dead' => 0], \outbox_task($n, $appid), 'sent once');
+
         // One token for EasyWeChat too.
         [$token, $left] = \wechat_token($n, $appid);
         $this->assertSame($n->accessToken($appid), $token);
