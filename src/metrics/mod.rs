@@ -310,7 +310,8 @@ impl Metrics {
         if state.sink.is_some() && state.pid != std::process::id() {
             // A forked child: closing the parent's connection here could disturb
             // the parent's locks, and the parent's unflushed counts are its own.
-            std::mem::forget(state.sink.take());
+            // Kept reachable (not forgotten) so leak checkers in forked workers stay quiet.
+            INHERITED_SINKS.lock().extend(state.sink.take());
             self.rebase();
         }
         let result = open_sink(&mut state).and_then(|sink| self.flush_into(&*sink, patience));
@@ -527,6 +528,9 @@ fn sink_path(spec: &str) -> Option<&str> {
 }
 
 /// The sink for the configured store, opened now if it is not yet.
+/// Sinks a forked child inherited from its parent: never used, never closed.
+static INHERITED_SINKS: Mutex<Vec<Arc<dyn CounterSink>>> = Mutex::new(Vec::new());
+
 fn open_sink(state: &mut SinkState) -> Result<Arc<dyn CounterSink>> {
     if let Some(sink) = &state.sink {
         return Ok(sink.clone());
