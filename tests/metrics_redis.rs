@@ -229,7 +229,9 @@ fn a_lost_reply_is_counted_once() {
     let v = figures(&m);
     assert_eq!(sends(&v, "sent"), 2);
     assert_eq!(v["fashop_notify_send_duration_seconds"]["count"], 2);
-    assert_eq!(v["fashop_notify_metrics_flush_failures_total"], 0);
+    // (No assertion on flush failures: on a busy machine the recording's short
+    // wait may also run out, and the scrape then sends the batch again; either
+    // way Redis must count it once, which is what is checked.)
     m.record_send("wx1", "order_cancel", "sent", 0, Duration::from_millis(5));
     assert_eq!(sends(&figures(&m), "sent"), 3);
     // Seen from Redis itself, not through this process's sink.
