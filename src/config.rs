@@ -21,6 +21,8 @@ pub struct Config {
     pub token_margin_secs: i64,
     /// `memory`, `sqlite:/path` or `redis://…`.
     pub store: String,
+    /// form_ids (and prepay_ids) kept per user; the oldest go first.
+    pub permit_cap_per_openid: usize,
     pub log: LogSettings,
     pub outbox: OutboxSettings,
 }
@@ -34,6 +36,7 @@ impl Default for Config {
             max_retries: 2,
             token_margin_secs: 300,
             store: "memory".to_string(),
+            permit_cap_per_openid: 50,
             log: LogSettings::default(),
             outbox: OutboxSettings::default(),
         }
@@ -50,6 +53,7 @@ pub struct ConfigPatch {
     pub max_retries: Option<u32>,
     pub token_margin_secs: Option<i64>,
     pub store: Option<String>,
+    pub permit_cap_per_openid: Option<u64>,
     pub log: Option<LogPatch>,
     pub outbox: Option<OutboxPatch>,
 }
@@ -64,6 +68,12 @@ impl ConfigPatch {
         check_range("connect_timeout_ms", patch.connect_timeout_ms, 1, 600_000)?;
         check_range("timeout_ms", patch.timeout_ms, 1, 600_000)?;
         check_range("max_retries", patch.max_retries.map(u64::from), 0, 10)?;
+        check_range(
+            "permit_cap_per_openid",
+            patch.permit_cap_per_openid,
+            1,
+            10_000,
+        )?;
         if let Some(m) = patch.token_margin_secs {
             if !(0..=3600).contains(&m) {
                 return Err(Error::invalid(format!(
@@ -103,6 +113,9 @@ impl ConfigPatch {
         }
         if let Some(v) = &self.store {
             c.store = v.clone();
+        }
+        if let Some(v) = self.permit_cap_per_openid {
+            c.permit_cap_per_openid = v as usize;
         }
         if let Some(v) = &self.log {
             c.log = v.apply_to(&c.log);
@@ -197,6 +210,8 @@ mod tests {
         assert!(msg(r#"{"timeout_ms":"5"}"#).contains("configure: timeout_ms: invalid type"));
         assert!(msg(r#"{"timeout_ms":0}"#).contains("timeout_ms must be between"));
         assert!(msg(r#"{"max_retries":11}"#).contains("max_retries"));
+        assert!(msg(r#"{"permit_cap_per_openid":0}"#)
+            .contains("permit_cap_per_openid must be between 1"));
         assert!(msg(r#"{"token_margin_secs":-1}"#).contains("token_margin_secs"));
         assert!(msg(r#"{"api_base":"ftp://x"}"#).contains("api_base"));
         assert!(msg(r#"{"store":"mysql://x"}"#).contains("store must be"));

@@ -60,6 +60,12 @@ impl Ledger {
     /// permit was added to the current store; a store that cannot be opened
     /// leaves the current one in place.
     pub fn configure(&self, config: &Config) -> Result<()> {
+        self.switch_store(config)?;
+        self.set_cap_per_openid(config.permit_cap_per_openid);
+        Ok(())
+    }
+
+    fn switch_store(&self, config: &Config) -> Result<()> {
         if self.active.read().spec == config.store {
             return Ok(());
         }

@@ -309,3 +309,28 @@ fn the_store_switches_only_before_the_first_permit() {
         .unwrap()
         .contains(r#""total_uses":1"#));
 }
+
+#[test]
+fn the_form_id_cap_per_user_comes_from_configure() {
+    let (n, _clock) = notifier();
+    n.configure(r#"{"permit_cap_per_openid": 3}"#).unwrap();
+    let now = NOW;
+    for i in 0..5 {
+        let permit = format!(
+            r#"{{"openid":"o-cap","kind":"form_id","value":"form-{i}","created_at":{}}}"#,
+            now - 100 + i
+        );
+        n.add_permit(APP, &permit).unwrap();
+    }
+    let stats: serde_json::Value =
+        serde_json::from_str(&n.ledger_stats(APP, Some("o-cap")).unwrap()).unwrap();
+    assert_eq!(stats["form_id"]["permits"], 3, "{stats}");
+    // The oldest two went first: the next take hands out form-2.
+    let lease = n
+        .ledger()
+        .take(APP, "o-cap", &PermitRequest::legacy(None))
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.value, "form-2");
+    assert!(n.configure(r#"{"permit_cap_per_openid": 0}"#).is_err());
+}
