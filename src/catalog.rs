@@ -54,12 +54,6 @@ impl CatalogEvent {
     pub fn has_field(&self, field: &str) -> bool {
         field == ORDER_ID || self.fields.iter().any(|f| f.name == field)
     }
-
-    /// The field names, for error messages.
-    pub fn field_names(&self) -> String {
-        let names: Vec<&str> = self.fields.iter().map(|f| f.name.as_str()).collect();
-        names.join(", ")
-    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -87,6 +87,11 @@ impl Ledger {
         Ok(())
     }
 
+    /// The store in force, for messages (a Redis password left out).
+    pub fn describe_store(&self) -> String {
+        self.store().describe()
+    }
+
     /// The `store` setting in force.
     pub fn store_spec(&self) -> String {
         self.active.read().spec.clone()
@@ -439,6 +444,15 @@ fn stats_json(appid: &str, openid: Option<&str>, s: &Stats) -> String {
 }
 
 impl Notifier {
+    /// `r`, with a store failure also written to the structured log.
+    pub(crate) fn noted<T>(&self, operation: &str, r: Result<T>) -> Result<T> {
+        if let Err(Error::Store(message)) = &r {
+            self.journal
+                .store_problem(&self.ledger.describe_store(), operation, message);
+        }
+        r
+    }
+
     /// The permit ledger, for send and the outbox.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
@@ -448,7 +462,7 @@ impl Notifier {
     pub fn add_permit(&self, appid: &str, json: &str) -> Result<()> {
         self.apps.get(appid)?;
         let permit = parse_permit(json, self.clock.now_ms())?;
-        let added = self.ledger.add(appid, &permit)?;
+        let added = self.noted("add_permit", self.ledger.add(appid, &permit))?;
         if matches!(added, Added::Stored | Added::Counted) {
             self.metrics
                 .record_permits_added(permit.kind.as_str(), u64::from(permit.uses));
@@ -463,14 +477,14 @@ impl Notifier {
         if let Some(o) = openid {
             check_text("ledger_stats", "openid", o)?;
         }
-        let stats = self.ledger.stats(appid, openid)?;
+        let stats = self.noted("ledger_stats", self.ledger.stats(appid, openid))?;
         Ok(stats_json(appid, openid, &stats))
     }
 
     /// Removes the app's expired permits: `{"appid", "removed": n}`.
     pub fn ledger_purge(&self, appid: &str) -> Result<String> {
         self.apps.get(appid)?;
-        let removed = self.ledger.purge(appid)?;
+        let removed = self.noted("ledger_purge", self.ledger.purge(appid))?;
         if removed > 0 {
             // The stores count what a purge removed, not by kind.
             self.metrics.record_permit_expired("any", removed);

@@ -1,8 +1,6 @@
 //! fashop-notify: WeChat mini-program notifications for shops, as a safe Rust
 //! core with a thin C ABI (`include/fashop_notify.h`) that PHP loads through FFI.
 #![deny(unsafe_op_in_unsafe_fn)]
-// TEMPORARY while the modules are filled in; removed before release.
-#![allow(dead_code)]
 
 mod apps;
 mod catalog;

@@ -144,6 +144,7 @@ impl Notifier {
     ) -> SendReport {
         let appid = app.appid.as_str();
         let mut report = self.send_once(app, event, msg, before_post);
+        report.result = self.noted("send", report.result);
         if let Some(outcome) = report.outcome.as_mut() {
             let elapsed = started.elapsed();
             outcome.elapsed_ms = elapsed.as_millis() as u64;

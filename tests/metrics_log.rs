@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fashop_notify::{Error, ManualClock, Notifier, SendRecord, TokenRecord};
+
+#[path = "redis_server/mod.rs"]
+mod redis_server;
 use serde_json::Value;
 
 const OPENID: &str = "oAbcDEFghiJKLmnoPQRsxyz";
@@ -395,4 +398,32 @@ fn many_processes_and_threads_append_whole_lines() {
         assert_eq!(n, LINES_PER_WRITER, "lines of process {pid}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_store_that_fails_is_a_log_line_too() {
+    let dir = tempdir("store-down");
+    let path = dir.join("notify.jsonl");
+    let n = notifier_logging_to(&path, "info");
+    let mut redis = redis_server::RedisServer::start();
+    n.configure(&format!(r#"{{"store": "{}"}}"#, redis.url()))
+        .unwrap();
+    n.register_app(r#"{"appid":"wxlogstore0000001","secret":"log-store-secret"}"#)
+        .unwrap();
+    let permit = r#"{"openid":"o-log-store","kind":"subscribe","template_id":"tpl-1"}"#;
+    n.add_permit("wxlogstore0000001", permit).unwrap();
+    redis.kill();
+    let e = n.add_permit("wxlogstore0000001", permit).unwrap_err();
+    assert!(matches!(e, Error::Store(_)), "{e:?}");
+    let problems: Vec<Value> = lines(&path)
+        .into_iter()
+        .filter(|l| l["kind"] == "store")
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let line = problems[0].to_string();
+    assert!(line.contains("add_permit"), "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", redis.port)),
+        "{line}"
+    );
 }

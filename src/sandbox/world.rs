@@ -194,9 +194,7 @@ pub(crate) fn mix(x: u64) -> u64 {
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     pub id: String,
-    pub tid: u32,
     pub title: String,
-    pub category_id: u32,
     /// (name such as `thing3`, label, example)
     pub keywords: Vec<(String, String, String)>,
     pub legacy: bool,
@@ -216,9 +214,7 @@ impl Template {
         }
         Some(Template {
             id: id.to_string(),
-            tid: lib.tid,
             title: lib.title.to_string(),
-            category_id: lib.category_id,
             keywords,
             legacy: false,
             scene_desc: String::new(),
@@ -228,9 +224,7 @@ impl Template {
     fn legacy(id: &str, title: &str, labels: &[&str]) -> Self {
         Template {
             id: id.to_string(),
-            tid: 0,
             title: title.to_string(),
-            category_id: 0,
             keywords: labels
                 .iter()
                 .enumerate()
