@@ -1,4 +1,4 @@
-//! The outbox against the WeChat sandbox, on the memory and the SQLite store:
+//! The outbox against the WeChat sandbox, on the memory, SQLite and Redis stores:
 //! enqueue renders and keeps without network, flush sends each message once
 //! with the send policy, retries with backoff, waits for the quota reset,
 //! dead-letters, never resends an uncertain message; stats, requeue, drop.
@@ -19,16 +19,18 @@ struct Shop {
     n: Notifier,
     clock: Arc<ManualClock>,
     _dir: Option<TempDir>,
+    _redis: Option<redis_server::RedisServer>,
 }
 
 fn shop(store: &str) -> Shop {
     let sb = Sandbox::start();
-    let (dir, spec) = if store == "sqlite" {
-        let dir = TempDir::new("unit");
-        let spec = dir.store();
-        (Some(dir), spec)
-    } else {
-        (None, "memory".to_string())
+    let (mut dir, mut redis) = (None, None);
+    let spec = match store {
+        "sqlite" => dir.insert(TempDir::new("unit")).store(),
+        "redis" => redis
+            .insert(redis_server::RedisServer::start())
+            .spec("outbox"),
+        _ => "memory".to_string(),
     };
     let (n, clock) = notifier(&spec, &sb.url(), NOW);
     Shop {
@@ -36,12 +38,13 @@ fn shop(store: &str) -> Shop {
         n,
         clock,
         _dir: dir,
+        _redis: redis,
     }
 }
 
 /// Runs the test body on a fresh shop of each store.
 fn each_store(body: impl Fn(Shop)) {
-    for store in ["memory", "sqlite"] {
+    for store in ["memory", "sqlite", "redis"] {
         body(shop(store));
     }
 }
@@ -519,11 +522,11 @@ fn the_store_cannot_change_under_enqueued_messages() {
 }
 
 #[test]
-fn on_redis_the_ledger_works_and_the_outbox_says_it_is_not_there() {
-    let server = redis_server::RedisServer::start();
+fn on_redis_the_outbox_lives_beside_the_ledger_and_a_server_that_is_down_is_a_store_error() {
+    let mut server = redis_server::RedisServer::start();
+    let url = server.url();
     let n = Notifier::new();
-    n.configure(&json!({"store": format!("redis://127.0.0.1:{}/0", server.port)}).to_string())
-        .unwrap();
+    n.configure(&json!({ "store": url }).to_string()).unwrap();
     n.register_app(&json!({"appid": APP, "secret": "s"}).to_string())
         .unwrap();
     n.load_mappings(APP, &outbox_support::mappings()).unwrap();
@@ -532,18 +535,121 @@ fn on_redis_the_ledger_works_and_the_outbox_says_it_is_not_there() {
         &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS}).to_string(),
     )
     .unwrap();
+    let out: Value = serde_json::from_str(
+        &n.enqueue(APP, "order_pay_success", &payment("R-1"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(out["id"], 1);
+    let stats: Value = serde_json::from_str(&n.outbox_stats(None).unwrap()).unwrap();
+    assert_eq!(stats["pending"], 1, "{stats}");
+    // The outbox gauges come with the figures, as on the other stores.
+    let prom = n.metrics_text("prometheus").unwrap();
+    assert!(
+        prom.contains("fashop_notify_outbox_messages{state=\"pending\"} 1"),
+        "{prom}"
+    );
+
+    server.kill();
+    let port = format!("127.0.0.1:{}", server.port);
     for e in [
-        n.enqueue(APP, "order_pay_success", &payment("R-1"))
+        n.enqueue(APP, "order_pay_success", &payment("R-2"))
             .unwrap_err(),
         n.flush(None, 10).unwrap_err(),
         n.outbox_stats(None).unwrap_err(),
+        n.outbox_drop(APP, 1).unwrap_err(),
     ] {
-        assert!(
-            matches!(&e, Error::Store(m) if m.contains("not available on the Redis store")),
-            "{e:?}"
-        );
+        assert!(matches!(&e, Error::Store(m) if m.contains(&port)), "{e:?}");
     }
-    // The figures still come, without outbox gauges.
-    let prom = n.metrics_text("prometheus").unwrap();
-    assert!(!prom.contains("fashop_notify_outbox_messages{"), "{prom}");
+}
+
+/// Two notifiers on one Redis server under different prefixes keep apart.
+#[test]
+fn redis_prefixes_keep_outboxes_apart() {
+    let server = redis_server::RedisServer::start();
+    let sb = Sandbox::start();
+    let (a, _) = notifier(&server.spec("shop-a"), &sb.url(), NOW);
+    let (b, _) = notifier(&server.spec("shop-b"), &sb.url(), NOW);
+    a.enqueue(APP, "order_pay_success", &payment("A-1"))
+        .unwrap();
+    let got: Value = serde_json::from_str(
+        &b.enqueue(APP, "order_pay_success", &payment("A-1"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(got["duplicate"], false, "{got}");
+    let stats: Value = serde_json::from_str(&a.outbox_stats(None).unwrap()).unwrap();
+    assert_eq!(stats["pending"], 1, "{stats}");
+}
+
+/// Sent messages are kept a week (a repeated enqueue finds them), then forgotten.
+const SENT_KEPT_SECS: i64 = 7 * 24 * 3600;
+
+#[test]
+fn sent_records_are_forgotten_after_a_week() {
+    each_store(|shop| {
+        shop.grant(1);
+        shop.enqueue("OLD");
+        assert_eq!(shop.flush().sent, 1);
+        shop.clock.advance_secs(SENT_KEPT_SECS - 60);
+        assert!(shop.flush().messages.is_empty());
+        assert_eq!(shop.stats()["sent"], 1);
+        assert_eq!(shop.enqueue("OLD")["duplicate"], true);
+        shop.clock.advance_secs(120);
+        assert!(shop.flush().messages.is_empty());
+        let stats = shop.stats();
+        assert_eq!(stats["sent"], 0, "{stats}");
+        assert_eq!(stats["by_event"]["order_pay_success"]["sent"], Value::Null);
+        let again = shop.enqueue("OLD");
+        assert_eq!(again["duplicate"], false, "{again}");
+        assert_ne!(again["id"], 1, "a new message");
+    });
+}
+
+/// What Redis itself holds for a sent message: a TTL beyond the week, so that
+/// the server cleans up after a shop that stopped flushing; the counts stay
+/// right when Redis let a record go first.
+#[test]
+fn sent_records_on_redis_carry_a_ttl_and_the_counts_survive_it() {
+    let server = redis_server::RedisServer::start();
+    let sb = Sandbox::start();
+    let (n, clock) = notifier(&server.spec("ttl"), &sb.url(), NOW);
+    sb.grant(APP, BUYER, TPL_PAY_SUCCESS, 2);
+    n.add_permit(
+        APP,
+        &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS, "count": 2})
+            .to_string(),
+    )
+    .unwrap();
+    let key = |id: u64| format!("ttl:o:m:{id:016}");
+    let mut redis = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut pttl = |k: &str| -> i64 { redis::cmd("PTTL").arg(k).query(&mut redis).unwrap() };
+    for sn in ["T-1", "T-2"] {
+        n.enqueue(APP, "order_pay_success", &payment(sn)).unwrap();
+    }
+    assert_eq!(pttl(&key(1)), -1, "a pending message never expires");
+    assert_eq!(n.flush_report(None, 10).unwrap().sent, 2);
+    let week_ms = SENT_KEPT_SECS * 1000;
+    assert!(pttl(&key(1)) > week_ms, "{}", pttl(&key(1)));
+    let idem = format!("ttl:o:key:{APP}:order_pay_success:{BUYER}:T-1");
+    assert!(pttl(&idem) > week_ms, "{}", pttl(&idem));
+
+    // Redis let message 1 go before the notifier's clock did.
+    let mut redis = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("DEL")
+        .arg(key(1))
+        .arg(&idem)
+        .query::<i64>(&mut redis)
+        .unwrap();
+    clock.advance_secs(SENT_KEPT_SECS + 60);
+    assert!(n.flush_report(None, 10).unwrap().messages.is_empty());
+    let stats: Value = serde_json::from_str(&n.outbox_stats(Some(APP)).unwrap()).unwrap();
+    assert_eq!(stats["sent"], 0, "{stats}");
+    assert_eq!(pttl(&key(2)), -2, "forgotten by the flush");
 }

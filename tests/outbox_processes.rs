@@ -1,16 +1,18 @@
-//! Several flushing processes on one SQLite outbox: each message sent once;
+//! Several flushing processes on one SQLite or Redis outbox: each message sent once;
 //! a flusher killed while its message was under way hands the message back
 //! after its lease (sent once) or, when the request had gone out, leaves it
 //! UNCERTAIN and never sent again.
 #![cfg(feature = "sandbox")]
 
 mod outbox_support;
+mod redis_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 
 use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
 use outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
+use redis_server::RedisServer;
 use serde_json::{json, Value};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-outbox-worker");
@@ -52,9 +54,32 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn setup(count: u64) -> (Sandbox, TempDir, fashop_notify::Notifier) {
+/// Where the shared outbox lives, removed (or stopped) when dropped.
+enum Place {
+    Sqlite(TempDir),
+    Redis(RedisServer),
+}
+
+impl Place {
+    fn new(redis: bool) -> Place {
+        if redis {
+            Place::Redis(RedisServer::start())
+        } else {
+            Place::Sqlite(TempDir::new("procs"))
+        }
+    }
+
+    fn store(&self) -> String {
+        match self {
+            Place::Sqlite(dir) => dir.store(),
+            Place::Redis(server) => server.spec("procs"),
+        }
+    }
+}
+
+fn setup(count: u64, redis: bool) -> (Sandbox, Place, fashop_notify::Notifier) {
     let sb = Sandbox::start();
-    let dir = TempDir::new("procs");
+    let dir = Place::new(redis);
     let (n, _) = notifier(&dir.store(), &sb.url(), NOW);
     sb.grant(APP, BUYER, TPL_PAY_SUCCESS, count);
     n.add_permit(
@@ -80,8 +105,17 @@ fn orders(sb: &Sandbox) -> Vec<String> {
 
 #[test]
 fn four_processes_flushing_one_outbox_send_each_message_once() {
+    four_processes_flushing_one_outbox_send_each_message_once_on(false);
+}
+
+#[test]
+fn four_processes_flushing_one_outbox_send_each_message_once_redis() {
+    four_processes_flushing_one_outbox_send_each_message_once_on(true);
+}
+
+fn four_processes_flushing_one_outbox_send_each_message_once_on(redis: bool) {
     const MESSAGES: u64 = 120;
-    let (sb, dir, n) = setup(MESSAGES);
+    let (sb, dir, n) = setup(MESSAGES, redis);
     for i in 0..MESSAGES {
         n.enqueue(APP, "order_pay_success", &payment(&format!("P-{i}")))
             .unwrap();
@@ -115,7 +149,16 @@ fn four_processes_flushing_one_outbox_send_each_message_once() {
 
 #[test]
 fn a_flusher_killed_before_its_request_hands_the_message_back_after_the_lease() {
-    let (sb, dir, n) = setup(1);
+    a_flusher_killed_before_its_request_hands_the_message_back_after_the_lease_on(false);
+}
+
+#[test]
+fn a_flusher_killed_before_its_request_hands_the_message_back_after_the_lease_redis() {
+    a_flusher_killed_before_its_request_hands_the_message_back_after_the_lease_on(true);
+}
+
+fn a_flusher_killed_before_its_request_hands_the_message_back_after_the_lease_on(redis: bool) {
+    let (sb, dir, n) = setup(1, redis);
     n.enqueue(APP, "order_pay_success", &payment("KILL-1"))
         .unwrap();
     let store = dir.store();
@@ -146,7 +189,16 @@ fn a_flusher_killed_before_its_request_hands_the_message_back_after_the_lease() 
 
 #[test]
 fn a_flusher_killed_after_its_request_went_out_leaves_it_uncertain() {
-    let (sb, dir, n) = setup(2);
+    a_flusher_killed_after_its_request_went_out_leaves_it_uncertain_on(false);
+}
+
+#[test]
+fn a_flusher_killed_after_its_request_went_out_leaves_it_uncertain_redis() {
+    a_flusher_killed_after_its_request_went_out_leaves_it_uncertain_on(true);
+}
+
+fn a_flusher_killed_after_its_request_went_out_leaves_it_uncertain_on(redis: bool) {
+    let (sb, dir, n) = setup(2, redis);
     n.enqueue(APP, "order_pay_success", &payment("KILL-2"))
         .unwrap();
     let store = dir.store();

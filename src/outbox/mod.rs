@@ -20,6 +20,10 @@ use crate::render::RenderedMessage;
 use crate::send::SendReport;
 
 mod memory;
+mod redis;
+#[cfg(test)]
+#[path = "../../tests/redis_server/mod.rs"]
+mod redis_server;
 mod sqlite;
 mod store;
 
@@ -727,6 +731,13 @@ mod tests {
         lost_claims_cannot_post_or_settle(&store);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn lost_claims_on_redis() {
+        let server = super::redis_server::RedisServer::start();
+        let store = super::redis::RedisOutbox::open(&server.spec("unit")).unwrap();
+        lost_claims_cannot_post_or_settle(&store);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 use super::memory::MemoryOutbox;
+use super::redis::RedisOutbox;
 use super::sqlite::SqliteOutbox;
 
 /// Where a message stands.
@@ -242,68 +243,11 @@ pub fn open(spec: &str) -> Result<Arc<dyn OutboxStore>> {
     } else if let Some(path) = spec.strip_prefix("sqlite:") {
         Ok(Arc::new(SqliteOutbox::open(path)?))
     } else if spec.starts_with("redis://") {
-        // The ledger works on Redis; the outbox refuses each call rather than
-        // keeping messages somewhere the shop did not choose.
-        Ok(Arc::new(Unavailable {
-            why: "the outbox is not available on the Redis store in this build (use sqlite:/path)"
-                .to_string(),
-        }))
+        Ok(Arc::new(RedisOutbox::open(spec)?))
     } else {
         Err(Error::invalid(format!(
             "configure: store must be \"memory\", \"sqlite:/path\" or \"redis://host:port/db\", got {spec:?}"
         )))
-    }
-}
-
-/// A store without an outbox: every call is a STORE_ERROR saying so.
-#[derive(Debug)]
-struct Unavailable {
-    why: String,
-}
-
-impl OutboxStore for Unavailable {
-    fn describe(&self) -> String {
-        self.why.clone()
-    }
-
-    fn available(&self) -> bool {
-        false
-    }
-
-    fn enqueue(&self, _: &NewMessage, _: i64) -> Result<Enqueued> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn claim(&self, _: Option<&[String]>, _: i64, _: i64, _: i64) -> Result<Claim> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn mark_posting(&self, _: u64, _: i64) -> Result<()> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn settle(&self, _: u64, _: i64, _: &Settlement, _: i64) -> Result<bool> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn stats(&self, _: Option<&str>, _: i64, _: usize) -> Result<Stats> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn count_due(&self, _: Option<&[String]>, _: i64) -> Result<u64> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn requeue(&self, _: &str, _: u64, _: i64) -> Result<()> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn remove(&self, _: &str, _: u64, _: i64) -> Result<()> {
-        Err(Error::store(self.why.clone()))
-    }
-
-    fn forget_sent(&self, _: i64) -> Result<u64> {
-        Err(Error::store(self.why.clone()))
     }
 }
 

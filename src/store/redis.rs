@@ -467,7 +467,7 @@ impl RedisStore {
     /// Runs `f` on a connection of this process. A connection that failed is
     /// dropped, so the next call connects afresh (after a server restart, say).
     /// Nothing is retried here: a script whose answer was lost may have run.
-    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
         let pid = std::process::id();
         let pooled = {
             let mut pool = self.pool.lock();
@@ -487,6 +487,16 @@ impl RedisStore {
             }
         }
         result.map_err(|e| self.error(e))
+    }
+
+    /// Where every key of this store starts (the outbox's too).
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The address as configured, password hidden.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
     }
 
     fn error(&self, e: redis::RedisError) -> Error {
