@@ -22,6 +22,7 @@ pub mod rules;
 pub mod sandbox;
 mod secret;
 mod send;
+mod sqlite_conn;
 mod store;
 mod token;
 

@@ -307,12 +307,12 @@ impl Metrics {
             return Ok(());
         }
         let mut state = self.inner.sink.lock();
-        if state.sink.is_some() && state.pid != std::process::id() {
-            // A forked child: closing the parent's connection here could disturb
-            // the parent's locks, and the parent's unflushed counts are its own.
-            // Kept reachable (not forgotten) so leak checkers in forked workers stay quiet.
-            INHERITED_SINKS.lock().extend(state.sink.take());
+        let pid = std::process::id();
+        if state.sink.is_some() && state.pid != pid {
+            // A forked child: the parent's unflushed counts are its own. The
+            // sink stays: it makes this process's own connection itself.
             self.rebase();
+            state.pid = pid;
         }
         let result = open_sink(&mut state).and_then(|sink| self.flush_into(&*sink, patience));
         if result.is_err() {
@@ -528,9 +528,6 @@ fn sink_path(spec: &str) -> Option<&str> {
 }
 
 /// The sink for the configured store, opened now if it is not yet.
-/// Sinks a forked child inherited from its parent: never used, never closed.
-static INHERITED_SINKS: Mutex<Vec<Arc<dyn CounterSink>>> = Mutex::new(Vec::new());
-
 fn open_sink(state: &mut SinkState) -> Result<Arc<dyn CounterSink>> {
     if let Some(sink) = &state.sink {
         return Ok(sink.clone());

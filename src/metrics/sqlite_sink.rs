@@ -1,6 +1,7 @@
 //! Metric figures shared through the SQLite store file: one `metrics` table
 //! that every worker process adds its increments to (UPSERT value + delta), so
-//! a scrape from any process shows the whole shop.
+//! a scrape from any process shows the whole shop. Each process writes through
+//! its own connection, opened on first use (`crate::sqlite_conn` says why).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -9,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::sink::{CounterSink, Sample};
 use crate::error::{Error, Result};
+use crate::sqlite_conn::{self, ProcessConnection};
 
 /// How long a scrape waits for other processes' transactions.
 const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
@@ -21,7 +22,7 @@ const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct SqliteSink {
     path: String,
-    conn: Mutex<Connection>,
+    conn: ProcessConnection,
     /// How long the current call may wait for the write lock, in microseconds
     /// (read by the busy handler, which SQLite wants `'static`).
     patience_micros: Arc<AtomicU64>,
@@ -32,7 +33,7 @@ fn store_error(path: &str, e: rusqlite::Error) -> Error {
 }
 
 impl SqliteSink {
-    /// Opens (creating if needed) the database file and the `metrics` table.
+    /// Checks (creating if needed) the database file and the `metrics` table.
     pub fn open(path: &str) -> Result<SqliteSink> {
         if !Path::new(path).exists() {
             // The store's file holds users' permits: readable by its owner only.
@@ -44,26 +45,11 @@ impl SqliteSink {
                 .open(path)
                 .map_err(|e| Error::store(format!("metrics: sqlite store {path}: {e}")))?;
         }
-        let mut conn = Connection::open(path).map_err(|e| store_error(path, e))?;
         let patience_micros = Arc::new(AtomicU64::new(SCRAPE_PATIENCE.as_micros() as u64));
-        conn.busy_handler(Some(wait_for_the_lock(patience_micros.clone())))
-            .map_err(|e| store_error(path, e))?;
-        // WAL lets readers scrape while workers write; the ledger wants the same.
-        // Another connection holding the file may keep it from switching, which is fine.
-        let _ = conn.pragma_update(None, "journal_mode", "WAL");
-        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS metrics (
-                 name   TEXT NOT NULL,
-                 labels TEXT NOT NULL,
-                 value  INTEGER NOT NULL,
-                 PRIMARY KEY (name, labels)
-             ) WITHOUT ROWID;",
-        )
-        .map_err(|e| store_error(path, e))?;
+        sqlite_conn::check(|| connect(path, &patience_micros)).map_err(|e| store_error(path, e))?;
         Ok(SqliteSink {
             path: path.to_string(),
-            conn: Mutex::new(conn),
+            conn: ProcessConnection::new(),
             patience_micros,
         })
     }
@@ -71,6 +57,24 @@ impl SqliteSink {
     fn labels_text(labels: &[String]) -> String {
         serde_json::Value::from(labels.to_vec()).to_string()
     }
+}
+
+fn connect(path: &str, patience_micros: &Arc<AtomicU64>) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_handler(Some(wait_for_the_lock(patience_micros.clone())))?;
+    // WAL lets readers scrape while workers write; the ledger wants the same.
+    // Another connection holding the file may keep it from switching, which is fine.
+    let _ = conn.pragma_update(None, "journal_mode", "WAL");
+    let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS metrics (
+             name   TEXT NOT NULL,
+             labels TEXT NOT NULL,
+             value  INTEGER NOT NULL,
+             PRIMARY KEY (name, labels)
+         ) WITHOUT ROWID;",
+    )?;
+    Ok(conn)
 }
 
 /// Short jittered sleeps while another process holds the write lock (SQLite's
@@ -95,60 +99,55 @@ fn wait_for_the_lock(patience_micros: Arc<AtomicU64>) -> impl FnMut(i32) -> bool
 
 impl CounterSink for SqliteSink {
     fn apply(&self, adds: &[Sample], sets: &[Sample], patience: Duration) -> Result<()> {
-        let mut conn = self.conn.lock();
-        self.patience_micros.store(
-            u64::try_from(patience.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        let err = |e| store_error(&self.path, e);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut add = tx
-                .prepare_cached(
-                    "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
-                )
-                .map_err(err)?;
-            for s in adds {
-                add.execute(params![s.name, Self::labels_text(&s.labels), s.value])
-                    .map_err(err)?;
-            }
-            let mut set = tx
-                .prepare_cached(
-                    "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (name, labels) DO UPDATE SET value = excluded.value",
-                )
-                .map_err(err)?;
-            for s in sets {
-                set.execute(params![s.name, Self::labels_text(&s.labels), s.value])
-                    .map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)
+        let patience = u64::try_from(patience.as_micros()).unwrap_or(u64::MAX);
+        let open = || connect(&self.path, &self.patience_micros);
+        self.conn
+            .with(open, |conn| {
+                self.patience_micros.store(patience, Ordering::Relaxed);
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut add = tx.prepare_cached(
+                        "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
+                    )?;
+                    for s in adds {
+                        add.execute(params![s.name, Self::labels_text(&s.labels), s.value])?;
+                    }
+                    let mut set = tx.prepare_cached(
+                        "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (name, labels) DO UPDATE SET value = excluded.value",
+                    )?;
+                    for s in sets {
+                        set.execute(params![s.name, Self::labels_text(&s.labels), s.value])?;
+                    }
+                }
+                tx.commit()
+            })
+            .map_err(|e| store_error(&self.path, e))
     }
 
     fn snapshot(&self) -> Result<Vec<Sample>> {
-        let conn = self.conn.lock();
-        self.patience_micros
-            .store(SCRAPE_PATIENCE.as_micros() as u64, Ordering::Relaxed);
-        let err = |e| store_error(&self.path, e);
-        let mut stmt = conn
-            .prepare_cached("SELECT name, labels, value FROM metrics ORDER BY name, labels")
-            .map_err(err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
+        let open = || connect(&self.path, &self.patience_micros);
+        let rows = self
+            .conn
+            .with(open, |conn| {
+                self.patience_micros
+                    .store(SCRAPE_PATIENCE.as_micros() as u64, Ordering::Relaxed);
+                let mut stmt = conn.prepare_cached(
+                    "SELECT name, labels, value FROM metrics ORDER BY name, labels",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
             })
-            .map_err(err)?;
+            .map_err(|e| store_error(&self.path, e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (name, labels, value) = row.map_err(err)?;
+        for (name, labels, value) in rows {
             // A row this version cannot read is skipped rather than failing the scrape.
             if let Ok(labels) = serde_json::from_str::<Vec<String>>(&labels) {
                 out.push(Sample {

@@ -1,7 +1,8 @@
 //! The outbox in the ledger's SQLite file, for the worker processes of one
 //! host. Its tables carry their own schema version, so the outbox and the
 //! ledger migrate independently. Every operation is one `BEGIN IMMEDIATE`
-//! transaction on this process's own connection (a forked child opens its own).
+//! transaction on this process's own connection, opened on first use
+//! (`crate::sqlite_conn` says why, and how a forked child gets its own).
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -9,7 +10,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use rusqlite::{
     params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
     TransactionBehavior,
@@ -21,6 +21,7 @@ use super::store::{
     Settlement, State, Stats,
 };
 use crate::error::{Error, Result};
+use crate::sqlite_conn::{self, ProcessConnection};
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,17 +56,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_posting ON outbox (lease_ms) WHERE posting = 1;",
 ];
 
-/// Connections this process inherited from the one that forked it.
-static INHERITED: Mutex<Vec<Connection>> = Mutex::new(Vec::new());
-
 pub struct SqliteOutbox {
     path: PathBuf,
-    handle: Mutex<Option<Handle>>,
-}
-
-struct Handle {
-    pid: u32,
-    conn: Connection,
+    conn: ProcessConnection,
 }
 
 impl fmt::Debug for SqliteOutbox {
@@ -77,44 +70,30 @@ impl fmt::Debug for SqliteOutbox {
 }
 
 impl SqliteOutbox {
-    /// Opens the file (creating it with mode 0600 when missing) and brings the
-    /// outbox tables up to date.
+    /// Checks the file (creating it with mode 0600 when missing) and brings
+    /// the outbox tables up to date; the connection the operations use is
+    /// opened on first use.
     pub fn open(path: &str) -> Result<SqliteOutbox> {
         let path = PathBuf::from(path);
-        let conn = connect(&path).map_err(|e| store_error(&path, e))?;
+        sqlite_conn::check(|| connect(&path)).map_err(|e| store_error(&path, e))?;
         Ok(SqliteOutbox {
-            handle: Mutex::new(Some(Handle {
-                pid: std::process::id(),
-                conn,
-            })),
+            conn: ProcessConnection::new(),
             path,
         })
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
-        let mut guard = self.handle.lock();
-        let pid = std::process::id();
-        if guard.as_ref().is_none_or(|h| h.pid != pid) {
-            if let Some(inherited) = guard.take() {
-                // Closing the parent's connection here would checkpoint and
-                // unlock on its behalf: it is kept, unused.
-                INHERITED.lock().push(inherited.conn);
-            }
-            let conn = connect(&self.path).map_err(|e| store_error(&self.path, e))?;
-            *guard = Some(Handle { pid, conn });
-        }
-        let Some(handle) = guard.as_mut() else {
-            return Err(Error::internal("sqlite outbox: no connection"));
-        };
-        let run = || -> rusqlite::Result<T> {
-            let tx = handle
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        };
-        run().map_err(|e| store_error(&self.path, e))
+        self.conn
+            .with(
+                || connect(&self.path),
+                |conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let value = f(&tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                },
+            )
+            .map_err(|e| store_error(&self.path, e))
     }
 
     /// `write` for operations that may refuse: the refusal rolls back.

@@ -1,8 +1,8 @@
 //! The SQLite store, for the worker processes of one host: every operation is
 //! one `BEGIN IMMEDIATE` transaction, so processes sharing the file queue on
 //! SQLite's write lock (WAL, busy timeout) instead of ever taking the same use.
-//! A connection belongs to the process that opened it; a forked child opens
-//! its own.
+//! A connection belongs to the process that opened it and is opened on first
+//! use (`crate::sqlite_conn` says why, and how a forked child gets its own).
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -10,7 +10,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -21,6 +20,7 @@ use super::{
     IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
 };
 use crate::error::{Error, Result};
+use crate::sqlite_conn::{self, ProcessConnection};
 
 /// How long a writer waits for another process's transaction. Transactions
 /// here last microseconds, so only a stuck process makes anyone wait this long.
@@ -67,17 +67,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE leases ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;",
 ];
 
-/// Connections this process inherited from the one that forked it.
-static INHERITED: Mutex<Vec<Connection>> = Mutex::new(Vec::new());
-
 pub struct SqliteStore {
     path: PathBuf,
-    handle: Mutex<Option<Handle>>,
-}
-
-struct Handle {
-    pid: u32,
-    conn: Connection,
+    conn: ProcessConnection,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -89,17 +81,14 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating with mode 0600 and migrating when needed) the file.
+    /// Checks the file (creating it with mode 0600 and migrating when
+    /// needed); the connection the operations use is opened on first use.
     pub fn open(path: &str) -> Result<SqliteStore> {
         let path = PathBuf::from(path);
         let created = !path.exists();
-        let opened = connect(&path, created);
-        match opened {
-            Ok(conn) => Ok(SqliteStore {
-                handle: Mutex::new(Some(Handle {
-                    pid: std::process::id(),
-                    conn,
-                })),
+        match sqlite_conn::check(|| connect(&path, created)) {
+            Ok(()) => Ok(SqliteStore {
+                conn: ProcessConnection::new(),
                 path,
             }),
             Err(e) => {
@@ -118,30 +107,17 @@ impl SqliteStore {
 
     /// Runs `f` in one immediate transaction on this process's connection.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
-        let mut guard = self.handle.lock();
-        let pid = std::process::id();
-        if guard.as_ref().is_none_or(|h| h.pid != pid) {
-            if let Some(inherited) = guard.take() {
-                // A connection opened by the parent must not even be closed
-                // here: closing runs checkpoints and lock changes on the
-                // parent's behalf. It is kept, unused, for the life of the process.
-                INHERITED.lock().push(inherited.conn);
-            }
-            let conn = connect(&self.path, false).map_err(|e| store_error(&self.path, e))?;
-            *guard = Some(Handle { pid, conn });
-        }
-        let Some(handle) = guard.as_mut() else {
-            return Err(Error::internal("sqlite store: no connection"));
-        };
-        let run = || -> rusqlite::Result<T> {
-            let tx = handle
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        };
-        run().map_err(|e| store_error(&self.path, e))
+        self.conn
+            .with(
+                || connect(&self.path, false),
+                |conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let value = f(&tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                },
+            )
+            .map_err(|e| store_error(&self.path, e))
     }
 }
 

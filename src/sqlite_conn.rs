@@ -1,0 +1,151 @@
+//! SQLite connections that belong to the process that opened them. The shop's
+//! master process may open the store and then fork its workers; every
+//! connection of the crate (ledger, outbox, metrics) is kept here so that a
+//! forked worker gets rid of all of its parent's before it opens its own.
+//!
+//! Why: SQLite's unix VFS keeps its lock bookkeeping per inode in process
+//! memory. A child inherits that memory together with the parent's open
+//! connections, so a connection it opens to the same file believes the
+//! shared lock and the `-shm` lock byte are already held and never takes
+//! them: the child holds no POSIX lock at all (the kernel gives none of the
+//! parent's to a child), and once the master exits, the next process to open
+//! the file thinks it is alone and rebuilds the WAL index under live workers.
+//! The bookkeeping goes away only when the last inherited connection to the
+//! inode is closed, hence the order kept here:
+//!
+//! 1. The stores open a connection only for as long as they need it at
+//!    configure time (to create and migrate the file) and later lazily, in the
+//!    process that uses it. A master that only configures forks nothing.
+//! 2. The first time a process opens a connection, it first closes every
+//!    connection it inherited, all of them, before opening any: one inherited
+//!    connection left to the same inode would keep the stale bookkeeping alive.
+//!
+//! Closing in the child cannot harm the parent: POSIX record locks belong to
+//! the process that took them, so the child's unlocks and `close()`s release
+//! only the child's locks (it has none), never the parent's; the memory and
+//! descriptors freed are the child's copies. The one thing a close may write is
+//! the checkpoint on close (copying the WAL into the database and deleting the
+//! WAL and `-shm`), which SQLite attempts when it gets the exclusive lock, and
+//! would attempt from the parent's stale view of the WAL. An inherited
+//! connection is therefore closed with that checkpoint turned off
+//! (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`): its close then takes no lock and
+//! writes nothing, it only unmaps and closes the child's copies.
+
+use std::fmt;
+use std::process;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use rusqlite::config::DbConfig;
+use rusqlite::Connection;
+
+/// Every connection slot in this process (inherited ones included, after a fork).
+static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
+
+/// The process whose inherited connections are known to be closed.
+static SETTLED_IN: AtomicU32 = AtomicU32::new(0);
+
+type Slot = Mutex<Option<Owned>>;
+
+struct Owned {
+    pid: u32,
+    conn: Connection,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if self.pid != process::id() {
+            // See the module comment: no checkpoint from the parent's view.
+            // Should SQLite refuse the setting, closing without it is still
+            // safe while the parent's workers hold their shared locks.
+            let _ = self
+                .conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+        }
+        // Dropping the connection closes it (sqlite3_close).
+    }
+}
+
+/// Closes, once per process, the connections inherited from the parent.
+/// Called before any connection is opened.
+fn settle(pid: u32) {
+    if SETTLED_IN.load(Ordering::Acquire) == pid {
+        return;
+    }
+    let mut slots = SLOTS.lock();
+    slots.retain(|w| w.strong_count() > 0);
+    for slot in slots.iter().filter_map(Weak::upgrade) {
+        let mut held = slot.lock();
+        if held.as_ref().is_some_and(|o| o.pid != pid) {
+            drop(held.take());
+        }
+    }
+    SETTLED_IN.store(pid, Ordering::Release);
+}
+
+/// Opens a connection to check (create, migrate) a file, and closes it: the
+/// store then holds nothing open that a fork could hand down.
+pub(crate) fn check<E>(open: impl FnOnce() -> Result<Connection, E>) -> Result<(), E> {
+    settle(process::id());
+    open().map(drop)
+}
+
+/// The connection a store uses in this process, opened on first use.
+pub(crate) struct ProcessConnection {
+    slot: Arc<Slot>,
+}
+
+impl fmt::Debug for ProcessConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessConnection")
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl Default for ProcessConnection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcessConnection {
+    pub(crate) fn new() -> ProcessConnection {
+        let slot = Arc::new(Mutex::new(None));
+        let mut slots = SLOTS.lock();
+        slots.retain(|w| w.strong_count() > 0);
+        slots.push(Arc::downgrade(&slot));
+        ProcessConnection { slot }
+    }
+
+    /// Runs `f` on this process's connection, opening it with `open` first
+    /// when this process has none yet (after closing inherited ones).
+    pub(crate) fn with<T, E>(
+        &self,
+        open: impl FnOnce() -> Result<Connection, E>,
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let pid = process::id();
+        settle(pid);
+        let mut held = self.slot.lock();
+        if held.as_ref().is_some_and(|o| o.pid != pid) {
+            // Not reached after `settle`; if it were, the inherited
+            // connection must still go before a new one opens.
+            drop(held.take());
+        }
+        let owned = match held.take() {
+            Some(owned) => owned,
+            None => Owned { pid, conn: open()? },
+        };
+        f(&mut held.insert(owned).conn)
+    }
+
+    /// Whether this process has its connection open (for tests).
+    pub(crate) fn is_open(&self) -> bool {
+        self.slot
+            .lock()
+            .as_ref()
+            .is_some_and(|o| o.pid == process::id())
+    }
+}
