@@ -309,13 +309,17 @@ impl Notifier {
                             .sleep_ms((backoff_ms << retries).min(MAX_BACKOFF_MS));
                         retries += 1;
                     }
-                    Policy::NextPermit => {
+                    // A subscribe grant is a count of uses, not one token: these
+                    // form_id codes say nothing about it, and discarding it would
+                    // drop every use the user accumulated (and the leases other
+                    // processes hold on it).
+                    Policy::NextPermit if lease.kind != Kind::Subscribe => {
                         if let Err(e) = self.ledger.discard(&lease) {
                             return fail(outcome, e);
                         }
                         break;
                     }
-                    Policy::Retry { .. } | Policy::Fail => {
+                    Policy::Retry { .. } | Policy::Fail | Policy::NextPermit => {
                         let _ = self.ledger.give_back(&lease);
                         outcome.status = "failed";
                         let e = Error::WeChat {
