@@ -18,7 +18,7 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=defi
 
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps build header demo test test-rust test-c test-php lint clean bench bench-smoke bench-deps
+.PHONY: all deps build header demo test test-rust test-c test-php test-php-valgrind lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan
 
 all: build
 
@@ -64,8 +64,36 @@ test-php: build
 	scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) \
 	  phpunit --colors=never --configuration bindings/php/phpunit.xml
 
-## test: every test: format, lint, header, Rust, C under valgrind, PHP.
-test: deps lint build test-rust test-c test-php demo bench-smoke
+## test-php-valgrind: the PHP tests that run the library in-process, under valgrind
+## (PHP's own allocator off; PHP's own leaks suppressed by tests/valgrind/php.supp;
+## PCRE's JIT off, its generated code confuses memcheck).
+PHP_VALGRIND_TESTS ?= SmokeTest|ApiTest|LeakTest|ForkTest|GuideTest
+test-php-valgrind: build
+	scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) USE_ZEND_ALLOC=0 \
+	  $(VALGRIND) --suppressions=tests/valgrind/php.supp --num-callers=30 \
+	  php -d ffi.enable=1 -d pcre.jit=0 $$(command -v phpunit) --colors=never \
+	  --configuration bindings/php/phpunit.xml --filter '$(PHP_VALGRIND_TESTS)'
+
+## fuzz-smoke: every fuzz target for FUZZ_SECS seconds each (30; `make test` runs 10).
+FUZZ_SECS ?= 30
+fuzz-smoke:
+	scripts/fuzz.sh $(FUZZ_SECS)
+
+## soak: 8 processes on one SQLite ledger through random faults, SOAK_SECS seconds
+## (600; `make test` runs 60); prints and checks the invariants.
+SOAK_SECS ?= 600
+soak: build
+	$(OUT)/fashop-notify-soak $(SOAK_SECS) 8
+
+## leak-scan: the test suites again with their output and logs kept; any app secret or
+## access token in them fails.
+leak-scan: build $(C_TESTS) $(OUT)/examples/send
+	scripts/leak-scan.sh $(OUT)
+
+## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, fuzz, soak, leak scan.
+test: FUZZ_SECS = 10
+test: SOAK_SECS = 60
+test: deps lint build test-rust test-c test-php test-php-valgrind demo bench-smoke fuzz-smoke soak leak-scan
 	@echo "make test: all suites passed"
 
 ## bench-deps: what the performance suite needs besides the build (nginx, wrk, php-curl, venv).

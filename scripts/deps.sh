@@ -35,6 +35,12 @@ have() {
   esac
 }
 
+# The fuzz targets are built by cargo-fuzz (from crates.io, with the project's cargo).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "make deps: installing cargo-fuzz"
+  cargo install --locked cargo-fuzz
+fi
+
 missing=()
 for pair in "${need[@]}"; do
   have "${pair%%:*}" || missing+=("${pair#*:}")

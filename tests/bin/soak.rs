@@ -116,10 +116,11 @@ fn send(payload: &str) -> (i32, Option<Value>) {
     (status, outcome)
 }
 
-fn setup_worker(url: &str, db: &str) -> Result<(), String> {
+fn setup_worker(url: &str, db: &str, log: &Path) -> Result<(), String> {
     let config = json!({
         "api_base": url, "store": format!("sqlite:{db}"),
         "timeout_ms": 1000, "connect_timeout_ms": 1000, "max_retries": 2,
+        "log": {"path": log.display().to_string()},
     });
     let app = json!({"appid": APPID, "secret": SECRET});
     let doc = include_str!("../../examples/mappings.json");
@@ -138,8 +139,13 @@ fn setup_worker(url: &str, db: &str) -> Result<(), String> {
 /// A worker: sends for `secs`, one line per send to `out`
 /// (`key<TAB>status<TAB>outcome_status<TAB>errcode`), then a summary line.
 fn worker(idx: usize, url: &str, db: &str, secs: u64, out: &Path) -> Result<(), String> {
-    setup_worker(url, db)?;
+    setup_worker(url, db, &out.with_extension("log"))?;
     let mut file = BufWriter::new(std::fs::File::create(out).map_err(|e| e.to_string())?);
+    // The messages of failed calls, each once, for the secret scan at the end.
+    let mut errors = BufWriter::new(
+        std::fs::File::create(out.with_extension("errors")).map_err(|e| e.to_string())?,
+    );
+    let mut seen_errors = std::collections::HashSet::new();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let warmup = Duration::from_secs((secs / 4).max(10));
@@ -156,7 +162,7 @@ fn worker(idx: usize, url: &str, db: &str, secs: u64, out: &Path) -> Result<(), 
         }})
         .to_string();
         // Every fifth order is sent twice, as a PHP request retried by the shop.
-        let tries = if i % 5 == 0 { 2 } else { 1 };
+        let tries = if i.is_multiple_of(5) { 2 } else { 1 };
         for _ in 0..tries {
             let t = Instant::now();
             let (status, outcome) = send(&payload);
@@ -164,6 +170,18 @@ fn worker(idx: usize, url: &str, db: &str, secs: u64, out: &Path) -> Result<(), 
             calls += 1;
             if !(0..INTERNAL).contains(&status) {
                 return Err(format!("send {key}: status {status}: {}", last_error()));
+            }
+            if status != OK {
+                // Shapes of messages, not every order number: bounded memory.
+                let msg = last_error();
+                let shape: String = msg
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .take(300)
+                    .collect();
+                if seen_errors.len() < 10_000 && seen_errors.insert(shape) {
+                    writeln!(errors, "{msg}").map_err(|e| e.to_string())?;
+                }
             }
             let o = outcome.unwrap_or(Value::Null);
             let ostatus = o["status"].as_str().unwrap_or("-");
@@ -201,7 +219,47 @@ fn worker(idx: usize, url: &str, db: &str, secs: u64, out: &Path) -> Result<(), 
         rss_bytes().max(rss_last)
     )
     .map_err(|e| e.to_string())?;
+    errors.flush().map_err(|e| e.to_string())?;
     file.flush().map_err(|e| e.to_string())
+}
+
+/// Lines of the workers' logs, error messages and results that show the app
+/// secret or a token the sandbox issued (`86_` and 133 more characters).
+fn leaks(dir: &Path) -> Vec<String> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![format!("cannot read {}", dir.display())];
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path
+            .extension()
+            .is_some_and(|x| x == "db" || x.to_string_lossy().starts_with("db-"))
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in text.lines() {
+            let token = line.match_indices("86_").any(|(at, _)| {
+                line[at + 3..]
+                    .chars()
+                    .take(40)
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                    .count()
+                    == 40
+            });
+            if line.contains(SECRET) || token {
+                hits.push(format!(
+                    "{}: {}",
+                    path.display(),
+                    line.chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    hits
 }
 
 #[derive(Default)]
@@ -397,6 +455,13 @@ fn run(secs: u64, procs: usize) -> Result<bool, String> {
         read_worker(r, i, &mut tally);
     }
     let (stock_after, leased) = stock(&owner);
+    let leaked = leaks(&dir);
+    let log_lines: usize = (0..procs)
+        .map(|i| {
+            std::fs::read_to_string(dir.join(format!("worker-{i}.log")))
+                .map_or(0, |t| t.lines().count())
+        })
+        .sum();
     let counters = sb.counters();
     let delivered = sb.all_delivered();
     let mut per_key: HashMap<String, u64> = HashMap::new();
@@ -502,10 +567,17 @@ fn run(secs: u64, procs: usize) -> Result<bool, String> {
             .iter()
             .any(|p| p.contains("RSS") || p.contains("summary")),
     );
+    check(
+        format!("no secret or token in {log_lines} structured log lines, the error messages and the results ({} hits)", leaked.len()),
+        log_lines > 0 && leaked.is_empty(),
+    );
+    for l in leaked.iter().take(10) {
+        println!("  leak: {l}");
+    }
     for p in tally.problems.iter().take(20) {
         println!("  problem: {p}");
     }
-    if ok {
+    if ok && std::env::var_os("FASHOP_SOAK_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         println!("results kept in {}", dir.display());

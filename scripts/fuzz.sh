@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every fuzz target (fuzz/fuzz_targets) for SECS seconds each with
+# cargo-fuzz. The sanitizer flags are nightly-only, so the project's stable
+# toolchain is told to accept them (RUSTC_BOOTSTRAP=1). New inputs go to a
+# scratch copy of each corpus unless FUZZ_GROW=1 (then into fuzz/corpus, to be
+# minimized with `cargo fuzz cmin` before a commit). Any crash, timeout or
+# leak fails the run; its input is kept in fuzz/artifacts/TARGET/.
+# Usage: scripts/fuzz.sh SECS [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:?usage: scripts/fuzz.sh SECS [TARGET...]}
+shift
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(abi_json placeholder wechat_answer)
+fi
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
+export RUSTC_BOOTSTRAP=1
+cargo fuzz build
+for t in "${targets[@]}"; do
+  case $t in
+    placeholder) dict=fuzz/dict/placeholder.dict ;;
+    *) dict=fuzz/dict/json.dict ;;
+  esac
+  if [ "${FUZZ_GROW:-0}" = 1 ]; then
+    dirs=(fuzz/corpus/"$t")
+  else
+    scratch=$(mktemp -d)
+    dirs=("$scratch" fuzz/corpus/"$t")
+  fi
+  log=$(mktemp)
+  echo "== fuzz $t for ${secs}s"
+  if ! cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$secs" -timeout=10 \
+      -rss_limit_mb=2048 -dict="$dict" -print_final_stats=1 >"$log" 2>&1; then
+    tail -60 "$log"
+    echo "fuzz $t: FAILED (input in fuzz/artifacts/$t/)" >&2
+    exit 1
+  fi
+  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+  rm -f "$log"
+  [ -n "${scratch:-}" ] && rm -rf "$scratch"
+done
