@@ -13,6 +13,9 @@ cd "$root"
 sandbox=$out/fashop-notify-sandbox
 scan=$(mktemp -d "${TMPDIR:-/tmp}/fashop-leak-scan.XXXXXX")
 mkdir -p "$scan/tmp"
+# Like /tmp: some tests run a command as another user (php-fpm, preload as nobody).
+chmod 0755 "$scan"
+chmod 1777 "$scan/tmp"
 export TMPDIR=$scan/tmp
 
 # The secrets: the sandbox's demo secret and every secret the tests register.
