@@ -56,8 +56,8 @@ run soak env FASHOP_SOAK_KEEP=1 "$out/fashop-notify-soak" "${LEAK_SCAN_SOAK_SECS
 # Text files only (-I): SQLite files are the store and hold permits by design.
 hits=$scan/hits.txt
 {
-  grep -rIaF -f "$secrets" --exclude=secrets.txt "$scan" || true
-  grep -rIaE '86_[A-Za-z0-9_-]{40,}' --exclude=secrets.txt "$scan" || true
+  grep -rIaF -f "$secrets" --exclude=secrets.txt --exclude=hits.txt "$scan" || true
+  grep -rIaE '86_[A-Za-z0-9_-]{40,}' --exclude=secrets.txt --exclude=hits.txt "$scan" || true
 } >"$hits"
 files=$(find "$scan" -type f | wc -l)
 if [ -s "$hits" ]; then
