@@ -12,6 +12,9 @@ use criterion::{
 };
 use fashop_notify::Notifier;
 
+#[path = "../tests/redis_server/mod.rs"]
+mod redis_server;
+
 const APPID: &str = "wxbench000000001";
 
 fn payload(order_sn: u64) -> String {
@@ -91,9 +94,16 @@ fn enqueue<M: Measurement>(c: &mut Criterion<M>, group_name: &str, sampling: Sam
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sqlite = format!("sqlite:{}", dir.join("notify.db").display());
+    // Redis: a local server, so the figure is the script and one round trip.
+    let server = redis_server::RedisServer::start();
+    let redis = server.spec("bench");
     let mut group = c.benchmark_group(group_name);
     group.sampling_mode(sampling);
-    for (name, store) in [("sqlite", sqlite.as_str()), ("memory", "memory")] {
+    for (name, store) in [
+        ("sqlite", sqlite.as_str()),
+        ("memory", "memory"),
+        ("redis", redis.as_str()),
+    ] {
         let n = notifier(store);
         let next = Cell::new(0u64);
         // A bench that measures an error would measure the wrong thing.
