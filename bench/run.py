@@ -674,9 +674,14 @@ def main():
             results["token_procs"] = procs
         if "hotpath" not in a.skip:
             log("== hot path (no network)")
-            results["hotpath_rust_ns"] = criterion_hotpath(cfg, a.smoke)
-            results["hotpath_php"] = php_hotpath(cfg, 200 if a.smoke else 200_000)
-            log("hot path: rust %s, php %s" % (results["hotpath_rust_ns"], results["hotpath_php"]))
+            # A failure here must not lose the tables measured before it.
+            try:
+                results["hotpath_rust_ns"] = criterion_hotpath(cfg, a.smoke)
+                results["hotpath_php"] = php_hotpath(cfg, 200 if a.smoke else 200_000)
+                log("hot path: rust %s, php %s" % (results["hotpath_rust_ns"], results["hotpath_php"]))
+            except (subprocess.CalledProcessError, ValueError) as e:
+                results["hotpath_error"] = str(e)
+                log("hot path failed: %s" % e)
     finally:
         for s in servers + ([sandbox] if "sandbox" in dir() and sandbox not in servers else []):
             s.stop()
@@ -696,6 +701,8 @@ def main():
     failures += [r for r in results.get("token", {}).values() if r["failed"]]
     if failures:
         log("%d runs had failed messages" % len(failures))
+        sys.exit(1)
+    if "hotpath_error" in results:
         sys.exit(1)
     log("wrote %s/results.md" % out_dir)
 
