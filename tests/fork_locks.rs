@@ -22,9 +22,6 @@ use store_suite::TempDir;
 
 const APP: &str = "wxforklocks000001";
 
-/// SQLite's shared lock on a database: a read lock on bytes
-/// 0x40000002..=0x400001ff (`SHARED_FIRST`, 510 bytes).
-const DB_SHARED: (u64, u64) = (0x4000_0002, 0x4000_0002 + 510 - 1);
 /// The `-shm` file's "dead man switch" byte: read-locked by every process
 /// using the WAL index, so the first one to open the file knows it is first.
 const SHM_DMS: (u64, u64) = (128, 128);
@@ -81,16 +78,17 @@ fn lock_held(pid: u32, file: &str, range: (u64, u64)) -> Option<String> {
     })
 }
 
-/// The locks a process using the store should hold, as one line.
+/// The lock that matters across processes, as one line: the `-shm` file's
+/// dead-man-switch byte, whose read lock tells a newcomer it is not alone
+/// (without it the newcomer would rebuild the WAL index under live workers).
+/// The database file's own shared-lock range is left out: between
+/// transactions whether a process holds it is SQLite's timing, not ours, and
+/// checking it made these tests flaky under load.
 fn locks_line(pid: u32, path: &str) -> String {
-    format!(
-        "db={:?} shm={:?}",
-        lock_held(pid, path, DB_SHARED),
-        lock_held(pid, &format!("{path}-shm"), SHM_DMS)
-    )
+    format!("shm={:?}", lock_held(pid, &format!("{path}-shm"), SHM_DMS))
 }
 
-const HOLDS_ITS_LOCKS: &str = r#"db=Some("READ") shm=Some("READ")"#;
+const HOLDS_ITS_LOCKS: &str = r#"shm=Some("READ")"#;
 
 /// Forks; the child runs `work` with its end of a socket pair and exits
 /// (status 1 if `work` panicked). The parent gets the child's pid and its end.
@@ -208,7 +206,7 @@ fn a_worker_whose_master_closed_the_file_starts_from_the_masters_last_write() {
     let me = std::process::id();
     assert_eq!(
         locks_line(me, &path),
-        "db=None shm=None",
+        "shm=None",
         "the master closed the file"
     );
     line.send("closed");
