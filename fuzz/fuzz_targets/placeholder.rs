@@ -42,7 +42,14 @@ fn document(pattern: &str, keyword: &str, overflow: &str) -> String {
 }
 
 const KEYWORDS: [&str; 8] = [
-    "thing3", "amount2", "time4", "date5", "number6", "name7", "phrase8", "character_string9",
+    "thing3",
+    "amount2",
+    "time4",
+    "date5",
+    "number6",
+    "name7",
+    "phrase8",
+    "character_string9",
 ];
 const FIELDS: [&str; 8] = [
     "order_sn",

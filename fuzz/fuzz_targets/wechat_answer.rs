@@ -84,12 +84,17 @@ fuzz_target!(|data: &[u8]| {
     .expect("register");
     n.load_mappings(
         APPID,
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/mappings.json")),
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/mappings.json"
+        )),
     )
     .expect("mappings");
     n.add_permit(
         APPID,
-        &format!(r#"{{"openid":"o-fuzz","kind":"subscribe","template_id":"{TEMPLATE}","count":3}}"#),
+        &format!(
+            r#"{{"openid":"o-fuzz","kind":"subscribe","template_id":"{TEMPLATE}","count":3}}"#
+        ),
     )
     .expect("permit");
     let payload = r#"{"touser":"o-fuzz","fields":{"order_sn":"S1","order_id":7,"order_amount":"12.5","pay_time":1700000000,"order_total_goods_name":"g"}}"#;
@@ -120,5 +125,9 @@ fuzz_target!(|data: &[u8]| {
     let stats = n.ledger_stats(APPID, Some("o-fuzz")).expect("stats");
     assert!(!stats.contains(SECRET));
     // Bounded work: retries, token recoveries and permits are all capped.
-    assert!(*served.lock().unwrap() <= 64, "{} requests", served.lock().unwrap());
+    assert!(
+        *served.lock().unwrap() <= 64,
+        "{} requests",
+        served.lock().unwrap()
+    );
 });
