@@ -16,12 +16,14 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
+export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 cargo fuzz build
 for t in "${targets[@]}"; do
   case $t in
     placeholder) dict=fuzz/dict/placeholder.dict ;;
     *) dict=fuzz/dict/json.dict ;;
   esac
+  scratch=
   if [ "${FUZZ_GROW:-0}" = 1 ]; then
     dirs=(fuzz/corpus/"$t")
   else
@@ -36,7 +38,7 @@ for t in "${targets[@]}"; do
     echo "fuzz $t: FAILED (input in fuzz/artifacts/$t/)" >&2
     exit 1
   fi
-  grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+  grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
   rm -f "$log"
-  [ -n "${scratch:-}" ] && rm -rf "$scratch"
+  if [ -n "$scratch" ]; then rm -rf "$scratch"; fi
 done
