@@ -32,7 +32,15 @@ for t in "${targets[@]}"; do
   fi
   log=$(mktemp)
   echo "== fuzz $t for ${secs}s"
-  if ! cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$secs" -timeout=10 \
+  # FUZZ_RUNS (what `make test` sets) makes the run reproducible: a fixed seed
+  # and a fixed number of inputs, so the test command fails only when the code
+  # changed, never because a random run went further this time.
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    budget=(-runs="$FUZZ_RUNS" -seed=1)
+  else
+    budget=(-max_total_time="$secs")
+  fi
+  if ! cargo fuzz run "$t" "${dirs[@]}" -- "${budget[@]}" -timeout=10 \
       -rss_limit_mb=2048 -dict="$dict" -print_final_stats=1 >"$log" 2>&1; then
     tail -60 "$log"
     echo "fuzz $t: FAILED (input in fuzz/artifacts/$t/)" >&2

@@ -324,7 +324,7 @@ impl Notifier {
                         outcome.status = "failed";
                         let e = Error::WeChat {
                             errcode: reply.errcode,
-                            errmsg: explain(reply.errcode, &reply.errmsg, event),
+                            errmsg: explain(reply.errcode, &reply.errmsg, event, msg.kind),
                         };
                         return SendReport {
                             result: Err(e),
@@ -408,9 +408,9 @@ fn body_for(msg: &RenderedMessage, lease: &Lease) -> String {
 }
 
 /// WeChat's errmsg, with what the shop developer should do where that is known.
-fn explain(errcode: i64, errmsg: &str, event: &str) -> String {
+fn explain(errcode: i64, errmsg: &str, event: &str, kind: MessageKind) -> String {
     match errcode {
-        45103 | 45109 => format!(
+        45103 | 45109 if kind == MessageKind::Template => format!(
             "{errmsg} (WeChat retired template messages in January 2020: map the event {event} to a subscribe template, kind \"subscribe\")"
         ),
         40037 => format!("{errmsg} (the template_id mapped for {event} is not one of this app's templates)"),
@@ -503,8 +503,17 @@ mod tests {
             45103,
             "This API has been unsupported rid: 1",
             "order_delivered",
+            MessageKind::Template,
         );
         assert!(m.contains("subscribe template"), "{m}");
         assert!(m.contains("order_delivered"));
+        // An event already on a subscribe template is not told to move to one.
+        let m = explain(
+            45103,
+            "unsupported rid: 1",
+            "order_delivered",
+            MessageKind::Subscribe,
+        );
+        assert_eq!(m, "unsupported rid: 1");
     }
 }
