@@ -84,7 +84,11 @@ final class RuntimeTest extends TestCase
         $pids = array_unique(array_column($responses, 'pid'));
         $this->assertCount(self::FPM_WORKERS, $pids, 'the same workers served every request: none crashed or was replaced');
         $this->assertSame([true], array_values(array_unique(array_column($responses, 'preloaded'))), 'workers used the preloaded FFI scope');
-        $this->assertSame(count($pids), Shop::tokenFetches($appid), 'each worker fetched the token once in its lifetime');
+        // At most once per worker (a worker whose first request came after another's fetch may
+        // even be handed the same stable token without asking; never more than one each).
+        $fetches = Shop::tokenFetches($appid);
+        $this->assertGreaterThanOrEqual(1, $fetches);
+        $this->assertLessThanOrEqual(count($pids), $fetches, 'each worker fetched the token at most once in its lifetime');
         $this->assertRssFlat('php-fpm', $responses);
         $this->assertStringNotContainsString('signal', $this->drain($log), 'no worker died on a signal');
         fwrite(STDERR, sprintf("[runtime] php-fpm: %d workers, token fetches %d\n", count($pids), Shop::tokenFetches($appid)));
