@@ -32,13 +32,17 @@
 //! writes nothing, it only unmaps and closes the child's copies.
 
 use std::fmt;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::process;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::config::DbConfig;
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 /// Every connection slot in this process (inherited ones included, after a fork).
 static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
@@ -147,5 +151,88 @@ impl ProcessConnection {
             .lock()
             .as_ref()
             .is_some_and(|o| o.pid == process::id())
+    }
+}
+
+/// How long a writer waits for another process's transaction. Transactions
+/// here last microseconds, so only a stuck process makes anyone wait this long.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens `path` for a store in WAL mode, creating the file with mode 0600 when
+/// it is missing (SQLite would use the umask's; permits and messages name
+/// users). Many worker processes may open a new file at the same moment: the
+/// first creates it, the others find it, and none ever removes it.
+pub(crate) fn open_wal(path: &Path) -> rusqlite::Result<Connection> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(cannot_open(format!("cannot create the file: {e}")));
+        }
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_handler(Some(wait_for_the_lock(BUSY_TIMEOUT)))?;
+    let mode: String =
+        while_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(cannot_open(format!(
+            "cannot switch to WAL mode (journal_mode is {mode})"
+        )));
+    }
+    // WAL with NORMAL survives any process crash; only a power loss may lose
+    // the last transactions.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// Runs `step` again while SQLite answers SQLITE_BUSY without having asked
+/// the busy handler: it does so when processes open a new file at the same
+/// moment (one switching it to WAL while another reads its header), where
+/// waiting could deadlock inside SQLite but a fresh attempt cannot.
+pub(crate) fn while_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut wait = wait_for_the_lock(BUSY_TIMEOUT);
+    let mut attempt = 0;
+    loop {
+        match step() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && wait(attempt) =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn cannot_open(message: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+        Some(message),
+    )
+}
+
+/// SQLite's own busy timeout sleeps in steps growing to 100 ms, so with several
+/// busy processes one of them can keep losing the race for the write lock until
+/// it times out. Short, jittered sleeps keep every process in the race.
+pub(crate) fn wait_for_the_lock(patience: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut since = Instant::now();
+    let jitter = u64::from(process::id());
+    move |attempt| {
+        if attempt == 0 {
+            since = Instant::now();
+        } else if since.elapsed() > patience {
+            return false;
+        }
+        let micros = 20 + (jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919)) % 200;
+        std::thread::sleep(Duration::from_micros(micros));
+        true
     }
 }

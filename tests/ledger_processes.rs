@@ -191,6 +191,33 @@ fn permits_outlive_their_process_sqlite() {
     permits_outlive_their_process(&format!("sqlite:{}", dir.file("ledger.db")));
 }
 
+/// Worker processes started together on a file that does not exist yet (the
+/// first requests after a deploy): one creates it, every one of them opens it.
+#[test]
+fn workers_starting_together_on_a_new_sqlite_file_all_open_it() {
+    for round in 0..15 {
+        let dir = TempDir::new("ledger-first-open");
+        let spec = format!("sqlite:{}", dir.file("ledger.db"));
+        let children: Vec<_> = (0..10)
+            .map(|_| {
+                worker(&spec, &["stats"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: a worker could not open the new file: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 #[test]
 fn eight_processes_take_every_redis_use_exactly_once() {
     let server = RedisServer::start();

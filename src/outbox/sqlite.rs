@@ -5,14 +5,10 @@
 //! (`crate::sqlite_conn` says why, and how a forked child gets its own).
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use rusqlite::{
-    params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
-    TransactionBehavior,
+    params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
 };
 
 use super::memory::{lost, ABANDONED};
@@ -22,9 +18,6 @@ use super::store::{
 };
 use crate::error::{Error, Result};
 use crate::sqlite_conn::{self, ProcessConnection};
-
-/// How long a writer waits for another process's transaction.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Each entry brings the outbox tables from the version before it to its own number.
 const MIGRATIONS: &[&str] = &[
@@ -115,55 +108,9 @@ fn store_error(path: &Path, e: rusqlite::Error) -> Error {
 }
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    // SQLite would create a missing file with the umask's mode; messages name users.
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                Some(format!("cannot create the file: {e}")),
-            ))
-        }
-    }
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_handler(Some(wait_for_the_lock()))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!(
-                "cannot switch to WAL mode (journal_mode is {mode})"
-            )),
-        ));
-    }
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    migrate(&conn)?;
+    let conn = sqlite_conn::open_wal(path)?;
+    sqlite_conn::while_busy(|| migrate(&conn))?;
     Ok(conn)
-}
-
-/// Short jittered waits keep every busy process in the race for the write lock.
-fn wait_for_the_lock() -> impl FnMut(i32) -> bool + Send + 'static {
-    let mut since = Instant::now();
-    let jitter = u64::from(std::process::id());
-    move |attempt| {
-        if attempt == 0 {
-            since = Instant::now();
-        } else if since.elapsed() > BUSY_TIMEOUT {
-            return false;
-        }
-        let micros = 20 + (jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919)) % 200;
-        std::thread::sleep(Duration::from_micros(micros));
-        true
-    }
 }
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {

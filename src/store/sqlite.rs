@@ -5,14 +5,9 @@
 //! use (`crate::sqlite_conn` says why, and how a forked child gets its own).
 
 use std::fmt;
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use rusqlite::{
-    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
@@ -21,10 +16,6 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::sqlite_conn::{self, ProcessConnection};
-
-/// How long a writer waits for another process's transaction. Transactions
-/// here last microseconds, so only a stuck process makes anyone wait this long.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Each entry brings the schema from the version before it to its own number.
 const MIGRATIONS: &[&str] = &[
@@ -85,31 +76,18 @@ impl SqliteStore {
     /// needed); the connection the operations use is opened on first use.
     pub fn open(path: &str) -> Result<SqliteStore> {
         let path = PathBuf::from(path);
-        let created = !path.exists();
-        match sqlite_conn::check(|| connect(&path, created)) {
-            Ok(()) => Ok(SqliteStore {
-                conn: ProcessConnection::new(),
-                path,
-            }),
-            Err(e) => {
-                if created {
-                    // Leave nothing behind of a store that never opened.
-                    for suffix in ["", "-wal", "-shm"] {
-                        let mut p = path.clone().into_os_string();
-                        p.push(suffix);
-                        let _ = std::fs::remove_file(p);
-                    }
-                }
-                Err(store_error(&path, e))
-            }
-        }
+        sqlite_conn::check(|| connect(&path)).map_err(|e| store_error(&path, e))?;
+        Ok(SqliteStore {
+            conn: ProcessConnection::new(),
+            path,
+        })
     }
 
     /// Runs `f` in one immediate transaction on this process's connection.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
         self.conn
             .with(
-                || connect(&self.path, false),
+                || connect(&self.path),
                 |conn| {
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                     let value = f(&tx)?;
@@ -125,59 +103,10 @@ fn store_error(path: &Path, e: rusqlite::Error) -> Error {
     Error::store(format!("sqlite store {}: {e}", path.display()))
 }
 
-fn connect(path: &Path, create: bool) -> rusqlite::Result<Connection> {
-    if create {
-        // SQLite would create the file with the umask's mode; permits are
-        // nobody else's business.
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| {
-                rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                    Some(format!("cannot create the file: {e}")),
-                )
-            })?;
-    }
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_handler(Some(wait_for_the_lock()))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!(
-                "cannot switch to WAL mode (journal_mode is {mode})"
-            )),
-        ));
-    }
-    // WAL with NORMAL survives any process crash; only a power loss may lose
-    // the last transactions.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    migrate(&conn)?;
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = sqlite_conn::open_wal(path)?;
+    sqlite_conn::while_busy(|| migrate(&conn))?;
     Ok(conn)
-}
-
-/// SQLite's own busy timeout sleeps in steps growing to 100 ms, so with several
-/// busy processes one of them can keep losing the race for the write lock until
-/// it times out. Short, jittered sleeps keep every process in the race.
-fn wait_for_the_lock() -> impl FnMut(i32) -> bool + Send + 'static {
-    let mut since = Instant::now();
-    let jitter = u64::from(std::process::id());
-    move |attempt| {
-        if attempt == 0 {
-            since = Instant::now();
-        } else if since.elapsed() > BUSY_TIMEOUT {
-            return false;
-        }
-        let micros = 20 + (jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919)) % 200;
-        std::thread::sleep(Duration::from_micros(micros));
-        true
-    }
 }
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
