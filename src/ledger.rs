@@ -111,7 +111,7 @@ impl Ledger {
         self.cap.store(cap.max(1), Ordering::SeqCst);
     }
 
-    fn store(&self) -> Arc<dyn Store> {
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
         self.active.read().store.clone()
     }
 

@@ -16,6 +16,7 @@ use crate::http::{HttpReply, HttpRequest, Method, Transport, TransportError};
 use crate::journal::TokenRecord;
 use crate::notifier::Notifier;
 use crate::secret::Secret;
+use crate::store::{SharedToken, Store, TokenTurn};
 
 /// After a failed fetch, callers get the same error for this long instead of
 /// sending another request (many workers must not hammer a failing endpoint).
@@ -32,6 +33,71 @@ const MAX_TOKEN_BYTES: usize = 512;
 
 /// How much of an unreadable answer goes into a message.
 const EXCERPT_CHARS: usize = 160;
+
+/// How often a process waiting for another process's fetch looks at the store.
+const SHARED_POLL_MS: i64 = 20;
+
+/// Beyond the request timeouts, how long a fetch lease lasts (the holder
+/// publishes, then releases; a holder that died lets it run out).
+const LEASE_SLACK_MS: i64 = 1_000;
+
+/// How the token cache reaches the store shared with other processes.
+pub(crate) struct SharedTokens<'a> {
+    pub store: Arc<dyn Store>,
+    pub appid: &'a str,
+    pub mode: &'static str,
+    /// How long the fetch lease lasts: longer than the slowest fetch.
+    pub lease_ms: i64,
+    /// Told when the store fails (this process then fetches on its own).
+    pub report: &'a dyn Fn(&str, &Error),
+}
+
+/// A token this process fetched or adopted from the store.
+struct Obtained {
+    token: CachedToken,
+    adopted: bool,
+}
+
+impl Obtained {
+    fn adopted(t: SharedToken) -> Obtained {
+        Obtained {
+            token: CachedToken {
+                token: t.token,
+                expires_at_ms: t.expires_at_ms,
+                refresh_at_ms: t.refresh_at_ms,
+            },
+            adopted: true,
+        }
+    }
+
+    fn shared(&self) -> SharedToken {
+        SharedToken {
+            token: self.token.token.clone(),
+            expires_at_ms: self.token.expires_at_ms,
+            refresh_at_ms: self.token.refresh_at_ms,
+        }
+    }
+}
+
+/// The fetch lease: longer than one token request may take.
+fn lease_ms(config: &crate::config::Config) -> i64 {
+    let request = config.connect_timeout_ms.saturating_add(config.timeout_ms);
+    i64::try_from(request).unwrap_or(i64::MAX / 2) + LEASE_SLACK_MS
+}
+
+/// Who holds a fetch lease: the process and a random part, so that a forked
+/// child or a reused pid never counts as the holder.
+fn lease_holder() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("{}-{:016x}", std::process::id(), h.finish())
+}
 
 /// A token and when to stop using it.
 #[derive(Debug, Clone)]
@@ -80,6 +146,7 @@ pub struct TokenCache {
     fetch_done: Condvar,
     fetches: AtomicU64,
     recovered: AtomicU64,
+    adopted: AtomicU64,
 }
 
 /// Resets the in-flight mark and wakes the waiters even if the fetch panicked.
@@ -126,13 +193,23 @@ impl TokenCache {
         self.recovered.load(Ordering::Relaxed)
     }
 
+    /// Tokens adopted from the shared store instead of fetched.
+    pub fn adopted_count(&self) -> u64 {
+        self.adopted.load(Ordering::Relaxed)
+    }
+
     /// The cached token while it is fresh, otherwise one fetch by one caller
     /// while the others wait for its outcome. A token in its refresh window is
     /// still handed out while the refresh is in flight or has just failed.
-    pub fn get_or_fetch(
+    /// With a shared store (`shared` gives it, asked only when the cached
+    /// token is not fresh), the one caller first looks there: a token another
+    /// process published is adopted, and only the holder of the store's fetch
+    /// lease fetches.
+    pub(crate) fn get_or_fetch<'a>(
         &self,
         clock: &dyn Clock,
         margin_secs: i64,
+        shared: impl FnOnce() -> Option<SharedTokens<'a>>,
         fetch: impl FnOnce() -> Result<FreshToken>,
     ) -> Result<Secret> {
         let mut state = self.state.lock();
@@ -166,33 +243,28 @@ impl TokenCache {
         drop(state);
 
         let turn = FetchTurn(self);
-        let started = clock.now_ms();
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        let outcome = fetch();
+        let outcome = match shared() {
+            Some(shared) => self.obtain_shared(clock, margin_secs, &shared, fetch),
+            None => self.fetch_now(clock, margin_secs, None, fetch),
+        };
         let mut state = self.state.lock();
         let result = match outcome {
-            Ok(fresh) => {
-                let lifetime_ms = fresh.expires_in_secs.saturating_mul(1000);
-                let expires_at_ms = started.saturating_add(lifetime_ms);
-                // stable_token hands out the same token, with its remaining
-                // life, until it expires: asking again before then gains
-                // nothing, so the token is kept to its end.
+            Ok(Obtained { token, adopted }) => {
+                if adopted {
+                    self.adopted.fetch_add(1, Ordering::Relaxed);
+                }
+                state.failure = None;
+                let secret = token.token.clone();
                 let same = state
                     .current
                     .as_ref()
-                    .is_some_and(|t| t.token == fresh.token);
-                let refresh_at_ms = if same {
-                    expires_at_ms
+                    .is_some_and(|t| t.token == token.token);
+                if same {
+                    state.current = Some(token);
                 } else {
-                    expires_at_ms - margin_secs.saturating_mul(1000)
-                };
-                state.failure = None;
-                state.replace(Some(CachedToken {
-                    token: fresh.token.clone(),
-                    expires_at_ms,
-                    refresh_at_ms,
-                }));
-                Ok(fresh.token)
+                    state.replace(Some(token));
+                }
+                Ok(secret)
             }
             Err(e) => {
                 let now = clock.now_ms();
@@ -206,6 +278,129 @@ impl TokenCache {
         drop(state);
         drop(turn);
         result
+    }
+
+    /// One request for a new token by this process. `shared_current` is the
+    /// token the store kept so far, for the same-token rule.
+    fn fetch_now(
+        &self,
+        clock: &dyn Clock,
+        margin_secs: i64,
+        shared_current: Option<&Secret>,
+        fetch: impl FnOnce() -> Result<FreshToken>,
+    ) -> Result<Obtained> {
+        let started = clock.now_ms();
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let fresh = fetch()?;
+        let lifetime_ms = fresh.expires_in_secs.saturating_mul(1000);
+        let expires_at_ms = started.saturating_add(lifetime_ms);
+        // stable_token hands out the same token, with its remaining life,
+        // until it expires: asking again before then gains nothing, so the
+        // token is kept to its end.
+        let same = shared_current == Some(&fresh.token)
+            || self
+                .state
+                .lock()
+                .current
+                .as_ref()
+                .is_some_and(|t| t.token == fresh.token);
+        let refresh_at_ms = if same {
+            expires_at_ms
+        } else {
+            expires_at_ms - margin_secs.saturating_mul(1000)
+        };
+        Ok(Obtained {
+            token: CachedToken {
+                token: fresh.token,
+                expires_at_ms,
+                refresh_at_ms,
+            },
+            adopted: false,
+        })
+    }
+
+    /// The token through the shared store: adopted when another process
+    /// published a fresh one, fetched (and published) by the lease holder,
+    /// waited for while another process holds the lease. A store that fails
+    /// costs this process a fetch of its own, never the token.
+    fn obtain_shared(
+        &self,
+        clock: &dyn Clock,
+        margin_secs: i64,
+        shared: &SharedTokens<'_>,
+        fetch: impl FnOnce() -> Result<FreshToken>,
+    ) -> Result<Obtained> {
+        let Some(store) = shared.store.tokens() else {
+            return self.fetch_now(clock, margin_secs, None, fetch);
+        };
+        let (appid, mode) = (shared.appid, shared.mode);
+        let holder = lease_holder();
+        // Polls until the holder's lease runs out (then this process takes
+        // over), and never more often than that whatever the clock does.
+        let max_polls = shared.lease_ms / SHARED_POLL_MS + 2;
+        let mut polls = 0;
+        loop {
+            let now = clock.now_ms();
+            let turn = match store.token_turn(appid, mode, &holder, now, shared.lease_ms) {
+                Ok(turn) => turn,
+                Err(e) => {
+                    (shared.report)("token_turn", &self.scrub_error(e, None));
+                    return self.fetch_now(clock, margin_secs, None, fetch);
+                }
+            };
+            match turn {
+                TokenTurn::Fresh(t) => return Ok(Obtained::adopted(t)),
+                TokenTurn::Fetch { current } => {
+                    let result = self.fetch_now(
+                        clock,
+                        margin_secs,
+                        current.as_ref().map(|c| &c.token),
+                        fetch,
+                    );
+                    let stored = match &result {
+                        Ok(got) => store
+                            .token_publish(appid, mode, &holder, &got.shared(), clock.now_ms())
+                            .map_err(|e| {
+                                ("token_publish", self.scrub_error(e, Some(&got.token.token)))
+                            }),
+                        Err(_) => store
+                            .token_release(appid, mode, &holder)
+                            .map_err(|e| ("token_release", self.scrub_error(e, None))),
+                    };
+                    if let Err((operation, e)) = stored {
+                        (shared.report)(operation, &e);
+                    }
+                    return result;
+                }
+                TokenTurn::Wait { current, .. } => {
+                    // Another process refreshes a token that still works: use it meanwhile.
+                    if let Some(t) = current.filter(|t| now < t.expires_at_ms) {
+                        return Ok(Obtained::adopted(t));
+                    }
+                    if polls >= max_polls {
+                        return self.fetch_now(clock, margin_secs, None, fetch);
+                    }
+                    polls += 1;
+                    clock.sleep_ms(SHARED_POLL_MS as u64);
+                }
+            }
+        }
+    }
+
+    /// A store error with every token this cache knows replaced by `***`
+    /// (stores put none into their messages; this makes sure of it).
+    fn scrub_error(&self, e: Error, also: Option<&Secret>) -> Error {
+        let scrub = |m: String| {
+            let m = self.redact(&m);
+            match also {
+                Some(t) => t.redact(&m),
+                None => m,
+            }
+        };
+        match e {
+            Error::Store(m) => Error::Store(scrub(m)),
+            other => Error::Store(scrub(other.to_string())),
+        }
     }
 
     /// A token the host supplied, until it expires.
@@ -256,6 +451,9 @@ pub struct TokenStats {
     pub fetches: u64,
     /// Calls WeChat refused for a token error and then accepted with a new token.
     pub recovered: u64,
+    /// Tokens taken from the shared store (`sqlite:`, `redis://`) that
+    /// another process had fetched.
+    pub adopted: u64,
 }
 
 // ---------------------------------------------------------------------------
@@ -458,6 +656,7 @@ impl Notifier {
             mode: app.token_mode,
             fetches: app.token.fetch_count(),
             recovered: app.token.recovered_count(),
+            adopted: app.token.adopted_count(),
         })
     }
 
@@ -489,7 +688,10 @@ impl Notifier {
         if token.is_empty() {
             return Err(Error::invalid("token must not be empty"));
         }
-        Ok(app.token.invalidate_if(token))
+        if app.token_mode == TokenMode::External {
+            return Ok(app.token.invalidate_if(token));
+        }
+        Ok(self.drop_failed_token(&app, token))
     }
 
     /// Any WeChat JSON API with the managed token appended and the token-error
@@ -561,7 +763,7 @@ impl Notifier {
         if !TOKEN_ERRCODES.contains(&first.errcode) {
             return Ok(first);
         }
-        app.token.invalidate_if(token.expose());
+        self.drop_failed_token(app, token.expose());
         let fresh = self.token_of(app).map_err(|e| {
             CallError::NoToken(with_context(
                 e,
@@ -650,9 +852,53 @@ impl Notifier {
                 ))
             });
         }
-        let margin = self.config().token_margin_secs;
-        app.token
-            .get_or_fetch(self.clock.as_ref(), margin, || self.fetch_observed(app))
+        let config = self.config();
+        let report = |operation: &str, e: &Error| self.note_token_store_problem(operation, e);
+        let shared = || {
+            let store = self.ledger.store();
+            store.tokens()?;
+            Some(SharedTokens {
+                store,
+                appid: &app.appid,
+                mode: mode_name(app.token_mode),
+                lease_ms: lease_ms(&config),
+                report: &report,
+            })
+        };
+        app.token.get_or_fetch(
+            self.clock.as_ref(),
+            config.token_margin_secs,
+            shared,
+            || self.fetch_observed(app),
+        )
+    }
+
+    /// The shared store failed: the structured log says so (this process
+    /// fetches on its own meanwhile).
+    fn note_token_store_problem(&self, operation: &str, e: &Error) {
+        let message = match e {
+            Error::Store(m) => m.clone(),
+            other => other.to_string(),
+        };
+        self.journal.store_problem(
+            &self.ledger.describe_store(),
+            operation,
+            &format!("{message} (access tokens are fetched by this process alone meanwhile)"),
+        );
+    }
+
+    /// Drops `failed` from the in-process cache and, only if it is still the
+    /// shared one, from the store; whether the in-process cache held it.
+    fn drop_failed_token(&self, app: &App, failed: &str) -> bool {
+        let dropped = app.token.invalidate_if(failed);
+        let store = self.ledger.store();
+        if let Some(tokens) = store.tokens() {
+            if let Err(e) = tokens.token_drop_if(&app.appid, mode_name(app.token_mode), failed) {
+                let e = Error::Store(Secret::new(failed).redact(&app.redact(&e.to_string())));
+                self.note_token_store_problem("token_drop_if", &e);
+            }
+        }
+        dropped
     }
 
     /// `fetch_token`, counted in metrics and written to the structured log.
@@ -808,6 +1054,10 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    fn no_share() -> Option<SharedTokens<'static>> {
+        None
+    }
+
     fn fresh(token: &str, secs: i64) -> Result<FreshToken> {
         Ok(FreshToken {
             token: Secret::new(token),
@@ -820,39 +1070,45 @@ mod tests {
         let clock = ManualClock::at(1_000);
         let cache = TokenCache::default();
         let t = cache
-            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .get_or_fetch(&clock, 300, no_share, || fresh("A", 7200))
             .unwrap();
         assert_eq!(t.expose(), "A");
         clock.advance_secs(6899);
         let t = cache
-            .get_or_fetch(&clock, 300, || fresh("B", 7200))
+            .get_or_fetch(&clock, 300, no_share, || fresh("B", 7200))
             .unwrap();
         assert_eq!(t.expose(), "A");
         clock.advance_secs(1);
         // stable_token near the end: the same token with 300 s left. Kept to
         // its end without asking again.
-        let t = cache.get_or_fetch(&clock, 300, || fresh("A", 300)).unwrap();
+        let t = cache
+            .get_or_fetch(&clock, 300, no_share, || fresh("A", 300))
+            .unwrap();
         assert_eq!(t.expose(), "A");
         clock.advance_secs(299);
         let t = cache
-            .get_or_fetch(&clock, 300, || panic!("must not fetch"))
+            .get_or_fetch(&clock, 300, no_share, || panic!("must not fetch"))
             .unwrap();
         assert_eq!(t.expose(), "A");
         clock.advance_secs(1);
         let t = cache
-            .get_or_fetch(&clock, 300, || fresh("C", 7200))
+            .get_or_fetch(&clock, 300, no_share, || fresh("C", 7200))
             .unwrap();
         assert_eq!(t.expose(), "C");
         assert_eq!(cache.fetch_count(), 3);
         // A new token with less life than the margin: refreshed by the next
         // call, which gets it back and then keeps it.
         clock.advance_secs(7200);
-        let t = cache.get_or_fetch(&clock, 300, || fresh("D", 100)).unwrap();
-        assert_eq!(t.expose(), "D");
-        let t = cache.get_or_fetch(&clock, 300, || fresh("D", 100)).unwrap();
+        let t = cache
+            .get_or_fetch(&clock, 300, no_share, || fresh("D", 100))
+            .unwrap();
         assert_eq!(t.expose(), "D");
         let t = cache
-            .get_or_fetch(&clock, 300, || panic!("must not fetch"))
+            .get_or_fetch(&clock, 300, no_share, || fresh("D", 100))
+            .unwrap();
+        assert_eq!(t.expose(), "D");
+        let t = cache
+            .get_or_fetch(&clock, 300, no_share, || panic!("must not fetch"))
             .unwrap();
         assert_eq!(t.expose(), "D");
         assert_eq!(cache.fetch_count(), 5);
@@ -863,21 +1119,23 @@ mod tests {
         let clock = ManualClock::at(1_000);
         let cache = TokenCache::default();
         cache
-            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .get_or_fetch(&clock, 300, no_share, || fresh("A", 7200))
             .unwrap();
         clock.advance_secs(7000);
         let t = cache
-            .get_or_fetch(&clock, 300, || Err(Error::Network("down".into())))
+            .get_or_fetch(&clock, 300, no_share, || Err(Error::Network("down".into())))
             .unwrap();
         assert_eq!(t.expose(), "A");
         // Within the backoff window no new fetch happens.
         let t = cache
-            .get_or_fetch(&clock, 300, || panic!("must not fetch"))
+            .get_or_fetch(&clock, 300, no_share, || panic!("must not fetch"))
             .unwrap();
         assert_eq!(t.expose(), "A");
         clock.advance_secs(200);
         let e = cache
-            .get_or_fetch(&clock, 300, || Err(Error::Network("still down".into())))
+            .get_or_fetch(&clock, 300, no_share, || {
+                Err(Error::Network("still down".into()))
+            })
             .unwrap_err();
         assert_eq!(e, Error::Network("still down".into()));
         assert_eq!(cache.fetch_count(), 3);
@@ -890,7 +1148,7 @@ mod tests {
         // As inherited by a child forked while the parent was fetching.
         cache.state.lock().fetching = Some(std::process::id().wrapping_add(1));
         let t = cache
-            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .get_or_fetch(&clock, 300, no_share, || fresh("A", 7200))
             .unwrap();
         assert_eq!(t.expose(), "A");
         assert_eq!(cache.state.lock().fetching, None);
@@ -901,11 +1159,11 @@ mod tests {
         let clock = ManualClock::at(1_000);
         let cache = TokenCache::default();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            cache.get_or_fetch(&clock, 300, || panic!("bug"))
+            cache.get_or_fetch(&clock, 300, no_share, || panic!("bug"))
         }));
         assert!(r.is_err());
         let t = cache
-            .get_or_fetch(&clock, 300, || fresh("A", 7200))
+            .get_or_fetch(&clock, 300, no_share, || fresh("A", 7200))
             .unwrap();
         assert_eq!(t.expose(), "A");
     }

@@ -1,8 +1,12 @@
 //! Access tokens against the WeChat sandbox over real HTTP: single-flight and
 //! refresh counted by the sandbox, token-error recovery, transport failures
 //! and recovery, redaction at the C boundary and in log output, and several
-//! processes sharing one app for a simulated day.
+//! processes sharing one app for a simulated day (each on its own, and through
+//! a shared SQLite or Redis store).
 #![cfg(feature = "sandbox")]
+
+mod redis_server;
+mod store_suite;
 
 use std::ffi::{c_char, CStr, CString};
 use std::io::{BufRead, BufReader, Write};
@@ -495,7 +499,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(sandbox: &Sandbox, mode: &str) -> Worker {
+    fn start(sandbox: &Sandbox, mode: &str, store: &str) -> Worker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fashop-notify-token-worker"))
             .args([
                 "--api-base",
@@ -506,6 +510,7 @@ impl Worker {
                 SECRET,
             ])
             .args(["--mode", mode, "--clock-start", &T0.to_string()])
+            .args(["--store", store])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -548,18 +553,21 @@ struct Day {
     errors_40001: u64,
     recovered: u64,
     per_worker_fetches: Vec<u64>,
+    adopted: u64,
 }
 
 /// Simulated seconds between two calls of each process.
 const STEP: i64 = 180;
 
 /// 8 processes share one app for a day: every `step` seconds each makes one call.
-fn simulate_day(mode: &str, step: i64) -> Day {
+fn simulate_day(mode: &str, step: i64, store: &str) -> Day {
     let sandbox = Sandbox::start_with(SandboxOptions {
         clock_start: Some(T0),
         ..SandboxOptions::default()
     });
-    let mut workers: Vec<Worker> = (0..8).map(|_| Worker::start(&sandbox, mode)).collect();
+    let mut workers: Vec<Worker> = (0..8)
+        .map(|_| Worker::start(&sandbox, mode, store))
+        .collect();
     let mut tokens = std::collections::HashSet::new();
     let mut failed = Vec::new();
     let calls = AtomicUsize::new(0);
@@ -593,6 +601,7 @@ fn simulate_day(mode: &str, step: i64) -> Day {
         t += step;
     }
     let mut recovered = 0;
+    let mut adopted = 0;
     let mut per_worker_fetches = Vec::new();
     for w in &mut workers {
         w.send("stats\n");
@@ -605,6 +614,7 @@ fn simulate_day(mode: &str, step: i64) -> Day {
             .collect();
         per_worker_fetches.push(parts[0]);
         recovered += parts[1];
+        adopted += parts[2];
     }
     let counters = sandbox.counters();
     Day {
@@ -615,12 +625,13 @@ fn simulate_day(mode: &str, step: i64) -> Day {
         errors_40001: counters.errors(40001),
         recovered,
         per_worker_fetches,
+        adopted,
     }
 }
 
 #[test]
 fn eight_processes_share_one_stable_token_per_lifetime() {
-    let day = simulate_day("stable", STEP);
+    let day = simulate_day("stable", STEP, "memory");
     eprintln!("stable day: {day:?}");
     let lifetimes = (86_400 / LIFETIME) as usize;
     assert_eq!(day.calls, 8 * (86_400 / STEP) as usize);
@@ -641,7 +652,7 @@ fn eight_processes_share_one_stable_token_per_lifetime() {
 
 #[test]
 fn eight_processes_in_classic_mode_knock_each_other_out_but_every_call_succeeds() {
-    let day = simulate_day("classic", STEP);
+    let day = simulate_day("classic", STEP, "memory");
     eprintln!("classic day: {day:?}");
     let lifetimes = (86_400 / LIFETIME) as usize;
     assert_eq!(day.calls, 8 * (86_400 / STEP) as usize);
@@ -658,4 +669,59 @@ fn eight_processes_in_classic_mode_knock_each_other_out_but_every_call_succeeds(
     );
     assert_eq!(day.fetches, day.per_worker_fetches.iter().sum::<u64>());
     assert!(day.fetches > 2 * 8 * lifetimes as u64, "{}", day.fetches);
+}
+
+/// Through a shared store the 8 processes fetch as one: per lifetime one
+/// request for the new token at expiry and one at the refresh margin (which
+/// stable_token answers with the same token, after which it is kept to its
+/// end), whatever the process count; every other call adopts the token.
+fn shared_stable_day(store: &str) {
+    let day = simulate_day("stable", STEP, store);
+    eprintln!("stable day on {store}: {day:?}");
+    let lifetimes = (86_400 / LIFETIME) as u64;
+    assert_eq!(day.calls, 8 * (86_400 / STEP) as usize);
+    assert!(day.failed.is_empty(), "{:?}", day.failed);
+    assert_eq!(day.distinct_tokens as u64, lifetimes);
+    assert_eq!(
+        day.fetches,
+        2 * lifetimes,
+        "per worker {:?}",
+        day.per_worker_fetches
+    );
+    assert_eq!(day.fetches, day.per_worker_fetches.iter().sum::<u64>());
+    assert_eq!((day.errors_40001, day.recovered), (0, 0));
+    // Every process but the fetching one adopts each new token.
+    assert!(day.adopted >= 7 * lifetimes, "{}", day.adopted);
+}
+
+#[test]
+fn eight_processes_on_one_sqlite_store_fetch_once_per_lifetime() {
+    let dir = store_suite::TempDir::new("token-day");
+    shared_stable_day(&format!("sqlite:{}", dir.file("ledger.db")));
+}
+
+#[test]
+fn eight_processes_on_one_redis_store_fetch_once_per_lifetime() {
+    let server = redis_server::RedisServer::start();
+    shared_stable_day(&server.spec("token-day"));
+}
+
+/// Classic tokens through a shared store: one token for all processes, so
+/// nobody knocks anybody out; one fetch per refresh.
+#[test]
+fn eight_processes_in_classic_mode_on_one_sqlite_store_share_one_token() {
+    let dir = store_suite::TempDir::new("token-classic-day");
+    let day = simulate_day(
+        "classic",
+        STEP,
+        &format!("sqlite:{}", dir.file("ledger.db")),
+    );
+    eprintln!("classic day on sqlite: {day:?}");
+    assert!(day.failed.is_empty(), "{:?}", day.failed);
+    assert_eq!((day.errors_40001, day.recovered), (0, 0));
+    // Refreshed at the margin: every (LIFETIME - 300) s, rounded up to a call.
+    let refresh_every = (LIFETIME - 300 + STEP - 1) / STEP * STEP;
+    let expected = (86_400 + refresh_every - 1) / refresh_every;
+    assert_eq!(day.fetches, expected as u64);
+    assert_eq!(day.distinct_tokens as u64, day.fetches);
 }

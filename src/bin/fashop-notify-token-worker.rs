@@ -3,17 +3,33 @@
 //! moves every process's clock together with the sandbox's.
 //!
 //! Usage: fashop-notify-token-worker --api-base URL --appid ID --secret S
-//!        --mode stable|classic --clock-start UNIX_SECS
+//!        --mode stable|classic --clock-start UNIX_SECS [--store SPEC]
 //! Commands (one per line, one answer line each):
 //!   advance SECS  -> `ok`
 //!   call          -> `ok TOKEN_HASH` or `err STATUS MESSAGE` (GET /wxaapi/newtmpl/getcategory)
-//!   stats         -> `stats FETCHES RECOVERED`
+//!   stats         -> `stats FETCHES RECOVERED ADOPTED`
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
-use fashop_notify::{Error, ManualClock, Notifier};
+use fashop_notify::{Clock, Error, ManualClock, Notifier};
+
+/// The test's clock for the time of day, with a real pause for `sleep_ms`:
+/// a worker waiting for another process's token fetch (shared store) must
+/// give that process time, not jump its own clock ahead of the others.
+#[derive(Debug)]
+struct WorkerClock(Arc<ManualClock>);
+
+impl Clock for WorkerClock {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+
+    fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
 
 fn arg(args: &[String], name: &str) -> Result<String, String> {
     args.iter()
@@ -47,10 +63,12 @@ fn run() -> Result<(), String> {
         .parse()
         .map_err(|e| format!("--clock-start: {e}"))?;
 
+    let store = arg(&args, "--store").unwrap_or_else(|_| "memory".to_string());
+
     let clock = Arc::new(ManualClock::at(start));
-    let notifier = Notifier::with_clock(clock.clone());
+    let notifier = Notifier::with_clock(Arc::new(WorkerClock(clock.clone())));
     notifier
-        .configure(&serde_json::json!({ "api_base": api_base }).to_string())
+        .configure(&serde_json::json!({ "api_base": api_base, "store": store }).to_string())
         .map_err(|e| e.to_string())?;
     notifier
         .register_app(
@@ -85,7 +103,7 @@ fn run() -> Result<(), String> {
                 }
             }
             ["stats"] => match notifier.token_stats(&appid) {
-                Ok(s) => format!("stats {} {}", s.fetches, s.recovered),
+                Ok(s) => format!("stats {} {} {}", s.fetches, s.recovered, s.adopted),
                 Err(e) => format!("err {} {e}", status(&e)),
             },
             _ => format!("err INVALID_ARGUMENT unknown command {line:?}"),

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 mod memory;
 mod redis;
@@ -14,6 +15,10 @@ mod sqlite;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
+
+/// How long a stored token outlives its expiry before the store forgets it
+/// (Redis TTL); only a late drop_if could still ask for it.
+pub(crate) const TOKEN_KEEP_MS: i64 = 3600 * 1000;
 
 /// Seconds a form_id or prepay_id stays valid after its creation.
 pub(crate) const LEGACY_VALID_SECS: i64 = 7 * 24 * 3600;
@@ -231,6 +236,69 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()>;
 
     fn idempotency_release(&self, key: &str) -> Result<()>;
+
+    /// The access tokens this store shares between processes; `None` for a
+    /// store that shares nothing (memory: each process keeps its own).
+    fn tokens(&self) -> Option<&dyn TokenStore> {
+        None
+    }
+}
+
+/// An app's access token as the store keeps it for every process. Times are
+/// unix ms from the clock of the process that fetched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedToken {
+    pub token: Secret,
+    pub expires_at_ms: i64,
+    pub refresh_at_ms: i64,
+}
+
+/// What a process asking for the shared token is to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenTurn {
+    /// The shared token is fresh: use it, fetch nothing.
+    Fresh(SharedToken),
+    /// This holder has the fetch lease; `current` is the token kept so far.
+    Fetch { current: Option<SharedToken> },
+    /// Another holder fetches until `until_ms`; `current` is the token kept
+    /// so far, which may still be usable while it refreshes.
+    Wait {
+        until_ms: i64,
+        current: Option<SharedToken>,
+    },
+}
+
+/// One access token per app and token mode, and a short lease so that one
+/// process fetches while the others wait for its publication. Every
+/// operation is atomic in the store. Stores put no token into an error.
+pub trait TokenStore {
+    /// The shared token if fresh at `now_ms`; otherwise the fetch lease for
+    /// `holder` until `now_ms + lease_ms` when nobody holds it (or the
+    /// holder's lease ran out); otherwise when the current holder's ends.
+    fn token_turn(
+        &self,
+        appid: &str,
+        mode: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<TokenTurn>;
+
+    /// Stores a freshly fetched token and ends `holder`'s lease.
+    fn token_publish(
+        &self,
+        appid: &str,
+        mode: &str,
+        holder: &str,
+        token: &SharedToken,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// Ends `holder`'s lease without a token (its fetch failed).
+    fn token_release(&self, appid: &str, mode: &str, holder: &str) -> Result<()>;
+
+    /// Drops the shared token only if it is still `failed`; whether it did.
+    fn token_drop_if(&self, appid: &str, mode: &str, failed: &str) -> Result<bool>;
 }
 
 /// Opens the store a `configure` document names.

@@ -5,10 +5,8 @@
 //! Meant for a single Redis server (or a primary); not for Redis Cluster, as
 //! the scripts touch one user's keys and a shared lease counter.
 //!
-//! Access tokens are not kept here: in the default stable mode WeChat's
-//! `stable_token` hands every host the same token while it is valid, so each
-//! process caching its own copy knocks nobody out. Only the classic mode, where
-//! every fetch replaces the token, would need one shared cache.
+//! Each app's access token (per token mode) is one hash too, with the lease of
+//! the process fetching the next one, so that all hosts fetch once per lifetime.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,10 +17,11 @@ use redis::{Connection, RedisResult, Script};
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
-    usable, Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, Stats, Store,
-    IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+    usable, Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, SharedToken, Stats,
+    Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES, TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -351,6 +350,57 @@ if v and string.sub(v, 1, 2) == 'F|' then redis.call('DEL', KEYS[1]) end
 return 1
 "#;
 
+/// The token hash: `t` token, `e` expires_at_ms, `r` refresh_at_ms, `h` lease
+/// holder, `u` lease end (ms). KEYS: token hash. ARGV: now_ms, holder,
+/// lease_ms, keep_ms. Returns {fresh|wait|fetch, lease end, token, e, r}
+/// ('' for an absent token).
+const TOKEN_TURN: &str = r#"
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local d = redis.call('HMGET', key, 't', 'e', 'r', 'h', 'u')
+local t, e, r = d[1] or '', d[2] or '0', d[3] or '0'
+if d[1] and tonumber(r) > now then return {'fresh', '0', t, e, r} end
+if d[4] and d[4] ~= ARGV[2] and tonumber(d[5]) > now then return {'wait', d[5], t, e, r} end
+local lease = tonumber(ARGV[3])
+redis.call('HSET', key, 'h', ARGV[2], 'u', string.format('%.0f', now + lease))
+if redis.call('PTTL', key) < lease + tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', key, string.format('%.0f', lease + tonumber(ARGV[4])))
+end
+return {'fetch', '0', t, e, r}
+"#;
+
+/// KEYS: token hash. ARGV: holder, token, expires_at_ms, refresh_at_ms, now_ms, keep_ms.
+const TOKEN_PUBLISH: &str = r#"
+local key = KEYS[1]
+local d = redis.call('HMGET', key, 't', 'e', 'h')
+-- A fetch that started before the stored token's must not replace it.
+if (not d[1]) or d[1] == ARGV[2] or tonumber(d[2]) <= tonumber(ARGV[3]) then
+  redis.call('HSET', key, 't', ARGV[2], 'e', ARGV[3], 'r', ARGV[4])
+end
+if d[3] == ARGV[1] then redis.call('HDEL', key, 'h', 'u') end
+local e = tonumber(redis.call('HGET', key, 'e'))
+local ttl = math.max(e - tonumber(ARGV[5]), 0) + tonumber(ARGV[6])
+if redis.call('PTTL', key) < ttl then
+  redis.call('PEXPIRE', key, string.format('%.0f', ttl))
+end
+return 1
+"#;
+
+/// KEYS: token hash. ARGV: holder.
+const TOKEN_RELEASE: &str = r#"
+if redis.call('HGET', KEYS[1], 'h') == ARGV[1] then redis.call('HDEL', KEYS[1], 'h', 'u') end
+return 1
+"#;
+
+/// KEYS: token hash. ARGV: the failed token. Returns 1 when it was dropped.
+const TOKEN_DROP_IF: &str = r#"
+if redis.call('HGET', KEYS[1], 't') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 't', 'e', 'r')
+  return 1
+end
+return 0
+"#;
+
 struct Scripts {
     add: Script,
     take: Script,
@@ -360,6 +410,10 @@ struct Scripts {
     purge_user: Script,
     claim: Script,
     release: Script,
+    token_turn: Script,
+    token_publish: Script,
+    token_release: Script,
+    token_drop_if: Script,
 }
 
 impl Scripts {
@@ -374,6 +428,10 @@ impl Scripts {
             purge_user: s(PURGE_USER),
             claim: s(CLAIM),
             release: s(RELEASE),
+            token_turn: Script::new(TOKEN_TURN),
+            token_publish: Script::new(TOKEN_PUBLISH),
+            token_release: Script::new(TOKEN_RELEASE),
+            token_drop_if: Script::new(TOKEN_DROP_IF),
         }
     }
 }
@@ -509,6 +567,10 @@ impl RedisStore {
 
     fn users_key(&self, appid: &str) -> String {
         format!("{}users:{appid}", self.prefix)
+    }
+
+    fn token_key(&self, appid: &str, mode: &str) -> String {
+        format!("{}token:{appid}:{mode}", self.prefix)
     }
 
     fn idempotency_key(&self, key: &str) -> String {
@@ -805,6 +867,105 @@ impl Store for RedisStore {
                 .invoke::<i64>(c)
         })
         .map(|_| ())
+    }
+
+    fn tokens(&self) -> Option<&dyn TokenStore> {
+        Some(self)
+    }
+}
+
+impl TokenStore for RedisStore {
+    fn token_turn(
+        &self,
+        appid: &str,
+        mode: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<TokenTurn> {
+        let answer: Vec<String> = self.run(|c| {
+            self.scripts
+                .token_turn
+                .key(self.token_key(appid, mode))
+                .arg(now_ms)
+                .arg(holder)
+                .arg(lease_ms)
+                .arg(TOKEN_KEEP_MS)
+                .invoke(c)
+        })?;
+        let unexpected = || {
+            Error::store(format!(
+                "redis store {}: unexpected answer when reading the shared access token of {appid}",
+                self.address
+            ))
+        };
+        let [what, until, token, expires, refresh] = answer.as_slice() else {
+            return Err(unexpected());
+        };
+        let number = |s: &str| s.parse::<i64>().map_err(|_| unexpected());
+        let current = if token.is_empty() {
+            None
+        } else {
+            Some(SharedToken {
+                token: Secret::new(token.as_str()),
+                expires_at_ms: number(expires)?,
+                refresh_at_ms: number(refresh)?,
+            })
+        };
+        match (what.as_str(), current) {
+            ("fresh", Some(t)) => Ok(TokenTurn::Fresh(t)),
+            ("wait", current) => Ok(TokenTurn::Wait {
+                until_ms: number(until)?,
+                current,
+            }),
+            ("fetch", current) => Ok(TokenTurn::Fetch { current }),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn token_publish(
+        &self,
+        appid: &str,
+        mode: &str,
+        holder: &str,
+        token: &SharedToken,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.run(|c| {
+            self.scripts
+                .token_publish
+                .key(self.token_key(appid, mode))
+                .arg(holder)
+                .arg(token.token.expose())
+                .arg(token.expires_at_ms)
+                .arg(token.refresh_at_ms)
+                .arg(now_ms)
+                .arg(TOKEN_KEEP_MS)
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    fn token_release(&self, appid: &str, mode: &str, holder: &str) -> Result<()> {
+        self.run(|c| {
+            self.scripts
+                .token_release
+                .key(self.token_key(appid, mode))
+                .arg(holder)
+                .invoke::<i64>(c)
+        })
+        .map(|_| ())
+    }
+
+    fn token_drop_if(&self, appid: &str, mode: &str, failed: &str) -> Result<bool> {
+        self.run(|c| {
+            self.scripts
+                .token_drop_if
+                .key(self.token_key(appid, mode))
+                .arg(failed)
+                .invoke::<i64>(c)
+        })
+        .map(|n| n == 1)
     }
 }
 

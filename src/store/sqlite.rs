@@ -11,10 +11,11 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
-    Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, Stats, Store,
-    IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+    Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, SharedToken, Stats, Store,
+    TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
 };
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 use crate::sqlite_conn::{self, ProcessConnection};
 
 /// Each entry brings the schema from the version before it to its own number.
@@ -56,6 +57,18 @@ const MIGRATIONS: &[&str] = &[
     // 2: a lease that ran out stays a while, marked returned, so that a late
     // consume spends its use exactly once.
     "ALTER TABLE leases ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;",
+    // 3: one access token per app and token mode for all worker processes,
+    // and the lease of the one process fetching it.
+    "CREATE TABLE tokens (
+        appid TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        token TEXT,
+        expires_at_ms INTEGER,
+        refresh_at_ms INTEGER,
+        holder TEXT,
+        lease_until_ms INTEGER,
+        PRIMARY KEY (appid, mode)
+    );",
 ];
 
 pub struct SqliteStore {
@@ -520,4 +533,143 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+
+    fn tokens(&self) -> Option<&dyn TokenStore> {
+        Some(self)
+    }
+}
+
+/// A row of `tokens`: the shared token (if any), the lease holder and its end.
+struct TokenRow {
+    current: Option<SharedToken>,
+    holder: Option<String>,
+    lease_until_ms: i64,
+}
+
+fn token_row(tx: &Transaction<'_>, appid: &str, mode: &str) -> rusqlite::Result<Option<TokenRow>> {
+    tx.prepare_cached(
+        "SELECT token, expires_at_ms, refresh_at_ms, holder, lease_until_ms
+         FROM tokens WHERE appid = ?1 AND mode = ?2",
+    )?
+    .query_row(params![appid, mode], |r| {
+        let token: Option<String> = r.get(0)?;
+        let current = match token {
+            Some(t) => Some(SharedToken {
+                token: Secret::new(t),
+                expires_at_ms: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                refresh_at_ms: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            }),
+            None => None,
+        };
+        Ok(TokenRow {
+            current,
+            holder: r.get(3)?,
+            lease_until_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+        })
+    })
+    .optional()
+}
+
+impl TokenStore for SqliteStore {
+    fn token_turn(
+        &self,
+        appid: &str,
+        mode: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<TokenTurn> {
+        self.write(|tx| {
+            let row = token_row(tx, appid, mode)?;
+            let (current, other) = match row {
+                Some(row) => {
+                    let other = row
+                        .holder
+                        .filter(|h| h != holder && row.lease_until_ms > now_ms)
+                        .map(|_| row.lease_until_ms);
+                    (row.current, other)
+                }
+                None => (None, None),
+            };
+            if let Some(t) = current.as_ref().filter(|t| now_ms < t.refresh_at_ms) {
+                return Ok(TokenTurn::Fresh(t.clone()));
+            }
+            if let Some(until_ms) = other {
+                return Ok(TokenTurn::Wait { until_ms, current });
+            }
+            tx.prepare_cached(
+                "INSERT INTO tokens (appid, mode, holder, lease_until_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (appid, mode)
+                 DO UPDATE SET holder = excluded.holder, lease_until_ms = excluded.lease_until_ms",
+            )?
+            .execute(params![
+                appid,
+                mode,
+                holder,
+                now_ms.saturating_add(lease_ms)
+            ])?;
+            Ok(TokenTurn::Fetch { current })
+        })
+    }
+
+    fn token_publish(
+        &self,
+        appid: &str,
+        mode: &str,
+        holder: &str,
+        token: &SharedToken,
+        _now_ms: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let row = token_row(tx, appid, mode)?;
+            // A fetch that started earlier than the stored token's (a lease
+            // that ran out while its holder was slow) must not replace it.
+            let newer = match row.as_ref().and_then(|r| r.current.as_ref()) {
+                Some(t) => t.token == token.token || t.expires_at_ms <= token.expires_at_ms,
+                None => true,
+            };
+            if newer {
+                tx.prepare_cached(
+                    "INSERT INTO tokens (appid, mode, token, expires_at_ms, refresh_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (appid, mode) DO UPDATE SET token = excluded.token,
+                       expires_at_ms = excluded.expires_at_ms,
+                       refresh_at_ms = excluded.refresh_at_ms",
+                )?
+                .execute(params![
+                    appid,
+                    mode,
+                    token.token.expose(),
+                    token.expires_at_ms,
+                    token.refresh_at_ms
+                ])?;
+            }
+            end_lease(tx, appid, mode, holder)
+        })
+    }
+
+    fn token_release(&self, appid: &str, mode: &str, holder: &str) -> Result<()> {
+        self.write(|tx| end_lease(tx, appid, mode, holder))
+    }
+
+    fn token_drop_if(&self, appid: &str, mode: &str, failed: &str) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE tokens SET token = NULL, expires_at_ms = NULL, refresh_at_ms = NULL
+                     WHERE appid = ?1 AND mode = ?2 AND token = ?3",
+                )?
+                .execute(params![appid, mode, failed])?;
+            Ok(n > 0)
+        })
+    }
+}
+
+fn end_lease(tx: &Transaction<'_>, appid: &str, mode: &str, holder: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE tokens SET holder = NULL, lease_until_ms = NULL
+         WHERE appid = ?1 AND mode = ?2 AND holder = ?3",
+    )?
+    .execute(params![appid, mode, holder])?;
+    Ok(())
 }
