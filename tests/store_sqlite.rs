@@ -35,7 +35,7 @@ fn the_file_is_private_and_carries_its_schema_version() {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -169,7 +169,8 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "ALTER TABLE leases DROP COLUMN returned; UPDATE schema_version SET version = 1;",
+            "ALTER TABLE leases DROP COLUMN returned; DROP TABLE tokens;
+             UPDATE schema_version SET version = 1;",
         )
         .unwrap();
     }
@@ -178,7 +179,7 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(f.stats(Some("o1"))["leased"], 1);
     f.n.ledger().consume(&lease).unwrap();
     assert_eq!(f.stats(Some("o1"))["leased"], 0);
