@@ -324,7 +324,9 @@ def token_contestants(cfg, server, per_thread, procs):
     tmp = cfg["tmp"]
 
     # build() splits n evenly; PHP has no threads, so its processes send 8× each.
-    build("rust/%dx8" % procs, "Rust, %d processes × 8 threads" % procs, [tools["send"]], procs, 8)
+    # One SQLite store: the token is shared through it, as the PHP workers' is.
+    build("rust/%dx8" % procs, "Rust, %d processes × 8 threads, one SQLite ledger" % procs,
+          [tools["send"]], procs, 8, ["--store", "sqlite:" + os.path.join(tmp, "ledger-token-rust.db")])
     ffi = php + [os.path.join(BENCH, "php", "ffi_send.php"), "--lib", tools["lib"],
                  "--store", "sqlite:" + os.path.join(tmp, "ledger-token.db")]
     build("php-ffi/%dp" % procs, "PHP FFI, %d processes, one SQLite ledger" % procs, ffi, procs, 1)
