@@ -236,8 +236,13 @@ fn when_the_master_exits_the_worker_keeps_its_locks_and_the_data_stays_whole() {
         use_every_connection(&n, "o-master");
         let (worker, mut from_worker) = spawn(|to_master| {
             use_every_connection(&n, "o-worker");
+            let first = locks_line(std::process::id(), &path);
             to_master.send("ready");
-            to_test.send(&locks_line(std::process::id(), &path));
+            // The master and this worker write on the same line to the test:
+            // the master's pid goes first, so this worker speaks only once the
+            // master is gone (its end of our own line closes when it exits).
+            assert_eq!(to_master.recv(), "", "the master exited");
+            to_test.send(&first);
             // Runs on while the master is gone and the third process writes.
             assert_eq!(to_test.recv(), "go");
             for i in 0..EACH {
