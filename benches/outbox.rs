@@ -6,14 +6,15 @@
 
 use std::cell::Cell;
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{
-    black_box, criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput,
-};
+use criterion::measurement::{Measurement, WallTime};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
 use fashop_notify::Notifier;
 
+mod cpu_time;
 #[path = "../tests/redis_server/mod.rs"]
 mod redis_server;
+
+use cpu_time::ThreadCpu;
 
 const APPID: &str = "wxbench000000001";
 
@@ -31,59 +32,6 @@ fn notifier(store: &str) -> Notifier {
     n.load_mappings(APPID, include_str!("../examples/mappings.json"))
         .unwrap();
     n
-}
-
-/// CPU time of the benchmark thread, from Linux's scheduler statistics.
-struct ThreadCpu;
-
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .expect("/proc/thread-self/schedstat (Linux) gives the thread's CPU time")
-}
-
-impl Measurement for ThreadCpu {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns() - start
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Micros
-    }
-}
-
-struct Micros;
-
-impl ValueFormatter for Micros {
-    fn scale_values(&self, _: f64, values: &mut [f64]) -> &'static str {
-        values.iter_mut().for_each(|v| *v *= 1e-3);
-        "µs (cpu)"
-    }
-    fn scale_throughputs(&self, _: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
-        let n = match *t {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Elements(n) => n,
-        };
-        values.iter_mut().for_each(|v| *v = n as f64 * 1e9 / *v);
-        "per cpu second"
-    }
-    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 fn enqueue<M: Measurement>(c: &mut Criterion<M>, group_name: &str, sampling: SamplingMode) {

@@ -3,9 +3,13 @@
 //! meaningful on a machine busy with other work (wall time then counts the
 //! time the benchmark waited for a core).
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use criterion::measurement::{Measurement, WallTime};
+use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode};
 use fashop_notify::Notifier;
+
+mod cpu_time;
+
+use cpu_time::ThreadCpu;
 
 const APPID: &str = "wxbench000000001";
 
@@ -43,73 +47,6 @@ fn payloads() -> Vec<(&'static str, String)> {
             ),
         ),
     ]
-}
-
-/// CPU time of the benchmark thread, from Linux's scheduler statistics. The
-/// counter may advance only at scheduler ticks (4 ms here), so this group takes
-/// few, long samples of equal size.
-struct ThreadCpu;
-
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .expect("/proc/thread-self/schedstat (Linux) gives the thread's CPU time")
-}
-
-impl Measurement for ThreadCpu {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns() - start
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &Nanoseconds
-    }
-}
-
-struct Nanoseconds;
-
-impl ValueFormatter for Nanoseconds {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (factor, unit) = if typical < 1e3 {
-            (1.0, "ns (cpu)")
-        } else if typical < 1e6 {
-            (1e-3, "µs (cpu)")
-        } else {
-            (1e-6, "ms (cpu)")
-        };
-        values.iter_mut().for_each(|v| *v *= factor);
-        unit
-    }
-    fn scale_throughputs(
-        &self,
-        _: f64,
-        throughput: &Throughput,
-        values: &mut [f64],
-    ) -> &'static str {
-        let n = match *throughput {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Elements(n) => n,
-        };
-        values.iter_mut().for_each(|v| *v = n as f64 * 1e9 / *v);
-        "per cpu second"
-    }
-    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 fn render_wall(c: &mut Criterion<WallTime>) {

@@ -9,22 +9,6 @@ static const char *PAYLOAD =
     "{\"touser\": \"oCOutboxBuyer_001\", \"fields\": {\"order_id\": 7, \"order_sn\": \"%s\","
     " \"order_amount\": \"88\", \"order_total_goods_name\": \"帆布包\", \"pay_time\": 1795426265}}";
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static FashopNotifyStatus enqueue(const char *order_sn, char **out) {
     char payload[512];
     snprintf(payload, sizeof payload, PAYLOAD, order_sn);
@@ -55,20 +39,8 @@ static void stats_expect(const char *appid, const char *needle) {
 }
 
 int main(void) {
-    const char *url = sandbox_url();
-    if (!url) {
-        fprintf(stderr, "FASHOP_NOTIFY_SANDBOX_URL is not set: run through scripts/with-sandbox.sh\n");
-        return 1;
-    }
+    if (setup_demo_app("\"max_retries\": 0, \"outbox\": {\"max_attempts\": 3}")) return check_report("test_outbox");
     char buf[1024];
-    snprintf(buf, sizeof buf, "{\"api_base\": \"%s\", \"max_retries\": 0, \"outbox\": {\"max_attempts\": 3}}", url);
-    CHECK_OK(fashop_notify_configure(buf));
-    CHECK_OK(fashop_notify_register_app("{\"appid\": \"wxdemo0000000001\", \"secret\": \"demo-app-secret-0001\"}"));
-    char *mappings = read_file("examples/mappings.json");
-    CHECK(mappings != NULL);
-    if (!mappings) return check_report("test_outbox");
-    CHECK_OK(fashop_notify_load_mappings(APP, mappings));
-    free(mappings);
     const char *tpl = "_uwlWXxdjm2IogKR7PfhIg8Ez9oP0ZV1YgHNMqhQY_C";
     snprintf(buf, sizeof buf,
              "{\"appid\": \"%s\", \"openid\": \"oCOutboxBuyer_001\", \"template_id\": \"%s\", \"count\": 3}", APP, tpl);

@@ -8,22 +8,6 @@ static const char *PAYLOAD =
     "{\"touser\": \"oCTestBuyer_0001\", \"fields\": {\"order_id\": 7, \"order_sn\": \"%s\","
     " \"order_amount\": \"88\", \"order_total_goods_name\": \"帆布包\", \"pay_time\": 1795426265}}";
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Copies the value of "key":"…" out of a JSON text (enough for the template id). */
 static int json_string(const char *json, const char *key, char *out, size_t cap) {
     char needle[64];
@@ -53,20 +37,8 @@ static void control(const char *path, const char *body) {
 }
 
 int main(void) {
-    const char *url = sandbox_url();
-    if (!url) {
-        fprintf(stderr, "FASHOP_NOTIFY_SANDBOX_URL is not set: run through scripts/with-sandbox.sh\n");
-        return 1;
-    }
+    if (setup_demo_app("\"max_retries\": 1")) return check_report("test_send");
     char buf[1024];
-    snprintf(buf, sizeof buf, "{\"api_base\": \"%s\", \"max_retries\": 1}", url);
-    CHECK_OK(fashop_notify_configure(buf));
-    CHECK_OK(fashop_notify_register_app("{\"appid\": \"wxdemo0000000001\", \"secret\": \"demo-app-secret-0001\"}"));
-    char *mappings = read_file("examples/mappings.json");
-    CHECK(mappings != NULL);
-    if (!mappings) return check_report("test_send");
-    CHECK_OK(fashop_notify_load_mappings(APP, mappings));
-    free(mappings);
 
     char *out = NULL;
     char tpl[128] = "";
