@@ -5,10 +5,14 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout,
     Transport as WireTransport,
@@ -19,6 +23,11 @@ use crate::secret::Secret;
 
 /// Answers larger than this are refused: WeChat's largest (template lists) are a few KiB.
 const MAX_REPLY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How long a looked-up host's addresses are used for new connections. ureq
+/// resolves before every request, even one that goes out on a pooled
+/// connection, so without this every send would ask the system resolver again.
+const HOST_TTL: Duration = Duration::from_secs(60);
 
 /// The HTTP methods WeChat's JSON APIs use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +274,7 @@ impl HttpClient {
 /// parent must never carry a child's request, so a new process gets a new agent.
 pub struct UreqTransport {
     slot: Mutex<AgentSlot>,
+    hosts: Arc<HostCache>,
 }
 
 /// Timeouts only: the agent's own Debug would show proxy settings, which may
@@ -300,6 +310,7 @@ impl UreqTransport {
                 agent: None,
                 inherited: Vec::new(),
             }),
+            hosts: Arc::new(HostCache::new(HOST_TTL)),
         }
     }
 
@@ -342,11 +353,7 @@ impl UreqTransport {
             .user_agent(concat!("fashop-notify/", env!("CARGO_PKG_VERSION")))
             .build();
         let connector = DefaultConnector::new().chain(PhaseConnector);
-        let agent = ureq::Agent::with_parts(
-            config,
-            connector,
-            ureq::unversioned::resolver::DefaultResolver::default(),
-        );
+        let agent = ureq::Agent::with_parts(config, connector, self.hosts.resolver());
         slot.agent = Some(agent.clone());
         agent
     }
@@ -376,7 +383,11 @@ impl Transport for UreqTransport {
         AWAITING_ANSWER.with(|a| a.set(false));
         let result = Self::exchange(&agent, req);
         let written = AWAITING_ANSWER.with(|a| a.replace(false));
-        result.map_err(|e| classify(req, &e, written))
+        result.map_err(|e| {
+            // The host may have moved: the next connection looks it up again.
+            self.hosts.forget();
+            classify(req, &e, written)
+        })
     }
 }
 
@@ -435,7 +446,8 @@ fn classify(req: &HttpRequest, e: &ureq::Error, written: bool) -> TransportError
     }
 }
 
-/// Wraps every connection ureq opens so that the phase of a failure is known.
+/// Wraps every connection ureq opens so that the phase of a failure is known,
+/// and so that a request leaves in one write.
 #[derive(Debug)]
 struct PhaseConnector;
 
@@ -447,33 +459,172 @@ impl Connector<Box<dyn WireTransport>> for PhaseConnector {
         _details: &ConnectionDetails,
         chained: Option<Box<dyn WireTransport>>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(PhaseTransport))
+        Ok(chained.map(|wire| PhaseTransport {
+            wire,
+            unsent: Vec::new(),
+        }))
     }
 }
 
+/// ureq writes the request head and the body separately; sent as they come,
+/// they are two packets, and the server wakes up for the head only to wait
+/// for the body. The bytes are held until ureq waits for the answer (it
+/// never waits before the whole request is out: no `Expect: 100-continue`)
+/// and then go out together.
 #[derive(Debug)]
-struct PhaseTransport(Box<dyn WireTransport>);
+struct PhaseTransport {
+    wire: Box<dyn WireTransport>,
+    unsent: Vec<u8>,
+}
+
+impl PhaseTransport {
+    fn send_unsent(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let mut from = 0;
+        while from < self.unsent.len() {
+            let output = self.wire.buffers().output();
+            let amount = output.len().min(self.unsent.len() - from);
+            output[..amount].copy_from_slice(&self.unsent[from..from + amount]);
+            if let Err(e) = self.wire.transmit_output(amount, timeout) {
+                self.unsent.clear();
+                return Err(match e {
+                    // The deadline that ran out is the answer's, but the request was not out yet.
+                    ureq::Error::Timeout(_) => ureq::Error::Timeout(ureq::Timeout::SendRequest),
+                    other => other,
+                });
+            }
+            from += amount;
+        }
+        self.unsent.clear();
+        Ok(())
+    }
+}
 
 impl WireTransport for PhaseTransport {
     fn buffers(&mut self) -> &mut dyn Buffers {
-        self.0.buffers()
+        self.wire.buffers()
     }
 
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.0.transmit_output(amount, timeout)
+    fn transmit_output(&mut self, amount: usize, _timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let output = &self.wire.buffers().output()[..amount];
+        self.unsent.extend_from_slice(output);
+        Ok(())
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.send_unsent(timeout)?;
+        AWAITING_ANSWER.with(|a| a.set(true));
+        if self.wire.buffers().can_use_input() {
+            return Ok(true);
+        }
+        self.wire.await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.send_unsent(timeout)?;
         AWAITING_ANSWER.with(|a| a.set(true));
-        self.0.await_input(timeout)
+        self.wire.await_input(timeout)
     }
 
     fn is_open(&mut self) -> bool {
-        self.0.is_open()
+        self.wire.is_open()
     }
 
     fn is_tls(&self) -> bool {
-        self.0.is_tls()
+        self.wire.is_tls()
+    }
+}
+
+/// The addresses of the one host this process talks to (WeChat's API, or the
+/// sandbox), shared by the agents of a transport. An IP literal is never looked
+/// up; a host name is looked up at most once per TTL, with ureq's resolve
+/// timeout. ureq's own resolver enforces that timeout by starting a thread for
+/// every lookup, and it resolves before every request: that was a thread per
+/// send, whose start-up on a busy machine cost more wall time than the send.
+#[derive(Debug)]
+struct HostCache {
+    ttl: Duration,
+    entry: Mutex<Option<CachedHost>>,
+    /// Lookups through the system resolver, for tests.
+    lookups: AtomicU64,
+}
+
+#[derive(Debug)]
+struct CachedHost {
+    /// `scheme://host:port`: another base URL never gets these addresses.
+    key: String,
+    addrs: ResolvedSocketAddrs,
+    until: Instant,
+}
+
+impl HostCache {
+    fn new(ttl: Duration) -> Self {
+        HostCache {
+            ttl,
+            entry: Mutex::new(None),
+            lookups: AtomicU64::new(0),
+        }
+    }
+
+    fn resolver(self: &Arc<Self>) -> HostResolver {
+        HostResolver(self.clone())
+    }
+
+    fn forget(&self) {
+        *self.entry.lock() = None;
+    }
+
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let system = DefaultResolver::default();
+        let host = uri.host().unwrap_or_default();
+        let literal = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok();
+        if literal {
+            // Without a timeout ureq's resolver stays on this thread, and an
+            // `ip:port` text is parsed, not looked up.
+            return system.resolve(uri, config, NextTimeout::default());
+        }
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        let now = Instant::now();
+        if let Some(hit) = self.entry.lock().as_ref() {
+            if hit.key == key && now < hit.until {
+                return Ok(hit.addrs.clone());
+            }
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let addrs = system.resolve(uri, config, timeout)?;
+        *self.entry.lock() = Some(CachedHost {
+            key,
+            addrs: addrs.clone(),
+            until: now + self.ttl,
+        });
+        Ok(addrs)
+    }
+}
+
+/// ureq's view of a [`HostCache`].
+#[derive(Debug)]
+struct HostResolver(Arc<HostCache>);
+
+impl Resolver for HostResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        self.0.resolve(uri, config, timeout)
     }
 }
 
@@ -632,5 +783,149 @@ mod tests {
         // The same process keeps its agent.
         t.agent();
         assert_eq!(t.slot.lock().inherited.len(), 1);
+    }
+
+    fn resolve(cache: &HostCache, url: &str) -> Vec<std::net::SocketAddr> {
+        let uri: Uri = url.parse().unwrap();
+        let timeout = NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::Exact(Duration::from_secs(5)),
+            reason: ureq::Timeout::Resolve,
+            ..NextTimeout::default()
+        };
+        let config = ureq::config::Config::default();
+        cache.resolve(&uri, &config, timeout).unwrap().to_vec()
+    }
+
+    #[test]
+    fn an_ip_literal_is_never_looked_up() {
+        let cache = HostCache::new(HOST_TTL);
+        let v4 = resolve(&cache, "http://127.0.0.1:8080/cgi-bin/token");
+        assert_eq!(v4, vec!["127.0.0.1:8080".parse().unwrap()]);
+        let v6 = resolve(&cache, "http://[::1]:8081/x");
+        assert_eq!(v6, vec!["[::1]:8081".parse().unwrap()]);
+        let default_port = resolve(&cache, "https://10.1.2.3/x");
+        assert_eq!(default_port, vec!["10.1.2.3:443".parse().unwrap()]);
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_host_name_is_looked_up_once_per_ttl_and_per_host() {
+        let cache = HostCache::new(HOST_TTL);
+        let first = resolve(&cache, "http://localhost:8080/a");
+        assert!(!first.is_empty());
+        assert!(first
+            .iter()
+            .all(|a| a.port() == 8080 && a.ip().is_loopback()));
+        assert_eq!(resolve(&cache, "http://localhost:8080/b"), first);
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), 1);
+        // Another port is another server: its own lookup, never the old addresses.
+        let other = resolve(&cache, "http://localhost:8081/a");
+        assert!(other.iter().all(|a| a.port() == 8081));
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), 2);
+        // After a failed request the host is looked up again.
+        cache.forget();
+        resolve(&cache, "http://localhost:8081/a");
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn an_expired_host_is_looked_up_again() {
+        let cache = HostCache::new(Duration::ZERO);
+        resolve(&cache, "http://localhost:8080/a");
+        resolve(&cache, "http://localhost:8080/a");
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), 2);
+    }
+
+    /// One request as a keep-alive server saw it.
+    struct Seen {
+        connection: usize,
+        /// Reads it took to receive the whole request.
+        reads: usize,
+        body: Vec<u8>,
+    }
+
+    /// A keep-alive server answering `{}` to every request and reporting each.
+    fn keep_alive_server() -> (String, std::sync::mpsc::Receiver<Seen>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (connection, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { return };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    loop {
+                        let mut reads = 0;
+                        let mut chunk = [0u8; 65536];
+                        let (head_end, length) = loop {
+                            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                                let length = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                                if buf.len() >= end + 4 + length {
+                                    break (end + 4, length);
+                                }
+                            }
+                            match conn.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    reads += 1;
+                                    buf.extend_from_slice(&chunk[..n]);
+                                }
+                            }
+                        };
+                        let body = buf[head_end..head_end + length].to_vec();
+                        buf.drain(..head_end + length);
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+                        if conn.write_all(answer).is_err() {
+                            return;
+                        }
+                        let seen = Seen {
+                            connection,
+                            reads,
+                            body,
+                        };
+                        if tx.send(seen).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (base, rx)
+    }
+
+    #[test]
+    fn requests_share_one_connection_and_leave_in_one_write() {
+        let (base, seen) = keep_alive_server();
+        let t = UreqTransport::new(&Config::default());
+        for i in 0..3 {
+            let body = format!("{{\"n\":{i}}}");
+            let req = HttpRequest::new(Method::Post, &base, "/cgi-bin/message/subscribe/send")
+                .credential("access_token", Secret::new("TOKEN"))
+                .json_body(body.clone());
+            let reply = t.call(&req).unwrap();
+            assert_eq!((reply.status, reply.body.as_slice()), (200, &b"{}"[..]));
+            let s = seen.recv().unwrap();
+            assert_eq!(s.connection, 0, "request {i} opened a new connection");
+            assert_eq!(s.body, body.as_bytes());
+            // Head and body in one write arrive together on loopback.
+            assert_eq!(s.reads, 1, "request {i} came in {} pieces", s.reads);
+        }
+        assert_eq!(t.hosts.lookups.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_body_larger_than_the_output_buffer_arrives_whole() {
+        let (base, seen) = keep_alive_server();
+        let t = UreqTransport::new(&Config::default());
+        let body: Vec<u8> = (0..300_000).map(|i| b'a' + (i % 26) as u8).collect();
+        let req = HttpRequest::new(Method::Post, &base, "/x").json_body(body.clone());
+        assert_eq!(t.call(&req).unwrap().status, 200);
+        assert_eq!(seen.recv().unwrap().body, body);
     }
 }
