@@ -108,13 +108,20 @@ impl HttpRequest {
     /// The full URL including the credentials. Only a transport may use it, and
     /// it must never end up in a message.
     pub fn url_with_credentials(&self) -> String {
-        let mut url = format!("{}{}", self.base, self.path);
+        let extra: usize = self
+            .credentials
+            .iter()
+            .map(|(name, value)| name.len() + value.expose().len() * 3 + 2)
+            .sum();
+        let mut url = String::with_capacity(self.base.len() + self.path.len() + extra);
+        url.push_str(&self.base);
+        url.push_str(&self.path);
         let mut sep = if self.path.contains('?') { '&' } else { '?' };
         for (name, value) in &self.credentials {
             url.push(sep);
             url.push_str(name);
             url.push('=');
-            url.push_str(&percent_encode(value.expose()));
+            percent_encode_into(value.expose(), &mut url);
             sep = '&';
         }
         url
@@ -128,12 +135,11 @@ impl HttpRequest {
     /// `text` with every credential value of this request replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
         self.credentials.iter().fold(text.to_string(), |t, (_, v)| {
-            let encoded = percent_encode(v.expose());
             // Most tokens encode to themselves: one pass is enough then.
-            if encoded == v.expose() {
+            if v.expose().bytes().all(unreserved) {
                 v.redact(&t)
             } else {
-                v.redact(&Secret::new(encoded).redact(&t))
+                v.redact(&Secret::new(percent_encode(v.expose())).redact(&t))
             }
         })
     }
@@ -156,22 +162,33 @@ impl fmt::Debug for HttpRequest {
     }
 }
 
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn percent_encode(value: &str) -> String {
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    let mut out = String::with_capacity(value.len());
+    percent_encode_into(value, &mut out);
+    out
+}
+
+fn percent_encode_into(value: &str, out: &mut String) {
     // Tokens are nearly always plain: one copy instead of a push per byte.
     if value.bytes().all(unreserved) {
-        return value.to_string();
+        out.push_str(value);
+        return;
     }
-    let mut out = String::with_capacity(value.len());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
         if unreserved(b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
         }
     }
-    out
 }
 
 /// What came back: any HTTP status (5xx bodies stay readable) and the body.
@@ -550,8 +567,9 @@ struct HostCache {
 
 #[derive(Debug)]
 struct CachedHost {
-    /// `scheme://host:port`: another base URL never gets these addresses.
-    key: String,
+    /// Another base URL never gets these addresses.
+    scheme: String,
+    authority: String,
     addrs: ResolvedSocketAddrs,
     until: Instant,
 }
@@ -579,6 +597,14 @@ impl HostCache {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let scheme = uri.scheme_str().unwrap_or_default();
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let now = Instant::now();
+        if let Some(hit) = self.entry.lock().as_ref() {
+            if hit.scheme == scheme && hit.authority == authority && now < hit.until {
+                return Ok(hit.addrs.clone());
+            }
+        }
         let system = DefaultResolver::default();
         let host = uri.host().unwrap_or_default();
         let literal = host
@@ -586,26 +612,17 @@ impl HostCache {
             .trim_end_matches(']')
             .parse::<IpAddr>()
             .is_ok();
-        if literal {
+        let addrs = if literal {
             // Without a timeout ureq's resolver stays on this thread, and an
             // `ip:port` text is parsed, not looked up.
-            return system.resolve(uri, config, NextTimeout::default());
-        }
-        let key = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or_default(),
-            uri.authority().map(|a| a.as_str()).unwrap_or_default()
-        );
-        let now = Instant::now();
-        if let Some(hit) = self.entry.lock().as_ref() {
-            if hit.key == key && now < hit.until {
-                return Ok(hit.addrs.clone());
-            }
-        }
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-        let addrs = system.resolve(uri, config, timeout)?;
+            system.resolve(uri, config, NextTimeout::default())?
+        } else {
+            self.lookups.fetch_add(1, Ordering::Relaxed);
+            system.resolve(uri, config, timeout)?
+        };
         *self.entry.lock() = Some(CachedHost {
-            key,
+            scheme: scheme.to_string(),
+            authority: authority.to_string(),
             addrs: addrs.clone(),
             until: now + self.ttl,
         });
