@@ -295,8 +295,8 @@ impl TokenCache {
         let lifetime_ms = fresh.expires_in_secs.saturating_mul(1000);
         let expires_at_ms = started.saturating_add(lifetime_ms);
         // stable_token hands out the same token, with its remaining life,
-        // until it expires: asking again before then gains nothing, so the
-        // token is kept to its end.
+        // until its last 300 s (a margin longer than that asks earlier):
+        // asking again before its end gains nothing, so it is kept to its end.
         let same = shared_current == Some(&fresh.token)
             || self
                 .state

@@ -18,6 +18,11 @@ use crate::secret::Secret;
 pub(crate) const PERMIT_LIFETIME_SECS: i64 = 7 * 86_400;
 /// Uses of a prepay_id.
 pub(crate) const PREPAY_USES: u32 = 3;
+/// WeChat's token lifetime, and how long before its end normal-mode
+/// stable_token hands out the next token.
+const WECHAT_EXPIRES_IN: i64 = 7_200;
+const STABLE_RENEW_AHEAD_SECS: i64 = 300;
+
 /// Minimum distance between two forced stable_token refreshes, and the daily cap.
 pub(crate) const FORCE_REFRESH_GAP_SECS: i64 = 30;
 pub(crate) const FORCE_REFRESH_PER_DAY: u32 = 20;
@@ -651,7 +656,14 @@ impl World {
         Answer::ok_json(json!({ "access_token": token, "expires_in": expires_in }))
     }
 
-    /// `POST /cgi-bin/stable_token`: one token per app while it is valid;
+    /// How early normal mode renews a stable token: WeChat's 300 s of 7200,
+    /// the same share of a lifetime the sandbox was given.
+    fn stable_renew_ahead_secs(&self) -> i64 {
+        self.settings.expires_in * STABLE_RENEW_AHEAD_SECS / WECHAT_EXPIRES_IN
+    }
+
+    /// `POST /cgi-bin/stable_token`: one token per app while it is valid, a
+    /// new one in its last minutes (the old one stays valid to its end);
     /// `force_refresh` replaces it at most once per 30 s and 20 times a day.
     pub(crate) fn stable_token(&mut self, body: &Value, now: i64) -> Answer {
         let field = |k: &str| body.get(k).and_then(Value::as_str);
@@ -671,12 +683,20 @@ impl World {
         };
         let appid = field("appid").unwrap_or_default().to_string();
         let current = self.apps[&appid].stable_token.clone();
+        // Normal mode renews a token in its last minutes: the caller gets a
+        // new one while the old one lives out its time.
+        let mut renewing = false;
         if !force {
             if let Some(tok) = &current {
                 if let Some(info) = self.tokens.get(tok) {
                     if now < info.valid_until && now < info.expires_at {
                         let left = info.expires_at - now;
-                        return Answer::ok_json(json!({ "access_token": tok, "expires_in": left }));
+                        if left > self.stable_renew_ahead_secs() {
+                            return Answer::ok_json(
+                                json!({ "access_token": tok, "expires_in": left }),
+                            );
+                        }
+                        renewing = true;
                     }
                 }
             }
@@ -709,7 +729,7 @@ impl World {
         }
         let token = self.new_token();
         let expires_in = self.settings.expires_in;
-        if let Some(old) = current {
+        if let Some(old) = current.filter(|_| !renewing) {
             if let Some(info) = self.tokens.get_mut(&old) {
                 info.valid_until = info.valid_until.min(now);
             }
