@@ -112,6 +112,17 @@ pub struct SendReport {
 impl Notifier {
     /// Sends the event's message to `payload.touser`. See `SendReport`.
     pub fn send(&self, appid: &str, event: &str, payload_json: &str) -> SendReport {
+        self.send_with_text(appid, event, payload_json).0
+    }
+
+    /// `send`, with the outcome's JSON when the idempotency record already
+    /// serialized it (else `None`).
+    fn send_with_text(
+        &self,
+        appid: &str,
+        event: &str,
+        payload_json: &str,
+    ) -> (SendReport, Option<String>) {
         let started = Instant::now();
         // One write of this send's figures to a shared store, not one per figure.
         let _figures = self.metrics.batch();
@@ -122,13 +133,14 @@ impl Notifier {
         let (app, msg) = match prepared {
             Ok(p) => p,
             Err(e) => {
-                return SendReport {
+                let report = SendReport {
                     result: Err(e),
                     outcome: None,
-                }
+                };
+                return (report, None);
             }
         };
-        self.send_rendered(&app, event, &msg, started, &|| Ok(()))
+        self.send_rendered_with_text(&app, event, &msg, started, &|| Ok(()))
     }
 
     /// Sends a message rendered earlier (the outbox's flush). `before_post`
@@ -142,12 +154,26 @@ impl Notifier {
         started: Instant,
         before_post: &dyn Fn() -> Result<()>,
     ) -> SendReport {
+        self.send_rendered_with_text(app, event, msg, started, before_post)
+            .0
+    }
+
+    fn send_rendered_with_text(
+        &self,
+        app: &App,
+        event: &str,
+        msg: &RenderedMessage,
+        started: Instant,
+        before_post: &dyn Fn() -> Result<()>,
+    ) -> (SendReport, Option<String>) {
         let appid = app.appid.as_str();
-        let mut report = self.send_once(app, event, msg, before_post);
+        let (mut report, text) = self.send_once(app, event, msg, started, before_post);
         report.result = self.noted("send", report.result);
         if let Some(outcome) = report.outcome.as_mut() {
             let elapsed = started.elapsed();
-            outcome.elapsed_ms = elapsed.as_millis() as u64;
+            if text.is_none() {
+                outcome.elapsed_ms = elapsed.as_millis() as u64;
+            }
             self.observe_send(&SendRecord {
                 appid,
                 event,
@@ -161,7 +187,7 @@ impl Notifier {
                 msgid: outcome.msgid.as_ref().and_then(|m| m.as_i64()),
             });
         }
-        report
+        (report, text)
     }
 
     /// `send` for the C boundary: the status and the outcome JSON.
@@ -171,26 +197,33 @@ impl Notifier {
         event: &str,
         payload_json: &str,
     ) -> (Result<()>, Option<String>) {
-        let report = self.send(appid, event, payload_json);
-        let text = report
-            .outcome
-            .as_ref()
-            .map(|o| serde_json::to_string(o).unwrap_or_default());
+        let (report, text) = self.send_with_text(appid, event, payload_json);
+        let text = text.or_else(|| {
+            report
+                .outcome
+                .as_ref()
+                .map(|o| serde_json::to_string(o).unwrap_or_default())
+        });
         (report.result, text)
     }
 
+    /// One send under its idempotency key. A delivered (or maybe delivered)
+    /// outcome is recorded under the key as JSON; that text comes back too, so
+    /// the outcome is serialized once. Its `elapsed_ms` is set before the record
+    /// is written, and the outcome is not changed after.
     fn send_once(
         &self,
         app: &App,
         event: &str,
         msg: &RenderedMessage,
+        started: Instant,
         before_post: &dyn Fn() -> Result<()>,
-    ) -> SendReport {
+    ) -> (SendReport, Option<String>) {
         let key = msg.idempotency_key.as_str();
         if key.is_empty() {
-            return self.deliver(app, event, msg, before_post);
+            return (self.deliver(app, event, msg, before_post), None);
         }
-        match self.ledger.idempotency_claim(key, CLAIM_LEASE_MS) {
+        let report = match self.ledger.idempotency_claim(key, CLAIM_LEASE_MS) {
             Err(e) => SendReport {
                 result: Err(e),
                 outcome: None,
@@ -205,17 +238,20 @@ impl Notifier {
                 }
             }
             Ok(Claim::Fresh) => {
-                let report = self.deliver(app, event, msg, before_post);
-                let settled = match report.outcome.as_ref().map(|o| o.status) {
+                let mut report = self.deliver(app, event, msg, before_post);
+                let mut text = None;
+                let settled = match report.outcome.as_mut() {
                     // Delivered, or maybe delivered: a retry must not send again.
-                    Some("sent") | Some("uncertain") => {
-                        let text = serde_json::to_string(report.outcome.as_ref().unwrap())
-                            .unwrap_or_default();
-                        self.ledger.idempotency_complete(key, &text)
+                    Some(o) if matches!(o.status, "sent" | "uncertain") => {
+                        o.elapsed_ms = started.elapsed().as_millis() as u64;
+                        let record = serde_json::to_string(o).unwrap_or_default();
+                        let stored = self.ledger.idempotency_complete(key, &record);
+                        text = Some(record);
+                        stored
                     }
                     _ => self.ledger.idempotency_release(key),
                 };
-                match settled {
+                let report = match settled {
                     Ok(()) => report,
                     // The message went out but the record did not stick: say so
                     // rather than pretend all is well.
@@ -224,9 +260,11 @@ impl Notifier {
                         outcome: report.outcome,
                     },
                     Err(_) => report,
-                }
+                };
+                return (report, text);
             }
-        }
+        };
+        (report, None)
     }
 
     /// Takes permits and POSTs until the policy settles the send.
@@ -515,5 +553,67 @@ mod tests {
             MessageKind::Subscribe,
         );
         assert_eq!(m, "unsupported rid: 1");
+    }
+
+    /// A notifier whose WeChat is in memory: every token fetch and send succeeds.
+    fn shop_in_memory() -> Notifier {
+        use crate::http::{HttpReply, MemoryTransport};
+        let n = Notifier::with_clock(std::sync::Arc::new(crate::clock::ManualClock::at(
+            1_700_000_000,
+        )));
+        n.configure(r#"{"api_base":"http://wechat.test"}"#).unwrap();
+        n.register_app(r#"{"appid":"wx00000000000000b2","secret":"S"}"#)
+            .unwrap();
+        let doc = include_str!("../examples/mappings.json");
+        n.load_mappings("wx00000000000000b2", doc).unwrap();
+        n.set_transport(MemoryTransport::new(|req| {
+            Ok(HttpReply::json(&if req.route() == SUBSCRIBE_PATH {
+                serde_json::json!({"errcode": 0, "errmsg": "ok", "msgid": 77})
+            } else {
+                serde_json::json!({"access_token": "T", "expires_in": 7200})
+            }))
+        }));
+        n
+    }
+
+    fn pay_success(order_sn: &str) -> String {
+        let fields = serde_json::json!({
+            "order_id": 1, "order_sn": order_sn, "order_amount": "9.90",
+            "order_total_goods_name": "袜子", "order_total_goods_num": 1, "pay_time": 1_795_354_200
+        });
+        serde_json::json!({"touser": "oBuyer", "fields": fields}).to_string()
+    }
+
+    #[test]
+    fn the_outcome_json_is_the_text_recorded_under_the_key() {
+        let n = shop_in_memory();
+        let tpl = n
+            .render_message(
+                "wx00000000000000b2",
+                "order_pay_success",
+                &pay_success("SN1"),
+            )
+            .unwrap()
+            .template_id;
+        let grant = serde_json::json!({"openid": "oBuyer", "kind": "subscribe", "template_id": tpl, "count": 2});
+        n.add_permit("wx00000000000000b2", &grant.to_string())
+            .unwrap();
+
+        let (result, text) = n.send_json(
+            "wx00000000000000b2",
+            "order_pay_success",
+            &pay_success("SN1"),
+        );
+        result.unwrap();
+        let text = text.unwrap();
+        let outcome: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(outcome["status"], "sent");
+        assert_eq!(outcome["msgid"], 77);
+        assert_eq!(outcome["permit"]["remaining"], 1);
+        let key = outcome["idempotency_key"].as_str().unwrap();
+        match n.ledger.idempotency_claim(key, 1_000).unwrap() {
+            Claim::Done(recorded) => assert_eq!(recorded, text),
+            other => panic!("expected the recorded outcome, got {other:?}"),
+        }
     }
 }
