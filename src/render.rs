@@ -54,6 +54,31 @@ impl Notifier {
         event: &str,
         payload_json: &str,
     ) -> Result<RenderedMessage> {
+        self.render_with(appid, event, payload_json, false)
+            .map(|(msg, _)| msg)
+    }
+
+    /// `render_message` for `send`: a subscribe message's body is written
+    /// straight from the mapping as the POST's text (the same text as
+    /// serializing the map, see `render`) and its `body` map is left empty,
+    /// which saves building, serializing and dropping the map on every send.
+    /// A legacy template message keeps its map: `send` adds the form_id to it.
+    pub(crate) fn render_for_send(
+        &self,
+        appid: &str,
+        event: &str,
+        payload_json: &str,
+    ) -> Result<(RenderedMessage, Option<String>)> {
+        self.render_with(appid, event, payload_json, true)
+    }
+
+    fn render_with(
+        &self,
+        appid: &str,
+        event: &str,
+        payload_json: &str,
+        subscribe_as_text: bool,
+    ) -> Result<(RenderedMessage, Option<String>)> {
         let mappings = self.mappings_of(appid)?;
         let mapping = mapped_event(&mappings, appid, event)?;
         let payload = parse_payload(payload_json, &mapping.slots)?;
@@ -74,14 +99,23 @@ impl Notifier {
             (None, Some(sn)) => format!("{appid}:{event}:{}:{sn}", parts.touser),
             (None, None) => String::new(),
         };
-        Ok(RenderedMessage {
+        let touser = parts.touser.to_string();
+        let (body, text) = if subscribe_as_text && mapping.kind == MessageKind::Subscribe {
+            let text = serde_json::to_string(&parts)
+                .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))?;
+            (Map::new(), Some(text))
+        } else {
+            (parts.into_body(), None)
+        };
+        let msg = RenderedMessage {
             kind: mapping.kind,
             template_id: mapping.template_id.to_string(),
-            touser: parts.touser.to_string(),
+            touser,
             order_sn,
             idempotency_key,
-            body: parts.into_body(),
-        })
+            body,
+        };
+        Ok((msg, text))
     }
 
     /// The exact JSON body `send` would POST (without a legacy form_id): the

@@ -3,6 +3,7 @@
 //! policy of docs/spec/wechat.md; an idempotency key makes a retried PHP request
 //! a duplicate instead of a second message.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -129,8 +130,8 @@ impl Notifier {
         let prepared = self
             .apps
             .get(appid)
-            .and_then(|app| Ok((app, self.render_message(appid, event, payload_json)?)));
-        let (app, msg) = match prepared {
+            .and_then(|app| Ok((app, self.render_for_send(appid, event, payload_json)?)));
+        let (app, (msg, body)) = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let report = SendReport {
@@ -140,7 +141,7 @@ impl Notifier {
                 return (report, None);
             }
         };
-        self.send_rendered_with_text(&app, event, &msg, started, &|| Ok(()))
+        self.send_rendered_with_text(&app, event, &msg, body.as_deref(), started, &|| Ok(()))
     }
 
     /// Sends a message rendered earlier (the outbox's flush). `before_post`
@@ -154,20 +155,22 @@ impl Notifier {
         started: Instant,
         before_post: &dyn Fn() -> Result<()>,
     ) -> SendReport {
-        self.send_rendered_with_text(app, event, msg, started, before_post)
+        self.send_rendered_with_text(app, event, msg, None, started, before_post)
             .0
     }
 
+    /// `body`: the POST's text when `render_for_send` wrote it (then `msg.body` is empty).
     fn send_rendered_with_text(
         &self,
         app: &App,
         event: &str,
         msg: &RenderedMessage,
+        body: Option<&str>,
         started: Instant,
         before_post: &dyn Fn() -> Result<()>,
     ) -> (SendReport, Option<String>) {
         let appid = app.appid.as_str();
-        let (mut report, text) = self.send_once(app, event, msg, started, before_post);
+        let (mut report, text) = self.send_once(app, event, msg, body, started, before_post);
         report.result = self.noted("send", report.result);
         if let Some(outcome) = report.outcome.as_mut() {
             let elapsed = started.elapsed();
@@ -216,12 +219,13 @@ impl Notifier {
         app: &App,
         event: &str,
         msg: &RenderedMessage,
+        body: Option<&str>,
         started: Instant,
         before_post: &dyn Fn() -> Result<()>,
     ) -> (SendReport, Option<String>) {
         let key = msg.idempotency_key.as_str();
         if key.is_empty() {
-            return (self.deliver(app, event, msg, before_post), None);
+            return (self.deliver(app, event, msg, body, before_post), None);
         }
         let report = match self.ledger.idempotency_claim(key, CLAIM_LEASE_MS) {
             Err(e) => SendReport {
@@ -238,7 +242,7 @@ impl Notifier {
                 }
             }
             Ok(Claim::Fresh) => {
-                let mut report = self.deliver(app, event, msg, before_post);
+                let mut report = self.deliver(app, event, msg, body, before_post);
                 let mut text = None;
                 let settled = match report.outcome.as_mut() {
                     // Delivered, or maybe delivered: a retry must not send again.
@@ -267,12 +271,14 @@ impl Notifier {
         (report, None)
     }
 
-    /// Takes permits and POSTs until the policy settles the send.
+    /// Takes permits and POSTs until the policy settles the send. `rendered`:
+    /// the subscribe body's text, when the message's map was left empty.
     fn deliver(
         &self,
         app: &App,
         event: &str,
         msg: &RenderedMessage,
+        rendered: Option<&str>,
         before_post: &dyn Fn() -> Result<()>,
     ) -> SendReport {
         let (request, path) = match msg.kind {
@@ -290,7 +296,10 @@ impl Notifier {
                 Ok(None) => return no_permit(outcome, msg, event),
                 Err(e) => return fail(outcome, e),
             };
-            let body = body_for(msg, &lease);
+            let body = match rendered {
+                Some(text) if msg.kind == MessageKind::Subscribe => Cow::Borrowed(text),
+                _ => Cow::Owned(body_for(msg, &lease)),
+            };
             let mut retries = 0;
             loop {
                 if let Err(e) = before_post() {
@@ -556,7 +565,7 @@ mod tests {
     }
 
     /// A notifier whose WeChat is in memory: every token fetch and send succeeds.
-    fn shop_in_memory() -> Notifier {
+    fn shop_in_memory() -> (Notifier, std::sync::Arc<crate::http::MemoryTransport>) {
         use crate::http::{HttpReply, MemoryTransport};
         let n = Notifier::with_clock(std::sync::Arc::new(crate::clock::ManualClock::at(
             1_700_000_000,
@@ -566,14 +575,15 @@ mod tests {
             .unwrap();
         let doc = include_str!("../examples/mappings.json");
         n.load_mappings("wx00000000000000b2", doc).unwrap();
-        n.set_transport(MemoryTransport::new(|req| {
+        let wechat = MemoryTransport::new(|req| {
             Ok(HttpReply::json(&if req.route() == SUBSCRIBE_PATH {
                 serde_json::json!({"errcode": 0, "errmsg": "ok", "msgid": 77})
             } else {
                 serde_json::json!({"access_token": "T", "expires_in": 7200})
             }))
-        }));
-        n
+        });
+        n.set_transport(wechat.clone());
+        (n, wechat)
     }
 
     fn pay_success(order_sn: &str) -> String {
@@ -586,7 +596,7 @@ mod tests {
 
     #[test]
     fn the_outcome_json_is_the_text_recorded_under_the_key() {
-        let n = shop_in_memory();
+        let (n, _) = shop_in_memory();
         let tpl = n
             .render_message(
                 "wx00000000000000b2",
@@ -615,5 +625,33 @@ mod tests {
             Claim::Done(recorded) => assert_eq!(recorded, text),
             other => panic!("expected the recorded outcome, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_subscribe_send_posts_exactly_the_rendered_body() {
+        let (n, wechat) = shop_in_memory();
+        let appid = "wx00000000000000b2";
+        let payload = pay_success("SN2");
+        let msg = n
+            .render_message(appid, "order_pay_success", &payload)
+            .unwrap();
+        let grant = serde_json::json!({"openid": "oBuyer", "kind": "subscribe", "template_id": msg.template_id, "count": 1});
+        n.add_permit(appid, &grant.to_string()).unwrap();
+
+        let report = n.send(appid, "order_pay_success", &payload);
+        report.result.unwrap();
+        let posts: Vec<_> = wechat
+            .requests()
+            .into_iter()
+            .filter(|r| r.route() == SUBSCRIBE_PATH)
+            .collect();
+        assert_eq!(posts.len(), 1);
+        let posted = String::from_utf8(posts[0].body.clone().unwrap()).unwrap();
+        assert_eq!(posted, serde_json::to_string(&msg.body).unwrap());
+        assert_eq!(
+            posted,
+            n.render(appid, "order_pay_success", &payload).unwrap()
+        );
+        assert!(posted.contains("\"touser\":\"oBuyer\""), "{posted}");
     }
 }
