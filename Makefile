@@ -18,7 +18,13 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=defi
 
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps build header demo test test-rust test-c test-php test-php-valgrind lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan
+.PHONY: all deps build header demo test test-rust test-c test-php test-php-valgrind lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
+
+## Under `make test` every suite keeps its output and the files its tests leave
+## (their TMPDIR) in LEAK_SCAN_DIR, and `leak-scan` at the end searches that: each
+## suite runs once. KEEP is how a suite's command is run (scripts/keep-output.sh).
+LEAK_SCAN_DIR ?= $(TARGET_DIR)/leak-scan
+KEEP := scripts/keep-output.sh
 
 all: build
 
@@ -44,24 +50,28 @@ $(OUT)/examples/send: examples/c/send.c include/fashop_notify.h build
 
 ## demo: build, start the sandbox, run the C and PHP examples end to end.
 demo: deps build $(OUT)/examples/send
-	scripts/with-sandbox.sh $(SANDBOX) scripts/demo.sh $(OUT)
+	$(KEEP) demo scripts/with-sandbox.sh $(SANDBOX) scripts/demo.sh $(OUT)
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --features sandbox -- -D warnings
 
+# Recording, nextest's `leak-scan` profile also keeps the output of passing tests
+# (in its junit.xml), which the leak scan searches too.
 test-rust:
-	$(CARGO) nextest run --features sandbox --no-fail-fast
-	$(CARGO) test --features sandbox --doc
+	$(KEEP) rust $(CARGO) nextest run --features sandbox --no-fail-fast \
+	  $(if $(LEAK_SCAN_RECORD),--profile leak-scan)
+	$(if $(LEAK_SCAN_RECORD),cp $(TARGET_DIR)/nextest/leak-scan/junit.xml $(LEAK_SCAN_RECORD)/rust-junit.xml)
+	$(KEEP) rust-doc $(CARGO) test --features sandbox --doc
 
 test-c: build $(C_TESTS)
 	@for t in $(C_TESTS); do \
 	  echo "== $$t (valgrind)"; \
-	  scripts/with-sandbox.sh $(SANDBOX) $(VALGRIND) $$t; \
+	  $(KEEP) c scripts/with-sandbox.sh $(SANDBOX) $(VALGRIND) $$t; \
 	done
 
 test-php: build
-	scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) \
+	$(KEEP) php scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) \
 	  phpunit --colors=never --configuration bindings/php/phpunit.xml
 
 ## test-php-valgrind: the PHP tests that run the library in-process, under valgrind
@@ -71,32 +81,43 @@ test-php: build
 ## other php processes (RuntimeTest, ProcessesTest) would not be under it.
 PHP_VALGRIND_TESTS ?= SmokeTest|ApiTest|ForkTest|GuideTest
 test-php-valgrind: build
-	scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) USE_ZEND_ALLOC=0 \
+	$(KEEP) php-valgrind scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) USE_ZEND_ALLOC=0 \
 	  $(VALGRIND) --suppressions=tests/valgrind/php.supp --num-callers=30 \
 	  php -d ffi.enable=1 -d pcre.jit=0 $$(command -v phpunit) --colors=never \
 	  --configuration bindings/php/phpunit.xml --filter '$(PHP_VALGRIND_TESTS)'
 
 ## fuzz-smoke: every fuzz target for FUZZ_SECS seconds each (30); `make test` runs a
-## reproducible 20,000 inputs per target from seed 1 instead (FUZZ_RUNS).
+## reproducible 20,000 inputs per target from seed 1 instead (FUZZ_RUNS; built at opt-level 1).
 FUZZ_SECS ?= 30
 fuzz-smoke:
 	FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh $(FUZZ_SECS)
 
 ## soak: 8 processes on one SQLite ledger through random faults, SOAK_SECS seconds
-## (600; `make test` runs 60); prints and checks the invariants.
+## (600; `make test` runs 30); prints and checks the invariants. Recording, its
+## workers' structured logs are kept for the leak scan.
 SOAK_SECS ?= 600
 soak: build
-	$(OUT)/fashop-notify-soak $(SOAK_SECS) 8
+	$(KEEP) soak $(if $(LEAK_SCAN_RECORD),env FASHOP_SOAK_KEEP=1) $(OUT)/fashop-notify-soak $(SOAK_SECS) 8
 
-## leak-scan: the test suites again with their output and logs kept; any app secret or
-## access token in them fails.
+## leak-scan: any app secret or access token in the suites' output and logs fails. Under
+## `make test` it searches what the run recorded; alone, it runs the suites itself.
 leak-scan: build $(C_TESTS) $(OUT)/examples/send
-	scripts/leak-scan.sh $(OUT)
+	scripts/leak-scan.sh $(OUT) $(LEAK_SCAN_RECORD)
+	$(if $(LEAK_SCAN_RECORD),rm -rf $(LEAK_SCAN_RECORD))
+
+# An empty scan directory, open to the tests that run a command as another user
+# (php-fpm, preload as nobody), as /tmp is.
+leak-scan-reset:
+	rm -rf $(LEAK_SCAN_DIR)
+	mkdir -p $(LEAK_SCAN_DIR)/tmp
+	chmod 0755 $(LEAK_SCAN_DIR)
+	chmod 1777 $(LEAK_SCAN_DIR)/tmp
 
 ## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, fuzz, soak, leak scan.
 test: FUZZ_RUNS = 20000
-test: SOAK_SECS = 60
-test: deps lint build test-rust test-c test-php test-php-valgrind demo bench-smoke fuzz-smoke soak leak-scan
+test: SOAK_SECS = 30
+test: export LEAK_SCAN_RECORD = $(abspath $(LEAK_SCAN_DIR))
+test: deps leak-scan-reset lint build test-rust test-c test-php test-php-valgrind demo bench-smoke fuzz-smoke soak leak-scan
 	@echo "make test: all suites passed"
 
 ## bench-deps: what the performance suite needs besides the build (nginx, wrk, php-curl, venv).
@@ -110,7 +131,7 @@ bench: deps bench-deps
 
 ## bench-smoke: the whole suite with a tiny N on the debug build: proves it still runs.
 bench-smoke: deps bench-deps
-	bench/run.py --smoke
+	$(KEEP) bench-smoke bench/run.py --smoke
 
 clean:
 	$(CARGO) clean
