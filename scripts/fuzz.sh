@@ -42,14 +42,15 @@ for t in "${targets[@]}"; do
     dirs=("$scratch" fuzz/corpus/"$t")
   fi
   log=$(mktemp)
-  echo "== fuzz $t for ${secs}s"
   # FUZZ_RUNS (what `make test` sets) makes the run reproducible: a fixed seed
   # and a fixed number of inputs, so the test command fails only when the code
   # changed, never because a random run went further this time.
   if [ -n "${FUZZ_RUNS:-}" ]; then
     budget=(-runs="$FUZZ_RUNS" -seed=1)
+    echo "== fuzz $t: $FUZZ_RUNS inputs from seed 1"
   else
     budget=(-max_total_time="$secs")
+    echo "== fuzz $t for ${secs}s"
   fi
   if ! cargo fuzz run "${build_mode[@]}" "$t" "${dirs[@]}" -- "${budget[@]}" -timeout=10 \
       -rss_limit_mb=2048 -dict="$dict" -print_final_stats=1 >"$log" 2>&1; then
