@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::notifier::Notifier;
 use crate::store::{self, Added, NewPermit, Store, LEGACY_VALID_SECS, PREPAY_USES};
 
-pub use crate::store::{Claim, Kind, Lease, PermitRequest, Remaining, Stats};
+pub use crate::store::{
+    Claim, ClaimedTake, Kind, Lease, PermitRequest, Remaining, SpentAndRecorded, Stats,
+};
 
 /// How long a taken use stays reserved for its send by default.
 pub(crate) const DEFAULT_LEASE_MS: i64 = 60_000;
@@ -142,16 +144,65 @@ impl Ledger {
         openid: &str,
         request: &PermitRequest,
     ) -> Result<Option<Lease>> {
-        check_text("take", "openid", openid)?;
-        match request {
-            PermitRequest::Subscribe { template_id } => {
-                check_text("take", "template_id", template_id)?
-            }
-            PermitRequest::Legacy { order_sn: Some(sn) } => check_text("take", "order_sn", sn)?,
-            PermitRequest::Legacy { order_sn: None } => {}
-        }
+        check_request(openid, request)?;
         self.store()
             .take(appid, openid, request, self.now_ms(), self.lease_ms())
+    }
+
+    /// Claims an idempotency key and, when it is fresh, takes a permit as
+    /// `take` does, in one step where the store can; a claim that got no
+    /// lease is not kept.
+    pub fn claim_and_take(
+        &self,
+        key: &str,
+        claim_ms: i64,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+    ) -> Result<ClaimedTake> {
+        check_key(key)?;
+        if let Err(e) = check_request(openid, request) {
+            // The key is still honoured: a finished or running send wins.
+            return Ok(match self.idempotency_claim(key, claim_ms)? {
+                Claim::Done(outcome) => ClaimedTake::Done(outcome),
+                Claim::InFlight => ClaimedTake::InFlight,
+                Claim::Fresh => {
+                    let _ = self.idempotency_release(key);
+                    ClaimedTake::Fresh(Err(e))
+                }
+            });
+        }
+        self.store().claim_and_take(
+            key,
+            claim_ms.max(1),
+            appid,
+            openid,
+            request,
+            self.now_ms(),
+            self.lease_ms(),
+        )
+    }
+
+    /// Spends the lease and records under `key` the outcome `outcome` writes
+    /// (given what the user has left, `None` when the use could not be
+    /// spent), in one step where the store can.
+    pub fn consume_and_complete(
+        &self,
+        lease: &Lease,
+        key: &str,
+        outcome: &mut dyn FnMut(Option<&Remaining>) -> String,
+    ) -> SpentAndRecorded {
+        if let Err(e) = check_key(key) {
+            let spent = self.consume(lease);
+            let text = outcome(spent.as_ref().ok());
+            return SpentAndRecorded {
+                spent,
+                recorded: Err(e),
+                outcome: text,
+            };
+        }
+        self.store()
+            .consume_and_complete(lease, key, outcome, self.now_ms())
     }
 
     /// The send went out: the use is gone.
@@ -195,6 +246,16 @@ impl Ledger {
 
     pub fn purge(&self, appid: &str) -> Result<u64> {
         self.store().purge(appid, self.now_ms())
+    }
+}
+
+/// What `take` checks of a request before the store sees it.
+fn check_request(openid: &str, request: &PermitRequest) -> Result<()> {
+    check_text("take", "openid", openid)?;
+    match request {
+        PermitRequest::Subscribe { template_id } => check_text("take", "template_id", template_id),
+        PermitRequest::Legacy { order_sn: Some(sn) } => check_text("take", "order_sn", sn),
+        PermitRequest::Legacy { order_sn: None } => Ok(()),
     }
 }
 

@@ -32,7 +32,9 @@ pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use http::{HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError};
 pub use journal::{LogLevel, LogSettings, SendRecord, TokenRecord};
-pub use ledger::{Claim, Kind, Lease, Ledger, PermitRequest, Remaining, Stats};
+pub use ledger::{
+    Claim, ClaimedTake, Kind, Lease, Ledger, PermitRequest, Remaining, SpentAndRecorded, Stats,
+};
 pub use mapping::{MessageKind, Overflow};
 pub use metrics::{
     CounterSink, Format as MetricsFormat, MemorySink, Metrics, MetricsBatch, RedisSink, Sample,

@@ -14,7 +14,7 @@ use crate::journal::SendRecord;
 use crate::mapping::MessageKind;
 use crate::notifier::Notifier;
 use crate::render::RenderedMessage;
-use crate::store::{Claim, Kind, Lease, PermitRequest};
+use crate::store::{ClaimedTake, Kind, Lease, PermitRequest, Remaining};
 use crate::token::CallError;
 
 const SUBSCRIBE_PATH: &str = "/cgi-bin/message/subscribe/send";
@@ -225,15 +225,25 @@ impl Notifier {
     ) -> (SendReport, Option<String>) {
         let key = msg.idempotency_key.as_str();
         if key.is_empty() {
-            return (self.deliver(app, event, msg, body, before_post), None);
+            let (mut report, spend) = self.deliver(app, event, msg, body, before_post, None);
+            if let Some(lease) = spend {
+                let spent = self.ledger.consume(&lease);
+                self.count_spent(&lease, &spent);
+                apply_spent(&mut report, &lease, spent);
+            }
+            return (report, None);
         }
-        let report = match self.ledger.idempotency_claim(key, CLAIM_LEASE_MS) {
+        let (request, _) = permit_request(msg);
+        let claimed =
+            self.ledger
+                .claim_and_take(key, CLAIM_LEASE_MS, &app.appid, &msg.touser, &request);
+        let report = match claimed {
             Err(e) => SendReport {
                 result: Err(e),
                 outcome: None,
             },
-            Ok(Claim::Done(previous)) => duplicate(msg, event, &previous),
-            Ok(Claim::InFlight) => {
+            Ok(ClaimedTake::Done(previous)) => duplicate(msg, event, &previous),
+            Ok(ClaimedTake::InFlight) => {
                 let mut o = Outcome::new(msg, event, "uncertain");
                 o.errmsg = format!("another send with idempotency key {key} is under way");
                 SendReport {
@@ -241,19 +251,53 @@ impl Notifier {
                     outcome: Some(o),
                 }
             }
-            Ok(Claim::Fresh) => {
-                let mut report = self.deliver(app, event, msg, body, before_post);
+            Ok(ClaimedTake::Fresh(first)) => {
+                // Without a first lease the store did not keep the claim.
+                let claim_kept = matches!(first, Ok(Some(_)));
+                let (mut report, spend) =
+                    self.deliver(app, event, msg, body, before_post, Some(first));
                 let mut text = None;
-                let settled = match report.outcome.as_mut() {
-                    // Delivered, or maybe delivered: a retry must not send again.
-                    Some(o) if matches!(o.status, "sent" | "uncertain") => {
+                let settled = match (report.outcome.as_mut(), spend) {
+                    // Delivered, or maybe delivered: a retry must not send
+                    // again. The use is spent and the outcome recorded in one
+                    // step where the store can.
+                    (Some(o), Some(lease)) if matches!(o.status, "sent" | "uncertain") => {
+                        let uncertain = o.status == "uncertain";
+                        let done = self.ledger.consume_and_complete(&lease, key, &mut |left| {
+                            o.permit = left
+                                .filter(|_| !uncertain)
+                                .map(|l| permit_use(lease.kind, l.uses));
+                            o.elapsed_ms = started.elapsed().as_millis() as u64;
+                            serde_json::to_string(&*o).unwrap_or_default()
+                        });
+                        self.count_spent(&lease, &done.spent);
+                        if let Err(e) = done.spent {
+                            if report.result.is_ok() {
+                                report.result = Err(e);
+                            }
+                        }
+                        text = Some(done.outcome);
+                        done.recorded
+                    }
+                    (Some(o), None) if matches!(o.status, "sent" | "uncertain") => {
                         o.elapsed_ms = started.elapsed().as_millis() as u64;
                         let record = serde_json::to_string(o).unwrap_or_default();
                         let stored = self.ledger.idempotency_complete(key, &record);
                         text = Some(record);
                         stored
                     }
-                    _ => self.ledger.idempotency_release(key),
+                    (_, spend) => {
+                        if let Some(lease) = spend {
+                            let spent = self.ledger.consume(&lease);
+                            self.count_spent(&lease, &spent);
+                            apply_spent(&mut report, &lease, spent);
+                        }
+                        if claim_kept {
+                            self.ledger.idempotency_release(key)
+                        } else {
+                            Ok(())
+                        }
+                    }
                 };
                 let report = match settled {
                     Ok(()) => report,
@@ -273,6 +317,10 @@ impl Notifier {
 
     /// Takes permits and POSTs until the policy settles the send. `rendered`:
     /// the subscribe body's text, when the message's map was left empty.
+    /// `first`: the first take's result when the caller already took.
+    /// Returns the report and the lease whose use is to be spent (delivered,
+    /// refused, or maybe delivered): the caller spends it, so that it can
+    /// record the outcome in the same step.
     fn deliver(
         &self,
         app: &App,
@@ -280,21 +328,20 @@ impl Notifier {
         msg: &RenderedMessage,
         rendered: Option<&str>,
         before_post: &dyn Fn() -> Result<()>,
-    ) -> SendReport {
-        let (request, path) = match msg.kind {
-            MessageKind::Subscribe => (PermitRequest::subscribe(&msg.template_id), SUBSCRIBE_PATH),
-            MessageKind::Template => (
-                PermitRequest::legacy(msg.order_sn.as_deref()),
-                TEMPLATE_PATH,
-            ),
-        };
+        mut first: Option<Result<Option<Lease>>>,
+    ) -> (SendReport, Option<Lease>) {
+        let (request, path) = permit_request(msg);
         let mut outcome = Outcome::new(msg, event, "no_permit");
         let max_retries = self.config().max_retries;
         for _ in 0..MAX_PERMITS_PER_SEND {
-            let lease = match self.ledger.take(&app.appid, &msg.touser, &request) {
+            let taken = match first.take() {
+                Some(taken) => taken,
+                None => self.ledger.take(&app.appid, &msg.touser, &request),
+            };
+            let lease = match taken {
                 Ok(Some(lease)) => lease,
-                Ok(None) => return no_permit(outcome, msg, event),
-                Err(e) => return fail(outcome, e),
+                Ok(None) => return (no_permit(outcome, msg, event), None),
+                Err(e) => return (fail(outcome, e), None),
             };
             let body = match rendered {
                 Some(text) if msg.kind == MessageKind::Subscribe => Cow::Borrowed(text),
@@ -304,7 +351,7 @@ impl Notifier {
             loop {
                 if let Err(e) = before_post() {
                     let _ = self.ledger.give_back(&lease);
-                    return fail(outcome, e);
+                    return (fail(outcome, e), None);
                 }
                 let answer = self.post_wechat(app, path, body.as_bytes());
                 outcome.attempts += match &answer {
@@ -316,7 +363,9 @@ impl Notifier {
                     Ok(reply) => reply,
                     Err(call) => {
                         match self.settle_call_error(call, &lease, &mut retries, max_retries) {
-                            Some(e) => return finish_error(outcome, e),
+                            Some((e, spend)) => {
+                                return (finish_error(outcome, e), spend.then_some(lease))
+                            }
                             None => continue,
                         }
                     }
@@ -327,29 +376,23 @@ impl Notifier {
                     Policy::Sent => {
                         outcome.status = "sent";
                         outcome.msgid = reply.json.get("msgid").cloned();
-                        return match self.spend(&lease) {
-                            Ok(left) => {
-                                outcome.permit = Some(permit_use(lease.kind, left.uses));
-                                SendReport {
-                                    result: Ok(()),
-                                    outcome: Some(outcome),
-                                }
-                            }
-                            Err(e) => fail(outcome, e),
+                        let report = SendReport {
+                            result: Ok(()),
+                            outcome: Some(outcome),
                         };
+                        return (report, Some(lease));
                     }
                     Policy::Refused => {
-                        let left = self.spend(&lease);
                         outcome.status = "failed";
-                        outcome.permit = left.ok().map(|l| permit_use(lease.kind, l.uses));
                         let e = Error::NoPermit(format!(
                             "{} has no subscription left for template {} (errcode 43101: {})",
                             msg.touser, msg.template_id, reply.errmsg
                         ));
-                        return SendReport {
+                        let report = SendReport {
                             result: Err(e),
                             outcome: Some(outcome),
                         };
+                        return (report, Some(lease));
                     }
                     Policy::Retry { backoff_ms } if retries < max_retries => {
                         self.clock
@@ -362,7 +405,7 @@ impl Notifier {
                     // processes hold on it).
                     Policy::NextPermit if lease.kind != Kind::Subscribe => {
                         if let Err(e) = self.ledger.discard(&lease) {
-                            return fail(outcome, e);
+                            return (fail(outcome, e), None);
                         }
                         break;
                     }
@@ -373,10 +416,11 @@ impl Notifier {
                             errcode: reply.errcode,
                             errmsg: explain(reply.errcode, &reply.errmsg, event, msg.kind),
                         };
-                        return SendReport {
+                        let report = SendReport {
                             result: Err(e),
                             outcome: Some(outcome),
                         };
+                        return (report, None);
                     }
                 }
             }
@@ -386,29 +430,30 @@ impl Notifier {
             "{}: the first {MAX_PERMITS_PER_SEND} permits of {} were all rejected by WeChat (errcode {})",
             event, msg.touser, outcome.errcode
         ));
-        SendReport {
+        let report = SendReport {
             result: Err(e),
             outcome: Some(outcome),
+        };
+        (report, None)
+    }
+
+    /// Counts a spent use in the metrics.
+    fn count_spent(&self, lease: &Lease, spent: &Result<Remaining>) {
+        if spent.is_ok() {
+            self.metrics.record_permit_consumed(lease.kind.as_str());
         }
     }
 
-    /// The leased use is spent (delivered, refused, or maybe delivered).
-    fn spend(&self, lease: &Lease) -> Result<crate::store::Remaining> {
-        let left = self.ledger.consume(lease)?;
-        self.metrics.record_permit_consumed(lease.kind.as_str());
-        Ok(left)
-    }
-
     /// Settles a transport failure: `None` to try again, else the error to
-    /// report (with the permit given back or, when WeChat may have the message,
-    /// counted as used).
+    /// report and whether the use is to be spent (WeChat may have the
+    /// message); otherwise the permit was given back.
     fn settle_call_error(
         &self,
         call: CallError,
         lease: &Lease,
         retries: &mut u32,
         max_retries: u32,
-    ) -> Option<Error> {
+    ) -> Option<(Error, bool)> {
         let retryable = matches!(
             call,
             CallError::NotSent(_)
@@ -425,13 +470,46 @@ impl Notifier {
         }
         if call.may_have_reached_wechat() && !retryable {
             // The message may be on the user's phone: the use is spent.
-            let _ = self.spend(lease);
-            return Some(Error::Uncertain(format!(
+            let e = Error::Uncertain(format!(
                 "{call}; the message may have been delivered, so it is not sent again"
-            )));
+            ));
+            return Some((e, true));
         }
         let _ = self.ledger.give_back(lease);
-        Some(call.into_error())
+        Some((call.into_error(), false))
+    }
+}
+
+/// The permit a message needs, and the path it is POSTed to.
+fn permit_request(msg: &RenderedMessage) -> (PermitRequest, &'static str) {
+    match msg.kind {
+        MessageKind::Subscribe => (PermitRequest::subscribe(&msg.template_id), SUBSCRIBE_PATH),
+        MessageKind::Template => (
+            PermitRequest::legacy(msg.order_sn.as_deref()),
+            TEMPLATE_PATH,
+        ),
+    }
+}
+
+/// Puts what spending the use did into the report: what the user has left
+/// (not for a maybe-delivered send, as before), or the store's failure when
+/// the send had otherwise succeeded.
+fn apply_spent(report: &mut SendReport, lease: &Lease, spent: Result<Remaining>) {
+    let Some(o) = report.outcome.as_mut() else {
+        return;
+    };
+    match spent {
+        Ok(left) => {
+            if o.status != "uncertain" {
+                o.permit = Some(permit_use(lease.kind, left.uses));
+            }
+        }
+        Err(e) => {
+            o.permit = None;
+            if report.result.is_ok() {
+                report.result = Err(e);
+            }
+        }
     }
 }
 
@@ -527,6 +605,7 @@ fn duplicate(msg: &RenderedMessage, event: &str, previous: &str) -> SendReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Claim;
 
     #[test]
     fn every_errcode_of_the_table_has_its_action() {

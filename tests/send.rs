@@ -2,6 +2,9 @@
 //! per row of the errcode policy table (plus the transport failures), the legacy
 //! permits, and idempotency under concurrency.
 
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use fashop_notify::sandbox::{
@@ -17,6 +20,46 @@ const BUYER: &str = "oBuyer_send_test_01";
 struct Shop {
     sb: Sandbox,
     n: Notifier,
+    _ledger: Option<LedgerFile>,
+}
+
+thread_local! {
+    /// Whether the shops this test thread makes keep their ledger in SQLite.
+    static ON_SQLITE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a test of this file with the shop's ledger in a SQLite file, where a
+/// claim and its first permit, and a spent use and its recorded outcome, are
+/// one transaction each.
+fn on_sqlite(test: fn()) {
+    ON_SQLITE.with(|s| s.set(true));
+    test();
+}
+
+/// A SQLite ledger file of one shop, removed with it.
+struct LedgerFile(PathBuf);
+
+impl LedgerFile {
+    fn new() -> LedgerFile {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "fashop-send-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        LedgerFile(dir)
+    }
+
+    fn store(&self) -> String {
+        format!("sqlite:{}", self.0.join("ledger.db").display())
+    }
+}
+
+impl Drop for LedgerFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The seed mapping document with the sandbox's template ids.
@@ -40,15 +83,23 @@ fn shop_with(max_retries: u32, timeout_ms: u64) -> Shop {
     // The notifier's clock: retries "sleep" by moving it, so no test waits on a backoff.
     let clock = Arc::new(ManualClock::at(SystemClock.now()));
     let n = Notifier::with_clock(clock);
+    let ledger = ON_SQLITE.with(Cell::get).then(LedgerFile::new);
+    let store = ledger
+        .as_ref()
+        .map_or_else(|| "memory".to_string(), LedgerFile::store);
     n.configure(
-        &json!({"api_base": sb.url(), "max_retries": max_retries, "timeout_ms": timeout_ms, "connect_timeout_ms": 1000})
+        &json!({"api_base": sb.url(), "max_retries": max_retries, "timeout_ms": timeout_ms, "connect_timeout_ms": 1000, "store": store})
             .to_string(),
     )
     .unwrap();
     n.register_app(&json!({"appid": DEMO_APPID, "secret": DEMO_SECRET}).to_string())
         .unwrap();
     n.load_mappings(DEMO_APPID, &mappings()).unwrap();
-    Shop { sb, n }
+    Shop {
+        sb,
+        n,
+        _ledger: ledger,
+    }
 }
 
 fn shop() -> Shop {
@@ -686,4 +737,49 @@ fn outcome_never_holds_the_secret_or_token() {
         assert!(!text.contains(DEMO_SECRET), "{text}");
         assert!(!text.contains(token.expose()), "{text}");
     }
+}
+
+#[test]
+fn fault_matrix_on_sqlite() {
+    on_sqlite(fault_matrix);
+}
+
+#[test]
+fn wechat_unreachable_on_sqlite() {
+    on_sqlite(wechat_unreachable_is_a_network_error_and_the_permit_returns);
+}
+
+#[test]
+fn no_permit_on_sqlite() {
+    on_sqlite(no_permit_sends_nothing);
+}
+
+#[test]
+fn render_errors_on_sqlite() {
+    on_sqlite(render_errors_come_before_any_permit_is_touched);
+}
+
+#[test]
+fn a_retried_request_is_a_duplicate_on_sqlite() {
+    on_sqlite(a_retried_request_is_a_duplicate);
+}
+
+#[test]
+fn a_failed_send_leaves_the_key_free_on_sqlite() {
+    on_sqlite(a_failed_send_leaves_the_key_free_for_a_retry);
+}
+
+#[test]
+fn sixteen_threads_one_key_on_sqlite() {
+    on_sqlite(sixteen_threads_one_key_one_message);
+}
+
+#[test]
+fn legacy_form_id_on_sqlite() {
+    on_sqlite(legacy_form_id_used_once_and_stale_copy_skipped);
+}
+
+#[test]
+fn legacy_prepay_id_on_sqlite() {
+    on_sqlite(legacy_prepay_id_three_uses_only_after_payment);
 }

@@ -175,6 +175,28 @@ pub enum Claim {
     Done(String),
 }
 
+/// What claiming an idempotency key together with taking a permit found.
+#[derive(Debug)]
+pub enum ClaimedTake {
+    /// The key is the caller's, with the take's result. Without a lease (no
+    /// permit, or the take failed) the claim is not kept.
+    Fresh(Result<Option<Lease>>),
+    /// Another send with this key is under way; nothing was taken.
+    InFlight,
+    /// A send with this key finished; its outcome JSON. Nothing was taken.
+    Done(String),
+}
+
+/// What spending a lease together with recording its send's outcome did:
+/// each part's result, as if they had run one after the other.
+#[derive(Debug)]
+pub struct SpentAndRecorded {
+    pub spent: Result<Remaining>,
+    pub recorded: Result<()>,
+    /// The outcome JSON that was (or was to be) recorded.
+    pub outcome: String,
+}
+
 /// Usable stock, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -237,10 +259,86 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     fn idempotency_release(&self, key: &str) -> Result<()>;
 
+    /// Claims `key` and, when it is fresh, takes a permit as `take` does; a
+    /// claim that got no lease is released. A store that can do both in one
+    /// atomic step overrides this to spare a write per send.
+    #[allow(clippy::too_many_arguments)]
+    fn claim_and_take(
+        &self,
+        key: &str,
+        claim_ms: i64,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<ClaimedTake> {
+        claim_and_take_in_steps(
+            self, key, claim_ms, appid, openid, request, now_ms, lease_ms,
+        )
+    }
+
+    /// Consumes the lease, then records under `key` the outcome `outcome`
+    /// writes (given what the consume left, `None` when it failed). A store
+    /// that can do both in one atomic step overrides this.
+    fn consume_and_complete(
+        &self,
+        lease: &Lease,
+        key: &str,
+        outcome: &mut dyn FnMut(Option<&Remaining>) -> String,
+        now_ms: i64,
+    ) -> SpentAndRecorded {
+        consume_and_complete_in_steps(self, lease, key, outcome, now_ms)
+    }
+
     /// The access tokens this store shares between processes; `None` for a
     /// store that shares nothing (memory: each process keeps its own).
     fn tokens(&self) -> Option<&dyn TokenStore> {
         None
+    }
+}
+
+/// `Store::claim_and_take` as two operations of `store`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn claim_and_take_in_steps<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    claim_ms: i64,
+    appid: &str,
+    openid: &str,
+    request: &PermitRequest,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<ClaimedTake> {
+    match store.idempotency_claim(key, now_ms, claim_ms)? {
+        Claim::Done(outcome) => Ok(ClaimedTake::Done(outcome)),
+        Claim::InFlight => Ok(ClaimedTake::InFlight),
+        Claim::Fresh => {
+            let taken = store.take(appid, openid, request, now_ms, lease_ms);
+            if !matches!(taken, Ok(Some(_))) {
+                // The send ends here; a failed release lapses with the claim.
+                let _ = store.idempotency_release(key);
+            }
+            Ok(ClaimedTake::Fresh(taken))
+        }
+    }
+}
+
+/// `Store::consume_and_complete` as two operations of `store`.
+pub(crate) fn consume_and_complete_in_steps<S: Store + ?Sized>(
+    store: &S,
+    lease: &Lease,
+    key: &str,
+    outcome: &mut dyn FnMut(Option<&Remaining>) -> String,
+    now_ms: i64,
+) -> SpentAndRecorded {
+    let spent = store.consume(lease, now_ms);
+    let text = outcome(spent.as_ref().ok());
+    let recorded = store.idempotency_complete(key, &text, now_ms);
+    SpentAndRecorded {
+        spent,
+        recorded,
+        outcome: text,
     }
 }
 

@@ -11,8 +11,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
-    Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, SharedToken, Stats, Store,
-    TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+    consume_and_complete_in_steps, Added, Claim, ClaimedTake, Kind, Lease, NewPermit,
+    PermitRequest, Remaining, SharedToken, SpentAndRecorded, Stats, Store, TokenStore, TokenTurn,
+    IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
 };
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -231,6 +232,149 @@ fn remaining(tx: &Transaction<'_>, lease: &Lease, now_ms: i64) -> rusqlite::Resu
     })
 }
 
+/// Takes one use of the best permit for the request (see `Store::take`).
+fn take_in(
+    tx: &Transaction<'_>,
+    appid: &str,
+    openid: &str,
+    request: &PermitRequest,
+    now_ms: i64,
+    lease_ms: i64,
+) -> rusqlite::Result<Option<Lease>> {
+    reclaim(tx, now_ms)?;
+    let now_s = now_secs(now_ms);
+    type Row = (i64, i64, String, Option<String>);
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    };
+    let pick: Option<Row> = match request {
+        PermitRequest::Subscribe { template_id } => tx
+            .prepare_cached(
+                "SELECT id, kind, value, order_sn FROM permits
+                         WHERE appid = ?1 AND openid = ?2 AND kind = 0 AND value = ?3 AND uses > 0",
+            )?
+            .query_row(params![appid, openid, template_id], row)
+            .optional()?,
+        PermitRequest::Legacy { order_sn } => {
+            let prepay = match order_sn {
+                Some(sn) => tx
+                    .prepare_cached(
+                        "SELECT id, kind, value, order_sn FROM permits
+                                 WHERE appid = ?1 AND openid = ?2 AND kind = 2 AND order_sn = ?3
+                                   AND paid = 1 AND uses > 0 AND expires_at > ?4
+                                 ORDER BY expires_at, created_at, id LIMIT 1",
+                    )?
+                    .query_row(params![appid, openid, sn, now_s], row)
+                    .optional()?,
+                None => None,
+            };
+            match prepay {
+                Some(p) => Some(p),
+                None => tx
+                    .prepare_cached(
+                        "SELECT id, kind, value, order_sn FROM permits
+                                 WHERE appid = ?1 AND openid = ?2 AND kind = 1
+                                   AND uses > 0 AND expires_at > ?3
+                                 ORDER BY expires_at, created_at, id LIMIT 1",
+                    )?
+                    .query_row(params![appid, openid, now_s], row)
+                    .optional()?,
+            }
+        }
+    };
+    let Some((id, kind, value, order_sn)) = pick else {
+        return Ok(None);
+    };
+    tx.prepare_cached("UPDATE permits SET uses = uses - 1, leased = leased + 1 WHERE id = ?1")?
+        .execute([id])?;
+    let expires_at_ms = now_ms.saturating_add(lease_ms);
+    tx.prepare_cached("INSERT INTO leases (permit_id, expires_ms) VALUES (?1, ?2)")?
+        .execute([id, expires_at_ms])?;
+    let kind = Kind::from_code(kind).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Integer,
+            e.to_string().into(),
+        )
+    })?;
+    Ok(Some(Lease {
+        id: tx.last_insert_rowid() as u64,
+        appid: appid.to_string(),
+        openid: openid.to_string(),
+        kind,
+        value,
+        order_sn,
+        expires_at_ms,
+    }))
+}
+
+/// Spends the leased use (see `Store::consume`).
+fn consume_in(tx: &Transaction<'_>, lease: &Lease, now_ms: i64) -> rusqlite::Result<Remaining> {
+    reclaim(tx, now_ms)?;
+    // A lease settled before (or never known) changes nothing.
+    if let Some((id, returned)) = lease_row(tx, lease)? {
+        tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
+            .execute([lease.id as i64])?;
+        let sql = if returned {
+            // The lease ran out and its use went back, yet it was spent.
+            "UPDATE permits SET uses = MAX(uses - 1, 0) WHERE id = ?1"
+        } else {
+            "UPDATE permits SET leased = leased - 1 WHERE id = ?1"
+        };
+        tx.prepare_cached(sql)?.execute([id])?;
+        tx.prepare_cached("DELETE FROM permits WHERE id = ?1 AND uses = 0 AND leased = 0")?
+            .execute([id])?;
+    }
+    remaining(tx, lease, now_ms)
+}
+
+fn claim_in(
+    tx: &Transaction<'_>,
+    key: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> rusqlite::Result<Claim> {
+    let known: Option<(bool, Option<String>, i64)> = tx
+        .prepare_cached("SELECT done, outcome, until_ms FROM idempotency WHERE key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    match known {
+        Some((true, outcome, until)) if until > now_ms => {
+            return Ok(Claim::Done(outcome.unwrap_or_default()))
+        }
+        Some((false, _, until)) if until > now_ms => return Ok(Claim::InFlight),
+        _ => {}
+    }
+    tx.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 0, NULL, ?2)",
+            )?
+            .execute(params![key, now_ms.saturating_add(lease_ms)])?;
+    Ok(Claim::Fresh)
+}
+
+fn complete_in(
+    tx: &Transaction<'_>,
+    key: &str,
+    outcome: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 1, ?2, ?3)",
+    )?
+    .execute(params![
+        key,
+        outcome,
+        now_ms.saturating_add(IDEMPOTENCY_KEEP_MS)
+    ])?;
+    Ok(())
+}
+
+fn release_in(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM idempotency WHERE key = ?1 AND done = 0")?
+        .execute([key])?;
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
@@ -309,96 +453,11 @@ impl Store for SqliteStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<Lease>> {
-        self.write(|tx| {
-            reclaim(tx, now_ms)?;
-            let now_s = now_secs(now_ms);
-            type Row = (i64, i64, String, Option<String>);
-            let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Row> {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            };
-            let pick: Option<Row> = match request {
-                PermitRequest::Subscribe { template_id } => tx
-                    .prepare_cached(
-                        "SELECT id, kind, value, order_sn FROM permits
-                         WHERE appid = ?1 AND openid = ?2 AND kind = 0 AND value = ?3 AND uses > 0",
-                    )?
-                    .query_row(params![appid, openid, template_id], row)
-                    .optional()?,
-                PermitRequest::Legacy { order_sn } => {
-                    let prepay = match order_sn {
-                        Some(sn) => tx
-                            .prepare_cached(
-                                "SELECT id, kind, value, order_sn FROM permits
-                                 WHERE appid = ?1 AND openid = ?2 AND kind = 2 AND order_sn = ?3
-                                   AND paid = 1 AND uses > 0 AND expires_at > ?4
-                                 ORDER BY expires_at, created_at, id LIMIT 1",
-                            )?
-                            .query_row(params![appid, openid, sn, now_s], row)
-                            .optional()?,
-                        None => None,
-                    };
-                    match prepay {
-                        Some(p) => Some(p),
-                        None => tx
-                            .prepare_cached(
-                                "SELECT id, kind, value, order_sn FROM permits
-                                 WHERE appid = ?1 AND openid = ?2 AND kind = 1
-                                   AND uses > 0 AND expires_at > ?3
-                                 ORDER BY expires_at, created_at, id LIMIT 1",
-                            )?
-                            .query_row(params![appid, openid, now_s], row)
-                            .optional()?,
-                    }
-                }
-            };
-            let Some((id, kind, value, order_sn)) = pick else {
-                return Ok(None);
-            };
-            tx.prepare_cached(
-                "UPDATE permits SET uses = uses - 1, leased = leased + 1 WHERE id = ?1",
-            )?
-            .execute([id])?;
-            let expires_at_ms = now_ms.saturating_add(lease_ms);
-            tx.prepare_cached("INSERT INTO leases (permit_id, expires_ms) VALUES (?1, ?2)")?
-                .execute([id, expires_at_ms])?;
-            let kind = Kind::from_code(kind).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    1,
-                    rusqlite::types::Type::Integer,
-                    e.to_string().into(),
-                )
-            })?;
-            Ok(Some(Lease {
-                id: tx.last_insert_rowid() as u64,
-                appid: appid.to_string(),
-                openid: openid.to_string(),
-                kind,
-                value,
-                order_sn,
-                expires_at_ms,
-            }))
-        })
+        self.write(|tx| take_in(tx, appid, openid, request, now_ms, lease_ms))
     }
 
     fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
-        self.write(|tx| {
-            reclaim(tx, now_ms)?;
-            // A lease settled before (or never known) changes nothing.
-            if let Some((id, returned)) = lease_row(tx, lease)? {
-                tx.prepare_cached("DELETE FROM leases WHERE id = ?1")?
-                    .execute([lease.id as i64])?;
-                let sql = if returned {
-                    // The lease ran out and its use went back, yet it was spent.
-                    "UPDATE permits SET uses = MAX(uses - 1, 0) WHERE id = ?1"
-                } else {
-                    "UPDATE permits SET leased = leased - 1 WHERE id = ?1"
-                };
-                tx.prepare_cached(sql)?.execute([id])?;
-                tx.prepare_cached("DELETE FROM permits WHERE id = ?1 AND uses = 0 AND leased = 0")?
-                    .execute([id])?;
-            }
-            remaining(tx, lease, now_ms)
-        })
+        self.write(|tx| consume_in(tx, lease, now_ms))
     }
 
     fn give_back(&self, lease: &Lease) -> Result<()> {
@@ -496,42 +555,85 @@ impl Store for SqliteStore {
     }
 
     fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim> {
-        self.write(|tx| {
-            let known: Option<(bool, Option<String>, i64)> = tx
-                .prepare_cached("SELECT done, outcome, until_ms FROM idempotency WHERE key = ?1")?
-                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            match known {
-                Some((true, outcome, until)) if until > now_ms => {
-                    return Ok(Claim::Done(outcome.unwrap_or_default()))
-                }
-                Some((false, _, until)) if until > now_ms => return Ok(Claim::InFlight),
-                _ => {}
-            }
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 0, NULL, ?2)",
-            )?
-            .execute(params![key, now_ms.saturating_add(lease_ms)])?;
-            Ok(Claim::Fresh)
-        })
+        self.write(|tx| claim_in(tx, key, now_ms, lease_ms))
     }
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 1, ?2, ?3)",
-            )?
-            .execute(params![key, outcome, now_ms.saturating_add(IDEMPOTENCY_KEEP_MS)])?;
-            Ok(())
-        })
+        self.write(|tx| complete_in(tx, key, outcome, now_ms))
     }
 
     fn idempotency_release(&self, key: &str) -> Result<()> {
-        self.write(|tx| {
-            tx.prepare_cached("DELETE FROM idempotency WHERE key = ?1 AND done = 0")?
-                .execute([key])?;
-            Ok(())
-        })
+        self.write(|tx| release_in(tx, key))
+    }
+
+    fn claim_and_take(
+        &self,
+        key: &str,
+        claim_ms: i64,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<ClaimedTake> {
+        // A failed take rolls the claim back with it, and is reported as the
+        // take's failure (the send's outcome), as two transactions would.
+        let mut take_failed = false;
+        let done = self.write(|tx| {
+            Ok(match claim_in(tx, key, now_ms, claim_ms)? {
+                Claim::Done(outcome) => ClaimedTake::Done(outcome),
+                Claim::InFlight => ClaimedTake::InFlight,
+                Claim::Fresh => {
+                    let taken = take_in(tx, appid, openid, request, now_ms, lease_ms)
+                        .inspect_err(|_| take_failed = true)?;
+                    if taken.is_none() {
+                        release_in(tx, key)?;
+                    }
+                    ClaimedTake::Fresh(Ok(taken))
+                }
+            })
+        });
+        match done {
+            Err(e) if take_failed => Ok(ClaimedTake::Fresh(Err(e))),
+            other => other,
+        }
+    }
+
+    fn consume_and_complete(
+        &self,
+        lease: &Lease,
+        key: &str,
+        outcome: &mut dyn FnMut(Option<&Remaining>) -> String,
+        now_ms: i64,
+    ) -> SpentAndRecorded {
+        let mut consumed = false;
+        let done = self.write(|tx| {
+            let left = consume_in(tx, lease, now_ms)?;
+            consumed = true;
+            let text = outcome(Some(&left));
+            complete_in(tx, key, &text, now_ms)?;
+            Ok((left, text))
+        });
+        match done {
+            Ok((left, text)) => SpentAndRecorded {
+                spent: Ok(left),
+                recorded: Ok(()),
+                outcome: text,
+            },
+            // Nothing stuck, yet the outcome was written for a spent use:
+            // settle it step by step, so each part reports its own result.
+            Err(_) if consumed => consume_and_complete_in_steps(self, lease, key, outcome, now_ms),
+            // The use could not be spent; the outcome is still recorded.
+            Err(e) => {
+                let text = outcome(None);
+                let recorded = self.idempotency_complete(key, &text, now_ms);
+                SpentAndRecorded {
+                    spent: Err(e),
+                    recorded,
+                    outcome: text,
+                }
+            }
+        }
     }
 
     fn tokens(&self) -> Option<&dyn TokenStore> {

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use fashop_notify::{Claim, Kind, ManualClock, Notifier, PermitRequest};
+use fashop_notify::{Claim, ClaimedTake, Kind, ManualClock, Notifier, PermitRequest};
 use serde_json::Value;
 
 pub const NOW: i64 = 1_700_000_000;
@@ -426,6 +426,107 @@ pub fn concurrent_takes_never_share_a_use(f: Fixture) {
 }
 
 /// Generates one `#[test]` per suite function; `$fresh` opens a fresh store.
+pub fn a_claim_takes_its_permit_in_the_same_step(f: Fixture) {
+    let l = f.n.ledger();
+    let t1 = PermitRequest::subscribe("T1");
+    let fresh_lease = |claimed: ClaimedTake| match claimed {
+        ClaimedTake::Fresh(Ok(lease)) => lease,
+        other => panic!("expected a fresh claim, got {other:?}"),
+    };
+    // No permit: no lease, and the claim is not left behind.
+    assert_eq!(
+        fresh_lease(l.claim_and_take("k1", 30_000, APP, "o1", &t1).unwrap()),
+        None
+    );
+    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::Fresh);
+    l.idempotency_release("k1").unwrap();
+
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
+    let lease =
+        fresh_lease(l.claim_and_take("k1", 30_000, APP, "o1", &t1).unwrap()).expect("a lease");
+    assert_eq!((lease.kind, lease.value.as_str()), (Kind::Subscribe, "T1"));
+    assert_eq!(f.stats(Some("o1"))["leased"], 1);
+    // The same key while that send is under way takes nothing.
+    assert!(matches!(
+        l.claim_and_take("k1", 30_000, APP, "o1", &t1).unwrap(),
+        ClaimedTake::InFlight
+    ));
+    assert_eq!(f.stats(Some("o1"))["leased"], 1);
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["uses"], 1);
+    l.idempotency_complete("k1", r#"{"status":"sent"}"#)
+        .unwrap();
+    l.consume(&lease).unwrap();
+    match l.claim_and_take("k1", 30_000, APP, "o1", &t1).unwrap() {
+        ClaimedTake::Done(outcome) => assert_eq!(outcome, r#"{"status":"sent"}"#),
+        other => panic!("expected the recorded outcome, got {other:?}"),
+    }
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["uses"], 1);
+    // A request the ledger refuses is the take's error; the claim goes.
+    match l.claim_and_take("k2", 30_000, APP, "", &t1).unwrap() {
+        ClaimedTake::Fresh(Err(e)) => assert!(e.to_string().contains("openid"), "{e}"),
+        other => panic!("expected the take's error, got {other:?}"),
+    }
+    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), Claim::Fresh);
+    assert!(l.claim_and_take("", 30_000, APP, "o1", &t1).is_err());
+    // A claimed lease still runs out and its use returns.
+    let lease =
+        fresh_lease(l.claim_and_take("k3", 30_000, APP, "o1", &t1).unwrap()).expect("a lease");
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["uses"], 0);
+    f.clock.advance_ms(l.lease_ms());
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["uses"], 1);
+    assert_eq!(f.stats(Some("o1"))["leased"], 0);
+    drop(lease);
+}
+
+pub fn a_spent_use_and_its_outcome_are_settled_together(f: Fixture) {
+    let l = f.n.ledger();
+    let t1 = PermitRequest::subscribe("T1");
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":3}"#);
+    let ClaimedTake::Fresh(Ok(Some(lease))) =
+        l.claim_and_take("k1", 30_000, APP, "o1", &t1).unwrap()
+    else {
+        panic!("expected a lease");
+    };
+    let mut seen = Vec::new();
+    let done = l.consume_and_complete(&lease, "k1", &mut |left| {
+        seen.push(left.map(|r| r.uses));
+        format!(
+            r#"{{"status":"sent","remaining":{}}}"#,
+            left.map_or(0, |r| r.uses)
+        )
+    });
+    assert_eq!(done.spent.unwrap().uses, 2);
+    done.recorded.unwrap();
+    assert_eq!(seen.last(), Some(&Some(2)));
+    assert_eq!(done.outcome, r#"{"status":"sent","remaining":2}"#);
+    assert_eq!(
+        l.idempotency_claim("k1", 30_000).unwrap(),
+        Claim::Done(done.outcome.clone())
+    );
+    let s = f.stats(Some("o1"));
+    assert_eq!(
+        (s["subscribe"]["uses"].as_u64(), s["leased"].as_u64()),
+        (Some(2), Some(0))
+    );
+    // A lease that ran out still spends its use exactly once.
+    let lease = l.take(APP, "o1", &t1).unwrap().unwrap();
+    f.clock.advance_ms(l.lease_ms());
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["uses"], 2);
+    let done = l.consume_and_complete(&lease, "k2", &mut |_| r#"{"status":"uncertain"}"#.into());
+    assert_eq!(done.spent.unwrap().uses, 1);
+    done.recorded.unwrap();
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["uses"], 1);
+    assert!(matches!(
+        l.idempotency_claim("k2", 1).unwrap(),
+        Claim::Done(_)
+    ));
+    // A bad key spends the use and says why nothing was recorded.
+    let lease = l.take(APP, "o1", &t1).unwrap().unwrap();
+    let done = l.consume_and_complete(&lease, "", &mut |_| String::new());
+    assert_eq!(done.spent.unwrap().uses, 0);
+    assert!(done.recorded.is_err());
+}
+
 #[macro_export]
 macro_rules! store_suite {
     ($fresh:expr) => {
@@ -445,6 +546,8 @@ macro_rules! store_suite {
             concurrent_claims_of_one_key_give_one_fresh,
             concurrent_takes_never_share_a_use,
             settling_twice_changes_nothing,
+            a_claim_takes_its_permit_in_the_same_step,
+            a_spent_use_and_its_outcome_are_settled_together,
         );
     };
     (@tests $fresh:expr; $($name:ident),* $(,)?) => {
