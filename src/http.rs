@@ -4,6 +4,7 @@
 //! because a send that may have been delivered must never be repeated.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -402,7 +403,7 @@ impl Transport for UreqTransport {
         let written = AWAITING_ANSWER.with(|a| a.replace(false));
         result.map_err(|e| {
             // The host may have moved: the next connection looks it up again.
-            self.hosts.forget();
+            self.hosts.forget(&req.base);
             classify(req, &e, written)
         })
     }
@@ -527,16 +528,11 @@ impl WireTransport for PhaseTransport {
         Ok(())
     }
 
-    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.send_unsent(timeout)?;
-        AWAITING_ANSWER.with(|a| a.set(true));
-        if self.wire.buffers().can_use_input() {
-            return Ok(true);
-        }
-        self.wire.await_input(timeout)
-    }
-
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        // The only place the held request goes out. ureq boxes this transport
+        // and its `Box` forwards `await_input` but not `maybe_await_input`,
+        // whose default calls here only when no input is buffered; a pooled
+        // connection never has unread input, so every request passes here.
         self.send_unsent(timeout)?;
         AWAITING_ANSWER.with(|a| a.set(true));
         self.wire.await_input(timeout)
@@ -551,25 +547,27 @@ impl WireTransport for PhaseTransport {
     }
 }
 
-/// The addresses of the one host this process talks to (WeChat's API, or the
-/// sandbox), shared by the agents of a transport. An IP literal is never looked
-/// up; a host name is looked up at most once per TTL, with ureq's resolve
-/// timeout. ureq's own resolver enforces that timeout by starting a thread for
+/// The addresses of the hosts this process talks to (WeChat's API, the sandbox,
+/// or an app's own `api_base`), shared by the agents of a transport. An IP
+/// literal is never looked up; a host name is looked up at most once per TTL,
+/// with ureq's resolve timeout. ureq's own resolver enforces that timeout by starting a thread for
 /// every lookup, and it resolves before every request: that was a thread per
 /// send, whose start-up on a busy machine cost more wall time than the send.
 #[derive(Debug)]
 struct HostCache {
     ttl: Duration,
-    entry: Mutex<Option<CachedHost>>,
+    /// By (scheme, authority): another base URL never gets these addresses.
+    /// At most [`MAX_CACHED_HOSTS`] entries.
+    entries: Mutex<HashMap<(String, String), CachedHost>>,
     /// Lookups through the system resolver, for tests.
     lookups: AtomicU64,
 }
 
+/// A few apps with their own `api_base` fit; more only cost a lookup.
+const MAX_CACHED_HOSTS: usize = 16;
+
 #[derive(Debug)]
 struct CachedHost {
-    /// Another base URL never gets these addresses.
-    scheme: String,
-    authority: String,
     addrs: ResolvedSocketAddrs,
     until: Instant,
 }
@@ -578,7 +576,7 @@ impl HostCache {
     fn new(ttl: Duration) -> Self {
         HostCache {
             ttl,
-            entry: Mutex::new(None),
+            entries: Mutex::new(HashMap::new()),
             lookups: AtomicU64::new(0),
         }
     }
@@ -587,8 +585,17 @@ impl HostCache {
         HostResolver(self.clone())
     }
 
-    fn forget(&self) {
-        *self.entry.lock() = None;
+    /// Forgets the host of `base`: it may have moved.
+    fn forget(&self, base: &str) {
+        if let Ok(uri) = base.parse::<Uri>() {
+            self.entries.lock().remove(&Self::key(&uri));
+        }
+    }
+
+    fn key(uri: &Uri) -> (String, String) {
+        let scheme = uri.scheme_str().unwrap_or_default();
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        (scheme.to_string(), authority.to_string())
     }
 
     fn resolve(
@@ -597,11 +604,10 @@ impl HostCache {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let scheme = uri.scheme_str().unwrap_or_default();
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let key = Self::key(uri);
         let now = Instant::now();
-        if let Some(hit) = self.entry.lock().as_ref() {
-            if hit.scheme == scheme && hit.authority == authority && now < hit.until {
+        if let Some(hit) = self.entries.lock().get(&key) {
+            if now < hit.until {
                 return Ok(hit.addrs.clone());
             }
         }
@@ -620,12 +626,26 @@ impl HostCache {
             self.lookups.fetch_add(1, Ordering::Relaxed);
             system.resolve(uri, config, timeout)?
         };
-        *self.entry.lock() = Some(CachedHost {
-            scheme: scheme.to_string(),
-            authority: authority.to_string(),
-            addrs: addrs.clone(),
-            until: now + self.ttl,
-        });
+        let mut entries = self.entries.lock();
+        if entries.len() >= MAX_CACHED_HOSTS && !entries.contains_key(&key) {
+            entries.retain(|_, e| now < e.until);
+            if entries.len() >= MAX_CACHED_HOSTS {
+                let oldest = entries
+                    .iter()
+                    .min_by_key(|(_, e)| e.until)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    entries.remove(&oldest);
+                }
+            }
+        }
+        entries.insert(
+            key,
+            CachedHost {
+                addrs: addrs.clone(),
+                until: now + self.ttl,
+            },
+        );
         Ok(addrs)
     }
 }
@@ -839,10 +859,42 @@ mod tests {
         let other = resolve(&cache, "http://localhost:8081/a");
         assert!(other.iter().all(|a| a.port() == 8081));
         assert_eq!(cache.lookups.load(Ordering::Relaxed), 2);
-        // After a failed request the host is looked up again.
-        cache.forget();
+        // After a failed request the host is looked up again, and only it.
+        cache.forget("http://localhost:8081");
         resolve(&cache, "http://localhost:8081/a");
         assert_eq!(cache.lookups.load(Ordering::Relaxed), 3);
+        resolve(&cache, "http://localhost:8080/a");
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn two_hosts_in_turn_are_looked_up_once_each() {
+        // Two apps with their own `api_base`; only `localhost` resolves
+        // everywhere, so the two differ in scheme and port.
+        let cache = HostCache::new(HOST_TTL);
+        for _ in 0..3 {
+            let one = resolve(&cache, "http://localhost:8080/a");
+            assert!(!one.is_empty() && one.iter().all(|a| a.port() == 8080));
+            let two = resolve(&cache, "https://localhost/b");
+            assert!(!two.is_empty() && two.iter().all(|a| a.port() == 443));
+        }
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_full_cache_drops_a_host_to_take_another() {
+        let cache = HostCache::new(HOST_TTL);
+        for port in 0..MAX_CACHED_HOSTS + 4 {
+            resolve(&cache, &format!("http://localhost:{}/a", 9000 + port));
+        }
+        assert_eq!(cache.entries.lock().len(), MAX_CACHED_HOSTS);
+        let looked_up = cache.lookups.load(Ordering::Relaxed);
+        // The newest is still known.
+        resolve(
+            &cache,
+            &format!("http://localhost:{}/a", 9000 + MAX_CACHED_HOSTS + 3),
+        );
+        assert_eq!(cache.lookups.load(Ordering::Relaxed), looked_up);
     }
 
     #[test]

@@ -224,8 +224,10 @@ impl Notifier {
         before_post: &dyn Fn() -> Result<()>,
     ) -> (SendReport, Option<String>) {
         let key = msg.idempotency_key.as_str();
+        let permit = permit_request(msg);
         if key.is_empty() {
-            let (mut report, spend) = self.deliver(app, event, msg, body, before_post, None);
+            let (mut report, spend) =
+                self.deliver(app, event, msg, &permit, body, before_post, None);
             if let Some(lease) = spend {
                 let spent = self.ledger.consume(&lease);
                 self.count_spent(&lease, &spent);
@@ -233,10 +235,9 @@ impl Notifier {
             }
             return (report, None);
         }
-        let (request, _) = permit_request(msg);
         let claimed =
             self.ledger
-                .claim_and_take(key, CLAIM_LEASE_MS, &app.appid, &msg.touser, &request);
+                .claim_and_take(key, CLAIM_LEASE_MS, &app.appid, &msg.touser, &permit.0);
         let report = match claimed {
             Err(e) => SendReport {
                 result: Err(e),
@@ -255,7 +256,7 @@ impl Notifier {
                 // Without a first lease the store did not keep the claim.
                 let claim_kept = matches!(first, Ok(Some(_)));
                 let (mut report, spend) =
-                    self.deliver(app, event, msg, body, before_post, Some(first));
+                    self.deliver(app, event, msg, &permit, body, before_post, Some(first));
                 let mut text = None;
                 let settled = match (report.outcome.as_mut(), spend) {
                     // Delivered, or maybe delivered: a retry must not send
@@ -315,28 +316,31 @@ impl Notifier {
         (report, None)
     }
 
-    /// Takes permits and POSTs until the policy settles the send. `rendered`:
+    /// Takes permits and POSTs until the policy settles the send. `permit`:
+    /// what [`permit_request`] gave for `msg`. `rendered`:
     /// the subscribe body's text, when the message's map was left empty.
     /// `first`: the first take's result when the caller already took.
     /// Returns the report and the lease whose use is to be spent (delivered,
     /// refused, or maybe delivered): the caller spends it, so that it can
     /// record the outcome in the same step.
+    #[allow(clippy::too_many_arguments)]
     fn deliver(
         &self,
         app: &App,
         event: &str,
         msg: &RenderedMessage,
+        permit: &(PermitRequest, &'static str),
         rendered: Option<&str>,
         before_post: &dyn Fn() -> Result<()>,
         mut first: Option<Result<Option<Lease>>>,
     ) -> (SendReport, Option<Lease>) {
-        let (request, path) = permit_request(msg);
+        let (request, path) = (&permit.0, permit.1);
         let mut outcome = Outcome::new(msg, event, "no_permit");
         let max_retries = self.config().max_retries;
         for _ in 0..MAX_PERMITS_PER_SEND {
             let taken = match first.take() {
                 Some(taken) => taken,
-                None => self.ledger.take(&app.appid, &msg.touser, &request),
+                None => self.ledger.take(&app.appid, &msg.touser, request),
             };
             let lease = match taken {
                 Ok(Some(lease)) => lease,

@@ -6,7 +6,7 @@ mod store_suite;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use fashop_notify::{Error, ManualClock, Notifier, PermitRequest};
+use fashop_notify::{Claim, ClaimedTake, Error, ManualClock, Notifier, PermitRequest};
 use store_suite::{Fixture, TempDir, APP, NOW};
 
 fn fresh() -> Fixture {
@@ -184,4 +184,88 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     f.n.ledger().consume(&lease).unwrap();
     assert_eq!(f.stats(Some("o1"))["leased"], 0);
     assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 0);
+}
+
+/// The raw file behind a fixture, for making its writes fail.
+fn raw(f: &Fixture) -> rusqlite::Connection {
+    let dir = f.keep.downcast_ref::<TempDir>().unwrap();
+    rusqlite::Connection::open(dir.file("ledger.db")).unwrap()
+}
+
+#[test]
+fn a_take_that_fails_inside_the_claim_leaves_the_key_free() {
+    let f = fresh();
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1"}"#);
+    let t1 = PermitRequest::subscribe("T1");
+    // The permit is found and its use taken, then the lease cannot be written.
+    let conn = raw(&f);
+    conn.execute_batch(
+        "CREATE TRIGGER no_leases BEFORE INSERT ON leases
+         BEGIN SELECT RAISE(ABORT, 'leases refused'); END;",
+    )
+    .unwrap();
+    let l = f.n.ledger();
+    match l.claim_and_take("k1", 30_000, APP, "o1", &t1) {
+        Ok(ClaimedTake::Fresh(Err(Error::Store(m)))) => {
+            assert!(m.contains("leases refused"), "{m}")
+        }
+        other => panic!("expected the take's store error, got {other:?}"),
+    }
+    // Rolled back: the use is still there and the key was not claimed.
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T1"], 1);
+    assert_eq!(f.stats(Some("o1"))["leased"], 0);
+    let claims: i64 = conn
+        .query_row("SELECT COUNT(*) FROM idempotency", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(claims, 0);
+
+    conn.execute_batch("DROP TRIGGER no_leases").unwrap();
+    match l.claim_and_take("k1", 30_000, APP, "o1", &t1) {
+        Ok(ClaimedTake::Fresh(Ok(Some(lease)))) => assert_eq!(lease.value, "T1"),
+        other => panic!("expected the key claimed with a lease, got {other:?}"),
+    }
+    assert!(matches!(
+        l.idempotency_claim("k1", 30_000).unwrap(),
+        Claim::InFlight
+    ));
+}
+
+#[test]
+fn an_outcome_that_cannot_be_recorded_still_spends_the_use() {
+    let f = fresh();
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
+    let t1 = PermitRequest::subscribe("T1");
+    let l = f.n.ledger();
+    let lease = match l.claim_and_take("k1", 30_000, APP, "o1", &t1) {
+        Ok(ClaimedTake::Fresh(Ok(Some(lease)))) => lease,
+        other => panic!("expected a lease, got {other:?}"),
+    };
+    // Spending works; recording the outcome does not, in the combined
+    // transaction or on its own.
+    let conn = raw(&f);
+    conn.execute_batch(
+        "CREATE TRIGGER no_outcomes BEFORE INSERT ON idempotency WHEN NEW.done = 1
+         BEGIN SELECT RAISE(ABORT, 'outcomes refused'); END;",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let done = l.consume_and_complete(&lease, "k1", &mut |left| {
+        seen.push(left.map(|r| r.uses));
+        r#"{"status":"sent"}"#.to_string()
+    });
+    assert_eq!(done.spent.unwrap().uses, 1);
+    match done.recorded {
+        Err(Error::Store(m)) => assert!(m.contains("outcomes refused"), "{m}"),
+        other => panic!("expected the record's store error, got {other:?}"),
+    }
+    assert_eq!(done.outcome, r#"{"status":"sent"}"#);
+    // Once in the rolled-back transaction, once step by step: both spent.
+    assert_eq!(seen, vec![Some(1), Some(1)]);
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T1"], 1);
+    assert_eq!(f.stats(Some("o1"))["leased"], 0);
+    // Nothing recorded: the claim stays in flight until it runs out.
+    assert!(matches!(
+        l.idempotency_claim("k1", 30_000).unwrap(),
+        Claim::InFlight
+    ));
 }

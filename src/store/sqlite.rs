@@ -251,7 +251,7 @@ fn take_in(
         PermitRequest::Subscribe { template_id } => tx
             .prepare_cached(
                 "SELECT id, kind, value, order_sn FROM permits
-                         WHERE appid = ?1 AND openid = ?2 AND kind = 0 AND value = ?3 AND uses > 0",
+                 WHERE appid = ?1 AND openid = ?2 AND kind = 0 AND value = ?3 AND uses > 0",
             )?
             .query_row(params![appid, openid, template_id], row)
             .optional()?,
@@ -260,9 +260,9 @@ fn take_in(
                 Some(sn) => tx
                     .prepare_cached(
                         "SELECT id, kind, value, order_sn FROM permits
-                                 WHERE appid = ?1 AND openid = ?2 AND kind = 2 AND order_sn = ?3
-                                   AND paid = 1 AND uses > 0 AND expires_at > ?4
-                                 ORDER BY expires_at, created_at, id LIMIT 1",
+                         WHERE appid = ?1 AND openid = ?2 AND kind = 2 AND order_sn = ?3
+                           AND paid = 1 AND uses > 0 AND expires_at > ?4
+                         ORDER BY expires_at, created_at, id LIMIT 1",
                     )?
                     .query_row(params![appid, openid, sn, now_s], row)
                     .optional()?,
@@ -273,9 +273,9 @@ fn take_in(
                 None => tx
                     .prepare_cached(
                         "SELECT id, kind, value, order_sn FROM permits
-                                 WHERE appid = ?1 AND openid = ?2 AND kind = 1
-                                   AND uses > 0 AND expires_at > ?3
-                                 ORDER BY expires_at, created_at, id LIMIT 1",
+                         WHERE appid = ?1 AND openid = ?2 AND kind = 1
+                           AND uses > 0 AND expires_at > ?3
+                         ORDER BY expires_at, created_at, id LIMIT 1",
                     )?
                     .query_row(params![appid, openid, now_s], row)
                     .optional()?,
@@ -334,22 +334,37 @@ fn claim_in(
     now_ms: i64,
     lease_ms: i64,
 ) -> rusqlite::Result<Claim> {
+    let claim = claim_state_in(tx, key, now_ms)?;
+    if let Claim::Fresh = claim {
+        insert_claim_in(tx, key, now_ms, lease_ms)?;
+    }
+    Ok(claim)
+}
+
+/// Whether `key` is done, in flight, or free, without claiming it.
+fn claim_state_in(tx: &Transaction<'_>, key: &str, now_ms: i64) -> rusqlite::Result<Claim> {
     let known: Option<(bool, Option<String>, i64)> = tx
         .prepare_cached("SELECT done, outcome, until_ms FROM idempotency WHERE key = ?1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    match known {
-        Some((true, outcome, until)) if until > now_ms => {
-            return Ok(Claim::Done(outcome.unwrap_or_default()))
-        }
-        Some((false, _, until)) if until > now_ms => return Ok(Claim::InFlight),
-        _ => {}
-    }
+    Ok(match known {
+        Some((true, outcome, until)) if until > now_ms => Claim::Done(outcome.unwrap_or_default()),
+        Some((false, _, until)) if until > now_ms => Claim::InFlight,
+        _ => Claim::Fresh,
+    })
+}
+
+fn insert_claim_in(
+    tx: &Transaction<'_>,
+    key: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
-                "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 0, NULL, ?2)",
-            )?
-            .execute(params![key, now_ms.saturating_add(lease_ms)])?;
-    Ok(Claim::Fresh)
+        "INSERT OR REPLACE INTO idempotency (key, done, outcome, until_ms) VALUES (?1, 0, NULL, ?2)",
+    )?
+    .execute(params![key, now_ms.saturating_add(lease_ms)])?;
+    Ok(())
 }
 
 fn complete_in(
@@ -580,14 +595,15 @@ impl Store for SqliteStore {
         // take's failure (the send's outcome), as two transactions would.
         let mut take_failed = false;
         let done = self.write(|tx| {
-            Ok(match claim_in(tx, key, now_ms, claim_ms)? {
+            Ok(match claim_state_in(tx, key, now_ms)? {
                 Claim::Done(outcome) => ClaimedTake::Done(outcome),
                 Claim::InFlight => ClaimedTake::InFlight,
                 Claim::Fresh => {
                     let taken = take_in(tx, appid, openid, request, now_ms, lease_ms)
                         .inspect_err(|_| take_failed = true)?;
-                    if taken.is_none() {
-                        release_in(tx, key)?;
+                    // Without a permit nothing is sent: the key stays free.
+                    if taken.is_some() {
+                        insert_claim_in(tx, key, now_ms, claim_ms)?;
                     }
                     ClaimedTake::Fresh(Ok(taken))
                 }
@@ -620,8 +636,9 @@ impl Store for SqliteStore {
                 recorded: Ok(()),
                 outcome: text,
             },
-            // Nothing stuck, yet the outcome was written for a spent use:
-            // settle it step by step, so each part reports its own result.
+            // The use was spent but recording the outcome failed, and the
+            // transaction rolled both back: settle them step by step, so each
+            // part reports its own result.
             Err(_) if consumed => consume_and_complete_in_steps(self, lease, key, outcome, now_ms),
             // The use could not be spent; the outcome is still recorded.
             Err(e) => {

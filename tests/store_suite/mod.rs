@@ -425,7 +425,6 @@ pub fn concurrent_takes_never_share_a_use(f: Fixture) {
     assert_eq!(grants, 100);
 }
 
-/// Generates one `#[test]` per suite function; `$fresh` opens a fresh store.
 pub fn a_claim_takes_its_permit_in_the_same_step(f: Fixture) {
     let l = f.n.ledger();
     let t1 = PermitRequest::subscribe("T1");
@@ -527,6 +526,7 @@ pub fn a_spent_use_and_its_outcome_are_settled_together(f: Fixture) {
     assert!(done.recorded.is_err());
 }
 
+/// Generates one `#[test]` per suite function; `$fresh` opens a fresh store.
 #[macro_export]
 macro_rules! store_suite {
     ($fresh:expr) => {
