@@ -591,8 +591,9 @@ impl Store for SqliteStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<ClaimedTake> {
-        // A failed take rolls the claim back with it, and is reported as the
-        // take's failure (the send's outcome), as two transactions would.
+        // A failed take leaves the key unclaimed (the claim is written after
+        // it) and is reported as the take's failure (the send's outcome), as
+        // two transactions would.
         let mut take_failed = false;
         let done = self.write(|tx| {
             Ok(match claim_state_in(tx, key, now_ms)? {
