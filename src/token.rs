@@ -56,6 +56,9 @@ pub(crate) struct SharedTokens<'a> {
 struct Obtained {
     token: CachedToken,
     adopted: bool,
+    /// This process's fetch failed and the store's token stands in: the
+    /// failure backoff applies as after any failed fetch.
+    failed: Option<Error>,
 }
 
 impl Obtained {
@@ -67,6 +70,7 @@ impl Obtained {
                 refresh_at_ms: t.refresh_at_ms,
             },
             adopted: true,
+            failed: None,
         }
     }
 
@@ -249,11 +253,15 @@ impl TokenCache {
         };
         let mut state = self.state.lock();
         let result = match outcome {
-            Ok(Obtained { token, adopted }) => {
+            Ok(Obtained {
+                token,
+                adopted,
+                failed,
+            }) => {
                 if adopted {
                     self.adopted.fetch_add(1, Ordering::Relaxed);
                 }
-                state.failure = None;
+                state.failure = failed.map(|e| (e, clock.now_ms() + FETCH_BACKOFF_MS));
                 let secret = token.token.clone();
                 let same = state
                     .current
@@ -316,7 +324,28 @@ impl TokenCache {
                 refresh_at_ms,
             },
             adopted: false,
+            failed: None,
         })
+    }
+
+    /// The store's token taken while it is still valid although not fresh;
+    /// counted as adopted only when this process did not hold it already.
+    fn stand_in(&self, t: SharedToken, refresh_at_ms: i64, failed: Option<Error>) -> Obtained {
+        let held = self
+            .state
+            .lock()
+            .current
+            .as_ref()
+            .is_some_and(|c| c.token == t.token);
+        Obtained {
+            token: CachedToken {
+                token: t.token,
+                expires_at_ms: t.expires_at_ms,
+                refresh_at_ms,
+            },
+            adopted: !held,
+            failed,
+        }
     }
 
     /// The token through the shared store: adopted when another process
@@ -370,12 +399,23 @@ impl TokenCache {
                     if let Err((operation, e)) = stored {
                         (shared.report)(operation, &e);
                     }
-                    return result;
+                    // The fetch failed but the store's token still works (this
+                    // process may not have held it: started or forked late).
+                    return match (result, current) {
+                        (Err(e), Some(t)) if clock.now_ms() < t.expires_at_ms => {
+                            let refresh_at_ms = t.refresh_at_ms;
+                            Ok(self.stand_in(t, refresh_at_ms, Some(e)))
+                        }
+                        (result, _) => result,
+                    };
                 }
-                TokenTurn::Wait { current, .. } => {
-                    // Another process refreshes a token that still works: use it meanwhile.
+                TokenTurn::Wait { until_ms, current } => {
+                    // Another process refreshes a token that still works: use
+                    // it meanwhile, without looking at the store again before
+                    // the holder's lease ends.
                     if let Some(t) = current.filter(|t| now < t.expires_at_ms) {
-                        return Ok(Obtained::adopted(t));
+                        let refresh_at_ms = until_ms.min(t.expires_at_ms);
+                        return Ok(self.stand_in(t, refresh_at_ms, None));
                     }
                     if polls >= max_polls {
                         return self.fetch_now(clock, margin_secs, None, fetch);
@@ -1166,6 +1206,223 @@ mod tests {
             .get_or_fetch(&clock, 300, no_share, || fresh("A", 7200))
             .unwrap();
         assert_eq!(t.expose(), "A");
+    }
+
+    /// A store whose token answers the test sets, counting the looks.
+    #[derive(Debug)]
+    struct ScriptedStore {
+        turn: Mutex<TokenTurn>,
+        looks: AtomicU64,
+        releases: AtomicU64,
+    }
+
+    impl ScriptedStore {
+        fn new(turn: TokenTurn) -> Arc<ScriptedStore> {
+            Arc::new(ScriptedStore {
+                turn: Mutex::new(turn),
+                looks: AtomicU64::new(0),
+                releases: AtomicU64::new(0),
+            })
+        }
+
+        fn looks(&self) -> u64 {
+            self.looks.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Store for ScriptedStore {
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+        fn add(
+            &self,
+            _: &str,
+            _: &crate::store::NewPermit,
+            _: i64,
+            _: usize,
+        ) -> Result<crate::store::Added> {
+            unreachable!("tokens only")
+        }
+        fn take(
+            &self,
+            _: &str,
+            _: &str,
+            _: &crate::store::PermitRequest,
+            _: i64,
+            _: i64,
+        ) -> Result<Option<crate::store::Lease>> {
+            unreachable!("tokens only")
+        }
+        fn consume(&self, _: &crate::store::Lease, _: i64) -> Result<crate::store::Remaining> {
+            unreachable!("tokens only")
+        }
+        fn give_back(&self, _: &crate::store::Lease) -> Result<()> {
+            unreachable!("tokens only")
+        }
+        fn discard(&self, _: &crate::store::Lease) -> Result<()> {
+            unreachable!("tokens only")
+        }
+        fn stats(&self, _: &str, _: Option<&str>, _: i64) -> Result<crate::store::Stats> {
+            unreachable!("tokens only")
+        }
+        fn purge(&self, _: &str, _: i64) -> Result<u64> {
+            unreachable!("tokens only")
+        }
+        fn idempotency_claim(&self, _: &str, _: i64, _: i64) -> Result<crate::store::Claim> {
+            unreachable!("tokens only")
+        }
+        fn idempotency_complete(&self, _: &str, _: &str, _: i64) -> Result<()> {
+            unreachable!("tokens only")
+        }
+        fn idempotency_release(&self, _: &str) -> Result<()> {
+            unreachable!("tokens only")
+        }
+        fn tokens(&self) -> Option<&dyn crate::store::TokenStore> {
+            Some(self)
+        }
+    }
+
+    impl crate::store::TokenStore for ScriptedStore {
+        fn token_turn(&self, _: &str, _: &str, _: &str, _: i64, _: i64) -> Result<TokenTurn> {
+            self.looks.fetch_add(1, Ordering::SeqCst);
+            Ok(self.turn.lock().clone())
+        }
+        fn token_publish(&self, _: &str, _: &str, _: &str, _: &SharedToken, _: i64) -> Result<()> {
+            Ok(())
+        }
+        fn token_release(&self, _: &str, _: &str, _: &str) -> Result<()> {
+            self.releases.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn token_drop_if(&self, _: &str, _: &str, _: &str) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    fn store_must_not_fail(operation: &str, e: &Error) {
+        panic!("store reported {operation}: {e}")
+    }
+
+    fn through(store: &Arc<ScriptedStore>) -> impl FnOnce() -> Option<SharedTokens<'static>> {
+        let store: Arc<dyn Store> = store.clone();
+        move || {
+            Some(SharedTokens {
+                store,
+                appid: "wxscripted",
+                mode: "stable",
+                lease_ms: 1_300,
+                report: &store_must_not_fail,
+            })
+        }
+    }
+
+    fn stored(token: &str, expires_at_ms: i64, refresh_at_ms: i64) -> SharedToken {
+        SharedToken {
+            token: Secret::new(token),
+            expires_at_ms,
+            refresh_at_ms,
+        }
+    }
+
+    #[test]
+    fn while_another_process_holds_the_lease_the_old_token_is_kept_until_the_lease_ends() {
+        let clock = ManualClock::at(10_000);
+        let now = clock.now_ms();
+        // The store's token is in its refresh window; another process fetches until now + 1300.
+        let old = stored("OLD", now + 200_000, now - 100_000);
+        let store = ScriptedStore::new(TokenTurn::Wait {
+            until_ms: now + 1_300,
+            current: Some(old.clone()),
+        });
+        let cache = TokenCache::default();
+        for _ in 0..5 {
+            let t = cache
+                .get_or_fetch(&clock, 300, through(&store), || panic!("must not fetch"))
+                .unwrap();
+            assert_eq!(t.expose(), "OLD");
+            clock.advance_ms(250);
+        }
+        assert_eq!(store.looks(), 1, "one store look for the whole lease");
+        assert_eq!(cache.adopted_count(), 1);
+        // The lease ends: the next call looks again and adopts the new token.
+        clock.advance_ms(50);
+        *store.turn.lock() = TokenTurn::Fresh(stored("NEW", now + 7_200_000, now + 6_900_000));
+        let t = cache
+            .get_or_fetch(&clock, 300, through(&store), || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(t.expose(), "NEW");
+        assert_eq!(store.looks(), 2);
+        assert_eq!(cache.adopted_count(), 2);
+
+        // A process that held the old token already does not count it again.
+        let held = TokenCache::default();
+        held.supply(Secret::new("OLD"), 0, 1);
+        *store.turn.lock() = TokenTurn::Wait {
+            until_ms: clock.now_ms() + 1_300,
+            current: Some(stored("OLD", clock.now_ms() + 1_000, 0)),
+        };
+        // The token's end comes before the lease's: looked at again from there.
+        let t = held
+            .get_or_fetch(&clock, 300, through(&store), || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(t.expose(), "OLD");
+        assert_eq!(held.adopted_count(), 0);
+        clock.advance_ms(999);
+        held.get_or_fetch(&clock, 300, through(&store), || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(store.looks(), 3);
+        clock.advance_ms(1);
+        *store.turn.lock() = TokenTurn::Fresh(stored("NEW", now + 7_200_000, now + 6_900_000));
+        let t = held
+            .get_or_fetch(&clock, 300, through(&store), || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(t.expose(), "NEW");
+        assert_eq!(store.looks(), 4);
+    }
+
+    #[test]
+    fn a_failed_fetch_by_the_lease_holder_falls_back_on_the_stores_valid_token() {
+        let clock = ManualClock::at(10_000);
+        let now = clock.now_ms();
+        let store = ScriptedStore::new(TokenTurn::Fetch {
+            current: Some(stored("STORED", now + 60_000, now - 240_000)),
+        });
+        // A process started late: it never held the stored token.
+        let cache = TokenCache::default();
+        let t = cache
+            .get_or_fetch(&clock, 300, through(&store), || {
+                Err(Error::Network("token endpoint down".into()))
+            })
+            .unwrap();
+        assert_eq!(t.expose(), "STORED");
+        assert_eq!(store.releases.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.fetch_count(), 1);
+        // The failure backoff holds: no fetch and no store look meanwhile.
+        clock.advance_ms(FETCH_BACKOFF_MS - 1);
+        let t = cache
+            .get_or_fetch(&clock, 300, through(&store), || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(t.expose(), "STORED");
+        assert_eq!(store.looks(), 1);
+        // After it the next call tries again.
+        clock.advance_ms(1);
+        let t = cache
+            .get_or_fetch(&clock, 300, through(&store), || fresh("NEW", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "NEW");
+        assert_eq!(cache.fetch_count(), 2);
+
+        // Without a valid stored token the failure is the answer.
+        *store.turn.lock() = TokenTurn::Fetch {
+            current: Some(stored("GONE", clock.now_ms(), clock.now_ms() - 300_000)),
+        };
+        let late = TokenCache::default();
+        let e = late
+            .get_or_fetch(&clock, 300, through(&store), || {
+                Err(Error::Network("token endpoint down".into()))
+            })
+            .unwrap_err();
+        assert_eq!(e, Error::Network("token endpoint down".into()));
     }
 
     fn wechat(

@@ -270,3 +270,84 @@ fn store_failures_around_a_fetch_never_put_the_token_into_a_message() {
     assert!(!text.contains("shared-secret"), "{text}");
     assert!(!format!("{n:?}").contains("SECRET-TOKEN-4242"));
 }
+
+#[test]
+fn while_another_notifier_refreshes_the_old_token_is_used_without_looking_again() {
+    let dir = TempDir::new("token-share-refreshing");
+    let manual = Arc::new(ManualClock::at(NOW));
+    let (fetching_tx, fetching_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let issued = AtomicUsize::new(0);
+    let a = notifier(manual.clone(), &sqlite_spec(&dir), "classic", None);
+    let a_wire = MemoryTransport::new(move |_| {
+        if issued.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Ok(token_answer("OLD-TOKEN"));
+        }
+        // The refresh stays out until the test has made its calls.
+        fetching_tx.send(()).unwrap();
+        let _ = go_rx.lock().recv();
+        Ok(token_answer("NEW-TOKEN"))
+    });
+    a.set_transport(a_wire.clone());
+    assert_eq!(a.access_token(APPID).unwrap().expose(), "OLD-TOKEN");
+    // In the refresh window, still valid.
+    manual.advance_secs(7200 - 300 + 10);
+
+    let b = notifier(manual.clone(), &sqlite_spec(&dir), "classic", None);
+    let b_wire = MemoryTransport::new(|_| Ok(token_answer("B-MUST-NOT-FETCH")));
+    b.set_transport(b_wire.clone());
+    std::thread::scope(|s| {
+        // Dropped should an assertion fail, so that A's fetch ends instead of hanging.
+        let go_tx = go_tx;
+        let a = &a;
+        let refreshed = s.spawn(move || a.access_token(APPID).unwrap().expose().to_string());
+        fetching_rx.recv().unwrap();
+        // A holds the lease: B takes the old token once and keeps it while
+        // the lease lasts instead of asking the store on every call.
+        for _ in 0..4 {
+            assert_eq!(b.access_token(APPID).unwrap().expose(), "OLD-TOKEN");
+            manual.advance_ms(100);
+        }
+        assert_eq!(b.token_stats(APPID).unwrap().adopted, 1);
+        go_tx.send(()).unwrap();
+        assert_eq!(refreshed.join().unwrap(), "NEW-TOKEN");
+    });
+    // Once the lease's time is over B finds A's new token.
+    manual.advance_ms(LEASE_MS);
+    assert_eq!(b.access_token(APPID).unwrap().expose(), "NEW-TOKEN");
+    let stats = b.token_stats(APPID).unwrap();
+    assert_eq!((stats.fetches, stats.adopted), (0, 2));
+    assert_eq!(b_wire.count(CLASSIC), 0);
+}
+
+#[test]
+fn a_failed_fetch_falls_back_on_the_valid_token_in_the_store() {
+    let dir = TempDir::new("token-share-outage");
+    let manual = Arc::new(ManualClock::at(NOW));
+    let a = notifier(manual.clone(), &sqlite_spec(&dir), "stable", None);
+    a.set_transport(MemoryTransport::new(|_| Ok(token_answer("STORED-TOKEN"))));
+    assert_eq!(a.access_token(APPID).unwrap().expose(), "STORED-TOKEN");
+
+    // A worker started in the token's last minutes while the token endpoint
+    // is down: it takes the lease, its fetch fails, the stored token serves.
+    manual.advance_secs(7200 - 300 + 10);
+    let late = notifier(manual.clone(), &sqlite_spec(&dir), "stable", None);
+    let down = MemoryTransport::new(|_| {
+        Ok(HttpReply::json(
+            &json!({"errcode": -1, "errmsg": "system error"}),
+        ))
+    });
+    late.set_transport(down.clone());
+    assert_eq!(late.access_token(APPID).unwrap().expose(), "STORED-TOKEN");
+    let asked = down.count(STABLE);
+    assert!(asked >= 1);
+    // The failure backoff holds: no new request meanwhile.
+    assert_eq!(late.access_token(APPID).unwrap().expose(), "STORED-TOKEN");
+    assert_eq!(down.count(STABLE), asked);
+    // The lease was given back: once the backoff is over the endpoint works again.
+    manual.advance_ms(fashop_notify::FETCH_BACKOFF_MS);
+    late.set_transport(MemoryTransport::new(|_| Ok(token_answer("NEXT-TOKEN"))));
+    assert_eq!(late.access_token(APPID).unwrap().expose(), "NEXT-TOKEN");
+    assert_eq!(a.token_stats(APPID).unwrap().fetches, 1);
+}
