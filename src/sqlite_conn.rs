@@ -34,7 +34,7 @@
 use std::fmt;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 /// Every connection slot in this process (inherited ones included, after a fork).
 static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
@@ -234,5 +234,70 @@ pub(crate) fn wait_for_the_lock(patience: Duration) -> impl FnMut(i32) -> bool +
         let micros = 20 + (jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919)) % 200;
         std::thread::sleep(Duration::from_micros(micros));
         true
+    }
+}
+
+/// A store's SQLite file: created and migrated when opened, then written in
+/// immediate transactions on this process's own connection.
+pub(crate) struct StoreFile {
+    path: PathBuf,
+    migrate: fn(&Connection) -> rusqlite::Result<()>,
+    conn: ProcessConnection,
+}
+
+impl fmt::Debug for StoreFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreFile")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl StoreFile {
+    /// Checks the file (creating it with mode 0600 and migrating when
+    /// needed); the connection the operations use is opened on first use.
+    pub(crate) fn open(
+        path: &str,
+        migrate: fn(&Connection) -> rusqlite::Result<()>,
+    ) -> crate::error::Result<StoreFile> {
+        let file = StoreFile {
+            path: PathBuf::from(path),
+            migrate,
+            conn: ProcessConnection::new(),
+        };
+        check(|| file.connect()).map_err(|e| file.error(e))?;
+        Ok(file)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        let conn = open_wal(&self.path)?;
+        while_busy(|| (self.migrate)(&conn))?;
+        Ok(conn)
+    }
+
+    fn error(&self, e: rusqlite::Error) -> crate::error::Error {
+        crate::error::Error::store(format!("sqlite store {}: {e}", self.path.display()))
+    }
+
+    /// Runs `f` in one immediate transaction on this process's connection.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> crate::error::Result<T> {
+        self.conn
+            .with(
+                || self.connect(),
+                |conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let value = f(&tx)?;
+                    tx.commit()?;
+                    Ok(value)
+                },
+            )
+            .map_err(|e| self.error(e))
     }
 }

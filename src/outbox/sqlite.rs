@@ -5,19 +5,16 @@
 //! (`crate::sqlite_conn` says why, and how a forked child gets its own).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 
-use rusqlite::{
-    params, params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior,
-};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use super::memory::{lost, ABANDONED};
 use super::store::{
     not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage, OutboxStore,
     Settlement, State, Stats,
 };
-use crate::error::{Error, Result};
-use crate::sqlite_conn::{self, ProcessConnection};
+use crate::error::Result;
+use crate::sqlite_conn::StoreFile;
 
 /// Each entry brings the outbox tables from the version before it to its own number.
 const MIGRATIONS: &[&str] = &[
@@ -50,43 +47,29 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub struct SqliteOutbox {
-    path: PathBuf,
-    conn: ProcessConnection,
+    file: StoreFile,
 }
 
 impl fmt::Debug for SqliteOutbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteOutbox")
-            .field("path", &self.path)
+            .field("path", &self.file.path())
             .finish()
     }
 }
 
 impl SqliteOutbox {
     /// Checks the file (creating it with mode 0600 when missing) and brings
-    /// the outbox tables up to date; the connection the operations use is
-    /// opened on first use.
+    /// its tables up to date; the connection the operations use is opened on
+    /// first use.
     pub fn open(path: &str) -> Result<SqliteOutbox> {
-        let path = PathBuf::from(path);
-        sqlite_conn::check(|| connect(&path)).map_err(|e| store_error(&path, e))?;
         Ok(SqliteOutbox {
-            conn: ProcessConnection::new(),
-            path,
+            file: StoreFile::open(path, migrate)?,
         })
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
-        self.conn
-            .with(
-                || connect(&self.path),
-                |conn| {
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let value = f(&tx)?;
-                    tx.commit()?;
-                    Ok(value)
-                },
-            )
-            .map_err(|e| store_error(&self.path, e))
+        self.file.write(f)
     }
 
     /// `write` for operations that may refuse: the refusal rolls back.
@@ -101,16 +84,6 @@ impl SqliteOutbox {
             Err(e) => Ok(Err(e)),
         })?
     }
-}
-
-fn store_error(path: &Path, e: rusqlite::Error) -> Error {
-    Error::store(format!("sqlite store {}: {e}", path.display()))
-}
-
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = sqlite_conn::open_wal(path)?;
-    sqlite_conn::while_busy(|| migrate(&conn))?;
-    Ok(conn)
 }
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -197,7 +170,7 @@ fn held(tx: &Transaction<'_>, id: u64, token: i64) -> rusqlite::Result<bool> {
 
 impl OutboxStore for SqliteOutbox {
     fn describe(&self) -> String {
-        format!("sqlite:{}", self.path.display())
+        format!("sqlite:{}", self.file.path().display())
     }
 
     fn enqueue(&self, m: &NewMessage, now_ms: i64) -> Result<Enqueued> {

@@ -5,9 +5,8 @@
 //! use (`crate::sqlite_conn` says why, and how a forked child gets its own).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
@@ -15,9 +14,9 @@ use super::{
     PermitRequest, Remaining, SharedToken, SpentAndRecorded, Stats, Store, TokenStore, TokenTurn,
     IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::secret::Secret;
-use crate::sqlite_conn::{self, ProcessConnection};
+use crate::sqlite_conn::StoreFile;
 
 /// Each entry brings the schema from the version before it to its own number.
 const MIGRATIONS: &[&str] = &[
@@ -73,54 +72,30 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub struct SqliteStore {
-    path: PathBuf,
-    conn: ProcessConnection,
+    file: StoreFile,
 }
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("path", &self.path)
+            .field("path", &self.file.path())
             .finish()
     }
 }
 
 impl SqliteStore {
-    /// Checks the file (creating it with mode 0600 and migrating when
-    /// needed); the connection the operations use is opened on first use.
+    /// Checks the file (creating it with mode 0600 when missing) and brings
+    /// its tables up to date; the connection the operations use is opened on
+    /// first use.
     pub fn open(path: &str) -> Result<SqliteStore> {
-        let path = PathBuf::from(path);
-        sqlite_conn::check(|| connect(&path)).map_err(|e| store_error(&path, e))?;
         Ok(SqliteStore {
-            conn: ProcessConnection::new(),
-            path,
+            file: StoreFile::open(path, migrate)?,
         })
     }
 
-    /// Runs `f` in one immediate transaction on this process's connection.
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
-        self.conn
-            .with(
-                || connect(&self.path),
-                |conn| {
-                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let value = f(&tx)?;
-                    tx.commit()?;
-                    Ok(value)
-                },
-            )
-            .map_err(|e| store_error(&self.path, e))
+        self.file.write(f)
     }
-}
-
-fn store_error(path: &Path, e: rusqlite::Error) -> Error {
-    Error::store(format!("sqlite store {}: {e}", path.display()))
-}
-
-fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = sqlite_conn::open_wal(path)?;
-    sqlite_conn::while_busy(|| migrate(&conn))?;
-    Ok(conn)
 }
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -392,7 +367,7 @@ fn release_in(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
 
 impl Store for SqliteStore {
     fn describe(&self) -> String {
-        format!("sqlite:{}", self.path.display())
+        format!("sqlite:{}", self.file.path().display())
     }
 
     fn add(&self, appid: &str, p: &NewPermit, now_ms: i64, cap: usize) -> Result<Added> {
