@@ -241,8 +241,65 @@ pub(crate) fn wait_for_the_lock(patience: Duration) -> impl FnMut(i32) -> bool +
 /// immediate transactions on this process's own connection.
 pub(crate) struct StoreFile {
     path: PathBuf,
-    migrate: fn(&Connection) -> rusqlite::Result<()>,
+    schema: &'static Schema,
     conn: ProcessConnection,
+}
+
+/// The tables one store keeps in a file, with the table recording their
+/// version: each store keeps its own, so stores sharing a file migrate
+/// independently.
+#[derive(Debug)]
+pub(crate) struct Schema {
+    /// Its name in messages ("schema", "outbox schema").
+    pub name: &'static str,
+    pub version_table: &'static str,
+    /// Each entry brings the tables from the version before it to its own number.
+    pub migrations: &'static [&'static str],
+}
+
+impl Schema {
+    /// Brings the tables up to date in one immediate transaction; a file
+    /// written by a newer version is refused, untouched.
+    fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let table = self.version_table;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            conn.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)"
+            ))?;
+            let version: i64 = conn.query_row(
+                &format!("SELECT COALESCE(MAX(version), 0) FROM {table}"),
+                [],
+                |r| r.get(0),
+            )?;
+            let latest = self.migrations.len() as i64;
+            if version > latest {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                    Some(format!(
+                        "{} version {version} was written by a newer fashop-notify (this one knows {latest})",
+                        self.name
+                    )),
+                ));
+            }
+            for (i, step) in self.migrations.iter().enumerate().skip(version as usize) {
+                conn.execute_batch(step)?;
+                conn.execute(&format!("DELETE FROM {table}"), [])?;
+                conn.execute(
+                    &format!("INSERT INTO {table} (version) VALUES (?1)"),
+                    [i as i64 + 1],
+                )?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => conn.execute_batch("COMMIT"),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
 }
 
 impl fmt::Debug for StoreFile {
@@ -256,13 +313,10 @@ impl fmt::Debug for StoreFile {
 impl StoreFile {
     /// Checks the file (creating it with mode 0600 and migrating when
     /// needed); the connection the operations use is opened on first use.
-    pub(crate) fn open(
-        path: &str,
-        migrate: fn(&Connection) -> rusqlite::Result<()>,
-    ) -> crate::error::Result<StoreFile> {
+    pub(crate) fn open(path: &str, schema: &'static Schema) -> crate::error::Result<StoreFile> {
         let file = StoreFile {
             path: PathBuf::from(path),
-            migrate,
+            schema,
             conn: ProcessConnection::new(),
         };
         check(|| file.connect()).map_err(|e| file.error(e))?;
@@ -275,7 +329,7 @@ impl StoreFile {
 
     fn connect(&self) -> rusqlite::Result<Connection> {
         let conn = open_wal(&self.path)?;
-        while_busy(|| (self.migrate)(&conn))?;
+        while_busy(|| self.schema.migrate(&conn))?;
         Ok(conn)
     }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use super::memory::{lost, ABANDONED};
 use super::store::{
@@ -14,7 +14,7 @@ use super::store::{
     Settlement, State, Stats,
 };
 use crate::error::Result;
-use crate::sqlite_conn::StoreFile;
+use crate::sqlite_conn::{Schema, StoreFile};
 
 /// Each entry brings the outbox tables from the version before it to its own number.
 const MIGRATIONS: &[&str] = &[
@@ -46,6 +46,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_posting ON outbox (lease_ms) WHERE posting = 1;",
 ];
 
+static SCHEMA: Schema = Schema {
+    name: "outbox schema",
+    version_table: "outbox_schema_version",
+    migrations: MIGRATIONS,
+};
+
 pub struct SqliteOutbox {
     file: StoreFile,
 }
@@ -64,7 +70,7 @@ impl SqliteOutbox {
     /// first use.
     pub fn open(path: &str) -> Result<SqliteOutbox> {
         Ok(SqliteOutbox {
-            file: StoreFile::open(path, migrate)?,
+            file: StoreFile::open(path, &SCHEMA)?,
         })
     }
 
@@ -83,45 +89,6 @@ impl SqliteOutbox {
             // but `write` commits: nothing was changed on the refusal paths.
             Err(e) => Ok(Err(e)),
         })?
-    }
-}
-
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| {
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS outbox_schema_version (version INTEGER NOT NULL)",
-        )?;
-        let version: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM outbox_schema_version",
-            [],
-            |r| r.get(0),
-        )?;
-        let latest = MIGRATIONS.len() as i64;
-        if version > latest {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-                Some(format!(
-                    "outbox schema version {version} was written by a newer fashop-notify (this one knows {latest})"
-                )),
-            ));
-        }
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(step)?;
-            conn.execute("DELETE FROM outbox_schema_version", [])?;
-            conn.execute(
-                "INSERT INTO outbox_schema_version (version) VALUES (?1)",
-                [i as i64 + 1],
-            )?;
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::secret::Secret;
-use crate::sqlite_conn::StoreFile;
+use crate::sqlite_conn::{Schema, StoreFile};
 
 /// Each entry brings the schema from the version before it to its own number.
 const MIGRATIONS: &[&str] = &[
@@ -71,6 +71,12 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+static SCHEMA: Schema = Schema {
+    name: "schema",
+    version_table: "schema_version",
+    migrations: MIGRATIONS,
+};
+
 pub struct SqliteStore {
     file: StoreFile,
 }
@@ -89,49 +95,12 @@ impl SqliteStore {
     /// first use.
     pub fn open(path: &str) -> Result<SqliteStore> {
         Ok(SqliteStore {
-            file: StoreFile::open(path, migrate)?,
+            file: StoreFile::open(path, &SCHEMA)?,
         })
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
         self.file.write(f)
-    }
-}
-
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| {
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-        let version: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-            [],
-            |r| r.get(0),
-        )?;
-        let latest = MIGRATIONS.len() as i64;
-        if version > latest {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-                Some(format!(
-                    "schema version {version} was written by a newer fashop-notify (this one knows {latest})"
-                )),
-            ));
-        }
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(step)?;
-            conn.execute("DELETE FROM schema_version", [])?;
-            conn.execute(
-                "INSERT INTO schema_version (version) VALUES (?1)",
-                [i as i64 + 1],
-            )?;
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
     }
 }
 
