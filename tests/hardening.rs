@@ -16,9 +16,8 @@ fn shop(sb: &Sandbox) -> Notifier {
         .unwrap();
     n.register_app(&json!({"appid": DEMO_APPID, "secret": DEMO_SECRET}).to_string())
         .unwrap();
-    let mut doc: Value = serde_json::from_str(include_str!("../examples/mappings.json")).unwrap();
-    doc["events"]["order_pay_success"]["template_id"] = json!(TPL_PAY_SUCCESS);
-    n.load_mappings(DEMO_APPID, &doc.to_string()).unwrap();
+    n.load_mappings(DEMO_APPID, include_str!("../examples/mappings.json"))
+        .unwrap();
     n
 }
 

@@ -23,6 +23,16 @@ const SEEDS: &[(&str, &str)] = &[
     ("order_pay_fail", TPL_PAY_FAIL),
 ];
 
+/// The demo, the C and PHP examples and the tests load the example document
+/// as it is: its template ids must be the sandbox's seeded ones.
+#[test]
+fn the_example_mappings_use_the_sandbox_templates() {
+    let doc: Value = serde_json::from_str(EXAMPLE).unwrap();
+    for (event, template) in SEEDS {
+        assert_eq!(doc["events"][event]["template_id"], *template, "{event}");
+    }
+}
+
 fn setup(grants: u64) -> (Sandbox, Notifier) {
     let sb = Sandbox::start();
     sb.seed_app(APP, "mapping-sandbox-secret");

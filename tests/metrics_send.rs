@@ -6,21 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fashop_notify::sandbox::{
-    Fault, Sandbox, DEMO_APPID, DEMO_SECRET, TPL_DELIVERED, TPL_PAY_SUCCESS,
-};
+use fashop_notify::sandbox::{Fault, Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use fashop_notify::{Clock, ManualClock, Notifier, SystemClock};
 use serde_json::{json, Value};
 
 const SEND: &str = "/cgi-bin/message/subscribe/send";
 const BUYER: &str = "oBuyer_metrics_scripted_01";
-
-fn mappings() -> String {
-    let mut doc: Value = serde_json::from_str(include_str!("../examples/mappings.json")).unwrap();
-    doc["events"]["order_pay_success"]["template_id"] = json!(TPL_PAY_SUCCESS);
-    doc["events"]["order_delivered"]["template_id"] = json!(TPL_DELIVERED);
-    doc.to_string()
-}
 
 fn payload(order_sn: &str) -> String {
     json!({"touser": BUYER, "fields": {
@@ -50,7 +41,8 @@ fn figures_and_log_lines_equal_what_the_sends_returned() {
     .unwrap();
     n.register_app(&json!({"appid": DEMO_APPID, "secret": DEMO_SECRET}).to_string())
         .unwrap();
-    n.load_mappings(DEMO_APPID, &mappings()).unwrap();
+    n.load_mappings(DEMO_APPID, include_str!("../examples/mappings.json"))
+        .unwrap();
     sb.grant(DEMO_APPID, BUYER, TPL_PAY_SUCCESS, 20);
     n.add_permit(
         DEMO_APPID,

@@ -124,7 +124,7 @@ fn enqueue_renders_and_keeps_without_any_network() {
         assert_eq!(shop.stats()["pending"], 1);
 
         // No order_sn and no key: the outbox names the message itself.
-        let mut doc: Value = serde_json::from_str(&outbox_support::mappings()).unwrap();
+        let mut doc: Value = serde_json::from_str(outbox_support::MAPPINGS).unwrap();
         doc["events"]["order_pay_success"]["data"]["character_string1"] =
             json!("{order_sn|default:NA}");
         shop.n.load_mappings(APP, &doc.to_string()).unwrap();
@@ -529,7 +529,7 @@ fn on_redis_the_outbox_lives_beside_the_ledger_and_a_server_that_is_down_is_a_st
     n.configure(&json!({ "store": url }).to_string()).unwrap();
     n.register_app(&json!({"appid": APP, "secret": "s"}).to_string())
         .unwrap();
-    n.load_mappings(APP, &outbox_support::mappings()).unwrap();
+    n.load_mappings(APP, outbox_support::MAPPINGS).unwrap();
     n.add_permit(
         APP,
         &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS}).to_string(),

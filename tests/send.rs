@@ -62,21 +62,8 @@ impl Drop for LedgerFile {
     }
 }
 
-/// The seed mapping document with the sandbox's template ids.
-fn mappings() -> String {
-    let mut doc: Value = serde_json::from_str(include_str!("../examples/mappings.json"))
-        .expect("examples/mappings.json");
-    for (event, tpl) in [
-        ("order_pay_success", TPL_PAY_SUCCESS),
-        ("order_delivered", TPL_DELIVERED),
-        ("order_cancel", TPL_CANCEL),
-        ("order_refund_apply", TPL_REFUND),
-        ("order_pay_fail", TPL_PAY_FAIL),
-    ] {
-        doc["events"][event]["template_id"] = json!(tpl);
-    }
-    doc.to_string()
-}
+/// The example mapping document: its template ids are the sandbox's seeded ones.
+const EXAMPLE_MAPPINGS: &str = include_str!("../examples/mappings.json");
 
 fn shop_with(max_retries: u32, timeout_ms: u64) -> Shop {
     let sb = Sandbox::start();
@@ -94,7 +81,7 @@ fn shop_with(max_retries: u32, timeout_ms: u64) -> Shop {
     .unwrap();
     n.register_app(&json!({"appid": DEMO_APPID, "secret": DEMO_SECRET}).to_string())
         .unwrap();
-    n.load_mappings(DEMO_APPID, &mappings()).unwrap();
+    n.load_mappings(DEMO_APPID, EXAMPLE_MAPPINGS).unwrap();
     Shop {
         sb,
         n,

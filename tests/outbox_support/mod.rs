@@ -6,11 +6,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fashop_notify::sandbox::{
-    DEMO_APPID, DEMO_SECRET, TPL_CANCEL, TPL_DELIVERED, TPL_PAY_FAIL, TPL_PAY_SUCCESS, TPL_REFUND,
-};
+use fashop_notify::sandbox::{DEMO_APPID, DEMO_SECRET};
 use fashop_notify::{ManualClock, Notifier};
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub const APP: &str = DEMO_APPID;
 pub const BUYER: &str = "oBuyer_outbox_test_01";
@@ -18,21 +16,8 @@ pub const SEND: &str = "/cgi-bin/message/subscribe/send";
 /// 2026-11-23 15:00:00 UTC, 23:00 in China: an hour before WeChat's quotas reset.
 pub const NOW: i64 = 1_795_446_000;
 
-/// The seed mapping document with the sandbox's template ids.
-pub fn mappings() -> String {
-    let mut doc: Value = serde_json::from_str(include_str!("../../examples/mappings.json"))
-        .expect("examples/mappings.json");
-    for (event, tpl) in [
-        ("order_pay_success", TPL_PAY_SUCCESS),
-        ("order_delivered", TPL_DELIVERED),
-        ("order_cancel", TPL_CANCEL),
-        ("order_refund_apply", TPL_REFUND),
-        ("order_pay_fail", TPL_PAY_FAIL),
-    ] {
-        doc["events"][event]["template_id"] = json!(tpl);
-    }
-    doc.to_string()
-}
+/// The example mapping document: its template ids are the sandbox's seeded ones.
+pub const MAPPINGS: &str = include_str!("../../examples/mappings.json");
 
 /// A notifier on `store` talking to the sandbox at `api_base`, at `now` on a
 /// clock the caller moves.
@@ -52,7 +37,7 @@ pub fn notifier(store: &str, api_base: &str, now: i64) -> (Notifier, Arc<ManualC
     .unwrap_or_else(|e| panic!("configure {store}: {e}"));
     n.register_app(&json!({"appid": APP, "secret": DEMO_SECRET}).to_string())
         .unwrap();
-    n.load_mappings(APP, &mappings()).unwrap();
+    n.load_mappings(APP, MAPPINGS).unwrap();
     (n, clock)
 }
 
