@@ -79,7 +79,7 @@ fn record(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let m = Metrics::new();
     m.configure(&Config {
-        store: format!("sqlite:{}", dir.join("bench.db").display()),
+        store: fashop_notify::StoreSpec::Sqlite(dir.join("bench.db").display().to_string()),
         ..Config::default()
     });
     c.bench_function("record_send+permit_consumed/in_batch_sqlite", |b| {

@@ -171,8 +171,8 @@ fn send_phase(n: &Notifier, a: &Args, thread: usize, phase: u32, tally: &mut Tal
         let t0 = Instant::now();
         let report = n.send(&a.appid, EVENT, &body);
         tally.latencies_ns.push(t0.elapsed().as_nanos() as u64);
-        let sent =
-            report.result.is_ok() && report.outcome.as_ref().map(|o| o.status) == Some("sent");
+        let sent = report.result.is_ok()
+            && report.outcome.as_ref().map(|o| o.status.as_str()) == Some("sent");
         if sent {
             tally.sent += 1;
         } else {

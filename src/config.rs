@@ -1,12 +1,14 @@
-//! Process-wide settings given by `fashop_notify_configure`. Every field is
-//! optional; a field that a later call gives replaces the earlier value, a field
-//! it leaves out keeps it.
+//! Every process-wide setting given by `fashop_notify_configure` (WeChat,
+//! store, log, outbox), each checked once here. Every field is optional; a
+//! field that a later call gives replaces the earlier value, a field it leaves
+//! out keeps it.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::journal::{LogPatch, LogSettings};
-use crate::outbox::{OutboxPatch, OutboxSettings};
+
+/// Longest accepted log path.
+const MAX_PATH_BYTES: usize = 4096;
 
 /// Production WeChat.
 pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -19,8 +21,7 @@ pub struct Config {
     pub timeout_ms: u64,
     pub max_retries: u32,
     pub token_margin_secs: i64,
-    /// `memory`, `sqlite:/path` or `redis://…`.
-    pub store: String,
+    pub store: StoreSpec,
     /// form_ids (and prepay_ids) kept per user; the oldest go first.
     pub permit_cap_per_openid: usize,
     pub log: LogSettings,
@@ -35,7 +36,7 @@ impl Default for Config {
             timeout_ms: 5000,
             max_retries: 2,
             token_margin_secs: 300,
-            store: "memory".to_string(),
+            store: StoreSpec::Memory,
             permit_cap_per_openid: 50,
             log: LogSettings::default(),
             outbox: OutboxSettings::default(),
@@ -52,7 +53,11 @@ pub struct ConfigPatch {
     pub timeout_ms: Option<u64>,
     pub max_retries: Option<u32>,
     pub token_margin_secs: Option<i64>,
-    pub store: Option<String>,
+    #[serde(rename = "store")]
+    store_text: Option<String>,
+    /// `store`, parsed by `parse`.
+    #[serde(skip)]
+    pub store: Option<StoreSpec>,
     pub permit_cap_per_openid: Option<u64>,
     pub log: Option<LogPatch>,
     pub outbox: Option<OutboxPatch>,
@@ -61,7 +66,12 @@ pub struct ConfigPatch {
 impl ConfigPatch {
     /// Parses and checks a `configure` document.
     pub fn parse(json: &str) -> Result<ConfigPatch> {
-        let patch: ConfigPatch = parse_json("configure", json)?;
+        let mut patch: ConfigPatch = parse_json("configure", json)?;
+        patch.store = patch
+            .store_text
+            .as_deref()
+            .map(StoreSpec::parse)
+            .transpose()?;
         if let Some(base) = &patch.api_base {
             check_api_base("configure: api_base", base)?;
         }
@@ -80,9 +90,6 @@ impl ConfigPatch {
                     "configure: token_margin_secs must be between 0 and 3600, got {m}"
                 )));
             }
-        }
-        if let Some(store) = &patch.store {
-            check_store_spec(store)?;
         }
         if let Some(log) = &patch.log {
             log.check()?;
@@ -127,6 +134,114 @@ impl ConfigPatch {
     }
 }
 
+/// How much is written: every line at its level and above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+    /// Nothing at all.
+    Off,
+}
+
+/// The `log` setting in force: no path means no log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSettings {
+    pub path: Option<String>,
+    pub level: LogLevel,
+}
+
+/// What one `configure` call says about the log; a field left out keeps its value.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPatch {
+    pub path: Option<String>,
+    pub level: Option<LogLevel>,
+}
+
+impl LogPatch {
+    pub fn check(&self) -> Result<()> {
+        if let Some(path) = &self.path {
+            if path.is_empty() {
+                return Err(Error::invalid("configure: log.path must not be empty"));
+            }
+            if path.len() > MAX_PATH_BYTES {
+                return Err(Error::invalid(format!(
+                    "configure: log.path is longer than {MAX_PATH_BYTES} bytes"
+                )));
+            }
+            if path.contains('\0') {
+                return Err(Error::invalid("configure: log.path must not contain NUL"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn apply_to(&self, base: &LogSettings) -> LogSettings {
+        LogSettings {
+            path: self.path.clone().or_else(|| base.path.clone()),
+            level: self.level.unwrap_or(base.level),
+        }
+    }
+}
+
+/// The `outbox` setting in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxSettings {
+    /// Failed attempts after which a message is dead-lettered.
+    pub max_attempts: u32,
+    /// How long a flush holds a claimed message; a flusher that dies frees it after this.
+    pub lease_secs: u64,
+    /// The first retry pause; each failed attempt doubles it.
+    pub retry_secs: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            max_attempts: 10,
+            // As long as send's idempotency claim, so a message whose flusher
+            // died finds its key free when it is claimed again.
+            lease_secs: 120,
+            retry_secs: 30,
+        }
+    }
+}
+
+/// What one `configure` call says about the outbox.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxPatch {
+    pub max_attempts: Option<u32>,
+    pub lease_secs: Option<u64>,
+    pub retry_secs: Option<u64>,
+}
+
+impl OutboxPatch {
+    pub fn check(&self) -> Result<()> {
+        let range = |field: &str, v: Option<u64>, min: u64, max: u64| match v {
+            Some(v) if !(min..=max).contains(&v) => Err(Error::invalid(format!(
+                "configure: outbox.{field} must be between {min} and {max}, got {v}"
+            ))),
+            _ => Ok(()),
+        };
+        range("max_attempts", self.max_attempts.map(u64::from), 1, 100)?;
+        range("lease_secs", self.lease_secs, 5, 3600)?;
+        range("retry_secs", self.retry_secs, 1, 3600)
+    }
+
+    pub fn apply_to(&self, base: &OutboxSettings) -> OutboxSettings {
+        OutboxSettings {
+            max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
+            lease_secs: self.lease_secs.unwrap_or(base.lease_secs),
+            retry_secs: self.retry_secs.unwrap_or(base.retry_secs),
+        }
+    }
+}
+
 fn check_range(field: &str, v: Option<u64>, min: u64, max: u64) -> Result<()> {
     match v {
         Some(v) if !(min..=max).contains(&v) => Err(Error::invalid(format!(
@@ -149,19 +264,56 @@ pub fn check_api_base(what: &str, base: &str) -> Result<()> {
     }
 }
 
-/// `memory`, `sqlite:/path` or `redis://host:port/db`.
-pub fn check_store_spec(store: &str) -> Result<()> {
-    let ok = store == "memory"
-        || store.strip_prefix("sqlite:").is_some_and(|p| !p.is_empty())
-        || store
-            .strip_prefix("redis://")
-            .is_some_and(|p| !p.is_empty());
-    if ok {
-        Ok(())
-    } else {
+/// Where permits, idempotency records, the outbox, shared figures and the
+/// shared access token live: the `store` setting, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSpec {
+    #[default]
+    Memory,
+    /// `sqlite:/path/notify.db`: the file's path.
+    Sqlite(String),
+    /// `redis://host:port/db`: the whole URL.
+    Redis(String),
+}
+
+impl StoreSpec {
+    /// `memory`, `sqlite:/path` (a non-empty path) or `redis://host…`.
+    pub fn parse(text: &str) -> Result<StoreSpec> {
+        if text == "memory" {
+            return Ok(StoreSpec::Memory);
+        }
+        if let Some(path) = text.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
+            return Ok(StoreSpec::Sqlite(path.to_string()));
+        }
+        if text.strip_prefix("redis://").is_some_and(|p| !p.is_empty()) {
+            return Ok(StoreSpec::Redis(text.to_string()));
+        }
         Err(Error::invalid(format!(
-            "configure: store must be \"memory\", \"sqlite:/path/to/file.db\" or \"redis://host:port/db\", got {store:?}"
+            "configure: store must be \"memory\", \"sqlite:/path/to/file.db\" or \"redis://host:port/db\", got {text:?}"
         )))
+    }
+
+    /// Whether several processes see the same records (SQLite, Redis).
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, StoreSpec::Memory)
+    }
+}
+
+/// The setting as `configure` took it.
+impl PartialEq<&str> for StoreSpec {
+    fn eq(&self, other: &&str) -> bool {
+        StoreSpec::parse(other).is_ok_and(|o| o == *self)
+    }
+}
+
+impl std::fmt::Display for StoreSpec {
+    /// The setting as `configure` took it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSpec::Memory => f.write_str("memory"),
+            StoreSpec::Sqlite(path) => write!(f, "sqlite:{path}"),
+            StoreSpec::Redis(url) => f.write_str(url),
+        }
     }
 }
 
@@ -228,7 +380,45 @@ mod tests {
     #[test]
     fn good_store_specs() {
         for s in ["memory", "sqlite:/tmp/x.db", "redis://127.0.0.1:6379/0"] {
-            check_store_spec(s).unwrap();
+            assert_eq!(StoreSpec::parse(s).unwrap().to_string(), s);
         }
+        assert_eq!(
+            StoreSpec::parse("sqlite:/a").unwrap(),
+            StoreSpec::Sqlite("/a".into())
+        );
+    }
+
+    #[test]
+    fn log_patches_are_checked_and_merge() {
+        let base = LogSettings::default();
+        let p: LogPatch = serde_json::from_str(r#"{"path":"/tmp/x.jsonl"}"#).unwrap();
+        p.check().unwrap();
+        let s = p.apply_to(&base);
+        assert_eq!(s.path.as_deref(), Some("/tmp/x.jsonl"));
+        assert_eq!(s.level, LogLevel::Info);
+        let p: LogPatch = serde_json::from_str(r#"{"level":"warn"}"#).unwrap();
+        let s = p.apply_to(&s);
+        assert_eq!(s.path.as_deref(), Some("/tmp/x.jsonl"));
+        assert_eq!(s.level, LogLevel::Warn);
+        let p: LogPatch = serde_json::from_str(r#"{"path":""}"#).unwrap();
+        assert!(p.check().unwrap_err().to_string().contains("log.path"));
+        assert!(serde_json::from_str::<LogPatch>(r#"{"level":"loud"}"#).is_err());
+        assert!(serde_json::from_str::<LogPatch>(r#"{"file":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn outbox_patches_are_checked_and_merge() {
+        let p: OutboxPatch = serde_json::from_str(r#"{"max_attempts":3}"#).unwrap();
+        p.check().unwrap();
+        let s = p.apply_to(&OutboxSettings::default());
+        assert_eq!(s.max_attempts, 3);
+        assert_eq!(s.lease_secs, 120);
+        let p: OutboxPatch = serde_json::from_str(r#"{"max_attempts":0}"#).unwrap();
+        assert!(p
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("outbox.max_attempts"));
+        assert!(serde_json::from_str::<OutboxPatch>(r#"{"attempts":3}"#).is_err());
     }
 }

@@ -11,74 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::config::{LogLevel, LogSettings};
 use crate::metrics::Metrics;
+use crate::secret::redact_text;
 
-/// Longest accepted log path.
-const MAX_PATH_BYTES: usize = 4096;
 /// A line stays below `PIPE_BUF` (4096), which keeps appends from several
 /// processes whole on every common file system; the field limits below add
 /// up to well under it.
 const MAX_LINE_BYTES: usize = 4000;
 const MAX_NAME_BYTES: usize = 128;
 const MAX_TEXT_BYTES: usize = 1024;
-
-/// How much is written: every line at its level and above.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Debug,
-    #[default]
-    Info,
-    Warn,
-    Error,
-    /// Nothing at all.
-    Off,
-}
-
-/// The `log` setting in force: no path means no log.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LogSettings {
-    pub path: Option<String>,
-    pub level: LogLevel,
-}
-
-/// What one `configure` call says about the log; a field left out keeps its value.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogPatch {
-    pub path: Option<String>,
-    pub level: Option<LogLevel>,
-}
-
-impl LogPatch {
-    pub fn check(&self) -> Result<()> {
-        if let Some(path) = &self.path {
-            if path.is_empty() {
-                return Err(Error::invalid("configure: log.path must not be empty"));
-            }
-            if path.len() > MAX_PATH_BYTES {
-                return Err(Error::invalid(format!(
-                    "configure: log.path is longer than {MAX_PATH_BYTES} bytes"
-                )));
-            }
-            if path.contains('\0') {
-                return Err(Error::invalid("configure: log.path must not contain NUL"));
-            }
-        }
-        Ok(())
-    }
-
-    pub fn apply_to(&self, base: &LogSettings) -> LogSettings {
-        LogSettings {
-            path: self.path.clone().or_else(|| base.path.clone()),
-            level: self.level.unwrap_or(base.level),
-        }
-    }
-}
 
 /// One finished send, as the send path knows it.
 #[derive(Debug, Clone, Default)]
@@ -337,27 +282,6 @@ impl Journal {
     }
 }
 
-impl crate::notifier::Notifier {
-    /// The structured log.
-    pub fn journal(&self) -> &Journal {
-        &self.journal
-    }
-
-    /// A send finished: counts it in metrics and writes its log line (the
-    /// one call the send path needs at its end).
-    pub fn observe_send(&self, r: &SendRecord<'_>) {
-        self.metrics
-            .record_send(r.appid, r.event, r.status, r.errcode, r.elapsed);
-        self.journal.send_event(r);
-    }
-
-    /// An access token fetch finished: counts it and writes its log line.
-    pub fn observe_token_fetch(&self, r: &TokenRecord<'_>) {
-        self.metrics.record_token_fetch(r.appid, r.mode, r.ok);
-        self.journal.token_event(r);
-    }
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -401,110 +325,6 @@ pub fn shorten_openid(openid: &str) -> String {
     let head: String = chars[..4].iter().collect();
     let tail: String = chars[chars.len() - 3..].iter().collect();
     format!("{head}…{tail}")
-}
-
-/// Names whose values a log line must never show.
-const SECRET_KEYS: [&str; 6] = [
-    "access_token",
-    "appsecret",
-    "secret",
-    "password",
-    "token",
-    "code",
-];
-
-/// Free text (an errmsg, a store error) with credentials taken out: values of
-/// `access_token=…`, `"secret":"…"` and the like, and user:password in URLs.
-pub fn redact_text(text: &str) -> String {
-    let text = redact_userinfo(text);
-    let lower = text.to_ascii_lowercase();
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let hit = SECRET_KEYS.iter().find_map(|key| {
-            if !lower[i..].starts_with(key) {
-                return None;
-            }
-            // Whole words only ("tokens" or "barcode" stay).
-            let before_ok = i == 0 || !is_word(bytes[i - 1]);
-            let after = i + key.len();
-            let after_ok = after >= bytes.len() || !is_word(bytes[after]);
-            if !(before_ok && after_ok) {
-                return None;
-            }
-            let sep = separator_len(&text[after..])?;
-            Some(after + sep)
-        });
-        match hit {
-            Some(value_start) => {
-                out.push_str(&text[i..value_start]);
-                out.push_str("***");
-                let end = text[value_start..]
-                    .find(|c: char| {
-                        matches!(c, '&' | '"' | '\'' | ',' | ';' | '}' | ')') || c.is_whitespace()
-                    })
-                    .map_or(text.len(), |n| value_start + n);
-                i = end;
-            }
-            None => {
-                let ch = text[i..].chars().next().unwrap_or(' ');
-                out.push(ch);
-                i += ch.len_utf8();
-            }
-        }
-    }
-    out
-}
-
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
-/// Length of `=`, `: `, `":"` and similar between a key and its value, or
-/// None when the key is not followed by a value.
-fn separator_len(rest: &str) -> Option<usize> {
-    let mut n = 0;
-    let b = rest.as_bytes();
-    if b.first() == Some(&b'"') || b.first() == Some(&b'\'') {
-        n += 1;
-    }
-    while b.get(n) == Some(&b' ') {
-        n += 1;
-    }
-    match b.get(n) {
-        Some(b'=') | Some(b':') => n += 1,
-        _ => return None,
-    }
-    while b.get(n) == Some(&b' ') {
-        n += 1;
-    }
-    if b.get(n) == Some(&b'"') || b.get(n) == Some(&b'\'') {
-        n += 1;
-    }
-    Some(n)
-}
-
-/// `scheme://user:password@host` → `scheme://***@host`.
-fn redact_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let (head, tail) = rest.split_at(pos + 3);
-        out.push_str(head);
-        let authority_end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"')
-            .unwrap_or(tail.len());
-        match tail[..authority_end].rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                rest = &tail[at..];
-            }
-            None => rest = tail,
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// `2026-11-23T20:12:07.123Z` for unix milliseconds.
@@ -589,23 +409,5 @@ mod tests {
             "appid=wx1&appsecret=***&errcode=40013"
         );
         assert_eq!(redact_text("ok"), "ok");
-    }
-
-    #[test]
-    fn patches_are_checked_and_merge() {
-        let base = LogSettings::default();
-        let p: LogPatch = serde_json::from_str(r#"{"path":"/tmp/x.jsonl"}"#).unwrap();
-        p.check().unwrap();
-        let s = p.apply_to(&base);
-        assert_eq!(s.path.as_deref(), Some("/tmp/x.jsonl"));
-        assert_eq!(s.level, LogLevel::Info);
-        let p: LogPatch = serde_json::from_str(r#"{"level":"warn"}"#).unwrap();
-        let s = p.apply_to(&s);
-        assert_eq!(s.path.as_deref(), Some("/tmp/x.jsonl"));
-        assert_eq!(s.level, LogLevel::Warn);
-        let p: LogPatch = serde_json::from_str(r#"{"path":""}"#).unwrap();
-        assert!(p.check().unwrap_err().to_string().contains("log.path"));
-        assert!(serde_json::from_str::<LogPatch>(r#"{"level":"loud"}"#).is_err());
-        assert!(serde_json::from_str::<LogPatch>(r#"{"file":"x"}"#).is_err());
     }
 }

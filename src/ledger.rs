@@ -3,20 +3,19 @@
 //! The rules of what may be recorded and what is handed out live here; the
 //! stores only keep them atomically.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::notifier::Notifier;
-use crate::store::{self, Added, NewPermit, Store, LEGACY_VALID_SECS, PREPAY_USES};
+pub use crate::store::Added;
+use crate::store::{self, NewPermit, Store, StoreSlot, LEGACY_VALID_SECS, PREPAY_USES};
 
 pub use crate::store::{
-    Claim, ClaimedTake, Kind, Lease, PermitRequest, Remaining, SpentAndRecorded, Stats,
+    ClaimedTake, KeyClaim, Kind, Lease, PermitRequest, PermitStats, Remaining, SpentAndRecorded,
 };
 
 /// How long a taken use stays reserved for its send by default.
@@ -31,28 +30,20 @@ pub(crate) const MAX_COUNT: u64 = 1000;
 #[derive(Debug)]
 pub struct Ledger {
     clock: Arc<dyn Clock>,
-    active: RwLock<Active>,
-    /// Once a permit went into the store, switching stores would strand it.
-    added_any: AtomicBool,
+    store: StoreSlot<dyn Store>,
     lease_ms: AtomicI64,
     cap: AtomicUsize,
-}
-
-#[derive(Debug, Clone)]
-struct Active {
-    spec: String,
-    store: Arc<dyn Store>,
 }
 
 impl Ledger {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Ledger {
             clock,
-            active: RwLock::new(Active {
-                spec: "memory".to_string(),
-                store: Arc::new(store::MemoryStore::default()),
-            }),
-            added_any: AtomicBool::new(false),
+            store: StoreSlot::new(
+                Arc::new(store::MemoryStore::default()),
+                "permits were added",
+                "add_permit",
+            ),
             lease_ms: AtomicI64::new(DEFAULT_LEASE_MS),
             cap: AtomicUsize::new(DEFAULT_CAP_PER_OPENID),
         }
@@ -68,25 +59,7 @@ impl Ledger {
     }
 
     fn switch_store(&self, config: &Config) -> Result<()> {
-        if self.active.read().spec == config.store {
-            return Ok(());
-        }
-        let mut active = self.active.write();
-        if active.spec == config.store {
-            return Ok(());
-        }
-        if self.added_any.load(Ordering::SeqCst) {
-            return Err(Error::invalid(format!(
-                "configure: store cannot change from {:?} to {:?} after permits were added (they would be stranded); configure the store before the first add_permit",
-                active.spec, config.store
-            )));
-        }
-        let store = store::open(&config.store)?;
-        *active = Active {
-            spec: config.store.clone(),
-            store,
-        };
-        Ok(())
+        self.store.switch(&config.store, store::open)
     }
 
     /// The store in force, for messages (a Redis password left out).
@@ -96,7 +69,7 @@ impl Ledger {
 
     /// The `store` setting in force.
     pub fn store_spec(&self) -> String {
-        self.active.read().spec.clone()
+        self.store.spec().to_string()
     }
 
     /// How long a taken use stays reserved before it returns by itself.
@@ -114,7 +87,7 @@ impl Ledger {
     }
 
     pub(crate) fn store(&self) -> Arc<dyn Store> {
-        self.active.read().store.clone()
+        self.store.current()
     }
 
     fn now_ms(&self) -> i64 {
@@ -123,13 +96,7 @@ impl Ledger {
 
     /// Records a checked permit.
     pub fn add(&self, appid: &str, permit: &NewPermit) -> Result<Added> {
-        // Read the store and set the flag under one lock, so a concurrent
-        // `configure` either happens before this add or is refused.
-        let active = self.active.read();
-        self.added_any.store(true, Ordering::SeqCst);
-        let store = active.store.clone();
-        drop(active);
-        store.add(
+        self.store.for_records().add(
             appid,
             permit,
             self.now_ms(),
@@ -164,9 +131,9 @@ impl Ledger {
         if let Err(e) = check_request(openid, request) {
             // The key is still honoured: a finished or running send wins.
             return Ok(match self.idempotency_claim(key, claim_ms)? {
-                Claim::Done(outcome) => ClaimedTake::Done(outcome),
-                Claim::InFlight => ClaimedTake::InFlight,
-                Claim::Fresh => {
+                KeyClaim::Done(outcome) => ClaimedTake::Done(outcome),
+                KeyClaim::InFlight => ClaimedTake::InFlight,
+                KeyClaim::Fresh => {
                     let _ = self.idempotency_release(key);
                     ClaimedTake::Fresh(Err(e))
                 }
@@ -221,7 +188,7 @@ impl Ledger {
     }
 
     /// Claims an idempotency key for a send; the claim lapses after `lease_ms`.
-    pub fn idempotency_claim(&self, key: &str, lease_ms: i64) -> Result<Claim> {
+    pub fn idempotency_claim(&self, key: &str, lease_ms: i64) -> Result<KeyClaim> {
         check_key(key)?;
         self.store()
             .idempotency_claim(key, self.now_ms(), lease_ms.max(1))
@@ -240,7 +207,7 @@ impl Ledger {
         self.store().idempotency_release(key)
     }
 
-    pub fn stats(&self, appid: &str, openid: Option<&str>) -> Result<Stats> {
+    pub fn stats(&self, appid: &str, openid: Option<&str>) -> Result<PermitStats> {
         self.store().stats(appid, openid, self.now_ms())
     }
 
@@ -271,7 +238,7 @@ fn check_key(key: &str) -> Result<()> {
 
 /// A text field is non-empty, not a placeholder a template engine left, at most
 /// `MAX_VALUE_BYTES`, and free of control characters.
-fn check_text(what: &str, field: &str, v: &str) -> Result<()> {
+pub fn check_text(what: &str, field: &str, v: &str) -> Result<()> {
     let trimmed = v.trim();
     if trimmed.is_empty() {
         return Err(Error::invalid(format!("{what}: {field} must not be empty")));
@@ -484,7 +451,7 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
     })
 }
 
-fn stats_json(appid: &str, openid: Option<&str>, s: &Stats) -> String {
+pub fn stats_json(appid: &str, openid: Option<&str>, s: &PermitStats) -> String {
     let subscribe_uses: u64 = s.subscribe.values().sum();
     json!({
         "appid": appid,
@@ -502,54 +469,4 @@ fn stats_json(appid: &str, openid: Option<&str>, s: &Stats) -> String {
         "soonest_expiry": s.soonest_expiry,
     })
     .to_string()
-}
-
-impl Notifier {
-    /// `r`, with a store failure also written to the structured log.
-    pub(crate) fn noted<T>(&self, operation: &str, r: Result<T>) -> Result<T> {
-        if let Err(Error::Store(message)) = &r {
-            self.journal
-                .store_problem(&self.ledger.describe_store(), operation, message);
-        }
-        r
-    }
-
-    /// The permit ledger, for send and the outbox.
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    /// Records a permit for a registered app (`ledger.md` for the format).
-    pub fn add_permit(&self, appid: &str, json: &str) -> Result<()> {
-        self.apps.get(appid)?;
-        let permit = parse_permit(json, self.clock.now_ms())?;
-        let added = self.noted("add_permit", self.ledger.add(appid, &permit))?;
-        if matches!(added, Added::Stored | Added::Counted) {
-            self.metrics
-                .record_permits_added(permit.kind.as_str(), u64::from(permit.uses));
-        }
-        Ok(())
-    }
-
-    /// Usable stock of the app, or of one of its users: counts by kind (by
-    /// template for subscribe grants) and the soonest expiry.
-    pub fn ledger_stats(&self, appid: &str, openid: Option<&str>) -> Result<String> {
-        self.apps.get(appid)?;
-        if let Some(o) = openid {
-            check_text("ledger_stats", "openid", o)?;
-        }
-        let stats = self.noted("ledger_stats", self.ledger.stats(appid, openid))?;
-        Ok(stats_json(appid, openid, &stats))
-    }
-
-    /// Removes the app's expired permits: `{"appid", "removed": n}`.
-    pub fn ledger_purge(&self, appid: &str) -> Result<String> {
-        self.apps.get(appid)?;
-        let removed = self.noted("ledger_purge", self.ledger.purge(appid))?;
-        if removed > 0 {
-            // The stores count what a purge removed, not by kind.
-            self.metrics.record_permit_expired("any", removed);
-        }
-        Ok(json!({"appid": appid, "removed": removed}).to_string())
-    }
 }

@@ -1,47 +1,50 @@
 //! fashop-notify: WeChat mini-program notifications for shops, as a safe Rust
 //! core with a thin C ABI (`include/fashop_notify.h`) that PHP loads through FFI.
+//!
+//! Dependencies point one way: `ffi` → `notifier` → the concepts (`outbox`,
+//! `ledger`, `wechat`, `message`, `metrics`, `journal`) → `store`,
+//! `sqlite_conn`, `config` → `error`, `clock`, `secret`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod apps;
-mod catalog;
 mod clock;
 mod config;
 mod error;
 pub mod ffi;
-mod http;
 mod journal;
 mod ledger;
-mod mapping;
+mod message;
 mod metrics;
 mod notifier;
 mod outbox;
-mod placeholder;
-mod render;
-pub mod rules;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod secret;
-mod send;
 mod sqlite_conn;
 mod store;
-mod token;
+mod wechat;
 
-pub use apps::{AppSpec, Registered, TokenMode};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, WECHAT_API_BASE};
+pub use config::{Config, LogLevel, LogSettings, OutboxSettings, StoreSpec, WECHAT_API_BASE};
 pub use error::{Error, Result};
-pub use http::{HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError};
-pub use journal::{LogLevel, LogSettings, SendRecord, TokenRecord};
+pub use journal::{SendRecord, TokenRecord};
 pub use ledger::{
-    Claim, ClaimedTake, Kind, Lease, Ledger, PermitRequest, Remaining, SpentAndRecorded, Stats,
+    ClaimedTake, KeyClaim, Kind, Lease, Ledger, PermitRequest, PermitStats, Remaining,
+    SpentAndRecorded,
 };
-pub use mapping::{MessageKind, Overflow};
+pub use message::rules;
+pub use message::{MessageKind, Overflow, RenderedMessage};
 pub use metrics::{
     CounterSink, Format as MetricsFormat, MemorySink, Metrics, MetricsBatch, RedisSink, Sample,
-    ScrapeHook, SqliteSink,
+    SqliteSink,
 };
+pub use notifier::send::{Outcome, SendStatus};
 pub use notifier::Notifier;
-pub use outbox::{FlushReport, Flushed, OutboxSettings};
-pub use render::RenderedMessage;
+pub use outbox::{FlushReport, FlushStatus, Flushed};
 pub use secret::Secret;
-pub use token::{CallError, TokenStats, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};
+pub use wechat::client::{CallError, WeChatReply};
+pub use wechat::errcodes::TOKEN_ERRCODES;
+pub use wechat::http::{
+    HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError,
+};
+pub use wechat::token_cache::{TokenStats, FETCH_BACKOFF_MS};
+pub use wechat::{AppSpec, Registered, TokenMode};

@@ -63,6 +63,110 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// Names whose values a log line must never show.
+const SECRET_KEYS: [&str; 6] = [
+    "access_token",
+    "appsecret",
+    "secret",
+    "password",
+    "token",
+    "code",
+];
+
+/// Free text (an errmsg, a store error) with credentials taken out: values of
+/// `access_token=…`, `"secret":"…"` and the like, and user:password in URLs.
+pub fn redact_text(text: &str) -> String {
+    let text = redact_userinfo(text);
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let hit = SECRET_KEYS.iter().find_map(|key| {
+            if !lower[i..].starts_with(key) {
+                return None;
+            }
+            // Whole words only ("tokens" or "barcode" stay).
+            let before_ok = i == 0 || !is_word(bytes[i - 1]);
+            let after = i + key.len();
+            let after_ok = after >= bytes.len() || !is_word(bytes[after]);
+            if !(before_ok && after_ok) {
+                return None;
+            }
+            let sep = separator_len(&text[after..])?;
+            Some(after + sep)
+        });
+        match hit {
+            Some(value_start) => {
+                out.push_str(&text[i..value_start]);
+                out.push_str("***");
+                let end = text[value_start..]
+                    .find(|c: char| {
+                        matches!(c, '&' | '"' | '\'' | ',' | ';' | '}' | ')') || c.is_whitespace()
+                    })
+                    .map_or(text.len(), |n| value_start + n);
+                i = end;
+            }
+            None => {
+                let ch = text[i..].chars().next().unwrap_or(' ');
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    out
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Length of `=`, `: `, `":"` and similar between a key and its value, or
+/// None when the key is not followed by a value.
+fn separator_len(rest: &str) -> Option<usize> {
+    let mut n = 0;
+    let b = rest.as_bytes();
+    if b.first() == Some(&b'"') || b.first() == Some(&b'\'') {
+        n += 1;
+    }
+    while b.get(n) == Some(&b' ') {
+        n += 1;
+    }
+    match b.get(n) {
+        Some(b'=') | Some(b':') => n += 1,
+        _ => return None,
+    }
+    while b.get(n) == Some(&b' ') {
+        n += 1;
+    }
+    if b.get(n) == Some(&b'"') || b.get(n) == Some(&b'\'') {
+        n += 1;
+    }
+    Some(n)
+}
+
+/// `scheme://user:password@host` → `scheme://***@host`.
+fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -379,7 +379,7 @@ fn a_store_that_is_down_loses_no_increment() {
 fn sqlite_metrics(db: &str) -> Metrics {
     let m = Metrics::new();
     let config = Config {
-        store: format!("sqlite:{db}"),
+        store: fashop_notify::StoreSpec::Sqlite(db.to_string()),
         ..Config::default()
     };
     m.configure(&config);
@@ -435,7 +435,7 @@ fn a_store_url_with_a_password_is_not_printed() {
     // message names the store without its password.
     let m = Metrics::new();
     let config = Config {
-        store: "redis://shop:hunter2@127.0.0.1:1/0".to_string(),
+        store: fashop_notify::StoreSpec::Redis("redis://shop:hunter2@127.0.0.1:1/0".to_string()),
         ..Config::default()
     };
     m.configure(&config);

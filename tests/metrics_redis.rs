@@ -63,7 +63,7 @@ impl Drop for RedisServer {
 fn redis_metrics(url: &str) -> Metrics {
     let m = Metrics::new();
     m.configure(&Config {
-        store: url.to_string(),
+        store: fashop_notify::StoreSpec::Redis(url.to_string()),
         ..Config::default()
     });
     m

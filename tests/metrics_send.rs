@@ -104,7 +104,7 @@ fn figures_and_log_lines_equal_what_the_sends_returned() {
         if o.status != "duplicate" && o.status != "no_permit" {
             timed += 1;
         }
-        outcomes.push((event, o.status, o.errcode, o.attempts));
+        outcomes.push((event, o.status.as_str(), o.errcode, o.attempts));
     }
     // The script reaches every outcome status.
     let statuses: std::collections::BTreeSet<_> = outcomes.iter().map(|o| o.1).collect();

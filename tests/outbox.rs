@@ -91,7 +91,7 @@ impl Shop {
     }
 
     fn statuses(report: &FlushReport) -> Vec<&'static str> {
-        report.messages.iter().map(|m| m.status).collect()
+        report.messages.iter().map(|m| m.status.as_str()).collect()
     }
 }
 

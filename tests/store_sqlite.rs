@@ -6,7 +6,7 @@ mod store_suite;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use fashop_notify::{Claim, ClaimedTake, Error, ManualClock, Notifier, PermitRequest};
+use fashop_notify::{ClaimedTake, Error, KeyClaim, ManualClock, Notifier, PermitRequest};
 use store_suite::{Fixture, TempDir, APP, NOW};
 
 fn fresh() -> Fixture {
@@ -226,7 +226,7 @@ fn a_take_that_fails_inside_the_claim_leaves_the_key_free() {
     }
     assert!(matches!(
         l.idempotency_claim("k1", 30_000).unwrap(),
-        Claim::InFlight
+        KeyClaim::InFlight
     ));
 }
 
@@ -266,6 +266,6 @@ fn an_outcome_that_cannot_be_recorded_still_spends_the_use() {
     // Nothing recorded: the claim stays in flight until it runs out.
     assert!(matches!(
         l.idempotency_claim("k1", 30_000).unwrap(),
-        Claim::InFlight
+        KeyClaim::InFlight
     ));
 }

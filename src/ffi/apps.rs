@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{arg_str, guard, guard_text, notifier, FashopNotifyStatus};
+use super::guard::{c_arg, guard, guard_text, notifier};
+use super::FashopNotifyStatus;
 
 /// Process-wide settings (JSON, every field optional; see the ABI contract).
 ///
@@ -11,8 +12,7 @@ use super::{arg_str, guard, guard_text, notifier, FashopNotifyStatus};
 #[no_mangle]
 pub unsafe extern "C" fn fashop_notify_configure(config_json: *const c_char) -> FashopNotifyStatus {
     guard("configure", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let json = unsafe { arg_str(config_json, "config_json") }?;
+        let json = c_arg!(config_json, "config_json")?;
         notifier().configure(json)
     })
 }
@@ -25,8 +25,7 @@ pub unsafe extern "C" fn fashop_notify_configure(config_json: *const c_char) -> 
 #[no_mangle]
 pub unsafe extern "C" fn fashop_notify_register_app(app_json: *const c_char) -> FashopNotifyStatus {
     guard("register_app", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let json = unsafe { arg_str(app_json, "app_json") }?;
+        let json = c_arg!(app_json, "app_json")?;
         notifier().register_app(json).map(|_| ())
     })
 }
@@ -38,8 +37,7 @@ pub unsafe extern "C" fn fashop_notify_register_app(app_json: *const c_char) -> 
 #[no_mangle]
 pub unsafe extern "C" fn fashop_notify_unregister_app(appid: *const c_char) -> FashopNotifyStatus {
     guard("unregister_app", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { arg_str(appid, "appid") }?;
+        let appid = c_arg!(appid, "appid")?;
         notifier().unregister_app(appid)
     })
 }

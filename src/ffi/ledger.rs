@@ -3,7 +3,8 @@
 
 use std::ffi::c_char;
 
-use super::{arg_str, guard, guard_text, notifier, opt_str, FashopNotifyStatus};
+use super::guard::{c_arg, guard, guard_text, notifier};
+use super::FashopNotifyStatus;
 
 /// Records a right to message one user (`ledger.md` for the JSON). Adding the
 /// same permit twice stores it once.
@@ -16,10 +17,8 @@ pub unsafe extern "C" fn fashop_notify_add_permit(
     permit_json: *const c_char,
 ) -> FashopNotifyStatus {
     guard("add_permit", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings.
-        let appid = unsafe { arg_str(appid, "appid") }?;
-        // SAFETY: as above.
-        let json = unsafe { arg_str(permit_json, "permit_json") }?;
+        let appid = c_arg!(appid, "appid")?;
+        let json = c_arg!(permit_json, "permit_json")?;
         notifier().add_permit(appid, json)
     })
 }
@@ -38,10 +37,8 @@ pub unsafe extern "C" fn fashop_notify_ledger_stats(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("ledger_stats", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings.
-        let appid = unsafe { arg_str(appid, "appid") }?;
-        // SAFETY: as above.
-        let openid = unsafe { opt_str(openid_or_null, "openid") }?;
+        let appid = c_arg!(appid, "appid")?;
+        let openid = c_arg!(opt openid_or_null, "openid")?;
         notifier().ledger_stats(appid, openid)
     })
 }
@@ -57,8 +54,7 @@ pub unsafe extern "C" fn fashop_notify_ledger_purge(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("ledger_purge", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { arg_str(appid, "appid") }?;
+        let appid = c_arg!(appid, "appid")?;
         notifier().ledger_purge(appid)
     })
 }

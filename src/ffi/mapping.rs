@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{arg_str, guard, guard_text, notifier, FashopNotifyStatus};
+use super::guard::{c_arg, guard, guard_text, notifier};
+use super::FashopNotifyStatus;
 
 /// Writes the event catalog (events, their fields with Chinese labels, types
 /// and examples) as JSON.
@@ -29,10 +30,8 @@ pub unsafe extern "C" fn fashop_notify_load_mappings(
     mappings_json: *const c_char,
 ) -> FashopNotifyStatus {
     guard("load_mappings", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings.
-        let appid = unsafe { arg_str(appid, "appid") }?;
-        // SAFETY: as above.
-        let json = unsafe { arg_str(mappings_json, "mappings_json") }?;
+        let appid = c_arg!(appid, "appid")?;
+        let json = c_arg!(mappings_json, "mappings_json")?;
         notifier().load_mappings(appid, json)
     })
 }
@@ -48,8 +47,7 @@ pub unsafe extern "C" fn fashop_notify_get_mappings(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("get_mappings", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { arg_str(appid, "appid") }?;
+        let appid = c_arg!(appid, "appid")?;
         notifier().get_mappings(appid)
     })
 }
@@ -68,12 +66,9 @@ pub unsafe extern "C" fn fashop_notify_render(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("render", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings.
-        let appid = unsafe { arg_str(appid, "appid") }?;
-        // SAFETY: as above.
-        let event = unsafe { arg_str(event, "event") }?;
-        // SAFETY: as above.
-        let payload = unsafe { arg_str(payload_json, "payload_json") }?;
+        let appid = c_arg!(appid, "appid")?;
+        let event = c_arg!(event, "event")?;
+        let payload = c_arg!(payload_json, "payload_json")?;
         notifier().render(appid, event, payload)
     })
 }

@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{arg_str, guard_text, notifier, FashopNotifyStatus};
+use super::guard::{c_arg, guard_text, notifier};
+use super::FashopNotifyStatus;
 
 /// Writes every figure (sends, latency, tokens, permits, outbox) as
 /// `"prometheus"` text exposition or as `"json"`. With the SQLite store the
@@ -18,8 +19,7 @@ pub unsafe extern "C" fn fashop_notify_metrics(
     out_text: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("metrics", out_text, "out_text", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let format = unsafe { arg_str(format, "format") }?;
+        let format = c_arg!(format, "format")?;
         notifier().metrics_text(format)
     })
 }

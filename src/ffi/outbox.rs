@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{arg_str, guard, guard_text, notifier, opt_str, FashopNotifyStatus};
+use super::guard::{c_arg, guard, guard_text, notifier};
+use super::FashopNotifyStatus;
 
 /// Validates and renders the event's message now, keeps it in the store with
 /// its idempotency key, and writes `{"id", "idempotency_key", "due_at",
@@ -19,14 +20,9 @@ pub unsafe extern "C" fn fashop_notify_enqueue(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("enqueue", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings alive for the call.
-        let (appid, event, payload) = unsafe {
-            (
-                arg_str(appid, "appid")?,
-                arg_str(event, "event")?,
-                arg_str(payload_json, "payload_json")?,
-            )
-        };
+        let appid = c_arg!(appid, "appid")?;
+        let event = c_arg!(event, "event")?;
+        let payload = c_arg!(payload_json, "payload_json")?;
         notifier().enqueue(appid, event, payload)
     })
 }
@@ -46,8 +42,7 @@ pub unsafe extern "C" fn fashop_notify_flush(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("flush", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { opt_str(appid_or_null, "appid_or_null") }?;
+        let appid = c_arg!(opt appid_or_null, "appid_or_null")?;
         notifier().flush(appid, max_messages)
     })
 }
@@ -64,8 +59,7 @@ pub unsafe extern "C" fn fashop_notify_outbox_stats(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("outbox_stats", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { opt_str(appid_or_null, "appid_or_null") }?;
+        let appid = c_arg!(opt appid_or_null, "appid_or_null")?;
         notifier().outbox_stats(appid)
     })
 }
@@ -81,8 +75,7 @@ pub unsafe extern "C" fn fashop_notify_outbox_requeue(
     id: u64,
 ) -> FashopNotifyStatus {
     guard("outbox_requeue", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { arg_str(appid, "appid") }?;
+        let appid = c_arg!(appid, "appid")?;
         notifier().outbox_requeue(appid, id)
     })
 }
@@ -97,8 +90,7 @@ pub unsafe extern "C" fn fashop_notify_outbox_drop(
     id: u64,
 ) -> FashopNotifyStatus {
     guard("outbox_drop", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { arg_str(appid, "appid") }?;
+        let appid = c_arg!(appid, "appid")?;
         notifier().outbox_drop(appid, id)
     })
 }

@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{arg_str, guard_out, notifier, FashopNotifyStatus};
+use super::guard::{c_arg, guard_out, notifier};
+use super::FashopNotifyStatus;
 
 /// Renders the event's message, takes a permit, POSTs it to WeChat and applies
 /// the errcode policy. Writes the outcome JSON to `*out_json` whenever the send
@@ -22,16 +23,13 @@ pub unsafe extern "C" fn fashop_notify_send(
     out_json: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_out("send", out_json, "out_json", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings alive for the call.
-        let args = unsafe {
-            (|| {
-                Ok((
-                    arg_str(appid, "appid")?,
-                    arg_str(event, "event")?,
-                    arg_str(payload_json, "payload_json")?,
-                ))
-            })()
-        };
+        let args = (|| {
+            Ok((
+                c_arg!(appid, "appid")?,
+                c_arg!(event, "event")?,
+                c_arg!(payload_json, "payload_json")?,
+            ))
+        })();
         match args {
             Ok((appid, event, payload)) => notifier().send_json(appid, event, payload),
             Err(e) => (Err(e), None),

@@ -2,7 +2,8 @@
 
 use std::ffi::c_char;
 
-use super::{arg_str, guard, guard_out, guard_text, notifier, opt_str, FashopNotifyStatus};
+use super::guard::{c_arg, guard, guard_out, guard_text, notifier};
+use super::FashopNotifyStatus;
 
 /// Writes the app's valid access token (cached, freshly fetched, or in
 /// `external` mode the one supplied) to `*out_token`, for hosts that call other
@@ -17,8 +18,7 @@ pub unsafe extern "C" fn fashop_notify_access_token(
     out_token: *mut *mut c_char,
 ) -> FashopNotifyStatus {
     guard_text("access_token", out_token, "out_token", || {
-        // SAFETY: the caller passes NULL or a NUL-terminated string.
-        let appid = unsafe { arg_str(appid, "appid") }?;
+        let appid = c_arg!(appid, "appid")?;
         notifier()
             .access_token(appid)
             .map(|t| t.expose().to_string())
@@ -37,10 +37,8 @@ pub unsafe extern "C" fn fashop_notify_set_access_token(
     expires_in_secs: i64,
 ) -> FashopNotifyStatus {
     guard("set_access_token", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings.
-        let appid = unsafe { arg_str(appid, "appid") }?;
-        // SAFETY: as above.
-        let token = unsafe { arg_str(token, "token") }?;
+        let appid = c_arg!(appid, "appid")?;
+        let token = c_arg!(token, "token")?;
         notifier().set_access_token(appid, token, expires_in_secs)
     })
 }
@@ -56,10 +54,8 @@ pub unsafe extern "C" fn fashop_notify_invalidate_token(
     token: *const c_char,
 ) -> FashopNotifyStatus {
     guard("invalidate_token", || {
-        // SAFETY: the caller passes NULL or NUL-terminated strings.
-        let appid = unsafe { arg_str(appid, "appid") }?;
-        // SAFETY: as above.
-        let token = unsafe { arg_str(token, "token") }?;
+        let appid = c_arg!(appid, "appid")?;
+        let token = c_arg!(token, "token")?;
         notifier().invalidate_token(appid, token).map(|_| ())
     })
 }
@@ -84,14 +80,10 @@ pub unsafe extern "C" fn fashop_notify_call_api(
 ) -> FashopNotifyStatus {
     guard_out("call_api", out_json, "out_json", || {
         let args = (|| {
-            // SAFETY: the caller passes NULL or NUL-terminated strings.
-            let appid = unsafe { arg_str(appid, "appid") }?;
-            // SAFETY: as above.
-            let method = unsafe { arg_str(method, "method") }?;
-            // SAFETY: as above.
-            let path = unsafe { arg_str(path, "path") }?;
-            // SAFETY: as above; NULL means no body.
-            let body = unsafe { opt_str(body_json_or_null, "body_json") }?;
+            let appid = c_arg!(appid, "appid")?;
+            let method = c_arg!(method, "method")?;
+            let path = c_arg!(path, "path")?;
+            let body = c_arg!(opt body_json_or_null, "body_json")?;
             Ok((appid, method, path, body))
         })();
         match args {

@@ -14,11 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
-use crate::config::Config;
+use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
-use crate::notifier::Notifier;
 
 pub use exposition::Format;
 use family::{int_label, Cell, Family, GaugeCell};
@@ -57,10 +56,6 @@ const RECORD_PATIENCE: Duration = Duration::from_millis(20);
 /// How long a scrape may wait for it.
 const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Computes gauges at scrape time (permit stock from the ledger, outbox depth
-/// from the store) by calling `set_permit_stock` / `set_outbox_depth`.
-pub type ScrapeHook = Arc<dyn Fn(&Notifier) -> Result<()> + Send + Sync>;
-
 /// The figures of one notifier. Cloning shares them (the log holds a clone to
 /// count its write failures).
 #[derive(Clone, Default)]
@@ -96,7 +91,6 @@ struct Inner {
     holds: AtomicUsize,
     /// Also the flush lock: one flush at a time, so watermarks move in order.
     sink: Mutex<SinkState>,
-    scrape_hooks: RwLock<Vec<ScrapeHook>>,
 }
 
 #[derive(Default)]
@@ -121,7 +115,9 @@ impl Histogram {
 #[derive(Default)]
 struct SinkState {
     /// The store setting the sink was made for (`memory` by default).
-    spec: String,
+    spec: StoreSpec,
+    /// How scrapes name it (a testing sink has its own name).
+    label: Option<String>,
     sink: Option<Arc<dyn CounterSink>>,
     /// The process that opened `sink`; a forked child must open its own.
     pid: u32,
@@ -258,18 +254,13 @@ impl Metrics {
         MetricsBatch { metrics: self }
     }
 
-    /// Adds a gauge refresher run before every scrape.
-    pub fn on_scrape(&self, hook: ScrapeHook) {
-        self.inner.scrape_hooks.write().push(hook);
-    }
-
     /// Follows the store setting: SQLite shares the figures through the
     /// database file; memory (and, for now, Redis) keeps them in this process.
     /// Never fails: a store that cannot be opened now is retried at the next
     /// flush, and the increments wait in this process meanwhile.
     pub fn configure(&self, config: &Config) {
         let mut state = self.inner.sink.lock();
-        if state.spec == config.store {
+        if state.spec == config.store && state.label.is_none() {
             return;
         }
         if let Some(old) = state.sink.take() {
@@ -277,8 +268,9 @@ impl Metrics {
             let _ = self.flush_into(&*old, RECORD_PATIENCE);
         }
         state.spec = config.store.clone();
+        state.label = None;
         state.pid = 0;
-        let shared = sink_path(&state.spec).is_some();
+        let shared = state.spec.is_shared();
         self.rebase();
         self.inner.shared.store(shared, Ordering::Release);
         if shared {
@@ -441,13 +433,15 @@ impl Metrics {
     /// writing this process's own increments), else from this process.
     pub(crate) fn figures(&self) -> Result<Figures> {
         let (scope, samples) = {
-            let spec = self.inner.sink.lock().spec.clone();
-            // A Redis URL may carry a password.
-            let spec = if spec.is_empty() {
-                "memory".to_string()
-            } else {
-                crate::journal::redact_text(&spec)
+            let spec = {
+                let state = self.inner.sink.lock();
+                state
+                    .label
+                    .clone()
+                    .unwrap_or_else(|| state.spec.to_string())
             };
+            // A Redis URL may carry a password.
+            let spec = crate::secret::redact_text(&spec);
             if self.inner.shared.load(Ordering::Acquire) {
                 self.flush().map_err(|e| {
                     Error::store(format!("metrics: the shared figures are unavailable: {e}"))
@@ -520,24 +514,15 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Whether a store setting shares figures between processes (SQLite, Redis).
-fn sink_path(spec: &str) -> Option<&str> {
-    spec.strip_prefix("sqlite:")
-        .filter(|p| !p.is_empty())
-        .or_else(|| spec.starts_with("redis://").then_some(spec))
-}
-
 /// The sink for the configured store, opened now if it is not yet.
 fn open_sink(state: &mut SinkState) -> Result<Arc<dyn CounterSink>> {
     if let Some(sink) = &state.sink {
         return Ok(sink.clone());
     }
-    let sink: Arc<dyn CounterSink> = if state.spec.starts_with("redis://") {
-        Arc::new(RedisSink::open(&state.spec)?)
-    } else {
-        let path = sink_path(&state.spec)
-            .ok_or_else(|| Error::internal("metrics: no shared store configured"))?;
-        Arc::new(SqliteSink::open(path)?)
+    let sink: Arc<dyn CounterSink> = match &state.spec {
+        StoreSpec::Redis(url) => Arc::new(RedisSink::open(url)?),
+        StoreSpec::Sqlite(path) => Arc::new(SqliteSink::open(path)?),
+        StoreSpec::Memory => return Err(Error::internal("metrics: no shared store configured")),
     };
     state.sink = Some(sink.clone());
     state.pid = std::process::id();
@@ -589,7 +574,7 @@ impl Metrics {
         let m = Metrics::new();
         {
             let mut state = m.inner.sink.lock();
-            state.spec = "test-sink".to_string();
+            state.label = Some("test-sink".to_string());
             state.sink = Some(sink);
             state.pid = std::process::id();
         }
@@ -604,45 +589,5 @@ impl Metrics {
             Format::Prometheus => exposition::prometheus(&figures),
             Format::Json => exposition::json(&figures),
         })
-    }
-}
-
-impl Notifier {
-    /// `fashop_notify_metrics`: every figure as Prometheus text or JSON.
-    pub fn metrics_text(&self, format: &str) -> Result<String> {
-        let format = Format::parse(format)?;
-        self.refresh_permit_stock()?;
-        let hooks = self.metrics.inner.scrape_hooks.read().clone();
-        for hook in hooks {
-            hook(self)?;
-        }
-        self.metrics.render(format)
-    }
-
-    /// Permit stock by kind over the registered apps, read from the ledger's
-    /// store (so with a shared store it is the whole shop's). Without a
-    /// registered app it stays as last set.
-    fn refresh_permit_stock(&self) -> Result<()> {
-        let apps = self.apps.all();
-        if apps.is_empty() {
-            return Ok(());
-        }
-        let (mut subscribe, mut form_id, mut prepay_id) = (0u64, 0u64, 0u64);
-        for app in apps {
-            let stats = self.ledger.stats(&app.appid, None)?;
-            subscribe += stats.subscribe.values().sum::<u64>();
-            form_id += stats.form_id_permits;
-            prepay_id += stats.prepay_id_uses;
-        }
-        let _batch = self.metrics.batch();
-        self.metrics.set_permit_stock("subscribe", subscribe);
-        self.metrics.set_permit_stock("form_id", form_id);
-        self.metrics.set_permit_stock("prepay_id", prepay_id);
-        Ok(())
-    }
-
-    /// The notifier's figures, for recording from the send path.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 }

@@ -95,7 +95,7 @@ fn field(name: &str, labels: &[String]) -> String {
 impl RedisSink {
     /// Checks the URL; the connection is made on first use.
     pub fn open(url: &str) -> Result<RedisSink> {
-        let shown = crate::journal::redact_text(url);
+        let shown = crate::secret::redact_text(url);
         let client = redis::Client::open(url)
             .map_err(|e| Error::store(format!("metrics: redis store {shown}: {e}")))?;
         Ok(RedisSink {
@@ -116,7 +116,7 @@ impl RedisSink {
         Error::store(format!(
             "metrics: redis store {}: {}",
             self.shown,
-            crate::journal::redact_text(&e.to_string())
+            crate::secret::redact_text(&e.to_string())
         ))
     }
 

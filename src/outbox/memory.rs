@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use parking_lot::Mutex;
 
 use super::store::{
-    not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage, OutboxStore,
-    Settlement, State, Stats,
+    lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
+    OutboxStats, OutboxStore, Settlement, State, ABANDONED,
 };
 use crate::error::Result;
 
@@ -190,9 +190,9 @@ impl OutboxStore for MemoryOutbox {
         Ok(true)
     }
 
-    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<Stats> {
+    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<OutboxStats> {
         let inner = self.inner.lock();
-        let mut stats = Stats::default();
+        let mut stats = OutboxStats::default();
         let mut dead = Vec::new();
         for (&id, r) in inner
             .rows
@@ -289,14 +289,4 @@ impl OutboxStore for MemoryOutbox {
         }
         Ok(gone.len() as u64)
     }
-}
-
-/// Why a message became UNCERTAIN without an answer.
-pub(crate) const ABANDONED: &str =
-    "the flush sending this message stopped (process killed?) after the request may have gone out; it is not sent again";
-
-pub(crate) fn lost(id: u64) -> crate::error::Error {
-    crate::error::Error::Uncertain(format!(
-        "outbox message {id}: the claim ran out and another flush took the message over; not sending"
-    ))
 }

@@ -9,12 +9,10 @@ use std::fmt;
 
 use redis::{FromRedisValue, Script};
 
-use super::memory::{lost, ABANDONED};
 use super::store::{
-    not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage, OutboxStore,
-    Settlement, State, Stats,
+    lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
+    OutboxStats, OutboxStore, Settlement, State, ABANDONED, SENT_KEPT_MS,
 };
-use super::SENT_KEPT_MS;
 use crate::error::{Error, Result};
 use crate::store::RedisStore;
 
@@ -499,12 +497,12 @@ impl OutboxStore for RedisOutbox {
         Ok(held == 1)
     }
 
-    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<Stats> {
+    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<OutboxStats> {
         let list: Vec<String> = appid.map(|a| vec![a.to_string()]).unwrap_or_default();
         let mut args = vec![now_ms.to_string(), dead_limit.to_string()];
         args.extend(apps_args(appid.map(|_| list.as_slice())));
         let rows: Vec<Vec<String>> = self.call(&self.scripts.stats, &args)?;
-        let mut stats = Stats::default();
+        let mut stats = OutboxStats::default();
         let mut dead = Vec::new();
         for row in &rows {
             match row.as_slice() {

@@ -8,10 +8,9 @@ use std::fmt;
 
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
-use super::memory::{lost, ABANDONED};
 use super::store::{
-    not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage, OutboxStore,
-    Settlement, State, Stats,
+    lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
+    OutboxStats, OutboxStore, Settlement, State, ABANDONED,
 };
 use crate::error::Result;
 use crate::sqlite_conn::{Schema, StoreFile};
@@ -304,9 +303,9 @@ impl OutboxStore for SqliteOutbox {
         })
     }
 
-    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<Stats> {
+    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<OutboxStats> {
         self.write(|tx| {
-            let mut stats = Stats::default();
+            let mut stats = OutboxStats::default();
             let mut q = tx.prepare_cached(
                 "SELECT event, state, COUNT(*),
                    COALESCE(SUM(state = 0 AND due_ms <= ?2 AND (lease_ms IS NULL OR lease_ms <= ?2)), 0),

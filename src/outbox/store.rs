@@ -4,15 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-
-use super::memory::MemoryOutbox;
-use super::redis::RedisOutbox;
-use super::sqlite::SqliteOutbox;
 
 /// Where a message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -181,7 +176,7 @@ pub struct DeadLetter {
 
 /// The outbox of one app (or all), as `outbox_stats` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct OutboxStats {
     pub total: Counts,
     pub by_event: BTreeMap<String, Counts>,
     /// Newest first, at most the limit asked for.
@@ -220,7 +215,7 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     /// Ends the claim; false when it had been lost.
     fn settle(&self, id: u64, token: i64, how: &Settlement, now_ms: i64) -> Result<bool>;
 
-    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<Stats>;
+    fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<OutboxStats>;
 
     /// Due, unclaimed messages of `apps` (all apps: `None`): what a flush
     /// left for the next one.
@@ -236,19 +231,19 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     fn forget_sent(&self, before_ms: i64) -> Result<u64>;
 }
 
-/// Opens the outbox of the store a `configure` document names.
-pub fn open(spec: &str) -> Result<Arc<dyn OutboxStore>> {
-    if spec == "memory" {
-        Ok(Arc::new(MemoryOutbox::default()))
-    } else if let Some(path) = spec.strip_prefix("sqlite:") {
-        Ok(Arc::new(SqliteOutbox::open(path)?))
-    } else if spec.starts_with("redis://") {
-        Ok(Arc::new(RedisOutbox::open(spec)?))
-    } else {
-        Err(Error::invalid(format!(
-            "configure: store must be \"memory\", \"sqlite:/path\" or \"redis://host:port/db\", got {spec:?}"
-        )))
-    }
+/// Sent messages are remembered this long (so a repeated enqueue finds them),
+/// as long as send's own idempotency records.
+pub const SENT_KEPT_MS: i64 = crate::store::IDEMPOTENCY_KEEP_MS;
+
+/// Why a message became UNCERTAIN without an answer.
+pub const ABANDONED: &str =
+    "the flush sending this message stopped (process killed?) after the request may have gone out; it is not sent again";
+
+/// The error for a claim that ran out while its flush still held the message.
+pub fn lost(id: u64) -> Error {
+    Error::Uncertain(format!(
+        "outbox message {id}: the claim ran out and another flush took the message over; not sending"
+    ))
 }
 
 /// The error for a message id the app does not have in the wanted state.

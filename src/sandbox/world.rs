@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::fault::Fault;
 use super::templates::{self, SEEDED, SEEDED_LEGACY};
 use crate::clock::Clock;
-use crate::rules::KeywordType;
+use crate::message::rules::KeywordType;
 use crate::secret::Secret;
 
 /// How long a legacy form_id / prepay_id stays usable.
@@ -399,7 +399,7 @@ impl World {
     // ---- control ------------------------------------------------------------
 
     pub(crate) fn seed_app(&mut self, appid: &str, secret: &str) -> Control<()> {
-        crate::apps::check_appid(appid).map_err(|e| e.to_string())?;
+        crate::wechat::check_appid(appid).map_err(|e| e.to_string())?;
         if secret.is_empty() {
             return Err("secret must not be empty".into());
         }

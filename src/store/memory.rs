@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::{
-    usable, Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, Stats, Store,
+    usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining, Store,
     IDEMPOTENCY_KEEP_MS,
 };
 use crate::error::Result;
@@ -329,10 +329,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<Stats> {
+    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
         let mut book = self.book.lock();
         book.reclaim(now_ms);
-        let mut stats = Stats::default();
+        let mut stats = PermitStats::default();
         let Some(users) = book.apps.get(appid) else {
             return Ok(stats);
         };
@@ -395,14 +395,14 @@ impl Store for MemoryStore {
         Ok(removed)
     }
 
-    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim> {
+    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim> {
         let mut book = self.book.lock();
         match book.idempotency.get(key) {
             Some(Record::Done { outcome, until_ms }) if *until_ms > now_ms => {
-                return Ok(Claim::Done(outcome.clone()))
+                return Ok(KeyClaim::Done(outcome.clone()))
             }
             Some(Record::InFlight { until_ms }) if *until_ms > now_ms => {
-                return Ok(Claim::InFlight)
+                return Ok(KeyClaim::InFlight)
             }
             _ => {}
         }
@@ -412,7 +412,7 @@ impl Store for MemoryStore {
                 until_ms: now_ms.saturating_add(lease_ms),
             },
         );
-        Ok(Claim::Fresh)
+        Ok(KeyClaim::Fresh)
     }
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {

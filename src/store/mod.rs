@@ -3,8 +3,12 @@
 //! picks memory (one process), SQLite (one host) or Redis (several hosts).
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
+use crate::config::StoreSpec;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -165,7 +169,7 @@ pub struct Remaining {
 
 /// The state of an idempotency key when a send claims it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
+pub enum KeyClaim {
     /// Nobody sent with this key (or an earlier attempt was released or its
     /// claim ran out): the caller owns it now.
     Fresh,
@@ -199,7 +203,7 @@ pub struct SpentAndRecorded {
 
 /// Usable stock, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct PermitStats {
     /// Subscribe uses by template_id.
     pub subscribe: std::collections::BTreeMap<String, u64>,
     pub form_id_permits: u64,
@@ -247,13 +251,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The whole permit is dead: all its uses go.
     fn discard(&self, lease: &Lease) -> Result<()>;
 
-    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<Stats>;
+    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats>;
 
     /// Removes expired permits of the app (and returns how many), returns
     /// expired leases and forgets expired idempotency records.
     fn purge(&self, appid: &str, now_ms: i64) -> Result<u64>;
 
-    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim>;
+    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim>;
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()>;
 
@@ -311,9 +315,9 @@ pub(crate) fn claim_and_take_in_steps<S: Store + ?Sized>(
     lease_ms: i64,
 ) -> Result<ClaimedTake> {
     match store.idempotency_claim(key, now_ms, claim_ms)? {
-        Claim::Done(outcome) => Ok(ClaimedTake::Done(outcome)),
-        Claim::InFlight => Ok(ClaimedTake::InFlight),
-        Claim::Fresh => {
+        KeyClaim::Done(outcome) => Ok(ClaimedTake::Done(outcome)),
+        KeyClaim::InFlight => Ok(ClaimedTake::InFlight),
+        KeyClaim::Fresh => {
             let taken = store.take(appid, openid, request, now_ms, lease_ms);
             if !matches!(taken, Ok(Some(_))) {
                 // The send ends here; a failed release lapses with the claim.
@@ -400,17 +404,101 @@ pub trait TokenStore {
 }
 
 /// Opens the store a `configure` document names.
-pub fn open(spec: &str) -> Result<Arc<dyn Store>> {
-    if spec == "memory" {
-        Ok(Arc::new(MemoryStore::default()))
-    } else if let Some(path) = spec.strip_prefix("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(path)?))
-    } else if spec.starts_with("redis://") {
-        Ok(Arc::new(RedisStore::open(spec)?))
-    } else {
-        Err(Error::invalid(format!(
-            "configure: store must be \"memory\", \"sqlite:/path\" or \"redis://host:port/db\", got {spec:?}"
-        )))
+pub fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
+    Ok(match spec {
+        StoreSpec::Memory => Arc::new(MemoryStore::default()),
+        StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        StoreSpec::Redis(url) => Arc::new(RedisStore::open(url)?),
+    })
+}
+
+/// The store a concept (the ledger, the outbox) keeps its records in, and the
+/// rule both follow: once a record went in, the store cannot be switched (the
+/// records would be stranded in the old one).
+pub struct StoreSlot<S: ?Sized> {
+    active: RwLock<(StoreSpec, Arc<S>)>,
+    used: AtomicBool,
+    /// What went in, and the call that puts it there, for the refusal.
+    records: &'static str,
+    first_call: &'static str,
+}
+
+impl<S: ?Sized> fmt::Debug for StoreSlot<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSlot")
+            .field("spec", &self.active.read().0)
+            .field("used", &self.used.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+impl<S: ?Sized> StoreSlot<S> {
+    /// A slot holding `store` (the memory store) that refuses a switch once
+    /// `records` went in through `first_call`.
+    pub fn new(store: Arc<S>, records: &'static str, first_call: &'static str) -> Self {
+        StoreSlot {
+            active: RwLock::new((StoreSpec::Memory, store)),
+            used: AtomicBool::new(false),
+            records,
+            first_call,
+        }
+    }
+
+    /// The store in force.
+    pub fn current(&self) -> Arc<S> {
+        self.active.read().1.clone()
+    }
+
+    /// The setting in force.
+    pub fn spec(&self) -> StoreSpec {
+        self.active.read().0.clone()
+    }
+
+    /// The store in force, for a call that puts a record in: from then on a
+    /// switch is refused. The store is read and the mark set under one lock,
+    /// so a concurrent switch happens either before this call or not at all.
+    pub fn for_records(&self) -> Arc<S> {
+        let active = self.active.read();
+        self.used.store(true, Ordering::SeqCst);
+        active.1.clone()
+    }
+
+    /// Refuses `next` when it differs from the store in force and records
+    /// went in.
+    pub fn check_switch(&self, next: &StoreSpec) -> Result<()> {
+        self.refusal(&self.active.read().0, next)
+    }
+
+    /// Opens `next` with `open` when it differs from the store in force; a
+    /// refused switch or a store that cannot be opened changes nothing.
+    pub fn switch(
+        &self,
+        next: &StoreSpec,
+        open: impl FnOnce(&StoreSpec) -> Result<Arc<S>>,
+    ) -> Result<()> {
+        if self.active.read().0 == *next {
+            return Ok(());
+        }
+        let mut active = self.active.write();
+        if active.0 == *next {
+            return Ok(());
+        }
+        self.refusal(&active.0, next)?;
+        *active = (next.clone(), open(next)?);
+        Ok(())
+    }
+
+    fn refusal(&self, current: &StoreSpec, next: &StoreSpec) -> Result<()> {
+        if current != next && self.used.load(Ordering::SeqCst) {
+            return Err(Error::invalid(format!(
+                "configure: store cannot change from {:?} to {:?} after {} (they would be stranded); configure the store before the first {}",
+                current.to_string(),
+                next.to_string(),
+                self.records,
+                self.first_call
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -17,8 +17,9 @@ use redis::{Connection, RedisResult, Script};
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
-    usable, Added, Claim, Kind, Lease, NewPermit, PermitRequest, Remaining, SharedToken, Stats,
-    Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES, TOKEN_KEEP_MS,
+    usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining,
+    SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+    TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -606,7 +607,7 @@ fn parse_permit(data: &str) -> Option<Stored> {
 
 /// Adds one user's hash to the stats, as the ledger's clock sees it: a lease
 /// that ran out counts as given back even before a script returned it.
-fn add_user(stats: &mut Stats, hash: &HashMap<String, String>, now_ms: i64) {
+fn add_user(stats: &mut PermitStats, hash: &HashMap<String, String>, now_ms: i64) {
     let mut returning: HashMap<&str, i64> = HashMap::new();
     for (f, d) in hash {
         if let Some(_id) = f.strip_prefix("L:") {
@@ -783,12 +784,12 @@ impl Store for RedisStore {
         .map(|_| ())
     }
 
-    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<Stats> {
+    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
         let users: Vec<String> = match openid {
             Some(o) => vec![o.to_string()],
             None => self.run(|c| redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c))?,
         };
-        let mut stats = Stats::default();
+        let mut stats = PermitStats::default();
         for chunk in users.chunks(500) {
             let hashes: Vec<HashMap<String, String>> = self.run(|c| {
                 let mut pipe = redis::pipe();
@@ -826,7 +827,7 @@ impl Store for RedisStore {
         Ok(removed)
     }
 
-    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim> {
+    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim> {
         let answer: Vec<String> = self.run(|c| {
             self.scripts
                 .claim
@@ -837,9 +838,9 @@ impl Store for RedisStore {
                 .invoke(c)
         })?;
         match answer.as_slice() {
-            [s] if s == "fresh" => Ok(Claim::Fresh),
-            [s] if s == "inflight" => Ok(Claim::InFlight),
-            [s, outcome] if s == "done" => Ok(Claim::Done(outcome.clone())),
+            [s] if s == "fresh" => Ok(KeyClaim::Fresh),
+            [s] if s == "inflight" => Ok(KeyClaim::InFlight),
+            [s, outcome] if s == "done" => Ok(KeyClaim::Done(outcome.clone())),
             _ => Err(Error::store(format!(
                 "redis store {}: unexpected answer to an idempotency claim",
                 self.address

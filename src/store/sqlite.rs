@@ -10,9 +10,9 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::memory::RETURNED_KEEP_MS;
 use super::{
-    consume_and_complete_in_steps, Added, Claim, ClaimedTake, Kind, Lease, NewPermit,
-    PermitRequest, Remaining, SharedToken, SpentAndRecorded, Stats, Store, TokenStore, TokenTurn,
-    IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+    consume_and_complete_in_steps, Added, ClaimedTake, KeyClaim, Kind, Lease, NewPermit,
+    PermitRequest, PermitStats, Remaining, SharedToken, SpentAndRecorded, Store, TokenStore,
+    TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
 };
 use crate::error::Result;
 use crate::secret::Secret;
@@ -277,24 +277,26 @@ fn claim_in(
     key: &str,
     now_ms: i64,
     lease_ms: i64,
-) -> rusqlite::Result<Claim> {
+) -> rusqlite::Result<KeyClaim> {
     let claim = claim_state_in(tx, key, now_ms)?;
-    if let Claim::Fresh = claim {
+    if let KeyClaim::Fresh = claim {
         insert_claim_in(tx, key, now_ms, lease_ms)?;
     }
     Ok(claim)
 }
 
 /// Whether `key` is done, in flight, or free, without claiming it.
-fn claim_state_in(tx: &Transaction<'_>, key: &str, now_ms: i64) -> rusqlite::Result<Claim> {
+fn claim_state_in(tx: &Transaction<'_>, key: &str, now_ms: i64) -> rusqlite::Result<KeyClaim> {
     let known: Option<(bool, Option<String>, i64)> = tx
         .prepare_cached("SELECT done, outcome, until_ms FROM idempotency WHERE key = ?1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     Ok(match known {
-        Some((true, outcome, until)) if until > now_ms => Claim::Done(outcome.unwrap_or_default()),
-        Some((false, _, until)) if until > now_ms => Claim::InFlight,
-        _ => Claim::Fresh,
+        Some((true, outcome, until)) if until > now_ms => {
+            KeyClaim::Done(outcome.unwrap_or_default())
+        }
+        Some((false, _, until)) if until > now_ms => KeyClaim::InFlight,
+        _ => KeyClaim::Fresh,
     })
 }
 
@@ -449,12 +451,12 @@ impl Store for SqliteStore {
         })
     }
 
-    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<Stats> {
+    fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
         self.write(|tx| {
             reclaim(tx, now_ms)?;
             let now_s = now_secs(now_ms);
             let user = if openid.is_some() { "AND openid = ?3" } else { "AND ?3 IS NULL" };
-            let mut stats = Stats::default();
+            let mut stats = PermitStats::default();
             let live = format!(
                 "SELECT kind, paid, CASE WHEN kind = 0 THEN value END, COUNT(*), SUM(uses), MIN(expires_at)
                  FROM permits WHERE appid = ?1 {user} AND uses > 0
@@ -513,7 +515,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<Claim> {
+    fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim> {
         self.write(|tx| claim_in(tx, key, now_ms, lease_ms))
     }
 
@@ -541,9 +543,9 @@ impl Store for SqliteStore {
         let mut take_failed = false;
         let done = self.write(|tx| {
             Ok(match claim_state_in(tx, key, now_ms)? {
-                Claim::Done(outcome) => ClaimedTake::Done(outcome),
-                Claim::InFlight => ClaimedTake::InFlight,
-                Claim::Fresh => {
+                KeyClaim::Done(outcome) => ClaimedTake::Done(outcome),
+                KeyClaim::InFlight => ClaimedTake::InFlight,
+                KeyClaim::Fresh => {
                     let taken = take_in(tx, appid, openid, request, now_ms, lease_ms)
                         .inspect_err(|_| take_failed = true)?;
                     // Without a permit nothing is sent: the key stays free.

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use fashop_notify::{Claim, ClaimedTake, Kind, ManualClock, Notifier, PermitRequest};
+use fashop_notify::{ClaimedTake, KeyClaim, Kind, ManualClock, Notifier, PermitRequest};
 use serde_json::Value;
 
 pub const NOW: i64 = 1_700_000_000;
@@ -320,35 +320,38 @@ pub fn apps_and_users_are_apart(f: Fixture) {
 
 pub fn idempotency_records(f: Fixture) {
     let l = f.n.ledger();
-    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::Fresh);
-    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::InFlight);
+    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), KeyClaim::Fresh);
+    assert_eq!(
+        l.idempotency_claim("k1", 30_000).unwrap(),
+        KeyClaim::InFlight
+    );
     // A claim whose holder vanished lapses.
     f.clock.advance_ms(30_000);
-    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::Fresh);
+    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), KeyClaim::Fresh);
     l.idempotency_complete("k1", r#"{"status":"sent","msgid":7}"#)
         .unwrap();
     assert_eq!(
         l.idempotency_claim("k1", 30_000).unwrap(),
-        Claim::Done(r#"{"status":"sent","msgid":7}"#.to_string())
+        KeyClaim::Done(r#"{"status":"sent","msgid":7}"#.to_string())
     );
     // Release does not undo a finished send.
     l.idempotency_release("k1").unwrap();
     assert!(matches!(
         l.idempotency_claim("k1", 1).unwrap(),
-        Claim::Done(_)
+        KeyClaim::Done(_)
     ));
     // Released claims can be claimed again at once.
-    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), Claim::Fresh);
+    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), KeyClaim::Fresh);
     l.idempotency_release("k2").unwrap();
-    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), Claim::Fresh);
+    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), KeyClaim::Fresh);
     // Outcomes are kept 7 days.
     f.clock.advance_secs(7 * DAY - 1);
     assert!(matches!(
         l.idempotency_claim("k1", 1).unwrap(),
-        Claim::Done(_)
+        KeyClaim::Done(_)
     ));
     f.clock.advance_secs(1);
-    assert_eq!(l.idempotency_claim("k1", 1).unwrap(), Claim::Fresh);
+    assert_eq!(l.idempotency_claim("k1", 1).unwrap(), KeyClaim::Fresh);
     assert!(l.idempotency_claim("", 1).is_err());
 }
 
@@ -368,9 +371,12 @@ pub fn concurrent_claims_of_one_key_give_one_fresh(f: Fixture) {
                 })
             })
             .collect();
-        let claims: Vec<Claim> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(claims.iter().filter(|c| **c == Claim::Fresh).count(), 1);
-        assert_eq!(claims.iter().filter(|c| **c == Claim::InFlight).count(), 7);
+        let claims: Vec<KeyClaim> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(claims.iter().filter(|c| **c == KeyClaim::Fresh).count(), 1);
+        assert_eq!(
+            claims.iter().filter(|c| **c == KeyClaim::InFlight).count(),
+            7
+        );
     }
 }
 
@@ -437,7 +443,7 @@ pub fn a_claim_takes_its_permit_in_the_same_step(f: Fixture) {
         fresh_lease(l.claim_and_take("k1", 30_000, APP, "o1", &t1).unwrap()),
         None
     );
-    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), Claim::Fresh);
+    assert_eq!(l.idempotency_claim("k1", 30_000).unwrap(), KeyClaim::Fresh);
     l.idempotency_release("k1").unwrap();
 
     f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
@@ -465,7 +471,7 @@ pub fn a_claim_takes_its_permit_in_the_same_step(f: Fixture) {
         ClaimedTake::Fresh(Err(e)) => assert!(e.to_string().contains("openid"), "{e}"),
         other => panic!("expected the take's error, got {other:?}"),
     }
-    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), Claim::Fresh);
+    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), KeyClaim::Fresh);
     assert!(l.claim_and_take("", 30_000, APP, "o1", &t1).is_err());
     // A claimed lease still runs out and its use returns.
     let lease =
@@ -500,7 +506,7 @@ pub fn a_spent_use_and_its_outcome_are_settled_together(f: Fixture) {
     assert_eq!(done.outcome, r#"{"status":"sent","remaining":2}"#);
     assert_eq!(
         l.idempotency_claim("k1", 30_000).unwrap(),
-        Claim::Done(done.outcome.clone())
+        KeyClaim::Done(done.outcome.clone())
     );
     let s = f.stats(Some("o1"));
     assert_eq!(
@@ -517,7 +523,7 @@ pub fn a_spent_use_and_its_outcome_are_settled_together(f: Fixture) {
     assert_eq!(f.stats(Some("o1"))["subscribe"]["uses"], 1);
     assert!(matches!(
         l.idempotency_claim("k2", 1).unwrap(),
-        Claim::Done(_)
+        KeyClaim::Done(_)
     ));
     // A bad key spends the use and says why nothing was recorded.
     let lease = l.take(APP, "o1", &t1).unwrap().unwrap();

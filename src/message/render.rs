@@ -5,22 +5,19 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::catalog::catalog;
-use crate::error::{Error, Result};
-use crate::mapping::{
-    no_document, CompiledEvent, CompiledKeyword, CompiledMappings, MessageKind, Overflow,
-    MAX_PAGE_CHARS,
+use super::catalog::catalog;
+use super::mapping::{
+    CompiledEvent, CompiledKeyword, CompiledMappings, MessageKind, Overflow, MAX_PAGE_CHARS,
 };
-use crate::notifier::Notifier;
-use crate::placeholder::{preview, FieldSource, RenderFault};
-use crate::rules::{cut_chars, truncate_chars, KeywordType};
+use super::placeholder::{preview, FieldSource, RenderFault};
+use super::rules::{cut_chars, truncate_chars, KeywordType};
+use crate::error::{Error, Result};
 
 /// Longest `touser` (an openid is 28 characters).
 const MAX_TOUSER_CHARS: usize = 128;
@@ -45,96 +42,73 @@ pub struct RenderedMessage {
     pub body: Map<String, Value>,
 }
 
-impl Notifier {
-    /// Renders `event` for the app from a payload
-    /// `{"touser", "fields": {…}, "idempotency_key"}`.
-    pub fn render_message(
-        &self,
-        appid: &str,
-        event: &str,
-        payload_json: &str,
-    ) -> Result<RenderedMessage> {
-        self.render_with(appid, event, payload_json, false)
-            .map(|(msg, _)| msg)
-    }
+/// Renders `event` of the app's `mappings` from a payload
+/// `{"touser", "fields": {…}, "idempotency_key"}`. With `subscribe_as_text`
+/// a subscribe message's body is written straight from the mapping as the
+/// POST's text (the same text as serializing the map, see `render_body`) and
+/// its `body` map is left empty, which saves building, serializing and
+/// dropping the map on every send. A legacy template message keeps its map:
+/// `send` adds the form_id to it.
+pub fn render_message(
+    mappings: &CompiledMappings,
+    appid: &str,
+    event: &str,
+    payload_json: &str,
+    subscribe_as_text: bool,
+) -> Result<(RenderedMessage, Option<String>)> {
+    let mapping = mapped_event(mappings, appid, event)?;
+    let payload = parse_payload(payload_json, &mapping.slots)?;
+    let parts = mapping.render_parts(event, &payload)?;
+    let given_key = payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
+    let order_sn = match payload.text(0) {
+        Ok(Some(sn)) if !sn.is_empty() => Some(sn.into_owned()),
+        _ => None,
+    };
+    let idempotency_key = match (given_key, &order_sn) {
+        (Some(key), _) => key.to_string(),
+        (None, Some(sn)) if sn.chars().nth(MAX_KEY_CHARS / 2).is_some() => {
+            return Err(Error::invalid(format!(
+                "payload_json: fields.order_sn is longer than {} characters; it makes the default idempotency key (give an idempotency_key instead)",
+                MAX_KEY_CHARS / 2
+            )))
+        }
+        (None, Some(sn)) => format!("{appid}:{event}:{}:{sn}", parts.touser),
+        (None, None) => String::new(),
+    };
+    let touser = parts.touser.to_string();
+    let (body, text) = if subscribe_as_text && mapping.kind == MessageKind::Subscribe {
+        let text = serde_json::to_string(&parts)
+            .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))?;
+        (Map::new(), Some(text))
+    } else {
+        (parts.into_body(), None)
+    };
+    let msg = RenderedMessage {
+        kind: mapping.kind,
+        template_id: mapping.template_id.to_string(),
+        touser,
+        order_sn,
+        idempotency_key,
+        body,
+    };
+    Ok((msg, text))
+}
 
-    /// `render_message` for `send`: a subscribe message's body is written
-    /// straight from the mapping as the POST's text (the same text as
-    /// serializing the map, see `render`) and its `body` map is left empty,
-    /// which saves building, serializing and dropping the map on every send.
-    /// A legacy template message keeps its map: `send` adds the form_id to it.
-    pub(crate) fn render_for_send(
-        &self,
-        appid: &str,
-        event: &str,
-        payload_json: &str,
-    ) -> Result<(RenderedMessage, Option<String>)> {
-        self.render_with(appid, event, payload_json, true)
-    }
-
-    fn render_with(
-        &self,
-        appid: &str,
-        event: &str,
-        payload_json: &str,
-        subscribe_as_text: bool,
-    ) -> Result<(RenderedMessage, Option<String>)> {
-        let mappings = self.mappings_of(appid)?;
-        let mapping = mapped_event(&mappings, appid, event)?;
-        let payload = parse_payload(payload_json, &mapping.slots)?;
-        let parts = mapping.render_parts(event, &payload)?;
-        let given_key = payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
-        let order_sn = match payload.text(0) {
-            Ok(Some(sn)) if !sn.is_empty() => Some(sn.into_owned()),
-            _ => None,
-        };
-        let idempotency_key = match (given_key, &order_sn) {
-            (Some(key), _) => key.to_string(),
-            (None, Some(sn)) if sn.chars().nth(MAX_KEY_CHARS / 2).is_some() => {
-                return Err(Error::invalid(format!(
-                    "payload_json: fields.order_sn is longer than {} characters; it makes the default idempotency key (give an idempotency_key instead)",
-                    MAX_KEY_CHARS / 2
-                )))
-            }
-            (None, Some(sn)) => format!("{appid}:{event}:{}:{sn}", parts.touser),
-            (None, None) => String::new(),
-        };
-        let touser = parts.touser.to_string();
-        let (body, text) = if subscribe_as_text && mapping.kind == MessageKind::Subscribe {
-            let text = serde_json::to_string(&parts)
-                .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))?;
-            (Map::new(), Some(text))
-        } else {
-            (parts.into_body(), None)
-        };
-        let msg = RenderedMessage {
-            kind: mapping.kind,
-            template_id: mapping.template_id.to_string(),
-            touser,
-            order_sn,
-            idempotency_key,
-            body,
-        };
-        Ok((msg, text))
-    }
-
-    /// The exact JSON body `send` would POST (without a legacy form_id): the
-    /// same text as serializing `render_message(..).body`.
-    pub fn render(&self, appid: &str, event: &str, payload_json: &str) -> Result<String> {
-        let mappings = self.mappings_of(appid)?;
-        let mapping = mapped_event(&mappings, appid, event)?;
-        let payload = parse_payload(payload_json, &mapping.slots)?;
-        // The idempotency key is not part of the body, but a bad one is refused here too.
-        payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
-        let parts = mapping.render_parts(event, &payload)?;
-        serde_json::to_string(&parts)
-            .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))
-    }
-
-    fn mappings_of(&self, appid: &str) -> Result<Arc<CompiledMappings>> {
-        self.apps.get(appid)?;
-        self.mappings.get(appid).ok_or_else(|| no_document(appid))
-    }
+/// The exact JSON body `send` would POST (without a legacy form_id): the
+/// same text as serializing `render_message(..).body`.
+pub fn render_body(
+    mappings: &CompiledMappings,
+    appid: &str,
+    event: &str,
+    payload_json: &str,
+) -> Result<String> {
+    let mapping = mapped_event(mappings, appid, event)?;
+    let payload = parse_payload(payload_json, &mapping.slots)?;
+    // The idempotency key is not part of the body, but a bad one is refused here too.
+    payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
+    let parts = mapping.render_parts(event, &payload)?;
+    serde_json::to_string(&parts)
+        .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))
 }
 
 fn mapped_event<'m>(

@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::apps::App;
+use super::Notifier;
 use crate::error::{Error, Result};
 use crate::journal::SendRecord;
-use crate::mapping::MessageKind;
-use crate::notifier::Notifier;
-use crate::render::RenderedMessage;
-use crate::store::{ClaimedTake, Kind, Lease, PermitRequest, Remaining};
-use crate::token::CallError;
+use crate::ledger::{ClaimedTake, Kind, Lease, PermitRequest, Remaining};
+use crate::message::{MessageKind, RenderedMessage};
+use crate::wechat::client::CallError;
+use crate::wechat::errcodes::{policy_for, Policy};
+use crate::wechat::App;
 
 const SUBSCRIBE_PATH: &str = "/cgi-bin/message/subscribe/send";
 const TEMPLATE_PATH: &str = "/cgi-bin/message/wxopen/template/send";
@@ -31,35 +31,6 @@ const CLAIM_LEASE_MS: i64 = 120_000;
 /// The longest single backoff pause, whatever the doubling says.
 const MAX_BACKOFF_MS: u64 = 2_000;
 
-/// What the send does with one WeChat answer (docs/spec/wechat.md, error codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Policy {
-    /// Delivered: consume the permit.
-    Sent,
-    /// The user has no subscription left (43101): the grant is gone, consume it.
-    Refused,
-    /// Transient: retry after `backoff_ms` (doubling each time), then fail and
-    /// give the permit back.
-    Retry { backoff_ms: u64 },
-    /// This form_id / prepay_id is dead (41028, 41029): discard it and try the
-    /// user's next permit.
-    NextPermit,
-    /// Give the permit back and report WeChat's error.
-    Fail,
-}
-
-pub(crate) fn policy_for(errcode: i64) -> Policy {
-    match errcode {
-        0 => Policy::Sent,
-        43101 => Policy::Refused,
-        -1 => Policy::Retry { backoff_ms: 200 },
-        45011 => Policy::Retry { backoff_ms: 500 },
-        43108 => Policy::Retry { backoff_ms: 100 },
-        41028 | 41029 => Policy::NextPermit,
-        _ => Policy::Fail,
-    }
-}
-
 /// The permit a send used, and what the user has left of it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PermitUse {
@@ -67,11 +38,51 @@ pub struct PermitUse {
     pub remaining: u64,
 }
 
+/// How a send ended, as the outcome JSON's `status` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendStatus {
+    /// WeChat took the message.
+    Sent,
+    /// WeChat refused it, or it could not be sent; not delivered.
+    Failed,
+    /// The request may have reached WeChat but no answer came: not repeated.
+    Uncertain,
+    /// No grant, form_id or prepay_id for this buyer and template.
+    NoPermit,
+    /// An earlier send with this idempotency key finished (or is running).
+    Duplicate,
+}
+
+impl SendStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendStatus::Sent => "sent",
+            SendStatus::Failed => "failed",
+            SendStatus::Uncertain => "uncertain",
+            SendStatus::NoPermit => "no_permit",
+            SendStatus::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl std::fmt::Display for SendStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status as the outcome JSON spells it.
+impl PartialEq<&str> for SendStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What one send did: the outcome JSON of the ABI.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Outcome {
-    /// `sent`, `failed`, `uncertain`, `no_permit` or `duplicate`.
-    pub status: &'static str,
+    pub status: SendStatus,
     pub errcode: i64,
     pub errmsg: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,7 +98,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(msg: &RenderedMessage, event: &str, status: &'static str) -> Outcome {
+    fn new(msg: &RenderedMessage, event: &str, status: SendStatus) -> Outcome {
         Outcome {
             status,
             errcode: 0,
@@ -181,7 +192,7 @@ impl Notifier {
                 appid,
                 event,
                 touser: Some(&msg.touser),
-                status: outcome.status,
+                status: outcome.status.as_str(),
                 errcode: outcome.errcode,
                 errmsg: Some(&outcome.errmsg),
                 attempts: outcome.attempts,
@@ -245,7 +256,7 @@ impl Notifier {
             },
             Ok(ClaimedTake::Done(previous)) => duplicate(msg, event, &previous),
             Ok(ClaimedTake::InFlight) => {
-                let mut o = Outcome::new(msg, event, "uncertain");
+                let mut o = Outcome::new(msg, event, SendStatus::Uncertain);
                 o.errmsg = format!("another send with idempotency key {key} is under way");
                 SendReport {
                     result: Err(Error::Uncertain(o.errmsg.clone())),
@@ -262,8 +273,10 @@ impl Notifier {
                     // Delivered, or maybe delivered: a retry must not send
                     // again. The use is spent and the outcome recorded in one
                     // step where the store can.
-                    (Some(o), Some(lease)) if matches!(o.status, "sent" | "uncertain") => {
-                        let uncertain = o.status == "uncertain";
+                    (Some(o), Some(lease))
+                        if matches!(o.status, SendStatus::Sent | SendStatus::Uncertain) =>
+                    {
+                        let uncertain = o.status == SendStatus::Uncertain;
                         let done = self.ledger.consume_and_complete(&lease, key, &mut |left| {
                             o.permit = left
                                 .filter(|_| !uncertain)
@@ -280,7 +293,9 @@ impl Notifier {
                         text = Some(done.outcome);
                         done.recorded
                     }
-                    (Some(o), None) if matches!(o.status, "sent" | "uncertain") => {
+                    (Some(o), None)
+                        if matches!(o.status, SendStatus::Sent | SendStatus::Uncertain) =>
+                    {
                         o.elapsed_ms = started.elapsed().as_millis() as u64;
                         let record = serde_json::to_string(o).unwrap_or_default();
                         let stored = self.ledger.idempotency_complete(key, &record);
@@ -335,7 +350,7 @@ impl Notifier {
         mut first: Option<Result<Option<Lease>>>,
     ) -> (SendReport, Option<Lease>) {
         let (request, path) = (&permit.0, permit.1);
-        let mut outcome = Outcome::new(msg, event, "no_permit");
+        let mut outcome = Outcome::new(msg, event, SendStatus::NoPermit);
         let max_retries = self.config().max_retries;
         for _ in 0..MAX_PERMITS_PER_SEND {
             let taken = match first.take() {
@@ -378,7 +393,7 @@ impl Notifier {
                 outcome.errmsg = reply.errmsg.clone();
                 match policy_for(reply.errcode) {
                     Policy::Sent => {
-                        outcome.status = "sent";
+                        outcome.status = SendStatus::Sent;
                         outcome.msgid = reply.json.get("msgid").cloned();
                         let report = SendReport {
                             result: Ok(()),
@@ -387,7 +402,7 @@ impl Notifier {
                         return (report, Some(lease));
                     }
                     Policy::Refused => {
-                        outcome.status = "failed";
+                        outcome.status = SendStatus::Failed;
                         let e = Error::NoPermit(format!(
                             "{} has no subscription left for template {} (errcode 43101: {})",
                             msg.touser, msg.template_id, reply.errmsg
@@ -415,7 +430,7 @@ impl Notifier {
                     }
                     Policy::Retry { .. } | Policy::Fail | Policy::NextPermit => {
                         let _ = self.ledger.give_back(&lease);
-                        outcome.status = "failed";
+                        outcome.status = SendStatus::Failed;
                         let e = Error::WeChat {
                             errcode: reply.errcode,
                             errmsg: explain(reply.errcode, &reply.errmsg, event, msg.kind),
@@ -429,7 +444,7 @@ impl Notifier {
                 }
             }
         }
-        outcome.status = "failed";
+        outcome.status = SendStatus::Failed;
         let e = Error::NoPermit(format!(
             "{}: the first {MAX_PERMITS_PER_SEND} permits of {} were all rejected by WeChat (errcode {})",
             event, msg.touser, outcome.errcode
@@ -504,7 +519,7 @@ fn apply_spent(report: &mut SendReport, lease: &Lease, spent: Result<Remaining>)
     };
     match spent {
         Ok(left) => {
-            if o.status != "uncertain" {
+            if o.status != SendStatus::Uncertain {
                 o.permit = Some(permit_use(lease.kind, left.uses));
             }
         }
@@ -551,9 +566,9 @@ fn explain(errcode: i64, errmsg: &str, event: &str, kind: MessageKind) -> String
 
 fn no_permit(mut outcome: Outcome, msg: &RenderedMessage, event: &str) -> SendReport {
     outcome.status = if outcome.attempts == 0 {
-        "no_permit"
+        SendStatus::NoPermit
     } else {
-        "failed"
+        SendStatus::Failed
     };
     let what = match msg.kind {
         MessageKind::Subscribe => format!("subscription grant for template {}", msg.template_id),
@@ -567,8 +582,8 @@ fn no_permit(mut outcome: Outcome, msg: &RenderedMessage, event: &str) -> SendRe
 }
 
 fn fail(mut outcome: Outcome, e: Error) -> SendReport {
-    if outcome.status != "sent" {
-        outcome.status = "failed";
+    if outcome.status != SendStatus::Sent {
+        outcome.status = SendStatus::Failed;
     }
     SendReport {
         result: Err(e),
@@ -578,9 +593,9 @@ fn fail(mut outcome: Outcome, e: Error) -> SendReport {
 
 fn finish_error(mut outcome: Outcome, e: Error) -> SendReport {
     outcome.status = if matches!(e, Error::Uncertain(_)) {
-        "uncertain"
+        SendStatus::Uncertain
     } else {
-        "failed"
+        SendStatus::Failed
     };
     outcome.errmsg = e.to_string();
     SendReport {
@@ -591,7 +606,7 @@ fn finish_error(mut outcome: Outcome, e: Error) -> SendReport {
 
 fn duplicate(msg: &RenderedMessage, event: &str, previous: &str) -> SendReport {
     let prev: serde_json::Value = serde_json::from_str(previous).unwrap_or_default();
-    let mut o = Outcome::new(msg, event, "duplicate");
+    let mut o = Outcome::new(msg, event, SendStatus::Duplicate);
     o.errcode = prev.get("errcode").and_then(|v| v.as_i64()).unwrap_or(0);
     o.errmsg = format!(
         "already {} by an earlier send with this idempotency key",
@@ -609,7 +624,7 @@ fn duplicate(msg: &RenderedMessage, event: &str, previous: &str) -> SendReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Claim;
+    use crate::store::KeyClaim;
 
     #[test]
     fn every_errcode_of_the_table_has_its_action() {
@@ -648,15 +663,18 @@ mod tests {
     }
 
     /// A notifier whose WeChat is in memory: every token fetch and send succeeds.
-    fn shop_in_memory() -> (Notifier, std::sync::Arc<crate::http::MemoryTransport>) {
-        use crate::http::{HttpReply, MemoryTransport};
+    fn shop_in_memory() -> (
+        Notifier,
+        std::sync::Arc<crate::wechat::http::MemoryTransport>,
+    ) {
+        use crate::wechat::http::{HttpReply, MemoryTransport};
         let n = Notifier::with_clock(std::sync::Arc::new(crate::clock::ManualClock::at(
             1_700_000_000,
         )));
         n.configure(r#"{"api_base":"http://wechat.test"}"#).unwrap();
         n.register_app(r#"{"appid":"wx00000000000000b2","secret":"S"}"#)
             .unwrap();
-        let doc = include_str!("../examples/mappings.json");
+        let doc = include_str!("../../examples/mappings.json");
         n.load_mappings("wx00000000000000b2", doc).unwrap();
         let wechat = MemoryTransport::new(|req| {
             Ok(HttpReply::json(&if req.route() == SUBSCRIBE_PATH {
@@ -705,7 +723,7 @@ mod tests {
         assert_eq!(outcome["permit"]["remaining"], 1);
         let key = outcome["idempotency_key"].as_str().unwrap();
         match n.ledger.idempotency_claim(key, 1_000).unwrap() {
-            Claim::Done(recorded) => assert_eq!(recorded, text),
+            KeyClaim::Done(recorded) => assert_eq!(recorded, text),
             other => panic!("expected the recorded outcome, got {other:?}"),
         }
     }

@@ -1,22 +1,30 @@
-//! The process-wide notifier: settings, apps, mappings, the permit ledger and
-//! the WeChat client. The C boundary holds one; Rust tests build their own with
-//! a clock they control. Each concept adds its methods in its own module.
+//! The notifier: the one value that holds every concept (settings, apps and
+//! their tokens, mappings, the ledger, the outbox, metrics, the log) and the
+//! only home of its methods, one file per group of exports. The C boundary
+//! holds one; Rust tests build their own with a clock they control.
 
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use serde_json::json;
 
-use crate::apps::{AppRegistry, AppSpec, Registered};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigPatch};
 use crate::error::Result;
-use crate::http::HttpClient;
 use crate::journal::Journal;
 use crate::ledger::Ledger;
-use crate::mapping::MappingRegistry;
+use crate::message::MappingRegistry;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::wechat::http::HttpClient;
+use crate::wechat::AppRegistry;
+
+mod apps;
+mod ledger;
+mod mapping;
+mod metrics;
+mod outbox;
+pub mod send;
+mod token;
 
 #[derive(Debug)]
 pub struct Notifier {
@@ -45,7 +53,6 @@ impl Notifier {
     /// A notifier whose idea of time is `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::default();
-        metrics.on_scrape(Arc::new(|n: &Notifier| n.refresh_outbox_depth()));
         Notifier {
             ledger: Ledger::new(clock.clone()),
             journal: Journal::new(clock.clone(), metrics.clone()),
@@ -83,58 +90,11 @@ impl Notifier {
         *config = Arc::new(next);
         Ok(())
     }
-
-    pub fn register_app(&self, json: &str) -> Result<Registered> {
-        let spec = AppSpec::parse(json)?;
-        Ok(self.apps.register(spec))
-    }
-
-    pub fn unregister_app(&self, appid: &str) -> Result<()> {
-        self.apps.unregister(appid)
-    }
-
-    /// `[{"appid", "token_mode", "api_base", "token": {"cached", "expires_in"}}]`,
-    /// never the secret or the token.
-    pub fn list_apps(&self) -> Result<String> {
-        let now = self.clock.now_ms();
-        let apps: Vec<_> = self
-            .apps
-            .all()
-            .iter()
-            .map(|app| {
-                let left = app.token.seconds_left(now);
-                json!({
-                    "appid": app.appid,
-                    "token_mode": app.token_mode,
-                    "api_base": app.api_base.clone().unwrap_or_else(|| self.config().api_base.clone()),
-                    "token": {"cached": left.is_some(), "expires_in": left.unwrap_or(0)},
-                })
-            })
-            .collect();
-        Ok(serde_json::Value::Array(apps).to_string())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn list_apps_shows_mode_and_never_the_secret() {
-        let n = Notifier::new();
-        n.register_app(r#"{"appid":"wxb","secret":"sekret-b","token_mode":"classic"}"#)
-            .unwrap();
-        n.register_app(r#"{"appid":"wxa","secret":"sekret-a"}"#)
-            .unwrap();
-        let out = n.list_apps().unwrap();
-        assert!(!out.contains("sekret"));
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v[0]["appid"], "wxa");
-        assert_eq!(v[0]["token_mode"], "stable");
-        assert_eq!(v[1]["token_mode"], "classic");
-        assert_eq!(v[0]["token"]["cached"], false);
-        assert_eq!(v[0]["api_base"], "https://api.weixin.qq.com");
-    }
 
     #[test]
     fn invalid_configure_changes_nothing() {

@@ -10,11 +10,10 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::catalog::{catalog, catalog_json, CatalogEvent};
+use super::catalog::{catalog, CatalogEvent};
+use super::placeholder::{preview, Pattern};
+use super::rules::KeywordType;
 use crate::error::{Error, Result};
-use crate::notifier::Notifier;
-use crate::placeholder::{preview, Pattern};
-use crate::rules::KeywordType;
 
 /// WeChat's limit on the keywords of one template.
 pub const MAX_KEYWORDS: usize = 20;
@@ -46,7 +45,7 @@ pub enum Overflow {
 
 /// One keyword of a compiled event mapping.
 #[derive(Debug)]
-pub(crate) struct CompiledKeyword {
+pub struct CompiledKeyword {
     pub name: Box<str>,
     /// The value rule (subscribe); `None` for legacy `keywordN`.
     pub rule: Option<KeywordType>,
@@ -57,7 +56,7 @@ pub(crate) struct CompiledKeyword {
 
 /// One event's mapping, ready to render.
 #[derive(Debug)]
-pub(crate) struct CompiledEvent {
+pub struct CompiledEvent {
     pub kind: MessageKind,
     pub template_id: Box<str>,
     pub enabled: bool,
@@ -74,7 +73,7 @@ pub(crate) struct CompiledEvent {
 
 /// A loaded mapping document.
 #[derive(Debug)]
-pub(crate) struct CompiledMappings {
+pub struct CompiledMappings {
     /// The normalized document (defaults filled in), as `get_mappings` returns it.
     pub document: String,
     /// A handful of events: a list searched in order beats hashing the name.
@@ -97,7 +96,7 @@ pub struct MappingRegistry {
 }
 
 impl MappingRegistry {
-    pub(crate) fn get(&self, appid: &str) -> Option<Arc<CompiledMappings>> {
+    pub fn get(&self, appid: &str) -> Option<Arc<CompiledMappings>> {
         self.docs.read().get(appid).cloned()
     }
 
@@ -106,23 +105,24 @@ impl MappingRegistry {
     }
 }
 
-pub(crate) fn no_document(appid: &str) -> Error {
+pub fn no_document(appid: &str) -> Error {
     Error::Mapping(format!(
         "no mapping document is loaded for app {appid} (call load_mappings first)"
     ))
 }
 
-impl Notifier {
-    /// The event catalog as JSON (events, fields, Chinese labels, types, examples).
-    pub fn event_catalog(&self) -> &'static str {
-        catalog_json()
+impl MappingRegistry {
+    /// The app's loaded document, normalized (defaults filled in).
+    pub fn document(&self, appid: &str) -> Result<String> {
+        self.get(appid)
+            .map(|m| m.document.clone())
+            .ok_or_else(|| no_document(appid))
     }
 
-    /// Validates and compiles a mapping document and makes it the app's mapping.
-    /// A document with any problem changes nothing; the error lists every problem
-    /// with its JSON path.
-    pub fn load_mappings(&self, appid: &str, json: &str) -> Result<()> {
-        self.apps.get(appid)?;
+    /// Validates and compiles a mapping document and makes it the app's
+    /// mapping. A document with any problem changes nothing; the error lists
+    /// every problem with its JSON path.
+    pub fn load(&self, appid: &str, json: &str) -> Result<()> {
         if json.len() > MAX_DOCUMENT_BYTES {
             return Err(Error::invalid(format!(
                 "mappings_json is larger than {MAX_DOCUMENT_BYTES} bytes"
@@ -142,17 +142,8 @@ impl Notifier {
             }
             Error::Mapping(msg)
         })?;
-        self.mappings.replace(appid, Arc::new(compiled));
+        self.replace(appid, Arc::new(compiled));
         Ok(())
-    }
-
-    /// The app's loaded mapping document, normalized (defaults filled in).
-    pub fn get_mappings(&self, appid: &str) -> Result<String> {
-        self.apps.get(appid)?;
-        self.mappings
-            .get(appid)
-            .map(|m| m.document.clone())
-            .ok_or_else(|| no_document(appid))
     }
 }
 

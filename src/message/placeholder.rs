@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::rules::truncate_chars;
+use super::rules::truncate_chars;
 
 /// The longest `truncate:N`.
 const MAX_TRUNCATE: usize = 1000;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use super::token_cache::TokenCache;
 use crate::config::{check_api_base, parse_json};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::token::TokenCache;
 
 /// How the crate obtains the app's access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -24,6 +24,17 @@ pub enum TokenMode {
     Classic,
     /// Never fetched: the host supplies it with `set_access_token`.
     External,
+}
+
+impl TokenMode {
+    /// The mode as `register_app` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenMode::Stable => "stable",
+            TokenMode::Classic => "classic",
+            TokenMode::External => "external",
+        }
+    }
 }
 
 /// The `register_app` document.

@@ -1,0 +1,339 @@
+//! The notifier's outbox calls: enqueue (render and keep, no network), flush
+//! (claim due messages and send each through the send pipeline, then settle
+//! it by the outcome), and the outbox's stats and administration.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::send::{SendReport, SendStatus};
+use super::Notifier;
+use crate::config::OutboxSettings;
+use crate::error::{Error, Result};
+use crate::outbox::{
+    after_quota_reset, backoff_ms, mix, retryable, stats_json, Claimed, Counts, Enqueued,
+    FlushReport, FlushStatus, Flushed, NewMessage, Outbox, OutboxStore, Settlement, Stored,
+    ABANDONED, DEAD_LETTERS_LISTED, SENT_KEPT_MS,
+};
+
+impl Notifier {
+    /// Validates and renders the message now, keeps it durably, and answers
+    /// `{"id", "idempotency_key", "due_at", "duplicate"}`. No network.
+    pub fn enqueue(&self, appid: &str, event: &str, payload_json: &str) -> Result<String> {
+        let e = self.enqueue_message(appid, event, payload_json)?;
+        Ok(json!({
+            "id": e.0.id,
+            "idempotency_key": e.1,
+            "due_at": e.0.due_ms.div_euclid(1000),
+            "duplicate": e.0.duplicate,
+        })
+        .to_string())
+    }
+
+    /// `enqueue`, with what the store did and the message's idempotency key.
+    pub fn enqueue_message(
+        &self,
+        appid: &str,
+        event: &str,
+        payload_json: &str,
+    ) -> Result<(Enqueued, String)> {
+        let mut msg = self.render_message(appid, event, payload_json)?;
+        let now = self.clock.now_ms();
+        if msg.idempotency_key.is_empty() {
+            // A message without a key of its own still goes out once: the
+            // outbox names it, and send's idempotency guards every attempt.
+            let token = self.outbox.claim_token(now);
+            msg.idempotency_key = format!("outbox:{appid}:{event}:{now}:{token:x}");
+        }
+        let message = serde_json::to_string(&Stored::of(&msg))
+            .map_err(|e| Error::internal(format!("enqueue: the message did not serialize: {e}")))?;
+        let new = NewMessage {
+            appid: appid.to_string(),
+            event: event.to_string(),
+            touser: msg.touser.clone(),
+            idempotency_key: msg.idempotency_key.clone(),
+            message,
+            due_ms: now,
+        };
+        let done = self.outbox.enqueue(&new, now)?;
+        Ok((done, msg.idempotency_key))
+    }
+
+    /// Sends at most `max_messages` due messages of `appid` (or of every app
+    /// registered in this process), applying the send policy, and answers a
+    /// `FlushReport` as JSON.
+    pub fn flush(&self, appid: Option<&str>, max_messages: u32) -> Result<String> {
+        let report = self.flush_report(appid, max_messages)?;
+        serde_json::to_string(&report)
+            .map_err(|e| Error::internal(format!("flush: the report did not serialize: {e}")))
+    }
+
+    pub fn flush_report(&self, appid: Option<&str>, max_messages: u32) -> Result<FlushReport> {
+        if max_messages == 0 {
+            return Err(Error::invalid("flush: max_messages must be at least 1"));
+        }
+        let apps: Vec<String> = match appid {
+            Some(a) => {
+                self.apps.get(a)?;
+                vec![a.to_string()]
+            }
+            None => self.apps.all().iter().map(|a| a.appid.clone()).collect(),
+        };
+        let store = self.outbox.store();
+        let settings = self.config().outbox;
+        let lease_ms = settings.lease_secs as i64 * 1000;
+        let mut report = FlushReport::default();
+        let mut seen = std::collections::HashSet::new();
+        store.forget_sent(self.clock.now_ms() - SENT_KEPT_MS)?;
+        while report.messages.len() < max_messages as usize {
+            let now = self.clock.now_ms();
+            let token = self.outbox.claim_token(now);
+            let claim = store.claim(Some(&apps), now, lease_ms, token)?;
+            for gone in &claim.abandoned {
+                self.settle_abandoned(&gone.idempotency_key);
+            }
+            let Some(claimed) = claim.message else {
+                break;
+            };
+            if !seen.insert(claimed.id) {
+                // Came back at once (released): leave it to the next flush.
+                store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
+                break;
+            }
+            match self.flush_one(&*store, &claimed, &settings) {
+                Ok(flushed) => report.count(flushed),
+                Err(e) => {
+                    let _ = store.settle(
+                        claimed.id,
+                        claimed.token,
+                        &Settlement::Release,
+                        self.clock.now_ms(),
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        // The depth gauges are refreshed at each metrics scrape; a flush only
+        // says what it left, through the index it claims by.
+        report.due_left = store.count_due(Some(&apps), self.clock.now_ms())?;
+        Ok(report)
+    }
+
+    /// A message whose request may have gone out before its flusher vanished:
+    /// its idempotency key is settled as uncertain, so no direct send repeats it.
+    fn settle_abandoned(&self, key: &str) {
+        let outcome = json!({"status": "uncertain", "errcode": -1, "errmsg": ABANDONED});
+        let _ = self.ledger.idempotency_complete(key, &outcome.to_string());
+    }
+
+    fn flush_one(
+        &self,
+        store: &dyn OutboxStore,
+        c: &Claimed,
+        settings: &OutboxSettings,
+    ) -> Result<Flushed> {
+        let started = Instant::now();
+        // One write of this send's figures to a shared store, as `send` does.
+        let _figures = self.metrics.batch();
+        let stored: Stored = serde_json::from_str(&c.message)
+            .map_err(|e| Error::store(format!("outbox message {} is not readable: {e}", c.id)))?;
+        let msg = stored.into_message(c.idempotency_key.clone())?;
+        let posted = Cell::new(false);
+        let lost = Cell::new(false);
+        let app = self.apps.get(&c.appid);
+        // The token first, outside the "request on its way" mark: a flusher
+        // that dies while fetching it has sent nothing.
+        let report = match app.map(|app| {
+            let token = self.token_of(&app);
+            (app, token)
+        }) {
+            Ok((app, Ok(_))) => self.send_rendered(&app, &c.event, &msg, started, &|| match store
+                .mark_posting(c.id, c.token)
+            {
+                Ok(()) => {
+                    posted.set(true);
+                    Ok(())
+                }
+                Err(e) => {
+                    lost.set(true);
+                    Err(e)
+                }
+            }),
+            Ok((_, Err(e))) | Err(e) => SendReport {
+                result: Err(e),
+                outcome: None,
+            },
+        };
+        let now = self.clock.now_ms();
+        let outcome = report.outcome.as_ref();
+        let errcode = outcome.map_or(0, |o| o.errcode);
+        let errmsg = match &report.result {
+            Ok(()) => outcome.map(|o| o.errmsg.clone()).unwrap_or_default(),
+            Err(e) => e.to_string(),
+        };
+        let spread = mix(c.id ^ (now as u64) ^ u64::from(c.attempts).rotate_left(32));
+        let retry_ms = settings.retry_secs as i64 * 1000;
+        let mut status = FlushStatus::Retry;
+        let mut due_at = None;
+        let failed = c.attempts + 1;
+        let settlement = match (outcome.map(|o| o.status), &report.result) {
+            _ if lost.get() => {
+                status = FlushStatus::Lost;
+                None
+            }
+            (Some(sent @ (SendStatus::Sent | SendStatus::Duplicate)), _) => {
+                status = if sent == SendStatus::Duplicate {
+                    FlushStatus::Duplicate
+                } else {
+                    FlushStatus::Sent
+                };
+                Some(Settlement::Sent)
+            }
+            (_, Ok(())) => {
+                status = FlushStatus::Sent;
+                Some(Settlement::Sent)
+            }
+            (_, Err(Error::Uncertain(_))) if posted.get() => {
+                status = FlushStatus::Uncertain;
+                Some(Settlement::Uncertain {
+                    errcode,
+                    errmsg: errmsg.clone(),
+                })
+            }
+            // Not this message's failure: another send holds its key, the
+            // daily quota is spent, the app is not registered here just now.
+            (
+                _,
+                Err(
+                    e @ (Error::Uncertain(_)
+                    | Error::AppNotConfigured(_)
+                    | Error::WeChat { errcode: 45009, .. }),
+                ),
+            ) => {
+                let due = if e.errcode() == Some(45009) {
+                    after_quota_reset(now, spread)
+                } else {
+                    now + backoff_ms(retry_ms, 1, spread)
+                };
+                due_at = Some(due);
+                Some(Settlement::Retry {
+                    due_ms: due,
+                    count: false,
+                    errcode: e.errcode().unwrap_or(errcode),
+                    errmsg: errmsg.clone(),
+                })
+            }
+            (_, Err(e)) if retryable(e) && failed < settings.max_attempts => {
+                let due = now + backoff_ms(retry_ms, failed, spread);
+                due_at = Some(due);
+                Some(Settlement::Retry {
+                    due_ms: due,
+                    count: true,
+                    errcode: e.errcode().unwrap_or(errcode),
+                    errmsg: errmsg.clone(),
+                })
+            }
+            (_, Err(Error::Store(_))) => return Err(report.result.unwrap_err()),
+            (_, Err(e)) => {
+                status = FlushStatus::Dead;
+                let errmsg = if retryable(e) {
+                    format!("gave up after {failed} attempts: {errmsg}")
+                } else {
+                    errmsg.clone()
+                };
+                Some(Settlement::Dead {
+                    errcode: e.errcode().unwrap_or(errcode),
+                    errmsg,
+                })
+            }
+        };
+        let mut attempts = c.attempts;
+        if let Some(how) = &settlement {
+            if !store.settle(c.id, c.token, how, now)? {
+                status = FlushStatus::Lost;
+            }
+            attempts += u32::from(matches!(
+                how,
+                Settlement::Retry { count: true, .. }
+                    | Settlement::Dead { .. }
+                    | Settlement::Uncertain { .. }
+            ));
+        }
+        Ok(Flushed {
+            id: c.id,
+            appid: c.appid.clone(),
+            event: c.event.clone(),
+            status,
+            errcode: match &report.result {
+                Err(e) => e.errcode().unwrap_or(errcode),
+                Ok(()) => errcode,
+            },
+            errmsg,
+            attempts,
+            due_at: due_at.map(|d| d.div_euclid(1000)),
+        })
+    }
+
+    /// `{"appid", "pending", "due", "in_flight", "dead", "uncertain", "sent",
+    /// "by_event": {event: counts}, "dead_letters": [...]}`.
+    pub fn outbox_stats(&self, appid: Option<&str>) -> Result<String> {
+        if let Some(a) = appid {
+            self.apps.get(a)?;
+        }
+        let store = self.outbox.store();
+        let now = self.clock.now_ms();
+        let stats = store.stats(appid, now, DEAD_LETTERS_LISTED)?;
+        if appid.is_none() {
+            self.set_outbox_depth(&stats.total);
+        }
+        Ok(stats_json(appid, &stats))
+    }
+
+    /// A dead message goes back to the queue, due now, with its attempts reset.
+    pub fn outbox_requeue(&self, appid: &str, id: u64) -> Result<()> {
+        self.apps.get(appid)?;
+        if id == 0 {
+            return Err(Error::invalid(
+                "outbox_requeue: id must be a message id (1 or more)",
+            ));
+        }
+        self.outbox.store().requeue(appid, id, self.clock.now_ms())
+    }
+
+    /// Removes a dead, uncertain, or not yet claimed message.
+    pub fn outbox_drop(&self, appid: &str, id: u64) -> Result<()> {
+        self.apps.get(appid)?;
+        if id == 0 {
+            return Err(Error::invalid(
+                "outbox_drop: id must be a message id (1 or more)",
+            ));
+        }
+        self.outbox.store().remove(appid, id, self.clock.now_ms())
+    }
+
+    /// Outbox depth gauges from the whole store (run before every metrics scrape).
+    pub fn refresh_outbox_depth(&self) -> Result<()> {
+        let store = self.outbox.store();
+        if !store.available() {
+            return Ok(());
+        }
+        let stats = store.stats(None, self.clock.now_ms(), 0)?;
+        self.set_outbox_depth(&stats.total);
+        Ok(())
+    }
+
+    fn set_outbox_depth(&self, c: &Counts) {
+        let m = &self.metrics;
+        m.set_outbox_depth("pending", c.pending);
+        m.set_outbox_depth("due", c.due);
+        m.set_outbox_depth("dead", c.dead);
+        m.set_outbox_depth("uncertain", c.uncertain);
+        m.set_outbox_depth("sent", c.sent);
+    }
+
+    /// The outbox, for tests and tools that look at its store.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+}
