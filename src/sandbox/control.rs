@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tiny_http::Method;
 
 use super::fault::Fault;
-use super::server::{query_param, Shared};
+use super::shared::{query_param, Shared};
 use super::templates::{SEEDED, SEEDED_LEGACY};
 use super::world::{Answer, World};
 

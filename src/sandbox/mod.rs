@@ -6,6 +6,7 @@ mod conn;
 mod control;
 mod fault;
 mod server;
+mod shared;
 pub mod templates;
 mod world;
 
@@ -21,7 +22,7 @@ pub use templates::*;
 pub use world::{Counters, DeliveredMessage};
 
 use crate::clock::{ManualClock, SystemClock};
-use server::Shared;
+use shared::Shared;
 use world::{SandboxClock, Settings, World};
 
 /// How a sandbox starts.

@@ -2,24 +2,23 @@
 //! fires faults, routes WeChat paths to the state and `/sandbox/` to the
 //! control API, and writes answers outside the state lock.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response};
 
 use super::conn;
 use super::control;
 use super::fault::Effect;
+use super::shared::{query_param, Shared};
 use super::templates::{CATEGORIES, LEGACY_LIBRARY, LIBRARY};
-use super::world::{standard_errmsg, wx_error, Answer, SandboxClock, World};
+use super::world::{standard_errmsg, wx_error, Answer, World};
 
 /// Bodies beyond this are refused (WeChat's bodies are a few KB at most).
 pub(crate) const MAX_BODY: usize = 1 << 20;
@@ -32,35 +31,6 @@ const MAX_DRAIN: usize = 64 << 20;
 const INLINE_BODY: usize = 1024;
 /// At most this many requests with large bodies are read at once.
 const MAX_SLOW_READERS: usize = 256;
-
-/// State shared by the worker threads and the `Sandbox` handle.
-pub(crate) struct Shared {
-    pub world: Mutex<World>,
-    pub clock: SandboxClock,
-    pub local: SocketAddr,
-    pub verbose: bool,
-    slow_readers: AtomicUsize,
-    /// Connections seen for the first time (per worker, so roughly), for the
-    /// connection nudger to know when new connections arrive.
-    arrivals: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn new(world: World, clock: SandboxClock, local: SocketAddr, verbose: bool) -> Self {
-        Shared {
-            world: Mutex::new(world),
-            clock,
-            local,
-            verbose,
-            slow_readers: AtomicUsize::new(0),
-            arrivals: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn arrivals(&self) -> u64 {
-        self.arrivals.load(Ordering::Relaxed)
-    }
-}
 
 static JSON_HEADER: Lazy<Header> = Lazy::new(|| {
     Header::from_bytes(
@@ -230,44 +200,6 @@ impl Route {
                 | Route::LegacyTemplateDel
         )
     }
-}
-
-/// The value of `key` in a query string, percent-decoded.
-pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| percent_decode(v))
-}
-
-fn percent_decode(v: &str) -> Cow<'_, str> {
-    if !v.contains(['%', '+']) {
-        return Cow::Borrowed(v);
-    }
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn handle(mut req: Request, shared: &Shared) {

@@ -1,0 +1,77 @@
+//! What the HTTP side and the control API both use: the state shared by the
+//! worker threads and the `Sandbox` handle, and query-string reading.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::world::{SandboxClock, World};
+
+/// State shared by the worker threads and the `Sandbox` handle.
+pub(crate) struct Shared {
+    pub world: Mutex<World>,
+    pub clock: SandboxClock,
+    pub local: SocketAddr,
+    pub verbose: bool,
+    pub slow_readers: AtomicUsize,
+    /// Connections seen for the first time (per worker, so roughly), for the
+    /// connection nudger to know when new connections arrive.
+    pub arrivals: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(world: World, clock: SandboxClock, local: SocketAddr, verbose: bool) -> Self {
+        Shared {
+            world: Mutex::new(world),
+            clock,
+            local,
+            verbose,
+            slow_readers: AtomicUsize::new(0),
+            arrivals: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn arrivals(&self) -> u64 {
+        self.arrivals.load(Ordering::Relaxed)
+    }
+}
+
+/// The value of `key` in a query string, percent-decoded.
+pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(v: &str) -> Cow<'_, str> {
+    if !v.contains(['%', '+']) {
+        return Cow::Borrowed(v);
+    }
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
