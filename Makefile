@@ -52,7 +52,9 @@ $(OUT)/examples/send: examples/c/send.c include/fashop_notify.h build
 demo: deps build $(OUT)/examples/send
 	$(KEEP) demo scripts/with-sandbox.sh $(SANDBOX) scripts/demo.sh $(OUT)
 
+## lint: format, clippy, and the layout rules of README's layout table.
 lint:
+	python3 scripts/check-layout.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --features sandbox -- -D warnings
 

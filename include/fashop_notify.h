@@ -19,6 +19,11 @@
 #define MAX_PAGE_CHARS 1024
 
 /*
+ Legacy template keywords have no typed rules; values are kept to this length.
+ */
+#define MAX_TEMPLATE_VALUE_CHARS 200
+
+/*
  Dead letters `outbox_stats` lists at most.
  */
 #define DEAD_LETTERS_LISTED 100
@@ -29,20 +34,15 @@
 #define MAX_BACKOFF_MS (3600 * 1000)
 
 /*
- Legacy template keywords have no typed rules; values are kept to this length.
+ The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
  */
-#define MAX_TEMPLATE_VALUE_CHARS 200
+#define MAX_SUPPLIED_LIFETIME_SECS 86400
 
 /*
  After a failed fetch, callers get the same error for this long instead of
  sending another request (many workers must not hammer a failing endpoint).
  */
 #define FETCH_BACKOFF_MS 2000
-
-/*
- The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
- */
-#define MAX_SUPPLIED_LIFETIME_SECS 86400
 
 /*
  Status of every call. Values are fixed by the ABI contract: add, never renumber.

@@ -1,5 +1,6 @@
 //! Secrets (app secrets, access tokens) live in this type so that no `Debug`,
-//! `Display` or error message can print them by accident.
+//! `Display` or error message can print them by accident; `redact_text` takes
+//! credentials out of free text (errmsgs, store errors) for logs and figures.
 
 use std::fmt;
 

@@ -1,7 +1,8 @@
 //! The outbox: messages rendered and kept durably now (in the pay callback,
 //! without touching the network) and sent later by `flush` from a cron or task
-//! worker, with the send policy, retries with backoff, dead letters, and claims
-//! that keep several flushing processes from ever sending one message twice.
+//! worker. Here: the store in force, the kept form of a message, retry backoff
+//! and the 45009 pause, and the flush report; `notifier/outbox.rs` runs the
+//! flush through the send pipeline.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -14,6 +14,8 @@ use super::store::{
     OutboxStats, OutboxStore, Settlement, State, ABANDONED, SENT_KEPT_MS,
 };
 use crate::error::{Error, Result};
+// The Redis outbox shares the Redis store's connection pool (one per process,
+// reopened after a fork) and key prefix instead of opening its own.
 use crate::store::RedisStore;
 
 /// Added to the TTL of a sent record, so that Redis never forgets one before

@@ -8,13 +8,11 @@ use parking_lot::Mutex;
 
 use super::{
     usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining, Store,
-    IDEMPOTENCY_KEEP_MS,
+    IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
 };
 use crate::error::Result;
 
 const NEVER: u32 = u32::MAX;
-/// How long a lease that ran out is remembered after its use returned.
-pub(crate) const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {

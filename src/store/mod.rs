@@ -16,6 +16,9 @@ mod memory;
 mod redis;
 mod sqlite;
 
+/// How long a permit lease that ran out is remembered after its use returned.
+pub(crate) const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
+
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;

@@ -15,11 +15,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::{Connection, RedisResult, Script};
 
-use super::memory::RETURNED_KEEP_MS;
 use super::{
     usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining,
     SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
-    TOKEN_KEEP_MS,
+    RETURNED_KEEP_MS, TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
 use crate::secret::Secret;

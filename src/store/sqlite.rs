@@ -8,11 +8,10 @@ use std::fmt;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::memory::RETURNED_KEEP_MS;
 use super::{
     consume_and_complete_in_steps, Added, ClaimedTake, KeyClaim, Kind, Lease, NewPermit,
     PermitRequest, PermitStats, Remaining, SharedToken, SpentAndRecorded, Store, TokenStore,
-    TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
+    TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES, RETURNED_KEEP_MS,
 };
 use crate::error::Result;
 use crate::secret::Secret;

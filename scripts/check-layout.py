@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The crate's layout rules (README's layout table), checked on the source text.
+
+1. `impl Notifier` only under src/notifier/; `crate::notifier` used only by
+   src/notifier/ and src/ffi/.
+2. src/ffi/ uses only the notifier, the error type and its own files.
+3. src/message/ and src/config.rs use nothing above them (only `error`, and
+   message/ its own files).
+4. Dependencies point down the layers below, and modules of one layer do not
+   use each other in a circle.
+5. A backend file (store/, outbox/, metrics/ sinks) never uses a sibling
+   backend; where one shares another module's pool, a comment says so.
+Prints every breach with its file and line; exits 1 if there is any.
+"""
+import os
+import re
+import sys
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "src")
+
+# Lower number = lower layer. A module may use modules of a lower layer, and
+# modules of its own layer as long as they form no circle.
+LAYERS = {
+    "error": 0, "clock": 0, "secret": 0,
+    "store": 1, "sqlite_conn": 1, "config": 1,
+    "outbox": 2, "ledger": 2, "wechat": 2, "message": 2, "metrics": 2, "journal": 2,
+    "notifier": 3,
+    "ffi": 4, "sandbox": 4,
+}
+BACKENDS = {
+    "store": {"memory", "sqlite", "redis"},
+    "outbox": {"memory", "sqlite", "redis"},
+    "metrics": {"sqlite_sink", "redis_sink"},
+}
+CRATE_REF = re.compile(r"\bcrate::(\w+)")
+# `use crate::{a, b::c}` names several modules in one group.
+CRATE_GROUP = re.compile(r"\buse crate::\{([^;]*)\}", re.S)
+SUPER_REF = re.compile(r"\bsuper::(\w+)")
+IMPL_NOTIFIER = re.compile(r"\bimpl\s+(crate::notifier::)?Notifier\b")
+
+
+def rust_files():
+    for dirpath, _, names in os.walk(ROOT):
+        for name in sorted(names):
+            if name.endswith(".rs"):
+                path = os.path.join(dirpath, name)
+                yield os.path.relpath(path, ROOT).replace(os.sep, "/"), path
+
+
+def top_module(rel):
+    """`wechat/client.rs` -> `wechat`; `lib.rs` and `bin/…` -> None."""
+    first = rel.split("/")[0]
+    if first in ("lib.rs", "bin"):
+        return None
+    return first[:-3] if first.endswith(".rs") else first
+
+
+def code_lines(path):
+    """Lines without comments, with their numbers; a file's test module is skipped
+    (tests may reach anywhere in the crate)."""
+    in_tests = False
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            stripped = line.strip()
+            if stripped.startswith("#[cfg(test)]"):
+                in_tests = True
+            if in_tests:
+                continue
+            yield no, line.split("//")[0]
+
+
+def used_modules(path):
+    """(line, module) for every `crate::module` the file's non-test code names."""
+    text_lines = list(code_lines(path))
+    for no, line in text_lines:
+        for m in CRATE_REF.finditer(line):
+            yield no, m.group(1)
+    joined = "\n".join(l for _, l in text_lines)
+    for g in CRATE_GROUP.finditer(joined):
+        no = joined[: g.start()].count("\n") + 1
+        for part in re.split(r",", re.sub(r"\{[^}]*\}", "", g.group(1))):
+            name = part.strip().split("::")[0]
+            if name:
+                yield no, name
+
+
+def main():
+    problems = []
+    graph = {}
+    for rel, path in rust_files():
+        top = top_module(rel)
+        with open(path, encoding="utf-8") as f:
+            full = f.read()
+        for no, line in code_lines(path):
+            if IMPL_NOTIFIER.search(line) and not rel.startswith("notifier/"):
+                problems.append(f"src/{rel}:{no}: impl Notifier outside src/notifier/ (rule 1)")
+        for no, used in used_modules(path):
+            if used == top or used not in LAYERS:
+                continue
+            if used == "notifier" and top not in ("notifier", "ffi"):
+                problems.append(f"src/{rel}:{no}: uses crate::notifier (rule 1)")
+            if top == "ffi" and used not in ("notifier", "error"):
+                problems.append(f"src/{rel}:{no}: ffi uses crate::{used} (rule 2)")
+            if top in ("message", "config") and used != "error":
+                problems.append(f"src/{rel}:{no}: {top} uses crate::{used} (rule 3)")
+            if top in LAYERS and LAYERS[used] > LAYERS[top]:
+                problems.append(
+                    f"src/{rel}:{no}: {top} uses crate::{used}, a higher layer (rule 4)")
+            if top is not None:
+                graph.setdefault(top, set()).add(used)
+        parts = rel[:-3].split("/")
+        if len(parts) == 2 and parts[0] in BACKENDS and parts[1] in BACKENDS[parts[0]]:
+            siblings = BACKENDS[parts[0]] - {parts[1]}
+            for no, line in code_lines(path):
+                for m in SUPER_REF.finditer(line):
+                    if m.group(1) in siblings:
+                        problems.append(
+                            f"src/{rel}:{no}: backend uses its sibling backend super::{m.group(1)} (rule 5)")
+                for m in re.finditer(r"\bcrate::(store|outbox|metrics)::(\w+)", line):
+                    if "pool" not in full.lower():
+                        problems.append(
+                            f"src/{rel}:{no}: backend uses crate::{m.group(1)}::{m.group(2)} without a comment on the shared pool (rule 5)")
+    # Rule 4, circles: a depth-first search over the module graph.
+    state = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycle = trail[trail.index(nxt):] + [nxt]
+                problems.append("import circle: " + " -> ".join(cycle) + " (rule 4)")
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    if problems:
+        print("layout rules broken:")
+        for p in problems:
+            print("  " + p)
+        return 1
+    print(f"layout rules hold ({len(graph)} modules, no import circle)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
