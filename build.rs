@@ -47,6 +47,11 @@ fn main() {
 /// release builds, which `make install` and `make dist` ship (scripts/install.sh
 /// checks it); the tests and examples link the debug build in place
 /// (`-L target/debug`), where no file carries that name.
+///
+/// No version script: rustc links a cdylib with its own, which exports exactly the
+/// `#[no_mangle]` functions, and ld takes the union of version scripts, so a second
+/// one could not narrow it. That only `fashop_notify_*` is exported is checked on the
+/// built library instead (`nm -D` in scripts/install.sh and scripts/install-test.sh).
 fn set_soname() {
     let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
     if !linux || env::var("PROFILE").as_deref() != Ok("release") {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the release build the way C libraries install (cargo-c's names and layout),
+# Installs the release build the way C libraries install (cargo-c's names and SONAME),
 # removes exactly that again, or packs the same tree into the release tarball.
 # Usage: scripts/install.sh strip     RELEASE_DIR   (after the release build: `make release`)
 #        scripts/install.sh install   RELEASE_DIR PREFIX [DESTDIR]
@@ -42,9 +42,7 @@ strip_library() {
   foreign=$(nm -D --defined-only --format=posix "$built" | awk '{print $1}' | grep -v '^fashop_notify_' || true)
   [ -z "$foreign" ] || die "$built exports symbols outside fashop_notify_*: $(echo $foreign)"
   mkdir -p "$out"
-  if [ "$out/$lib.so.$version" -nt "$built" ] && [ "$out/$lib.so.$version.debug" -nt "$built" ]; then
-    :
-  else
+  if ! [ "$out/$lib.so.$version" -nt "$built" ] || ! [ "$out/$lib.so.$version.debug" -nt "$built" ]; then
     rm -f "$out/$lib.so.$version" "$out/$lib.so.$version.debug"
     objcopy --only-keep-debug "$built" "$out/$lib.so.$version.debug"
     chmod 0644 "$out/$lib.so.$version.debug"
@@ -104,6 +102,7 @@ do_install() {
 do_uninstall() {
   local prefix=$1 destdir=${2:-}
   local top=$destdir$prefix f
+  case "$prefix" in /*) ;; *) die "PREFIX must be an absolute path, not '$prefix'" ;; esac
   rm -f "$top/lib/$lib.so.$version" "$top/lib/$soname" "$top/lib/$lib.so" \
     "$top/include/fashop_notify.h" "$top/lib/pkgconfig/fashop_notify.pc" "$top/bin/fashop-notify-sandbox"
   while read -r f; do
