@@ -19,6 +19,7 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=defi
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps build header demo test test-rust test-c test-php test-php-valgrind lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
+.PHONY: release install uninstall dist test-install
 
 ## Under `make test` every suite keeps its output and the files its tests leave
 ## (their TMPDIR) in LEAK_SCAN_DIR, and `leak-scan` at the end searches that: each
@@ -35,6 +36,33 @@ deps:
 ## build: the library (cdylib + rlib) and the WeChat sandbox server.
 build:
 	$(CARGO) build $(CARGO_PROFILE_FLAG) --features sandbox --lib --bins
+
+## release: the release library (with its SONAME, stripped, its debug info apart) and
+## sandbox, built once for install, dist and test-install.
+PREFIX ?= /usr/local
+DESTDIR ?=
+RELEASE_OUT := $(TARGET_DIR)/release
+release:
+	$(CARGO) build --release --features sandbox --lib --bin fashop-notify-sandbox
+	scripts/install.sh strip $(RELEASE_OUT)
+
+## install / uninstall: the library, header, pkg-config file, sandbox and PHP package
+## under $(DESTDIR)$(PREFIX) (see scripts/install.sh), and exactly those removed again.
+install: release
+	scripts/install.sh install $(RELEASE_OUT) "$(PREFIX)" "$(DESTDIR)"
+
+uninstall:
+	scripts/install.sh uninstall "$(PREFIX)" "$(DESTDIR)"
+
+## dist: the same tree as a tarball named with version and target triple, its SHA-256
+## and the library's debug info, in $(TARGET_DIR)/dist.
+dist: release
+	scripts/install.sh dist $(RELEASE_OUT) "$(PREFIX)" $(TARGET_DIR)/dist
+
+## test-install: install into a temporary DESTDIR, build and run the C example with
+## pkg-config and the PHP package with no path, check SONAME, exports, dist and uninstall.
+test-install: release
+	$(KEEP) install scripts/install-test.sh $(TARGET_DIR)
 
 ## header: regenerate include/fashop_notify.h and bindings/php/fashop_notify.ffi.h.
 header:
@@ -115,11 +143,11 @@ leak-scan-reset:
 	chmod 0755 $(LEAK_SCAN_DIR)
 	chmod 1777 $(LEAK_SCAN_DIR)/tmp
 
-## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, fuzz, soak, leak scan.
+## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, install, fuzz, soak, leak scan.
 test: FUZZ_RUNS = 20000
 test: SOAK_SECS = 30
 test: export LEAK_SCAN_RECORD = $(abspath $(LEAK_SCAN_DIR))
-test: deps leak-scan-reset lint build test-rust test-c test-php test-php-valgrind demo bench-smoke fuzz-smoke soak leak-scan
+test: deps leak-scan-reset lint build test-rust test-c test-php test-php-valgrind demo test-install bench-smoke fuzz-smoke soak leak-scan
 	@echo "make test: all suites passed"
 
 ## bench-deps: what the performance suite needs besides the build (nginx, wrk, php-curl, venv).

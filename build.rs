@@ -8,6 +8,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    set_soname();
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     let config = match cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")) {
@@ -39,6 +40,32 @@ fn main() {
         flatten_for_php(&header),
     )
     .unwrap();
+}
+
+/// The shared library's ABI name, by cargo-c's rule: `libfashop_notify.so.MAJOR`,
+/// and before 1.0, when a minor release may break the ABI, `.so.0.MINOR`. Set on
+/// release builds, which `make install` and `make dist` ship (scripts/install.sh
+/// checks it); the tests and examples link the debug build in place
+/// (`-L target/debug`), where no file carries that name.
+///
+/// No version script: rustc links a cdylib with its own, which exports exactly the
+/// `#[no_mangle]` functions, and ld takes the union of version scripts, so a second
+/// one could not narrow it. That only `fashop_notify_*` is exported is checked on the
+/// built library instead (`nm -D` in scripts/install.sh and scripts/install-test.sh).
+fn set_soname() {
+    let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    if !linux || env::var("PROFILE").as_deref() != Ok("release") {
+        return;
+    }
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    let patch = env::var("CARGO_PKG_VERSION_PATCH").unwrap();
+    let abi = match (major.as_str(), minor.as_str()) {
+        ("0", "0") => format!("0.0.{patch}"),
+        ("0", _) => format!("0.{minor}"),
+        _ => major,
+    };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libfashop_notify.so.{abi}");
 }
 
 /// PHP's `FFI::cdef` does no preprocessing: keep declarations only, without

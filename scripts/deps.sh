@@ -11,6 +11,8 @@ need=(
   "valgrind:valgrind"
   "redis-server:redis-server"
   "gcc:gcc"
+  "pkg-config:pkg-config"
+  "objcopy:binutils"
   "make:make"
   "promtool:prometheus"
   "cgi-fcgi:libfcgi-bin"

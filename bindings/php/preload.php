@@ -7,7 +7,8 @@
 //   opcache.enable=1
 //   opcache.preload=/path/to/bindings/php/preload.php
 //   ffi.enable=preload
-//   ; and FASHOP_NOTIFY_LIB in the master's environment, or the library in bindings/php/lib/
+//   ; and FASHOP_NOTIFY_LIB in the master's environment, or the library where LibraryFinder
+//   ; looks: the package's lib/, the install locations (`make install`, /usr/local/lib...)
 //
 // Master started as root (opcache.preload_user set; PHP then refuses FFI::load):
 //   write the header once per deploy:  php /path/to/bindings/php/preload.php --header /etc/php/fashop-notify

@@ -29,9 +29,8 @@ final class Notifier
 
     /**
      * Loads the library: `$libraryPath` when given; else the FFI scope that
-     * preload.php declared under opcache preload (php-fpm); else the path in the
-     * FASHOP_NOTIFY_LIB environment variable or a libfashop_notify.so next to
-     * this package, loaded with FFI::cdef and kept for the rest of the request.
+     * preload.php declared under opcache preload (php-fpm); else the library that
+     * findLibrary() finds, loaded with FFI::cdef and kept for the rest of the request.
      */
     public static function load(?string $libraryPath = null): self
     {
@@ -130,25 +129,14 @@ final class Notifier
         }
     }
 
+    /**
+     * The library's path when none is given: FASHOP_NOTIFY_LIB; else this package's
+     * lib/ directory; else the install locations (the lib/ of the prefix this package
+     * is installed under, pkg-config's libdir, /usr/local/lib, /usr/lib...). See LibraryFinder.
+     */
     public static function findLibrary(): string
     {
-        $candidates = [];
-        $env = getenv('FASHOP_NOTIFY_LIB');
-        if (is_string($env) && $env !== '') {
-            $candidates[] = $env;
-        }
-        $candidates[] = dirname(__DIR__) . '/lib/libfashop_notify.so';
-        $candidates[] = dirname(__DIR__) . '/libfashop_notify.so';
-        foreach ($candidates as $c) {
-            if (is_file($c)) {
-                return $c;
-            }
-        }
-        throw Exception\InvalidArgumentException::fromStatus(
-            Status::INVALID_ARGUMENT,
-            'libfashop_notify.so not found: pass its path to Notifier::load(), set FASHOP_NOTIFY_LIB, '
-            . 'or put it in ' . dirname(__DIR__) . '/lib/ (tried: ' . implode(', ', $candidates) . ')'
-        );
+        return LibraryFinder::forThisHost()->find();
     }
 
     public function version(): string
