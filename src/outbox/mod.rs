@@ -312,7 +312,7 @@ mod tests {
         }
     }
 
-    /// A claim whose lease ran out may be taken over; the old holder can then
+    /// A claim that ran out may be taken over; the old holder can then
     /// neither mark the request as on its way nor settle the message.
     fn lost_claims_cannot_post_or_settle(store: &dyn OutboxStore) {
         let apps = ["wxa".to_string()];

@@ -29,7 +29,7 @@ const FORGET_BATCH: i64 = 500;
 /// id) with fields a(ppid) e(vent) u (touser) k(ey) m(essage) s(tate) d(ue)
 /// n (attempts) c (errcode) r (errmsg) t (claim token) l(ease) p(osting)
 /// ct (created) f(inished). `o:due:APP` holds pending messages by due time,
-/// `o:leased` and `o:posting` claimed ones by lease end, `o:dead:APP` dead and
+/// `o:leased` and `o:posting` claimed ones by claim end, `o:dead:APP` dead and
 /// uncertain ones by finish time, `o:sent` sent ones (`ID|APP|EVENT`) by
 /// finish time, `o:count:APP` the number of messages per `EVENT|STATE`.
 const PRELUDE: &str = r#"

@@ -77,7 +77,7 @@ pub struct Enqueued {
 }
 
 /// A message claimed by one flush: nobody else sends it until the claim is
-/// settled or its lease ends.
+/// settled or its claim ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub id: u64,
@@ -209,7 +209,7 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
     ) -> Result<Claim>;
 
     /// Records that the request is about to go out. Fails when the claim was
-    /// lost (its lease ran out and another flush took the message).
+    /// lost (its claim ran out and another flush took the message).
     fn mark_posting(&self, id: u64, token: i64) -> Result<()>;
 
     /// Ends the claim; false when it had been lost.

@@ -1,4 +1,4 @@
-//! Where permits, leases and send's idempotency records live. Every store offers
+//! Where permits, permit leases and send's idempotency records live. Every store offers
 //! the same atomic operations, so the ledger's rules are written once and a shop
 //! picks memory (one process), SQLite (one host) or Redis (several hosts).
 
@@ -373,13 +373,13 @@ pub enum TokenTurn {
     },
 }
 
-/// One access token per app and token mode, and a short lease so that one
+/// One access token per app and token mode, and a short fetch lease so that one
 /// process fetches while the others wait for its publication. Every
 /// operation is atomic in the store. Stores put no token into an error.
 pub trait TokenStore {
     /// The shared token if fresh at `now_ms`; otherwise the fetch lease for
     /// `holder` until `now_ms + lease_ms` when nobody holds it (or the
-    /// holder's lease ran out); otherwise when the current holder's ends.
+    /// holder's fetch lease ran out); otherwise when the current holder's ends.
     fn token_turn(
         &self,
         appid: &str,
@@ -389,7 +389,7 @@ pub trait TokenStore {
         lease_ms: i64,
     ) -> Result<TokenTurn>;
 
-    /// Stores a freshly fetched token and ends `holder`'s lease.
+    /// Stores a freshly fetched token and ends `holder`'s fetch lease.
     fn token_publish(
         &self,
         appid: &str,
@@ -399,7 +399,7 @@ pub trait TokenStore {
         now_ms: i64,
     ) -> Result<()>;
 
-    /// Ends `holder`'s lease without a token (its fetch failed).
+    /// Ends `holder`'s fetch lease without a token (its fetch failed).
     fn token_release(&self, appid: &str, mode: &str, holder: &str) -> Result<()>;
 
     /// Drops the shared token only if it is still `failed`; whether it did.

@@ -5,7 +5,7 @@
 //! Meant for a single Redis server (or a primary); not for Redis Cluster, as
 //! the scripts touch one user's keys and a shared lease counter.
 //!
-//! Each app's access token (per token mode) is one hash too, with the lease of
+//! Each app's access token (per token mode) is one hash too, with the fetch lease of
 //! the process fetching the next one, so that all hosts fetch once per lifetime.
 
 use std::collections::HashMap;
@@ -350,8 +350,8 @@ if v and string.sub(v, 1, 2) == 'F|' then redis.call('DEL', KEYS[1]) end
 return 1
 "#;
 
-/// The token hash: `t` token, `e` expires_at_ms, `r` refresh_at_ms, `h` lease
-/// holder, `u` lease end (ms). KEYS: token hash. ARGV: now_ms, holder,
+/// The token hash: `t` token, `e` expires_at_ms, `r` refresh_at_ms, `h` fetch lease
+/// holder, `u` fetch lease end (ms). KEYS: token hash. ARGV: now_ms, holder,
 /// lease_ms, keep_ms. Returns {fresh|wait|fetch, lease end, token, e, r}
 /// ('' for an absent token).
 const TOKEN_TURN: &str = r#"

@@ -604,7 +604,7 @@ impl Store for SqliteStore {
     }
 }
 
-/// A row of `tokens`: the shared token (if any), the lease holder and its end.
+/// A row of `tokens`: the shared token (if any), the fetch lease holder and its end.
 struct TokenRow {
     current: Option<SharedToken>,
     holder: Option<String>,
