@@ -19,7 +19,7 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=defi
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps build header demo test test-rust test-c test-php test-php-valgrind lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
-.PHONY: release install uninstall dist test-install
+.PHONY: release install uninstall dist test-install wait-release wait-fuzz
 
 ## Under `make test` every suite keeps its output and the files its tests leave
 ## (their TMPDIR) in LEAK_SCAN_DIR, and `leak-scan` at the end searches that: each
@@ -61,8 +61,14 @@ dist: release
 
 ## test-install: install into a temporary DESTDIR, build and run the C example with
 ## pkg-config and the PHP package with no path, check SONAME, exports, dist and uninstall.
-test-install: release
+test-install: $(if $(PREBUILT),wait-release,release)
 	$(KEEP) install scripts/install-test.sh $(TARGET_DIR)
+
+wait-release:
+	scripts/prebuild.sh wait $(PREBUILD_DIR) release
+
+wait-fuzz:
+	scripts/prebuild.sh wait $(PREBUILD_DIR) fuzz
 
 ## header: regenerate include/fashop_notify.h and bindings/php/fashop_notify.ffi.h.
 header:
@@ -119,7 +125,7 @@ test-php-valgrind: build
 ## fuzz-smoke: every fuzz target for FUZZ_SECS seconds each (30); `make test` runs a
 ## reproducible 20,000 inputs per target from seed 1 instead (FUZZ_RUNS; built at opt-level 1).
 FUZZ_SECS ?= 30
-fuzz-smoke:
+fuzz-smoke: $(if $(PREBUILT),wait-fuzz)
 	FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh $(FUZZ_SECS)
 
 ## soak: 8 processes on one SQLite ledger through random faults, SOAK_SECS seconds
@@ -144,10 +150,19 @@ leak-scan-reset:
 	chmod 1777 $(LEAK_SCAN_DIR)/tmp
 
 ## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, install, fuzz, soak, leak scan.
-test: FUZZ_RUNS = 20000
-test: SOAK_SECS = 30
+## The release build (for test-install) and the fuzz build start in the background first
+## (scripts/prebuild.sh) and use what the suites leave of the two cores; each suite's
+## time is printed at the end.
+TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind demo test-install bench-smoke fuzz-smoke soak leak-scan
+PREBUILD_DIR := $(TARGET_DIR)/prebuild
+test: export FUZZ_RUNS = 20000
+test: export SOAK_SECS = 30
 test: export LEAK_SCAN_RECORD = $(abspath $(LEAK_SCAN_DIR))
-test: deps leak-scan-reset lint build test-rust test-c test-php test-php-valgrind demo test-install bench-smoke fuzz-smoke soak leak-scan
+test: export PREBUILT = 1
+test: deps leak-scan-reset
+	scripts/prebuild.sh start $(PREBUILD_DIR) release $(MAKE) --no-print-directory release
+	scripts/prebuild.sh start $(PREBUILD_DIR) fuzz env FUZZ_BUILD_ONLY=1 scripts/fuzz.sh 0
+	MAKE="$(MAKE)" scripts/run-suites.sh $(TEST_SUITES)
 	@echo "make test: all suites passed"
 
 ## bench-deps: what the performance suite needs besides the build (nginx, wrk, php-curl, venv).

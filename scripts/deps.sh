@@ -37,11 +37,8 @@ have() {
   esac
 }
 
-# The fuzz targets are built by cargo-fuzz (from crates.io, with the project's cargo).
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  echo "make deps: installing cargo-fuzz"
-  cargo install --locked cargo-fuzz
-fi
+# cargo-fuzz (from crates.io) is installed by scripts/fuzz.sh when it first runs:
+# under `make test` that happens in the background build of the fuzz targets.
 
 missing=()
 for pair in "${need[@]}"; do

@@ -29,6 +29,10 @@ if [ -n "${FUZZ_RUNS:-}" ]; then
   export CARGO_PROFILE_DEV_OPT_LEVEL=1
 fi
 cargo fuzz build "${build_mode[@]}"
+# FUZZ_BUILD_ONLY=1: the build alone (`make test` starts it early, see scripts/prebuild.sh).
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+  exit 0
+fi
 for t in "${targets[@]}"; do
   case $t in
     placeholder) dict=fuzz/dict/placeholder.dict ;;
