@@ -14,8 +14,11 @@ mod ledger;
 mod mapping;
 mod metrics;
 mod notifier;
+// Used by the notifier from the next step on.
 mod outbox;
 mod placeholder;
+#[allow(dead_code, unused_imports)]
+mod push;
 mod render;
 pub mod rules;
 #[cfg(feature = "sandbox")]
