@@ -29,7 +29,7 @@ mod sqlite_conn;
 mod store;
 mod token;
 
-pub use apps::{AppSpec, Registered, TokenMode};
+pub use apps::{AppSpec, Grants, Registered, TokenMode};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
@@ -45,6 +45,7 @@ pub use metrics::{
 };
 pub use notifier::Notifier;
 pub use outbox::{FlushReport, Flushed, OutboxSettings};
+pub use push::{PushCredentials, PushFormat};
 pub use render::RenderedMessage;
 pub use secret::Secret;
 pub use token::{CallError, TokenStats, WeChatReply, FETCH_BACKOFF_MS, TOKEN_ERRCODES};
