@@ -14,11 +14,12 @@ mod ledger;
 mod mapping;
 mod metrics;
 mod notifier;
+mod notifier_push;
 // Used by the notifier from the next step on.
 mod outbox;
 mod placeholder;
 #[allow(dead_code, unused_imports)]
-mod push;
+pub mod push;
 mod render;
 pub mod rules;
 #[cfg(feature = "sandbox")]
@@ -34,7 +35,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use http::{HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError};
-pub use journal::{LogLevel, LogSettings, SendRecord, TokenRecord};
+pub use journal::{LogLevel, LogSettings, PushRecord, SendRecord, TokenRecord};
 pub use ledger::{
     Claim, ClaimedTake, Kind, Lease, Ledger, PermitRequest, Remaining, SpentAndRecorded, Stats,
 };
