@@ -17,6 +17,7 @@ mod ledger;
 mod mapping;
 mod metrics;
 mod outbox;
+mod push;
 mod send;
 mod token;
 
