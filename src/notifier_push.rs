@@ -1,6 +1,7 @@
 //! WeChat's message push, as the shop's endpoint receives it: the URL check,
 //! plain and safe-mode pushes, and what the subscribe events do to the ledger
-//! (a popup accept grants, a withdrawal drops grants, a send's result is logged).
+//! (a popup accept grants, a withdrawal drops grants, a send's result is logged
+//! and counted in `fashop_notify_push_events_total`).
 
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
@@ -214,6 +215,7 @@ impl Notifier {
             (EventKind::Sent, "failed:system failed") => "system_failed",
             _ => "ignored",
         };
+        self.metrics.record_push_event(&m.event, effect);
         let msgid = e.msg_id.as_deref().and_then(|id| id.parse::<i64>().ok());
         self.journal.push_event(&PushRecord {
             appid: &app.appid,

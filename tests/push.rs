@@ -407,6 +407,16 @@ fn sent_results_are_reported_and_a_block_drops_grants() {
     assert_eq!(lines[2]["operation"], "user_block");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(TOKEN) && !text.contains(AES_KEY));
+    let m = s.n.metrics_text("prometheus").unwrap();
+    for (effect, n) in [("delivered", 1), ("system_failed", 1), ("user_block", 1)] {
+        let line = format!(
+            "fashop_notify_push_events_total{{event=\"subscribe_msg_sent_event\",effect=\"{effect}\"}} {n}"
+        );
+        assert!(m.contains(&line), "{line} in\n{m}");
+    }
+    assert!(m.contains(
+        "fashop_notify_push_events_total{event=\"subscribe_msg_popup_event\",effect=\"grant_added\"} 2"
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
