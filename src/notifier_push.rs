@@ -50,7 +50,7 @@ impl Notifier {
                 "app {appid} has no push credentials (register_app with \"push\": {{\"token\", \"encoding_aes_key\", \"format\"}})"
             ))
         })?;
-        let q = PushQuery::parse(query)?;
+        let q = PushQuery::parse(query).map_err(|e| redacted(e, creds))?;
         match method.to_ascii_uppercase().as_str() {
             "GET" => self.push_handshake(creds, &q),
             "POST" => self.push_message(&app, creds, &q, body),
@@ -59,6 +59,7 @@ impl Notifier {
                 other.chars().take(16).collect::<String>()
             ))),
         }
+        .map_err(|e| redacted(e, creds))
     }
 
     /// The URL check of the admin's server configuration: `echostr` back when
@@ -245,6 +246,25 @@ impl Notifier {
                 .record_permits_added(permit.kind.as_str(), u64::from(permit.uses));
         }
         Ok(())
+    }
+}
+
+/// `e` with the push Token and key kept out of its message: messages may
+/// quote the body or the query, which may hold anything.
+fn redacted(e: Error, creds: &PushCredentials) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(creds.redact(&m)),
+        Error::AppNotConfigured(m) => Error::AppNotConfigured(creds.redact(&m)),
+        Error::Mapping(m) => Error::Mapping(creds.redact(&m)),
+        Error::NoPermit(m) => Error::NoPermit(creds.redact(&m)),
+        Error::Network(m) => Error::Network(creds.redact(&m)),
+        Error::Uncertain(m) => Error::Uncertain(creds.redact(&m)),
+        Error::Store(m) => Error::Store(creds.redact(&m)),
+        Error::Internal(m) => Error::Internal(creds.redact(&m)),
+        Error::WeChat { errcode, errmsg } => Error::WeChat {
+            errcode,
+            errmsg: creds.redact(&errmsg),
+        },
     }
 }
 

@@ -240,6 +240,13 @@ fn refusals_say_why_and_change_nothing() {
         refusal(s.n.handle_push(APP, "POST", &plain_query(NOW), "{\"List\":"))
             .contains("not valid JSON")
     );
+    // A body quoting the Token and the key (found by the fuzz target): the message never shows them.
+    let quoting = format!("<xml><A{TOKEN}{AES_KEY}>x</B></xml>");
+    let m = refusal(s.n.handle_push(APP, "POST", &plain_query(NOW), &quoting));
+    assert!(m.contains("not valid XML"), "{m}");
+    assert!(!m.contains(TOKEN) && !m.contains(AES_KEY), "{m}");
+    let long = format!("<xml><{}>x</B></xml>", "A".repeat(5000));
+    assert!(refusal(s.n.handle_push(APP, "POST", &plain_query(NOW), &long)).len() < 400);
     let (q, b) = sealed("<xml><A></B></xml>", APP, NOW);
     assert!(refusal(s.n.handle_push(APP, "POST", &q, &b)).contains("not valid XML"));
     assert!(refusal(s.n.handle_push(APP, "POST", &q, "{}")).contains("no `Encrypt`"));

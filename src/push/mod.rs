@@ -54,6 +54,8 @@ pub struct PushSpec {
 pub struct PushCredentials {
     token: Secret,
     key: Option<AesKey>,
+    /// The EncodingAESKey as written, only to keep it out of messages.
+    key_text: Option<Secret>,
     format: PushFormat,
 }
 
@@ -82,6 +84,7 @@ impl PushCredentials {
         Ok(PushCredentials {
             token: spec.token,
             key,
+            key_text: spec.encoding_aes_key,
             format: spec.format,
         })
     }
@@ -97,6 +100,16 @@ impl PushCredentials {
 
     pub fn format(&self) -> PushFormat {
         self.format
+    }
+
+    /// `text` with the Token and the EncodingAESKey replaced by `***` (a
+    /// message may quote a body, and a body may hold anything).
+    pub fn redact(&self, text: &str) -> String {
+        let text = self.token.redact(text);
+        match &self.key_text {
+            Some(k) => k.redact(&text),
+            None => text,
+        }
     }
 }
 
@@ -195,6 +208,10 @@ mod tests {
         assert!(
             !shown.contains("pamtest") && !shown.contains("abcdefg"),
             "{shown}"
+        );
+        assert_eq!(
+            c.redact("x pamtest abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG y"),
+            "x *** *** y"
         );
         assert_eq!(c.format(), PushFormat::Xml);
         assert!(c.key().is_some());

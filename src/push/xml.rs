@@ -19,8 +19,14 @@ struct Open {
     text: String,
 }
 
+/// Longest detail kept from the XML reader's message, which quotes the body.
+const MAX_DETAIL_CHARS: usize = 160;
+
 fn bad(what: impl std::fmt::Display) -> Error {
-    Error::invalid(format!("body is not valid XML: {what}"))
+    let what = what.to_string();
+    let detail: String = what.chars().take(MAX_DETAIL_CHARS).collect();
+    let more = if detail.len() < what.len() { "…" } else { "" };
+    Error::invalid(format!("body is not valid XML: {detail}{more}"))
 }
 
 /// Adds a child, turning a repeated name into an array.
