@@ -34,6 +34,11 @@
 #define MAX_BACKOFF_MS (3600 * 1000)
 
 /*
+ Longest push body read (WeChat's subscribe events are well under 4 KiB).
+ */
+#define MAX_BODY_BYTES (64 * 1024)
+
+/*
  The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
  */
 #define MAX_SUPPLIED_LIFETIME_SECS 86400
@@ -258,6 +263,22 @@ enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t
  `appid` is NULL or a NUL-terminated string.
  */
 enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
+
+/*
+ Handles one request to the shop's push endpoint: `method` (`"GET"` for
+ the URL check, `"POST"` for a push), the raw query string (without `?`,
+ or with it) and the body (`""` for a GET). Writes
+ `{"reply": "<exact text to answer WeChat>", "events": [...]}`.
+
+ # Safety
+ `appid`, `method`, `query_string` and `body` are NULL or NUL-terminated
+ strings; `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_handle_push(const char *appid,
+                                                  const char *method,
+                                                  const char *query_string,
+                                                  const char *body,
+                                                  char **out_json);
 
 /*
  Renders the event's message, takes a permit, POSTs it to WeChat and applies

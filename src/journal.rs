@@ -25,6 +25,21 @@ const MAX_LINE_BYTES: usize = 4000;
 const MAX_NAME_BYTES: usize = 128;
 const MAX_TEXT_BYTES: usize = 1024;
 
+/// What an applied push event tells the journal.
+#[derive(Debug, Clone, Copy)]
+pub struct PushRecord<'a> {
+    pub appid: &'a str,
+    pub event: &'a str,
+    pub openid: &'a str,
+    pub template_id: &'a str,
+    /// `SubscribeStatusString` or `ErrorStatus`.
+    pub status: &'a str,
+    /// What it did to the ledger (`grant_added`, `grants_dropped`, …).
+    pub effect: &'a str,
+    pub errcode: Option<i64>,
+    pub msgid: Option<i64>,
+}
+
 /// One finished send, as the send path knows it.
 #[derive(Debug, Clone, Default)]
 pub struct SendRecord<'a> {
@@ -205,6 +220,29 @@ impl Journal {
         line.errmsg = r.errmsg.map(clean_text);
         line.attempts = Some(r.attempts);
         line.elapsed_ms = Some(millis(r.elapsed));
+        self.write(&line);
+    }
+
+    /// A subscribe event pushed by WeChat was applied: info, or warn when
+    /// it tells of a send that failed (`failed:user block`, `failed:system failed`).
+    pub fn push_event(&self, r: &PushRecord<'_>) {
+        let level = if r.status.starts_with("failed") {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
+        if !self.enabled(level) {
+            return;
+        }
+        let mut line = Line::new(self.time(), level, "push");
+        line.appid = Some(clip(r.appid, MAX_NAME_BYTES));
+        line.event = Some(clip(r.event, MAX_NAME_BYTES));
+        line.touser = Some(shorten_openid(r.openid));
+        line.status = Some(clip(r.status, MAX_NAME_BYTES));
+        line.operation = Some(clip(r.effect, MAX_NAME_BYTES));
+        line.permit = Some(clip(r.template_id, MAX_NAME_BYTES));
+        line.errcode = r.errcode;
+        line.msgid = r.msgid;
         self.write(&line);
     }
 

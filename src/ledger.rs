@@ -207,6 +207,12 @@ impl Ledger {
         self.store().idempotency_release(key)
     }
 
+    /// The buyer withdrew `template_id`: its grants go (how many unleased uses).
+    pub fn drop_grants(&self, appid: &str, openid: &str, template_id: &str) -> Result<u64> {
+        check_request(openid, &PermitRequest::subscribe(template_id))?;
+        self.store().drop_grants(appid, openid, template_id)
+    }
+
     pub fn stats(&self, appid: &str, openid: Option<&str>) -> Result<PermitStats> {
         self.store().stats(appid, openid, self.now_ms())
     }

@@ -16,6 +16,7 @@ mod message;
 mod metrics;
 mod notifier;
 mod outbox;
+pub mod push;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod secret;
@@ -26,7 +27,7 @@ mod wechat;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, LogLevel, LogSettings, OutboxSettings, StoreSpec, WECHAT_API_BASE};
 pub use error::{Error, Result};
-pub use journal::{SendRecord, TokenRecord};
+pub use journal::{PushRecord, SendRecord, TokenRecord};
 pub use ledger::{
     ClaimedTake, KeyClaim, Kind, Lease, Ledger, PermitRequest, PermitStats, Remaining,
     SpentAndRecorded,
@@ -40,6 +41,7 @@ pub use metrics::{
 pub use notifier::send::{Outcome, SendStatus};
 pub use notifier::Notifier;
 pub use outbox::{FlushReport, FlushStatus, Flushed};
+pub use push::{PushCredentials, PushFormat};
 pub use secret::Secret;
 pub use wechat::client::{CallError, WeChatReply};
 pub use wechat::errcodes::TOKEN_ERRCODES;
@@ -47,4 +49,4 @@ pub use wechat::http::{
     HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError,
 };
 pub use wechat::token_cache::{TokenStats, FETCH_BACKOFF_MS};
-pub use wechat::{AppSpec, Registered, TokenMode};
+pub use wechat::{AppSpec, Grants, Registered, TokenMode};

@@ -63,6 +63,12 @@ enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t
 
 enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
 
+enum FashopNotifyStatus fashop_notify_handle_push(const char *appid,
+                                                  const char *method,
+                                                  const char *query_string,
+                                                  const char *body,
+                                                  char **out_json);
+
 enum FashopNotifyStatus fashop_notify_send(const char *appid,
                                            const char *event,
                                            const char *payload_json,

@@ -13,6 +13,7 @@ mod ledger;
 mod mapping;
 mod metrics;
 mod outbox;
+mod push;
 mod send;
 mod status;
 mod token;

@@ -45,7 +45,7 @@ struct Def {
 }
 
 /// Every family except the latency histogram, in output order.
-const FAMILIES: [Def; 10] = [
+const FAMILIES: [Def; 11] = [
     Def {
         name: SENDS,
         kind: Kind::Counter,
@@ -103,6 +103,13 @@ const FAMILIES: [Def; 10] = [
         per_process: false,
     },
     Def {
+        name: PUSH_EVENTS,
+        kind: Kind::Counter,
+        labels: &["event", "effect"],
+        help: "Subscribe events pushed by WeChat and applied, by event and effect on the ledger",
+        per_process: false,
+    },
+    Def {
         name: LOG_FAILURES,
         kind: Kind::Counter,
         labels: &[],
@@ -119,8 +126,8 @@ const FAMILIES: [Def; 10] = [
     },
 ];
 
-pub(crate) const FAMILY_NAMES: [&str; 10] = {
-    let mut names = [""; 10];
+pub(crate) const FAMILY_NAMES: [&str; 11] = {
+    let mut names = [""; 11];
     let mut i = 0;
     while i < FAMILIES.len() {
         names[i] = FAMILIES[i].name;

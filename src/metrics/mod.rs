@@ -44,6 +44,7 @@ pub(crate) const PERMITS_CONSUMED: &str = "fashop_notify_permits_consumed_total"
 pub(crate) const PERMITS_EXPIRED: &str = "fashop_notify_permits_expired_total";
 pub(crate) const PERMIT_STOCK: &str = "fashop_notify_permit_stock";
 pub(crate) const OUTBOX: &str = "fashop_notify_outbox_messages";
+pub(crate) const PUSH_EVENTS: &str = "fashop_notify_push_events_total";
 pub(crate) const LOG_FAILURES: &str = "fashop_notify_log_write_failures_total";
 pub(crate) const FLUSH_FAILURES: &str = "fashop_notify_metrics_flush_failures_total";
 /// How the histogram is kept in a shared sink: per-bucket (not cumulative)
@@ -80,6 +81,7 @@ struct Inner {
     permits_added: Family<1, Cell>,
     permits_consumed: Family<1, Cell>,
     permits_expired: Family<1, Cell>,
+    push_events: Family<2, Cell>,
     log_failures: Arc<Cell>,
     /// Per process by nature: the sink that failed cannot hold it.
     flush_failures: Cell,
@@ -241,6 +243,14 @@ impl Metrics {
         self.written();
     }
 
+    /// A subscribe event pushed by WeChat was applied: `event` (popup,
+    /// change, sent) and what it did (`grant_added`, `grants_dropped`,
+    /// `delivered`, `user_block`, `system_failed`, …).
+    pub fn record_push_event(&self, event: &str, effect: &str) {
+        self.inner.push_events.with([event, effect], |c| c.add(1));
+        self.written();
+    }
+
     /// A structured log line could not be written.
     pub fn record_log_failure(&self) {
         self.inner.log_failures.add(1);
@@ -335,6 +345,7 @@ impl Metrics {
         i.sends.each(|k, c| push(SENDS, k.values(), c));
         i.token_fetches
             .each(|k, c| push(TOKEN_FETCHES, k.values(), c));
+        i.push_events.each(|k, c| push(PUSH_EVENTS, k.values(), c));
         for (name, fam) in [
             (TOKEN_RECOVERED, &i.token_recovered),
             (PERMITS_ADDED, &i.permits_added),
@@ -412,6 +423,7 @@ impl Metrics {
         let i = &self.inner;
         i.sends.each(|_, c| c.rebase());
         i.token_fetches.each(|_, c| c.rebase());
+        i.push_events.each(|_, c| c.rebase());
         for fam in [
             &i.token_recovered,
             &i.permits_added,
@@ -496,6 +508,7 @@ impl Metrics {
             .insert(PERMITS_CONSUMED, counters(&i.permits_consumed));
         f.series
             .insert(PERMITS_EXPIRED, counters(&i.permits_expired));
+        f.series.insert(PUSH_EVENTS, counters(&i.push_events));
         f.series.insert(
             LOG_FAILURES,
             [(Vec::new(), clamp(i.log_failures.get()))].into(),

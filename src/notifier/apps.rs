@@ -32,6 +32,8 @@ impl Notifier {
                     "token_mode": app.token_mode,
                     "api_base": app.api_base.clone().unwrap_or_else(|| self.config().api_base.clone()),
                     "token": {"cached": left.is_some(), "expires_in": left.unwrap_or(0)},
+                    "grants": app.grants,
+                    "push": app.push.as_ref().map(|p| json!({"format": p.format(), "safe_mode": p.key().is_some()})),
                 })
             })
             .collect();

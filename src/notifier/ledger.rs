@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::Notifier;
 use crate::error::{Error, Result};
-use crate::ledger::{check_text, parse_permit, stats_json, Added, Ledger};
+use crate::ledger::{check_text, parse_permit, stats_json, Added, Kind, Ledger};
+use crate::wechat::Grants;
 
 impl Notifier {
     /// `r`, with a store failure also written to the structured log.
@@ -24,8 +25,13 @@ impl Notifier {
 
     /// Records a permit for a registered app (`ledger.md` for the format).
     pub fn add_permit(&self, appid: &str, json: &str) -> Result<()> {
-        self.apps.get(appid)?;
+        let app = self.apps.get(appid)?;
         let permit = parse_permit(json, self.clock.now_ms())?;
+        if permit.kind == Kind::Subscribe && app.grants == Grants::Push {
+            return Err(Error::invalid(format!(
+                "add_permit: app {appid} takes subscribe grants only from WeChat's message push (registered with \"grants\": \"push\"); a grant reported by the mini program is not recorded, so one tap is never counted twice"
+            )));
+        }
         let added = self.noted("add_permit", self.ledger.add(appid, &permit))?;
         if matches!(added, Added::Stored | Added::Counted) {
             self.metrics

@@ -23,6 +23,7 @@ mod ledger;
 mod mapping;
 mod metrics;
 mod outbox;
+mod push;
 pub mod send;
 mod token;
 

@@ -197,6 +197,9 @@ fn run(
     query: &str,
     body: &[u8],
 ) -> Result<Answer, Answer> {
+    if super::push::is_push_path(rest) {
+        return Ok(super::push::handle(shared, method, rest, body));
+    }
     let now = shared.clock.now();
     let post = *method == Method::Post;
     let get = *method == Method::Get;

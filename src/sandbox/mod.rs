@@ -5,6 +5,7 @@
 mod conn;
 mod control;
 mod fault;
+mod push;
 mod server;
 mod shared;
 pub mod templates;

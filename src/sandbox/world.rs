@@ -356,6 +356,8 @@ pub(crate) struct World {
     pub(crate) faults: Vec<FaultSlot>,
     next_msgid: u64,
     rng: u64,
+    /// The message push to apps that set a push URL.
+    pub(crate) push: super::push::PushState,
 }
 
 /// The result of a control operation: `Err` carries a message for the caller.
@@ -372,6 +374,7 @@ impl World {
             faults: Vec::new(),
             next_msgid: 3_162_385_746_202_574_848,
             rng: seed,
+            push: Default::default(),
         }
     }
 
@@ -444,6 +447,15 @@ impl World {
             .or_insert(0);
         *n = n.saturating_add(count);
         Ok(())
+    }
+
+    /// The buyer switched the template off in the settings: no grant is left.
+    pub(crate) fn revoke(&mut self, appid: &str, openid: &str, template_id: &str) -> Control<u64> {
+        let app = self.app_mut(appid)?;
+        Ok(app
+            .grants
+            .remove(&(openid.to_string(), template_id.to_string()))
+            .unwrap_or(0))
     }
 
     pub(crate) fn grants_left(&self, appid: &str, openid: &str, template_id: &str) -> u64 {
@@ -583,6 +595,7 @@ impl World {
         self.delivered.clear();
         self.counters = Counters::default();
         self.faults.clear();
+        self.push.clear();
     }
 
     pub(crate) fn count_token_fetch(&mut self, appid: &str, endpoint: &str) {
@@ -862,6 +875,7 @@ impl World {
         let msgid = self.next_msgid;
         self.next_msgid += 1;
         self.counters.sends += 1;
+        self.push.sent(&appid, &key.0, &key.1, msgid, now);
         self.delivered.push(DeliveredMessage {
             appid,
             touser: key.0,

@@ -327,6 +327,29 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn drop_grants(&self, appid: &str, openid: &str, template_id: &str) -> Result<u64> {
+        let mut book = self.book.lock();
+        let same = |l: &Lease| {
+            l.appid == appid
+                && l.openid == openid
+                && l.kind == Kind::Subscribe
+                && l.value == template_id
+        };
+        book.leases.retain(|_, l| !same(l));
+        book.returned.retain(|_, (l, _)| !same(l));
+        let mut dropped = 0u64;
+        if let Some(user) = book.user_mut(appid, openid) {
+            user.retain(|e| {
+                let hit = e.is(Kind::Subscribe, template_id);
+                if hit {
+                    dropped += u64::from(e.uses);
+                }
+                !hit
+            });
+        }
+        Ok(dropped)
+    }
+
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
         let mut book = self.book.lock();
         book.reclaim(now_ms);

@@ -256,6 +256,12 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats>;
 
+    /// The buyer withdrew the template (WeChat's push): the subscribe grant
+    /// goes with all its uses, as a discard does, and its open leases are
+    /// forgotten (their send settles against nothing). Returns how many
+    /// unleased uses went.
+    fn drop_grants(&self, appid: &str, openid: &str, template_id: &str) -> Result<u64>;
+
     /// Removes expired permits of the app (and returns how many), returns
     /// expired leases and forgets expired idempotency records.
     fn purge(&self, appid: &str, now_ms: i64) -> Result<u64>;

@@ -300,6 +300,15 @@ drop_permit(KEYS[1], ARGV[2])
 return 1
 "#;
 
+/// KEYS: user hash. ARGV: the grant's field. Returns the unleased uses dropped.
+const DROP_GRANTS: &str = r#"
+local d = redis.call('HGET', KEYS[1], ARGV[1])
+if not d then return 0 end
+local uses = parse(d).uses
+drop_permit(KEYS[1], ARGV[1])
+return uses
+"#;
+
 /// KEYS: user hash, the app's user set. ARGV: now_ms, keep_ms, openid, grace_ms.
 /// Returns how many expired permits went.
 const PURGE_USER: &str = r#"
@@ -407,6 +416,7 @@ struct Scripts {
     consume: Script,
     give_back: Script,
     discard: Script,
+    drop_grants: Script,
     purge_user: Script,
     claim: Script,
     release: Script,
@@ -425,6 +435,7 @@ impl Scripts {
             consume: s(CONSUME),
             give_back: s(GIVE_BACK),
             discard: s(DISCARD),
+            drop_grants: s(DROP_GRANTS),
             purge_user: s(PURGE_USER),
             claim: s(CLAIM),
             release: s(RELEASE),
@@ -781,6 +792,17 @@ impl Store for RedisStore {
                 .invoke::<i64>(c)
         })
         .map(|_| ())
+    }
+
+    fn drop_grants(&self, appid: &str, openid: &str, template_id: &str) -> Result<u64> {
+        let dropped: i64 = self.run(|c| {
+            self.scripts
+                .drop_grants
+                .key(self.user_key(appid, openid))
+                .arg(field(Kind::Subscribe, template_id))
+                .invoke(c)
+        })?;
+        Ok(dropped.max(0) as u64)
     }
 
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {

@@ -450,6 +450,28 @@ impl Store for SqliteStore {
         })
     }
 
+    fn drop_grants(&self, appid: &str, openid: &str, template_id: &str) -> Result<u64> {
+        self.write(|tx| {
+            let found: Option<(i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT id, uses FROM permits
+                     WHERE appid = ?1 AND openid = ?2 AND kind = 0 AND value = ?3",
+                )?
+                .query_row(params![appid, openid, template_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let Some((id, uses)) = found else {
+                return Ok(0);
+            };
+            tx.prepare_cached("DELETE FROM leases WHERE permit_id = ?1")?
+                .execute([id])?;
+            tx.prepare_cached("DELETE FROM permits WHERE id = ?1")?
+                .execute([id])?;
+            Ok(uses.max(0) as u64)
+        })
+    }
+
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
         self.write(|tx| {
             reclaim(tx, now_ms)?;

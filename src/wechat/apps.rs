@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::token_cache::TokenCache;
 use crate::config::{check_api_base, parse_json};
 use crate::error::{Error, Result};
+use crate::push::PushCredentials;
 use crate::secret::Secret;
 
 /// How the crate obtains the app's access token.
@@ -37,6 +38,19 @@ impl TokenMode {
     }
 }
 
+/// Where the app's subscribe grants come from. With `push`, WeChat's message
+/// push (a popup accept) is the only source and a grant the mini program
+/// reports itself is refused, so one tap is never counted twice; with
+/// `client` (the default) the mini program's report counts and a popup accept
+/// pushed by WeChat is reported, not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grants {
+    #[default]
+    Client,
+    Push,
+}
+
 /// The `register_app` document.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +62,11 @@ pub struct AppSpec {
     pub token_mode: TokenMode,
     #[serde(default)]
     pub api_base: Option<String>,
+    /// The message push's Token and EncodingAESKey, for `handle_push`.
+    #[serde(default)]
+    pub push: Option<PushCredentials>,
+    #[serde(default)]
+    pub grants: Grants,
 }
 
 impl AppSpec {
@@ -71,6 +90,12 @@ impl AppSpec {
         }
         if let Some(base) = &spec.api_base {
             check_api_base("register_app: api_base", base)?;
+        }
+        if spec.grants == Grants::Push && spec.push.is_none() {
+            return Err(Error::invalid(format!(
+                "register_app: grants \"push\" needs the push credentials (\"push\": {{\"token\", \"encoding_aes_key\", \"format\"}}) for {}",
+                spec.appid
+            )));
         }
         Ok(spec)
     }
@@ -112,6 +137,8 @@ pub struct App {
     /// Overrides the configured `api_base` for this app.
     pub api_base: Option<String>,
     pub token: TokenCache,
+    pub push: Option<PushCredentials>,
+    pub grants: Grants,
 }
 
 impl App {
@@ -122,6 +149,8 @@ impl App {
             token_mode: spec.token_mode,
             api_base: spec.api_base.map(|b| b.trim_end_matches('/').to_string()),
             token: TokenCache::default(),
+            push: spec.push,
+            grants: spec.grants,
         }
     }
 
@@ -129,6 +158,8 @@ impl App {
         self.secret == spec.secret
             && self.token_mode == spec.token_mode
             && self.api_base.as_deref() == spec.api_base.as_deref().map(|b| b.trim_end_matches('/'))
+            && self.push == spec.push
+            && self.grants == spec.grants
     }
 
     /// `text` with this app's secret and cached token replaced by `***`.
@@ -256,6 +287,32 @@ mod tests {
         assert!(msg(r#"{"appid":"wx1","secret":"s","api_base":"x"}"#).contains("api_base"));
         assert!(msg(r#"{"appid":1,"secret":"s"}"#).contains("invalid type"));
         AppSpec::parse(r#"{"appid":"wx1","token_mode":"external"}"#).unwrap();
+        assert!(msg(r#"{"appid":"wx1","secret":"s","push":{"token":"x"}}"#)
+            .contains("push: push.token must be 3 to 32"));
+        assert!(msg(r#"{"appid":"wx1","secret":"s","grants":"push"}"#)
+            .contains("grants \"push\" needs the push credentials"));
+        assert!(msg(r#"{"appid":"wx1","secret":"s","grants":"both"}"#).contains("unknown variant"));
+    }
+
+    #[test]
+    fn push_credentials_register_and_never_print() {
+        let reg = AppRegistry::default();
+        let with = r#"{"appid":"wx1","secret":"s1","grants":"push","push":{"token":"pushtoken1","encoding_aes_key":"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG","format":"xml"}}"#;
+        let s = spec(with);
+        assert!(!format!("{s:?}").contains("pushtoken1"));
+        assert!(!format!("{s:?}").contains("abcdefghij"));
+        assert_eq!(reg.register(s), Registered::New);
+        assert_eq!(reg.register(spec(with)), Registered::Unchanged);
+        let app = reg.get("wx1").unwrap();
+        assert_eq!(app.grants, Grants::Push);
+        assert!(app.push.is_some());
+        assert!(!format!("{app:?}").contains("pushtoken1"));
+        assert_eq!(
+            reg.register(spec(r#"{"appid":"wx1","secret":"s1"}"#)),
+            Registered::Replaced
+        );
+        assert!(reg.get("wx1").unwrap().push.is_none());
+        assert_eq!(reg.get("wx1").unwrap().grants, Grants::Client);
     }
 
     #[test]

@@ -7,4 +7,4 @@ pub mod errcodes;
 pub mod http;
 pub mod token_cache;
 
-pub use apps::{check_appid, App, AppRegistry, AppSpec, Registered, TokenMode};
+pub use apps::{check_appid, App, AppRegistry, AppSpec, Grants, Registered, TokenMode};

@@ -653,6 +653,9 @@ mod tests {
         fn discard(&self, _: &crate::store::Lease) -> Result<()> {
             unreachable!("tokens only")
         }
+        fn drop_grants(&self, _: &str, _: &str, _: &str) -> Result<u64> {
+            unreachable!("tokens only")
+        }
         fn stats(&self, _: &str, _: Option<&str>, _: i64) -> Result<crate::store::PermitStats> {
             unreachable!("tokens only")
         }

@@ -554,6 +554,7 @@ macro_rules! store_suite {
             settling_twice_changes_nothing,
             a_claim_takes_its_permit_in_the_same_step,
             a_spent_use_and_its_outcome_are_settled_together,
+            a_withdrawn_template_loses_its_grants,
         );
     };
     (@tests $fresh:expr; $($name:ident),* $(,)?) => {
@@ -617,4 +618,43 @@ pub fn settling_twice_changes_nothing(f: Fixture) {
     assert_eq!(l.consume(&c).unwrap().uses, 1);
     assert_eq!(l.consume(&c).unwrap().uses, 1);
     assert_eq!(uses(&f), 1);
+}
+
+pub fn a_withdrawn_template_loses_its_grants(f: Fixture) {
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T","count":3}"#);
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"U"}"#);
+    f.add(r#"{"openid":"o2","kind":"subscribe","template_id":"T"}"#);
+    f.form_id("o1", "fid-1", NOW - 10);
+    let t = PermitRequest::subscribe("T");
+    let l = f.n.ledger();
+    let leased = l.take(APP, "o1", &t).unwrap().unwrap();
+    assert_eq!(
+        l.drop_grants(APP, "o1", "T").unwrap(),
+        2,
+        "the unleased uses"
+    );
+    assert!(l.take(APP, "o1", &t).unwrap().is_none());
+    // The lease in flight settles against nothing: no use comes back.
+    l.give_back(&leased).unwrap();
+    assert!(l.take(APP, "o1", &t).unwrap().is_none());
+    let s = f.stats(Some("o1"));
+    assert_eq!(s["subscribe"]["templates"].get("T"), None);
+    assert_eq!(s["subscribe"]["templates"]["U"], 1);
+    assert_eq!(s["form_id"]["permits"], 1);
+    assert_eq!(s["leased"], 0);
+    assert_eq!(
+        f.stats(Some("o2"))["subscribe"]["templates"]["T"],
+        1,
+        "other buyers keep theirs"
+    );
+    assert_eq!(
+        l.drop_grants(APP, "o1", "T").unwrap(),
+        0,
+        "twice drops nothing more"
+    );
+    assert_eq!(l.drop_grants(APP, "o9", "T").unwrap(), 0);
+    assert!(l.drop_grants(APP, "o1", "").is_err());
+    // A new accept grants again.
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T"}"#);
+    assert!(f.spend("o1", &t).is_some());
 }

@@ -350,6 +350,30 @@ final class Notifier
         ));
     }
 
+    /**
+     * One request to the shop's WeChat push endpoint, as PHP received it:
+     * `$_SERVER['REQUEST_METHOD']`, `$_GET` and `file_get_contents('php://input')`.
+     * Answers `['reply' => text to echo back to WeChat, 'events' => [...]]`; throws
+     * InvalidArgumentException for a forged, stale or unreadable push (answer it
+     * with an HTTP error) and AppNotConfiguredException for an app without push
+     * credentials.
+     *
+     * @param array<string,mixed> $query
+     * @return array{reply: string, events: list<array<string,mixed>>}
+     */
+    public function handlePush(string $appid, string $method, array $query, string $body): array
+    {
+        $queryString = http_build_query($query, '', '&', PHP_QUERY_RFC3986);
+        $answer = $this->callJson(fn ($out) => $this->newer('fashop_notify_handle_push')->fashop_notify_handle_push(
+            $this->str($appid),
+            $this->str($method),
+            $this->str($queryString),
+            $this->str($body),
+            $out
+        ));
+        return ['reply' => (string) ($answer['reply'] ?? ''), 'events' => $answer['events'] ?? []];
+    }
+
     /** The metrics in Prometheus text form ("prometheus") or as JSON text ("json"). */
     public function metrics(string $format = 'prometheus'): string
     {

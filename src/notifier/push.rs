@@ -1,0 +1,329 @@
+//! WeChat's message push, as the shop's endpoint receives it: the URL check,
+//! plain and safe-mode pushes, and what the subscribe events do to the ledger
+//! (a popup accept grants, a withdrawal drops grants, a send's result is logged
+//! and counted in `fashop_notify_push_events_total`).
+
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use super::Notifier;
+use crate::error::{Error, Result};
+use crate::journal::PushRecord;
+use crate::ledger::parse_permit;
+use crate::ledger::{Added, KeyClaim};
+use crate::push::{
+    decrypt, parse_envelope, parse_message, signature_holds, Entry, EventKind, PushCredentials,
+    PushMessage, PushQuery,
+};
+use crate::wechat::{App, Grants};
+
+/// A push whose `timestamp` is further than this from the notifier's clock is
+/// refused: a replay of a captured request, or a clock gone wrong.
+pub(crate) const PUSH_MAX_SKEW_SECS: i64 = 300;
+
+/// How long a push being applied holds its key against a retry of it.
+const APPLY_CLAIM_MS: i64 = 60_000;
+
+/// The reply WeChat expects to a push it need not wait for (its guide: an
+/// empty string or `success`).
+const REPLY_SUCCESS: &str = "success";
+
+impl Notifier {
+    /// Handles one request to the shop's push endpoint: `method` (`GET` for
+    /// the URL check, `POST` for a push), the raw `query` string and `body`.
+    /// Answers `{"reply": "<text to send back to WeChat>", "events": [...]}`.
+    ///
+    /// A retried push (WeChat retries when the answer is slow) is applied once:
+    /// its key (buyer, `CreateTime`, event and entries, as WeChat's guide
+    /// advises for events) is claimed through the ledger store's idempotency
+    /// records, so processes sharing a store share the check; kept 7 days.
+    pub fn handle_push(
+        &self,
+        appid: &str,
+        method: &str,
+        query: &str,
+        body: &str,
+    ) -> Result<String> {
+        let app = self.apps.get(appid)?;
+        let creds = app.push.as_ref().ok_or_else(|| {
+            Error::AppNotConfigured(format!(
+                "app {appid} has no push credentials (register_app with \"push\": {{\"token\", \"encoding_aes_key\", \"format\"}})"
+            ))
+        })?;
+        let q = PushQuery::parse(query).map_err(|e| redacted(e, creds))?;
+        match method.to_ascii_uppercase().as_str() {
+            "GET" => self.push_handshake(creds, &q),
+            "POST" => self.push_message(&app, creds, &q, body),
+            other => Err(Error::invalid(format!(
+                "method must be \"GET\" (the URL check) or \"POST\" (a push), got {:?}",
+                other.chars().take(16).collect::<String>()
+            ))),
+        }
+        .map_err(|e| redacted(e, creds))
+    }
+
+    /// The URL check of the admin's server configuration: `echostr` back when
+    /// the signature holds.
+    fn push_handshake(&self, creds: &PushCredentials, q: &PushQuery) -> Result<String> {
+        let (timestamp, nonce) = self.signed_time(q)?;
+        let echostr = q.need(&q.echostr, "echostr")?;
+        let signature = q.need(&q.signature, "signature")?;
+        if !signature_holds(creds.token(), &[timestamp, nonce], signature) {
+            return Err(bad_signature("signature"));
+        }
+        Ok(json!({"reply": echostr, "events": []}).to_string())
+    }
+
+    /// `timestamp` and `nonce`, the timestamp close to the notifier's clock.
+    fn signed_time<'q>(&self, q: &'q PushQuery) -> Result<(&'q str, &'q str)> {
+        let timestamp = q.need(&q.timestamp, "timestamp")?;
+        let nonce = q.need(&q.nonce, "nonce")?;
+        let ts: i64 = timestamp.parse().map_err(|_| {
+            Error::invalid(format!(
+                "timestamp must be unix seconds, got {:?}",
+                timestamp.chars().take(24).collect::<String>()
+            ))
+        })?;
+        let now = self.clock.now_ms().div_euclid(1000);
+        let skew = now.saturating_sub(ts).saturating_abs();
+        if skew > PUSH_MAX_SKEW_SECS {
+            return Err(Error::invalid(format!(
+                "timestamp {ts} is {skew} s from now ({now}), more than {PUSH_MAX_SKEW_SECS} s: a replayed request or a wrong clock"
+            )));
+        }
+        Ok((timestamp, nonce))
+    }
+
+    fn push_message(
+        &self,
+        app: &App,
+        creds: &PushCredentials,
+        q: &PushQuery,
+        body: &str,
+    ) -> Result<String> {
+        let (timestamp, nonce) = self.signed_time(q)?;
+        let plain = match q.encrypt_type.as_deref() {
+            Some("aes") => {
+                let msg_signature = q.need(&q.msg_signature, "msg_signature")?;
+                let encrypted = parse_envelope(body)?;
+                if !signature_holds(
+                    creds.token(),
+                    &[timestamp, nonce, &encrypted],
+                    msg_signature,
+                ) {
+                    return Err(bad_signature("msg_signature"));
+                }
+                let key = creds.key().ok_or_else(|| {
+                    Error::invalid(format!(
+                        "the push for app {} is in safe mode (encrypt_type=aes) but no push.encoding_aes_key was registered",
+                        app.appid
+                    ))
+                })?;
+                let (message, inner_appid) = decrypt(key, &encrypted)?;
+                if inner_appid != app.appid {
+                    return Err(Error::invalid(format!(
+                        "the push was encrypted for appid {:?}, not {}",
+                        inner_appid.chars().take(64).collect::<String>(),
+                        app.appid
+                    )));
+                }
+                message
+            }
+            None | Some("raw") => {
+                let signature = q.need(&q.signature, "signature")?;
+                if !signature_holds(creds.token(), &[timestamp, nonce], signature) {
+                    return Err(bad_signature("signature"));
+                }
+                body.to_string()
+            }
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "encrypt_type must be \"aes\" or absent, got {:?}",
+                    other.chars().take(16).collect::<String>()
+                )))
+            }
+        };
+        let message = parse_message(&plain)?;
+        let events = self.apply_push(app, &message)?;
+        Ok(json!({"reply": REPLY_SUCCESS, "events": events}).to_string())
+    }
+
+    /// Applies a subscribe event once; other pushes are reported only.
+    fn apply_push(&self, app: &App, m: &PushMessage) -> Result<Vec<Value>> {
+        if m.kind == EventKind::Other {
+            return Ok(vec![json!({
+                "event": m.event,
+                "msg_type": m.msg_type,
+                "openid": m.openid,
+                "create_time": m.create_time,
+                "effect": "ignored",
+            })]);
+        }
+        let key = retry_key(&app.appid, m);
+        match self.noted(
+            "handle_push",
+            self.ledger.idempotency_claim(&key, APPLY_CLAIM_MS),
+        )? {
+            KeyClaim::Done(_) => return Ok(report(m, "duplicate")),
+            KeyClaim::InFlight => return Ok(report(m, "in_progress")),
+            KeyClaim::Fresh => {}
+        }
+        let mut events = Vec::with_capacity(m.entries.len());
+        for entry in &m.entries {
+            match self.apply_entry(app, m, entry) {
+                Ok(event) => events.push(event),
+                Err(e) => {
+                    // Not recorded: WeChat's retry (or the next one) applies it.
+                    let _ = self.ledger.idempotency_release(&key);
+                    return Err(e);
+                }
+            }
+        }
+        let outcome = Value::Array(events.clone()).to_string();
+        // Applied; should the record fail, a retry would apply again, which
+        // is the lesser harm than refusing what was done.
+        let _ = self.noted(
+            "handle_push",
+            self.ledger.idempotency_complete(&key, &outcome),
+        );
+        Ok(events)
+    }
+
+    fn apply_entry(&self, app: &App, m: &PushMessage, e: &Entry) -> Result<Value> {
+        let mut dropped = None;
+        let effect = match (m.kind, e.status.as_str()) {
+            (EventKind::Popup, "accept" | "acceptWithAudio") if app.grants == Grants::Push => {
+                self.push_grant(&app.appid, &m.openid, &e.template_id)?;
+                "grant_added"
+            }
+            // The mini program reports this tap itself (`grants: "client"`).
+            (EventKind::Popup, "accept" | "acceptWithAudio") => "reported",
+            (EventKind::Popup, "reject") => "none",
+            (EventKind::Change, "reject") | (EventKind::Sent, "failed:user block") => {
+                let n = self.noted(
+                    "handle_push",
+                    self.ledger
+                        .drop_grants(&app.appid, &m.openid, &e.template_id),
+                )?;
+                dropped = Some(n);
+                if m.kind == EventKind::Sent {
+                    "user_block"
+                } else {
+                    "grants_dropped"
+                }
+            }
+            (EventKind::Sent, "success") => "delivered",
+            (EventKind::Sent, "failed:system failed") => "system_failed",
+            _ => "ignored",
+        };
+        self.metrics.record_push_event(&m.event, effect);
+        let msgid = e.msg_id.as_deref().and_then(|id| id.parse::<i64>().ok());
+        self.journal.push_event(&PushRecord {
+            appid: &app.appid,
+            event: &m.event,
+            openid: &m.openid,
+            template_id: &e.template_id,
+            status: &e.status,
+            effect,
+            errcode: e.error_code,
+            msgid,
+        });
+        let mut event = entry_json(m, e);
+        event["effect"] = json!(effect);
+        if let Some(n) = dropped {
+            event["dropped"] = json!(n);
+        }
+        Ok(event)
+    }
+
+    /// One subscribe grant, checked as `add_permit` checks a grant.
+    fn push_grant(&self, appid: &str, openid: &str, template_id: &str) -> Result<()> {
+        let doc = json!({"openid": openid, "kind": "subscribe", "template_id": template_id});
+        let permit = parse_permit(&doc.to_string(), self.clock.now_ms())?;
+        let added = self.noted("handle_push", self.ledger.add(appid, &permit))?;
+        if matches!(added, Added::Stored | Added::Counted) {
+            self.metrics
+                .record_permits_added(permit.kind.as_str(), u64::from(permit.uses));
+        }
+        Ok(())
+    }
+}
+
+/// `e` with the push Token and key kept out of its message: messages may
+/// quote the body or the query, which may hold anything.
+fn redacted(e: Error, creds: &PushCredentials) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(creds.redact(&m)),
+        Error::AppNotConfigured(m) => Error::AppNotConfigured(creds.redact(&m)),
+        Error::Mapping(m) => Error::Mapping(creds.redact(&m)),
+        Error::NoPermit(m) => Error::NoPermit(creds.redact(&m)),
+        Error::Network(m) => Error::Network(creds.redact(&m)),
+        Error::Uncertain(m) => Error::Uncertain(creds.redact(&m)),
+        Error::Store(m) => Error::Store(creds.redact(&m)),
+        Error::Internal(m) => Error::Internal(creds.redact(&m)),
+        Error::WeChat { errcode, errmsg } => Error::WeChat {
+            errcode,
+            errmsg: creds.redact(&errmsg),
+        },
+    }
+}
+
+fn bad_signature(which: &str) -> Error {
+    Error::invalid(format!(
+        "{which} does not match this app's push token: not from WeChat, or the token registered differs from the admin's"
+    ))
+}
+
+/// The key a retry of this push shares: app, buyer, `CreateTime`, event and
+/// entries, hashed to a fixed length.
+fn retry_key(appid: &str, m: &PushMessage) -> String {
+    let mut h = Sha1::new();
+    for part in [m.openid.as_str(), &m.create_time.to_string(), &m.event] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    for e in &m.entries {
+        for part in [
+            e.template_id.as_str(),
+            &e.status,
+            e.msg_id.as_deref().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("push:{appid}:{hex}")
+}
+
+fn entry_json(m: &PushMessage, e: &Entry) -> Value {
+    let mut v = json!({
+        "event": m.event,
+        "openid": m.openid,
+        "create_time": m.create_time,
+        "template_id": e.template_id,
+        "status": e.status,
+    });
+    if let Some(scene) = &e.popup_scene {
+        v["popup_scene"] = json!(scene);
+    }
+    if let Some(id) = &e.msg_id {
+        v["msgid"] = json!(id);
+    }
+    if let Some(code) = e.error_code {
+        v["errcode"] = json!(code);
+    }
+    v
+}
+
+/// Every entry with the same effect (a retry, nothing applied).
+fn report(m: &PushMessage, effect: &str) -> Vec<Value> {
+    m.entries
+        .iter()
+        .map(|e| {
+            let mut v = entry_json(m, e);
+            v["effect"] = json!(effect);
+            v
+        })
+        .collect()
+}

@@ -1,0 +1,527 @@
+//! The sandbox's message push: an app given a push URL and credentials gets the
+//! subscribe events WeChat would push, signed (and in safe mode encrypted) as
+//! WeChat does. Events queue in the world and go out when a test flushes them
+//! (`POST /sandbox/pushes/flush`), so a test decides when they arrive, and the
+//! sandbox never waits on a shop that is itself waiting on the sandbox.
+//!
+//! Shapes follow WeChat's subscribe-message guide ("订阅消息事件推送"): XML nests
+//! one `<List>` per template; JSON puts `List` at the top for popup and change
+//! events, an object for one entry and an array for several (binarywang/WxJava#2477),
+//! and nests the sent event's `List` under `SubscribeMsgSentEvent`
+//! (royalrick/weapp#63); JSON numbers are strings, as in both sources.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tiny_http::Method;
+
+use super::shared::Shared;
+use super::world::{Answer, Control, World};
+use crate::push::{encrypt, signature, AesKey, PushFormat};
+use crate::secret::Secret;
+
+/// Where and how one app's pushes go.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    token: Secret,
+    /// Safe mode when present.
+    key: Option<AesKey>,
+    format: PushFormat,
+}
+
+/// An event waiting for a flush: the plain message in the app's format.
+struct Pending {
+    appid: String,
+    event: &'static str,
+    openid: String,
+    message: String,
+}
+
+/// The push side of the world: targets by appid, the queue, what was delivered.
+#[derive(Default)]
+pub(crate) struct PushState {
+    targets: std::collections::HashMap<String, Target>,
+    queue: Vec<Pending>,
+    log: Vec<Value>,
+    nonce: u64,
+}
+
+impl std::fmt::Debug for PushState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushState")
+            .field("targets", &self.targets.keys().collect::<Vec<_>>())
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+/// One entry of a subscribe event, as the sandbox writes it.
+struct Item<'a> {
+    template_id: &'a str,
+    fields: Vec<(&'static str, String)>,
+}
+
+impl PushState {
+    /// Forgets queued and delivered pushes (a world reset); targets stay.
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+        self.log.clear();
+    }
+
+    fn has_target(&self, appid: &str) -> bool {
+        self.targets.contains_key(appid)
+    }
+
+    /// Queues an event for the app, if it has a push target.
+    fn queue(
+        &mut self,
+        appid: &str,
+        event: &'static str,
+        openid: &str,
+        now: i64,
+        items: &[Item<'_>],
+    ) {
+        let Some(target) = self.targets.get(appid) else {
+            return;
+        };
+        let message = match target.format {
+            PushFormat::Json => json_message(appid, event, openid, now, items),
+            PushFormat::Xml => xml_message(appid, event, openid, now, items),
+        };
+        self.queue.push(Pending {
+            appid: appid.to_string(),
+            event,
+            openid: openid.to_string(),
+            message,
+        });
+    }
+
+    /// A subscribe message was delivered: its `subscribe_msg_sent_event`.
+    pub(crate) fn sent(
+        &mut self,
+        appid: &str,
+        openid: &str,
+        template_id: &str,
+        msgid: u64,
+        now: i64,
+    ) {
+        let item = Item {
+            template_id,
+            fields: vec![
+                ("MsgID", msgid.to_string()),
+                ("ErrorCode", "0".into()),
+                ("ErrorStatus", "success".into()),
+            ],
+        };
+        self.queue(appid, "subscribe_msg_sent_event", openid, now, &[item]);
+    }
+}
+
+fn to_user(appid: &str) -> String {
+    format!("gh_{}", &appid[appid.len().saturating_sub(12)..])
+}
+
+fn block(event: &str) -> &'static str {
+    match event {
+        "subscribe_msg_popup_event" => "SubscribeMsgPopupEvent",
+        "subscribe_msg_change_event" => "SubscribeMsgChangeEvent",
+        _ => "SubscribeMsgSentEvent",
+    }
+}
+
+fn json_message(appid: &str, event: &str, openid: &str, now: i64, items: &[Item<'_>]) -> String {
+    let entries: Vec<Value> = items
+        .iter()
+        .map(|i| {
+            let mut m = Map::new();
+            m.insert("TemplateId".into(), json!(i.template_id));
+            for (k, v) in &i.fields {
+                m.insert((*k).into(), json!(v));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let list = if entries.len() == 1 {
+        entries[0].clone()
+    } else {
+        Value::Array(entries)
+    };
+    let mut doc = json!({
+        "ToUserName": to_user(appid),
+        "FromUserName": openid,
+        "CreateTime": now.to_string(),
+        "MsgType": "event",
+        "Event": event,
+    });
+    if event == "subscribe_msg_sent_event" {
+        doc[block(event)] = json!({ "List": list });
+    } else {
+        doc["List"] = list;
+    }
+    doc.to_string()
+}
+
+fn cdata(s: &str) -> String {
+    format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
+}
+
+fn xml_message(appid: &str, event: &str, openid: &str, now: i64, items: &[Item<'_>]) -> String {
+    let mut x = format!(
+        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{now}</CreateTime><MsgType>{}</MsgType><Event>{}</Event><{}>",
+        cdata(&to_user(appid)),
+        cdata(openid),
+        cdata("event"),
+        cdata(event),
+        block(event)
+    );
+    for i in items {
+        x.push_str("<List><TemplateId>");
+        x.push_str(&cdata(i.template_id));
+        x.push_str("</TemplateId>");
+        for (k, v) in &i.fields {
+            let numeric = matches!(*k, "PopupScene" | "MsgID" | "ErrorCode");
+            let v = if numeric { v.clone() } else { cdata(v) };
+            x.push_str(&format!("<{k}>{v}</{k}>"));
+        }
+        x.push_str("</List>");
+    }
+    x.push_str(&format!("</{}></xml>", block(event)));
+    x
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetSpec {
+    appid: String,
+    url: String,
+    token: String,
+    #[serde(default)]
+    encoding_aes_key: Option<String>,
+    #[serde(default)]
+    format: PushFormat,
+    /// `"plain"` or `"safe"` (needs the key).
+    #[serde(default = "plain")]
+    mode: String,
+}
+
+fn plain() -> String {
+    "plain".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Taps {
+    appid: String,
+    openid: String,
+    /// template_id → "accept" | "reject" | "acceptWithAudio".
+    choices: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    popup_scene: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Revoke {
+    appid: String,
+    openid: String,
+    template_id: String,
+}
+
+fn ok(extra: Value) -> Answer {
+    let mut body = json!({ "ok": true });
+    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    Answer::ok_json(body)
+}
+
+fn bad(status: u16, error: &str) -> Answer {
+    Answer {
+        status,
+        body: json!({ "ok": false, "error": error })
+            .to_string()
+            .into_bytes(),
+        errcode: 0,
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, Answer> {
+    serde_json::from_slice(body).map_err(|e| bad(400, &format!("{what}: {e}")))
+}
+
+/// The control paths of the push: `push` (set a target, checked like the
+/// admin's submit), `taps`, `revoke`, `pushes` (GET the log), `pushes/flush`.
+pub(crate) fn is_push_path(rest: &str) -> bool {
+    matches!(rest, "push" | "taps" | "revoke" | "pushes" | "pushes/flush")
+}
+
+pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) -> Answer {
+    let run = || -> Result<Answer, Answer> {
+        let now = shared.clock.now();
+        Ok(match (rest, method) {
+            ("push", Method::Post) => {
+                let spec: TargetSpec = parse("push", body)?;
+                let target = target(&spec).map_err(|e| bad(400, &e))?;
+                if !shared.world.lock().apps.contains_key(&spec.appid) {
+                    return Err(bad(
+                        400,
+                        &format!("unknown appid {:?}: seed it first", spec.appid),
+                    ));
+                }
+                // The admin checks the URL before saving it: a signed GET to echo.
+                let echostr = format!("{}", now.wrapping_mul(2_654_435_761).rem_euclid(1 << 40));
+                let reply = deliver(
+                    &target,
+                    &spec.appid,
+                    now,
+                    "sandbox-check",
+                    Some(&echostr),
+                    None,
+                )
+                .map_err(|e| bad(400, &format!("push URL check failed: {e}")))?;
+                if reply.0 != 200 || reply.1 != echostr {
+                    return Err(bad(
+                        400,
+                        &format!(
+                            "push URL check failed: HTTP {} without the echostr",
+                            reply.0
+                        ),
+                    ));
+                }
+                shared.world.lock().push.targets.insert(spec.appid, target);
+                ok(json!({ "verified": true }))
+            }
+            ("taps", Method::Post) => {
+                let t: Taps = parse("taps", body)?;
+                let mut w = shared.world.lock();
+                tap(&mut w, &t, now).map_err(|e| bad(400, &e))?;
+                ok(json!({ "queued": w.push.queue.len() }))
+            }
+            ("revoke", Method::Post) => {
+                let r: Revoke = parse("revoke", body)?;
+                let mut w = shared.world.lock();
+                let dropped = w
+                    .revoke(&r.appid, &r.openid, &r.template_id)
+                    .map_err(|e| bad(400, &e))?;
+                let item = Item {
+                    template_id: &r.template_id,
+                    fields: vec![("SubscribeStatusString", "reject".into())],
+                };
+                w.push.queue(
+                    &r.appid,
+                    "subscribe_msg_change_event",
+                    &r.openid,
+                    now,
+                    &[item],
+                );
+                ok(json!({ "dropped": dropped, "queued": w.push.queue.len() }))
+            }
+            ("pushes", Method::Get) => {
+                let w = shared.world.lock();
+                ok(json!({ "queued": w.push.queue.len(), "pushes": w.push.log }))
+            }
+            ("pushes/flush", Method::Post) => ok(json!({ "pushes": flush(shared, now) })),
+            _ => bad(
+                405,
+                &format!("method {method} not allowed on /sandbox/{rest}"),
+            ),
+        })
+    };
+    match run() {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+fn target(spec: &TargetSpec) -> Control<Target> {
+    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if !local.iter().any(|p| spec.url.starts_with(p)) {
+        return Err(
+            "url must be http://127.0.0.1:PORT/… (the sandbox pushes to this host only)".into(),
+        );
+    }
+    let creds = crate::push::PushCredentials::new(crate::push::PushSpec {
+        token: Secret::new(spec.token.clone()),
+        encoding_aes_key: spec.encoding_aes_key.clone().map(Secret::new),
+        format: spec.format,
+    })
+    .map_err(|e| e.to_string())?;
+    let key = match spec.mode.as_str() {
+        "plain" => None,
+        "safe" => Some(
+            creds
+                .key()
+                .cloned()
+                .ok_or("mode \"safe\" needs encoding_aes_key")?,
+        ),
+        other => return Err(format!("mode must be \"plain\" or \"safe\", got {other:?}")),
+    };
+    Ok(Target {
+        url: spec.url.clone(),
+        token: Secret::new(spec.token.clone()),
+        key,
+        format: spec.format,
+    })
+}
+
+/// The buyer's choices in one popup: accepts become grants, one popup event.
+fn tap(w: &mut World, t: &Taps, now: i64) -> Control<()> {
+    if t.choices.is_empty() {
+        return Err("choices must not be empty".into());
+    }
+    if let Some(other) = t
+        .choices
+        .values()
+        .find(|c| !matches!(c.as_str(), "accept" | "acceptWithAudio" | "reject"))
+    {
+        return Err(format!(
+            "a choice is \"accept\", \"acceptWithAudio\" or \"reject\", got {other:?}"
+        ));
+    }
+    w.seed_user(&t.appid, &t.openid)?;
+    for (template_id, choice) in &t.choices {
+        if choice != "reject" {
+            w.grant(&t.appid, &t.openid, template_id, 1)?;
+        }
+    }
+    let scene = t.popup_scene.clone().unwrap_or_else(|| "0".into());
+    let items: Vec<Item<'_>> = t
+        .choices
+        .iter()
+        .map(|(template_id, choice)| Item {
+            template_id,
+            fields: vec![
+                ("SubscribeStatusString", choice.clone()),
+                ("PopupScene", scene.clone()),
+            ],
+        })
+        .collect();
+    if w.push.has_target(&t.appid) {
+        w.push.queue(
+            &t.appid,
+            "subscribe_msg_popup_event",
+            &t.openid,
+            now,
+            &items,
+        );
+    }
+    Ok(())
+}
+
+/// Delivers every queued push, in order, without holding the world's lock.
+fn flush(shared: &Shared, now: i64) -> Vec<Value> {
+    let batch: Vec<(Pending, Option<Target>)> = {
+        let mut w = shared.world.lock();
+        let queue = std::mem::take(&mut w.push.queue);
+        queue
+            .into_iter()
+            .map(|p| {
+                let t = w.push.targets.get(&p.appid).cloned();
+                (p, t)
+            })
+            .collect()
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for (p, t) in batch {
+        let mut r = json!({"appid": p.appid, "event": p.event, "openid": p.openid});
+        match t {
+            None => r["error"] = json!("the app has no push target any more"),
+            Some(target) => {
+                let nonce = {
+                    let mut w = shared.world.lock();
+                    w.push.nonce += 1;
+                    w.push.nonce
+                };
+                match deliver(
+                    &target,
+                    &p.appid,
+                    now,
+                    &format!("n{nonce}"),
+                    None,
+                    Some(&p.message),
+                ) {
+                    Ok((status, reply)) => {
+                        r["status"] = json!(status);
+                        r["reply"] = json!(reply);
+                    }
+                    Err(e) => r["error"] = json!(e),
+                }
+            }
+        }
+        results.push(r);
+    }
+    shared.world.lock().push.log.extend(results.iter().cloned());
+    results
+}
+
+/// One request to the shop's endpoint: the URL check (GET with `echostr`) or a
+/// push (POST). Answers the HTTP status and body.
+fn deliver(
+    t: &Target,
+    appid: &str,
+    now: i64,
+    nonce: &str,
+    echostr: Option<&str>,
+    message: Option<&str>,
+) -> Control<(u16, String)> {
+    let ts = now.to_string();
+    let mut query = format!(
+        "signature={}&timestamp={ts}&nonce={nonce}",
+        signature(&[t.token.expose(), &ts, nonce])
+    );
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let sep = if t.url.contains('?') { '&' } else { '?' };
+    let result = match (echostr, message) {
+        (Some(e), _) => {
+            query.push_str(&format!("&echostr={e}"));
+            agent.get(format!("{}{sep}{query}", t.url)).call()
+        }
+        (None, message) => {
+            let message = message.unwrap_or_default();
+            let body = match &t.key {
+                None => message.to_string(),
+                Some(key) => {
+                    let mut random = [0u8; 16];
+                    for (i, b) in nonce.bytes().chain(ts.bytes()).take(16).enumerate() {
+                        random[i] = b;
+                    }
+                    let ct = encrypt(key, &random, message, appid);
+                    query.push_str(&format!(
+                        "&encrypt_type=aes&msg_signature={}",
+                        signature(&[t.token.expose(), &ts, nonce, &ct])
+                    ));
+                    match t.format {
+                        PushFormat::Json => {
+                            json!({"ToUserName": to_user(appid), "Encrypt": ct}).to_string()
+                        }
+                        PushFormat::Xml => format!(
+                            "<xml><ToUserName>{}</ToUserName><Encrypt>{}</Encrypt></xml>",
+                            cdata(&to_user(appid)),
+                            cdata(&ct)
+                        ),
+                    }
+                }
+            };
+            let content_type = match t.format {
+                PushFormat::Json => "application/json",
+                PushFormat::Xml => "text/xml",
+            };
+            agent
+                .post(format!("{}{sep}{query}", t.url))
+                .header("Content-Type", content_type)
+                .send(body)
+        }
+    };
+    let mut resp = result.map_err(|e| format!("the push endpoint did not answer: {e}"))?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("the push endpoint's answer could not be read: {e}"))?;
+    Ok((status, text))
+}
