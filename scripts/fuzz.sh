@@ -12,7 +12,7 @@ secs=${1:?usage: scripts/fuzz.sh SECS [TARGET...]}
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(abi_json placeholder wechat_answer)
+  targets=(abi_json placeholder wechat_answer push)
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1

@@ -127,6 +127,26 @@ static void test_plain_push_grants(void) {
     CHECK_OK(fashop_notify_ledger_stats(APP, "oCpush", &out));
     CHECK(out != NULL && strstr(out, "\"templates\":{\"TPL_C\":1}") != NULL);
     fashop_notify_string_free(out);
+    /* the buyer switches the template off: a change event (JSON, List as an object) drops the grant */
+    out = NULL;
+    signed_query(q, sizeof q, "");
+    snprintf(body, sizeof body,
+             "{\"ToUserName\":\"gh_c\",\"FromUserName\":\"oCpush\",\"CreateTime\":\"%ld\",\"MsgType\":\"event\","
+             "\"Event\":\"subscribe_msg_change_event\",\"List\":{\"TemplateId\":\"TPL_C\",\"SubscribeStatusString\":\"reject\"}}",
+             (long)time(NULL));
+    CHECK_OK(fashop_notify_handle_push(APP, "POST", q, body, &out));
+    CHECK(out != NULL && strstr(out, "\"effect\":\"grants_dropped\"") != NULL);
+    CHECK(out != NULL && strstr(out, "\"dropped\":1") != NULL);
+    fashop_notify_string_free(out);
+    out = NULL;
+    CHECK_OK(fashop_notify_ledger_stats(APP, "oCpush", &out));
+    CHECK(out != NULL && strstr(out, "\"templates\":{}") != NULL);
+    fashop_notify_string_free(out);
+    /* an unknown push is answered "success" and reported, never an error */
+    out = NULL;
+    CHECK_OK(fashop_notify_handle_push(APP, "POST", q, "<xml><MsgType><![CDATA[text]]></MsgType><Content>hi</Content></xml>", &out));
+    CHECK(out != NULL && strstr(out, "\"reply\":\"success\"") != NULL && strstr(out, "\"effect\":\"ignored\"") != NULL);
+    fashop_notify_string_free(out);
     /* with grants "push", the mini program's own report is refused */
     CHECK_STATUS(fashop_notify_add_permit(APP, "{\"openid\": \"oCpush\", \"kind\": \"subscribe\", \"template_id\": \"TPL_C\"}"),
                  FASHOP_NOTIFY_INVALID_ARGUMENT, "only from WeChat's message push");
