@@ -84,6 +84,7 @@ struct Loop {
     n: Arc<Notifier>,
     endpoint: Endpoint,
     agent: ureq::Agent,
+    last_sn: std::sync::Mutex<String>,
 }
 
 impl Loop {
@@ -113,6 +114,7 @@ impl Loop {
             n,
             endpoint,
             agent: ureq::Agent::new_with_config(config),
+            last_sn: std::sync::Mutex::new(String::new()),
         };
         // The admin's submit: the sandbox checks the URL with a signed GET.
         let (status, v) = l.control(
@@ -162,14 +164,34 @@ impl Loop {
         v["subscribe"]["templates"][tpl].as_u64().unwrap_or(0)
     }
 
-    fn send(&self) -> Result<(), Error> {
-        let payload = json!({"touser": BUYER, "fields": {
-            "order_id": 42, "order_sn": format!("SN{}", rand_suffix()), "order_amount": "12.5",
+    fn payload(sn: &str) -> String {
+        json!({"touser": BUYER, "fields": {
+            "order_id": 42, "order_sn": sn, "order_amount": "12.5",
             "order_total_goods_name": "连衣裙 x1", "order_total_goods_num": 1,
-            "order_create_time": NOW - 60, "pay_time": NOW - 30}});
+            "order_create_time": NOW - 60, "pay_time": NOW - 30}})
+        .to_string()
+    }
+
+    fn send(&self) -> Result<(), Error> {
+        let sn = format!("SN{}", rand_suffix());
+        *self.last_sn.lock().unwrap() = sn.clone();
         self.n
-            .send(DEMO_APPID, "order_pay_success", &payload.to_string())
+            .send(DEMO_APPID, "order_pay_success", &Self::payload(&sn))
             .result
+    }
+
+    fn last_order_sn(&self) -> String {
+        self.last_sn.lock().unwrap().clone()
+    }
+
+    /// The last send once more (the same order, so the same idempotency key): its outcome.
+    fn send_again(&self) -> Value {
+        let report = self.n.send(
+            DEMO_APPID,
+            "order_pay_success",
+            &Self::payload(&self.last_order_sn()),
+        );
+        serde_json::to_value(report.outcome.unwrap()).unwrap()
     }
 }
 
@@ -221,6 +243,13 @@ fn the_whole_loop(format: &str, mode: &str) {
         e["msgid"].as_str().unwrap(),
         l.sb.delivered(DEMO_APPID, BUYER)[0].msgid.to_string()
     );
+    // The result is recorded against the send that got that msgid: a repeat
+    // of the send (a retried PHP request) says the message arrived.
+    let sent_key = e["idempotency_key"].as_str().unwrap().to_string();
+    assert!(sent_key.contains(&l.last_order_sn()), "{sent_key}");
+    let again = l.send_again();
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(again["delivery"], "delivered");
 
     // Another accept, then the buyer switches the template off in the settings.
     l.control(

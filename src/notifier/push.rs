@@ -216,6 +216,15 @@ impl Notifier {
             (EventKind::Sent, "failed:system failed") => "system_failed",
             _ => "ignored",
         };
+        let mut send_key = None;
+        if m.kind == EventKind::Sent && effect != "ignored" {
+            if let Some(msgid) = &e.msg_id {
+                send_key = self.noted(
+                    "handle_push",
+                    self.record_delivery(&app.appid, msgid, effect),
+                )?;
+            }
+        }
         self.metrics.record_push_event(&m.event, effect);
         let msgid = e.msg_id.as_deref().and_then(|id| id.parse::<i64>().ok());
         self.journal.push_event(&PushRecord {
@@ -233,7 +242,62 @@ impl Notifier {
         if let Some(n) = dropped {
             event["dropped"] = json!(n);
         }
+        if let Some(key) = send_key {
+            event["idempotency_key"] = json!(key);
+        }
         Ok(event)
+    }
+
+    /// A sent message's result, written into the idempotency record of the
+    /// send (or outbox message: it shares the key) that got `msgid`, so a
+    /// repeated send of that key answers with it. The send's key, or `None`
+    /// when this store never saw that msgid (sent before push was set up,
+    /// with another store, or its record's 7 days passed).
+    fn record_delivery(&self, appid: &str, msgid: &str, delivery: &str) -> Result<Option<String>> {
+        let index = msgid_key(appid, msgid);
+        let key = match self.ledger.idempotency_claim(&index, APPLY_CLAIM_MS)? {
+            KeyClaim::Done(link) => serde_json::from_str::<Value>(&link)
+                .ok()
+                .and_then(|v| v["idempotency_key"].as_str().map(str::to_string)),
+            KeyClaim::Fresh => {
+                self.ledger.idempotency_release(&index)?;
+                None
+            }
+            KeyClaim::InFlight => None,
+        };
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        match self.ledger.idempotency_claim(&key, APPLY_CLAIM_MS)? {
+            KeyClaim::Done(outcome) => {
+                let mut v: Value = serde_json::from_str(&outcome).unwrap_or_else(|_| json!({}));
+                v["delivery"] = json!(delivery);
+                self.ledger.idempotency_complete(&key, &v.to_string())?;
+            }
+            KeyClaim::Fresh => self.ledger.idempotency_release(&key)?,
+            KeyClaim::InFlight => {}
+        }
+        Ok(Some(key))
+    }
+
+    /// With message push set up, WeChat later says by msgid whether a sent
+    /// message arrived: the msgid is linked to the send's idempotency key
+    /// (one more record, only for apps with push credentials).
+    pub(super) fn link_msgid(&self, app: &App, key: &str, o: &super::send::Outcome) {
+        if app.push.is_none() || o.status != super::send::SendStatus::Sent {
+            return;
+        }
+        let msgid = match o.msgid.as_ref() {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            _ => return,
+        };
+        let link = json!({ "idempotency_key": key }).to_string();
+        let _ = self.noted(
+            "send",
+            self.ledger
+                .idempotency_complete(&msgid_key(&app.appid, &msgid), &link),
+        );
     }
 
     /// One subscribe grant, checked as `add_permit` checks a grant.
@@ -272,6 +336,11 @@ fn bad_signature(which: &str) -> Error {
     Error::invalid(format!(
         "{which} does not match this app's push token: not from WeChat, or the token registered differs from the admin's"
     ))
+}
+
+/// The record linking a sent message's msgid to its send's idempotency key.
+fn msgid_key(appid: &str, msgid: &str) -> String {
+    format!("msgid:{appid}:{msgid}")
 }
 
 /// The key a retry of this push shares: app, buyer, `CreateTime`, event and

@@ -93,6 +93,10 @@ pub struct Outcome {
     pub permit: Option<PermitUse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// What WeChat's message push later said of a sent message (`delivered`,
+    /// `user_block`, `system_failed`), on a repeated send of its key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
     pub event: String,
     pub elapsed_ms: u64,
 }
@@ -107,6 +111,7 @@ impl Outcome {
             attempts: 0,
             permit: None,
             idempotency_key: (!msg.idempotency_key.is_empty()).then(|| msg.idempotency_key.clone()),
+            delivery: None,
             event: event.to_string(),
             elapsed_ms: 0,
         }
@@ -315,6 +320,11 @@ impl Notifier {
                         }
                     }
                 };
+                if settled.is_ok() {
+                    if let Some(o) = report.outcome.as_ref() {
+                        self.link_msgid(app, key, o);
+                    }
+                }
                 let report = match settled {
                     Ok(()) => report,
                     // The message went out but the record did not stick: say so
@@ -615,6 +625,10 @@ fn duplicate(msg: &RenderedMessage, event: &str, previous: &str) -> SendReport {
             .unwrap_or("sent")
     );
     o.msgid = prev.get("msgid").cloned();
+    o.delivery = prev
+        .get("delivery")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     SendReport {
         result: Ok(()),
         outcome: Some(o),
