@@ -177,7 +177,7 @@ fn every_seed_event_is_delivered_as_rendered() {
         let got = shop.sb.delivered(DEMO_APPID, BUYER);
         let last = got.last().unwrap();
         assert_eq!(last.template_id, *tpl);
-        assert_eq!(last.page.as_deref(), Some("/pages/order/detail?id=42"));
+        assert_eq!(last.page.as_deref(), Some("pages/order/detail?id=42"));
         let rendered: Value = serde_json::from_str(
             &shop
                 .n

@@ -23,6 +23,13 @@ impl Notifier {
         self.mappings.load(appid, json)
     }
 
+    /// The warnings of the app's loaded document, each `path: what` (keywords
+    /// whose type prefix is outside WeChat's tables, sent with the generic text
+    /// checks). The mapping check reports them too.
+    pub fn mapping_warnings(&self, appid: &str) -> Result<Vec<String>> {
+        Ok(self.mappings_of(appid)?.warnings.clone())
+    }
+
     /// The app's loaded mapping document, normalized (defaults filled in).
     pub fn get_mappings(&self, appid: &str) -> Result<String> {
         self.apps.get(appid)?;

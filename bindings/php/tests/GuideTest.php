@@ -67,7 +67,7 @@ final class GuideTest extends TestCase
         $this->assertSame('秋冬加厚连衣裙, 羊毛围巾', $fields['order_total_goods_name']);
         $preview = \admin_preview($n, $appid, 'order_pay_success', 'o-guide', $fields);
         $this->assertSame('¥199.00', $preview['data']['amount2']['value']);
-        $this->assertSame('/pages/order/detail?id=1024', $preview['page']);
+        $this->assertSame('pages/order/detail?id=1024', $preview['page']);
 
         // The mini program's taps reach WeChat, and their results reach the permit endpoint.
         $openid = 'o-guide-buyer';
