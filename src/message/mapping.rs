@@ -126,14 +126,7 @@ impl MappingRegistry {
     /// mapping. A document with any problem changes nothing; the error lists
     /// every problem with its JSON path.
     pub fn load(&self, appid: &str, json: &str) -> Result<()> {
-        if json.len() > MAX_DOCUMENT_BYTES {
-            return Err(Error::invalid(format!(
-                "mappings_json is larger than {MAX_DOCUMENT_BYTES} bytes"
-            )));
-        }
-        let doc: Value = serde_json::from_str(json)
-            .map_err(|e| Error::invalid(format!("mappings_json is not valid JSON: {e}")))?;
-        let compiled = compile_document(&doc).map_err(|problems| {
+        let compiled = compile_json(json)?.map_err(|problems| {
             let n = problems.len();
             let mut msg = format!(
                 "mapping document for {appid} has {n} problem{}: ",
@@ -148,6 +141,20 @@ impl MappingRegistry {
         self.replace(appid, Arc::new(compiled));
         Ok(())
     }
+}
+
+/// Compiles a mapping document without loading it: INVALID_ARGUMENT for text
+/// that is too large or not JSON, else the compiled document or its problems,
+/// each `path: what`.
+pub fn compile_json(json: &str) -> Result<std::result::Result<CompiledMappings, Vec<String>>> {
+    if json.len() > MAX_DOCUMENT_BYTES {
+        return Err(Error::invalid(format!(
+            "mappings_json is larger than {MAX_DOCUMENT_BYTES} bytes"
+        )));
+    }
+    let doc: Value = serde_json::from_str(json)
+        .map_err(|e| Error::invalid(format!("mappings_json is not valid JSON: {e}")))?;
+    Ok(compile_document(&doc))
 }
 
 /// The problems of a document, each `path: what`, and its warnings.

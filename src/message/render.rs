@@ -554,7 +554,7 @@ impl CompiledEvent {
     /// Checks a subscribe value against its keyword's rule, shortening free text
     /// when the mapping allows. A `…` ends the cut unless the rule forbids it
     /// (a phrase or a Chinese name), then the value is cut plainly.
-    fn mend(
+    pub(super) fn mend(
         &self,
         event: &str,
         kw: &CompiledKeyword,

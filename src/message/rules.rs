@@ -353,6 +353,36 @@ impl KeywordType {
     }
 }
 
+/// Every keyword type with its rule, as JSON for an admin screen:
+/// `{"types": [{"type", "prefixes", "limit", "allowed", "examples", "source",
+/// "shortened_when_too_long"}]}`; `"type": "other"` stands for any prefix
+/// outside WeChat's tables.
+pub fn types_json() -> &'static str {
+    static JSON: once_cell::sync::Lazy<String> = once_cell::sync::Lazy::new(|| {
+        let types: Vec<serde_json::Value> = TYPES
+            .iter()
+            .map(|t| {
+                let prefixes: Vec<&str> = PREFIXES
+                    .iter()
+                    .filter(|(_, k)| *k == t.kind)
+                    .map(|(p, _)| *p)
+                    .collect();
+                serde_json::json!({
+                    "type": if t.prefix.is_empty() { "other" } else { t.prefix },
+                    "prefixes": prefixes,
+                    "limit": t.limit,
+                    "allowed": t.allowed,
+                    "examples": t.examples,
+                    "source": t.source,
+                    "shortened_when_too_long": t.truncatable,
+                })
+            })
+            .collect();
+        serde_json::json!({ "types": types }).to_string()
+    });
+    &JSON
+}
+
 /// Line breaks and control characters turned into single spaces (a goods name
 /// written on several lines reads the same on one), trimmed.
 pub fn one_line(value: &str) -> String {
@@ -751,6 +781,27 @@ mod tests {
         );
         assert!(K::check_enum("", &values).is_err());
         assert!(K::check_enum::<&str>("客厅", &[]).is_err());
+    }
+
+    #[test]
+    fn the_types_json_lists_every_type() {
+        let v: serde_json::Value = serde_json::from_str(super::types_json()).unwrap();
+        let types = v["types"].as_array().unwrap();
+        assert_eq!(types.len(), super::TYPES.len());
+        let thing = &types[0];
+        assert_eq!(thing["type"], "thing");
+        assert_eq!(thing["limit"], 20);
+        assert_eq!(thing["prefixes"], serde_json::json!(["thing"]));
+        let e = types.iter().find(|t| t["type"] == "enum_string").unwrap();
+        assert_eq!(e["prefixes"], serde_json::json!(["enum_string", "enum"]));
+        assert_eq!(e["limit"], serde_json::Value::Null);
+        let st = types.iter().find(|t| t["type"] == "short_thing").unwrap();
+        assert_eq!(
+            (st["limit"].as_u64(), st["source"].as_str()),
+            (Some(5), Some("unverified"))
+        );
+        let other = types.iter().find(|t| t["type"] == "other").unwrap();
+        assert_eq!(other["prefixes"], serde_json::json!([]));
     }
 
     #[test]
