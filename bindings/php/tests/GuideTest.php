@@ -58,6 +58,14 @@ final class GuideTest extends TestCase
         $bad['events']['order_delivered']['data']['thing2'] = '{express}';
         $this->assertStringContainsString('events.order_delivered.data.thing2', (string) \admin_save_mappings($n, $appid, $bad));
         $this->assertNull(\admin_save_mappings($n, $appid, $doc));
+        $this->assertSame([], \admin_check_mappings($n, $appid));
+        $misfit = $doc;
+        $misfit['events']['order_cancel']['data']['amount2'] = '{order_sn}';
+        unset($misfit['events']['order_delivered']['data']['time4']);
+        $this->assertSame(
+            ['events.order_cancel.data.amount2', 'events.order_delivered.data.time4'],
+            array_keys(\admin_check_mappings($n, $appid, $misfit))
+        );
 
         $order = ['id' => 1024, 'sn' => 'SN2026112300001024', 'amount' => '219.00', 'revise_amount' => '199.00', 'goods_num' => 3,
             'create_time' => 1795426200, 'payment_time' => 1795426265];
