@@ -28,6 +28,9 @@ final class AdminError extends \RuntimeException
     public const STORE_ERROR = 'store_error';
     public const UNAUTHORIZED = 'unauthorized';
     public const NOT_FOUND = 'not_found';
+    public const METHOD_NOT_ALLOWED = 'method_not_allowed';
+    /** The front controller has no admin secret set: it refuses everything rather than run open. */
+    public const ADMIN_NOT_CONFIGURED = 'admin_not_configured';
     public const INTERNAL = 'internal';
 
     private const HTTP = [
@@ -45,6 +48,8 @@ final class AdminError extends \RuntimeException
         self::STORE_ERROR => 503,
         self::UNAUTHORIZED => 401,
         self::NOT_FOUND => 404,
+        self::METHOD_NOT_ALLOWED => 405,
+        self::ADMIN_NOT_CONFIGURED => 503,
         self::INTERNAL => 500,
     ];
 
