@@ -67,6 +67,7 @@ final class Admin
     private ?array $templates = null;
     /** @var array<string,array<string,mixed>>|null */
     private ?array $catalog = null;
+    private bool $registered = false;
 
     /**
      * @param string $appid the mini program's appid (fa_setting `wechat`.mini_app_id), '' when not set up
@@ -132,7 +133,7 @@ final class Admin
             $templatesError = null;
             if ($this->appid !== '') {
                 try {
-                    $templates = $this->templateList(false);
+                    $templates = $this->templateList(true);
                 } catch (\Throwable $e) {
                     $templatesError = $this->errorOf($e)->toResult()['error'];
                 }
@@ -410,7 +411,7 @@ final class Admin
             $keyword = trim((string) ($query['keyword'] ?? ''));
             $ids = $this->categoryIds($query['ids'] ?? null);
             if ($keyword === '') {
-                $a = $this->wechat('GET', '/wxaapi/newtmpl/getpubtemplatetitles?' . http_build_query(['ids' => $ids, 'start' => $start, 'limit' => $limit]));
+                $a = $this->wechat('GET', '/wxaapi/newtmpl/getpubtemplatetitles?' . http_build_query(['ids' => implode(',', $ids), 'start' => $start, 'limit' => $limit]));
                 return ['count' => (int) ($a['count'] ?? 0), 'start' => $start, 'titles' => $a['data'] ?? []];
             }
             $found = $this->searchTitles($ids, $keyword);
@@ -597,6 +598,12 @@ final class Admin
     {
         if ($this->appid === '') {
             throw new AdminError(AdminError::MINI_PROGRAM_NOT_CONFIGURED, 'the mini program is not configured: set its appid and secret in the WeChat settings first');
+        }
+        if (!$this->registered) {
+            if (!in_array($this->appid, array_column($this->notifier->listApps(), 'appid'), true)) {
+                throw new AdminError(AdminError::MINI_PROGRAM_NOT_CONFIGURED, "the mini program {$this->appid} is not registered with the library: set its appid and secret in the WeChat settings first");
+            }
+            $this->registered = true;
         }
     }
 
@@ -942,6 +949,8 @@ final class Admin
      */
     public static function problemsOf(string $message): array
     {
+        // The library names the call first ("render: …", "load_mappings: …").
+        $message = (string) preg_replace('/^(?:render|load_mappings|enqueue|send): /', '', $message);
         $list = preg_match('/ has \d+ problems?: (.*)$/s', $message, $m) ? $m[1] : $message;
         $problems = [];
         foreach (preg_split('/; (?=[A-Za-z_(][^:;]*: )/', $list) ?: [] as $part) {

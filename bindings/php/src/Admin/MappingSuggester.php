@@ -8,7 +8,8 @@ namespace FaShop\Notify\Admin;
  * keyword gets the event field whose catalog type fits the keyword's type (a
  * time keyword a datetime field with `datetime`, an amount `…|money`), the one
  * whose Chinese label is closest to the keyword's label winning (支付时间 →
- * pay_time rather than order_create_time). A field fills one keyword at most.
+ * pay_time rather than order_create_time), then the one whose example looks
+ * like the keyword's example. A field fills one keyword at most.
  */
 final class MappingSuggester
 {
@@ -35,35 +36,57 @@ final class MappingSuggester
      */
     public static function suggest(array $keywords, array $fields): array
     {
-        $used = [];
-        $data = [];
-        $why = [];
-        foreach ($keywords as $kw) {
+        // Every fitting (keyword, field) pair with its score; the best pairs are
+        // taken first, so a keyword does not take a field another fits better.
+        $pairs = [];
+        foreach ($keywords as $k => $kw) {
             $fits = self::FITS[$kw['type']] ?? [];
-            $best = null;
             foreach ($fields as $f) {
-                if (isset($used[$f['name']]) || !isset($fits[$f['type']])) {
+                if (!isset($fits[$f['type']])) {
                     continue;
                 }
                 [$preference, $filter] = $fits[$f['type']];
-                $score = $preference * 10 + self::likeness((string) $kw['label'], (string) $f['label']);
-                if ($best === null || $score > $best[0]) {
-                    $best = [$score, $f, $filter];
-                }
+                $score = $preference * 1000
+                    + self::likeness((string) $kw['label'], (string) $f['label']) * 100
+                    + self::samePrefix((string) ($kw['example'] ?? ''), (string) ($f['example'] ?? ''));
+                $pairs[] = [$score, $k, $f, $filter];
             }
-            if ($best === null) {
+        }
+        usort($pairs, fn ($a, $b) => [$b[0], $a[1]] <=> [$a[0], $b[1]]);
+        $chosen = [];
+        $used = [];
+        foreach ($pairs as [$score, $k, $f, $filter]) {
+            if (!isset($chosen[$k]) && !isset($used[$f['name']])) {
+                $chosen[$k] = [$f, $filter];
+                $used[$f['name']] = true;
+            }
+        }
+        $data = [];
+        $why = [];
+        foreach ($keywords as $k => $kw) {
+            if (!isset($chosen[$k])) {
                 $why[] = ['keyword' => $kw['name'], 'field' => null, 'placeholder' => null,
                     'reason' => "no field of this event fits a {$kw['type']} keyword: type a fixed text or leave the keyword out"];
                 continue;
             }
-            [, $f, $filter] = $best;
-            $used[$f['name']] = true;
+            [$f, $filter] = $chosen[$k];
             $placeholder = '{' . $f['name'] . $filter . '}';
             $data[$kw['name']] = $placeholder;
             $why[] = ['keyword' => $kw['name'], 'field' => $f['name'], 'placeholder' => $placeholder,
                 'reason' => "{$f['label']} ({$f['type']}) fits {$kw['label']} ({$kw['type']})"];
         }
         return ['data' => $data, 'keywords' => $why];
+    }
+
+    /** How alike two example values start (SF1234567890 / SF1234567890123): breaks ties between labels. */
+    private static function samePrefix(string $a, string $b): int
+    {
+        $n = 0;
+        $max = min(strlen($a), strlen($b), 9);
+        while ($n < $max && $a[$n] === $b[$n]) {
+            $n++;
+        }
+        return $n;
     }
 
     /** Characters the two labels share (订单总金额 / 支付金额: 金, 额), exact labels first. */
