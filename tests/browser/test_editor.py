@@ -266,6 +266,25 @@ class EditorTest(unittest.TestCase):
         self.assertIn("events.order_delivered.data.thing2", paths)
         self.assertEqual(draft["data"], self.saved()["events"]["order_delivered"]["data"], "a refused save changes nothing")
 
+        # Create a template from WeChat's library for 订单取消: the suggested title, three
+        # keywords in the order clicked; its keywords come mapped by the suggestion.
+        self.css('#event-list li[data-event="order_cancel"]').click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "event-label"), "订单取消"), "the cancel editor")
+        self.css("#open-library").click()
+        self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, '#lib-suggested button[data-tid="2103"]')), "the suggested title").click()
+        for kid in ["1", "4", "3"]:
+            self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#lib-kids label[data-kid="{kid}"]')), f"keyword {kid}").click()
+        self.assertEqual(["1", "2", "3"], [self.css(f'#lib-kids label[data-kid="{k}"] .order').text for k in ["1", "4", "3"]])
+        self.css("#lib-create").click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "status"), "模板已创建"), "the new template")
+        self.wait(lambda _: [r.get_attribute("data-keyword") for r in d.find_elements(By.CSS_SELECTOR, "#keywords tr[data-keyword]")]
+                  == ["character_string1", "time4", "thing3"], "the new template's keywords in the chosen order")
+        self.assertEqual("{order_cancel_time|datetime}", self.row("time4").find_element(By.CSS_SELECTOR, "input.text").get_attribute("value"))
+        self.wait_preview(lambda r: [v[1] for v in r.values()] == ["ok", "ok", "ok"], "the new template's preview")
+        self.css("#save").click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "status"), "已保存"), "the cancel mapping saved")
+        self.assertNotEqual(self.saved()["events"]["order_cancel"]["template_id"], "zFZQHNIcOQTBP6tUWfm0kOqpQyP1OlFdyKhlIB3opX3")
+
         # Requeue the dead letter: it is due again.
         self.css(f'#outbox-dead tr[data-id="{self.dead_id}"] button.requeue').click()
         self.wait(lambda _: self.count("dead") == "0", "no dead letter left")
@@ -274,6 +293,7 @@ class EditorTest(unittest.TestCase):
 
         # A narrow window (a phone): one column, nothing wider than the window.
         self.viewport(390, 844, True)
+        self.css('#event-list li[data-event="order_delivered"]').click()
         d.refresh()
         self.wait(EC.text_to_be_present_in_element((By.ID, "event-label"), "订单发货"), "the narrow editor")
         self.wait_preview(lambda r: r == expected, "the preview in a narrow window")
