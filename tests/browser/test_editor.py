@@ -12,6 +12,7 @@ requeues a dead letter, and writes screenshots to TARGET/browser/.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,14 +39,6 @@ WAIT_SECS = 20
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target" / "debug").resolve()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class EditorTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -66,17 +59,17 @@ class EditorTest(unittest.TestCase):
         )
         cls.dead_id = json.loads(cls.php("dead-letter"))["id"]
 
-        port = free_port()
         cls.server = subprocess.Popen(
-            ["php", "-d", "ffi.enable=1", "-S", f"127.0.0.1:{port}", str(ROOT / "bindings/php/admin/index.php")],
+            ["php", "-d", "ffi.enable=1", "-S", "127.0.0.1:0", str(ROOT / "bindings/php/admin/index.php")],
             env=cls.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        # php -S logs one "Development Server (…) started" line once it listens.
+        # php -S logs one "Development Server (http://127.0.0.1:PORT) started" line once it listens.
         for line in cls.server.stderr:
-            if "Development Server" in line and "started" in line:
+            started = re.search(r"Development Server \((http://127\.0\.0\.1:\d+)\) started", line)
+            if started:
                 break
         else:
             raise RuntimeError("php -S did not start")
@@ -85,7 +78,7 @@ class EditorTest(unittest.TestCase):
 
         cls.log = []
         threading.Thread(target=lambda: cls.log.extend(cls.server.stderr), daemon=True).start()
-        cls.url = f"http://127.0.0.1:{port}/"
+        cls.url = started.group(1) + "/"
 
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM

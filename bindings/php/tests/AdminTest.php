@@ -641,29 +641,83 @@ final class AdminTest extends TestCase
         $this->assertSame(0, preg_match('~<link\b~i', $html));
     }
 
+    /** @var list<resource> servers started by a test */
+    private array $servers = [];
+
+    /** The environment index.php reads, for a server of this test. */
+    private function frontControllerEnv(string $secret): array
+    {
+        return [
+            'PATH' => (string) getenv('PATH'),
+            'FASHOP_NOTIFY_LIB' => Shop::library(),
+            'FASHOP_NOTIFY_ADMIN_SECRET' => $secret,
+            'FASHOP_NOTIFY_APPID' => Sandbox::APPID,
+            'FASHOP_NOTIFY_APP_SECRET' => Sandbox::SECRET,
+            'FASHOP_NOTIFY_API_BASE' => Sandbox::url(),
+            'FASHOP_NOTIFY_MAPPING_FILE' => $this->dir . '/served.json',
+        ];
+    }
+
+    /** Starts a server and waits for the line that says it is ready; returns the line's first group. */
+    private function serve(array $cmd, array $env, string $ready): string
+    {
+        $pipes = [];
+        $proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
+        $this->assertIsResource($proc);
+        $this->servers[] = $proc;
+        $seen = '';
+        while (!preg_match($ready, $seen, $m)) {
+            $line = fgets($pipes[2]);
+            if ($line === false) {
+                $this->fail("the server exited before it was ready: $seen");
+            }
+            $seen .= $line;
+        }
+        return $m[1] ?? '';
+    }
+
+    /**
+     * The same walk through any server: 401 without the secret (and nothing stored),
+     * the page, a save, the event list, a preview's problem.
+     *
+     * @param callable(string, string, array<string,string>, ?string): array{0:int,1:string,2:array<string,string>} $request
+     */
+    private function walkFrontController(callable $request, string $secret): void
+    {
+        [$status, $text] = $request('GET', '/api/events', [], null);
+        $this->assertSame(401, $status, $text);
+        $this->assertSame(AdminError::UNAUTHORIZED, json_decode($text, true)['error']['code']);
+        [$status] = $request('PUT', '/api/events/order_delivered/mapping', ['X-Admin-Secret' => 'guess'], json_encode(self::delivered()));
+        $this->assertSame(401, $status);
+        $this->assertFileDoesNotExist($this->dir . '/served.json', 'a refused request touches nothing');
+
+        [$status, $text, $headers] = $request('GET', '/', [], null);
+        $this->assertSame(200, $status);
+        $this->assertStringContainsString('<title>订阅消息设置', $text);
+        $this->assertSame('text/html; charset=utf-8', $headers['content-type']);
+
+        $auth = ['X-Admin-Secret' => $secret];
+        [$status, $text] = $request('PUT', '/api/events/order_delivered/mapping', $auth, json_encode(self::delivered()));
+        $this->assertSame(200, $status, $text);
+        [$status, $text] = $request('GET', '/api/events', $auth, null);
+        $this->assertSame(200, $status);
+        $this->assertSame('enabled', array_column(json_decode($text, true)['data']['events'], 'state', 'event')['order_delivered']);
+        $this->assertSame(self::delivered()['data'], json_decode((string) file_get_contents($this->dir . '/served.json'), true)['events']['order_delivered']['data']);
+        [$status, $text] = $request('POST', '/api/events/order_cancel/preview', $auth, '{"mapping": {"template_id": "' . self::TPL_CANCEL . '", "data": {"thing3": "{nope}"}}}');
+        $this->assertSame(200, $status);
+        $this->assertSame('events.order_cancel.data.thing3', json_decode($text, true)['data']['problems'][0]['path']);
+        [$status, $text] = $request('DELETE', '/api/templates/' . Shop::TPL_DELIVERED, $auth, null);
+        $this->assertSame(409, $status);
+        $this->assertSame(AdminError::TEMPLATE_IN_USE, json_decode($text, true)['error']['code']);
+    }
+
     public function testTheFrontControllerServesTheEditorAndTheApiUnderPhpS(): void
     {
-        $server = stream_socket_server('tcp://127.0.0.1:0');
-        $port = (int) explode(':', (string) stream_socket_get_name($server, false))[1];
-        fclose($server);
         $secret = 'front-controller-admin-secret';
-        $env = getenv();
-        $env['FASHOP_NOTIFY_ADMIN_SECRET'] = $secret;
-        $env['FASHOP_NOTIFY_APPID'] = Sandbox::APPID;
-        $env['FASHOP_NOTIFY_APP_SECRET'] = Sandbox::SECRET;
-        $env['FASHOP_NOTIFY_API_BASE'] = Sandbox::url();
-        $env['FASHOP_NOTIFY_MAPPING_FILE'] = $this->dir . '/served.json';
-        $pipes = [];
-        $proc = proc_open([PHP_BINARY, '-d', 'ffi.enable=1', '-S', "127.0.0.1:$port", Shop::root() . '/bindings/php/admin/index.php'],
-            [0 => ['file', '/dev/null', 'r'], 1 => ['file', '/dev/null', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
-        $this->assertIsResource($proc);
         try {
-            // php -S logs one "Development Server (…) started" line once it listens.
-            do {
-                $line = fgets($pipes[2]);
-            } while ($line !== false && !str_contains($line, 'started'));
-            $this->assertNotFalse($line, 'php -S did not start');
-            $get = function (string $method, string $path, array $headers = [], ?string $body = null) use ($port): array {
+            $port = $this->serve([PHP_BINARY, '-d', 'ffi.enable=1', '-S', '127.0.0.1:0', Shop::root() . '/bindings/php/admin/index.php'],
+                $this->frontControllerEnv($secret), '/Development Server \(http:\/\/127\.0\.0\.1:(\d+)\) started/');
+            $this->walkFrontController(function (string $method, string $path, array $headers, ?string $body) use ($port): array {
                 $headers += ['Content-Type' => 'application/json'];
                 $opts = ['http' => ['method' => $method, 'ignore_errors' => true, 'timeout' => 20,
                     'header' => implode("\r\n", array_map(fn ($k, $v) => "$k: $v", array_keys($headers), $headers))]];
@@ -672,34 +726,68 @@ final class AdminTest extends TestCase
                 }
                 $text = file_get_contents("http://127.0.0.1:$port$path", false, stream_context_create($opts));
                 $status = (int) explode(' ', $http_response_header[0])[1];
-                return [$status, (string) $text, $http_response_header];
-            };
-            [$status, $text] = $get('GET', '/api/events');
-            $this->assertSame(401, $status);
-            $this->assertSame(AdminError::UNAUTHORIZED, json_decode($text, true)['error']['code']);
-            [$status] = $get('PUT', '/api/events/order_delivered/mapping', ['X-Admin-Secret' => 'guess'], json_encode(self::delivered()));
-            $this->assertSame(401, $status);
-            $this->assertFileDoesNotExist($this->dir . '/served.json', 'a refused request touches nothing');
-
-            [$status, $text, $headers] = $get('GET', '/');
-            $this->assertSame(200, $status);
-            $this->assertStringContainsString('<title>订阅消息设置', $text);
-            $this->assertContains('Content-Type: text/html; charset=utf-8', $headers);
-
-            $auth = ['X-Admin-Secret' => $secret];
-            [$status, $text] = $get('PUT', '/api/events/order_delivered/mapping', $auth, json_encode(self::delivered()));
-            $this->assertSame(200, $status, $text);
-            [$status, $text] = $get('GET', '/api/events', $auth);
-            $this->assertSame(200, $status);
-            $this->assertSame('enabled', array_column(json_decode($text, true)['data']['events'], 'state', 'event')['order_delivered']);
-            $this->assertSame(self::delivered()['data'], json_decode((string) file_get_contents($this->dir . '/served.json'), true)['events']['order_delivered']['data']);
-            [$status, $text] = $get('POST', '/api/events/order_cancel/preview', $auth, '{"mapping": {"template_id": "' . self::TPL_CANCEL . '", "data": {"thing3": "{nope}"}}}');
-            $this->assertSame(200, $status);
-            $this->assertSame('events.order_cancel.data.thing3', json_decode($text, true)['data']['problems'][0]['path']);
+                $head = [];
+                foreach (array_slice($http_response_header, 1) as $h) {
+                    [$k, $v] = explode(':', $h, 2) + [1 => ''];
+                    $head[strtolower($k)] = trim($v);
+                }
+                return [$status, (string) $text, $head];
+            }, $secret);
         } finally {
-            proc_terminate($proc);
-            fclose($pipes[2]);
+            $this->stopServers();
+        }
+    }
+
+    public function testTheFrontControllerServesTheEditorAndTheApiUnderPhpFpm(): void
+    {
+        if (!is_executable('/usr/sbin/php-fpm8.2') || !is_executable('/usr/bin/cgi-fcgi')) {
+            $this->fail('php-fpm8.2 and cgi-fcgi are needed (scripts/deps.sh installs them)');
+        }
+        $secret = 'front-controller-fpm-secret';
+        $sock = $this->dir . '/fpm.sock';
+        $pool = "[global]\nerror_log = /proc/self/fd/2\ndaemonize = no\n\n[admin]\nlisten = $sock\npm = static\npm.max_children = 1\nclear_env = yes\n";
+        foreach ($this->frontControllerEnv($secret) as $k => $v) {
+            $pool .= "env[$k] = \"$v\"\n";
+        }
+        file_put_contents($this->dir . '/fpm.conf', $pool);
+        $script = Shop::root() . '/bindings/php/admin/index.php';
+        try {
+            $this->serve(['/usr/sbin/php-fpm8.2', '-R', '-F', '-y', $this->dir . '/fpm.conf', '-d', 'ffi.enable=1'],
+                ['PATH' => (string) getenv('PATH')], '/ready to handle connections/');
+            $this->walkFrontController(function (string $method, string $path, array $headers, ?string $body) use ($sock, $script): array {
+                // nginx's `location /notify-admin/` with SCRIPT_FILENAME set to index.php.
+                $env = ['SCRIPT_FILENAME' => $script, 'SCRIPT_NAME' => '/notify-admin/index.php', 'REQUEST_METHOD' => $method,
+                    'REQUEST_URI' => '/notify-admin' . $path, 'QUERY_STRING' => '', 'SERVER_PROTOCOL' => 'HTTP/1.1',
+                    'GATEWAY_INTERFACE' => 'CGI/1.1', 'CONTENT_TYPE' => 'application/json', 'CONTENT_LENGTH' => (string) strlen($body ?? '')];
+                foreach ($headers as $k => $v) {
+                    $env['HTTP_' . strtoupper(str_replace('-', '_', $k))] = $v;
+                }
+                $pipes = [];
+                $proc = proc_open(['/usr/bin/cgi-fcgi', '-bind', '-connect', $sock], [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
+                fwrite($pipes[0], $body ?? '');
+                fclose($pipes[0]);
+                $out = Pipes::readAll([1 => $pipes[1], 2 => $pipes[2]], 30);
+                proc_close($proc);
+                [$head, $text] = explode("\r\n\r\n", $out[1], 2) + [1 => ''];
+                $status = preg_match('/^Status: (\d+)/m', $head, $m) ? (int) $m[1] : 200;
+                $parsed = [];
+                foreach (explode("\r\n", $head) as $h) {
+                    [$k, $v] = explode(':', $h, 2) + [1 => ''];
+                    $parsed[strtolower($k)] = trim($v);
+                }
+                return [$status, $text, $parsed];
+            }, $secret);
+        } finally {
+            $this->stopServers();
+        }
+    }
+
+    private function stopServers(): void
+    {
+        foreach ($this->servers as $proc) {
+            proc_terminate($proc, SIGTERM);
             proc_close($proc);
         }
+        $this->servers = [];
     }
 }
