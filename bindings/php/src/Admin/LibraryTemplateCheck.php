@@ -63,12 +63,15 @@ final class LibraryTemplateCheck implements TemplateCheck
             if (!is_array($t)) {
                 continue;
             }
-            $prefix = (string) ($t['prefix'] ?? $t['type'] ?? $t['name'] ?? $key);
-            $types[$prefix] = $t + [
-                'label' => $t['label'] ?? $prefix,
-                'max_chars' => $t['max_chars'] ?? $t['limit'] ?? null,
-                'rule' => $t['rule'] ?? $t['allowed'] ?? '',
-            ];
+            // One entry per keyword prefix the type covers.
+            $prefixes = $t['prefixes'] ?? [$t['prefix'] ?? $t['type'] ?? $key];
+            foreach ((array) $prefixes as $prefix) {
+                $types[(string) $prefix] = $t + [
+                    'label' => $t['label'] ?? null,
+                    'max_chars' => $t['max_chars'] ?? $t['limit'] ?? null,
+                    'rule' => $t['rule'] ?? $t['allowed'] ?? '',
+                ];
+            }
         }
         return $this->types = $types;
     }
