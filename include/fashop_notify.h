@@ -9,6 +9,11 @@
 #include <stdbool.h>
 
 /*
+ How long an app's template list is trusted before it is read again.
+ */
+#define TEMPLATE_TTL_MS 60000
+
+/*
  WeChat's limit on the keywords of one template.
  */
 #define MAX_KEYWORDS 20
@@ -43,6 +48,12 @@
  sending another request (many workers must not hammer a failing endpoint).
  */
 #define FETCH_BACKOFF_MS 2000
+
+/*
+ The pause after 40164 (IP not whitelisted) or 89503 (admin approval
+ pending): nothing changes until a person acts in mp.weixin.qq.com.
+ */
+#define IP_BACKOFF_MS 600000
 
 /*
  Status of every call. Values are fixed by the ABI contract: add, never renumber.
@@ -191,6 +202,34 @@ enum FashopNotifyStatus fashop_notify_render(const char *appid,
                                              const char *event,
                                              const char *payload_json,
                                              char **out_json);
+
+/*
+ Checks a mapping document against the app's live templates (read with
+ `GET /wxaapi/newtmpl/gettemplate`, kept a minute; `{"refresh": true}` in
+ `options_json` reads them again) and writes the report: `{"appid", "ok",
+ "problems": [{"path", "kind", "message"}], "warnings": […], "templates":
+ {"count", "read_at_ms", "cached"} | null}`. `mappings_json` NULL checks the
+ loaded document. Nothing is loaded or changed; OK whatever the findings.
+
+ # Safety
+ `appid` is a NUL-terminated string; `mappings_json` and `options_json` are
+ NULL or NUL-terminated strings; `out_json` is NULL or points to a `char *`
+ the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_check_mappings(const char *appid,
+                                                     const char *mappings_json,
+                                                     const char *options_json,
+                                                     char **out_json);
+
+/*
+ Writes every keyword type with its rule, as JSON for an admin screen:
+ `{"types": [{"type", "prefixes", "limit", "allowed", "examples", "source",
+ "shortened_when_too_long"}]}`.
+
+ # Safety
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_keyword_types(char **out_json);
 
 /*
  Writes every figure (sends, latency, tokens, permits, outbox) as

@@ -32,7 +32,7 @@ pub use ledger::{
     SpentAndRecorded,
 };
 pub use message::rules;
-pub use message::{MessageKind, Overflow, RenderedMessage};
+pub use message::{MessageKind, Overflow, RenderedMessage, TEMPLATE_TTL_MS};
 pub use metrics::{
     CounterSink, Format as MetricsFormat, MemorySink, Metrics, MetricsBatch, RedisSink, Sample,
     SqliteSink,

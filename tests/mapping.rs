@@ -180,16 +180,16 @@ fn every_validation_error_names_its_path() {
         ),
         // keyword names
         (
-            doc_with(json!({"data": {"foo1": "{order_sn}"}})),
-            format!("{ev}.data.foo1: bad keyword name: no known type prefix"),
+            doc_with(json!({"data": {"Foo1": "{order_sn}"}})),
+            format!("{ev}.data.Foo1: bad keyword name: a type prefix of lowercase letters"),
         ),
         (
             doc_with(json!({"data": {"thing": "{order_sn}"}})),
             format!("{ev}.data.thing: bad keyword name"),
         ),
         (
-            doc_with(json!({"data": {"keyword1": "{order_sn}"}})),
-            format!("{ev}.data.keyword1: bad keyword name: no known type prefix"),
+            doc_with(json!({"data": {"thing-1": "{order_sn}"}})),
+            format!("{ev}.data.thing-1: bad keyword name"),
         ),
         (
             doc_with(json!({"data": {"const1": "x"}})),
@@ -236,8 +236,8 @@ fn every_validation_error_names_its_path() {
         ),
         // page
         (
-            doc_with(json!({"page": "pages/order/detail"})),
-            format!("{ev}.page: bad page: must start with /"),
+            doc_with(json!({"page": "/"})),
+            format!("{ev}.page: bad page: must name a page of the mini program"),
         ),
         (
             doc_with(json!({"page": "/pages/order detail"})),
@@ -252,7 +252,7 @@ fn every_validation_error_names_its_path() {
             format!("{ev}.page: bad page: '#' is not allowed"),
         ),
         (
-            doc_with(json!({"page": format!("/{}", "a".repeat(1024))})),
+            doc_with(json!({"page": format!("/{}", "a".repeat(1025))})),
             format!("{ev}.page: bad page: longer than 1024 characters"),
         ),
         (
@@ -414,7 +414,7 @@ fn malformed_json_is_an_invalid_argument() {
 fn several_problems_are_listed_together() {
     let n = notifier();
     let doc = json!({"version": 1, "events": {
-        "order_pay_success": {"template_id": "t1", "page": "pages/x",
+        "order_pay_success": {"template_id": "t1", "page": "/?x=1",
             "data": {"thing3": "{order_snn}", "foo": "{order_sn|moneyy}"}},
         "order_delivered": {"template_id": "t2", "kind": "subscribe",
             "data": {"amount2": "{order_amount}"}},
@@ -423,7 +423,7 @@ fn several_problems_are_listed_together() {
     let msg = load_err(&n, &doc.to_string());
     let wanted = [
         "has 6 problems: ",
-        "events.order_pay_success.page: bad page: must start with /",
+        "events.order_pay_success.page: bad page: must name a page",
         "events.order_pay_success.data.thing3: unknown placeholder {order_snn}",
         "events.order_pay_success.data.foo: bad keyword name",
         "events.order_pay_success.data.foo: unknown filter `moneyy`",
@@ -538,4 +538,94 @@ fn replacement_is_atomic_for_concurrent_renders() {
         .map(|r| r.join().unwrap().iter().sum::<usize>())
         .sum();
     assert_eq!(total, READERS * ROUNDS);
+}
+
+#[test]
+fn an_unknown_keyword_prefix_loads_with_a_warning() {
+    let n = notifier();
+    let doc = doc_with(json!({"data": {
+        "site01": "{order_total_goods_name}",
+        "enum_string2": "已支付",
+        "short_thing4": "已付款",
+        "character_string1": "{order_sn}"
+    }}));
+    n.load_mappings(APP, &doc).unwrap();
+    let warnings = n.mapping_warnings(APP).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "events.order_pay_success.data.site01: keyword type not in WeChat's tables"
+        ),
+        "{warnings:?}"
+    );
+    // The unknown type gets the generic text checks: one line, 20 characters.
+    let payload = |goods: &str| {
+        json!({"touser": "oU1", "fields": {"order_sn": "SN1", "order_total_goods_name": goods}})
+            .to_string()
+    };
+    let body: Value = serde_json::from_str(
+        &n.render(APP, "order_pay_success", &payload("连衣裙\n红色"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["data"]["site01"]["value"], "连衣裙 红色");
+    assert_eq!(body["data"]["enum_string2"]["value"], "已支付");
+    let long = n
+        .render(APP, "order_pay_success", &payload(&"字".repeat(30)))
+        .unwrap();
+    let body: Value = serde_json::from_str(&long).unwrap();
+    assert_eq!(
+        body["data"]["site01"]["value"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
+        20
+    );
+    // A document without such keywords has no warnings.
+    n.load_mappings(APP, &doc_with(json!({}))).unwrap();
+    assert!(n.mapping_warnings(APP).unwrap().is_empty());
+}
+
+#[test]
+fn a_short_thing_is_cut_at_five_and_multi_line_text_is_joined() {
+    let n = notifier();
+    let doc = doc_with(
+        json!({"data": {"short_thing1": "{order_total_goods_name}", "thing3": "{order_total_goods_name}"}}),
+    );
+    n.load_mappings(APP, &doc).unwrap();
+    let payload = json!({"touser": "oU1", "fields": {"order_sn": "SN1", "order_total_goods_name": "连衣裙\r\n红色 XL"}}).to_string();
+    let body: Value =
+        serde_json::from_str(&n.render(APP, "order_pay_success", &payload).unwrap()).unwrap();
+    assert_eq!(body["data"]["thing3"]["value"], "连衣裙 红色 XL");
+    assert_eq!(body["data"]["short_thing1"]["value"], "连衣裙 …");
+    // With overflow "error" nothing is mended: the line break is refused.
+    let doc = doc_with(json!({"overflow": "error"}));
+    n.load_mappings(APP, &doc).unwrap();
+    match n.render(APP, "order_pay_success", &payload) {
+        Err(Error::Mapping(m)) => assert!(
+            m.contains("keyword thing3") && m.contains("without line breaks or control characters"),
+            "{m}"
+        ),
+        other => panic!("expected a mapping error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_page_is_sent_without_a_leading_slash() {
+    let n = notifier();
+    for page in [
+        "/pages/order/detail?id={order_id}",
+        "pages/order/detail?id={order_id}",
+    ] {
+        n.load_mappings(APP, &doc_with(json!({"page": page})))
+            .unwrap();
+        let payload = json!({"touser": "oU1", "fields": {"order_sn": "SN1", "order_id": 7, "order_total_goods_name": "裙"}}).to_string();
+        let body: Value =
+            serde_json::from_str(&n.render(APP, "order_pay_success", &payload).unwrap()).unwrap();
+        assert_eq!(body["page"], "pages/order/detail?id=7", "{page}");
+        // The document reads back as written.
+        let doc: Value = serde_json::from_str(&n.get_mappings(APP).unwrap()).unwrap();
+        assert_eq!(doc["events"]["order_pay_success"]["page"], page);
+    }
 }

@@ -91,7 +91,7 @@ fn the_example_uses_the_seeded_templates_and_the_sandbox_accepts_every_seed_even
         .unwrap();
     assert_eq!(pay.data["amount2"]["value"], "¥128.50");
     assert_eq!(pay.data["time4"]["value"], "2026-11-22 21:30");
-    assert_eq!(pay.page.as_deref(), Some("/pages/order/detail?id=10086"));
+    assert_eq!(pay.page.as_deref(), Some("pages/order/detail?id=10086"));
 }
 
 /// Awkward but renderable payloads (long Chinese names, emoji, float amounts,

@@ -177,7 +177,7 @@ fn every_seed_event_is_delivered_as_rendered() {
         let got = shop.sb.delivered(DEMO_APPID, BUYER);
         let last = got.last().unwrap();
         assert_eq!(last.template_id, *tpl);
-        assert_eq!(last.page.as_deref(), Some("/pages/order/detail?id=42"));
+        assert_eq!(last.page.as_deref(), Some("pages/order/detail?id=42"));
         let rendered: Value = serde_json::from_str(
             &shop
                 .n
@@ -328,17 +328,26 @@ fn fault_matrix() {
             permit_kept: true,
             delivered: 0,
         },
+        // "Retry next minute": not retried within the call.
         Row {
             case: "45011 once",
             fault: once(45011),
-            status: "OK",
-            outcome: "sent",
-            permit_kept: false,
-            delivered: 1,
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
         },
         Row {
             case: "45011 always",
             fault: errcode(45011),
+            status: "WECHAT_ERROR",
+            outcome: "failed",
+            permit_kept: true,
+            delivered: 0,
+        },
+        Row {
+            case: "45168",
+            fault: errcode(45168),
             status: "WECHAT_ERROR",
             outcome: "failed",
             permit_kept: true,
@@ -457,6 +466,62 @@ fn fault_matrix() {
         table.join("\n"),
         failures.join("\n")
     );
+}
+
+#[test]
+fn minute_quota_is_not_retried_within_the_call_and_says_when_to_retry() {
+    let shop = shop_with(2, 3000);
+    shop.grant(TPL_PAY_SUCCESS, 1);
+    shop.n.access_token(DEMO_APPID).unwrap();
+    shop.sb.inject(Fault::on(SEND).errcode(45011).count(1));
+    let (result, outcome) = shop.send("order_pay_success", "SN-minute");
+    match &result {
+        Err(Error::WeChat {
+            errcode: 45011,
+            errmsg,
+        }) => {
+            assert!(
+                errmsg.contains("retry from the start of the next minute"),
+                "{errmsg}"
+            )
+        }
+        other => panic!("expected 45011, got {other:?}"),
+    }
+    assert_eq!(outcome["attempts"], 1, "{outcome}");
+    let after = outcome["retry_after_ms"].as_u64().unwrap();
+    assert!((1..=60_000).contains(&after), "{outcome}");
+    assert_eq!(shop.grants_in_ledger(TPL_PAY_SUCCESS), 1);
+    // The next call goes through (the fault was one answer).
+    let (result, outcome) = shop.send("order_pay_success", "SN-minute");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(outcome.get("retry_after_ms").is_none(), "{outcome}");
+}
+
+#[test]
+fn a_blacklisted_word_fails_the_send_naming_the_free_text_keywords() {
+    let shop = shop_with(2, 3000);
+    shop.grant(TPL_PAY_SUCCESS, 1);
+    shop.sb.inject(Fault::on(SEND).errcode(45168));
+    let (result, outcome) = shop.send("order_pay_success", "SN-black");
+    match &result {
+        Err(Error::WeChat {
+            errcode: 45168,
+            errmsg,
+        }) => {
+            assert!(errmsg.starts_with("keyword in blacklist"), "{errmsg}");
+            assert!(
+                errmsg.contains("content blacklist") && errmsg.contains("thing3"),
+                "{errmsg}"
+            );
+            // Keywords that are not free text are not suspected.
+            assert!(!errmsg.contains("character_string1"), "{errmsg}");
+        }
+        other => panic!("expected 45168, got {other:?}"),
+    }
+    assert_eq!(outcome["attempts"], 1, "{outcome}");
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(shop.grants_in_ledger(TPL_PAY_SUCCESS), 1);
+    assert_eq!(shop.delivered(), 0);
 }
 
 #[test]

@@ -216,6 +216,50 @@ fn token_endpoint_failures_are_clear_and_recover() {
 }
 
 #[test]
+fn token_fetch_failures_back_off_by_errcode_and_say_what_to_do() {
+    // T0 is 08:00 in China: the daily quota comes back in 16 hours.
+    let cases: &[(i64, i64, &str)] = &[
+        (45009, 16 * 3600, "until midnight China time"),
+        (40164, 600, "IP whitelist"),
+        (89503, 600, "admin must approve"),
+        (89506, 24 * 3600, "retry after 24 hours"),
+        (89507, 3600, "retry after 1 hour"),
+    ];
+    for &(errcode, pause_secs, advice) in cases {
+        let (sandbox, n, clock) = setup("stable");
+        sandbox.inject(Fault::on("/cgi-bin/stable_token").errcode(errcode));
+        let e = n.access_token(APPID).unwrap_err();
+        assert_eq!(e.errcode(), Some(errcode));
+        let msg = e.to_string();
+        assert!(msg.contains(advice), "{errcode}: {msg}");
+        clock.advance_secs(pause_secs - 1);
+        assert_eq!(n.access_token(APPID).unwrap_err(), e);
+        assert_eq!(stable_fetches(&sandbox), 1, "{errcode}");
+        sandbox.clear_faults();
+        clock.advance_secs(1);
+        n.access_token(APPID).unwrap();
+        assert_eq!(stable_fetches(&sandbox), 2, "{errcode}");
+    }
+    // Wrong credentials stop fetches until the app is registered again.
+    for errcode in [40013, 40125] {
+        let (sandbox, n, clock) = setup("stable");
+        sandbox.inject(Fault::on("/cgi-bin/stable_token").errcode(errcode));
+        let e = n.access_token(APPID).unwrap_err();
+        assert!(e.to_string().contains("registered again"), "{e}");
+        sandbox.clear_faults();
+        clock.advance_secs(30 * 86_400);
+        assert_eq!(n.access_token(APPID).unwrap_err(), e);
+        assert_eq!(stable_fetches(&sandbox), 1);
+        n.register_app(&format!(
+            r#"{{"appid":"{APPID}","secret":"{SECRET}","token_mode":"classic","api_base":"{}"}}"#,
+            sandbox.url()
+        ))
+        .unwrap();
+        n.access_token(APPID).unwrap();
+    }
+}
+
+#[test]
 fn call_failures_say_whether_wechat_may_have_acted() {
     let (sandbox, n, _) = setup("stable");
     n.configure(r#"{"timeout_ms": 300}"#).unwrap();

@@ -46,6 +46,13 @@ enum FashopNotifyStatus fashop_notify_render(const char *appid,
                                              const char *payload_json,
                                              char **out_json);
 
+enum FashopNotifyStatus fashop_notify_check_mappings(const char *appid,
+                                                     const char *mappings_json,
+                                                     const char *options_json,
+                                                     char **out_json);
+
+enum FashopNotifyStatus fashop_notify_keyword_types(char **out_json);
+
 enum FashopNotifyStatus fashop_notify_metrics(const char *format, char **out_text);
 
 enum FashopNotifyStatus fashop_notify_enqueue(const char *appid,

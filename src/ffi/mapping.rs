@@ -73,6 +73,47 @@ pub unsafe extern "C" fn fashop_notify_render(
     })
 }
 
+/// Checks a mapping document against the app's live templates (read with
+/// `GET /wxaapi/newtmpl/gettemplate`, kept a minute; `{"refresh": true}` in
+/// `options_json` reads them again) and writes the report: `{"appid", "ok",
+/// "problems": [{"path", "kind", "message"}], "warnings": […], "templates":
+/// {"count", "read_at_ms", "cached"} | null}`. `mappings_json` NULL checks the
+/// loaded document. Nothing is loaded or changed; OK whatever the findings.
+///
+/// # Safety
+/// `appid` is a NUL-terminated string; `mappings_json` and `options_json` are
+/// NULL or NUL-terminated strings; `out_json` is NULL or points to a `char *`
+/// the caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_check_mappings(
+    appid: *const c_char,
+    mappings_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_text("check_mappings", out_json, "out_json", || {
+        let appid = c_arg!(appid, "appid")?;
+        let json = c_arg!(opt mappings_json, "mappings_json")?;
+        let options = c_arg!(opt options_json, "options_json")?;
+        notifier().check_mappings(appid, json, options)
+    })
+}
+
+/// Writes every keyword type with its rule, as JSON for an admin screen:
+/// `{"types": [{"type", "prefixes", "limit", "allowed", "examples", "source",
+/// "shortened_when_too_long"}]}`.
+///
+/// # Safety
+/// `out_json` is NULL or points to a `char *` the caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_keyword_types(
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_text("keyword_types", out_json, "out_json", || {
+        Ok(notifier().keyword_types().to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::ffi::{CStr, CString};
@@ -258,6 +299,138 @@ mod tests {
                 FASHOP_NOTIFY_INVALID_ARGUMENT
             );
             assert_eq!(last_error(), "render: out_json must not be NULL");
+        }
+    }
+
+    #[test]
+    fn check_and_keyword_types_check_every_argument() {
+        let app = c("wxffimapping0003");
+        let unknown = c("wxffimapping0004");
+        let bad = BAD_UTF8.as_ptr().cast::<c_char>();
+        let mut out: *mut c_char = null_mut();
+        notifier()
+            .register_app(r#"{"appid":"wxffimapping0003","secret":"s"}"#)
+            .unwrap();
+        // SAFETY: every pointer is NULL, a live NUL-terminated string, or a live out slot.
+        unsafe {
+            assert_eq!(fashop_notify_keyword_types(&mut out), FASHOP_NOTIFY_OK);
+            assert!(take(out).unwrap().contains("\"type\":\"enum_string\""));
+            assert_eq!(
+                fashop_notify_keyword_types(null_mut()),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+            assert_eq!(last_error(), "keyword_types: out_json must not be NULL");
+
+            let check = |a, m, o, out| fashop_notify_check_mappings(a, m, o, out);
+            let doc = c(
+                r#"{"version":1,"events":{"order_cancel":{"template_id":"t","data":{"thing1":"{x}"}}}}"#,
+            );
+            for (a, m, o, status, what) in [
+                (
+                    null(),
+                    null(),
+                    null(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "appid must not be NULL",
+                ),
+                (
+                    bad,
+                    null(),
+                    null(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "appid is not valid UTF-8",
+                ),
+                (
+                    app.as_ptr(),
+                    bad,
+                    null(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "mappings_json is not valid UTF-8",
+                ),
+                (
+                    app.as_ptr(),
+                    null(),
+                    bad,
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "options_json is not valid UTF-8",
+                ),
+                (
+                    app.as_ptr(),
+                    c("{").as_ptr(),
+                    null(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "mappings_json is not valid JSON",
+                ),
+                (
+                    app.as_ptr(),
+                    doc.as_ptr(),
+                    c("[").as_ptr(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "options_json is not valid JSON",
+                ),
+                (
+                    app.as_ptr(),
+                    doc.as_ptr(),
+                    c("[]").as_ptr(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "options_json must be an object",
+                ),
+                (
+                    app.as_ptr(),
+                    doc.as_ptr(),
+                    c(r#"{"refrsh":true}"#).as_ptr(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "unknown field \"refrsh\"",
+                ),
+                (
+                    app.as_ptr(),
+                    doc.as_ptr(),
+                    c(r#"{"refresh":1}"#).as_ptr(),
+                    FASHOP_NOTIFY_INVALID_ARGUMENT,
+                    "refresh must be true or false",
+                ),
+                (
+                    unknown.as_ptr(),
+                    null(),
+                    null(),
+                    FASHOP_NOTIFY_APP_NOT_CONFIGURED,
+                    "wxffimapping0004",
+                ),
+                (
+                    app.as_ptr(),
+                    null(),
+                    null(),
+                    FASHOP_NOTIFY_MAPPING_ERROR,
+                    "no mapping document is loaded",
+                ),
+            ] {
+                out = c"x".as_ptr().cast_mut();
+                assert_eq!(check(a, m, o, &mut out), status, "{what}");
+                assert!(
+                    last_error().starts_with("check_mappings: ") && last_error().contains(what),
+                    "{what}: {}",
+                    last_error()
+                );
+                assert!(out.is_null());
+            }
+            // A document that does not load is reported, without a network call.
+            assert_eq!(
+                check(app.as_ptr(), doc.as_ptr(), null(), &mut out),
+                FASHOP_NOTIFY_OK
+            );
+            let report: serde_json::Value = serde_json::from_str(&take(out).unwrap()).unwrap();
+            assert_eq!(report["ok"], false);
+            assert_eq!(report["templates"], serde_json::Value::Null);
+            assert_eq!(report["problems"][0]["kind"], "invalid_mapping");
+            assert_eq!(
+                report["problems"][0]["path"],
+                "events.order_cancel.data.thing1"
+            );
+            assert_eq!(
+                check(app.as_ptr(), doc.as_ptr(), null(), null_mut()),
+                FASHOP_NOTIFY_INVALID_ARGUMENT
+            );
+            assert_eq!(last_error(), "check_mappings: out_json must not be NULL");
         }
     }
 }

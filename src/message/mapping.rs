@@ -78,6 +78,9 @@ pub struct CompiledMappings {
     pub document: String,
     /// A handful of events: a list searched in order beats hashing the name.
     pub events: Vec<(Box<str>, CompiledEvent)>,
+    /// What loads but deserves a look, each `path: what` (a keyword prefix
+    /// outside WeChat's tables, sent with the generic text checks).
+    pub warnings: Vec<String>,
 }
 
 impl CompiledMappings {
@@ -123,14 +126,7 @@ impl MappingRegistry {
     /// mapping. A document with any problem changes nothing; the error lists
     /// every problem with its JSON path.
     pub fn load(&self, appid: &str, json: &str) -> Result<()> {
-        if json.len() > MAX_DOCUMENT_BYTES {
-            return Err(Error::invalid(format!(
-                "mappings_json is larger than {MAX_DOCUMENT_BYTES} bytes"
-            )));
-        }
-        let doc: Value = serde_json::from_str(json)
-            .map_err(|e| Error::invalid(format!("mappings_json is not valid JSON: {e}")))?;
-        let compiled = compile_document(&doc).map_err(|problems| {
+        let compiled = compile_json(json)?.map_err(|problems| {
             let n = problems.len();
             let mut msg = format!(
                 "mapping document for {appid} has {n} problem{}: ",
@@ -147,13 +143,31 @@ impl MappingRegistry {
     }
 }
 
-/// The problems of a document, each `path: what`.
+/// Compiles a mapping document without loading it: INVALID_ARGUMENT for text
+/// that is too large or not JSON, else the compiled document or its problems,
+/// each `path: what`.
+pub fn compile_json(json: &str) -> Result<std::result::Result<CompiledMappings, Vec<String>>> {
+    if json.len() > MAX_DOCUMENT_BYTES {
+        return Err(Error::invalid(format!(
+            "mappings_json is larger than {MAX_DOCUMENT_BYTES} bytes"
+        )));
+    }
+    let doc: Value = serde_json::from_str(json)
+        .map_err(|e| Error::invalid(format!("mappings_json is not valid JSON: {e}")))?;
+    Ok(compile_document(&doc))
+}
+
+/// The problems of a document, each `path: what`, and its warnings.
 #[derive(Default)]
-struct Problems(Vec<String>);
+struct Problems(Vec<String>, Vec<String>);
 
 impl Problems {
     fn add(&mut self, path: &str, what: impl Display) {
         self.0.push(format!("{path}: {what}"));
+    }
+
+    fn warn(&mut self, path: &str, what: impl Display) {
+        self.1.push(format!("{path}: {what}"));
     }
 
     fn len(&self) -> usize {
@@ -251,7 +265,11 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
         return Err(p.0);
     }
     let document = serde_json::json!({"version": 1, "events": normalized}).to_string();
-    Ok(CompiledMappings { document, events })
+    Ok(CompiledMappings {
+        document,
+        events,
+        warnings: p.1,
+    })
 }
 
 const EVENT_FIELDS: &[&str] = &[
@@ -490,14 +508,16 @@ fn compile_page(
     p: &mut Problems,
 ) -> Option<Pattern> {
     let before = p.len();
-    if !text.starts_with('/') {
+    // WeChat's page has no leading "/" (its examples: `pages/index/index`; the
+    // legacy API answered 41030 to one). A shop writes the path as it writes
+    // wx.navigateTo urls, with one: it is taken off when sending.
+    let text = text.trim_start_matches('/');
+    if text.is_empty() || text.starts_with('?') {
         p.add(
             path,
-            format!(
-                "bad page: must start with / (e.g. /pages/order/detail?id={{order_id}}), got \"{}\"",
-                preview(text)
-            ),
+            "bad page: must name a page of the mini program (e.g. pages/order/detail?id={order_id})",
         );
+        return None;
     }
     if text.chars().count() > MAX_PAGE_CHARS {
         p.add(
@@ -583,11 +603,18 @@ fn compile_data(
                     );
                     None
                 }
+                Some(KeywordType::Other) => {
+                    p.warn(
+                        &kpath,
+                        "keyword type not in WeChat's tables: sent with the generic text checks (one line, at most 20 characters); check the template's keyword name",
+                    );
+                    Some(KeywordType::Other)
+                }
                 Some(t) => Some(t),
                 None => {
                     p.add(
                         &kpath,
-                        "bad keyword name: no known type prefix (thing, number, letter, symbol, character_string, time, date, amount, phone_number, car_number, name, phrase) followed by digits",
+                        "bad keyword name: a type prefix of lowercase letters (thing, number, letter, symbol, character_string, time, date, amount, phone_number, car_number, name, phrase, enum_string, short_thing, …) followed by digits",
                     );
                     None
                 }

@@ -3,11 +3,18 @@
 //! only the crate's error type.
 
 mod catalog;
+mod check;
 mod mapping;
 mod placeholder;
 mod render;
 pub mod rules;
 
 pub use catalog::catalog_json;
-pub use mapping::{no_document, CompiledMappings, MappingRegistry, MessageKind, Overflow};
+pub use check::{
+    check_document, parse_template_list, report_invalid, CheckReport, LiveTemplate, TemplateCache,
+    TEMPLATE_TTL_MS,
+};
+pub use mapping::{
+    compile_json, no_document, CompiledMappings, MappingRegistry, MessageKind, Overflow,
+};
 pub use render::{render_body, render_message, RenderedMessage};

@@ -16,7 +16,7 @@ use super::mapping::{
     CompiledEvent, CompiledKeyword, CompiledMappings, MessageKind, Overflow, MAX_PAGE_CHARS,
 };
 use super::placeholder::{preview, FieldSource, RenderFault};
-use super::rules::{cut_chars, truncate_chars, KeywordType};
+use super::rules::{cut_chars, one_line, truncate_chars, KeywordType};
 use crate::error::{Error, Result};
 
 /// Longest `touser` (an openid is 28 characters).
@@ -513,6 +513,11 @@ impl CompiledEvent {
                 let mut text = String::with_capacity(64);
                 page.render_into(payload, Some(escape_page_value), &mut text)
                     .map_err(|f| self.fault(event, "page", f))?;
+                if text.starts_with('/') {
+                    // A field at the start of the page gave the leading "/".
+                    let slashes = text.len() - text.trim_start_matches('/').len();
+                    text.drain(..slashes);
+                }
                 if text.len() > MAX_PAGE_CHARS {
                     return Err(Error::Mapping(format!(
                         "event {event}, page: the rendered page is longer than {MAX_PAGE_CHARS} characters"
@@ -549,13 +554,22 @@ impl CompiledEvent {
     /// Checks a subscribe value against its keyword's rule, shortening free text
     /// when the mapping allows. A `…` ends the cut unless the rule forbids it
     /// (a phrase or a Chinese name), then the value is cut plainly.
-    fn mend(
+    pub(super) fn mend(
         &self,
         event: &str,
         kw: &CompiledKeyword,
         rule: KeywordType,
         value: String,
     ) -> Result<String> {
+        // Free text on several lines is joined when the mapping mends values.
+        let value = if rule.free_text()
+            && self.overflow == Overflow::Truncate
+            && value.chars().any(char::is_control)
+        {
+            one_line(&value)
+        } else {
+            value
+        };
         let mut violation = match rule.check(&value) {
             Ok(()) => return Ok(value),
             Err(v) => v,

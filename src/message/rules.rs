@@ -22,13 +22,22 @@ pub enum KeywordType {
     Name,
     Phrase,
     Const,
+    /// A value from the template's list (`keywordEnumValueList`).
+    EnumString,
+    /// A short thing: thing rules with a limit of 5 (the limit is unverified).
+    ShortThing,
+    /// A prefix WeChat's tables do not list: loaded with a warning and checked
+    /// with the generic text checks (non-empty, one line, at most 20 characters).
+    Other,
 }
 
 const PREFIXES: &[(&str, KeywordType)] = &[
-    // Longer names first where one is a prefix of another.
     ("character_string", KeywordType::CharacterString),
     ("phone_number", KeywordType::PhoneNumber),
     ("car_number", KeywordType::CarNumber),
+    ("short_thing", KeywordType::ShortThing),
+    ("enum_string", KeywordType::EnumString),
+    ("enum", KeywordType::EnumString),
     ("thing", KeywordType::Thing),
     ("number", KeywordType::Number),
     ("letter", KeywordType::Letter),
@@ -41,51 +50,228 @@ const PREFIXES: &[(&str, KeywordType)] = &[
     ("const", KeywordType::Const),
 ];
 
+/// The limit of the generic text checks an unknown type gets (a thing's).
+const OTHER_MAX_CHARS: usize = 20;
+
+/// What an admin screen shows about a keyword type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeInfo {
+    pub kind: KeywordType,
+    pub prefix: &'static str,
+    /// The longest value in characters, where the type has a plain limit.
+    pub limit: Option<usize>,
+    pub allowed: &'static str,
+    pub examples: &'static [&'static str],
+    /// A URL, or "unverified" where no source was found.
+    pub source: &'static str,
+    /// Whether the value may be shortened (free text) rather than refused.
+    pub truncatable: bool,
+}
+
+const S_SEND: &str = "https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-message-management/subscribe-message/api_sendmessage.html";
+const S_SEND_MG: &str =
+    "https://developers.weixin.qq.com/minigame/dev/api-backend/subscribe-message/api_sendmessage.html";
+const S_GETTPL: &str = "https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-message-management/subscribe-message/api_getwxapubnewtemplate.html";
+
+/// Every keyword type with its rule, in the order of WeChat's table.
+pub const TYPES: &[TypeInfo] = &[
+    TypeInfo {
+        kind: KeywordType::Thing,
+        prefix: "thing",
+        limit: Some(20),
+        allowed: "any text on one line (Chinese characters, letters, digits, symbols); no line breaks or control characters",
+        examples: &["连衣裙 x2", "您的订单已发货"],
+        source: S_SEND,
+        truncatable: true,
+    },
+    TypeInfo {
+        kind: KeywordType::Number,
+        prefix: "number",
+        limit: Some(32),
+        allowed: "digits with an optional decimal part",
+        examples: &["12", "12.50"],
+        source: S_SEND,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::Letter,
+        prefix: "letter",
+        limit: Some(32),
+        allowed: "letters only",
+        examples: &["abcXYZ"],
+        source: S_SEND,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::Symbol,
+        prefix: "symbol",
+        limit: Some(5),
+        allowed: "common symbols other than Chinese, letters and digits; no line breaks or control characters",
+        examples: &["%", "+-*"],
+        source: S_SEND_MG,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::CharacterString,
+        prefix: "character_string",
+        limit: Some(32),
+        allowed: "letters, digits and symbols (no Chinese, no spaces)",
+        examples: &["SN-2026-0001"],
+        source: S_SEND,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::Time,
+        prefix: "time",
+        limit: None,
+        allowed: "a 24-hour time (HH:MM or HH:MM:SS), optionally after a date, or a range joined by ~",
+        examples: &["15:01", "2019年10月1日 15:01", "2026-11-22 21:30 ~ 2026-11-22 22:30"],
+        source: S_SEND_MG,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::Date,
+        prefix: "date",
+        limit: None,
+        allowed: "y年m月d日, y年m月, m月d日, or joined by - / . (2018-01-01, 2018/01/01, 2018.01.01, 2018-01, 01-01), optionally with a 24-hour time, or a range joined by ~",
+        examples: &["2018-01-01", "2018.01.01", "2018年1月", "1月1日", "2026-11-22 08:00"],
+        source: S_SEND_MG,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::Amount,
+        prefix: "amount",
+        limit: None,
+        allowed: "an optional currency symbol and at most 10 digits with up to 2 decimals, optionally ending in 元 (whether the symbol may be left out is unverified)",
+        examples: &["￥100", "¥12.50", "12.50元"],
+        source: S_SEND,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::PhoneNumber,
+        prefix: "phone_number",
+        limit: Some(17),
+        allowed: "digits and symbols",
+        examples: &["+86-0766-66888866"],
+        source: S_SEND,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::CarNumber,
+        prefix: "car_number",
+        limit: Some(8),
+        allowed: "letters and digits; the first and last may be Chinese characters",
+        examples: &["粤A8Z888挂"],
+        source: S_SEND,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::Name,
+        prefix: "name",
+        limit: Some(20),
+        allowed: "at most 10 characters when it has any Chinese (a mix of Chinese and letters counts as Chinese), else at most 20 letters or symbols; no digits (refusing digits follows the table, unverified in the wild)",
+        examples: &["张三", "张三Tom", "Tom Smith"],
+        source: S_SEND,
+        truncatable: true,
+    },
+    TypeInfo {
+        kind: KeywordType::Phrase,
+        prefix: "phrase",
+        limit: Some(5),
+        allowed: "Chinese characters only",
+        examples: &["配送中"],
+        source: S_SEND,
+        truncatable: true,
+    },
+    TypeInfo {
+        kind: KeywordType::Const,
+        prefix: "const",
+        limit: None,
+        allowed: "fixed by the template; cannot be set",
+        examples: &[],
+        source: "https://developers.weixin.qq.com/community/personal/oCJUsw9g-nDKnhE2wvByn-7KLZDA/question",
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::EnumString,
+        prefix: "enum_string",
+        limit: None,
+        allowed: "exactly one of the template's values (keywordEnumValueList of gettemplate); checked against them when the template is known",
+        examples: &["客厅"],
+        source: S_GETTPL,
+        truncatable: false,
+    },
+    TypeInfo {
+        kind: KeywordType::ShortThing,
+        prefix: "short_thing",
+        limit: Some(5),
+        allowed: "a thing of at most 5 characters (the limit is unverified: no WeChat statement, a convention of other clients)",
+        examples: &["紧急求助"],
+        source: "unverified",
+        truncatable: true,
+    },
+    TypeInfo {
+        kind: KeywordType::Other,
+        prefix: "",
+        limit: Some(OTHER_MAX_CHARS),
+        allowed: "a prefix outside WeChat's tables: generic text checks (non-empty, one line, at most 20 characters); the mapping loads with a warning",
+        examples: &[],
+        source: "unverified",
+        truncatable: true,
+    },
+];
+
 impl KeywordType {
-    /// The type of a keyword name such as `thing3`: a known prefix followed by
-    /// one or more digits. `None` for anything else.
+    /// The type of a keyword name such as `thing3`: a prefix of lowercase
+    /// letters and `_` followed by one or more digits. A prefix outside
+    /// WeChat's tables is `Other`; `None` for a name of another shape.
     pub fn of_keyword(keyword: &str) -> Option<KeywordType> {
         let digits_at = keyword.trim_end_matches(|c: char| c.is_ascii_digit()).len();
         if digits_at == keyword.len() || digits_at == 0 {
             return None;
         }
         let prefix = &keyword[..digits_at];
-        PREFIXES.iter().find(|(p, _)| *p == prefix).map(|(_, t)| *t)
+        let known = PREFIXES.iter().find(|(p, _)| *p == prefix).map(|(_, t)| *t);
+        let well_formed = prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        known.or(well_formed.then_some(KeywordType::Other))
     }
 
-    /// The prefix WeChat uses for this type.
+    /// The prefix WeChat uses for this type ("" for `Other`).
     pub fn prefix(self) -> &'static str {
-        PREFIXES
+        self.info().prefix
+    }
+
+    /// The type's rule, limit, examples and source.
+    pub fn info(self) -> &'static TypeInfo {
+        TYPES
             .iter()
-            .find(|(_, t)| *t == self)
-            .map(|(p, _)| *p)
-            .unwrap_or("")
+            .find(|t| t.kind == self)
+            .unwrap_or(&TYPES[TYPES.len() - 1])
     }
 
     /// The longest value, in characters, where the type has a plain length limit.
     pub fn max_chars(self) -> Option<usize> {
-        match self {
-            KeywordType::Thing => Some(20),
-            KeywordType::Number | KeywordType::Letter | KeywordType::CharacterString => Some(32),
-            KeywordType::Symbol => Some(5),
-            KeywordType::PhoneNumber => Some(17),
-            KeywordType::CarNumber => Some(8),
-            KeywordType::Name => Some(20),
-            KeywordType::Phrase => Some(5),
-            _ => None,
-        }
+        self.info().limit
     }
 
     /// Whether a too-long value may be shortened (free text) rather than refused.
     pub fn truncatable(self) -> bool {
+        self.info().truncatable
+    }
+
+    /// Whether line breaks and control characters may be mended into spaces
+    /// (free text that WeChat shows on one line).
+    pub fn free_text(self) -> bool {
         matches!(
             self,
-            KeywordType::Thing | KeywordType::Name | KeywordType::Phrase
+            KeywordType::Thing | KeywordType::ShortThing | KeywordType::Other
         )
     }
 
-    /// The length limit that applies to this particular value: a name made of
-    /// Chinese characters is limited to 10, one of letters to 20.
+    /// The length limit that applies to this particular value: a name with any
+    /// Chinese character (alone or mixed with letters) is limited to 10, one of
+    /// letters to 20.
     pub fn limit_for(self, value: &str) -> Option<usize> {
         match self {
             KeywordType::Name if value.chars().any(is_cjk) => Some(10),
@@ -93,11 +279,15 @@ impl KeywordType {
         }
     }
 
-    /// Checks `value` against the type's rule.
+    /// Checks `value` against the type's rule. An enum value is checked here
+    /// only as text; `check_enum` checks it against the template's values.
     pub fn check(self, value: &str) -> Result<(), RuleViolation> {
         let fail = |rule: &'static str| Err(RuleViolation { kind: self, rule });
         if value.is_empty() {
             return fail("non-empty");
+        }
+        if value.chars().any(char::is_control) {
+            return fail("on one line, without line breaks or control characters");
         }
         let len = value.chars().count();
         if let Some(max) = self.limit_for(value) {
@@ -109,7 +299,10 @@ impl KeywordType {
             }
         }
         let ok = match self {
-            KeywordType::Thing => true,
+            KeywordType::Thing
+            | KeywordType::ShortThing
+            | KeywordType::EnumString
+            | KeywordType::Other => true,
             KeywordType::Number => is_decimal(value),
             KeywordType::Letter => value.chars().all(|c| c.is_ascii_alphabetic()),
             KeywordType::Symbol => value.chars().all(is_symbol),
@@ -121,12 +314,19 @@ impl KeywordType {
                 .chars()
                 .all(|c| c.is_ascii_digit() || is_symbol(c) || c == ' '),
             KeywordType::CarNumber => is_car_number(value),
-            KeywordType::Name => {
-                value.chars().all(|c| is_cjk(c) || c == '·')
-                    || value
-                        .chars()
-                        .all(|c| c.is_ascii_alphabetic() || c == ' ' || is_symbol(c))
-            }
+            // A mix of Chinese and letters counts as a Chinese name (S-SEND);
+            // such a name keeps to ASCII marks besides `·` so that a cut
+            // name ends plainly rather than with `…`.
+            KeywordType::Name if value.chars().any(is_cjk) => value.chars().all(|c| {
+                is_cjk(c)
+                    || c.is_ascii_alphabetic()
+                    || c.is_ascii_punctuation()
+                    || c == ' '
+                    || c == '·'
+            }),
+            KeywordType::Name => value
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == ' ' || is_symbol(c)),
             KeywordType::Phrase => value.chars().all(is_cjk),
             KeywordType::Const => {
                 return fail("left to the template (a const keyword cannot be set)")
@@ -138,18 +338,81 @@ impl KeywordType {
             fail(rule_text(self))
         }
     }
+
+    /// Checks an enum value against the template's values (`keywordEnumValueList`).
+    pub fn check_enum<S: AsRef<str>>(value: &str, values: &[S]) -> Result<(), RuleViolation> {
+        KeywordType::EnumString.check(value)?;
+        if values.iter().any(|v| v.as_ref() == value) {
+            Ok(())
+        } else {
+            Err(RuleViolation {
+                kind: KeywordType::EnumString,
+                rule: "one of the template's values",
+            })
+        }
+    }
+}
+
+/// Every keyword type with its rule, as JSON for an admin screen:
+/// `{"types": [{"type", "prefixes", "limit", "allowed", "examples", "source",
+/// "shortened_when_too_long"}]}`; `"type": "other"` stands for any prefix
+/// outside WeChat's tables.
+pub fn types_json() -> &'static str {
+    static JSON: once_cell::sync::Lazy<String> = once_cell::sync::Lazy::new(|| {
+        let types: Vec<serde_json::Value> = TYPES
+            .iter()
+            .map(|t| {
+                let prefixes: Vec<&str> = PREFIXES
+                    .iter()
+                    .filter(|(_, k)| *k == t.kind)
+                    .map(|(p, _)| *p)
+                    .collect();
+                serde_json::json!({
+                    "type": if t.prefix.is_empty() { "other" } else { t.prefix },
+                    "prefixes": prefixes,
+                    "limit": t.limit,
+                    "allowed": t.allowed,
+                    "examples": t.examples,
+                    "source": t.source,
+                    "shortened_when_too_long": t.truncatable,
+                })
+            })
+            .collect();
+        serde_json::json!({ "types": types }).to_string()
+    });
+    &JSON
+}
+
+/// Line breaks and control characters turned into single spaces (a goods name
+/// written on several lines reads the same on one), trimmed.
+pub fn one_line(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut gap = false;
+    for c in value.chars() {
+        if c.is_control() {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() && !out.ends_with(' ') && c != ' ' {
+            out.push(' ');
+        }
+        gap = false;
+        out.push(c);
+    }
+    out.trim_end().to_string()
 }
 
 fn too_long_rule(kind: KeywordType, value: &str) -> &'static str {
     match kind {
-        KeywordType::Thing => "at most 20 characters",
+        KeywordType::Thing | KeywordType::Other => "at most 20 characters",
+        KeywordType::ShortThing => "at most 5 characters",
         KeywordType::Number => "at most 32 characters",
         KeywordType::Letter => "at most 32 characters",
         KeywordType::CharacterString => "at most 32 characters",
         KeywordType::Symbol => "at most 5 characters",
         KeywordType::PhoneNumber => "at most 17 characters",
         KeywordType::CarNumber => "at most 8 characters",
-        KeywordType::Name if value.chars().any(is_cjk) => "at most 10 Chinese characters",
+        KeywordType::Name if value.chars().any(is_cjk) => "at most 10 characters (it has Chinese)",
         KeywordType::Name => "at most 20 letters",
         KeywordType::Phrase => "at most 5 Chinese characters",
         _ => "too long",
@@ -159,18 +422,21 @@ fn too_long_rule(kind: KeywordType, value: &str) -> &'static str {
 fn rule_text(kind: KeywordType) -> &'static str {
     match kind {
         KeywordType::Thing => "any text of at most 20 characters",
+        KeywordType::ShortThing => "any text of at most 5 characters",
+        KeywordType::Other => "any text of at most 20 characters",
+        KeywordType::EnumString => "one of the template's values",
         KeywordType::Number => "digits with an optional decimal part",
         KeywordType::Letter => "letters only",
         KeywordType::Symbol => "symbols only",
         KeywordType::CharacterString => "letters, digits and symbols only",
         KeywordType::Time => "a 24-hour time, optionally with a date, or a range joined by ~",
-        KeywordType::Date => "a date, optionally with a 24-hour time, or a range joined by ~",
+        KeywordType::Date => "a date (2018-01-01, 2018.01.01, 2018-01, 01-01, 2018年1月1日, 2018年1月, 1月1日), optionally with a 24-hour time, or a range joined by ~",
         KeywordType::Amount => {
             "an optional currency symbol and at most 10 digits with up to 2 decimals, optionally ending in 元"
         }
         KeywordType::PhoneNumber => "digits and symbols only",
         KeywordType::CarNumber => "letters and digits, the first and last may be Chinese",
-        KeywordType::Name => "Chinese characters only or letters only",
+        KeywordType::Name => "Chinese characters, letters and symbols, without digits",
         KeywordType::Phrase => "Chinese characters only",
         KeywordType::Const => "is fixed by the template",
     }
@@ -185,7 +451,10 @@ pub struct RuleViolation {
 
 impl fmt::Display for RuleViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} value must be {}", self.kind.prefix(), self.rule)
+        match self.kind {
+            KeywordType::Other => write!(f, "value must be {}", self.rule),
+            kind => write!(f, "{} value must be {}", kind.prefix(), self.rule),
+        }
     }
 }
 
@@ -293,22 +562,42 @@ fn is_date_value(v: &str) -> bool {
     }
 }
 
-/// Parses a leading date (`2019-10-01`, `2019/10/01`, `2019年10月1日`) and returns
-/// what follows and whether the date is a real calendar date.
+/// Parses a leading date and returns what follows and whether the date is a
+/// real calendar date. WeChat's forms: `y年m月d日`, `y年m月`, `m月d日`, or
+/// joined by `-`, `/` or `.`: `2018-01-01`, `2018-01`, `01-01`.
 fn split_date(v: &str) -> Option<(&str, bool)> {
-    let (y, rest) = take_digits(v, 4, 4)?;
-    if let Some(rest) = rest.strip_prefix('年') {
-        let (m, rest) = take_digits(rest, 1, 2)?;
-        let rest = rest.strip_prefix('月')?;
+    if let Some((y, rest)) = take_digits(v, 4, 4) {
+        if let Some(rest) = rest.strip_prefix('年') {
+            let (m, rest) = take_digits(rest, 1, 2)?;
+            let rest = rest.strip_prefix('月')?;
+            return match take_digits(rest, 1, 2) {
+                Some((d, after)) => {
+                    let after = after.strip_prefix('日')?;
+                    Some((after, valid_date(y, m, d)))
+                }
+                None => Some((rest, (1..=12).contains(&m))),
+            };
+        }
+        let sep = rest
+            .chars()
+            .next()
+            .filter(|c| matches!(c, '-' | '/' | '.'))?;
+        let (m, rest) = take_digits(&rest[1..], 1, 2)?;
+        return match rest.strip_prefix(sep).and_then(|r| take_digits(r, 1, 2)) {
+            Some((d, after)) => Some((after, valid_date(y, m, d))),
+            None => Some((rest, (1..=12).contains(&m))),
+        };
+    }
+    // Month and day without a year (2000 is a leap year: 02-29 is a date).
+    let (m, rest) = take_digits(v, 1, 2)?;
+    if let Some(rest) = rest.strip_prefix('月') {
         let (d, rest) = take_digits(rest, 1, 2)?;
         let rest = rest.strip_prefix('日')?;
-        return Some((rest, valid_date(y, m, d)));
+        return Some((rest, valid_date(2000, m, d)));
     }
-    let sep = rest.chars().next().filter(|c| *c == '-' || *c == '/')?;
-    let (m, rest) = take_digits(&rest[1..], 1, 2)?;
-    let rest = rest.strip_prefix(sep)?;
+    let rest = rest.strip_prefix(['-', '/', '.'])?;
     let (d, rest) = take_digits(rest, 1, 2)?;
-    Some((rest, valid_date(y, m, d)))
+    Some((rest, valid_date(2000, m, d)))
 }
 
 fn valid_date(y: u32, m: u32, d: u32) -> bool {
@@ -364,8 +653,16 @@ mod tests {
         assert_eq!(K::of_keyword("amount2"), Some(K::Amount));
         assert_eq!(K::of_keyword("thing"), None);
         assert_eq!(K::of_keyword("12"), None);
-        assert_eq!(K::of_keyword("keyword1"), None);
-        assert_eq!(K::of_keyword("things1"), None);
+        assert_eq!(K::of_keyword("enum_string2"), Some(K::EnumString));
+        assert_eq!(K::of_keyword("enum1"), Some(K::EnumString));
+        assert_eq!(K::of_keyword("short_thing3"), Some(K::ShortThing));
+        // Well-formed names outside WeChat's tables load as untyped text.
+        assert_eq!(K::of_keyword("keyword1"), Some(K::Other));
+        assert_eq!(K::of_keyword("things1"), Some(K::Other));
+        assert_eq!(K::of_keyword("site01"), Some(K::Other));
+        assert_eq!(K::of_keyword("Thing1"), None);
+        assert_eq!(K::of_keyword("thing-1"), None);
+        assert_eq!(K::of_keyword("_1"), None);
         assert_eq!(K::of_keyword(""), None);
     }
 
@@ -422,8 +719,42 @@ mod tests {
             (K::CarNumber, "粤A123456学", false),
             (K::Name, "张三", true),
             (K::Name, "Tom Smith", true),
-            (K::Name, "张三Tom", false),
+            (K::Name, "张三Tom", true),
+            (K::Name, "张三Tom Smith", false),
+            (K::Name, "一二三四五六七八九十", true),
             (K::Name, "一二三四五六七八九十一", false),
+            (K::Name, "user25", false),
+            (K::Name, "张三3", false),
+            (K::Name, "Anne-Marie O'Neil", true),
+            (K::Thing, "连衣裙\n红色", false),
+            (K::Thing, "tab\there", false),
+            (K::Phrase, "已\n发货", false),
+            (K::Symbol, "+\n", false),
+            (K::ShortThing, "紧急求助", true),
+            (K::ShortThing, "一二三四五", true),
+            (K::ShortThing, "一二三四五六", false),
+            (K::EnumString, "客厅", true),
+            (K::EnumString, "", false),
+            (K::Other, "any text", true),
+            (
+                K::Other,
+                "一二三四五六七八九十一二三四五六七八九十一",
+                false,
+            ),
+            (K::Date, "2018.01.01", true),
+            (K::Date, "2018-01", true),
+            (K::Date, "2018/01", true),
+            (K::Date, "01-01", true),
+            (K::Date, "02-29", true),
+            (K::Date, "02-30", false),
+            (K::Date, "2018年1月", true),
+            (K::Date, "2018年13月", false),
+            (K::Date, "1月1日", true),
+            (K::Date, "2018-13", false),
+            (K::Date, "2018.01.01 08:00", true),
+            (K::Date, "2018-01-01.5", false),
+            (K::Time, "1月1日 08:00", true),
+            (K::Time, "2018.01.01 08:00", true),
             (K::Phrase, "已发货", true),
             (K::Phrase, "shipped", false),
             (K::Phrase, "一二三四五六", false),
@@ -436,6 +767,67 @@ mod tests {
                 "{kind:?} {value:?}: {:?}",
                 kind.check(value)
             );
+        }
+    }
+
+    #[test]
+    fn enum_values_come_from_the_template() {
+        let values = ["客厅", "厨房"];
+        assert!(K::check_enum("客厅", &values).is_ok());
+        let err = K::check_enum("卧室", &values).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "enum_string value must be one of the template's values"
+        );
+        assert!(K::check_enum("", &values).is_err());
+        assert!(K::check_enum::<&str>("客厅", &[]).is_err());
+    }
+
+    #[test]
+    fn the_types_json_lists_every_type() {
+        let v: serde_json::Value = serde_json::from_str(super::types_json()).unwrap();
+        let types = v["types"].as_array().unwrap();
+        assert_eq!(types.len(), super::TYPES.len());
+        let thing = &types[0];
+        assert_eq!(thing["type"], "thing");
+        assert_eq!(thing["limit"], 20);
+        assert_eq!(thing["prefixes"], serde_json::json!(["thing"]));
+        let e = types.iter().find(|t| t["type"] == "enum_string").unwrap();
+        assert_eq!(e["prefixes"], serde_json::json!(["enum_string", "enum"]));
+        assert_eq!(e["limit"], serde_json::Value::Null);
+        let st = types.iter().find(|t| t["type"] == "short_thing").unwrap();
+        assert_eq!(
+            (st["limit"].as_u64(), st["source"].as_str()),
+            (Some(5), Some("unverified"))
+        );
+        let other = types.iter().find(|t| t["type"] == "other").unwrap();
+        assert_eq!(other["prefixes"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn one_line_joins_lines_with_a_space() {
+        use super::one_line;
+        assert_eq!(one_line("连衣裙\n红色"), "连衣裙 红色");
+        assert_eq!(one_line("a\r\n\r\nb\n"), "a b");
+        assert_eq!(one_line("a \nb"), "a b");
+        assert_eq!(one_line("\nab"), "ab");
+        assert_eq!(one_line("plain"), "plain");
+    }
+
+    #[test]
+    fn every_type_has_an_entry_with_a_source() {
+        for t in super::TYPES {
+            assert_eq!(t.kind.info(), t, "{:?}", t.kind);
+            assert!(
+                t.source == "unverified" || t.source.starts_with("https://"),
+                "{:?}",
+                t.kind
+            );
+            for ex in t.examples {
+                if t.kind != K::Const {
+                    assert!(t.kind.check(ex).is_ok(), "{:?} example {ex:?}", t.kind);
+                }
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigPatch};
 use crate::error::Result;
 use crate::journal::Journal;
 use crate::ledger::Ledger;
-use crate::message::MappingRegistry;
+use crate::message::{MappingRegistry, TemplateCache};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::wechat::http::HttpClient;
@@ -32,6 +32,8 @@ pub struct Notifier {
     pub(crate) config: RwLock<Arc<Config>>,
     pub(crate) apps: AppRegistry,
     pub(crate) mappings: MappingRegistry,
+    /// Each app's template list as gettemplate last gave it (the mapping check).
+    pub(crate) templates: TemplateCache,
     pub(crate) ledger: Ledger,
     pub(crate) http: HttpClient,
     pub(crate) metrics: Metrics,
@@ -60,6 +62,7 @@ impl Notifier {
             config: RwLock::new(Arc::new(Config::default())),
             apps: AppRegistry::default(),
             mappings: MappingRegistry::default(),
+            templates: TemplateCache::default(),
             http: HttpClient::default(),
             metrics,
             outbox: Outbox::default(),

@@ -12,9 +12,9 @@ use super::Notifier;
 use crate::config::OutboxSettings;
 use crate::error::{Error, Result};
 use crate::outbox::{
-    after_quota_reset, backoff_ms, mix, retryable, stats_json, Claimed, Counts, Enqueued,
-    FlushReport, FlushStatus, Flushed, NewMessage, Outbox, OutboxStore, Settlement, Stored,
-    ABANDONED, DEAD_LETTERS_LISTED, SENT_KEPT_MS,
+    after_minute_quota, after_quota_reset, backoff_ms, mix, retryable, stats_json, Claimed, Counts,
+    Enqueued, FlushReport, FlushStatus, Flushed, NewMessage, Outbox, OutboxStore, Settlement,
+    Stored, ABANDONED, DEAD_LETTERS_LISTED, SENT_KEPT_MS,
 };
 
 impl Notifier {
@@ -208,13 +208,16 @@ impl Notifier {
                 Err(
                     e @ (Error::Uncertain(_)
                     | Error::AppNotConfigured(_)
-                    | Error::WeChat { errcode: 45009, .. }),
+                    | Error::WeChat {
+                        errcode: 45009 | 45011,
+                        ..
+                    }),
                 ),
             ) => {
-                let due = if e.errcode() == Some(45009) {
-                    after_quota_reset(now, spread)
-                } else {
-                    now + backoff_ms(retry_ms, 1, spread)
+                let due = match e.errcode() {
+                    Some(45009) => after_quota_reset(now, spread),
+                    Some(45011) => after_minute_quota(now, spread),
+                    _ => now + backoff_ms(retry_ms, 1, spread),
                 };
                 due_at = Some(due);
                 Some(Settlement::Retry {

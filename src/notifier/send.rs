@@ -12,6 +12,7 @@ use super::Notifier;
 use crate::error::{Error, Result};
 use crate::journal::SendRecord;
 use crate::ledger::{ClaimedTake, Kind, Lease, PermitRequest, Remaining};
+use crate::message::rules::KeywordType;
 use crate::message::{MessageKind, RenderedMessage};
 use crate::wechat::client::CallError;
 use crate::wechat::errcodes::{policy_for, Policy};
@@ -95,6 +96,10 @@ pub struct Outcome {
     pub idempotency_key: Option<String>,
     pub event: String,
     pub elapsed_ms: u64,
+    /// When WeChat said to retry later (45011: the next minute), how many
+    /// milliseconds from now, by the notifier's clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Outcome {
@@ -109,6 +114,7 @@ impl Outcome {
             idempotency_key: (!msg.idempotency_key.is_empty()).then(|| msg.idempotency_key.clone()),
             event: event.to_string(),
             elapsed_ms: 0,
+            retry_after_ms: None,
         }
     }
 }
@@ -428,12 +434,20 @@ impl Notifier {
                         }
                         break;
                     }
-                    Policy::Retry { .. } | Policy::Fail | Policy::NextPermit => {
+                    policy @ (Policy::Retry { .. }
+                    | Policy::Fail
+                    | Policy::NextPermit
+                    | Policy::NextMinute) => {
                         let _ = self.ledger.give_back(&lease);
                         outcome.status = SendStatus::Failed;
+                        if policy == Policy::NextMinute {
+                            let now = self.clock.now_ms();
+                            let next = (now.div_euclid(60_000) + 1) * 60_000;
+                            outcome.retry_after_ms = u64::try_from(next - now).ok();
+                        }
                         let e = Error::WeChat {
                             errcode: reply.errcode,
-                            errmsg: explain(reply.errcode, &reply.errmsg, event, msg.kind),
+                            errmsg: explain(reply.errcode, &reply.errmsg, event, msg.kind, &body),
                         };
                         let report = SendReport {
                             result: Err(e),
@@ -552,8 +566,16 @@ fn body_for(msg: &RenderedMessage, lease: &Lease) -> String {
 }
 
 /// WeChat's errmsg, with what the shop developer should do where that is known.
-fn explain(errcode: i64, errmsg: &str, event: &str, kind: MessageKind) -> String {
+/// `body`: the JSON that was POSTed (45168 names its free-text keywords).
+fn explain(errcode: i64, errmsg: &str, event: &str, kind: MessageKind, body: &str) -> String {
     match errcode {
+        45011 => format!(
+            "{errmsg} (WeChat's per-minute quota of this API is spent: not retried now; retry from the start of the next minute)"
+        ),
+        45168 => format!(
+            "{errmsg} (the text of {event} has a word on WeChat's content blacklist; WeChat does not say which keyword: look at the free text of {})",
+            free_text_keywords(body)
+        ),
         45103 | 45109 if kind == MessageKind::Template => format!(
             "{errmsg} (WeChat retired template messages in January 2020: map the event {event} to a subscribe template, kind \"subscribe\")"
         ),
@@ -561,6 +583,38 @@ fn explain(errcode: i64, errmsg: &str, event: &str, kind: MessageKind) -> String
         41030 => format!("{errmsg} (the page mapped for {event} is not a page of the published mini program)"),
         47003 => format!("{errmsg} (a value of {event} breaks its keyword's rule)"),
         _ => errmsg.to_string(),
+    }
+}
+
+/// The keywords of a POSTed body whose values are free text (where a blocked
+/// word can be), e.g. "thing3, name5"; "its keywords" when there are none.
+fn free_text_keywords(body: &str) -> String {
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let names: Vec<&str> = parsed
+        .get("data")
+        .and_then(serde_json::Value::as_object)
+        .map(|data| {
+            data.keys()
+                .map(String::as_str)
+                .filter(|k| {
+                    KeywordType::of_keyword(k).is_some_and(|t| {
+                        matches!(
+                            t,
+                            KeywordType::Thing
+                                | KeywordType::ShortThing
+                                | KeywordType::Name
+                                | KeywordType::Phrase
+                                | KeywordType::Other
+                        )
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        "its keywords".to_string()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -631,7 +685,7 @@ mod tests {
         assert_eq!(policy_for(0), Policy::Sent);
         assert_eq!(policy_for(43101), Policy::Refused);
         assert!(matches!(policy_for(-1), Policy::Retry { .. }));
-        assert!(matches!(policy_for(45011), Policy::Retry { .. }));
+        assert_eq!(policy_for(45011), Policy::NextMinute);
         assert!(matches!(policy_for(43108), Policy::Retry { .. }));
         assert_eq!(policy_for(41028), Policy::NextPermit);
         assert_eq!(policy_for(41029), Policy::NextPermit);
@@ -649,6 +703,7 @@ mod tests {
             "This API has been unsupported rid: 1",
             "order_delivered",
             MessageKind::Template,
+            "{}",
         );
         assert!(m.contains("subscribe template"), "{m}");
         assert!(m.contains("order_delivered"));
@@ -658,8 +713,33 @@ mod tests {
             "unsupported rid: 1",
             "order_delivered",
             MessageKind::Subscribe,
+            "{}",
         );
         assert_eq!(m, "unsupported rid: 1");
+    }
+
+    #[test]
+    fn a_blacklisted_word_is_looked_for_in_the_free_text() {
+        let body = r#"{"data":{"character_string1":{"value":"SN1"},"name2":{"value":"张三"},"thing3":{"value":"加多宝"},"site01":{"value":"x"},"amount4":{"value":"¥1"}}}"#;
+        let m = explain(
+            45168,
+            "keyword in blacklist rid: 1",
+            "order_pay_success",
+            MessageKind::Subscribe,
+            body,
+        );
+        assert!(
+            m.ends_with("look at the free text of name2, site01, thing3)"),
+            "{m}"
+        );
+        let m = explain(
+            45168,
+            "keyword in blacklist",
+            "e",
+            MessageKind::Subscribe,
+            "{}",
+        );
+        assert!(m.ends_with("look at the free text of its keywords)"), "{m}");
     }
 
     /// A notifier whose WeChat is in memory: every token fetch and send succeeds.

@@ -160,6 +160,12 @@ pub fn after_quota_reset(now_ms: i64, spread: u64) -> i64 {
     midnight + (spread % MIDNIGHT_SPREAD_MS as u64) as i64
 }
 
+/// The start of the next minute, spread over its first second: WeChat's
+/// per-minute quota (45011) says "retry next minute".
+pub fn after_minute_quota(now_ms: i64, spread: u64) -> i64 {
+    (now_ms.div_euclid(60_000) + 1) * 60_000 + (spread % 1_000) as i64
+}
+
 /// The pause before attempt `failed + 1`: `retry` doubled per failed attempt,
 /// capped, and spread by ±20% so that messages failing together come back apart.
 pub fn backoff_ms(retry_ms: i64, failed: u32, spread: u64) -> i64 {
@@ -287,6 +293,15 @@ mod tests {
         assert_eq!(after_quota_reset(before + 1000, 0), before + 1000 + DAY_MS);
         let spread = after_quota_reset(before, u64::MAX);
         assert!(spread > before + 1000 && spread < before + 1000 + MIDNIGHT_SPREAD_MS);
+    }
+
+    #[test]
+    fn minute_quota_defers_to_the_next_minute() {
+        let at = 1_795_449_599_000 - 30_500;
+        assert_eq!(after_minute_quota(at, 0), 1_795_449_600_000);
+        let spread = after_minute_quota(at, u64::MAX);
+        assert!((1_795_449_600_000..1_795_449_601_000).contains(&spread));
+        assert_eq!(after_minute_quota(1_795_449_540_000, 7), 1_795_449_600_007);
     }
 
     #[test]

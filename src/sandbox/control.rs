@@ -133,6 +133,21 @@ struct Pages {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Revoke {
+    appid: String,
+    openid: String,
+    template_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Blacklist {
+    appid: String,
+    words: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Clock {
     advance_secs: i64,
 }
@@ -146,6 +161,8 @@ struct Settings {
     token_grace_secs: Option<i64>,
     #[serde(default)]
     expires_in: Option<i64>,
+    #[serde(default)]
+    concurrent_gap_ms: Option<i64>,
 }
 
 fn ok(extra: Value) -> Answer {
@@ -265,6 +282,19 @@ fn run(
             let p: Pages = parse("pages", body)?;
             done(shared.world.lock().set_pages(&p.appid, p.pages))
         }
+        "revoke" if post => {
+            let r: Revoke = parse("revoke", body)?;
+            done(
+                shared
+                    .world
+                    .lock()
+                    .revoke(&r.appid, &r.openid, &r.template_id),
+            )
+        }
+        "blacklist" if post => {
+            let b: Blacklist = parse("blacklist", body)?;
+            done(shared.world.lock().set_blacklist(&b.appid, b.words))
+        }
         "faults" if post => {
             let f: Fault = parse("faults", body)?;
             done(shared.world.lock().inject(f))
@@ -306,6 +336,12 @@ fn run(
                 }
                 w.settings.expires_in = e;
             }
+            if let Some(g) = s.concurrent_gap_ms {
+                if g < 0 {
+                    return Err(bad(400, "concurrent_gap_ms must not be negative"));
+                }
+                w.settings.concurrent_gap_ms = g;
+            }
             ok(Value::Null)
         }
         "delivered" if get => {
@@ -326,8 +362,9 @@ fn run(
             shared.world.lock().reset();
             ok(Value::Null)
         }
-        "apps" | "users" | "grants" | "form_ids" | "prepay_ids" | "paid" | "pages" | "faults"
-        | "clock" | "settings" | "delivered" | "counters" | "templates" | "reset" => bad(
+        "apps" | "users" | "grants" | "form_ids" | "prepay_ids" | "paid" | "pages" | "revoke"
+        | "blacklist" | "faults" | "clock" | "settings" | "delivered" | "counters"
+        | "templates" | "reset" => bad(
             405,
             &format!("method {method} not allowed on /sandbox/{rest}"),
         ),
@@ -347,7 +384,14 @@ fn seeded_template_list() -> Vec<Value> {
                 .filter_map(|k| lib.keywords.iter().find(|kw| kw.kid == *k))
                 .map(|kw| format!("{}{}", kw.rule, kw.kid))
                 .collect();
-            json!({ "id": id, "title": lib.title, "keywords": keywords, "legacy": false })
+            let enums: serde_json::Map<String, Value> = kids
+                .iter()
+                .filter_map(|k| lib.keywords.iter().find(|kw| kw.kid == *k))
+                .filter(|kw| !kw.enum_values.is_empty())
+                .map(|kw| (format!("{}{}", kw.rule, kw.kid), json!(kw.enum_values)))
+                .collect();
+            json!({ "id": id, "title": lib.title, "keywords": keywords, "legacy": false,
+                    "type": lib.kind, "enums": enums })
         })
         .chain(SEEDED_LEGACY.iter().map(|(id, title, labels)| {
             let keywords: Vec<String> = (1..=labels.len()).map(|i| format!("keyword{i}")).collect();

@@ -135,6 +135,7 @@ impl Sandbox {
                 legacy: options.legacy,
                 grace_secs: options.token_grace_secs,
                 expires_in: options.expires_in,
+                concurrent_gap_ms: 0,
             },
             options.random_seed,
         );
@@ -299,6 +300,29 @@ impl Sandbox {
     pub fn set_pages(&self, appid: &str, pages: Vec<String>) {
         let r = self.shared.world.lock().set_pages(appid, pages);
         self.control("set_pages", r)
+    }
+
+    /// The user switched `template_id` off in the mini program's settings:
+    /// every later send to them with it answers 43101 whatever the grants,
+    /// until a new grant (the user switched it on and tapped again).
+    pub fn revoke(&self, appid: &str, openid: &str, template_id: &str) {
+        let r = self.shared.world.lock().revoke(appid, openid, template_id);
+        self.control("revoke", r)
+    }
+
+    /// Words of WeChat's content blacklist for the app: a message with a value
+    /// holding one answers 45168 `keyword in blacklist`. Empty: none.
+    pub fn set_blacklist(&self, appid: &str, words: &[&str]) {
+        let words = words.iter().map(|w| w.to_string()).collect();
+        let r = self.shared.world.lock().set_blacklist(appid, words);
+        self.control("set_blacklist", r)
+    }
+
+    /// A send to a user less than `ms` after the previous accepted send to
+    /// them answers 43108 (concurrent sends to one openid); 0 turns it off.
+    pub fn set_concurrent_gap_ms(&self, ms: i64) {
+        assert!(ms >= 0, "sandbox set_concurrent_gap_ms: must be >= 0");
+        self.shared.world.lock().settings.concurrent_gap_ms = ms;
     }
 
     /// Applies a seed document (apps, users, grants, permits).

@@ -16,7 +16,7 @@ use tiny_http::{Header, Method, Request, Response};
 use super::conn;
 use super::control;
 use super::fault::Effect;
-use super::shared::{query_param, Shared};
+use super::shared::{form_object, query_param, Shared};
 use super::templates::{CATEGORIES, LEGACY_LIBRARY, LIBRARY};
 use super::world::{standard_errmsg, wx_error, Answer, World};
 
@@ -184,6 +184,14 @@ impl Route {
         }
     }
 
+    /// Template management that takes a form body, or JSON only when the
+    /// request says `Content-Type: application/json` (WeChat's current page
+    /// asks for a form; clients that send JSON without that header get
+    /// 200014 `missing parameter tid`, easy-swoole/wechat#156).
+    fn posts_form(self) -> bool {
+        matches!(self, Route::AddTemplate | Route::DelTemplate)
+    }
+
     /// Whether WeChat wants a JSON body (POST) on this endpoint.
     fn posts_json(self) -> bool {
         matches!(
@@ -191,8 +199,6 @@ impl Route {
             Route::StableToken
                 | Route::SubscribeSend
                 | Route::LegacySend
-                | Route::AddTemplate
-                | Route::DelTemplate
                 | Route::LegacyTemplateList
                 | Route::LegacyLibraryList
                 | Route::LegacyLibraryGet
@@ -223,6 +229,22 @@ fn handle(mut req: Request, shared: &Shared) {
     let now = shared.clock.now();
     let json_body: Option<Value> = if route.posts_json() {
         serde_json::from_slice(&body).ok()
+    } else if route.posts_form() {
+        let content_type = req
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Content-Type"))
+            .map(|h| h.value.as_str().to_ascii_lowercase())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        Some(if content_type.starts_with("application/json") {
+            serde_json::from_slice(&body).unwrap_or(Value::Null)
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            form_object(&text)
+        } else {
+            // Neither: WeChat finds none of its parameters.
+            Value::Object(Default::default())
+        })
     } else {
         None
     };
@@ -230,6 +252,7 @@ fn handle(mut req: Request, shared: &Shared) {
 
     let mut world = shared.world.lock();
     world.counters.requests += 1;
+    world.now_ms = shared.clock.now_ms();
     match route {
         Route::Token => {
             let appid = query_param(query, "appid").unwrap_or_default();
@@ -338,7 +361,7 @@ fn answer_for(
     if route == Route::Unknown {
         return wx_error(40066, "invalid url");
     }
-    if route.posts_json() {
+    if route.posts_json() || route.posts_form() {
         if *method != Method::Post {
             return wx_error(43002, "require POST method");
         }
@@ -395,22 +418,24 @@ fn template_route(
             Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "data": data }))
         }
         Route::PubTitles => {
-            let ids: Option<Vec<u32>> = query_param(query, "ids").map(|ids| {
-                ids.split(',')
-                    .filter_map(|i| i.trim().parse().ok())
-                    .collect()
-            });
-            let start = query_param(query, "start").and_then(|s| s.parse::<usize>().ok());
-            let limit = query_param(query, "limit").and_then(|s| s.parse::<usize>().ok());
-            let (Some(ids), Some(start), Some(limit)) = (ids, start, limit) else {
-                return wx_error(
-                    47001,
-                    "data format error: ids, start and limit are required",
-                );
+            // 200016 start, 200017 limit, 200018 ids missing, 200019 ids
+            // invalid (https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-message-management/subscribe-message/api_getpubnewtemplatetitles.html;
+            // only the 200019 text is seen in the wild).
+            let Some(start) = query_param(query, "start").and_then(|s| s.parse::<usize>().ok())
+            else {
+                return wx_error(200016, "invalid parameter start");
             };
-            if limit == 0 || limit > 30 {
-                return wx_error(200016, "limit must be 1 to 30");
-            }
+            let limit = query_param(query, "limit").and_then(|s| s.parse::<usize>().ok());
+            let Some(limit) = limit.filter(|l| (1..=30).contains(l)) else {
+                return wx_error(200017, "invalid parameter limit");
+            };
+            let Some(ids) = query_param(query, "ids").filter(|i| !i.is_empty()) else {
+                return wx_error(200018, "missing parameter ids");
+            };
+            let ids: Option<Vec<u32>> = ids.split(',').map(|i| i.trim().parse().ok()).collect();
+            let Some(ids) = ids else {
+                return wx_error(200019, "invalid parameter ids");
+            };
             let matching: Vec<_> = LIBRARY
                 .iter()
                 .filter(|t| ids.contains(&t.category_id))
@@ -420,7 +445,7 @@ fn template_route(
                 .skip(start)
                 .take(limit)
                 .map(|t| {
-                    json!({ "tid": t.tid, "title": t.title, "type": 2,
+                    json!({ "tid": t.tid, "title": t.title, "type": t.kind,
                             "categoryId": t.category_id.to_string() })
                 })
                 .collect();
@@ -436,7 +461,10 @@ fn template_route(
             let data: Vec<Value> = lib
                 .keywords
                 .iter()
-                .map(|k| json!({ "kid": k.kid, "name": k.name, "example": k.example, "rule": k.rule }))
+                .map(|k| {
+                    json!({ "kid": k.kid, "name": k.name, "example": k.example, "rule": k.rule,
+                                 "enumValueList": k.enum_values })
+                })
                 .collect();
             Answer::ok_json(
                 json!({ "errcode": 0, "errmsg": "ok", "count": data.len(), "data": data }),
@@ -449,8 +477,13 @@ fn template_route(
                 .get_templates(appid, false)
                 .into_iter()
                 .map(|t| {
-                    json!({ "priTmplId": t.id, "title": t.title, "content": t.content(),
-                            "example": t.example(), "type": 2 })
+                    let mut item = json!({ "priTmplId": t.id, "title": t.title, "content": t.content(),
+                            "example": t.example(), "type": t.kind });
+                    // Absent on templates without enum keywords, as WeChat does.
+                    if !t.enums.is_empty() {
+                        item["keywordEnumValueList"] = Value::Array(t.enum_value_list());
+                    }
+                    item
                 })
                 .collect();
             Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "data": data }))

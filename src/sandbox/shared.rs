@@ -47,6 +47,37 @@ pub(crate) fn query_param<'a>(query: &'a str, key: &str) -> Option<Cow<'a, str>>
         .map(|(_, v)| percent_decode(v))
 }
 
+/// A form body (`tid=401&kidList=1&kidList=2&sceneDesc=…`, or PHP's
+/// `kidList[0]=1&kidList[1]=2`) as the JSON object the same call takes: a key
+/// given more than once or with `[…]` becomes an array of strings.
+pub(crate) fn form_object(body: &str) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let mut out = Map::new();
+    for kv in body.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let key = percent_decode(k);
+        let value = Value::String(percent_decode(v).into_owned());
+        let (name, listed) = match key.find('[') {
+            Some(at) if key.ends_with(']') => (key[..at].to_string(), true),
+            _ => (key.into_owned(), false),
+        };
+        match out.get_mut(&name) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(single) => {
+                let first = single.take();
+                *single = Value::Array(vec![first, value]);
+            }
+            None if listed => {
+                out.insert(name, Value::Array(vec![value]));
+            }
+            None => {
+                out.insert(name, value);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 fn percent_decode(v: &str) -> Cow<'_, str> {
     if !v.contains(['%', '+']) {
         return Cow::Borrowed(v);

@@ -13,6 +13,12 @@ pub const TPL_CANCEL: &str = "zFZQHNIcOQTBP6tUWfm0kOqpQyP1OlFdyKhlIB3opX3";
 pub const TPL_REFUND: &str = "AKcL1rxIu4sHSC-GUMEPYZNFeHFXlwDpvt1lYmzB5Uv";
 /// Payment failed: `character_string1` order no., `amount2` amount, `thing3` reason.
 pub const TPL_PAY_FAIL: &str = "oad_-q5QMegD5vfX3r1HDY0hWokTpXtZVuRT_L_K4kx";
+/// A long-term template (type 3: a grant is not used up by a send) with an
+/// enum keyword: `character_string1` order no., `enum_string2` status (one of
+/// `ORDER_STATUS_VALUES`), `thing3` note, `time4` time.
+pub const TPL_ORDER_STATUS: &str = "Lt3kQ9vYx2mWnB7cR5sDfH8jK1pZ4aE6uG0iO_tNq-w";
+/// The values of `TPL_ORDER_STATUS`'s `enum_string2`.
+pub const ORDER_STATUS_VALUES: &[&str] = &["已支付", "已发货", "已签收", "已取消"];
 
 /// Legacy payment success: `keyword1` order no., `keyword2` amount, `keyword3` goods, `keyword4` pay time.
 pub const LEGACY_TPL_PAY_SUCCESS: &str = "egm7LKhgiXWnhiId2BJKKO8NqOmXFjpzUukMrMTvcfe";
@@ -29,13 +35,15 @@ pub const DEMO_APPID: &str = "wxdemo0000000001";
 pub const DEMO_SECRET: &str = "demo-app-secret-0001";
 
 /// A keyword of a public library template: WeChat's `kid`, label, example and
-/// value rule (the prefix of the keyword's name).
+/// value rule (the prefix of the keyword's name), and for an enum keyword its
+/// values (`keywordEnumValueList` of gettemplate).
 #[derive(Debug, Clone, Copy)]
 pub struct LibraryKeyword {
     pub kid: u32,
     pub name: &'static str,
     pub example: &'static str,
     pub rule: &'static str,
+    pub enum_values: &'static [&'static str],
 }
 
 /// A template of WeChat's public subscribe-message library.
@@ -44,8 +52,14 @@ pub struct LibraryTemplate {
     pub tid: u32,
     pub title: &'static str,
     pub category_id: u32,
+    /// WeChat's `type`: 2 one-time, 3 long-term (grants are not used up).
+    pub kind: u8,
     pub keywords: &'static [LibraryKeyword],
 }
+
+/// tids of WeChat's new one-time templates, whose `addtemplate` takes an empty
+/// kidList (all keywords): https://developers.weixin.qq.com/miniprogram/dev/api-backend/open-api/subscribe-message/subscribeMessage.addTemplate.html
+pub const NEW_ONE_TIME_TIDS: std::ops::Range<u32> = 10_000_001..20_000_000;
 
 const fn kw(
     kid: u32,
@@ -58,6 +72,22 @@ const fn kw(
         name,
         example,
         rule,
+        enum_values: &[],
+    }
+}
+
+const fn enum_kw(
+    kid: u32,
+    name: &'static str,
+    example: &'static str,
+    values: &'static [&'static str],
+) -> LibraryKeyword {
+    LibraryKeyword {
+        kid,
+        name,
+        example,
+        rule: "enum_string",
+        enum_values: values,
     }
 }
 
@@ -70,6 +100,7 @@ pub const LIBRARY: &[LibraryTemplate] = &[
         tid: 1754,
         title: "支付成功通知",
         category_id: 616,
+        kind: 2,
         keywords: &[
             kw(1, "订单号", "SN202611230001", "character_string"),
             kw(2, "支付金额", "¥199.00", "amount"),
@@ -83,6 +114,7 @@ pub const LIBRARY: &[LibraryTemplate] = &[
         tid: 1856,
         title: "订单发货通知",
         category_id: 616,
+        kind: 2,
         keywords: &[
             kw(1, "订单号", "SN202611230001", "character_string"),
             kw(2, "快递公司", "顺丰速运", "thing"),
@@ -97,6 +129,7 @@ pub const LIBRARY: &[LibraryTemplate] = &[
         tid: 2103,
         title: "订单取消通知",
         category_id: 616,
+        kind: 2,
         keywords: &[
             kw(1, "订单号", "SN202611230001", "character_string"),
             kw(2, "订单金额", "¥199.00", "amount"),
@@ -109,6 +142,7 @@ pub const LIBRARY: &[LibraryTemplate] = &[
         tid: 2331,
         title: "退款申请通知",
         category_id: 616,
+        kind: 2,
         keywords: &[
             kw(1, "订单号", "SN202611230001", "character_string"),
             kw(2, "退款金额", "¥199.00", "amount"),
@@ -121,6 +155,7 @@ pub const LIBRARY: &[LibraryTemplate] = &[
         tid: 2476,
         title: "支付失败提醒",
         category_id: 616,
+        kind: 2,
         keywords: &[
             kw(1, "订单号", "SN202611230001", "character_string"),
             kw(2, "订单金额", "¥199.00", "amount"),
@@ -132,10 +167,34 @@ pub const LIBRARY: &[LibraryTemplate] = &[
         tid: 3012,
         title: "上新提醒",
         category_id: 307,
+        kind: 2,
         keywords: &[
             kw(1, "商品名称", "羊毛大衣", "thing"),
             kw(2, "上新日期", "2026-11-23", "date"),
             kw(3, "款号", "A1024", "letter"),
+        ],
+    },
+    LibraryTemplate {
+        tid: 3120,
+        title: "订单状态提醒",
+        category_id: 616,
+        kind: 3,
+        keywords: &[
+            kw(1, "订单号", "SN202611230001", "character_string"),
+            enum_kw(2, "订单状态", "已发货", ORDER_STATUS_VALUES),
+            kw(3, "备注", "请留意查收", "thing"),
+            kw(4, "更新时间", "2026-11-23 20:10", "time"),
+        ],
+    },
+    LibraryTemplate {
+        tid: 10_000_024,
+        title: "订单进度通知",
+        category_id: 616,
+        kind: 2,
+        keywords: &[
+            kw(1, "订单号", "SN202611230001", "character_string"),
+            kw(2, "进度", "已接单", "short_thing"),
+            kw(3, "更新时间", "2026-11-23 20:10", "time"),
         ],
     },
 ];
@@ -147,6 +206,7 @@ pub const SEEDED: &[(&str, u32, &[u32])] = &[
     (TPL_CANCEL, 2103, &[1, 2, 3, 4]),
     (TPL_REFUND, 2331, &[1, 2, 3, 4]),
     (TPL_PAY_FAIL, 2476, &[1, 2, 3]),
+    (TPL_ORDER_STATUS, 3120, &[1, 2, 3, 4]),
 ];
 
 /// A legacy template seeded into every app: (template_id, title, keyword labels).

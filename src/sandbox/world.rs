@@ -45,7 +45,11 @@ impl SandboxClock {
     }
 
     pub(crate) fn now(&self) -> i64 {
-        (self.base.now_ms() + self.offset_ms.load(Ordering::SeqCst)).div_euclid(1000)
+        self.now_ms().div_euclid(1000)
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.base.now_ms() + self.offset_ms.load(Ordering::SeqCst)
     }
 
     pub(crate) fn advance(&self, secs: i64) {
@@ -166,9 +170,16 @@ pub(crate) fn standard_errmsg(errcode: i64) -> &'static str {
         41030 => "invalid page",
         42001 => "access_token expired",
         43101 => "user refuse to accept the msg",
-        43108 => "concurrent send to the same user, please retry later",
+        // The texts WeChat answers (docs/spec/wechat.md; sources in src/sandbox/README.md).
+        43108 => "Cannot make concurrent calls to the same OpenID, please try again",
+        45168 => "keyword in blacklist",
+        40164 => "invalid ip, not in whitelist",
+        40243 => "AppSecret已被冻结",
+        89503 => "此次调用需要管理员确认，请耐心等候",
+        89506 => "该IP调用求请求已被公众号管理员拒绝，请24小时后再试，建议调用前与管理员沟通确认",
+        89507 => "该IP调用求请求已被公众号管理员拒绝，请1小时后再试，建议调用前与管理员沟通确认",
         45009 => "reach max api daily quota limit",
-        45011 => "api minute-quota reach limit  mustslower  retry next minute",
+        45011 => "api minute-quota reach limit, must slower, retry next minute",
         45103 => "This API has been unsupported",
         45109 => "This API has been withdrawn",
         47001 => "data format error",
@@ -179,12 +190,24 @@ pub(crate) fn standard_errmsg(errcode: i64) -> &'static str {
 
 static RID_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// A request id like the ones WeChat appends to every errmsg.
+/// A request id like the ones WeChat appends to every errmsg (`rid:
+/// 63b13eeb-65c02d34-0fd76547`, developer community samples).
 pub(crate) fn rid() -> String {
     let n = RID_SEQ.fetch_add(1, Ordering::Relaxed);
     let a = mix(n ^ 0x6a09_e667_f3bc_c908);
     let b = mix(a);
-    format!("{:016x}{:08x}", a, b as u32)
+    format!("{:08x}-{:08x}-{:08x}", a >> 32, a as u32, b as u32)
+}
+
+/// WeChat's 47003 for one keyword: `argument invalid! data.thing3.value
+/// invalid` (or `is empty`), the text before the rid cut to 48 characters as in
+/// every sample seen (an inferred rule), with no hint of the rule broken.
+fn keyword_invalid(name: &str, what: &str) -> Answer {
+    let mut text = format!("argument invalid! data.{name}.value {what}");
+    if let Some((at, _)) = text.char_indices().nth(48) {
+        text.truncate(at);
+    }
+    wx_error(47003, &text)
 }
 
 /// splitmix64: cheap, well-spread, and enough for ids that only need to look random.
@@ -204,18 +227,24 @@ pub(crate) struct Template {
     pub keywords: Vec<(String, String, String)>,
     pub legacy: bool,
     pub scene_desc: String,
+    /// WeChat's `type`: 2 one-time, 3 long-term (a send does not use the grant up).
+    pub kind: u8,
+    /// The values of each enum keyword, by keyword name.
+    pub enums: Vec<(String, Vec<String>)>,
 }
 
 impl Template {
     fn from_library(id: &str, lib: &templates::LibraryTemplate, kids: &[u32]) -> Option<Self> {
         let mut keywords = Vec::with_capacity(kids.len());
+        let mut enums = Vec::new();
         for kid in kids {
             let k = lib.keywords.iter().find(|k| k.kid == *kid)?;
-            keywords.push((
-                format!("{}{}", k.rule, k.kid),
-                k.name.to_string(),
-                k.example.to_string(),
-            ));
+            let name = format!("{}{}", k.rule, k.kid);
+            if !k.enum_values.is_empty() {
+                let values = k.enum_values.iter().map(|v| v.to_string()).collect();
+                enums.push((name.clone(), values));
+            }
+            keywords.push((name, k.name.to_string(), k.example.to_string()));
         }
         Some(Template {
             id: id.to_string(),
@@ -223,6 +252,8 @@ impl Template {
             keywords,
             legacy: false,
             scene_desc: String::new(),
+            kind: lib.kind,
+            enums,
         })
     }
 
@@ -237,7 +268,18 @@ impl Template {
                 .collect(),
             legacy: true,
             scene_desc: String::new(),
+            kind: 2,
+            enums: Vec::new(),
         }
+    }
+
+    /// `keywordEnumValueList` as gettemplate shows it: `keywordCode` carries
+    /// `.DATA` (https://developers.weixin.qq.com/miniprogram/dev/server/API/mp-message-management/subscribe-message/api_getwxapubnewtemplate.html).
+    pub(crate) fn enum_value_list(&self) -> Vec<Value> {
+        self.enums
+            .iter()
+            .map(|(name, values)| json!({ "enumValueList": values, "keywordCode": format!("{name}.DATA") }))
+            .collect()
     }
 
     /// `订单号:{{character_string1.DATA}}\n…`, as `gettemplate` shows it.
@@ -289,6 +331,12 @@ pub(crate) struct AppState {
     last_force_refresh: Option<i64>,
     force_refresh_day: (i64, u32),
     next_template_seq: u64,
+    /// (openid, template_id) the user switched off in settings: 43101 whatever the grants.
+    revoked: HashSet<(String, String)>,
+    /// Words of WeChat's content blacklist: a value holding one gets 45168.
+    blacklist: Vec<String>,
+    /// When each user's last send was accepted (ms), for 43108.
+    last_send_ms: HashMap<String, i64>,
 }
 
 impl AppState {
@@ -306,6 +354,9 @@ impl AppState {
             last_force_refresh: None,
             force_refresh_day: (0, 0),
             next_template_seq: 1,
+            revoked: HashSet::new(),
+            blacklist: Vec::new(),
+            last_send_ms: HashMap::new(),
         }
     }
 }
@@ -338,6 +389,9 @@ pub(crate) struct Settings {
     pub legacy: bool,
     pub grace_secs: i64,
     pub expires_in: i64,
+    /// A send to a user less than this many ms after the previous accepted
+    /// one answers 43108 (concurrent sends to one openid); 0: off.
+    pub concurrent_gap_ms: i64,
 }
 
 #[derive(Debug)]
@@ -356,6 +410,8 @@ pub(crate) struct World {
     pub(crate) faults: Vec<FaultSlot>,
     next_msgid: u64,
     rng: u64,
+    /// The sandbox clock in ms at the request being handled (set by the server).
+    pub(crate) now_ms: i64,
 }
 
 /// The result of a control operation: `Err` carries a message for the caller.
@@ -372,6 +428,7 @@ impl World {
             faults: Vec::new(),
             next_msgid: 3_162_385_746_202_574_848,
             rng: seed,
+            now_ms: 0,
         }
     }
 
@@ -438,6 +495,9 @@ impl World {
         }
         self.seed_user(appid, openid)?;
         let app = self.app_mut(appid)?;
+        // A tap after the user switched the template back on.
+        app.revoked
+            .remove(&(openid.to_string(), template_id.to_string()));
         let n = app
             .grants
             .entry((openid.to_string(), template_id.to_string()))
@@ -515,6 +575,27 @@ impl World {
 
     pub(crate) fn set_pages(&mut self, appid: &str, pages: Vec<String>) -> Control<()> {
         self.app_mut(appid)?.pages = pages;
+        Ok(())
+    }
+
+    /// The user switched the template off in the mini program's settings:
+    /// every later send 43101, whatever the grants, until a new grant.
+    pub(crate) fn revoke(&mut self, appid: &str, openid: &str, template_id: &str) -> Control<()> {
+        if openid.is_empty() || template_id.is_empty() {
+            return Err("openid and template_id must not be empty".into());
+        }
+        self.app_mut(appid)?
+            .revoked
+            .insert((openid.to_string(), template_id.to_string()));
+        Ok(())
+    }
+
+    /// Words of WeChat's content blacklist for the app (`[]`: none).
+    pub(crate) fn set_blacklist(&mut self, appid: &str, words: Vec<String>) -> Control<()> {
+        if words.iter().any(String::is_empty) {
+            return Err("blacklist words must not be empty".into());
+        }
+        self.app_mut(appid)?.blacklist = words;
         Ok(())
     }
 
@@ -708,20 +789,23 @@ impl World {
             } else {
                 0
             };
-            if app
+            // "请保证调用时间隔至少为30s，否则不会刷新": within 30 s the call
+            // does not refresh (https://developers.weixin.qq.com/minigame/dev/api-backend/open-api/access-token/auth.getStableAccessToken.html);
+            // that it answers the current token is unverified.
+            let recent = app
                 .last_force_refresh
-                .is_some_and(|t| now - t < FORCE_REFRESH_GAP_SECS)
-            {
-                return wx_error(
-                    45009,
-                    "reach max api daily quota limit, force_refresh at most once per 30 seconds",
-                );
+                .is_some_and(|t| now - t < FORCE_REFRESH_GAP_SECS);
+            if recent {
+                if let Some(info) = current.as_ref().and_then(|t| self.tokens.get(t)) {
+                    if now < info.valid_until && now < info.expires_at {
+                        let left = info.expires_at - now;
+                        let tok = current.clone().unwrap_or_default();
+                        return Answer::ok_json(json!({ "access_token": tok, "expires_in": left }));
+                    }
+                }
             }
             if used_today >= FORCE_REFRESH_PER_DAY {
-                return wx_error(
-                    45009,
-                    "reach max api daily quota limit, force_refresh at most 20 times a day",
-                );
+                return wx_error(45009, "reach max api daily quota limit");
             }
             let app = self.apps.get_mut(&appid).expect("checked above");
             app.last_force_refresh = Some(now);
@@ -853,11 +937,39 @@ impl World {
         if let Err(a) = check_subscribe_data(template, obj.get("data")) {
             return a;
         }
+        if blacklisted(&app.blacklist, obj.get("data")) {
+            return wx_error(45168, "keyword in blacklist");
+        }
+        let long_term = template.kind == 3;
         let key = (touser.to_string(), template.id.clone());
+        let gap = self.settings.concurrent_gap_ms;
+        let now_ms = self.now_ms;
         let app = self.apps.get_mut(&appid).expect("known app");
+        if gap > 0
+            && app
+                .last_send_ms
+                .get(&key.0)
+                .is_some_and(|t| now_ms - t < gap)
+        {
+            return wx_error(
+                43108,
+                "Cannot make concurrent calls to the same OpenID, please try again",
+            );
+        }
+        if app.revoked.contains(&key) {
+            return wx_error(43101, "user refuse to accept the msg");
+        }
+        // A long-term template's grant stays after a send.
         match app.grants.get_mut(&key) {
-            Some(n) if *n > 0 => *n -= 1,
+            Some(n) if *n > 0 => {
+                if !long_term {
+                    *n -= 1
+                }
+            }
             _ => return wx_error(43101, "user refuse to accept the msg"),
+        }
+        if gap > 0 {
+            app.last_send_ms.insert(key.0.clone(), now_ms);
         }
         let msgid = self.next_msgid;
         self.next_msgid += 1;
@@ -949,26 +1061,39 @@ impl World {
 
     // ---- template management ------------------------------------------------------
 
+    /// `addtemplate`, its body read from a form or from JSON (numbers may be
+    /// strings in a form). New one-time templates (tid 10000001–19999999)
+    /// take an empty kidList and get every keyword of the library template.
     pub(crate) fn add_template(&mut self, appid: &str, body: &Value) -> Answer {
-        let tid = match body.get("tid") {
-            Some(Value::String(s)) => s.parse::<u32>().ok(),
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        let as_u32 = |v: &Value| match v {
+            Value::String(s) => s.trim().parse::<u32>().ok(),
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
             _ => None,
         };
-        let Some(lib) = tid.and_then(templates::library) else {
-            return wx_error(200014, "template tid is invalid");
+        let Some(tid_given) = body.get("tid").filter(|v| !v.is_null()) else {
+            return wx_error(200014, "missing parameter tid");
         };
-        let kids: Option<Vec<u32>> = body.get("kidList").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(|k| k.as_u64().and_then(|k| u32::try_from(k).ok()))
-                .collect()
-        });
-        let Some(kids) = kids.filter(|k| {
-            (2..=5).contains(&k.len())
-                && k.iter().collect::<HashSet<_>>().len() == k.len()
-                && body["kidList"].as_array().map(Vec::len) == Some(k.len())
-        }) else {
-            return wx_error(200020, "keyword list is invalid: 2 to 5 distinct kids");
+        let Some(lib) = as_u32(tid_given).and_then(templates::library) else {
+            return wx_error(200014, "tid does not exist");
+        };
+        let listed = body.get("kidList").and_then(Value::as_array);
+        let kids: Option<Vec<u32>> = listed.map(|a| a.iter().filter_map(as_u32).collect());
+        let new_one_time = templates::NEW_ONE_TIME_TIDS.contains(&lib.tid);
+        let kids = if new_one_time {
+            if kids.as_ref().is_some_and(|k| !k.is_empty()) || listed.is_some_and(|a| !a.is_empty())
+            {
+                return wx_error(200020, "kidList must be empty for this tid");
+            }
+            lib.keywords.iter().map(|k| k.kid).collect()
+        } else {
+            let Some(kids) = kids.filter(|k| {
+                (2..=5).contains(&k.len())
+                    && k.iter().collect::<HashSet<_>>().len() == k.len()
+                    && listed.map(Vec::len) == Some(k.len())
+            }) else {
+                return wx_error(200020, "kidList invalid");
+            };
+            kids
         };
         let scene = body
             .get("sceneDesc")
@@ -985,7 +1110,7 @@ impl World {
         };
         let id = template_id_for(appid, lib.tid, seq);
         let Some(mut t) = Template::from_library(&id, lib, &kids) else {
-            return wx_error(200020, "keyword list is invalid: unknown kid");
+            return wx_error(200020, "kidList invalid");
         };
         t.scene_desc = scene;
         self.apps
@@ -998,7 +1123,10 @@ impl World {
 
     pub(crate) fn del_template(&mut self, appid: &str, body: &Value) -> Answer {
         let app = self.apps.get_mut(appid).expect("known app");
-        let id = body.get("priTmplId").and_then(Value::as_str).unwrap_or("");
+        let Some(id) = body.get("priTmplId").and_then(Value::as_str) else {
+            return wx_error(200002, "missing parameter priTmplId");
+        };
+        // An unknown id answers 40037 here; WeChat's code for it is unverified.
         match app.templates.get(id) {
             Some(t) if !t.legacy => {
                 app.templates.remove(id);
@@ -1104,37 +1232,32 @@ fn template_id_for(appid: &str, tid: u32, seq: u64) -> String {
 }
 
 /// Every keyword of the template is present, nothing else is, and each value
-/// obeys its type's rule; 47003 naming the keyword otherwise.
+/// is a string obeying its type's rule (an enum value one of the template's);
+/// WeChat's plain 47003 naming the keyword otherwise. A key the template does
+/// not have is refused (WeChat's behaviour: unverified). A JSON number is
+/// refused like WeChat refused one (`data.character_string1.value i…`,
+/// https://developers.weixin.qq.com/community/personal/oCJUsw0UJb7ZfvqobKs9GYxlydAo/question).
 fn check_subscribe_data(template: &Template, data: Option<&Value>) -> Result<(), Answer> {
     let Some(data) = data.and_then(Value::as_object) else {
-        return Err(wx_error(47003, "argument invalid! data is empty"));
+        let first = template.keywords.first().map_or("", |(n, _, _)| n.as_str());
+        return Err(keyword_invalid(first, "is empty"));
     };
     for (name, entry) in data {
         if !template.has_keyword(name) {
-            return Err(wx_error(
-                47003,
-                &format!("argument invalid! data.{name} is not a keyword of the template"),
-            ));
+            return Err(keyword_invalid(name, "invalid"));
         }
         let Some(value) = entry.get("value").and_then(Value::as_str) else {
-            return Err(wx_error(
-                47003,
-                &format!(
-                    "argument invalid! data.{name}.value invalid hint: [value must be a string]"
-                ),
-            ));
+            return Err(keyword_invalid(name, "invalid"));
         };
         let Some(kind) = KeywordType::of_keyword(name) else {
-            return Err(wx_error(
-                47003,
-                &format!("argument invalid! data.{name}.value invalid"),
-            ));
+            return Err(keyword_invalid(name, "invalid"));
         };
-        if let Err(v) = kind.check(value) {
-            return Err(wx_error(
-                47003,
-                &format!("argument invalid! data.{name}.value invalid hint: [{v}]"),
-            ));
+        let checked = match template.enums.iter().find(|(n, _)| n == name) {
+            Some((_, values)) => KeywordType::check_enum(value, values),
+            None => kind.check(value),
+        };
+        if checked.is_err() {
+            return Err(keyword_invalid(name, "invalid"));
         }
     }
     if let Some((name, _, _)) = template
@@ -1142,12 +1265,21 @@ fn check_subscribe_data(template: &Template, data: Option<&Value>) -> Result<(),
         .iter()
         .find(|(n, _, _)| !data.contains_key(n))
     {
-        return Err(wx_error(
-            47003,
-            &format!("argument invalid! data.{name}.value is empty"),
-        ));
+        return Err(keyword_invalid(name, "is empty"));
     }
     Ok(())
+}
+
+/// Whether a value of `data` holds a word of the blacklist.
+fn blacklisted(words: &[String], data: Option<&Value>) -> bool {
+    if words.is_empty() {
+        return false;
+    }
+    data.and_then(Value::as_object).is_some_and(|d| {
+        d.values()
+            .filter_map(|e| e.get("value").and_then(Value::as_str))
+            .any(|v| words.iter().any(|w| v.contains(w.as_str())))
+    })
 }
 
 /// Legacy data: `keywordN` keys of the template with string values; the

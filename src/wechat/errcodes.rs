@@ -17,6 +17,10 @@ pub enum Policy {
     /// This form_id / prepay_id is dead (41028, 41029): discard it and try the
     /// user's next permit.
     NextPermit,
+    /// The API's per-minute quota is spent (45011, "retry next minute"):
+    /// retrying within the call only wastes calls and holds up the request.
+    /// Give the permit back; the outcome says to retry from the next minute.
+    NextMinute,
     /// Give the permit back and report WeChat's error.
     Fail,
 }
@@ -26,7 +30,7 @@ pub fn policy_for(errcode: i64) -> Policy {
         0 => Policy::Sent,
         43101 => Policy::Refused,
         -1 => Policy::Retry { backoff_ms: 200 },
-        45011 => Policy::Retry { backoff_ms: 500 },
+        45011 => Policy::NextMinute,
         43108 => Policy::Retry { backoff_ms: 100 },
         41028 | 41029 => Policy::NextPermit,
         _ => Policy::Fail,

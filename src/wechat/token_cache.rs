@@ -18,6 +18,36 @@ use crate::store::{SharedToken, Store, TokenTurn};
 /// sending another request (many workers must not hammer a failing endpoint).
 pub const FETCH_BACKOFF_MS: i64 = 2_000;
 
+/// China is UTC+8 all year; WeChat's daily quotas are counted on its days.
+const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+/// The pause after 40164 (IP not whitelisted) or 89503 (admin approval
+/// pending): nothing changes until a person acts in mp.weixin.qq.com.
+pub const IP_BACKOFF_MS: i64 = 600_000;
+
+/// Until when a failed fetch is not repeated, by what failed
+/// (docs/spec/wechat.md, access token): the daily quota (45009) until the next
+/// midnight China time (the reset time is unverified), the IP whitelist and the
+/// admin's approval (40164, 89503–89507) for minutes to a day, wrong
+/// credentials (40013, 40125, 40243) until the app is registered again (a new
+/// registration has a new cache), anything else `FETCH_BACKOFF_MS`.
+pub fn backoff_until(e: &Error, now_ms: i64) -> i64 {
+    let Some(errcode) = e.errcode() else {
+        return now_ms + FETCH_BACKOFF_MS;
+    };
+    match errcode {
+        45009 => {
+            let local_day = (now_ms + CHINA_OFFSET_MS).div_euclid(DAY_MS);
+            (local_day + 1) * DAY_MS - CHINA_OFFSET_MS
+        }
+        40164 | 89503 => now_ms + IP_BACKOFF_MS,
+        89506 => now_ms + DAY_MS,
+        89507 => now_ms + 3_600_000,
+        40013 | 40125 | 40243 => i64::MAX,
+        _ => now_ms + FETCH_BACKOFF_MS,
+    }
+}
+
 /// How often a process waiting for another process's fetch looks at the store.
 const SHARED_POLL_MS: i64 = 20;
 
@@ -245,7 +275,11 @@ impl TokenCache {
                 if adopted {
                     self.adopted.fetch_add(1, Ordering::Relaxed);
                 }
-                state.failure = failed.map(|e| (e, clock.now_ms() + FETCH_BACKOFF_MS));
+                let now = clock.now_ms();
+                state.failure = failed.map(|e| {
+                    let until = backoff_until(&e, now);
+                    (e, until)
+                });
                 let secret = token.token.clone();
                 let same = state
                     .current
@@ -260,7 +294,7 @@ impl TokenCache {
             }
             Err(e) => {
                 let now = clock.now_ms();
-                state.failure = Some((e.clone(), now + FETCH_BACKOFF_MS));
+                state.failure = Some((e.clone(), backoff_until(&e, now)));
                 match &state.current {
                     Some(t) if now < t.expires_at_ms => Ok(t.token.clone()),
                     _ => Err(e),
@@ -570,6 +604,101 @@ mod tests {
             .unwrap_err();
         assert_eq!(e, Error::Network("still down".into()));
         assert_eq!(cache.fetch_count(), 3);
+    }
+
+    fn wechat_error(errcode: i64) -> Error {
+        Error::WeChat {
+            errcode,
+            errmsg: format!("errcode {errcode}"),
+        }
+    }
+
+    /// Fetches failing with `errcode` until `pause_ms` has passed, then not.
+    fn backs_off_for(errcode: i64, start_secs: i64, pause_ms: i64) {
+        let clock = ManualClock::at(start_secs);
+        let cache = TokenCache::default();
+        let e = cache
+            .get_or_fetch(&clock, 300, no_share, || Err(wechat_error(errcode)))
+            .unwrap_err();
+        assert_eq!(e.errcode(), Some(errcode));
+        clock.advance_ms(pause_ms - 1);
+        let again = cache
+            .get_or_fetch(&clock, 300, no_share, || {
+                panic!("{errcode}: must not fetch")
+            })
+            .unwrap_err();
+        assert_eq!(again, e);
+        clock.advance_ms(1);
+        let t = cache
+            .get_or_fetch(&clock, 300, no_share, || fresh("B", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "B", "{errcode}");
+        assert_eq!(cache.fetch_count(), 2, "{errcode}");
+    }
+
+    #[test]
+    fn token_fetch_failures_back_off_by_errcode() {
+        // 2026-11-23 15:00:00 UTC is 23:00 in China: the daily quota resets in an hour.
+        let at_secs = 1_795_446_000;
+        backs_off_for(45009, at_secs, 3_600_000);
+        backs_off_for(40164, at_secs, IP_BACKOFF_MS);
+        backs_off_for(89503, at_secs, IP_BACKOFF_MS);
+        backs_off_for(89506, at_secs, DAY_MS);
+        backs_off_for(89507, at_secs, 3_600_000);
+        backs_off_for(-1, at_secs, FETCH_BACKOFF_MS);
+        backs_off_for(40001, at_secs, FETCH_BACKOFF_MS);
+        let at = at_secs * 1000;
+        // Just after midnight China time the next reset is a whole day away.
+        assert_eq!(
+            backoff_until(&wechat_error(45009), at + 3_600_000),
+            at + 3_600_000 + DAY_MS
+        );
+        assert_eq!(
+            backoff_until(&Error::Network("down".into()), at),
+            at + FETCH_BACKOFF_MS
+        );
+    }
+
+    #[test]
+    fn wrong_credentials_stop_fetches_until_registered_again() {
+        for errcode in [40013, 40125, 40243] {
+            let clock = ManualClock::at(1_000);
+            let cache = TokenCache::default();
+            cache
+                .get_or_fetch(&clock, 300, no_share, || Err(wechat_error(errcode)))
+                .unwrap_err();
+            clock.advance_secs(400 * 86_400);
+            let e = cache
+                .get_or_fetch(&clock, 300, no_share, || panic!("must not fetch"))
+                .unwrap_err();
+            assert_eq!(e.errcode(), Some(errcode));
+            assert_eq!(cache.fetch_count(), 1);
+        }
+    }
+
+    #[test]
+    fn a_quota_failure_keeps_handing_out_the_valid_token() {
+        let clock = ManualClock::at(1_795_446_000);
+        let cache = TokenCache::default();
+        cache
+            .get_or_fetch(&clock, 300, no_share, || fresh("A", 7200))
+            .unwrap();
+        clock.advance_secs(7000);
+        let t = cache
+            .get_or_fetch(&clock, 300, no_share, || Err(wechat_error(45009)))
+            .unwrap();
+        assert_eq!(t.expose(), "A");
+        clock.advance_secs(100);
+        let t = cache
+            .get_or_fetch(&clock, 300, no_share, || panic!("must not fetch"))
+            .unwrap();
+        assert_eq!(t.expose(), "A");
+        // Once it expired the quota error comes back, still without a fetch.
+        clock.advance_secs(200);
+        let e = cache
+            .get_or_fetch(&clock, 300, no_share, || panic!("must not fetch"))
+            .unwrap_err();
+        assert_eq!(e.errcode(), Some(45009));
     }
 
     #[test]

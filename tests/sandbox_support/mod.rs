@@ -52,6 +52,17 @@ impl Client {
         Ok((status, resp.body_mut().read_to_string()?))
     }
 
+    /// A POST with the given Content-Type (None: no such header).
+    pub fn post_as(&self, path: &str, content_type: Option<&str>, body: &str) -> (u16, Value) {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        let mut resp = req.send(body).expect("POST reaches the sandbox");
+        let status = resp.status().as_u16();
+        parse(status, resp.body_mut().read_to_string().unwrap())
+    }
+
     pub fn get(&self, path: &str) -> (u16, Value) {
         let (s, t) = self.try_get(path).expect("GET reaches the sandbox");
         parse(s, t)
@@ -136,8 +147,13 @@ pub fn assert_rid(v: &Value) {
     let (_, rid) = msg
         .rsplit_once(" rid: ")
         .unwrap_or_else(|| panic!("errmsg without rid: {msg:?}"));
+    // WeChat's shape: `63b13eeb-65c02d34-0fd76547`.
+    let parts: Vec<&str> = rid.split('-').collect();
     assert!(
-        !rid.is_empty() && rid.bytes().all(|b| b.is_ascii_hexdigit()),
-        "rid is not hex: {msg:?}"
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| p.len() == 8 && p.bytes().all(|b| b.is_ascii_hexdigit())),
+        "rid is not WeChat's 8-8-8 hex: {msg:?}"
     );
 }

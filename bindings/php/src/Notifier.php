@@ -186,6 +186,44 @@ final class Notifier
         return $this->callJson(fn ($out) => $this->ffi->fashop_notify_get_mappings($this->str($appid), $out));
     }
 
+    /**
+     * Checks a mapping document against the app's live templates (gettemplate, kept a
+     * minute; $refresh reads them again). $mappings null checks the loaded document.
+     * Nothing is loaded or changed. Every problem and warning carries its JSON path:
+     * ['appid', 'ok' => bool, 'problems' => [['path', 'kind', 'message'], …], 'warnings' => […],
+     *  'templates' => ['count', 'read_at_ms', 'cached'] | null].
+     *
+     * @param array<string,mixed>|string|null $mappings the document, as an array or JSON text
+     * @return array<string,mixed>
+     */
+    public function checkMappings(string $appid, array|string|null $mappings = null, bool $refresh = false): array
+    {
+        $doc = match (true) {
+            $mappings === null => null,
+            is_string($mappings) => $this->str($mappings),
+            default => $this->json($mappings),
+        };
+        $options = $refresh ? '{"refresh":true}' : null;
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_check_mappings')->fashop_notify_check_mappings(
+            $this->str($appid),
+            $doc,
+            $options,
+            $out
+        ));
+    }
+
+    /**
+     * Every keyword type with its rule, for an admin screen: type, prefixes, limit,
+     * allowed, examples, source (a URL or "unverified"), shortened_when_too_long.
+     *
+     * @return list<array<string,mixed>>
+     */
+    public function keywordTypes(): array
+    {
+        $all = $this->callJson(fn ($out) => $this->newer('fashop_notify_keyword_types')->fashop_notify_keyword_types($out));
+        return $all['types'] ?? [];
+    }
+
     /** @param array<string,mixed> $permit openid, kind, template_id | value, order_sn, paid, created_at, count */
     public function addPermit(string $appid, array $permit): void
     {

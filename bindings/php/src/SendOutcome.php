@@ -10,6 +10,7 @@ final class SendOutcome
      * @param string $status sent | failed | uncertain | no_permit | duplicate
      * @param array<string,mixed>|null $permit kind and remaining uses of the permit the send used
      * @param array<string,mixed> $raw the whole outcome document
+     * @param int|null $retryAfterMs when WeChat said to retry later (45011: the next minute), in how many ms
      */
     public function __construct(
         public readonly string $status,
@@ -20,6 +21,7 @@ final class SendOutcome
         public readonly ?array $permit,
         public readonly ?string $idempotencyKey,
         public readonly array $raw,
+        public readonly ?int $retryAfterMs = null,
     ) {
     }
 
@@ -35,6 +37,7 @@ final class SendOutcome
             isset($o['permit']) && is_array($o['permit']) ? $o['permit'] : null,
             isset($o['idempotency_key']) ? (string) $o['idempotency_key'] : null,
             $o,
+            isset($o['retry_after_ms']) ? (int) $o['retry_after_ms'] : null,
         );
     }
 

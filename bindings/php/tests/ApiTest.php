@@ -147,7 +147,7 @@ final class ApiTest extends TestCase
         $this->assertSame('o-r', $body['touser']);
         $this->assertSame(Shop::TPL_PAY_SUCCESS, $body['template_id']);
         $this->assertSame('¥199.00', $body['data']['amount2']['value']);
-        $this->assertSame('/pages/order/detail?id=7', $body['page']);
+        $this->assertSame('pages/order/detail?id=7', $body['page']);
         $this->assertSame(1, $this->n->ledgerStats($appid, 'o-r')['total_uses']);
         $this->assertSame([], Shop::delivered($appid));
         $this->assertSame(0, Shop::tokenFetches($appid), 'no network');

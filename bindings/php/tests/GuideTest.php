@@ -58,6 +58,14 @@ final class GuideTest extends TestCase
         $bad['events']['order_delivered']['data']['thing2'] = '{express}';
         $this->assertStringContainsString('events.order_delivered.data.thing2', (string) \admin_save_mappings($n, $appid, $bad));
         $this->assertNull(\admin_save_mappings($n, $appid, $doc));
+        $this->assertSame([], \admin_check_mappings($n, $appid));
+        $misfit = $doc;
+        $misfit['events']['order_cancel']['data']['amount2'] = '{order_sn}';
+        unset($misfit['events']['order_delivered']['data']['time4']);
+        $this->assertSame(
+            ['events.order_cancel.data.amount2', 'events.order_delivered.data.time4'],
+            array_keys(\admin_check_mappings($n, $appid, $misfit))
+        );
 
         $order = ['id' => 1024, 'sn' => 'SN2026112300001024', 'amount' => '219.00', 'revise_amount' => '199.00', 'goods_num' => 3,
             'create_time' => 1795426200, 'payment_time' => 1795426265];
@@ -67,7 +75,7 @@ final class GuideTest extends TestCase
         $this->assertSame('秋冬加厚连衣裙, 羊毛围巾', $fields['order_total_goods_name']);
         $preview = \admin_preview($n, $appid, 'order_pay_success', 'o-guide', $fields);
         $this->assertSame('¥199.00', $preview['data']['amount2']['value']);
-        $this->assertSame('/pages/order/detail?id=1024', $preview['page']);
+        $this->assertSame('pages/order/detail?id=1024', $preview['page']);
 
         // The mini program's taps reach WeChat, and their results reach the permit endpoint.
         $openid = 'o-guide-buyer';
