@@ -292,9 +292,10 @@ final class Admin
             } catch (Exception\MappingException $e) {
                 $problems = self::problemsOf($e->getMessage());
             }
-            $checked = $this->appid === '' ? null : $this->check->check($this->appid, $json);
+            $checked = $this->checkDocument($json);
             foreach ($checked ?? [] as $p) {
-                if (self::concerns($p['path'], $event)) {
+                // A document that does not load is reported by the library above already.
+                if (self::concerns($p['path'], $event) && ($p['kind'] ?? '') !== 'invalid_mapping') {
                     $problems[] = $p;
                 }
             }
@@ -754,7 +755,7 @@ final class Admin
     private function validate(string $json, ?string $event): array
     {
         $this->withPreviewApp(fn (string $shadow) => $this->notifier->loadMappings($shadow, $json));
-        $checked = $this->appid === '' ? null : $this->check->check($this->appid, $json);
+        $checked = $this->checkDocument($json);
         $errors = [];
         $warnings = [];
         foreach ($checked ?? [] as $p) {
@@ -768,6 +769,25 @@ final class Admin
             throw new AdminError(AdminError::INVALID_MAPPING, 'the mapping does not fit the template: ' . implode('; ', array_map(fn ($p) => "{$p['path']}: {$p['message']}", $errors)), $errors);
         }
         return $warnings;
+    }
+
+    /**
+     * The template check of a document. The library keeps the app's template list a
+     * short while; a template it does not know may have been added since (here, or in
+     * another worker), so that answer is checked again on a fresh list.
+     *
+     * @return list<array<string,mixed>>|null
+     */
+    private function checkDocument(string $json): ?array
+    {
+        if ($this->appid === '') {
+            return null;
+        }
+        $checked = $this->check->check($this->appid, $json);
+        if ($checked !== null && array_filter($checked, fn ($p) => ($p['kind'] ?? '') === 'unknown_template')) {
+            $checked = $this->check->check($this->appid, $json, true);
+        }
+        return $checked;
     }
 
     /** Whether a problem's path concerns the event (or the whole document). */

@@ -151,7 +151,7 @@ final class GuideTest extends TestCase
         $this->assertTrue($saved['ok'], json_encode($saved, JSON_UNESCAPED_UNICODE));
         $preview = $admin->preview('order_pay_success', ['order_id' => 1024])['data'];
         $this->assertSame('¥199.00', array_column($preview['keywords'], 'value', 'name')['amount2']);
-        $this->assertSame('/pages/order/detail?id=1024', $preview['body']['page']);
+        $this->assertStringEndsWith('pages/order/detail?id=1024', $preview['body']['page']);
         [$status, $json] = \notify_admin_answer($admin->event('order_paid'));
         $this->assertSame(404, $status);
         $this->assertSame('unknown_event', json_decode($json, true)['error']['code']);

@@ -24,12 +24,12 @@ final class LibraryTemplateCheck implements TemplateCheck
         return method_exists($this->notifier, 'checkMappings') && method_exists($this->notifier, 'keywordTypes');
     }
 
-    public function check(string $appid, string $documentJson): ?array
+    public function check(string $appid, string $documentJson, bool $refresh = false): ?array
     {
         if (!method_exists($this->notifier, 'checkMappings')) {
             return null;
         }
-        $report = $this->notifier->checkMappings($appid, $documentJson);
+        $report = $this->notifier->checkMappings($appid, $documentJson, $refresh);
         $list = $report['problems'] ?? (array_is_list($report) ? $report : []);
         foreach ($report['warnings'] ?? [] as $w) {
             $list[] = (is_array($w) ? $w : ['message' => (string) $w]) + ['severity' => 'warning'];

@@ -14,11 +14,12 @@ interface TemplateCheck
     /**
      * Problems of `$documentJson` against the app's templates, each
      * `['path' => 'events.order_pay_success.data.thing3', 'message' => '…', 'severity' => 'error'|'warning']`;
-     * null when the check is not available.
+     * null when the check is not available. The app's template list may come from a
+     * short-lived cache; `$refresh` reads it again.
      *
      * @return list<array{path:string,message:string,severity:string}>|null
      */
-    public function check(string $appid, string $documentJson): ?array;
+    public function check(string $appid, string $documentJson, bool $refresh = false): ?array;
 
     /**
      * The keyword types, keyed by prefix (`thing`, `amount` …), each with at least
