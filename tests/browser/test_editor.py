@@ -242,6 +242,19 @@ class EditorTest(unittest.TestCase):
         self.screenshot("admin-editor.png", 1280)
         self.viewport(1280, 800)
 
+        # A template keyword left unmapped: the template check refuses the save.
+        problem_paths = lambda: d.execute_script(
+            "return [...document.querySelectorAll('#problems li')].map(li => li.dataset.path);")
+        Select(self.row("time4").find_element(By.CSS_SELECTOR, "select.field")).select_by_value("")
+        self.wait(lambda _: "events.order_delivered.data.time4" in problem_paths(), "the unmapped keyword's problem")
+        self.css("#save").click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "status"), "保存失败"), "the refused save")
+        self.assertIn("events.order_delivered.data.time4", problem_paths())
+        self.assertEqual(draft["data"], self.saved()["events"]["order_delivered"]["data"], "a refused save changes nothing")
+        Select(self.row("time4").find_element(By.CSS_SELECTOR, "select.field")).select_by_value("delivery_time")
+        self.wait_preview(lambda r: r == expected, "the preview with time4 mapped again")
+        self.wait(lambda _: problem_paths() == [], "no problem left")
+
         # A bad mapping: an unknown field, and an order number through the money format.
         text = self.row("thing2").find_element(By.CSS_SELECTOR, "input.text")
         text.clear()
@@ -252,6 +265,7 @@ class EditorTest(unittest.TestCase):
         rows = self.wait_preview(lambda r: r.get("thing2", ("", ""))[1] == "error" and r.get("character_string1", ("", ""))[1] == "error",
                                  "the verdicts of the bad keywords")
         self.assertEqual("ok", rows["time4"][1])
+        d.execute_script("document.getElementById('status').textContent = ''")
         self.css("#save").click()
         self.wait(EC.text_to_be_present_in_element((By.ID, "status"), "保存失败"), "the refused save")
         self.assertIn("映射有误", self.css("#status").text)

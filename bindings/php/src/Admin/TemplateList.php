@@ -37,7 +37,7 @@ final class TemplateList
 
     /**
      * @param array<string,array<string,mixed>>|null $types
-     * @return list<array<string,mixed>> name, label, type, limit, rule, example
+     * @return list<array<string,mixed>> name, label, type, limit, rule, type_examples, example (this template's)
      */
     public static function keywords(string $content, string $example, ?array $types): array
     {
@@ -61,6 +61,7 @@ final class TemplateList
                 'type_label' => $type['label'] ?? null,
                 'limit' => $type === null ? null : ($type['max_chars'] ?? null),
                 'rule' => $type['rule'] ?? null,
+                'type_examples' => $type['examples'] ?? [],
                 'example' => $examples[$label] ?? null,
             ];
         }
