@@ -324,6 +324,17 @@ fn wechat_failures_of_gettemplate_are_errors() {
         n.check_mappings(DEMO_APPID, Some(&doc.to_string()), None),
         Err(Error::Network(_))
     ));
+    // No answer to the read is a network failure, not an uncertain one.
+    n.configure(r#"{"timeout_ms": 300}"#).unwrap();
+    sb.inject(
+        Fault::on("/wxaapi/newtmpl/gettemplate")
+            .latency_ms(1_000)
+            .count(1),
+    );
+    assert!(matches!(
+        n.check_mappings(DEMO_APPID, Some(&doc.to_string()), None),
+        Err(Error::Network(_))
+    ));
     // Nothing was cached from the failures.
     let report = check(&n, Some(&doc), None);
     assert_eq!(

@@ -59,6 +59,12 @@ extern "C" {
         out: *mut *mut c_char,
     ) -> Status;
     fn fashop_notify_metrics(format: *const c_char, out: *mut *mut c_char) -> Status;
+    fn fashop_notify_check_mappings(
+        appid: *const c_char,
+        mappings: *const c_char,
+        options: *const c_char,
+        out: *mut *mut c_char,
+    ) -> Status;
 }
 
 // Links the library's exports into this binary.
@@ -207,6 +213,24 @@ fuzz_target!(|data: &[u8]| {
                 );
                 let s = fashop_notify_load_mappings(other.as_ptr(), arg.as_ptr());
                 check("load_mappings", s, out);
+                // The same text checked as a document and as the options: the
+                // second app has no token, so no request leaves the process.
+                let s = fashop_notify_check_mappings(
+                    other.as_ptr(),
+                    arg.as_ptr(),
+                    std::ptr::null(),
+                    &mut out,
+                );
+                check("check_mappings", s, out);
+                out = std::ptr::null_mut();
+                let s = fashop_notify_check_mappings(
+                    other.as_ptr(),
+                    std::ptr::null(),
+                    arg.as_ptr(),
+                    &mut out,
+                );
+                check("check_mappings options", s, out);
+                out = std::ptr::null_mut();
                 let s = fashop_notify_get_mappings(other.as_ptr(), &mut out);
                 check("get_mappings", s, out);
                 out = std::ptr::null_mut();

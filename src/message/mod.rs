@@ -1,6 +1,6 @@
 //! Messages: the event catalog, WeChat's keyword rules, placeholders, mapping
-//! documents and rendering. Pure: no network, no store, no notifier; it imports
-//! only the crate's error type.
+//! documents, rendering and the check of a mapping against the app's templates.
+//! Pure: no network, no store, no notifier; it imports only the crate's error type.
 
 mod catalog;
 mod check;

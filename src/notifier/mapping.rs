@@ -11,6 +11,7 @@ use crate::message::{
     catalog_json, check_document, compile_json, no_document, parse_template_list, render_body,
     render_message, report_invalid, rules, CompiledMappings, LiveTemplate, RenderedMessage,
 };
+use crate::wechat::client::CallError;
 use crate::wechat::http::Method;
 
 const GETTEMPLATE: &str = "/wxaapi/newtmpl/gettemplate";
@@ -117,7 +118,11 @@ impl Notifier {
             None => {
                 let reply = self
                     .call_wechat(&app, Method::Get, GETTEMPLATE, None)
-                    .map_err(|call| call.into_error())?;
+                    .map_err(|call| match call {
+                        // A read changes nothing at WeChat: no answer is a network failure.
+                        CallError::MaybeDelivered(m) => Error::Network(m),
+                        other => other.into_error(),
+                    })?;
                 if let Some(e) = reply.error() {
                     return Err(e);
                 }
