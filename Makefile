@@ -18,7 +18,7 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=defi
 
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps build header demo test test-rust test-c test-php test-php-valgrind lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
+.PHONY: all deps build header demo editor test test-rust test-c test-php test-php-valgrind test-browser lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
 .PHONY: release install uninstall dist test-install wait-release wait-fuzz
 
 ## Under `make test` every suite keeps its output and the files its tests leave
@@ -86,6 +86,12 @@ $(OUT)/examples/send: examples/c/send.c include/fashop_notify.h build
 demo: deps build $(OUT)/examples/send
 	$(KEEP) demo scripts/with-sandbox.sh $(SANDBOX) scripts/demo.sh $(OUT)
 
+## editor: the notification admin and its mapping editor against the sandbox, until Ctrl-C
+## (php -S on 127.0.0.1:EDITOR_PORT; admin secret demo-admin-secret).
+EDITOR_PORT ?= 8090
+editor: deps build
+	scripts/with-sandbox.sh $(SANDBOX) scripts/admin-editor.sh $(OUT) $(EDITOR_PORT)
+
 ## lint: format, clippy, and the layout rules of README's layout table.
 lint:
 	python3 scripts/check-layout.py
@@ -109,6 +115,19 @@ test-c: build $(C_TESTS)
 test-php: build
 	$(KEEP) php scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) \
 	  phpunit --colors=never --configuration bindings/php/phpunit.xml
+
+## test-browser: the mapping editor in Debian's headless chromium, driven by selenium (from
+## PyPI, in a venv under the target directory) through Debian's chromedriver; SE_OFFLINE
+## keeps selenium from looking for or downloading any browser or driver.
+BROWSER_VENV := $(TARGET_DIR)/browser-venv
+$(BROWSER_VENV)/.installed: tests/browser/requirements.txt
+	python3 -m venv $(BROWSER_VENV)
+	$(BROWSER_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/browser/requirements.txt
+	touch $@
+
+test-browser: deps build $(BROWSER_VENV)/.installed
+	$(KEEP) browser scripts/with-sandbox.sh $(SANDBOX) env SE_OFFLINE=true \
+	  $(BROWSER_VENV)/bin/python tests/browser/test_editor.py $(abspath $(OUT))
 
 ## test-php-valgrind: the PHP tests that run the library in-process, under valgrind
 ## (PHP's own allocator off; PHP's own leaks suppressed by tests/valgrind/php.supp;
@@ -149,11 +168,11 @@ leak-scan-reset:
 	chmod 0755 $(LEAK_SCAN_DIR)
 	chmod 1777 $(LEAK_SCAN_DIR)/tmp
 
-## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, install, fuzz, soak, leak scan.
-## The release build (for test-install) and the fuzz build start in the background first
-## (scripts/prebuild.sh) and use what the suites leave of the two cores; each suite's
-## time is printed at the end.
-TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind demo test-install bench-smoke fuzz-smoke soak leak-scan
+## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, the editor in a
+## browser, install, fuzz, soak, leak scan. The release build (for test-install) and the fuzz
+## build start in the background first (scripts/prebuild.sh) and use what the suites leave of
+## the two cores; each suite's time is printed at the end.
+TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-browser demo test-install bench-smoke fuzz-smoke soak leak-scan
 PREBUILD_DIR := $(TARGET_DIR)/prebuild
 test: export FUZZ_RUNS = 20000
 test: export SOAK_SECS = 30

@@ -19,3 +19,9 @@ php "$root/examples/php/sandbox_tap.php" "$appid" oDemoBuyer_c_0001 "$tpl"
 echo
 echo "### PHP shop (examples/php/shop_demo.php)"
 php -d ffi.enable=1 "$root/examples/php/shop_demo.php"
+
+echo
+echo "### Notification admin (bindings/php/admin/index.php)"
+# Started on a free port, asked for the events through its JSON API, stopped again.
+ADMIN_EDITOR_CHECK=1 "$root/scripts/admin-editor.sh" "$out"
+echo "Mapping editor: run \`make editor\`, then open http://127.0.0.1:8090/ (admin secret: demo-admin-secret)."

@@ -17,10 +17,16 @@ need=(
   "promtool:prometheus"
   "cgi-fcgi:libfcgi-bin"
   "php-fpm-any:php-fpm"
+  "php-pdo-sqlite-any:php-sqlite3"
+  "python3:python3"
+  "venv-any:python3-venv"
+  "chromium:chromium"
+  "chromedriver:chromium-driver"
+  "font-cjk-any:fonts-wqy-microhei"
 )
 if [ "${1:-}" = bench ]; then
   # php-curl and php-mbstring: the hand-written curl client (Debian's PHP has neither by default).
-  need+=("wrk:wrk" "nginx:nginx" "python3:python3" "venv-any:python3-venv"
+  need+=("wrk:wrk" "nginx:nginx"
     "php-curl-any:php-curl" "php-mbstring-any:php-mbstring")
 fi
 
@@ -32,6 +38,10 @@ have() {
     venv-any) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 ;;
     php-curl-any) php -m 2>/dev/null | grep -x curl >/dev/null ;;
     php-mbstring-any) php -m 2>/dev/null | grep -x mbstring >/dev/null ;;
+    # The admin's PdoSettingMappingStore is tested on SQLite through PDO.
+    php-pdo-sqlite-any) php -m 2>/dev/null | grep -x pdo_sqlite >/dev/null ;;
+    # The editor's screenshots need a Chinese font (chromium draws boxes without one).
+    font-cjk-any) fc-list :lang=zh 2>/dev/null | grep . >/dev/null ;;
     php) command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -x FFI >/dev/null ;;
     *) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] ;;
   esac

@@ -23,9 +23,11 @@ soname=$lib.so.$abi
 
 die() { echo "install: $*" >&2; exit 1; }
 
-# The PHP package's files, relative to bindings/php: what a shop needs, not its tests.
+# The PHP package's files, relative to bindings/php: what a shop needs (with the admin's
+# front controller and editor page), not its tests.
 php_files() {
   (cd "$root/bindings/php" && printf '%s\n' autoload.php preload.php composer.json fashop_notify.ffi.h \
+    admin/index.php admin/editor.html \
     && find src -type f -name '*.php' | LC_ALL=C sort)
 }
 

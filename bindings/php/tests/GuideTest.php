@@ -136,6 +136,29 @@ final class GuideTest extends TestCase
         \share_easywechat_token($n, $ext, 'token-from-easywechat', 7200);
         $this->assertSame('token-from-easywechat', $n->accessToken($ext));
 
+        // The ready-made admin on FaShop's tables (SQLite here, MySQL in the shop).
+        $db = new \PDO('sqlite::memory:');
+        $db->exec('CREATE TABLE fa_setting (`key` VARCHAR(64) PRIMARY KEY, `config` TEXT)');
+        $db->exec('CREATE TABLE fa_order (id INTEGER PRIMARY KEY, sn TEXT, amount TEXT, revise_amount TEXT, goods_num INT, create_time INT, payment_time INT)');
+        $db->exec('CREATE TABLE fa_order_goods (order_id INT, goods_title TEXT)');
+        $db->prepare('INSERT INTO fa_order VALUES (?, ?, ?, ?, ?, ?, ?)')->execute(array_values($order));
+        foreach ($goods as $g) {
+            $db->prepare('INSERT INTO fa_order_goods VALUES (?, ?)')->execute([$order['id'], $g['goods_title']]);
+        }
+        $admin = \notify_admin($wechat, $db);
+        $this->assertSame('unmapped', array_column($admin->events()['data']['events'], 'state', 'event')['order_pay_success']);
+        $saved = $admin->saveMapping('order_pay_success', $doc['events']['order_pay_success']);
+        $this->assertTrue($saved['ok'], json_encode($saved, JSON_UNESCAPED_UNICODE));
+        $preview = $admin->preview('order_pay_success', ['order_id' => 1024])['data'];
+        $this->assertSame('¥199.00', array_column($preview['keywords'], 'value', 'name')['amount2']);
+        $this->assertStringEndsWith('pages/order/detail?id=1024', $preview['body']['page']);
+        [$status, $json] = \notify_admin_answer($admin->event('order_paid'));
+        $this->assertSame(404, $status);
+        $this->assertSame('unknown_event', json_decode($json, true)['error']['code']);
+        $config = json_decode((string) $db->query("SELECT `config` FROM fa_setting WHERE `key` = 'wechat_mini_template'")->fetchColumn(), true);
+        $this->assertSame(Shop::TPL_PAY_SUCCESS, $config['template_list'][0]['template_id']);
+        $this->assertSame('mini_program_not_configured', \notify_admin([], $db)->templates()['error']['code']);
+
         array_map('unlink', glob("$dir/*") ?: []);
         rmdir($dir);
     }
