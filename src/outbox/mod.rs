@@ -13,6 +13,8 @@ use serde_json::{json, Map, Value};
 use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
 use crate::message::{MessageKind, RenderedMessage};
+// The memory outbox belongs to its process as the memory ledger does.
+pub(crate) use crate::store::OwnerProcess;
 use crate::store::StoreSlot;
 
 mod memory;

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::{
-    usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining, Store,
-    IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
+    usable, Added, KeyClaim, Kind, Lease, NewPermit, OwnerProcess, PermitRequest, PermitStats,
+    Remaining, Store, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
 };
 use crate::error::Result;
 
@@ -17,6 +17,7 @@ const NEVER: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     book: Mutex<Book>,
+    owner: OwnerProcess,
 }
 
 #[derive(Debug, Default)]
@@ -173,13 +174,21 @@ fn enforce_cap(user: &mut Vec<Entry>, kind: Kind, cap: usize, now_ms: i64) {
     }
 }
 
+impl MemoryStore {
+    /// The records, for their owner only (not a process forked from it).
+    fn book(&self) -> Result<parking_lot::MutexGuard<'_, Book>> {
+        self.owner.check()?;
+        Ok(self.book.lock())
+    }
+}
+
 impl Store for MemoryStore {
     fn describe(&self) -> String {
         "memory".to_string()
     }
 
     fn add(&self, appid: &str, p: &NewPermit, now_ms: i64, cap: usize) -> Result<Added> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         let users = match book.apps.get_mut(appid) {
             Some(users) => users,
             None => book.apps.entry(appid.into()).or_default(),
@@ -231,7 +240,7 @@ impl Store for MemoryStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<Lease>> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         let Some(user) = book.user_mut(appid, openid) else {
             return Ok(None);
@@ -282,7 +291,7 @@ impl Store for MemoryStore {
     }
 
     fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         let held = book.leases.remove(&lease.id).is_some();
         let returned = !held && book.returned.remove(&lease.id).is_some();
@@ -299,7 +308,7 @@ impl Store for MemoryStore {
     }
 
     fn give_back(&self, lease: &Lease) -> Result<()> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         if book.leases.remove(&lease.id).is_some() {
             if let Some(e) = book.entry_mut(lease) {
                 e.uses += 1;
@@ -312,7 +321,7 @@ impl Store for MemoryStore {
     }
 
     fn discard(&self, lease: &Lease) -> Result<()> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         let same = |l: &Lease| {
             l.appid == lease.appid
                 && l.openid == lease.openid
@@ -328,7 +337,7 @@ impl Store for MemoryStore {
     }
 
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         let mut stats = PermitStats::default();
         let Some(users) = book.apps.get(appid) else {
@@ -376,7 +385,7 @@ impl Store for MemoryStore {
     }
 
     fn purge(&self, appid: &str, now_ms: i64) -> Result<u64> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         book.idempotency.retain(|_, r| match r {
             Record::InFlight { until_ms } | Record::Done { until_ms, .. } => *until_ms > now_ms,
@@ -394,7 +403,7 @@ impl Store for MemoryStore {
     }
 
     fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         match book.idempotency.get(key) {
             Some(Record::Done { outcome, until_ms }) if *until_ms > now_ms => {
                 return Ok(KeyClaim::Done(outcome.clone()))
@@ -414,7 +423,7 @@ impl Store for MemoryStore {
     }
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {
-        self.book.lock().idempotency.insert(
+        self.book()?.idempotency.insert(
             key.to_string(),
             Record::Done {
                 outcome: outcome.to_string(),
@@ -425,7 +434,7 @@ impl Store for MemoryStore {
     }
 
     fn idempotency_release(&self, key: &str) -> Result<()> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         if matches!(book.idempotency.get(key), Some(Record::InFlight { .. })) {
             book.idempotency.remove(key);
         }

@@ -3,7 +3,7 @@
 //! picks memory (one process), SQLite (one host) or Redis (several hosts).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -421,6 +421,9 @@ pub fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
 pub struct StoreSlot<S: ?Sized> {
     active: RwLock<(StoreSpec, Arc<S>)>,
     used: AtomicBool,
+    /// The process that put the records in: a memory store's records stay with
+    /// it, so a child forked from it may switch to a shared store.
+    used_by: AtomicU32,
     /// What went in, and the call that puts it there, for the refusal.
     records: &'static str,
     first_call: &'static str,
@@ -442,6 +445,7 @@ impl<S: ?Sized> StoreSlot<S> {
         StoreSlot {
             active: RwLock::new((StoreSpec::Memory, store)),
             used: AtomicBool::new(false),
+            used_by: AtomicU32::new(0),
             records,
             first_call,
         }
@@ -463,6 +467,7 @@ impl<S: ?Sized> StoreSlot<S> {
     pub fn for_records(&self) -> Arc<S> {
         let active = self.active.read();
         self.used.store(true, Ordering::SeqCst);
+        self.used_by.store(std::process::id(), Ordering::SeqCst);
         active.1.clone()
     }
 
@@ -492,7 +497,9 @@ impl<S: ?Sized> StoreSlot<S> {
     }
 
     fn refusal(&self, current: &StoreSpec, next: &StoreSpec) -> Result<()> {
-        if current != next && self.used.load(Ordering::SeqCst) {
+        let parents_memory = *current == StoreSpec::Memory
+            && self.used_by.load(Ordering::SeqCst) != std::process::id();
+        if current != next && self.used.load(Ordering::SeqCst) && !parents_memory {
             return Err(Error::invalid(format!(
                 "configure: store cannot change from {:?} to {:?} after {} (they would be stranded); configure the store before the first {}",
                 current.to_string(),
@@ -502,6 +509,42 @@ impl<S: ?Sized> StoreSlot<S> {
             )));
         }
         Ok(())
+    }
+}
+
+/// The process a memory store (ledger or outbox) belongs to. A process forked
+/// after the store was made inherits a copy of its records: acting on that copy
+/// would send the parent's queued messages again and spend grants twice, so a
+/// forked child refuses every call on it and says what to configure instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerProcess(u32);
+
+impl Default for OwnerProcess {
+    fn default() -> Self {
+        OwnerProcess::current()
+    }
+}
+
+impl OwnerProcess {
+    /// This process.
+    pub fn current() -> Self {
+        OwnerProcess(std::process::id())
+    }
+
+    /// Refuses use from a forked child of the owner.
+    pub fn check(self) -> Result<()> {
+        let me = std::process::id();
+        if self.0 == me {
+            return Ok(());
+        }
+        Err(Error::store(format!(
+            "the memory store belongs to process {} and this process ({me}) was forked from it: \
+             its permits, idempotency records and queued messages are a copy of the parent's, \
+             and using them would send twice or lose messages; for forked workers configure \
+             \"store\": \"sqlite:/path/to/notify.db\" or \"redis://host:port/db\" \
+             (before forking, or in each worker before its first call)",
+            self.0
+        )))
     }
 }
 
