@@ -24,6 +24,7 @@ impl Notifier {
 
     /// Records a permit for a registered app (`ledger.md` for the format).
     pub fn add_permit(&self, appid: &str, json: &str) -> Result<()> {
+        self.check_configured("add_permit")?;
         self.apps.get(appid)?;
         let permit = parse_permit(json, self.clock.now_ms())?;
         let added = self.noted("add_permit", self.ledger.add(appid, &permit))?;
@@ -37,6 +38,7 @@ impl Notifier {
     /// Usable stock of the app, or of one of its users: counts by kind (by
     /// template for subscribe grants) and the soonest expiry.
     pub fn ledger_stats(&self, appid: &str, openid: Option<&str>) -> Result<String> {
+        self.check_configured("ledger_stats")?;
         self.apps.get(appid)?;
         if let Some(o) = openid {
             check_text("ledger_stats", "openid", o)?;
@@ -47,6 +49,7 @@ impl Notifier {
 
     /// Removes the app's expired permits: `{"appid", "removed": n}`.
     pub fn ledger_purge(&self, appid: &str) -> Result<String> {
+        self.check_configured("ledger_purge")?;
         self.apps.get(appid)?;
         let removed = self.noted("ledger_purge", self.ledger.purge(appid))?;
         if removed > 0 {

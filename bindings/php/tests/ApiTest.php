@@ -253,9 +253,18 @@ final class ApiTest extends TestCase
         } finally {
             unlink($file);
         }
-        // the memory store is still in place
+        // the process's first configure failed: store and network calls are refused
+        // (they would go to the memory store and lose the grant at exit)
         $appid = Shop::registered($this->n);
-        $this->n->addPermit($appid, ['openid' => 'o-st', 'kind' => 'subscribe', 'template_id' => Shop::TPL_PAY_SUCCESS]);
+        $permit = ['openid' => 'o-st', 'kind' => 'subscribe', 'template_id' => Shop::TPL_PAY_SUCCESS];
+        $e = $this->thrown(StoreException::class, fn () => $this->n->addPermit($appid, $permit));
+        $this->assertStringStartsWith('add_permit: ', $e->getMessage());
+        $this->assertStringContainsString('configure failed', $e->getMessage());
+        $this->assertStringContainsString("$file/sub/notify.db", $e->getMessage());
+        $this->thrown(StoreException::class, fn () => $this->n->enqueue($appid, 'order_pay_success', Shop::payload('o-st', 1)));
+        // until a configure succeeds
+        $this->n->configure(['store' => 'memory']);
+        $this->n->addPermit($appid, $permit);
         $this->assertSame(1, $this->n->ledgerStats($appid, 'o-st')['total_uses']);
     }
 
@@ -329,6 +338,9 @@ final class ApiTest extends TestCase
 
     public function testBadInputFromPhpIsRefusedWithAClearError(): void
     {
+        // Settings that worked first: the bad configure below then keeps them
+        // (a process whose first configure failed refuses store and network calls).
+        $this->n->configure(['timeout_ms' => 5000]);
         $appid = Shop::registered($this->n);
         foreach ([
             'NUL in appid' => fn () => $this->n->render("wx\0x", 'order_pay_success', Shop::payload('o', 1)),
