@@ -415,13 +415,42 @@ fn the_rendered_message_carries_what_send_needs() {
             .idempotency_key,
         "order-1-paid"
     );
-    // No order_sn and no key: no idempotency (each send is a new message).
+    // No order_sn and no key: refused, naming the missing key field (each
+    // repeat would be delivered again).
     let doc = json!({"version": 1, "events": {"order_cancel": {"template_id": "t", "data": {"thing1": "{cancel_reason|default:已取消}"}}}});
     n.load_mappings(APP, &doc.to_string()).unwrap();
+    match n.render_message(APP, "order_cancel", r#"{"touser":"o1"}"#) {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.contains("fields.order_sn is missing"), "{m}");
+            assert!(m.contains("\"idempotency_key\": false"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // An empty order_sn is no key either.
+    assert!(n
+        .render_message(
+            APP,
+            "order_cancel",
+            r#"{"touser":"o1","fields":{"order_sn":""}}"#
+        )
+        .is_err());
+    // Saying so explicitly: no idempotency (each send is a new message).
     let m = n
-        .render_message(APP, "order_cancel", r#"{"touser":"o1"}"#)
+        .render_message(
+            APP,
+            "order_cancel",
+            r#"{"touser":"o1","idempotency_key":false}"#,
+        )
         .unwrap();
     assert_eq!((m.order_sn, m.idempotency_key.as_str()), (None, ""));
+    match n.render_message(
+        APP,
+        "order_cancel",
+        r#"{"touser":"o1","idempotency_key":true}"#,
+    ) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("or false"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     let m = n
         .render_message(
             APP,

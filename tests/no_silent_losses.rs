@@ -108,3 +108,73 @@ fn a_failed_first_configure_refuses_store_and_network_calls_until_one_succeeds()
         .unwrap();
     assert_eq!(sb.delivered(DEMO_APPID, BUYER).len(), 2);
 }
+
+/// With `{order_sn|default:none}` in the mapping and no order_sn in the
+/// payload, a message had no idempotency key: two sends and two enqueues of
+/// one order delivered it four times.
+#[test]
+fn a_send_or_enqueue_without_a_key_is_refused_unless_it_says_it_wants_none() {
+    let sb = Sandbox::start();
+    let n = notifier();
+    n.configure(&json!({"api_base": sb.url(), "max_retries": 0}).to_string())
+        .unwrap();
+    ready(&n, &sb);
+    let mut doc: serde_json::Value =
+        serde_json::from_str(include_str!("../examples/mappings.json")).unwrap();
+    doc["events"]["order_pay_success"]["data"]["character_string1"] =
+        json!("{order_sn|default:none}");
+    n.load_mappings(DEMO_APPID, &doc.to_string()).unwrap();
+    grant(&n).unwrap();
+    let unkeyed = json!({"touser": BUYER, "fields": {"order_id": 1, "order_amount": "9.90",
+        "order_total_goods_name": "goods", "pay_time": 1795426265}});
+    let text = unkeyed.to_string();
+    let mut refused = Vec::new();
+    for _ in 0..2 {
+        refused.push(n.send(DEMO_APPID, "order_pay_success", &text).result);
+        refused.push(n.enqueue(DEMO_APPID, "order_pay_success", &text).map(drop));
+    }
+    n.flush(Some(DEMO_APPID), 10).unwrap();
+    let delivered = sb.delivered(DEMO_APPID, BUYER).len();
+    assert_eq!(
+        delivered, 0,
+        "two sends and two enqueues delivered {delivered}"
+    );
+    for r in refused {
+        match r {
+            Err(Error::InvalidArgument(m)) => {
+                assert!(m.contains("fields.order_sn is missing"), "{m}");
+                assert!(m.contains("order_pay_success's idempotency key"), "{m}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+    // The catalog names the key fields of every event.
+    let catalog: serde_json::Value = serde_json::from_str(n.event_catalog()).unwrap();
+    for event in catalog["events"].as_array().unwrap() {
+        // A refund is one of several an order may have.
+        let want = match event["event"].as_str() {
+            Some("order_refund_apply") => json!(["order_sn", "refund_sn"]),
+            _ => json!(["order_sn"]),
+        };
+        assert_eq!(event["key_fields"], want, "{event}");
+    }
+    // An explicit "no key" is honoured: each call is a new message.
+    let mut optout = unkeyed.clone();
+    optout["idempotency_key"] = json!(false);
+    n.send(DEMO_APPID, "order_pay_success", &optout.to_string())
+        .result
+        .unwrap();
+    n.send(DEMO_APPID, "order_pay_success", &optout.to_string())
+        .result
+        .unwrap();
+    assert_eq!(sb.delivered(DEMO_APPID, BUYER).len(), 2);
+    // A key of the host's own makes the repeat a duplicate.
+    let mut keyed = unkeyed;
+    keyed["idempotency_key"] = json!("pay:1");
+    for _ in 0..2 {
+        n.send(DEMO_APPID, "order_pay_success", &keyed.to_string())
+            .result
+            .unwrap();
+    }
+    assert_eq!(sb.delivered(DEMO_APPID, BUYER).len(), 3);
+}

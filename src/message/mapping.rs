@@ -66,9 +66,12 @@ pub struct CompiledEvent {
     pub keywords: Vec<CompiledKeyword>,
     pub overflow: Overflow,
     pub emphasis_keyword: Option<Box<str>>,
-    /// The payload fields rendering reads; slot 0 is always `order_sn`
-    /// (it makes the default idempotency key).
+    /// The payload fields rendering reads; the first `key_fields` slots are
+    /// the catalog's key fields of the event (slot 0 is always `order_sn`),
+    /// which make the default idempotency key.
     pub slots: Vec<Box<str>>,
+    /// How many of the first slots make the default idempotency key.
+    pub key_fields: usize,
 }
 
 /// A loaded mapping document.
@@ -413,6 +416,12 @@ fn compile_event(
 
     let known = |field: &str| cat.has_field(field);
     let mut slots: Vec<Box<str>> = vec![Box::from("order_sn")];
+    for key in &cat.key_fields {
+        if !slots.iter().any(|s| **s == **key) {
+            slots.push(key.as_str().into());
+        }
+    }
+    let key_fields = slots.len();
     let page = string(obj, path, "page", p)
         .and_then(|text| compile_page(&key_path(path, "page"), text, &known, &mut slots, p));
     let keywords = compile_data(path, obj, kind, cat, &mut slots, p);
@@ -474,6 +483,7 @@ fn compile_event(
         overflow,
         emphasis_keyword: emphasis.map(Box::from),
         slots,
+        key_fields,
     };
     Some((event, Value::Object(norm)))
 }

@@ -34,9 +34,9 @@ pub struct RenderedMessage {
     pub touser: String,
     /// The payload's `order_sn`, when it has a non-empty one.
     pub order_sn: Option<String>,
-    /// The payload's `idempotency_key`; else `appid:event:touser:order_sn` when
-    /// the payload has an `order_sn`; else empty, meaning the message has no key
-    /// and each send is a new message.
+    /// The payload's `idempotency_key`; else `appid:event:touser:order_sn`
+    /// (the catalog's key fields of the event); empty when the payload said
+    /// `"idempotency_key": false`: each send is then a new message.
     pub idempotency_key: String,
     /// The JSON body to POST. For `Template`, `send` adds the permit's `form_id`.
     pub body: Map<String, Value>,
@@ -59,21 +59,14 @@ pub fn render_message(
     let mapping = mapped_event(mappings, appid, event)?;
     let payload = parse_payload(payload_json, &mapping.slots)?;
     let parts = mapping.render_parts(event, &payload)?;
-    let given_key = payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
     let order_sn = match payload.text(0) {
         Ok(Some(sn)) if !sn.is_empty() => Some(sn.into_owned()),
         _ => None,
     };
-    let idempotency_key = match (given_key, &order_sn) {
-        (Some(key), _) => key.to_string(),
-        (None, Some(sn)) if sn.chars().nth(MAX_KEY_CHARS / 2).is_some() => {
-            return Err(Error::invalid(format!(
-                "payload_json: fields.order_sn is longer than {} characters; it makes the default idempotency key (give an idempotency_key instead)",
-                MAX_KEY_CHARS / 2
-            )))
-        }
-        (None, Some(sn)) => format!("{appid}:{event}:{}:{sn}", parts.touser),
-        (None, None) => String::new(),
+    let idempotency_key = match given_key(&payload)? {
+        GivenKey::Key(key) => key.to_string(),
+        GivenKey::NoKey => String::new(),
+        GivenKey::Default => default_key(mapping, &payload, appid, event, parts.touser)?,
     };
     let touser = parts.touser.to_string();
     let (body, text) = if subscribe_as_text && mapping.kind == MessageKind::Subscribe {
@@ -105,10 +98,72 @@ pub fn render_body(
     let mapping = mapped_event(mappings, appid, event)?;
     let payload = parse_payload(payload_json, &mapping.slots)?;
     // The idempotency key is not part of the body, but a bad one is refused here too.
-    payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
+    given_key(&payload)?;
     let parts = mapping.render_parts(event, &payload)?;
     serde_json::to_string(&parts)
         .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))
+}
+
+/// What the payload says about its idempotency key.
+enum GivenKey<'p> {
+    /// Its own key.
+    Key(&'p str),
+    /// `"idempotency_key": false`: each call is a new message.
+    NoKey,
+    /// Nothing: the event's key fields make it.
+    Default,
+}
+
+fn given_key<'p>(payload: &'p Payload<'_>) -> Result<GivenKey<'p>> {
+    match &payload.idempotency_key {
+        Some(FieldValue::Bool(false)) => Ok(GivenKey::NoKey),
+        Some(FieldValue::Bool(true)) => Err(Error::invalid(
+            "payload_json: idempotency_key must be a string, or false for a message without one, got true",
+        )),
+        value => Ok(match payload_text(value, "idempotency_key", MAX_KEY_CHARS)? {
+            Some(key) => GivenKey::Key(key),
+            None => GivenKey::Default,
+        }),
+    }
+}
+
+/// `appid:event:touser:` and the values of the event's key fields joined by
+/// `:`. A missing key field is refused: without a key every call of a
+/// repeated callback would be delivered again.
+fn default_key(
+    mapping: &CompiledEvent,
+    payload: &Payload<'_>,
+    appid: &str,
+    event: &str,
+    touser: &str,
+) -> Result<String> {
+    let mut key = format!("{appid}:{event}:{touser}");
+    for (slot, name) in mapping.slots[..mapping.key_fields].iter().enumerate() {
+        let value = match payload.text(slot) {
+            Ok(Some(v)) if !v.is_empty() => v,
+            Ok(_) => {
+                return Err(Error::invalid(format!(
+                    "payload_json: fields.{name} is missing; {event}'s idempotency key is built from it \
+                     (a repeated call then sends nothing): give fields.{name}, or an idempotency_key, \
+                     or \"idempotency_key\": false to send every call as a new message"
+                )))
+            }
+            Err(why) => {
+                return Err(Error::invalid(format!(
+                    "payload_json: fields.{name} {why}; it makes {event}'s idempotency key"
+                )))
+            }
+        };
+        if value.chars().nth(MAX_KEY_CHARS / 2).is_some() {
+            return Err(Error::invalid(format!(
+                "payload_json: fields.{name} is longer than {} characters; it makes the default idempotency key (give an idempotency_key instead)",
+                MAX_KEY_CHARS / 2
+            )));
+        }
+        key.push(':');
+        key.push_str(&value);
+    }
+    Ok(key)
 }
 
 fn mapped_event<'m>(

@@ -102,7 +102,7 @@ final class GuideTest extends TestCase
             'data' => ['keyword1' => '{order_sn}', 'keyword2' => '{refund_amount|money}', 'keyword3' => '{refund_reason|default:无}', 'keyword4' => '{refund_apply_time|datetime}']];
         $this->assertNull(\admin_save_mappings($n, $appid, $legacy));
         $this->assertSame('template_api_withdrawn', \notify_order_event($n, $appid, $openid, 'order_refund_apply',
-            $fields + ['refund_amount' => '199.00', 'refund_apply_time' => 1795500000]));
+            $fields + ['refund_sn' => 'RF2026112300000001', 'refund_amount' => '199.00', 'refund_apply_time' => 1795500000]));
         $this->assertCount(2, Shop::delivered($appid, $openid));
         $log = (string) file_get_contents("$dir/shop.log");
         $this->assertStringContainsString('notify order_refund_apply: switch this event to a subscribe template', $log);
