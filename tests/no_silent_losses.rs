@@ -178,3 +178,93 @@ fn a_send_or_enqueue_without_a_key_is_refused_unless_it_says_it_wants_none() {
     }
     assert_eq!(sb.delivered(DEMO_APPID, BUYER).len(), 3);
 }
+
+/// A port nothing listens on: a connection there is refused, so the request
+/// never leaves.
+fn refused_base() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A sync send while WeChat could not be reached failed and the message was
+/// gone unless the host kept it itself.
+#[test]
+fn on_network_error_enqueue_keeps_exactly_that_message_for_the_next_flush() {
+    let sb = Sandbox::start();
+    let n = notifier();
+    n.configure(&json!({"api_base": sb.url(), "max_retries": 0}).to_string())
+        .unwrap();
+    ready(&n, &sb);
+    grant(&n).unwrap();
+    n.access_token(DEMO_APPID).unwrap();
+    n.configure(&json!({"api_base": refused_base()}).to_string())
+        .unwrap();
+
+    // Without the option: the send fails and nothing is kept.
+    let plain = n.send(DEMO_APPID, "order_pay_success", &payload("SN-NET-0"));
+    assert!(
+        matches!(plain.result, Err(Error::Network(_))),
+        "{:?}",
+        plain.result
+    );
+    let stats: serde_json::Value = serde_json::from_str(&n.outbox_stats(None).unwrap()).unwrap();
+    assert_eq!(stats["pending"], 0, "{stats}");
+
+    let mut p: serde_json::Value = serde_json::from_str(&payload("SN-NET-1")).unwrap();
+    p["on_network_error"] = json!("enqueue");
+    let (result, outcome) = n.send_json(DEMO_APPID, "order_pay_success", &p.to_string());
+    result.unwrap();
+    let outcome: serde_json::Value = serde_json::from_str(&outcome.unwrap()).unwrap();
+    assert_eq!(outcome["status"], "queued", "{outcome}");
+    let key = format!("{DEMO_APPID}:order_pay_success:{BUYER}:SN-NET-1");
+    assert_eq!(outcome["idempotency_key"], key.as_str());
+    assert!(outcome["outbox_id"].as_u64().unwrap() >= 1, "{outcome}");
+    assert!(
+        outcome["errmsg"]
+            .as_str()
+            .unwrap()
+            .contains("kept in the outbox"),
+        "{outcome}"
+    );
+    // The pay callback repeats while WeChat is still down: still one message.
+    let (again, _) = n.send_json(DEMO_APPID, "order_pay_success", &p.to_string());
+    again.unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&n.outbox_stats(None).unwrap()).unwrap();
+    assert_eq!(stats["pending"], 1, "{stats}");
+    assert_eq!(
+        stats["by_event"]["order_pay_success"]["pending"], 1,
+        "{stats}"
+    );
+
+    // WeChat is back: the flush delivers exactly the message the send rendered.
+    n.configure(&json!({"api_base": sb.url()}).to_string())
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&n.flush(Some(DEMO_APPID), 10).unwrap()).unwrap();
+    assert_eq!(report["sent"], 1, "{report}");
+    let delivered = sb.delivered(DEMO_APPID, BUYER);
+    assert_eq!(delivered.len(), 1);
+    let rendered: serde_json::Value = serde_json::from_str(
+        &n.render(DEMO_APPID, "order_pay_success", &payload("SN-NET-1"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(delivered[0].data, rendered["data"]);
+    // And a later send of that order is a duplicate under the same key.
+    let (dup, out) = n.send_json(DEMO_APPID, "order_pay_success", &p.to_string());
+    dup.unwrap();
+    assert!(out.unwrap().contains(r#""status":"duplicate""#));
+    assert_eq!(sb.delivered(DEMO_APPID, BUYER).len(), 1);
+
+    // A value that is not an option is refused before anything happens.
+    p["on_network_error"] = json!("retry");
+    match n
+        .send(DEMO_APPID, "order_pay_success", &p.to_string())
+        .result
+    {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("on_network_error"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -40,6 +40,9 @@ pub struct RenderedMessage {
     pub idempotency_key: String,
     /// The JSON body to POST. For `Template`, `send` adds the permit's `form_id`.
     pub body: Map<String, Value>,
+    /// The payload's `"on_network_error": "enqueue"`: a send whose request
+    /// did not leave keeps the message in the outbox instead of failing.
+    pub enqueue_on_network_error: bool,
 }
 
 /// Renders `event` of the app's `mappings` from a payload
@@ -63,6 +66,7 @@ pub fn render_message(
         Ok(Some(sn)) if !sn.is_empty() => Some(sn.into_owned()),
         _ => None,
     };
+    let enqueue_on_network_error = network_fallback(&payload)?;
     let idempotency_key = match given_key(&payload)? {
         GivenKey::Key(key) => key.to_string(),
         GivenKey::NoKey => String::new(),
@@ -83,6 +87,7 @@ pub fn render_message(
         order_sn,
         idempotency_key,
         body,
+        enqueue_on_network_error,
     };
     Ok((msg, text))
 }
@@ -97,8 +102,10 @@ pub fn render_body(
 ) -> Result<String> {
     let mapping = mapped_event(mappings, appid, event)?;
     let payload = parse_payload(payload_json, &mapping.slots)?;
-    // The idempotency key is not part of the body, but a bad one is refused here too.
+    // The idempotency key and the send options are not part of the body, but
+    // bad ones are refused here too.
     given_key(&payload)?;
+    network_fallback(&payload)?;
     let parts = mapping.render_parts(event, &payload)?;
     serde_json::to_string(&parts)
         .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))
@@ -124,6 +131,23 @@ fn given_key<'p>(payload: &'p Payload<'_>) -> Result<GivenKey<'p>> {
             Some(key) => GivenKey::Key(key),
             None => GivenKey::Default,
         }),
+    }
+}
+
+/// Whether the payload says `"on_network_error": "enqueue"` (`"fail"`, the
+/// default, may be said too).
+fn network_fallback(payload: &Payload<'_>) -> Result<bool> {
+    match &payload.on_network_error {
+        None | Some(FieldValue::Null) => Ok(false),
+        Some(FieldValue::Str(s)) if s == "fail" => Ok(false),
+        Some(FieldValue::Str(s)) if s == "enqueue" => Ok(true),
+        Some(other) => Err(Error::invalid(format!(
+            "payload_json: on_network_error must be \"enqueue\" or \"fail\", got {}",
+            match other.text() {
+                Ok(Some(t)) => format!("{:?}", t.chars().take(40).collect::<String>()),
+                _ => "a value that is not a string".to_string(),
+            }
+        ))),
     }
 }
 
@@ -378,6 +402,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 struct Payload<'a> {
     touser: Option<FieldValue<'a>>,
     idempotency_key: Option<FieldValue<'a>>,
+    on_network_error: Option<FieldValue<'a>>,
     /// By slot of the event's field table.
     values: Vec<Option<FieldValue<'a>>>,
 }
@@ -416,6 +441,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
         let mut payload = Payload {
             touser: None,
             idempotency_key: None,
+            on_network_error: None,
             values: std::iter::repeat_with(|| None)
                 .take(self.slots.len())
                 .collect(),
@@ -424,6 +450,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
             match &*key {
                 "touser" => payload.touser = Some(map.next_value()?),
                 "idempotency_key" => payload.idempotency_key = Some(map.next_value()?),
+                "on_network_error" => payload.on_network_error = Some(map.next_value()?),
                 "fields" => map.next_value_seed(FieldsSeed {
                     slots: self.slots,
                     values: &mut payload.values,

@@ -52,6 +52,9 @@ pub enum SendStatus {
     NoPermit,
     /// An earlier send with this idempotency key finished (or is running).
     Duplicate,
+    /// The request did not leave (WeChat not reached) and the payload asked
+    /// for `"on_network_error": "enqueue"`: the message is in the outbox.
+    Queued,
 }
 
 impl SendStatus {
@@ -62,6 +65,7 @@ impl SendStatus {
             SendStatus::Uncertain => "uncertain",
             SendStatus::NoPermit => "no_permit",
             SendStatus::Duplicate => "duplicate",
+            SendStatus::Queued => "queued",
         }
     }
 }
@@ -95,6 +99,9 @@ pub struct Outcome {
     pub idempotency_key: Option<String>,
     pub event: String,
     pub elapsed_ms: u64,
+    /// The outbox message a `queued` send became.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_id: Option<u64>,
 }
 
 impl Outcome {
@@ -109,6 +116,7 @@ impl Outcome {
             idempotency_key: (!msg.idempotency_key.is_empty()).then(|| msg.idempotency_key.clone()),
             event: event.to_string(),
             elapsed_ms: 0,
+            outbox_id: None,
         }
     }
 }
@@ -152,7 +160,50 @@ impl Notifier {
                 return (report, None);
             }
         };
-        self.send_rendered_with_text(&app, event, &msg, body.as_deref(), started, &|| Ok(()))
+        let sent =
+            self.send_rendered_with_text(&app, event, &msg, body.as_deref(), started, &|| Ok(()));
+        match &sent.0.result {
+            Err(Error::Network(_)) if msg.enqueue_on_network_error => {
+                let report = self.enqueue_instead(appid, event, &msg, payload_json, sent.0);
+                (report, None)
+            }
+            _ => sent,
+        }
+    }
+
+    /// A send whose request did not leave, asked to fall back on the outbox:
+    /// exactly that message (same payload, same idempotency key) is enqueued
+    /// for the next flush. When the outbox cannot keep it either, the send
+    /// fails with both reasons.
+    fn enqueue_instead(
+        &self,
+        appid: &str,
+        event: &str,
+        msg: &RenderedMessage,
+        payload_json: &str,
+        mut report: SendReport,
+    ) -> SendReport {
+        let why = match &report.result {
+            Err(e) => e.to_string(),
+            Ok(()) => return report,
+        };
+        match self.enqueue_message(appid, event, payload_json) {
+            Ok((enqueued, _key)) => {
+                let o = report
+                    .outcome
+                    .get_or_insert_with(|| Outcome::new(msg, event, SendStatus::Queued));
+                o.status = SendStatus::Queued;
+                o.outbox_id = Some(enqueued.id);
+                o.errmsg = format!("WeChat not reached, kept in the outbox: {why}");
+                report.result = Ok(());
+            }
+            Err(e) => {
+                report.result = Err(Error::Network(format!(
+                    "{why}; on_network_error \"enqueue\": the outbox could not keep the message either: {e}"
+                )));
+            }
+        }
+        report
     }
 
     /// Sends a message rendered earlier (the outbox's flush). `before_post`

@@ -151,6 +151,8 @@ impl Stored {
             order_sn: self.order_sn,
             idempotency_key: key,
             body: self.body,
+            // A flushed message stays in the outbox when the network fails.
+            enqueue_on_network_error: false,
         })
     }
 }

@@ -119,6 +119,22 @@ final class GuideTest extends TestCase
         $this->assertSame('SN2026112300001025', Shop::delivered($appid, $openid)[2]['data']['character_string1']['value']);
         $this->assertSame(['sent' => 0, 'retry' => 0, 'dead' => 0], \outbox_task($n, $appid), 'sent once');
 
+        // WeChat cannot be reached during the pay notify: the notice waits in the outbox.
+        Sandbox::control('POST', '/sandbox/grants', ['appid' => $appid, 'openid' => $openid, 'template_id' => Shop::TPL_PAY_SUCCESS]);
+        \record_subscribe_result($n, $appid, $openid, [Shop::TPL_PAY_SUCCESS => 'accept']);
+        $closed = stream_socket_server('tcp://127.0.0.1:0');
+        $down = 'http://' . stream_socket_get_name($closed, false);
+        fclose($closed);
+        $n->configure(['api_base' => $down]);
+        $late = ['order_id' => 1026, 'order_sn' => 'SN2026112300001026'] + $fields;
+        $this->assertSame('queued', \notify_order_event($n, $appid, $openid, 'order_pay_success', $late));
+        $this->assertSame('queued', \notify_order_event($n, $appid, $openid, 'order_pay_success', $late), 'the pay notify repeated');
+        $this->assertSame(1, $n->outboxStats($appid)['pending']);
+        $n->configure(['api_base' => Sandbox::url()]);
+        $this->assertSame(['sent' => 1, 'retry' => 0, 'dead' => 0], \outbox_task($n, $appid));
+        $this->assertSame('SN2026112300001026', Shop::delivered($appid, $openid)[3]['data']['character_string1']['value']);
+        $this->assertSame('duplicate', \notify_order_event($n, $appid, $openid, 'order_pay_success', $late));
+
         // One token for EasyWeChat too.
         [$token, $left] = \wechat_token($n, $appid);
         $this->assertSame($n->accessToken($appid), $token);
