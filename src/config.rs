@@ -197,6 +197,10 @@ pub struct OutboxSettings {
     pub lease_secs: u64,
     /// The first retry pause; each failed attempt doubles it.
     pub retry_secs: u64,
+    /// A flush stops after this many messages in a row found WeChat
+    /// unreachable or silent (refused, DNS, timeout), leaving the rest due:
+    /// each would wait the full timeout for nothing.
+    pub stop_after_unreachable: u32,
 }
 
 impl Default for OutboxSettings {
@@ -207,6 +211,7 @@ impl Default for OutboxSettings {
             // died finds its key free when it is claimed again.
             lease_secs: 120,
             retry_secs: 30,
+            stop_after_unreachable: 3,
         }
     }
 }
@@ -218,6 +223,7 @@ pub struct OutboxPatch {
     pub max_attempts: Option<u32>,
     pub lease_secs: Option<u64>,
     pub retry_secs: Option<u64>,
+    pub stop_after_unreachable: Option<u32>,
 }
 
 impl OutboxPatch {
@@ -230,7 +236,13 @@ impl OutboxPatch {
         };
         range("max_attempts", self.max_attempts.map(u64::from), 1, 100)?;
         range("lease_secs", self.lease_secs, 5, 3600)?;
-        range("retry_secs", self.retry_secs, 1, 3600)
+        range("retry_secs", self.retry_secs, 1, 3600)?;
+        range(
+            "stop_after_unreachable",
+            self.stop_after_unreachable.map(u64::from),
+            1,
+            1000,
+        )
     }
 
     pub fn apply_to(&self, base: &OutboxSettings) -> OutboxSettings {
@@ -238,6 +250,9 @@ impl OutboxPatch {
             max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
             lease_secs: self.lease_secs.unwrap_or(base.lease_secs),
             retry_secs: self.retry_secs.unwrap_or(base.retry_secs),
+            stop_after_unreachable: self
+                .stop_after_unreachable
+                .unwrap_or(base.stop_after_unreachable),
         }
     }
 }

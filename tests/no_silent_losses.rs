@@ -268,3 +268,74 @@ fn on_network_error_enqueue_keeps_exactly_that_message_for_the_next_flush() {
         other => panic!("{other:?}"),
     }
 }
+
+fn enqueue_orders(n: &Notifier, prefix: &str, count: usize) {
+    for i in 0..count {
+        n.enqueue(
+            DEMO_APPID,
+            "order_pay_success",
+            &payload(&format!("{prefix}-{i}")),
+        )
+        .unwrap();
+    }
+}
+
+/// A flush while WeChat hung waited the full timeout for every message (10 s
+/// for 5 messages at a 2 s timeout).
+#[test]
+fn a_flush_stops_after_consecutive_unreachable_sends_and_leaves_the_rest_due() {
+    let sb = Sandbox::start();
+    let n = notifier();
+    n.configure(&json!({"api_base": sb.url(), "max_retries": 0}).to_string())
+        .unwrap();
+    ready(&n, &sb);
+    grant(&n).unwrap();
+    n.access_token(DEMO_APPID).unwrap();
+    enqueue_orders(&n, "SN-REFUSED", 5);
+
+    // Refused connections: the requests never left.
+    n.configure(&json!({"api_base": refused_base()}).to_string())
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&n.flush(Some(DEMO_APPID), 100).unwrap()).unwrap();
+    assert_eq!(report["retry"], 3, "{report}");
+    assert_eq!(report["due_left"], 2, "{report}");
+    assert_eq!(report["messages"].as_array().unwrap().len(), 3);
+    let why = report["stopped"].as_str().unwrap_or_default();
+    assert!(why.contains("3 messages in a row"), "{report}");
+    assert!(why.contains("stop_after_unreachable"), "{why}");
+
+    // The setting; a flush whose messages go out does not stop.
+    n.configure(
+        &json!({"api_base": sb.url(), "outbox": {"stop_after_unreachable": 1}}).to_string(),
+    )
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&n.flush(Some(DEMO_APPID), 100).unwrap()).unwrap();
+    assert_eq!(report["sent"], 2, "{report}");
+    assert!(report.get("stopped").is_none(), "{report}");
+
+    // Timeouts after the request left count too (those messages are uncertain
+    // and never sent again); with the setting at 1 the flush stops after one.
+    enqueue_orders(&n, "SN-TIMEOUT", 3);
+    n.configure(&json!({"timeout_ms": 50}).to_string()).unwrap();
+    sb.inject(
+        fashop_notify::sandbox::Fault::on("/cgi-bin/message/subscribe/send").latency_ms(1000),
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&n.flush(Some(DEMO_APPID), 100).unwrap()).unwrap();
+    assert_eq!(report["uncertain"], 1, "{report}");
+    assert_eq!(report["due_left"], 2, "{report}");
+    assert!(
+        report["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("1 messages in a row"),
+        "{report}"
+    );
+    assert!(n
+        .configure(r#"{"outbox": {"stop_after_unreachable": 0}}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("outbox.stop_after_unreachable must be between 1 and 1000"));
+}

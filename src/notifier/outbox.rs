@@ -87,6 +87,7 @@ impl Notifier {
         let lease_ms = settings.lease_secs as i64 * 1000;
         let mut report = FlushReport::default();
         let mut seen = std::collections::HashSet::new();
+        let mut unreachable_in_a_row = 0u32;
         store.forget_sent(self.clock.now_ms() - SENT_KEPT_MS)?;
         while report.messages.len() < max_messages as usize {
             let now = self.clock.now_ms();
@@ -103,8 +104,25 @@ impl Notifier {
                 store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
                 break;
             }
+            if unreachable_in_a_row >= settings.stop_after_unreachable {
+                // Each would wait the full timeout for nothing: it stays due.
+                store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
+                let last = report.messages.last().map_or("", |m| m.errmsg.as_str());
+                report.stopped = Some(format!(
+                    "WeChat was not reached or did not answer for {unreachable_in_a_row} messages in a row \
+                     (outbox.stop_after_unreachable), last: {last}; the rest stay due for the next flush"
+                ));
+                break;
+            }
             match self.flush_one(&*store, &claimed, &settings) {
-                Ok(flushed) => report.count(flushed),
+                Ok(flushed) => {
+                    if flushed.unreachable {
+                        unreachable_in_a_row += 1;
+                    } else {
+                        unreachable_in_a_row = 0;
+                    }
+                    report.count(flushed)
+                }
                 Err(e) => {
                     let _ = store.settle(
                         claimed.id,
@@ -274,6 +292,8 @@ impl Notifier {
             errmsg,
             attempts,
             due_at: due_at.map(|d| d.div_euclid(1000)),
+            unreachable: matches!(report.result, Err(Error::Network(_)))
+                || (posted.get() && matches!(report.result, Err(Error::Uncertain(_)))),
         })
     }
 

@@ -230,6 +230,10 @@ pub struct Flushed {
     /// Unix seconds of the next attempt, for `retry`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<i64>,
+    /// WeChat was not reached (the request did not leave) or did not answer
+    /// (timed out after it left): what makes a flush stop early.
+    #[serde(skip)]
+    pub unreachable: bool,
 }
 
 /// What a flush did.
@@ -243,6 +247,11 @@ pub struct FlushReport {
     pub lost: u64,
     /// Due messages left for the next flush (beyond `max_messages`).
     pub due_left: u64,
+    /// Why the flush stopped before `max_messages` with messages still due:
+    /// WeChat was not reached or did not answer for `outbox.stop_after_unreachable`
+    /// messages in a row. Absent when it did not stop early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     pub messages: Vec<Flushed>,
 }
 
