@@ -24,6 +24,8 @@ pub struct Config {
     pub store: StoreSpec,
     /// form_ids (and prepay_ids) kept per user; the oldest go first.
     pub permit_cap_per_openid: usize,
+    /// Subscribe uses kept per user and template; taps beyond go.
+    pub subscribe_cap_per_template: u32,
     pub log: LogSettings,
     pub outbox: OutboxSettings,
 }
@@ -38,6 +40,7 @@ impl Default for Config {
             token_margin_secs: 300,
             store: StoreSpec::Memory,
             permit_cap_per_openid: 50,
+            subscribe_cap_per_template: 50,
             log: LogSettings::default(),
             outbox: OutboxSettings::default(),
         }
@@ -59,6 +62,7 @@ pub struct ConfigPatch {
     #[serde(skip)]
     pub store: Option<StoreSpec>,
     pub permit_cap_per_openid: Option<u64>,
+    pub subscribe_cap_per_template: Option<u64>,
     pub log: Option<LogPatch>,
     pub outbox: Option<OutboxPatch>,
 }
@@ -83,6 +87,12 @@ impl ConfigPatch {
             patch.permit_cap_per_openid,
             1,
             10_000,
+        )?;
+        check_range(
+            "subscribe_cap_per_template",
+            patch.subscribe_cap_per_template,
+            1,
+            100_000,
         )?;
         if let Some(m) = patch.token_margin_secs {
             if !(0..=3600).contains(&m) {
@@ -123,6 +133,9 @@ impl ConfigPatch {
         }
         if let Some(v) = self.permit_cap_per_openid {
             c.permit_cap_per_openid = v as usize;
+        }
+        if let Some(v) = self.subscribe_cap_per_template {
+            c.subscribe_cap_per_template = v as u32;
         }
         if let Some(v) = &self.log {
             c.log = v.apply_to(&c.log);

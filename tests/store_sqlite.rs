@@ -86,14 +86,17 @@ fn a_store_that_cannot_be_opened_changes_nothing() {
         before,
         "the corrupt file was not touched"
     );
-    // The memory store still works.
+    // Every configure so far failed: store calls are refused until one succeeds.
     n.register_app(r#"{"appid":"wxsqlitebad","secret":"s"}"#)
         .unwrap();
-    n.add_permit(
-        "wxsqlitebad",
-        r#"{"openid":"o","kind":"subscribe","template_id":"T"}"#,
-    )
-    .unwrap();
+    let grant = r#"{"openid":"o","kind":"subscribe","template_id":"T"}"#;
+    match n.add_permit("wxsqlitebad", grant) {
+        Err(fashop_notify::Error::Store(m)) => assert!(m.contains("configure failed"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Then the memory store works.
+    n.configure(r#"{"store":"memory"}"#).unwrap();
+    n.add_permit("wxsqlitebad", grant).unwrap();
 }
 
 #[test]

@@ -84,6 +84,26 @@ pub struct CompiledMappings {
 }
 
 impl CompiledMappings {
+    /// Whether an event (enabled or not) is mapped to subscribe template `template_id`.
+    pub fn maps_subscribe_template(&self, template_id: &str) -> bool {
+        self.events
+            .iter()
+            .any(|(_, e)| e.kind == MessageKind::Subscribe && *e.template_id == *template_id)
+    }
+
+    /// The subscribe templates mapped, for messages.
+    pub fn subscribe_templates(&self) -> Vec<&str> {
+        let mut t: Vec<&str> = self
+            .events
+            .iter()
+            .filter(|(_, e)| e.kind == MessageKind::Subscribe)
+            .map(|(_, e)| &*e.template_id)
+            .collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    }
+
     pub fn event(&self, name: &str) -> Option<&CompiledEvent> {
         self.events
             .iter()

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Notifier;
 use crate::error::{Error, Result};
-use crate::ledger::{check_text, parse_permit, stats_json, Added, Ledger};
+use crate::ledger::{check_text, parse_permit, stats_json, Added, Kind, Ledger, NewPermit};
 
 impl Notifier {
     /// `r`, with a store failure also written to the structured log.
@@ -27,12 +27,40 @@ impl Notifier {
         self.check_configured("add_permit")?;
         self.apps.get(appid)?;
         let permit = parse_permit(json, self.clock.now_ms())?;
+        self.check_grant_is_mapped(appid, &permit)?;
         let added = self.noted("add_permit", self.ledger.add(appid, &permit))?;
         if matches!(added, Added::Stored | Added::Counted) {
             self.metrics
                 .record_permits_added(permit.kind.as_str(), u64::from(permit.uses));
         }
         Ok(())
+    }
+
+    /// A subscribe grant is for a template the app's mapping sends: any other
+    /// could never be used, and a client sending made-up template ids would
+    /// fill the store. Without a mapping document nothing can be checked yet
+    /// and the grant is kept (bounded by `subscribe_cap_per_template`).
+    fn check_grant_is_mapped(&self, appid: &str, permit: &NewPermit) -> Result<()> {
+        if permit.kind != Kind::Subscribe {
+            return Ok(());
+        }
+        let Some(mappings) = self.mappings.get(appid) else {
+            return Ok(());
+        };
+        if mappings.maps_subscribe_template(&permit.value) {
+            return Ok(());
+        }
+        let mapped = mappings.subscribe_templates();
+        Err(Error::invalid(format!(
+            "add_permit: template_id {:?} is not mapped to any subscribe event of app {appid} \
+             (mapped: {}); a grant for it could never be used: map the template in the admin first",
+            permit.value.chars().take(64).collect::<String>(),
+            if mapped.is_empty() {
+                "none".to_string()
+            } else {
+                mapped.join(", ")
+            }
+        )))
     }
 
     /// Usable stock of the app, or of one of its users: counts by kind (by

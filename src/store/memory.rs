@@ -200,7 +200,7 @@ impl Store for MemoryStore {
         if let Some(e) = user.iter_mut().find(|e| e.is(p.kind, &p.value)) {
             return Ok(match p.kind {
                 Kind::Subscribe => {
-                    e.uses = e.uses.saturating_add(p.uses).min(super::MAX_SUBSCRIBE_USES);
+                    e.uses = e.uses.saturating_add(p.uses).min(p.max_uses.max(e.uses));
                     Added::Counted
                 }
                 Kind::PrepayId if p.paid && !e.paid => {

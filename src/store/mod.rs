@@ -33,7 +33,8 @@ pub(crate) const LEGACY_VALID_SECS: i64 = 7 * 24 * 3600;
 pub(crate) const PREPAY_USES: u32 = 3;
 /// How long a finished send's idempotency record is kept.
 pub(crate) const IDEMPOTENCY_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
-/// Subscribe grants one template may accumulate for one user.
+/// Subscribe grants one template may accumulate for one user, whatever the
+/// setting says.
 pub(crate) const MAX_SUBSCRIBE_USES: u32 = 100_000;
 
 /// What kind of right a permit is.
@@ -103,6 +104,9 @@ pub struct NewPermit {
     pub paid: bool,
     /// Uses this add brings (the count of a subscribe grant, 1 or 3 otherwise).
     pub uses: u32,
+    /// Most uses a subscribe grant may hold once this add is counted in
+    /// (`subscribe_cap_per_template`); taps beyond it are dropped.
+    pub max_uses: u32,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds from which the permit is no longer usable; `None`: never.

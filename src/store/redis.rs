@@ -17,8 +17,8 @@ use redis::{Connection, RedisResult, Script};
 
 use super::{
     usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining,
-    SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
-    RETURNED_KEEP_MS, TOKEN_KEEP_MS,
+    SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
+    TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -143,7 +143,7 @@ local d = redis.call('HGET', key, ARGV[1])
 if d then
   local r = parse(d)
   if ARGV[2] == '0' then
-    r.uses = math.min(r.uses + tonumber(ARGV[3]), tonumber(ARGV[10]))
+    r.uses = math.max(r.uses, math.min(r.uses + tonumber(ARGV[3]), tonumber(ARGV[10])))
     redis.call('HSET', key, ARGV[1], pack(r))
     result = 'counted'
   elseif ARGV[2] == '2' and ARGV[4] == '1' and not r.paid then
@@ -675,7 +675,7 @@ impl Store for RedisStore {
                 .arg(p.order_sn.as_deref().unwrap_or(""))
                 .arg(now_ms)
                 .arg(cap)
-                .arg(MAX_SUBSCRIBE_USES)
+                .arg(p.max_uses)
                 .arg(&p.openid)
                 .arg(GRACE_MS)
                 .invoke(c)

@@ -11,7 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use super::{
     consume_and_complete_in_steps, Added, ClaimedTake, KeyClaim, Kind, Lease, NewPermit,
     PermitRequest, PermitStats, Remaining, SharedToken, SpentAndRecorded, Store, TokenStore,
-    TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES, RETURNED_KEEP_MS,
+    TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
 };
 use crate::error::Result;
 use crate::secret::Secret;
@@ -354,8 +354,8 @@ impl Store for SqliteStore {
             if let Some((id, paid)) = known {
                 return Ok(match p.kind {
                     Kind::Subscribe => {
-                        tx.prepare_cached("UPDATE permits SET uses = MIN(uses + ?2, ?3) WHERE id = ?1")?
-                            .execute(params![id, p.uses, MAX_SUBSCRIBE_USES])?;
+                        tx.prepare_cached("UPDATE permits SET uses = MAX(uses, MIN(uses + ?2, ?3)) WHERE id = ?1")?
+                            .execute(params![id, p.uses, p.max_uses])?;
                         Added::Counted
                     }
                     Kind::PrepayId if p.paid && !paid => {

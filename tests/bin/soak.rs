@@ -120,6 +120,8 @@ fn setup_worker(url: &str, db: &str, log: &Path) -> Result<(), String> {
     let config = json!({
         "api_base": url, "store": format!("sqlite:{db}"),
         "timeout_ms": 1000, "connect_timeout_ms": 1000, "max_retries": 2,
+        // Bulk grants per buyer, far beyond a real buyer's taps.
+        "subscribe_cap_per_template": 100_000,
         "log": {"path": log.display().to_string()},
     });
     let app = json!({"appid": APPID, "secret": SECRET});
@@ -411,7 +413,10 @@ fn run(secs: u64, procs: usize) -> Result<bool, String> {
     }
     let owner = Notifier::new();
     owner
-        .configure(&json!({"store": format!("sqlite:{}", db.display())}).to_string())
+        .configure(
+            &json!({"store": format!("sqlite:{}", db.display()), "subscribe_cap_per_template": 100_000})
+                .to_string(),
+        )
         .map_err(|e| e.to_string())?;
     owner
         .register_app(&json!({"appid": APPID, "secret": SECRET}).to_string())

@@ -381,6 +381,9 @@ pub fn concurrent_claims_of_one_key_give_one_fresh(f: Fixture) {
 }
 
 pub fn concurrent_takes_never_share_a_use(f: Fixture) {
+    // 100 uses of one template: more than the default cap per buyer.
+    f.n.configure(r#"{"subscribe_cap_per_template": 1000}"#)
+        .unwrap();
     for u in 0..4 {
         for i in 0..25 {
             f.form_id(&format!("o{u}"), &format!("f{u}-{i}"), NOW - i);

@@ -80,6 +80,9 @@ final class GuideTest extends TestCase
             Shop::TPL_PAY_SUCCESS => 'accept', Shop::TPL_DELIVERED => 'accept', $cancel => 'reject', $refund => 'ban', 'errMsg' => 'requestSubscribeMessage:ok',
         ]);
         $this->assertSame([Shop::TPL_PAY_SUCCESS, Shop::TPL_DELIVERED], $accepted);
+        // A flood of made-up template ids adds nothing.
+        $flood = array_fill_keys(array_map(fn ($i) => "tpl-$i", range(1, 1000)), 'accept');
+        $this->assertSame([], \record_subscribe_result($n, $appid, $openid, $flood));
         $this->assertFalse(\record_form_id($n, $appid, $openid, 'the formId is a mock one'));
         $this->assertTrue(\record_form_id($n, $appid, $openid, 'form-' . bin2hex(random_bytes(4))));
         \record_prepay_id($n, $appid, $openid, 'wx2026112300001024', $order['sn'], false);
