@@ -234,13 +234,15 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
         return Err(p.0);
     };
     for key in root.keys() {
-        if key != "version" && key != "events" {
+        if key != "version" && key != "events" && key != "fields" {
             p.add(
                 &key_path("", key),
-                "unknown field (a document has version and events)",
+                "unknown field (a document has version, events and fields)",
             );
         }
     }
+    let host_fields = compile_host_fields(root.get("fields"), &mut p);
+    let host: Vec<&str> = host_fields.iter().map(|f| f.0.as_str()).collect();
     match root.get("version") {
         None => p.add("version", "missing field (must be 1)"),
         Some(v) if v.as_u64() == Some(1) => {}
@@ -256,7 +258,7 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
         Some(Value::Object(specs)) => {
             for (name, spec) in specs {
                 let path = key_path("events", name);
-                if let Some((event, norm)) = compile_event(&path, name, spec, &mut p) {
+                if let Some((event, norm)) = compile_event(&path, name, spec, &host, &mut p) {
                     events.push((Box::from(name.as_str()), event));
                     normalized.insert(name.clone(), norm);
                 }
@@ -273,8 +275,119 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
     if p.len() > 0 {
         return Err(p.0);
     }
-    let document = serde_json::json!({"version": 1, "events": normalized}).to_string();
+    let mut document = serde_json::json!({"version": 1, "events": normalized});
+    if root.contains_key("fields") {
+        let fields: Vec<Value> = host_fields
+            .iter()
+            .map(|(name, label, kind)| serde_json::json!({"name": name, "label": label, "type": kind}))
+            .collect();
+        document["fields"] = Value::Array(fields);
+    }
+    let document = document.to_string();
     Ok(CompiledMappings { document, events })
+}
+
+/// Most host fields one document may declare.
+const MAX_HOST_FIELDS: usize = 50;
+
+/// The document's own fields, `[{"name", "label", "type"}]`: what the host
+/// passes beyond the catalog's fields (mappings.md says it may), so that a
+/// mapping may use them in any event. A name must not be a catalog field.
+fn compile_host_fields(given: Option<&Value>, p: &mut Problems) -> Vec<(String, String, String)> {
+    let mut fields = Vec::new();
+    let Some(given) = given else {
+        return fields;
+    };
+    let Some(list) = given.as_array() else {
+        p.add(
+            "fields",
+            format!(
+                "must be a list of {{\"name\", \"label\", \"type\"}}, got {}",
+                type_name(given)
+            ),
+        );
+        return fields;
+    };
+    if list.len() > MAX_HOST_FIELDS {
+        p.add(
+            "fields",
+            format!("at most {MAX_HOST_FIELDS} fields, got {}", list.len()),
+        );
+        return fields;
+    }
+    let types = &catalog().types;
+    for (i, f) in list.iter().enumerate() {
+        let path = format!("fields[{i}]");
+        let Some(obj) = f.as_object() else {
+            p.add(
+                &path,
+                format!(
+                    "must be an object {{\"name\", \"label\", \"type\"}}, got {}",
+                    type_name(f)
+                ),
+            );
+            continue;
+        };
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["name", "label", "type"].contains(&k.as_str()))
+        {
+            p.add(
+                &key_path(&path, k),
+                "unknown field (a host field has name, label and type)",
+            );
+            continue;
+        }
+        let text = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
+        let (name, label, kind) = (text("name"), text("label"), text("type"));
+        let good_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && name.as_bytes()[0].is_ascii_lowercase();
+        if !good_name {
+            p.add(
+                &key_path(&path, "name"),
+                format!(
+                    "must be 1 to 64 of a-z, 0-9 and _, starting with a letter, got {}",
+                    shown(obj.get("name").unwrap_or(&Value::Null))
+                ),
+            );
+        } else if catalog().events.iter().any(|e| e.has_field(name)) {
+            p.add(
+                &key_path(&path, "name"),
+                format!("{name} is a catalog field already"),
+            );
+        } else if fields
+            .iter()
+            .any(|(n, _, _): &(String, String, String)| n == name)
+        {
+            p.add(
+                &key_path(&path, "name"),
+                format!("{name} is declared twice"),
+            );
+        }
+        if label.is_empty() || label.chars().count() > 64 {
+            p.add(
+                &key_path(&path, "label"),
+                "must be a text of 1 to 64 characters",
+            );
+        }
+        if !types.contains_key(kind) {
+            let names: Vec<&str> = types.keys().map(String::as_str).collect();
+            p.add(
+                &key_path(&path, "type"),
+                format!(
+                    "must be one of {}, got {}",
+                    names.join(", "),
+                    shown(obj.get("type").unwrap_or(&Value::Null))
+                ),
+            );
+        }
+        fields.push((name.to_string(), label.to_string(), kind.to_string()));
+    }
+    fields
 }
 
 const EVENT_FIELDS: &[&str] = &[
@@ -336,6 +449,7 @@ fn compile_event(
     path: &str,
     name: &str,
     spec: &Value,
+    host: &[&str],
     p: &mut Problems,
 ) -> Option<(CompiledEvent, Value)> {
     let Some(cat) = catalog().event(name) else {
@@ -434,7 +548,7 @@ fn compile_event(
         );
     }
 
-    let known = |field: &str| cat.has_field(field);
+    let known = |field: &str| cat.has_field(field) || host.contains(&field);
     let mut slots: Vec<Box<str>> = vec![Box::from("order_sn")];
     for key in &cat.key_fields {
         if !slots.iter().any(|s| **s == **key) {
@@ -444,7 +558,7 @@ fn compile_event(
     let key_fields = slots.len();
     let page = string(obj, path, "page", p)
         .and_then(|text| compile_page(&key_path(path, "page"), text, &known, &mut slots, p));
-    let keywords = compile_data(path, obj, kind, cat, &mut slots, p);
+    let keywords = compile_data(path, obj, kind, cat, host, &mut slots, p);
 
     if let (Some(e), Some(keywords)) = (emphasis, &keywords) {
         let ok = e
@@ -563,6 +677,7 @@ fn compile_data(
     obj: &Map<String, Value>,
     kind: Option<MessageKind>,
     cat: &CatalogEvent,
+    host: &[&str],
     slots: &mut Vec<Box<str>>,
     p: &mut Problems,
 ) -> Option<Vec<CompiledKeyword>> {
@@ -600,7 +715,7 @@ fn compile_data(
             ),
         );
     }
-    let known = |field: &str| cat.has_field(field);
+    let known = |field: &str| cat.has_field(field) || host.contains(&field);
     let mut keywords = Vec::with_capacity(data.len());
     for (key, value) in data {
         let kpath = key_path(&data_path, key);
