@@ -583,7 +583,7 @@ impl CompiledEvent {
             let mut value = String::with_capacity(32);
             kw.pattern
                 .render_into(payload, None, &mut value)
-                .map_err(|f| self.fault(event, &format!("keyword {}", kw.name), f))?;
+                .map_err(|f| self.fault(event, &format!("keyword {}", kw.name), kw.rule, f))?;
             values.push(match kw.rule {
                 Some(rule) => self.mend(event, kw, rule, value)?,
                 None => self.mend_legacy(event, kw, value)?,
@@ -594,7 +594,7 @@ impl CompiledEvent {
             Some(page) => {
                 let mut text = String::with_capacity(64);
                 page.render_into(payload, Some(escape_page_value), &mut text)
-                    .map_err(|f| self.fault(event, "page", f))?;
+                    .map_err(|f| self.fault(event, "page", None, f))?;
                 if text.len() > MAX_PAGE_CHARS {
                     return Err(Error::Mapping(format!(
                         "event {event}, page: the rendered page is longer than {MAX_PAGE_CHARS} characters"
@@ -611,12 +611,19 @@ impl CompiledEvent {
         })
     }
 
-    fn fault(&self, event: &str, place: &str, fault: RenderFault) -> Error {
+    fn fault(
+        &self,
+        event: &str,
+        place: &str,
+        rule: Option<KeywordType>,
+        fault: RenderFault,
+    ) -> Error {
         Error::Mapping(match fault {
             RenderFault::Missing { slot } => {
                 let field = &self.slots[slot];
                 format!(
-                    "event {event}, {place}: field {field} is missing from the payload (add it to fields, or give a default such as {{{field}|default:无}})"
+                    "event {event}, {place}: field {field} is missing from the payload (add it to fields, or give a default such as {{{field}|default:{}}})",
+                    default_example(rule)
                 )
             }
             RenderFault::Bad { slot, reason } => {
@@ -692,5 +699,48 @@ impl CompiledEvent {
             kw.fields,
             preview(&value)
         )))
+    }
+}
+
+/// A default that passes the keyword's rule, for the missing-field advice
+/// (`无` breaks `character_string` and `number`).
+fn default_example(rule: Option<KeywordType>) -> &'static str {
+    match rule {
+        Some(KeywordType::Number | KeywordType::PhoneNumber) => "0",
+        Some(KeywordType::Amount) => "0.00",
+        Some(KeywordType::CharacterString | KeywordType::Letter) => "NA",
+        Some(KeywordType::Symbol) => "-",
+        Some(KeywordType::Time) => "2026-01-01 00:00",
+        Some(KeywordType::Date) => "2026-01-01",
+        Some(KeywordType::CarNumber) => "京A00000",
+        // thing, name, phrase, const, a page and legacy keywords take text.
+        _ => "无",
+    }
+}
+
+#[cfg(test)]
+mod default_advice_tests {
+    use super::*;
+
+    #[test]
+    fn the_advised_default_passes_the_keywords_rule() {
+        for kw in [
+            "thing1",
+            "number1",
+            "letter1",
+            "symbol1",
+            "character_string1",
+            "time1",
+            "date1",
+            "amount1",
+            "phone_number1",
+            "car_number1",
+            "name1",
+            "phrase1",
+        ] {
+            let rule = KeywordType::of_keyword(kw).unwrap();
+            let value = default_example(Some(rule));
+            assert!(rule.check(value).is_ok(), "{kw}: {value}");
+        }
     }
 }

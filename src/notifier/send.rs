@@ -610,7 +610,21 @@ fn explain(errcode: i64, errmsg: &str, event: &str, kind: MessageKind) -> String
         ),
         40037 => format!("{errmsg} (the template_id mapped for {event} is not one of this app's templates)"),
         41030 => format!("{errmsg} (the page mapped for {event} is not a page of the published mini program)"),
-        47003 => format!("{errmsg} (a value of {event} breaks its keyword's rule)"),
+        47003 => {
+            // WeChat names the keyword as `data.<keyword>` (unverified beyond
+            // the answers seen: "argument invalid! data.thing2.value invalid").
+            let keyword = errmsg
+                .split("data.")
+                .nth(1)
+                .and_then(|rest| rest.split(['.', ' ']).next())
+                .filter(|k| !k.is_empty());
+            let which = keyword.map_or(String::new(), |k| format!(" ({k})"));
+            format!(
+                "{errmsg} (the mapping of {event} does not fit its template: a keyword{which} the template does not have, \
+                 one it has that the mapping leaves out, or a value that breaks the keyword's rule; \
+                 compare the mapping's data with the template's content from /wxaapi/newtmpl/gettemplate)"
+            )
+        }
         _ => errmsg.to_string(),
     }
 }
@@ -691,6 +705,32 @@ mod tests {
         ] {
             assert_eq!(policy_for(code), Policy::Fail, "{code}");
         }
+    }
+
+    #[test]
+    fn a_47003_blames_the_mapping_and_names_the_keyword() {
+        let m = explain(
+            47003,
+            "argument invalid! data.thing9 is not a keyword of the template",
+            "order_pay_success",
+            MessageKind::Subscribe,
+        );
+        assert!(
+            m.contains("the mapping of order_pay_success does not fit its template"),
+            "{m}"
+        );
+        assert!(
+            m.contains("a keyword (thing9) the template does not have"),
+            "{m}"
+        );
+        assert!(!m.contains("a value of"), "{m}");
+        let m = explain(
+            47003,
+            "argument invalid!",
+            "order_cancel",
+            MessageKind::Subscribe,
+        );
+        assert!(m.contains("a keyword the template does not have"), "{m}");
     }
 
     #[test]
