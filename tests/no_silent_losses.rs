@@ -413,3 +413,43 @@ fn grants_are_for_mapped_templates_and_capped_per_buyer_and_template() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An HTTP 413 from WeChat's front end was reported as a network error, and a
+/// send took it for "maybe delivered" and spent the buyer's grant.
+#[test]
+fn a_request_wechat_refuses_with_a_4xx_is_not_delivered_and_says_so() {
+    let sb = Sandbox::start();
+    let n = notifier();
+    n.configure(&json!({"api_base": sb.url(), "max_retries": 0}).to_string())
+        .unwrap();
+    ready(&n, &sb);
+    grant(&n).unwrap();
+    n.access_token(DEMO_APPID).unwrap();
+    sb.inject(
+        fashop_notify::sandbox::Fault::on("/cgi-bin/message/subscribe/send")
+            .http_status(413)
+            .count(1),
+    );
+    let (result, outcome) = n.send_json(DEMO_APPID, "order_pay_success", &payload("SN-413"));
+    match result {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.contains("HTTP 413"), "{m}");
+            assert!(m.contains("not delivered"), "{m}");
+            assert!(m.contains("too large"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let outcome: serde_json::Value = serde_json::from_str(&outcome.unwrap()).unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert_eq!(uses(&n, TPL_PAY_SUCCESS), 10, "the grant was given back");
+    // The same order goes out once WeChat takes it.
+    n.send(DEMO_APPID, "order_pay_success", &payload("SN-413"))
+        .result
+        .unwrap();
+    assert_eq!(sb.delivered(DEMO_APPID, BUYER).len(), 1);
+    sb.inject(fashop_notify::sandbox::Fault::on("/cgi-bin/get_api_domain_ip").http_status(413));
+    assert!(matches!(
+        n.call_api(DEMO_APPID, "GET", "/cgi-bin/get_api_domain_ip", None),
+        Err(Error::InvalidArgument(_))
+    ));
+}

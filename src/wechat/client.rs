@@ -170,17 +170,39 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Whether WeChat can have acted on the request.
+    /// Whether WeChat can have acted on the request. A 4xx other than 408
+    /// and 429 is WeChat's front end refusing the request itself (413: too
+    /// large), before anything handled it.
     pub fn may_have_reached_wechat(&self) -> bool {
-        !matches!(self, CallError::NoToken(_) | CallError::NotSent(_))
+        !matches!(self, CallError::NoToken(_) | CallError::NotSent(_)) && !self.refused_request()
+    }
+
+    /// An HTTP 4xx (not 408 or 429): the request as sent was refused, and
+    /// sending it again the same way cannot help.
+    pub fn refused_request(&self) -> bool {
+        matches!(self, CallError::HttpStatus { status, .. }
+            if (400..500).contains(status) && *status != 408 && *status != 429)
     }
 
     /// The crate error for a caller with no retry policy of its own:
-    /// maybe-delivered is UNCERTAIN, every other transport problem NETWORK_ERROR.
+    /// maybe-delivered is UNCERTAIN, a request WeChat refused itself (HTTP
+    /// 4xx) INVALID_ARGUMENT, every other transport problem NETWORK_ERROR.
     pub fn into_error(self) -> Error {
         match self {
             CallError::NoToken(e) => e,
             CallError::NotSent(m) | CallError::Malformed(m) => Error::Network(m),
+            CallError::HttpStatus { status, message }
+                if (400..500).contains(&status) && status != 408 && status != 429 =>
+            {
+                Error::invalid(format!(
+                    "{message} (WeChat refused the request itself: it was not delivered{})",
+                    if status == 413 {
+                        "; the body is too large"
+                    } else {
+                        ""
+                    }
+                ))
+            }
             CallError::HttpStatus { message, .. } => Error::Network(message),
             CallError::MaybeDelivered(m) => Error::Uncertain(m),
         }

@@ -368,16 +368,19 @@ final class ApiTest extends TestCase
             }
         }
         // Values PHP cannot encode as JSON: the JsonException is kept as the cause.
+        // The message names the call and the field.
         foreach ([
-            'invalid UTF-8 in a field' => ['touser' => 'o', 'fields' => ['order_sn' => "SN\xff"]],
-            'NAN' => ['touser' => 'o', 'fields' => ['order_amount' => NAN]],
-            'INF' => ['touser' => 'o', 'fields' => ['order_amount' => INF]],
-            'a resource' => ['touser' => 'o', 'fields' => ['order_sn' => STDIN]],
-        ] as $what => $payload) {
+            'invalid UTF-8 in a field' => [['touser' => 'o', 'fields' => ['order_sn' => "SN\xff"]], "\$payload['fields']['order_sn']"],
+            'NAN' => [['touser' => 'o', 'fields' => ['order_amount' => NAN]], "\$payload['fields']['order_amount']"],
+            'INF' => [['touser' => 'o', 'fields' => ['order_amount' => INF]], "\$payload['fields']['order_amount']"],
+            'a resource' => [['touser' => 'o', 'fields' => ['order_sn' => STDIN]], "\$payload['fields']['order_sn']"],
+        ] as $what => [$payload, $field]) {
             $e = $this->thrown(InvalidArgumentException::class, fn () => $this->n->send($appid, 'order_pay_success', $payload));
             $this->assertInstanceOf(\JsonException::class, $e->getPrevious(), $what);
-            $this->assertStringContainsString('JSON', $e->getMessage(), $what);
+            $this->assertStringStartsWith("send: $field cannot be encoded as JSON", $e->getMessage(), $what);
         }
+        $e = $this->thrown(InvalidArgumentException::class, fn () => $this->n->enqueue($appid, 'order_pay_success', ['touser' => 'o', 'fields' => ['goods' => ['name' => "\xc3"]]]));
+        $this->assertStringStartsWith("enqueue: \$payload['fields']['goods']['name'] cannot be encoded as JSON", $e->getMessage());
         $this->assertSame([], Shop::delivered($appid), 'nothing was sent');
         $this->assertSame(0, $this->n->ledgerStats($appid)['total_uses']);
         $this->assertSame(Shop::TPL_PAY_SUCCESS, $this->n->getMappings($appid)['events']['order_pay_success']['template_id'], 'the mappings stayed');
@@ -412,6 +415,10 @@ final class ApiTest extends TestCase
         $this->assertStringEndsWith($plain, $scoped);
         $this->thrown(InvalidArgumentException::class, fn () => Notifier::scopedHeader("/x\"\n#define FFI_LIB \"/evil.so"));
         $e = $this->thrown(InvalidArgumentException::class, fn () => Notifier::load('/nonexistent/libfashop_notify.so'));
-        $this->assertStringContainsString('/nonexistent/libfashop_notify.so', $e->getMessage());
+        $this->assertStringContainsString('/nonexistent/libfashop_notify.so: no such file', $e->getMessage());
+        // A file that is not the library is named as such, not blamed on php.ini.
+        $e = $this->thrown(InvalidArgumentException::class, fn () => Notifier::load(Notifier::headerPath()));
+        $this->assertStringContainsString('not a shared library', $e->getMessage());
+        $this->assertStringNotContainsString('ffi.enable', $e->getMessage());
     }
 }
