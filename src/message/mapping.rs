@@ -255,6 +255,8 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
             "events",
             "missing field (an object of event name → mapping)",
         ),
+        // PHP encodes an empty array as `[]`: no events.
+        Some(Value::Array(list)) if list.is_empty() => {}
         Some(Value::Object(specs)) => {
             for (name, spec) in specs {
                 let path = key_path("events", name);

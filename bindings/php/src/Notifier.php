@@ -188,7 +188,12 @@ final class Notifier
     /** @param array<string,mixed>|string $mappings the mapping document, as an array or JSON text */
     public function loadMappings(string $appid, array|string $mappings): void
     {
-        $doc = is_string($mappings) ? $this->str($mappings) : $this->json($mappings, 'loadMappings', 'mappings');
+        // An empty array is what a shop has before the admin saved anything: no events.
+        $doc = match (true) {
+            is_string($mappings) => $this->str($mappings),
+            $mappings === [] => '{"version":1,"events":{}}',
+            default => $this->json($mappings, 'loadMappings', 'mappings'),
+        };
         $this->check($this->ffi->fashop_notify_load_mappings($this->str($appid), $doc));
     }
 

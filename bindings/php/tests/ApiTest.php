@@ -386,6 +386,20 @@ final class ApiTest extends TestCase
         $this->assertSame(Shop::TPL_PAY_SUCCESS, $this->n->getMappings($appid)['events']['order_pay_success']['template_id'], 'the mappings stayed');
     }
 
+    public function testAnEmptyMappingIsNoEvents(): void
+    {
+        // Before the admin saved any mapping, the shop passes what it has: nothing.
+        [$appid, $secret] = Shop::newApp();
+        $this->n->registerApp(['appid' => $appid, 'secret' => $secret, 'api_base' => Sandbox::url()]);
+        $this->n->loadMappings($appid, []);
+        $this->assertSame([], $this->n->getMappings($appid)['events']);
+        $this->n->loadMappings($appid, ['version' => 1, 'events' => []]);
+        $this->assertSame([], $this->n->getMappings($appid)['events']);
+        // And with it, no grant for a template could be used: refused.
+        $this->thrown(InvalidArgumentException::class, fn () => $this->n->addPermit($appid, ['openid' => 'o-e', 'kind' => 'subscribe', 'template_id' => Shop::TPL_PAY_SUCCESS]));
+        $this->n->unregisterApp($appid);
+    }
+
     public function testOutboxMethodsMatchTheLibraryBuild(): void
     {
         $declared = (bool) preg_match('/\bfashop_notify_enqueue\s*\(/', (string) file_get_contents(Notifier::headerPath()));
