@@ -26,6 +26,9 @@ pub struct Config {
     pub permit_cap_per_openid: usize,
     /// Subscribe uses kept per user and template; taps beyond go.
     pub subscribe_cap_per_template: u32,
+    /// `ledger_purge` removes subscribe grants not accepted again for this
+    /// many days; 0 keeps them until used.
+    pub subscribe_max_age_days: u32,
     pub log: LogSettings,
     pub outbox: OutboxSettings,
 }
@@ -41,6 +44,7 @@ impl Default for Config {
             store: StoreSpec::Memory,
             permit_cap_per_openid: 50,
             subscribe_cap_per_template: 50,
+            subscribe_max_age_days: 0,
             log: LogSettings::default(),
             outbox: OutboxSettings::default(),
         }
@@ -63,6 +67,7 @@ pub struct ConfigPatch {
     pub store: Option<StoreSpec>,
     pub permit_cap_per_openid: Option<u64>,
     pub subscribe_cap_per_template: Option<u64>,
+    pub subscribe_max_age_days: Option<u64>,
     pub log: Option<LogPatch>,
     pub outbox: Option<OutboxPatch>,
 }
@@ -93,6 +98,12 @@ impl ConfigPatch {
             patch.subscribe_cap_per_template,
             1,
             100_000,
+        )?;
+        check_range(
+            "subscribe_max_age_days",
+            patch.subscribe_max_age_days,
+            0,
+            3650,
         )?;
         if let Some(m) = patch.token_margin_secs {
             if !(0..=3600).contains(&m) {
@@ -136,6 +147,9 @@ impl ConfigPatch {
         }
         if let Some(v) = self.subscribe_cap_per_template {
             c.subscribe_cap_per_template = v as u32;
+        }
+        if let Some(v) = self.subscribe_max_age_days {
+            c.subscribe_max_age_days = v as u32;
         }
         if let Some(v) = &self.log {
             c.log = v.apply_to(&c.log);

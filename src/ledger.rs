@@ -37,6 +37,8 @@ pub struct Ledger {
     lease_ms: AtomicI64,
     cap: AtomicUsize,
     subscribe_cap: AtomicU32,
+    /// `subscribe_max_age_days`: 0 keeps grants until used.
+    grant_max_age_days: AtomicU32,
 }
 
 impl Ledger {
@@ -51,6 +53,7 @@ impl Ledger {
             lease_ms: AtomicI64::new(DEFAULT_LEASE_MS),
             cap: AtomicUsize::new(DEFAULT_CAP_PER_OPENID),
             subscribe_cap: AtomicU32::new(DEFAULT_SUBSCRIBE_CAP),
+            grant_max_age_days: AtomicU32::new(0),
         }
     }
 
@@ -62,6 +65,8 @@ impl Ledger {
         self.set_cap_per_openid(config.permit_cap_per_openid);
         self.subscribe_cap
             .store(config.subscribe_cap_per_template, Ordering::SeqCst);
+        self.grant_max_age_days
+            .store(config.subscribe_max_age_days, Ordering::SeqCst);
         Ok(())
     }
 
@@ -229,7 +234,10 @@ impl Ledger {
     }
 
     pub fn purge(&self, appid: &str) -> Result<u64> {
-        self.store().purge(appid, self.now_ms())
+        let now_ms = self.now_ms();
+        let days = i64::from(self.grant_max_age_days.load(Ordering::SeqCst));
+        let before = (days > 0).then(|| now_ms.div_euclid(1000) - days * 86_400);
+        self.store().purge(appid, now_ms, before)
     }
 }
 

@@ -201,6 +201,8 @@ impl Store for MemoryStore {
             return Ok(match p.kind {
                 Kind::Subscribe => {
                     e.uses = e.uses.saturating_add(p.uses).min(p.max_uses.max(e.uses));
+                    // A grant's age counts from its last accept.
+                    e.created_at = e.created_at.max(secs(p.created_at));
                     Added::Counted
                 }
                 Kind::PrepayId if p.paid && !e.paid => {
@@ -384,7 +386,7 @@ impl Store for MemoryStore {
         Ok(stats)
     }
 
-    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64> {
+    fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64> {
         let mut book = self.book()?;
         book.reclaim(now_ms);
         book.idempotency.retain(|_, r| match r {
@@ -394,7 +396,11 @@ impl Store for MemoryStore {
         if let Some(users) = book.apps.get_mut(appid) {
             for user in users.values_mut() {
                 let before = user.len();
-                user.retain(|e| e.live(now_ms) || e.leased > 0);
+                let old = |e: &Entry| {
+                    e.kind == Kind::Subscribe
+                        && grants_before.is_some_and(|t| i64::from(e.created_at) < t)
+                };
+                user.retain(|e| (e.live(now_ms) && !old(e)) || e.leased > 0);
                 removed += (before - user.len()) as u64;
             }
             users.retain(|_, user| !user.is_empty());

@@ -261,8 +261,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats>;
 
     /// Removes expired permits of the app (and returns how many), returns
-    /// expired leases and forgets expired idempotency records.
-    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64>;
+    /// expired leases and forgets expired idempotency records. With
+    /// `grants_before` (unix seconds), subscribe grants whose last accept was
+    /// before it go too (none of their uses is leased).
+    fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64>;
 
     fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim>;
 
