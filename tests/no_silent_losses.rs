@@ -453,3 +453,27 @@ fn a_request_wechat_refuses_with_a_4xx_is_not_delivered_and_says_so() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+/// A secret that cannot be a WeChat AppSecret is refused before it is sent to
+/// WeChat; the sandbox (an api_base on this machine) takes any.
+#[test]
+fn a_secret_that_cannot_be_an_app_secret_never_reaches_wechat() {
+    let n = notifier();
+    n.configure(r#"{"timeout_ms": 1000}"#).unwrap();
+    n.register_app(r#"{"appid":"wxshortsecret001","secret":"s"}"#)
+        .unwrap();
+    match n.access_token("wxshortsecret001") {
+        Err(Error::AppNotConfigured(m)) => {
+            assert!(m.contains("has 1 characters"), "{m}");
+            assert!(m.contains("32 letters and digits"), "{m}");
+            assert!(!m.contains("\"s\""), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let sb = Sandbox::start();
+    n.register_app(
+        &json!({"appid": DEMO_APPID, "secret": DEMO_SECRET, "api_base": sb.url()}).to_string(),
+    )
+    .unwrap();
+    n.access_token(DEMO_APPID).unwrap();
+}
