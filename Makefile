@@ -147,12 +147,17 @@ FUZZ_SECS ?= 30
 fuzz-smoke: $(if $(PREBUILT),wait-fuzz)
 	FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh $(FUZZ_SECS)
 
-## soak: 8 processes on one SQLite ledger through random faults, SOAK_SECS seconds
-## (600; `make test` runs 30); prints and checks the invariants. Recording, its
-## workers' structured logs are kept for the leak scan.
+## soak: 8 processes on one ledger through random faults, SOAK_SECS seconds (600;
+## `make test` runs 30 on SQLite, then 30 on Redis); STORE=sqlite (default) or
+## STORE=redis (its own redis-server); prints and checks the invariants.
+## Recording, its workers' structured logs are kept for the leak scan.
 SOAK_SECS ?= 600
+STORE ?= sqlite
+SOAK_STORES ?= $(STORE)
 soak: build
-	$(KEEP) soak $(if $(LEAK_SCAN_RECORD),env FASHOP_SOAK_KEEP=1) $(OUT)/fashop-notify-soak $(SOAK_SECS) 8
+	@for store in $(SOAK_STORES); do \
+	  $(KEEP) soak $(if $(LEAK_SCAN_RECORD),env FASHOP_SOAK_KEEP=1) $(OUT)/fashop-notify-soak $(SOAK_SECS) 8 $$store || exit 1; \
+	done
 
 ## leak-scan: any app secret or access token in the suites' output and logs fails. Under
 ## `make test` it searches what the run recorded; alone, it runs the suites itself.
@@ -176,6 +181,7 @@ TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-brows
 PREBUILD_DIR := $(TARGET_DIR)/prebuild
 test: export FUZZ_RUNS = 20000
 test: export SOAK_SECS = 30
+test: export SOAK_STORES = sqlite redis
 test: export LEAK_SCAN_RECORD = $(abspath $(LEAK_SCAN_DIR))
 test: export PREBUILT = 1
 test: deps leak-scan-reset

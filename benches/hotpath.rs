@@ -41,7 +41,11 @@ fn payload(i: u64) -> String {
 
 fn notifier(store: &str) -> Notifier {
     let n = Notifier::new();
-    n.configure(&format!(r#"{{"store":"{store}"}}"#)).unwrap();
+    // Bulk grants for one buyer: beyond the default cap per template.
+    n.configure(&format!(
+        r#"{{"store":"{store}","subscribe_cap_per_template":100000}}"#
+    ))
+    .unwrap();
     n.register_app(&format!(r#"{{"appid":"{APPID}","secret":"bench-secret"}}"#))
         .unwrap();
     n.load_mappings(APPID, include_str!("../examples/mappings.json"))

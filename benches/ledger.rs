@@ -50,7 +50,11 @@ const APP: &str = "wxbench000000001";
 
 fn notifier(store: &str) -> Notifier {
     let n = Notifier::new();
-    n.configure(&format!(r#"{{"store":"{store}"}}"#)).unwrap();
+    // Bulk grants for one buyer: beyond the default cap per template.
+    n.configure(&format!(
+        r#"{{"store":"{store}","subscribe_cap_per_template":100000}}"#
+    ))
+    .unwrap();
     n.register_app(&format!(r#"{{"appid":"{APP}","secret":"bench-secret"}}"#))
         .unwrap();
     n

@@ -117,7 +117,8 @@ const BUYER: &str = "oBuyer_metrics_bench";
 fn send(c: &mut Criterion) {
     let sb = Sandbox::start();
     let n = Notifier::new();
-    n.configure(&json!({"api_base": sb.url()}).to_string())
+    // Bulk grants for one buyer: beyond the default cap per template.
+    n.configure(&json!({"api_base": sb.url(), "subscribe_cap_per_template": 100_000}).to_string())
         .unwrap();
     n.register_app(&json!({"appid": DEMO_APPID, "secret": DEMO_SECRET}).to_string())
         .unwrap();

@@ -24,6 +24,11 @@ pub struct Config {
     pub store: StoreSpec,
     /// form_ids (and prepay_ids) kept per user; the oldest go first.
     pub permit_cap_per_openid: usize,
+    /// Subscribe uses kept per user and template; taps beyond go.
+    pub subscribe_cap_per_template: u32,
+    /// `ledger_purge` removes subscribe grants not accepted again for this
+    /// many days; 0 keeps them until used.
+    pub subscribe_max_age_days: u32,
     pub log: LogSettings,
     pub outbox: OutboxSettings,
 }
@@ -38,6 +43,8 @@ impl Default for Config {
             token_margin_secs: 300,
             store: StoreSpec::Memory,
             permit_cap_per_openid: 50,
+            subscribe_cap_per_template: 50,
+            subscribe_max_age_days: 0,
             log: LogSettings::default(),
             outbox: OutboxSettings::default(),
         }
@@ -59,6 +66,8 @@ pub struct ConfigPatch {
     #[serde(skip)]
     pub store: Option<StoreSpec>,
     pub permit_cap_per_openid: Option<u64>,
+    pub subscribe_cap_per_template: Option<u64>,
+    pub subscribe_max_age_days: Option<u64>,
     pub log: Option<LogPatch>,
     pub outbox: Option<OutboxPatch>,
 }
@@ -83,6 +92,18 @@ impl ConfigPatch {
             patch.permit_cap_per_openid,
             1,
             10_000,
+        )?;
+        check_range(
+            "subscribe_cap_per_template",
+            patch.subscribe_cap_per_template,
+            1,
+            100_000,
+        )?;
+        check_range(
+            "subscribe_max_age_days",
+            patch.subscribe_max_age_days,
+            0,
+            3650,
         )?;
         if let Some(m) = patch.token_margin_secs {
             if !(0..=3600).contains(&m) {
@@ -123,6 +144,12 @@ impl ConfigPatch {
         }
         if let Some(v) = self.permit_cap_per_openid {
             c.permit_cap_per_openid = v as usize;
+        }
+        if let Some(v) = self.subscribe_cap_per_template {
+            c.subscribe_cap_per_template = v as u32;
+        }
+        if let Some(v) = self.subscribe_max_age_days {
+            c.subscribe_max_age_days = v as u32;
         }
         if let Some(v) = &self.log {
             c.log = v.apply_to(&c.log);
@@ -197,6 +224,10 @@ pub struct OutboxSettings {
     pub lease_secs: u64,
     /// The first retry pause; each failed attempt doubles it.
     pub retry_secs: u64,
+    /// A flush stops after this many messages in a row found WeChat
+    /// unreachable or silent (refused, DNS, timeout), leaving the rest due:
+    /// each would wait the full timeout for nothing.
+    pub stop_after_unreachable: u32,
 }
 
 impl Default for OutboxSettings {
@@ -207,6 +238,7 @@ impl Default for OutboxSettings {
             // died finds its key free when it is claimed again.
             lease_secs: 120,
             retry_secs: 30,
+            stop_after_unreachable: 3,
         }
     }
 }
@@ -218,6 +250,7 @@ pub struct OutboxPatch {
     pub max_attempts: Option<u32>,
     pub lease_secs: Option<u64>,
     pub retry_secs: Option<u64>,
+    pub stop_after_unreachable: Option<u32>,
 }
 
 impl OutboxPatch {
@@ -230,7 +263,13 @@ impl OutboxPatch {
         };
         range("max_attempts", self.max_attempts.map(u64::from), 1, 100)?;
         range("lease_secs", self.lease_secs, 5, 3600)?;
-        range("retry_secs", self.retry_secs, 1, 3600)
+        range("retry_secs", self.retry_secs, 1, 3600)?;
+        range(
+            "stop_after_unreachable",
+            self.stop_after_unreachable.map(u64::from),
+            1,
+            1000,
+        )
     }
 
     pub fn apply_to(&self, base: &OutboxSettings) -> OutboxSettings {
@@ -238,6 +277,9 @@ impl OutboxPatch {
             max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
             lease_secs: self.lease_secs.unwrap_or(base.lease_secs),
             retry_secs: self.retry_secs.unwrap_or(base.retry_secs),
+            stop_after_unreachable: self
+                .stop_after_unreachable
+                .unwrap_or(base.stop_after_unreachable),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! The rules of what may be recorded and what is handed out live here; the
 //! stores only keep them atomically.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -11,8 +11,8 @@ use serde_json::{json, Map, Value};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
-pub use crate::store::Added;
-use crate::store::{self, NewPermit, Store, StoreSlot, LEGACY_VALID_SECS, PREPAY_USES};
+use crate::store::{self, Store, StoreSlot, LEGACY_VALID_SECS, MAX_SUBSCRIBE_USES, PREPAY_USES};
+pub use crate::store::{Added, NewPermit};
 
 pub use crate::store::{
     ClaimedTake, KeyClaim, Kind, Lease, PermitRequest, PermitStats, Remaining, SpentAndRecorded,
@@ -22,6 +22,9 @@ pub use crate::store::{
 pub(crate) const DEFAULT_LEASE_MS: i64 = 60_000;
 /// form_ids (and prepay_ids) kept per user by default.
 pub(crate) const DEFAULT_CAP_PER_OPENID: usize = 50;
+/// Subscribe uses kept per user and template by default: a buyer taps
+/// "allow" once per message wanted, so more is a client gone wrong.
+pub(crate) const DEFAULT_SUBSCRIBE_CAP: u32 = 50;
 /// Longest openid, template_id, form_id, prepay_id or order_sn accepted.
 pub(crate) const MAX_VALUE_BYTES: usize = 128;
 /// Most subscribe uses one add may bring.
@@ -33,6 +36,9 @@ pub struct Ledger {
     store: StoreSlot<dyn Store>,
     lease_ms: AtomicI64,
     cap: AtomicUsize,
+    subscribe_cap: AtomicU32,
+    /// `subscribe_max_age_days`: 0 keeps grants until used.
+    grant_max_age_days: AtomicU32,
 }
 
 impl Ledger {
@@ -46,6 +52,8 @@ impl Ledger {
             ),
             lease_ms: AtomicI64::new(DEFAULT_LEASE_MS),
             cap: AtomicUsize::new(DEFAULT_CAP_PER_OPENID),
+            subscribe_cap: AtomicU32::new(DEFAULT_SUBSCRIBE_CAP),
+            grant_max_age_days: AtomicU32::new(0),
         }
     }
 
@@ -55,6 +63,10 @@ impl Ledger {
     pub fn configure(&self, config: &Config) -> Result<()> {
         self.switch_store(config)?;
         self.set_cap_per_openid(config.permit_cap_per_openid);
+        self.subscribe_cap
+            .store(config.subscribe_cap_per_template, Ordering::SeqCst);
+        self.grant_max_age_days
+            .store(config.subscribe_max_age_days, Ordering::SeqCst);
         Ok(())
     }
 
@@ -94,8 +106,18 @@ impl Ledger {
         self.clock.now_ms()
     }
 
-    /// Records a checked permit.
+    /// Records a checked permit. A subscribe grant holds at most
+    /// `subscribe_cap_per_template` uses; taps beyond it are dropped.
     pub fn add(&self, appid: &str, permit: &NewPermit) -> Result<Added> {
+        let mut capped;
+        let mut permit = permit;
+        if permit.kind == Kind::Subscribe {
+            let max = self.subscribe_cap.load(Ordering::SeqCst).max(1);
+            capped = permit.clone();
+            capped.max_uses = max;
+            capped.uses = capped.uses.min(max);
+            permit = &capped;
+        }
         self.store.for_records().add(
             appid,
             permit,
@@ -218,7 +240,10 @@ impl Ledger {
     }
 
     pub fn purge(&self, appid: &str) -> Result<u64> {
-        self.store().purge(appid, self.now_ms())
+        let now_ms = self.now_ms();
+        let days = i64::from(self.grant_max_age_days.load(Ordering::SeqCst));
+        let before = (days > 0).then(|| now_ms.div_euclid(1000) - days * 86_400);
+        self.store().purge(appid, now_ms, before)
     }
 }
 
@@ -452,6 +477,7 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
         order_sn: order_sn.map(str::to_string),
         paid: paid.unwrap_or(false),
         uses,
+        max_uses: MAX_SUBSCRIBE_USES,
         created_at,
         expires_at,
     })

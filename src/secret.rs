@@ -22,14 +22,59 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// `text` with every occurrence of this secret replaced by `***`.
+    /// `text` with this secret replaced by `***`. A secret shorter than
+    /// `WHOLE_ONLY_BELOW` characters (never a real AppSecret or token, but a
+    /// test's `s`) goes only where it stands whole, not inside a longer run of
+    /// credential characters (letters, digits, `-`, `_`), so that words like
+    /// "access" stay readable; a longer one goes wherever it occurs.
     pub fn redact(&self, text: &str) -> String {
         if self.0.is_empty() || !occurs_in(text, &self.0) {
-            text.to_string()
-        } else {
-            text.replace(&self.0, "***")
+            return text.to_string();
         }
+        if self.0.len() >= WHOLE_ONLY_BELOW {
+            return text.replace(&self.0, "***");
+        }
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for (at, _) in text.match_indices(self.0.as_str()) {
+            if at < last {
+                continue;
+            }
+            let end = at + self.0.len();
+            let before = at == 0 || !is_credential_byte(bytes[at - 1]);
+            let after = end == bytes.len() || !is_credential_byte(bytes[end]);
+            if before && after {
+                out.push_str(&text[last..at]);
+                out.push_str("***");
+                last = end;
+            }
+        }
+        out.push_str(&text[last..]);
+        out
     }
+}
+
+impl Secret {
+    /// `text` with every occurrence of this secret replaced by `***`, however
+    /// short: for credentials that may be short for real (a push Token may
+    /// have 3 characters) and would leak when quoted next to other text.
+    pub fn redact_everywhere(&self, text: &str) -> String {
+        if self.0.is_empty() || !occurs_in(text, &self.0) {
+            return text.to_string();
+        }
+        text.replace(&self.0, "***")
+    }
+}
+
+/// Secrets at least this long are redacted wherever they occur (WeChat's
+/// AppSecrets have 32 characters, access tokens far more).
+const WHOLE_ONLY_BELOW: usize = 16;
+
+/// What a credential is made of (WeChat secrets are hex, tokens letters,
+/// digits, `-` and `_`).
+fn is_credential_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
 /// Whether `needle` (not empty) occurs in `text`. Every WeChat answer is
@@ -170,6 +215,24 @@ fn redact_userinfo(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_whole_values_are_redacted() {
+        let short = Secret::new("s");
+        assert_eq!(
+            short.redact("access token refused: connection refused (s)"),
+            "access token refused: connection refused (***)"
+        );
+        assert_eq!(short.redact("secret=s&x=1"), "secret=***&x=1");
+        let long = Secret::new("0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            long.redact(r#"{"secret":"0123456789abcdef0123456789abcdef"} and 0123456789abcdef0123456789abcdef"#),
+            r#"{"secret":"***"} and ***"#
+        );
+        // A real-length secret goes even inside a longer run.
+        assert_eq!(long.redact("x0123456789abcdef0123456789abcdefy"), "x***y");
+    }
+
     use super::*;
 
     #[test]
@@ -187,12 +250,18 @@ mod tests {
         let s = Secret::new("tok-123");
         assert_eq!(s.redact("tok-12"), "tok-12");
         assert_eq!(s.redact("tok-123"), "***");
-        assert_eq!(s.redact("ttok-123tok-123 tok-12"), "t****** tok-12");
-        let long = format!("{}tok-123{}", "x".repeat(2000), "y".repeat(10));
+        // A short secret goes only where it stands whole.
+        assert_eq!(s.redact("ttok-123tok-123 tok-12"), "ttok-123tok-123 tok-12");
+        assert_eq!(s.redact("(tok-123)&tok-123 tok-12"), "(***)&*** tok-12");
+        let long = format!("{} tok-123 {}", "x".repeat(2000), "y".repeat(10));
         assert_eq!(
             s.redact(&long),
-            format!("{}***{}", "x".repeat(2000), "y".repeat(10))
+            format!("{} *** {}", "x".repeat(2000), "y".repeat(10))
         );
+        // A real-length one goes wherever it occurs.
+        let real = Secret::new("0123456789abcdef0123456789abcdef");
+        let glued = format!("x{}y{}", real.expose(), real.expose());
+        assert_eq!(real.redact(&glued), "x***y***");
         assert_eq!(s.redact(&"tok-12 ".repeat(300)), "tok-12 ".repeat(300));
     }
 }

@@ -172,8 +172,21 @@ pub(crate) fn open_wal(path: &Path) -> rusqlite::Result<Connection> {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(cannot_open(format!("cannot create the file: {e}")));
+            return Err(cannot_open(format!(
+                "cannot create the file: {}",
+                explain_io(path, &e)
+            )));
         }
+    }
+    // SQLite opens a file it may not write read-only without a word, and
+    // fails only at the first write: refuse it here, saying whose it is.
+    // Judged from the file's owner and mode, not by opening it: closing any
+    // descriptor of the file would drop the POSIX locks this process's other
+    // connections hold on it.
+    if let Some(why) = not_writable(path) {
+        return Err(cannot_open(format!(
+            "cannot open the file for writing: {why}"
+        )));
     }
     let mut conn = Connection::open_with_flags(
         path,
@@ -210,6 +223,86 @@ pub(crate) fn while_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> ru
             other => return other,
         }
     }
+}
+
+/// An I/O error on the store's file; a permission problem names the owner
+/// and mode of the file (or of its directory) and the user this process
+/// runs as, which is what the shop has to change.
+fn explain_io(path: &Path, e: &std::io::Error) -> String {
+    use std::os::unix::fs::MetadataExt;
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return e.to_string();
+    }
+    let me = process_uid().map_or("unknown".to_string(), |u| u.to_string());
+    let (what, meta) = match std::fs::metadata(path) {
+        Ok(m) => ("the file", Some(m)),
+        Err(_) => (
+            "its directory",
+            path.parent().and_then(|d| std::fs::metadata(d).ok()),
+        ),
+    };
+    match meta {
+        Some(m) => format!(
+            "permission denied: {what} is owned by uid {} with mode {:04o} and this process runs as uid {me}; \
+             run every worker as the owner, or give the file and its directory to the workers' user \
+             (chown) with write permission",
+            m.uid(),
+            m.mode() & 0o7777
+        ),
+        None => format!("permission denied ({e}); this process runs as uid {me}"),
+    }
+}
+
+/// Why this process may not read and write the existing file at `path`, from
+/// its owner, group and mode against this process's ids (`None`: it may, or
+/// it cannot be told; ACLs are not looked at).
+fn not_writable(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let ids = |key: &str| -> Vec<u32> {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Effective ids: the second column of Uid/Gid.
+    let uid = *ids("Uid:").get(1)?;
+    let gid = *ids("Gid:").get(1)?;
+    if uid == 0 {
+        return None;
+    }
+    let mode = meta.mode();
+    let rw = if meta.uid() == uid {
+        mode & 0o600 == 0o600
+    } else if meta.gid() == gid || ids("Groups:").contains(&meta.gid()) {
+        mode & 0o060 == 0o060
+    } else {
+        mode & 0o006 == 0o006
+    };
+    (!rw).then(|| {
+        format!(
+            "permission denied: the file is owned by uid {} (gid {}) with mode {:04o} and this process runs as uid {uid}; \
+             run every worker as the owner, or give the file and its directory to the workers' user \
+             (chown) with read and write permission",
+            meta.uid(),
+            meta.gid(),
+            mode & 0o7777
+        )
+    })
+}
+
+/// This process's effective uid, from /proc (Linux); `None` elsewhere.
+fn process_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 fn cannot_open(message: String) -> rusqlite::Error {

@@ -359,8 +359,10 @@ fn every_validation_error_names_its_path() {
             json!({"version": 1}).to_string(),
             "events: missing field".to_string(),
         ),
+        // `[]` is how PHP encodes an empty array: no events (see below); any
+        // other array is refused.
         (
-            json!({"version": 1, "events": []}).to_string(),
+            json!({"version": 1, "events": [1]}).to_string(),
             "events: must be an object of event name → mapping, got an array".to_string(),
         ),
         (

@@ -416,13 +416,42 @@ fn the_rendered_message_carries_what_send_needs() {
             .idempotency_key,
         "order-1-paid"
     );
-    // No order_sn and no key: no idempotency (each send is a new message).
+    // No order_sn and no key: refused, naming the missing key field (each
+    // repeat would be delivered again).
     let doc = json!({"version": 1, "events": {"order_cancel": {"template_id": "t", "data": {"thing1": "{cancel_reason|default:已取消}"}}}});
     n.load_mappings(APP, &doc.to_string()).unwrap();
+    match n.render_message(APP, "order_cancel", r#"{"touser":"o1"}"#) {
+        Err(Error::InvalidArgument(m)) => {
+            assert!(m.contains("fields.order_sn is missing"), "{m}");
+            assert!(m.contains("\"idempotency_key\": false"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // An empty order_sn is no key either.
+    assert!(n
+        .render_message(
+            APP,
+            "order_cancel",
+            r#"{"touser":"o1","fields":{"order_sn":""}}"#
+        )
+        .is_err());
+    // Saying so explicitly: no idempotency (each send is a new message).
     let m = n
-        .render_message(APP, "order_cancel", r#"{"touser":"o1"}"#)
+        .render_message(
+            APP,
+            "order_cancel",
+            r#"{"touser":"o1","idempotency_key":false}"#,
+        )
         .unwrap();
     assert_eq!((m.order_sn, m.idempotency_key.as_str()), (None, ""));
+    match n.render_message(
+        APP,
+        "order_cancel",
+        r#"{"touser":"o1","idempotency_key":true}"#,
+    ) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("or false"), "{m}"),
+        other => panic!("{other:?}"),
+    }
     let m = n
         .render_message(
             APP,
@@ -688,4 +717,88 @@ fn the_example_renders_every_seed_event() {
             rule.check(value["value"].as_str().unwrap()).unwrap();
         }
     }
+}
+
+/// A template with `name`/`phone_number` keywords could not be mapped for
+/// order_delivered (`{receiver_name}` was an unknown placeholder), and a
+/// host field the catalog lacks could not be used at all.
+#[test]
+fn delivery_fields_and_host_fields_of_the_document_render() {
+    let n = notifier();
+    let doc = json!({"version": 1,
+        "fields": [{"name": "pickup_code", "label": "取件码", "type": "string"}],
+        "events": {"order_delivered": {"template_id": "tpl-delivered",
+            "data": {"name1": "{receiver_name}", "phone_number2": "{receiver_phone}",
+                     "thing3": "{receiver_address|truncate:20}", "character_string4": "{tracking_no}",
+                     "time5": "{pay_time|datetime}", "character_string6": "{pickup_code}"}}}});
+    n.load_mappings(APP, &doc.to_string()).unwrap();
+    let got: Value = serde_json::from_str(&n.get_mappings(APP).unwrap()).unwrap();
+    assert_eq!(got["fields"], doc["fields"]);
+    let payload = json!({"touser": "o1", "fields": {"order_sn": "SN1", "receiver_name": "张三",
+        "receiver_phone": "13800138000", "receiver_address": "上海市浦东新区世纪大道100号",
+        "tracking_no": "SF1234567890123", "pay_time": 1795354200, "pickup_code": "A-1024"}});
+    let body: Value = serde_json::from_str(
+        &n.render(APP, "order_delivered", &payload.to_string())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["data"]["name1"]["value"], "张三");
+    assert_eq!(body["data"]["phone_number2"]["value"], "13800138000");
+    assert_eq!(
+        body["data"]["thing3"]["value"],
+        "上海市浦东新区世纪大道100号"
+    );
+    assert_eq!(body["data"]["character_string6"]["value"], "A-1024");
+    // The catalog lists the new fields with labels.
+    let catalog: Value = serde_json::from_str(n.event_catalog()).unwrap();
+    let delivered = catalog["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "order_delivered")
+        .unwrap();
+    let names: Vec<&str> = delivered["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for f in [
+        "receiver_name",
+        "receiver_phone",
+        "receiver_address",
+        "pay_time",
+        "express_company",
+    ] {
+        assert!(names.contains(&f), "{f}: {names:?}");
+    }
+
+    // Host fields are checked, each problem with its path.
+    let bad = json!({"version": 1,
+        "fields": [{"name": "order_sn", "label": "x", "type": "string"},
+                   {"name": "Bad-Name", "label": "x", "type": "string"},
+                   {"name": "ok_name", "label": "", "type": "color"},
+                   {"name": "extra", "label": "x", "type": "text", "size": 3}],
+        "events": {}});
+    match n.load_mappings(APP, &bad.to_string()) {
+        Err(Error::Mapping(m)) | Err(Error::InvalidArgument(m)) => {
+            assert!(
+                m.contains("fields[0].name: order_sn is a catalog field already"),
+                "{m}"
+            );
+            assert!(m.contains("fields[1].name: must be 1 to 64"), "{m}");
+            assert!(m.contains("fields[2].label"), "{m}");
+            assert!(m.contains("fields[2].type: must be one of"), "{m}");
+            assert!(m.contains("fields[3].size: unknown field"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Undeclared, a host field is still an unknown placeholder.
+    let mut undeclared = doc.clone();
+    undeclared.as_object_mut().unwrap().remove("fields");
+    assert!(n
+        .load_mappings(APP, &undeclared.to_string())
+        .unwrap_err()
+        .to_string()
+        .contains("pickup_code"));
 }

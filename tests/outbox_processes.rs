@@ -81,6 +81,9 @@ fn setup(count: u64, redis: bool) -> (Sandbox, Place, fashop_notify::Notifier) {
     let sb = Sandbox::start();
     let dir = Place::new(redis);
     let (n, _) = notifier(&dir.store(), &sb.url(), NOW);
+    // One buyer for every message: more uses than the default cap per template.
+    n.configure(r#"{"subscribe_cap_per_template": 10000}"#)
+        .unwrap();
     sb.grant(APP, BUYER, TPL_PAY_SUCCESS, count);
     n.add_permit(
         APP,

@@ -86,14 +86,17 @@ fn a_store_that_cannot_be_opened_changes_nothing() {
         before,
         "the corrupt file was not touched"
     );
-    // The memory store still works.
+    // Every configure so far failed: store calls are refused until one succeeds.
     n.register_app(r#"{"appid":"wxsqlitebad","secret":"s"}"#)
         .unwrap();
-    n.add_permit(
-        "wxsqlitebad",
-        r#"{"openid":"o","kind":"subscribe","template_id":"T"}"#,
-    )
-    .unwrap();
+    let grant = r#"{"openid":"o","kind":"subscribe","template_id":"T"}"#;
+    match n.add_permit("wxsqlitebad", grant) {
+        Err(fashop_notify::Error::Store(m)) => assert!(m.contains("configure failed"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Then the memory store works.
+    n.configure(r#"{"store":"memory"}"#).unwrap();
+    n.add_permit("wxsqlitebad", grant).unwrap();
 }
 
 #[test]
@@ -268,4 +271,84 @@ fn an_outcome_that_cannot_be_recorded_still_spends_the_use() {
         l.idempotency_claim("k1", 30_000).unwrap(),
         KeyClaim::InFlight
     ));
+}
+
+/// What `configure` answers for `path` in a process running as another user
+/// than the file's owner: a forked child that drops to `nobody` when the test
+/// runs as root, this process otherwise (the file is then made unwritable).
+#[cfg(feature = "sandbox")]
+fn configure_as_another_user(path: &str) -> Result<(), String> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, setgid, setuid, ForkResult, Gid, Uid};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let configure = || {
+        Notifier::new()
+            .configure(&format!(r#"{{"store":"sqlite:{path}"}}"#))
+            .map_err(|e| e.to_string())
+    };
+    if !Uid::effective().is_root() {
+        return configure();
+    }
+    let (mut parent, mut child) = UnixStream::pair().unwrap();
+    // SAFETY: the child only drops its ids, configures and writes one line.
+    match unsafe { fork() }.unwrap() {
+        ForkResult::Child => {
+            drop(parent);
+            let answer =
+                match setgid(Gid::from_raw(65534)).and_then(|()| setuid(Uid::from_raw(65534))) {
+                    Ok(()) => configure(),
+                    Err(e) => Err(format!("setuid: {e}")),
+                };
+            let line = match answer {
+                Ok(()) => "OK".to_string(),
+                Err(m) => m,
+            };
+            let _ = child.write_all(line.as_bytes());
+            drop(child);
+            std::process::exit(0);
+        }
+        ForkResult::Parent { child: pid } => {
+            drop(child);
+            let mut line = String::new();
+            parent.read_to_string(&mut line).unwrap();
+            assert!(matches!(
+                waitpid(pid, None).unwrap(),
+                WaitStatus::Exited(_, 0)
+            ));
+            if line == "OK" {
+                Ok(())
+            } else {
+                Err(line)
+            }
+        }
+    }
+}
+
+/// `unable to open database file` for a 0600 file of root opened by nobody
+/// said nothing of why; a read-only file passed configure and failed only at
+/// the first add_permit.
+#[cfg(feature = "sandbox")]
+#[test]
+fn a_file_of_another_user_is_refused_at_configure_naming_its_owner() {
+    let dir = TempDir::new("sqlite-owner");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.file("notify.db");
+    Notifier::new()
+        .configure(&format!(r#"{{"store":"sqlite:{path}"}}"#))
+        .unwrap();
+    let root = nix::unistd::Uid::effective().is_root();
+    for mode in [0o600, 0o644] {
+        let mode = if root { mode } else { 0o400 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let m = configure_as_another_user(&path).unwrap_err();
+        assert!(m.contains(&path), "{m}");
+        assert!(m.contains("permission denied"), "{m}");
+        assert!(m.contains(&format!("with mode {mode:04o}")), "{m}");
+        if root {
+            assert!(m.contains("owned by uid 0"), "{m}");
+            assert!(m.contains("runs as uid 65534"), "{m}");
+        }
+    }
 }

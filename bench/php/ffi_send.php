@@ -15,7 +15,8 @@ $appid = (string) $args['appid'];
 $openid = bench_openid($worker);
 
 $n = Notifier::load(isset($args['lib']) ? (string) $args['lib'] : null);
-$config = ['api_base' => (string) $args['api-base'], 'store' => (string) $args['store']];
+// Bulk grants for one buyer: beyond the default cap per template.
+$config = ['api_base' => (string) $args['api-base'], 'store' => (string) $args['store'], 'subscribe_cap_per_template' => 100_000];
 if (isset($args['token-margin-secs'])) {
     $config['token_margin_secs'] = (int) $args['token-margin-secs'];
 }

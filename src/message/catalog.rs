@@ -46,6 +46,11 @@ pub struct CatalogField {
 pub struct CatalogEvent {
     pub event: String,
     pub label: String,
+    /// The fields the event's default idempotency key is built from
+    /// (`appid:event:touser:` and their values joined by `:`), `order_sn`
+    /// first: a send or enqueue that lacks one and gives no key of its own is
+    /// refused rather than sent once per call.
+    pub key_fields: Vec<String>,
     pub fields: Vec<CatalogField>,
 }
 
@@ -133,6 +138,8 @@ mod tests {
                 "{}",
                 e.event
             );
+            assert_eq!(e.key_fields.first().map(String::as_str), Some("order_sn"));
+            assert!(e.key_fields.iter().all(|k| e.has_field(k)), "{}", e.event);
             assert!(!e.has_field("order_snn"));
         }
         let pay = c.event("order_pay_success").unwrap();

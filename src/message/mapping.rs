@@ -66,9 +66,12 @@ pub struct CompiledEvent {
     pub keywords: Vec<CompiledKeyword>,
     pub overflow: Overflow,
     pub emphasis_keyword: Option<Box<str>>,
-    /// The payload fields rendering reads; slot 0 is always `order_sn`
-    /// (it makes the default idempotency key).
+    /// The payload fields rendering reads; the first `key_fields` slots are
+    /// the catalog's key fields of the event (slot 0 is always `order_sn`),
+    /// which make the default idempotency key.
     pub slots: Vec<Box<str>>,
+    /// How many of the first slots make the default idempotency key.
+    pub key_fields: usize,
 }
 
 /// A loaded mapping document.
@@ -84,6 +87,26 @@ pub struct CompiledMappings {
 }
 
 impl CompiledMappings {
+    /// Whether an event (enabled or not) is mapped to subscribe template `template_id`.
+    pub fn maps_subscribe_template(&self, template_id: &str) -> bool {
+        self.events
+            .iter()
+            .any(|(_, e)| e.kind == MessageKind::Subscribe && *e.template_id == *template_id)
+    }
+
+    /// The subscribe templates mapped, for messages.
+    pub fn subscribe_templates(&self) -> Vec<&str> {
+        let mut t: Vec<&str> = self
+            .events
+            .iter()
+            .filter(|(_, e)| e.kind == MessageKind::Subscribe)
+            .map(|(_, e)| &*e.template_id)
+            .collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    }
+
     pub fn event(&self, name: &str) -> Option<&CompiledEvent> {
         self.events
             .iter()
@@ -225,13 +248,15 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
         return Err(p.0);
     };
     for key in root.keys() {
-        if key != "version" && key != "events" {
+        if key != "version" && key != "events" && key != "fields" {
             p.add(
                 &key_path("", key),
-                "unknown field (a document has version and events)",
+                "unknown field (a document has version, events and fields)",
             );
         }
     }
+    let host_fields = compile_host_fields(root.get("fields"), &mut p);
+    let host: Vec<&str> = host_fields.iter().map(|f| f.0.as_str()).collect();
     match root.get("version") {
         None => p.add("version", "missing field (must be 1)"),
         Some(v) if v.as_u64() == Some(1) => {}
@@ -244,10 +269,12 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
             "events",
             "missing field (an object of event name → mapping)",
         ),
+        // PHP encodes an empty array as `[]`: no events.
+        Some(Value::Array(list)) if list.is_empty() => {}
         Some(Value::Object(specs)) => {
             for (name, spec) in specs {
                 let path = key_path("events", name);
-                if let Some((event, norm)) = compile_event(&path, name, spec, &mut p) {
+                if let Some((event, norm)) = compile_event(&path, name, spec, &host, &mut p) {
                     events.push((Box::from(name.as_str()), event));
                     normalized.insert(name.clone(), norm);
                 }
@@ -264,12 +291,123 @@ fn compile_document(doc: &Value) -> std::result::Result<CompiledMappings, Vec<St
     if p.len() > 0 {
         return Err(p.0);
     }
-    let document = serde_json::json!({"version": 1, "events": normalized}).to_string();
+    let mut document = serde_json::json!({"version": 1, "events": normalized});
+    if root.contains_key("fields") {
+        let fields: Vec<Value> = host_fields
+            .iter()
+            .map(|(name, label, kind)| serde_json::json!({"name": name, "label": label, "type": kind}))
+            .collect();
+        document["fields"] = Value::Array(fields);
+    }
+    let document = document.to_string();
     Ok(CompiledMappings {
         document,
         events,
         warnings: p.1,
     })
+}
+
+/// Most host fields one document may declare.
+const MAX_HOST_FIELDS: usize = 50;
+
+/// The document's own fields, `[{"name", "label", "type"}]`: what the host
+/// passes beyond the catalog's fields (mappings.md says it may), so that a
+/// mapping may use them in any event. A name must not be a catalog field.
+fn compile_host_fields(given: Option<&Value>, p: &mut Problems) -> Vec<(String, String, String)> {
+    let mut fields = Vec::new();
+    let Some(given) = given else {
+        return fields;
+    };
+    let Some(list) = given.as_array() else {
+        p.add(
+            "fields",
+            format!(
+                "must be a list of {{\"name\", \"label\", \"type\"}}, got {}",
+                type_name(given)
+            ),
+        );
+        return fields;
+    };
+    if list.len() > MAX_HOST_FIELDS {
+        p.add(
+            "fields",
+            format!("at most {MAX_HOST_FIELDS} fields, got {}", list.len()),
+        );
+        return fields;
+    }
+    let types = &catalog().types;
+    for (i, f) in list.iter().enumerate() {
+        let path = format!("fields[{i}]");
+        let Some(obj) = f.as_object() else {
+            p.add(
+                &path,
+                format!(
+                    "must be an object {{\"name\", \"label\", \"type\"}}, got {}",
+                    type_name(f)
+                ),
+            );
+            continue;
+        };
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["name", "label", "type"].contains(&k.as_str()))
+        {
+            p.add(
+                &key_path(&path, k),
+                "unknown field (a host field has name, label and type)",
+            );
+            continue;
+        }
+        let text = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
+        let (name, label, kind) = (text("name"), text("label"), text("type"));
+        let good_name = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && name.as_bytes()[0].is_ascii_lowercase();
+        if !good_name {
+            p.add(
+                &key_path(&path, "name"),
+                format!(
+                    "must be 1 to 64 of a-z, 0-9 and _, starting with a letter, got {}",
+                    shown(obj.get("name").unwrap_or(&Value::Null))
+                ),
+            );
+        } else if catalog().events.iter().any(|e| e.has_field(name)) {
+            p.add(
+                &key_path(&path, "name"),
+                format!("{name} is a catalog field already"),
+            );
+        } else if fields
+            .iter()
+            .any(|(n, _, _): &(String, String, String)| n == name)
+        {
+            p.add(
+                &key_path(&path, "name"),
+                format!("{name} is declared twice"),
+            );
+        }
+        if label.is_empty() || label.chars().count() > 64 {
+            p.add(
+                &key_path(&path, "label"),
+                "must be a text of 1 to 64 characters",
+            );
+        }
+        if !types.contains_key(kind) {
+            let names: Vec<&str> = types.keys().map(String::as_str).collect();
+            p.add(
+                &key_path(&path, "type"),
+                format!(
+                    "must be one of {}, got {}",
+                    names.join(", "),
+                    shown(obj.get("type").unwrap_or(&Value::Null))
+                ),
+            );
+        }
+        fields.push((name.to_string(), label.to_string(), kind.to_string()));
+    }
+    fields
 }
 
 const EVENT_FIELDS: &[&str] = &[
@@ -331,6 +469,7 @@ fn compile_event(
     path: &str,
     name: &str,
     spec: &Value,
+    host: &[&str],
     p: &mut Problems,
 ) -> Option<(CompiledEvent, Value)> {
     let Some(cat) = catalog().event(name) else {
@@ -429,11 +568,17 @@ fn compile_event(
         );
     }
 
-    let known = |field: &str| cat.has_field(field);
+    let known = |field: &str| cat.has_field(field) || host.contains(&field);
     let mut slots: Vec<Box<str>> = vec![Box::from("order_sn")];
+    for key in &cat.key_fields {
+        if !slots.iter().any(|s| **s == **key) {
+            slots.push(key.as_str().into());
+        }
+    }
+    let key_fields = slots.len();
     let page = string(obj, path, "page", p)
         .and_then(|text| compile_page(&key_path(path, "page"), text, &known, &mut slots, p));
-    let keywords = compile_data(path, obj, kind, cat, &mut slots, p);
+    let keywords = compile_data(path, obj, kind, cat, host, &mut slots, p);
 
     if let (Some(e), Some(keywords)) = (emphasis, &keywords) {
         let ok = e
@@ -492,6 +637,7 @@ fn compile_event(
         overflow,
         emphasis_keyword: emphasis.map(Box::from),
         slots,
+        key_fields,
     };
     Some((event, Value::Object(norm)))
 }
@@ -553,6 +699,7 @@ fn compile_data(
     obj: &Map<String, Value>,
     kind: Option<MessageKind>,
     cat: &CatalogEvent,
+    host: &[&str],
     slots: &mut Vec<Box<str>>,
     p: &mut Problems,
 ) -> Option<Vec<CompiledKeyword>> {
@@ -590,7 +737,7 @@ fn compile_data(
             ),
         );
     }
-    let known = |field: &str| cat.has_field(field);
+    let known = |field: &str| cat.has_field(field) || host.contains(&field);
     let mut keywords = Vec::with_capacity(data.len());
     for (key, value) in data {
         let kpath = key_path(&data_path, key);

@@ -34,12 +34,15 @@ pub struct RenderedMessage {
     pub touser: String,
     /// The payload's `order_sn`, when it has a non-empty one.
     pub order_sn: Option<String>,
-    /// The payload's `idempotency_key`; else `appid:event:touser:order_sn` when
-    /// the payload has an `order_sn`; else empty, meaning the message has no key
-    /// and each send is a new message.
+    /// The payload's `idempotency_key`; else `appid:event:touser:order_sn`
+    /// (the catalog's key fields of the event); empty when the payload said
+    /// `"idempotency_key": false`: each send is then a new message.
     pub idempotency_key: String,
     /// The JSON body to POST. For `Template`, `send` adds the permit's `form_id`.
     pub body: Map<String, Value>,
+    /// The payload's `"on_network_error": "enqueue"`: a send whose request
+    /// did not leave keeps the message in the outbox instead of failing.
+    pub enqueue_on_network_error: bool,
 }
 
 /// Renders `event` of the app's `mappings` from a payload
@@ -59,21 +62,15 @@ pub fn render_message(
     let mapping = mapped_event(mappings, appid, event)?;
     let payload = parse_payload(payload_json, &mapping.slots)?;
     let parts = mapping.render_parts(event, &payload)?;
-    let given_key = payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
     let order_sn = match payload.text(0) {
         Ok(Some(sn)) if !sn.is_empty() => Some(sn.into_owned()),
         _ => None,
     };
-    let idempotency_key = match (given_key, &order_sn) {
-        (Some(key), _) => key.to_string(),
-        (None, Some(sn)) if sn.chars().nth(MAX_KEY_CHARS / 2).is_some() => {
-            return Err(Error::invalid(format!(
-                "payload_json: fields.order_sn is longer than {} characters; it makes the default idempotency key (give an idempotency_key instead)",
-                MAX_KEY_CHARS / 2
-            )))
-        }
-        (None, Some(sn)) => format!("{appid}:{event}:{}:{sn}", parts.touser),
-        (None, None) => String::new(),
+    let enqueue_on_network_error = network_fallback(&payload)?;
+    let idempotency_key = match given_key(&payload)? {
+        GivenKey::Key(key) => key.to_string(),
+        GivenKey::NoKey => String::new(),
+        GivenKey::Default => default_key(mapping, &payload, appid, event, parts.touser)?,
     };
     let touser = parts.touser.to_string();
     let (body, text) = if subscribe_as_text && mapping.kind == MessageKind::Subscribe {
@@ -90,6 +87,7 @@ pub fn render_message(
         order_sn,
         idempotency_key,
         body,
+        enqueue_on_network_error,
     };
     Ok((msg, text))
 }
@@ -104,11 +102,92 @@ pub fn render_body(
 ) -> Result<String> {
     let mapping = mapped_event(mappings, appid, event)?;
     let payload = parse_payload(payload_json, &mapping.slots)?;
-    // The idempotency key is not part of the body, but a bad one is refused here too.
-    payload_text(&payload.idempotency_key, "idempotency_key", MAX_KEY_CHARS)?;
+    // The idempotency key and the send options are not part of the body, but
+    // bad ones are refused here too.
+    given_key(&payload)?;
+    network_fallback(&payload)?;
     let parts = mapping.render_parts(event, &payload)?;
     serde_json::to_string(&parts)
         .map_err(|e| Error::internal(format!("the body did not serialize: {e}")))
+}
+
+/// What the payload says about its idempotency key.
+enum GivenKey<'p> {
+    /// Its own key.
+    Key(&'p str),
+    /// `"idempotency_key": false`: each call is a new message.
+    NoKey,
+    /// Nothing: the event's key fields make it.
+    Default,
+}
+
+fn given_key<'p>(payload: &'p Payload<'_>) -> Result<GivenKey<'p>> {
+    match &payload.idempotency_key {
+        Some(FieldValue::Bool(false)) => Ok(GivenKey::NoKey),
+        Some(FieldValue::Bool(true)) => Err(Error::invalid(
+            "payload_json: idempotency_key must be a string, or false for a message without one, got true",
+        )),
+        value => Ok(match payload_text(value, "idempotency_key", MAX_KEY_CHARS)? {
+            Some(key) => GivenKey::Key(key),
+            None => GivenKey::Default,
+        }),
+    }
+}
+
+/// Whether the payload says `"on_network_error": "enqueue"` (`"fail"`, the
+/// default, may be said too).
+fn network_fallback(payload: &Payload<'_>) -> Result<bool> {
+    match &payload.on_network_error {
+        None | Some(FieldValue::Null) => Ok(false),
+        Some(FieldValue::Str(s)) if s == "fail" => Ok(false),
+        Some(FieldValue::Str(s)) if s == "enqueue" => Ok(true),
+        Some(other) => Err(Error::invalid(format!(
+            "payload_json: on_network_error must be \"enqueue\" or \"fail\", got {}",
+            match other.text() {
+                Ok(Some(t)) => format!("{:?}", t.chars().take(40).collect::<String>()),
+                _ => "a value that is not a string".to_string(),
+            }
+        ))),
+    }
+}
+
+/// `appid:event:touser:` and the values of the event's key fields joined by
+/// `:`. A missing key field is refused: without a key every call of a
+/// repeated callback would be delivered again.
+fn default_key(
+    mapping: &CompiledEvent,
+    payload: &Payload<'_>,
+    appid: &str,
+    event: &str,
+    touser: &str,
+) -> Result<String> {
+    let mut key = format!("{appid}:{event}:{touser}");
+    for (slot, name) in mapping.slots[..mapping.key_fields].iter().enumerate() {
+        let value = match payload.text(slot) {
+            Ok(Some(v)) if !v.is_empty() => v,
+            Ok(_) => {
+                return Err(Error::invalid(format!(
+                    "payload_json: fields.{name} is missing; {event}'s idempotency key is built from it \
+                     (a repeated call then sends nothing): give fields.{name}, or an idempotency_key, \
+                     or \"idempotency_key\": false to send every call as a new message"
+                )))
+            }
+            Err(why) => {
+                return Err(Error::invalid(format!(
+                    "payload_json: fields.{name} {why}; it makes {event}'s idempotency key"
+                )))
+            }
+        };
+        if value.chars().nth(MAX_KEY_CHARS / 2).is_some() {
+            return Err(Error::invalid(format!(
+                "payload_json: fields.{name} is longer than {} characters; it makes the default idempotency key (give an idempotency_key instead)",
+                MAX_KEY_CHARS / 2
+            )));
+        }
+        key.push(':');
+        key.push_str(&value);
+    }
+    Ok(key)
 }
 
 fn mapped_event<'m>(
@@ -323,6 +402,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 struct Payload<'a> {
     touser: Option<FieldValue<'a>>,
     idempotency_key: Option<FieldValue<'a>>,
+    on_network_error: Option<FieldValue<'a>>,
     /// By slot of the event's field table.
     values: Vec<Option<FieldValue<'a>>>,
 }
@@ -361,6 +441,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
         let mut payload = Payload {
             touser: None,
             idempotency_key: None,
+            on_network_error: None,
             values: std::iter::repeat_with(|| None)
                 .take(self.slots.len())
                 .collect(),
@@ -369,6 +450,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
             match &*key {
                 "touser" => payload.touser = Some(map.next_value()?),
                 "idempotency_key" => payload.idempotency_key = Some(map.next_value()?),
+                "on_network_error" => payload.on_network_error = Some(map.next_value()?),
                 "fields" => map.next_value_seed(FieldsSeed {
                     slots: self.slots,
                     values: &mut payload.values,
@@ -501,7 +583,7 @@ impl CompiledEvent {
             let mut value = String::with_capacity(32);
             kw.pattern
                 .render_into(payload, None, &mut value)
-                .map_err(|f| self.fault(event, &format!("keyword {}", kw.name), f))?;
+                .map_err(|f| self.fault(event, &format!("keyword {}", kw.name), kw.rule, f))?;
             values.push(match kw.rule {
                 Some(rule) => self.mend(event, kw, rule, value)?,
                 None => self.mend_legacy(event, kw, value)?,
@@ -512,7 +594,7 @@ impl CompiledEvent {
             Some(page) => {
                 let mut text = String::with_capacity(64);
                 page.render_into(payload, Some(escape_page_value), &mut text)
-                    .map_err(|f| self.fault(event, "page", f))?;
+                    .map_err(|f| self.fault(event, "page", None, f))?;
                 if text.starts_with('/') {
                     // A field at the start of the page gave the leading "/".
                     let slashes = text.len() - text.trim_start_matches('/').len();
@@ -534,12 +616,19 @@ impl CompiledEvent {
         })
     }
 
-    fn fault(&self, event: &str, place: &str, fault: RenderFault) -> Error {
+    fn fault(
+        &self,
+        event: &str,
+        place: &str,
+        rule: Option<KeywordType>,
+        fault: RenderFault,
+    ) -> Error {
         Error::Mapping(match fault {
             RenderFault::Missing { slot } => {
                 let field = &self.slots[slot];
                 format!(
-                    "event {event}, {place}: field {field} is missing from the payload (add it to fields, or give a default such as {{{field}|default:无}})"
+                    "event {event}, {place}: field {field} is missing from the payload (add it to fields, or give a default such as {{{field}|default:{}}})",
+                    default_example(rule)
                 )
             }
             RenderFault::Bad { slot, reason } => {
@@ -624,5 +713,48 @@ impl CompiledEvent {
             kw.fields,
             preview(&value)
         )))
+    }
+}
+
+/// A default that passes the keyword's rule, for the missing-field advice
+/// (`无` breaks `character_string` and `number`).
+fn default_example(rule: Option<KeywordType>) -> &'static str {
+    match rule {
+        Some(KeywordType::Number | KeywordType::PhoneNumber) => "0",
+        Some(KeywordType::Amount) => "0.00",
+        Some(KeywordType::CharacterString | KeywordType::Letter) => "NA",
+        Some(KeywordType::Symbol) => "-",
+        Some(KeywordType::Time) => "2026-01-01 00:00",
+        Some(KeywordType::Date) => "2026-01-01",
+        Some(KeywordType::CarNumber) => "京A00000",
+        // thing, name, phrase, const, a page and legacy keywords take text.
+        _ => "无",
+    }
+}
+
+#[cfg(test)]
+mod default_advice_tests {
+    use super::*;
+
+    #[test]
+    fn the_advised_default_passes_the_keywords_rule() {
+        for kw in [
+            "thing1",
+            "number1",
+            "letter1",
+            "symbol1",
+            "character_string1",
+            "time1",
+            "date1",
+            "amount1",
+            "phone_number1",
+            "car_number1",
+            "name1",
+            "phrase1",
+        ] {
+            let rule = KeywordType::of_keyword(kw).unwrap();
+            let value = default_example(Some(rule));
+            assert!(rule.check(value).is_ok(), "{kw}: {value}");
+        }
     }
 }

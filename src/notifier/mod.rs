@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigPatch};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::ledger::Ledger;
 use crate::message::{MappingRegistry, TemplateCache};
@@ -40,6 +40,22 @@ pub struct Notifier {
     pub(crate) metrics: Metrics,
     pub(crate) journal: Journal,
     pub(crate) outbox: Outbox,
+    /// Whether a `configure` ever succeeded, and the error of the failed
+    /// first one(s) until then.
+    pub(crate) configured: RwLock<Configured>,
+}
+
+/// Where the settings came from, for refusing work on settings the host did
+/// not mean.
+#[derive(Debug, Default)]
+pub(crate) enum Configured {
+    /// No `configure` yet: the defaults are what the host asked for.
+    #[default]
+    Defaults,
+    /// A `configure` succeeded.
+    Yes,
+    /// Every `configure` so far failed; the last one's message.
+    Failed(String),
 }
 
 impl Default for Notifier {
@@ -67,6 +83,7 @@ impl Notifier {
             http: HttpClient::default(),
             metrics,
             outbox: Outbox::default(),
+            configured: RwLock::new(Configured::Defaults),
         }
     }
 
@@ -81,7 +98,36 @@ impl Notifier {
 
     /// Applies a `configure` document; nothing changes when it is invalid or
     /// when the new store cannot be opened.
+    /// A process whose first `configure` failed refuses every store and
+    /// network call until one succeeds, so nothing goes into a store or to a
+    /// WeChat host the host did not name; a later failed one keeps the
+    /// settings in force.
     pub fn configure(&self, json: &str) -> Result<()> {
+        let result = self.apply_configure(json);
+        let mut configured = self.configured.write();
+        match &result {
+            Ok(()) => *configured = Configured::Yes,
+            Err(e) if !matches!(*configured, Configured::Yes) => {
+                *configured = Configured::Failed(e.to_string());
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Refuses a store or network call while every `configure` so far failed.
+    pub(crate) fn check_configured(&self, call: &str) -> Result<()> {
+        match &*self.configured.read() {
+            Configured::Failed(why) => Err(Error::store(format!(
+                "{call}: refused because configure failed ({why}) and no configure has succeeded since: \
+                 nothing is stored or sent with settings the host did not mean; \
+                 fix the settings and call configure again"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn apply_configure(&self, json: &str) -> Result<()> {
         let patch = ConfigPatch::parse(json)?;
         let mut config = self.config.write();
         let next = patch.apply_to(&config);

@@ -38,6 +38,7 @@ impl Notifier {
         event: &str,
         payload_json: &str,
     ) -> Result<(Enqueued, String)> {
+        self.check_configured("enqueue")?;
         let mut msg = self.render_message(appid, event, payload_json)?;
         let now = self.clock.now_ms();
         if msg.idempotency_key.is_empty() {
@@ -70,6 +71,7 @@ impl Notifier {
     }
 
     pub fn flush_report(&self, appid: Option<&str>, max_messages: u32) -> Result<FlushReport> {
+        self.check_configured("flush")?;
         if max_messages == 0 {
             return Err(Error::invalid("flush: max_messages must be at least 1"));
         }
@@ -85,6 +87,7 @@ impl Notifier {
         let lease_ms = settings.lease_secs as i64 * 1000;
         let mut report = FlushReport::default();
         let mut seen = std::collections::HashSet::new();
+        let mut unreachable_in_a_row = 0u32;
         store.forget_sent(self.clock.now_ms() - SENT_KEPT_MS)?;
         while report.messages.len() < max_messages as usize {
             let now = self.clock.now_ms();
@@ -101,8 +104,25 @@ impl Notifier {
                 store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
                 break;
             }
+            if unreachable_in_a_row >= settings.stop_after_unreachable {
+                // Each would wait the full timeout for nothing: it stays due.
+                store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
+                let last = report.messages.last().map_or("", |m| m.errmsg.as_str());
+                report.stopped = Some(format!(
+                    "WeChat was not reached or did not answer for {unreachable_in_a_row} messages in a row \
+                     (outbox.stop_after_unreachable), last: {last}; the rest stay due for the next flush"
+                ));
+                break;
+            }
             match self.flush_one(&*store, &claimed, &settings) {
-                Ok(flushed) => report.count(flushed),
+                Ok(flushed) => {
+                    if flushed.unreachable {
+                        unreachable_in_a_row += 1;
+                    } else {
+                        unreachable_in_a_row = 0;
+                    }
+                    report.count(flushed)
+                }
                 Err(e) => {
                     let _ = store.settle(
                         claimed.id,
@@ -275,12 +295,15 @@ impl Notifier {
             errmsg,
             attempts,
             due_at: due_at.map(|d| d.div_euclid(1000)),
+            unreachable: matches!(report.result, Err(Error::Network(_)))
+                || (posted.get() && matches!(report.result, Err(Error::Uncertain(_)))),
         })
     }
 
     /// `{"appid", "pending", "due", "in_flight", "dead", "uncertain", "sent",
     /// "by_event": {event: counts}, "dead_letters": [...]}`.
     pub fn outbox_stats(&self, appid: Option<&str>) -> Result<String> {
+        self.check_configured("outbox_stats")?;
         if let Some(a) = appid {
             self.apps.get(a)?;
         }
@@ -295,6 +318,7 @@ impl Notifier {
 
     /// A dead message goes back to the queue, due now, with its attempts reset.
     pub fn outbox_requeue(&self, appid: &str, id: u64) -> Result<()> {
+        self.check_configured("outbox_requeue")?;
         self.apps.get(appid)?;
         if id == 0 {
             return Err(Error::invalid(
@@ -306,6 +330,7 @@ impl Notifier {
 
     /// Removes a dead, uncertain, or not yet claimed message.
     pub fn outbox_drop(&self, appid: &str, id: u64) -> Result<()> {
+        self.check_configured("outbox_drop")?;
         self.apps.get(appid)?;
         if id == 0 {
             return Err(Error::invalid(

@@ -53,6 +53,9 @@ pub enum SendStatus {
     NoPermit,
     /// An earlier send with this idempotency key finished (or is running).
     Duplicate,
+    /// The request did not leave (WeChat not reached) and the payload asked
+    /// for `"on_network_error": "enqueue"`: the message is in the outbox.
+    Queued,
 }
 
 impl SendStatus {
@@ -63,6 +66,7 @@ impl SendStatus {
             SendStatus::Uncertain => "uncertain",
             SendStatus::NoPermit => "no_permit",
             SendStatus::Duplicate => "duplicate",
+            SendStatus::Queued => "queued",
         }
     }
 }
@@ -104,6 +108,9 @@ pub struct Outcome {
     /// milliseconds from now, by the notifier's clock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// The outbox message a `queued` send became.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_id: Option<u64>,
 }
 
 impl Outcome {
@@ -120,6 +127,7 @@ impl Outcome {
             event: event.to_string(),
             elapsed_ms: 0,
             retry_after_ms: None,
+            outbox_id: None,
         }
     }
 }
@@ -150,8 +158,8 @@ impl Notifier {
         // One write of this send's figures to a shared store, not one per figure.
         let _figures = self.metrics.batch();
         let prepared = self
-            .apps
-            .get(appid)
+            .check_configured("send")
+            .and_then(|()| self.apps.get(appid))
             .and_then(|app| Ok((app, self.render_for_send(appid, event, payload_json)?)));
         let (app, (msg, body)) = match prepared {
             Ok(p) => p,
@@ -163,7 +171,50 @@ impl Notifier {
                 return (report, None);
             }
         };
-        self.send_rendered_with_text(&app, event, &msg, body.as_deref(), started, &|| Ok(()))
+        let sent =
+            self.send_rendered_with_text(&app, event, &msg, body.as_deref(), started, &|| Ok(()));
+        match &sent.0.result {
+            Err(Error::Network(_)) if msg.enqueue_on_network_error => {
+                let report = self.enqueue_instead(appid, event, &msg, payload_json, sent.0);
+                (report, None)
+            }
+            _ => sent,
+        }
+    }
+
+    /// A send whose request did not leave, asked to fall back on the outbox:
+    /// exactly that message (same payload, same idempotency key) is enqueued
+    /// for the next flush. When the outbox cannot keep it either, the send
+    /// fails with both reasons.
+    fn enqueue_instead(
+        &self,
+        appid: &str,
+        event: &str,
+        msg: &RenderedMessage,
+        payload_json: &str,
+        mut report: SendReport,
+    ) -> SendReport {
+        let why = match &report.result {
+            Err(e) => e.to_string(),
+            Ok(()) => return report,
+        };
+        match self.enqueue_message(appid, event, payload_json) {
+            Ok((enqueued, _key)) => {
+                let o = report
+                    .outcome
+                    .get_or_insert_with(|| Outcome::new(msg, event, SendStatus::Queued));
+                o.status = SendStatus::Queued;
+                o.outbox_id = Some(enqueued.id);
+                o.errmsg = format!("WeChat not reached, kept in the outbox: {why}");
+                report.result = Ok(());
+            }
+            Err(e) => {
+                report.result = Err(Error::Network(format!(
+                    "{why}; on_network_error \"enqueue\": the outbox could not keep the message either: {e}"
+                )));
+            }
+        }
+        report
     }
 
     /// Sends a message rendered earlier (the outbox's flush). `before_post`
@@ -591,7 +642,21 @@ fn explain(errcode: i64, errmsg: &str, event: &str, kind: MessageKind, body: &st
         ),
         40037 => format!("{errmsg} (the template_id mapped for {event} is not one of this app's templates)"),
         41030 => format!("{errmsg} (the page mapped for {event} is not a page of the published mini program)"),
-        47003 => format!("{errmsg} (a value of {event} breaks its keyword's rule)"),
+        47003 => {
+            // WeChat names the keyword as `data.<keyword>` (unverified beyond
+            // the answers seen: "argument invalid! data.thing2.value invalid").
+            let keyword = errmsg
+                .split("data.")
+                .nth(1)
+                .and_then(|rest| rest.split(['.', ' ']).next())
+                .filter(|k| !k.is_empty());
+            let which = keyword.map_or(String::new(), |k| format!(" ({k})"));
+            format!(
+                "{errmsg} (the mapping of {event} does not fit its template: a keyword{which} the template does not have, \
+                 one it has that the mapping leaves out, or a value that breaks the keyword's rule; \
+                 compare the mapping's data with the template's content from /wxaapi/newtmpl/gettemplate)"
+            )
+        }
         _ => errmsg.to_string(),
     }
 }
@@ -708,6 +773,34 @@ mod tests {
         ] {
             assert_eq!(policy_for(code), Policy::Fail, "{code}");
         }
+    }
+
+    #[test]
+    fn a_47003_blames_the_mapping_and_names_the_keyword() {
+        let m = explain(
+            47003,
+            "argument invalid! data.thing9 is not a keyword of the template",
+            "order_pay_success",
+            MessageKind::Subscribe,
+            "{}",
+        );
+        assert!(
+            m.contains("the mapping of order_pay_success does not fit its template"),
+            "{m}"
+        );
+        assert!(
+            m.contains("a keyword (thing9) the template does not have"),
+            "{m}"
+        );
+        assert!(!m.contains("a value of"), "{m}");
+        let m = explain(
+            47003,
+            "argument invalid!",
+            "order_cancel",
+            MessageKind::Subscribe,
+            "{}",
+        );
+        assert!(m.contains("a keyword the template does not have"), "{m}");
     }
 
     #[test]

@@ -9,11 +9,21 @@ use super::store::{
     lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
     OutboxStats, OutboxStore, Settlement, State, ABANDONED,
 };
+use super::OwnerProcess;
 use crate::error::Result;
 
 #[derive(Debug, Default)]
 pub struct MemoryOutbox {
     inner: Mutex<Inner>,
+    owner: OwnerProcess,
+}
+
+impl MemoryOutbox {
+    /// The messages, for their owner only (not a process forked from it).
+    fn inner(&self) -> Result<parking_lot::MutexGuard<'_, Inner>> {
+        self.owner.check()?;
+        Ok(self.inner.lock())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,7 +62,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn enqueue(&self, m: &NewMessage, now_ms: i64) -> Result<Enqueued> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner()?;
         if let Some(&id) = inner.by_key.get(&m.idempotency_key) {
             let due_ms = inner.rows.get(&id).map_or(m.due_ms, |r| r.m.due_ms);
             return Ok(Enqueued {
@@ -92,7 +102,7 @@ impl OutboxStore for MemoryOutbox {
         lease_ms: i64,
         token: i64,
     ) -> Result<Claim> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner()?;
         let mut out = Claim::default();
         for (&id, row) in inner.rows.iter_mut() {
             if row.state == State::Pending && row.posting && !row.claimed(now_ms) {
@@ -140,7 +150,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn mark_posting(&self, id: u64, token: i64) -> Result<()> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner()?;
         match inner.rows.get_mut(&id) {
             Some(row) if row.held_by(token) => {
                 row.posting = true;
@@ -151,7 +161,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn settle(&self, id: u64, token: i64, how: &Settlement, now_ms: i64) -> Result<bool> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner()?;
         let Some(row) = inner.rows.get_mut(&id).filter(|r| r.held_by(token)) else {
             return Ok(false);
         };
@@ -191,7 +201,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<OutboxStats> {
-        let inner = self.inner.lock();
+        let inner = self.inner()?;
         let mut stats = OutboxStats::default();
         let mut dead = Vec::new();
         for (&id, r) in inner
@@ -231,7 +241,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn count_due(&self, apps: Option<&[String]>, now_ms: i64) -> Result<u64> {
-        let inner = self.inner.lock();
+        let inner = self.inner()?;
         Ok(inner
             .rows
             .values()
@@ -245,7 +255,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn requeue(&self, appid: &str, id: u64, now_ms: i64) -> Result<()> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner()?;
         match inner.rows.get_mut(&id).filter(|r| r.m.appid == appid) {
             None => Err(not_found("outbox_requeue", appid, id, None)),
             Some(r) if r.state != State::Dead => {
@@ -262,7 +272,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn remove(&self, appid: &str, id: u64, now_ms: i64) -> Result<()> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner()?;
         let key = match inner.rows.get(&id).filter(|r| r.m.appid == appid) {
             None => return Err(not_found("outbox_drop", appid, id, None)),
             Some(r) if r.state == State::Sent || r.claimed(now_ms) || r.posting => {
@@ -276,7 +286,7 @@ impl OutboxStore for MemoryOutbox {
     }
 
     fn forget_sent(&self, before_ms: i64) -> Result<u64> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner()?;
         let gone: Vec<(u64, String)> = inner
             .rows
             .iter()

@@ -13,6 +13,8 @@ use serde_json::{json, Map, Value};
 use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
 use crate::message::{MessageKind, RenderedMessage};
+// The memory outbox belongs to its process as the memory ledger does.
+pub(crate) use crate::store::OwnerProcess;
 use crate::store::StoreSlot;
 
 mod memory;
@@ -149,6 +151,8 @@ impl Stored {
             order_sn: self.order_sn,
             idempotency_key: key,
             body: self.body,
+            // A flushed message stays in the outbox when the network fails.
+            enqueue_on_network_error: false,
         })
     }
 }
@@ -232,6 +236,10 @@ pub struct Flushed {
     /// Unix seconds of the next attempt, for `retry`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<i64>,
+    /// WeChat was not reached (the request did not leave) or did not answer
+    /// (timed out after it left): what makes a flush stop early.
+    #[serde(skip)]
+    pub unreachable: bool,
 }
 
 /// What a flush did.
@@ -245,6 +253,11 @@ pub struct FlushReport {
     pub lost: u64,
     /// Due messages left for the next flush (beyond `max_messages`).
     pub due_left: u64,
+    /// Why the flush stopped before `max_messages` with messages still due:
+    /// WeChat was not reached or did not answer for `outbox.stop_after_unreachable`
+    /// messages in a row. Absent when it did not stop early.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     pub messages: Vec<Flushed>,
 }
 

@@ -105,9 +105,11 @@ impl PushCredentials {
     /// `text` with the Token and the EncodingAESKey replaced by `***` (a
     /// message may quote a body, and a body may hold anything).
     pub fn redact(&self, text: &str) -> String {
-        let text = self.token.redact(text);
+        // A push Token may be as short as 3 characters: redacted wherever it
+        // occurs, also inside a longer word of a quoted body.
+        let text = self.token.redact_everywhere(text);
         match &self.key_text {
-            Some(k) => k.redact(&text),
+            Some(k) => k.redact_everywhere(&text),
             None => text,
         }
     }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::{
-    usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining, Store,
-    IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
+    usable, Added, KeyClaim, Kind, Lease, NewPermit, OwnerProcess, PermitRequest, PermitStats,
+    Remaining, Store, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
 };
 use crate::error::Result;
 
@@ -17,6 +17,7 @@ const NEVER: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     book: Mutex<Book>,
+    owner: OwnerProcess,
 }
 
 #[derive(Debug, Default)]
@@ -173,13 +174,21 @@ fn enforce_cap(user: &mut Vec<Entry>, kind: Kind, cap: usize, now_ms: i64) {
     }
 }
 
+impl MemoryStore {
+    /// The records, for their owner only (not a process forked from it).
+    fn book(&self) -> Result<parking_lot::MutexGuard<'_, Book>> {
+        self.owner.check()?;
+        Ok(self.book.lock())
+    }
+}
+
 impl Store for MemoryStore {
     fn describe(&self) -> String {
         "memory".to_string()
     }
 
     fn add(&self, appid: &str, p: &NewPermit, now_ms: i64, cap: usize) -> Result<Added> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         let users = match book.apps.get_mut(appid) {
             Some(users) => users,
             None => book.apps.entry(appid.into()).or_default(),
@@ -191,7 +200,9 @@ impl Store for MemoryStore {
         if let Some(e) = user.iter_mut().find(|e| e.is(p.kind, &p.value)) {
             return Ok(match p.kind {
                 Kind::Subscribe => {
-                    e.uses = e.uses.saturating_add(p.uses).min(super::MAX_SUBSCRIBE_USES);
+                    e.uses = e.uses.saturating_add(p.uses).min(p.max_uses.max(e.uses));
+                    // A grant's age counts from its last accept.
+                    e.created_at = e.created_at.max(secs(p.created_at));
                     Added::Counted
                 }
                 Kind::PrepayId if p.paid && !e.paid => {
@@ -231,7 +242,7 @@ impl Store for MemoryStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<Lease>> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         let Some(user) = book.user_mut(appid, openid) else {
             return Ok(None);
@@ -282,7 +293,7 @@ impl Store for MemoryStore {
     }
 
     fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         let held = book.leases.remove(&lease.id).is_some();
         let returned = !held && book.returned.remove(&lease.id).is_some();
@@ -299,7 +310,7 @@ impl Store for MemoryStore {
     }
 
     fn give_back(&self, lease: &Lease) -> Result<()> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         if book.leases.remove(&lease.id).is_some() {
             if let Some(e) = book.entry_mut(lease) {
                 e.uses += 1;
@@ -312,7 +323,7 @@ impl Store for MemoryStore {
     }
 
     fn discard(&self, lease: &Lease) -> Result<()> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         let same = |l: &Lease| {
             l.appid == lease.appid
                 && l.openid == lease.openid
@@ -351,7 +362,7 @@ impl Store for MemoryStore {
     }
 
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         let mut stats = PermitStats::default();
         let Some(users) = book.apps.get(appid) else {
@@ -398,8 +409,8 @@ impl Store for MemoryStore {
         Ok(stats)
     }
 
-    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64> {
-        let mut book = self.book.lock();
+    fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64> {
+        let mut book = self.book()?;
         book.reclaim(now_ms);
         book.idempotency.retain(|_, r| match r {
             Record::InFlight { until_ms } | Record::Done { until_ms, .. } => *until_ms > now_ms,
@@ -408,7 +419,11 @@ impl Store for MemoryStore {
         if let Some(users) = book.apps.get_mut(appid) {
             for user in users.values_mut() {
                 let before = user.len();
-                user.retain(|e| e.live(now_ms) || e.leased > 0);
+                let old = |e: &Entry| {
+                    e.kind == Kind::Subscribe
+                        && grants_before.is_some_and(|t| i64::from(e.created_at) < t)
+                };
+                user.retain(|e| (e.live(now_ms) && !old(e)) || e.leased > 0);
                 removed += (before - user.len()) as u64;
             }
             users.retain(|_, user| !user.is_empty());
@@ -417,7 +432,7 @@ impl Store for MemoryStore {
     }
 
     fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         match book.idempotency.get(key) {
             Some(Record::Done { outcome, until_ms }) if *until_ms > now_ms => {
                 return Ok(KeyClaim::Done(outcome.clone()))
@@ -437,7 +452,7 @@ impl Store for MemoryStore {
     }
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {
-        self.book.lock().idempotency.insert(
+        self.book()?.idempotency.insert(
             key.to_string(),
             Record::Done {
                 outcome: outcome.to_string(),
@@ -448,7 +463,7 @@ impl Store for MemoryStore {
     }
 
     fn idempotency_release(&self, key: &str) -> Result<()> {
-        let mut book = self.book.lock();
+        let mut book = self.book()?;
         if matches!(book.idempotency.get(key), Some(Record::InFlight { .. })) {
             book.idempotency.remove(key);
         }

@@ -3,7 +3,7 @@
 //! picks memory (one process), SQLite (one host) or Redis (several hosts).
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -33,7 +33,8 @@ pub(crate) const LEGACY_VALID_SECS: i64 = 7 * 24 * 3600;
 pub(crate) const PREPAY_USES: u32 = 3;
 /// How long a finished send's idempotency record is kept.
 pub(crate) const IDEMPOTENCY_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
-/// Subscribe grants one template may accumulate for one user.
+/// Subscribe grants one template may accumulate for one user, whatever the
+/// setting says.
 pub(crate) const MAX_SUBSCRIBE_USES: u32 = 100_000;
 
 /// What kind of right a permit is.
@@ -103,6 +104,9 @@ pub struct NewPermit {
     pub paid: bool,
     /// Uses this add brings (the count of a subscribe grant, 1 or 3 otherwise).
     pub uses: u32,
+    /// Most uses a subscribe grant may hold once this add is counted in
+    /// (`subscribe_cap_per_template`); taps beyond it are dropped.
+    pub max_uses: u32,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds from which the permit is no longer usable; `None`: never.
@@ -263,8 +267,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn drop_grants(&self, appid: &str, openid: &str, template_id: &str) -> Result<u64>;
 
     /// Removes expired permits of the app (and returns how many), returns
-    /// expired leases and forgets expired idempotency records.
-    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64>;
+    /// expired leases and forgets expired idempotency records. With
+    /// `grants_before` (unix seconds), subscribe grants whose last accept was
+    /// before it go too (none of their uses is leased).
+    fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64>;
 
     fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim>;
 
@@ -427,6 +433,9 @@ pub fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
 pub struct StoreSlot<S: ?Sized> {
     active: RwLock<(StoreSpec, Arc<S>)>,
     used: AtomicBool,
+    /// The process that put the records in: a memory store's records stay with
+    /// it, so a child forked from it may switch to a shared store.
+    used_by: AtomicU32,
     /// What went in, and the call that puts it there, for the refusal.
     records: &'static str,
     first_call: &'static str,
@@ -448,6 +457,7 @@ impl<S: ?Sized> StoreSlot<S> {
         StoreSlot {
             active: RwLock::new((StoreSpec::Memory, store)),
             used: AtomicBool::new(false),
+            used_by: AtomicU32::new(0),
             records,
             first_call,
         }
@@ -469,6 +479,7 @@ impl<S: ?Sized> StoreSlot<S> {
     pub fn for_records(&self) -> Arc<S> {
         let active = self.active.read();
         self.used.store(true, Ordering::SeqCst);
+        self.used_by.store(std::process::id(), Ordering::SeqCst);
         active.1.clone()
     }
 
@@ -498,7 +509,9 @@ impl<S: ?Sized> StoreSlot<S> {
     }
 
     fn refusal(&self, current: &StoreSpec, next: &StoreSpec) -> Result<()> {
-        if current != next && self.used.load(Ordering::SeqCst) {
+        let parents_memory = *current == StoreSpec::Memory
+            && self.used_by.load(Ordering::SeqCst) != std::process::id();
+        if current != next && self.used.load(Ordering::SeqCst) && !parents_memory {
             return Err(Error::invalid(format!(
                 "configure: store cannot change from {:?} to {:?} after {} (they would be stranded); configure the store before the first {}",
                 current.to_string(),
@@ -508,6 +521,42 @@ impl<S: ?Sized> StoreSlot<S> {
             )));
         }
         Ok(())
+    }
+}
+
+/// The process a memory store (ledger or outbox) belongs to. A process forked
+/// after the store was made inherits a copy of its records: acting on that copy
+/// would send the parent's queued messages again and spend grants twice, so a
+/// forked child refuses every call on it and says what to configure instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerProcess(u32);
+
+impl Default for OwnerProcess {
+    fn default() -> Self {
+        OwnerProcess::current()
+    }
+}
+
+impl OwnerProcess {
+    /// This process.
+    pub fn current() -> Self {
+        OwnerProcess(std::process::id())
+    }
+
+    /// Refuses use from a forked child of the owner.
+    pub fn check(self) -> Result<()> {
+        let me = std::process::id();
+        if self.0 == me {
+            return Ok(());
+        }
+        Err(Error::store(format!(
+            "the memory store belongs to process {} and this process ({me}) was forked from it: \
+             its permits, idempotency records and queued messages are a copy of the parent's, \
+             and using them would send twice or lose messages; for forked workers configure \
+             \"store\": \"sqlite:/path/to/notify.db\" or \"redis://host:port/db\" \
+             (before forking, or in each worker before its first call)",
+            self.0
+        )))
     }
 }
 

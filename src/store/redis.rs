@@ -17,8 +17,8 @@ use redis::{Connection, RedisResult, Script};
 
 use super::{
     usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining,
-    SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES,
-    RETURNED_KEEP_MS, TOKEN_KEEP_MS,
+    SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
+    TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -143,7 +143,8 @@ local d = redis.call('HGET', key, ARGV[1])
 if d then
   local r = parse(d)
   if ARGV[2] == '0' then
-    r.uses = math.min(r.uses + tonumber(ARGV[3]), tonumber(ARGV[10]))
+    r.uses = math.max(r.uses, math.min(r.uses + tonumber(ARGV[3]), tonumber(ARGV[10])))
+    r.created = math.max(r.created, tonumber(ARGV[5]))
     redis.call('HSET', key, ARGV[1], pack(r))
     result = 'counted'
   elseif ARGV[2] == '2' and ARGV[4] == '1' and not r.paid then
@@ -309,8 +310,9 @@ drop_permit(KEYS[1], ARGV[1])
 return uses
 "#;
 
-/// KEYS: user hash, the app's user set. ARGV: now_ms, keep_ms, openid, grace_ms.
-/// Returns how many expired permits went.
+/// KEYS: user hash, the app's user set. ARGV: now_ms, keep_ms, openid, grace_ms,
+/// grants_before (unix seconds, or '' for none: subscribe grants last accepted
+/// before it go too). Returns how many permits went.
 const PURGE_USER: &str = r#"
 local key = KEYS[1]
 local now_ms = tonumber(ARGV[1])
@@ -321,7 +323,8 @@ local all = redis.call('HGETALL', key)
 for i = 1, #all, 2 do
   if is_permit(all[i]) then
     local r = parse(all[i + 1])
-    if (not live(r, now_s)) and r.leased == 0 then
+    local old = ARGV[5] ~= '' and string.sub(all[i], 1, 2) == '0:' and r.created < tonumber(ARGV[5])
+    if ((not live(r, now_s)) or old) and r.leased == 0 then
       drop_permit(key, all[i])
       removed = removed + 1
     end
@@ -686,7 +689,7 @@ impl Store for RedisStore {
                 .arg(p.order_sn.as_deref().unwrap_or(""))
                 .arg(now_ms)
                 .arg(cap)
-                .arg(MAX_SUBSCRIBE_USES)
+                .arg(p.max_uses)
                 .arg(&p.openid)
                 .arg(GRACE_MS)
                 .invoke(c)
@@ -826,7 +829,7 @@ impl Store for RedisStore {
         Ok(stats)
     }
 
-    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64> {
+    fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64> {
         let users: Vec<String> =
             self.run(|c| redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c))?;
         let mut removed = 0u64;
@@ -840,6 +843,7 @@ impl Store for RedisStore {
                     .arg(RETURNED_KEEP_MS)
                     .arg(u)
                     .arg(GRACE_MS)
+                    .arg(grants_before.map_or(String::new(), |t| t.to_string()))
                     .invoke(c)
             })?;
             removed += n.max(0) as u64;

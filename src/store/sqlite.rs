@@ -11,7 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use super::{
     consume_and_complete_in_steps, Added, ClaimedTake, KeyClaim, Kind, Lease, NewPermit,
     PermitRequest, PermitStats, Remaining, SharedToken, SpentAndRecorded, Store, TokenStore,
-    TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES, RETURNED_KEEP_MS,
+    TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
 };
 use crate::error::Result;
 use crate::secret::Secret;
@@ -354,8 +354,8 @@ impl Store for SqliteStore {
             if let Some((id, paid)) = known {
                 return Ok(match p.kind {
                     Kind::Subscribe => {
-                        tx.prepare_cached("UPDATE permits SET uses = MIN(uses + ?2, ?3) WHERE id = ?1")?
-                            .execute(params![id, p.uses, MAX_SUBSCRIBE_USES])?;
+                        tx.prepare_cached("UPDATE permits SET uses = MAX(uses, MIN(uses + ?2, ?3)), created_at = MAX(created_at, ?4) WHERE id = ?1")?
+                            .execute(params![id, p.uses, p.max_uses, p.created_at])?;
                         Added::Counted
                     }
                     Kind::PrepayId if p.paid && !paid => {
@@ -522,7 +522,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn purge(&self, appid: &str, now_ms: i64) -> Result<u64> {
+    fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64> {
         self.write(|tx| {
             reclaim(tx, now_ms)?;
             tx.prepare_cached("DELETE FROM idempotency WHERE until_ms <= ?1")?
@@ -532,7 +532,15 @@ impl Store for SqliteStore {
                     "DELETE FROM permits WHERE appid = ?1 AND expires_at <= ?2 AND leased = 0",
                 )?
                 .execute(params![appid, now_secs(now_ms)])?;
-            Ok(removed as u64)
+            let old = match grants_before {
+                Some(before) => tx
+                    .prepare_cached(
+                        "DELETE FROM permits WHERE appid = ?1 AND kind = 0 AND created_at < ?2 AND leased = 0",
+                    )?
+                    .execute(params![appid, before])?,
+                None => 0,
+            };
+            Ok((removed + old) as u64)
         })
     }
 

@@ -184,17 +184,39 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Whether WeChat can have acted on the request.
+    /// Whether WeChat can have acted on the request. A 4xx other than 408
+    /// and 429 is WeChat's front end refusing the request itself (413: too
+    /// large), before anything handled it.
     pub fn may_have_reached_wechat(&self) -> bool {
-        !matches!(self, CallError::NoToken(_) | CallError::NotSent(_))
+        !matches!(self, CallError::NoToken(_) | CallError::NotSent(_)) && !self.refused_request()
+    }
+
+    /// An HTTP 4xx (not 408 or 429): the request as sent was refused, and
+    /// sending it again the same way cannot help.
+    pub fn refused_request(&self) -> bool {
+        matches!(self, CallError::HttpStatus { status, .. }
+            if (400..500).contains(status) && *status != 408 && *status != 429)
     }
 
     /// The crate error for a caller with no retry policy of its own:
-    /// maybe-delivered is UNCERTAIN, every other transport problem NETWORK_ERROR.
+    /// maybe-delivered is UNCERTAIN, a request WeChat refused itself (HTTP
+    /// 4xx) INVALID_ARGUMENT, every other transport problem NETWORK_ERROR.
     pub fn into_error(self) -> Error {
         match self {
             CallError::NoToken(e) => e,
             CallError::NotSent(m) | CallError::Malformed(m) => Error::Network(m),
+            CallError::HttpStatus { status, message }
+                if (400..500).contains(&status) && status != 408 && status != 429 =>
+            {
+                Error::invalid(format!(
+                    "{message} (WeChat refused the request itself: it was not delivered{})",
+                    if status == 413 {
+                        "; the body is too large"
+                    } else {
+                        ""
+                    }
+                ))
+            }
             CallError::HttpStatus { message, .. } => Error::Network(message),
             CallError::MaybeDelivered(m) => Error::Uncertain(m),
         }
@@ -305,6 +327,25 @@ pub fn check_supplied_token(token: &str) -> Result<()> {
     Ok(())
 }
 
+/// What WeChat's AppSecrets look like: 32 ASCII letters and digits.
+fn is_app_secret(secret: &str) -> bool {
+    secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether `base` (an http(s) URL) names this machine.
+fn is_loopback(base: &str) -> bool {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// One request for a new token (stable or classic endpoint).
 pub fn fetch_token(http: &HttpClient, base: &str, app: &App) -> Result<FreshToken> {
     let mode = app.token_mode.as_str();
@@ -315,6 +356,16 @@ pub fn fetch_token(http: &HttpClient, base: &str, app: &App) -> Result<FreshToke
     let secret = app.secret.clone().ok_or_else(|| {
         Error::AppNotConfigured(format!("{context}the app was registered without a secret"))
     })?;
+    if http.on_the_wire() && !is_loopback(base) && !is_app_secret(secret.expose()) {
+        // Nothing is sent: a value that cannot be an AppSecret (a password,
+        // the app id, a test value) would only earn a 40125 and reach WeChat.
+        return Err(Error::AppNotConfigured(format!(
+            "{context}the secret given to register_app has {} characters, and a WeChat AppSecret is 32 letters and digits \
+             (mp.weixin.qq.com, 开发管理 → 开发设置); any secret is taken only with an api_base on this machine \
+             (127.0.0.1, localhost, [::1]: the sandbox)",
+            secret.expose().chars().count()
+        )));
+    }
     let req = match app.token_mode {
         TokenMode::Stable => {
             let body = json!({
@@ -427,6 +478,29 @@ fn read_json(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn app_secrets_and_loopback_bases() {
+        assert!(is_app_secret("0123456789abcdefABCDEF0123456789"));
+        assert!(!is_app_secret("s"));
+        assert!(!is_app_secret("0123456789abcdef0123456789abcde!"));
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:9/x",
+            "http://127.0.0.2",
+        ] {
+            assert!(is_loopback(base), "{base}");
+        }
+        for base in [
+            "https://api.weixin.qq.com",
+            "http://10.0.0.1:80",
+            "http://localhost.example.com",
+        ] {
+            assert!(!is_loopback(base), "{base}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -278,6 +278,11 @@ impl HttpClient {
         self.current.read().clone()
     }
 
+    /// Whether requests go out over the network (no test transport in place).
+    pub fn on_the_wire(&self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&*self.current.read()), Arc::as_ptr(&self.wire))
+    }
+
     pub fn call(&self, req: &HttpRequest) -> Result<HttpReply, TransportError> {
         let transport = self.transport();
         transport.call(req)

@@ -788,7 +788,7 @@ mod tests {
         fn stats(&self, _: &str, _: Option<&str>, _: i64) -> Result<crate::store::PermitStats> {
             unreachable!("tokens only")
         }
-        fn purge(&self, _: &str, _: i64) -> Result<u64> {
+        fn purge(&self, _: &str, _: i64, _: Option<i64>) -> Result<u64> {
             unreachable!("tokens only")
         }
         fn idempotency_claim(&self, _: &str, _: i64, _: i64) -> Result<crate::store::KeyClaim> {

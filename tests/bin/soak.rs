@@ -1,10 +1,11 @@
-//! The soak: PHP-like worker processes on one SQLite ledger send without pause
+//! The soak: PHP-like worker processes on one SQLite (or Redis) ledger send without pause
 //! through the C ABI while the sandbox injects, at random, every fault of the
 //! errcode policy table and every transport failure. At the end the permits
 //! the ledger lost, what the sandbox delivered and what the library answered
 //! must add up, and no worker may have grown.
 //!
-//! `fashop-notify-soak [SECS] [PROCS]` (defaults 600 and 8; exits 1 when an
+//! `fashop-notify-soak [SECS] [PROCS] [sqlite|redis]` (defaults 600, 8 and
+//! sqlite; redis starts a `redis-server` of its own; exits 1 when an
 //! invariant fails). `fashop-notify-soak worker …` is one worker process.
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,6 +14,9 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
+
+#[path = "../redis_server/mod.rs"]
+mod redis_server;
 
 use fashop_notify::sandbox::{Fault, Sandbox, SandboxOptions, TPL_PAY_SUCCESS};
 use fashop_notify::Notifier;
@@ -116,10 +120,12 @@ fn send(payload: &str) -> (i32, Option<Value>) {
     (status, outcome)
 }
 
-fn setup_worker(url: &str, db: &str, log: &Path) -> Result<(), String> {
+fn setup_worker(url: &str, store: &str, log: &Path) -> Result<(), String> {
     let config = json!({
-        "api_base": url, "store": format!("sqlite:{db}"),
+        "api_base": url, "store": store,
         "timeout_ms": 1000, "connect_timeout_ms": 1000, "max_retries": 2,
+        // Bulk grants per buyer, far beyond a real buyer's taps.
+        "subscribe_cap_per_template": 100_000,
         "log": {"path": log.display().to_string()},
     });
     let app = json!({"appid": APPID, "secret": SECRET});
@@ -138,8 +144,8 @@ fn setup_worker(url: &str, db: &str, log: &Path) -> Result<(), String> {
 
 /// A worker: sends for `secs`, one line per send to `out`
 /// (`key<TAB>status<TAB>outcome_status<TAB>errcode`), then a summary line.
-fn worker(idx: usize, url: &str, db: &str, secs: u64, out: &Path) -> Result<(), String> {
-    setup_worker(url, db, &out.with_extension("log"))?;
+fn worker(idx: usize, url: &str, store: &str, secs: u64, out: &Path) -> Result<(), String> {
+    setup_worker(url, store, &out.with_extension("log"))?;
     let mut file = BufWriter::new(std::fs::File::create(out).map_err(|e| e.to_string())?);
     // The messages of failed calls, each once, for the secret scan at the end.
     let mut errors = BufWriter::new(
@@ -386,10 +392,16 @@ fn stock(n: &Notifier) -> (u64, u64) {
     (left, stats["leased"].as_u64().unwrap_or(0))
 }
 
-fn run(secs: u64, procs: usize) -> Result<bool, String> {
+fn run(secs: u64, procs: usize, kind: &str) -> Result<bool, String> {
     let dir = std::env::temp_dir().join(format!("fashop-notify-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let db = dir.join("ledger.db");
+    // Kept until the end of the run: the server stops when dropped.
+    let redis = (kind == "redis").then(redis_server::RedisServer::start);
+    let store = match &redis {
+        Some(server) => server.spec("soak"),
+        None => format!("sqlite:{}", db.display()),
+    };
     let sb = Sandbox::start_with(SandboxOptions {
         apps: vec![(APPID.into(), SECRET.into())],
         random_seed: std::process::id() as u64,
@@ -402,8 +414,7 @@ fn run(secs: u64, procs: usize) -> Result<bool, String> {
     }
     let faults = faults();
     println!(
-        "soak: {procs} processes, {secs} s, one SQLite ledger {}, {} fault kinds at random",
-        db.display(),
+        "soak: {procs} processes, {secs} s, one ledger {store}, {} fault kinds at random",
         faults.len()
     );
     for f in faults {
@@ -411,7 +422,7 @@ fn run(secs: u64, procs: usize) -> Result<bool, String> {
     }
     let owner = Notifier::new();
     owner
-        .configure(&json!({"store": format!("sqlite:{}", db.display())}).to_string())
+        .configure(&json!({"store": store, "subscribe_cap_per_template": 100_000}).to_string())
         .map_err(|e| e.to_string())?;
     owner
         .register_app(&json!({"appid": APPID, "secret": SECRET}).to_string())
@@ -435,7 +446,7 @@ fn run(secs: u64, procs: usize) -> Result<bool, String> {
         .map(|i| {
             Command::new(&exe)
                 .args(["worker", &i.to_string(), &sb.url()])
-                .arg(&db)
+                .arg(&store)
                 .arg(secs.to_string())
                 .arg(&results[i])
                 .spawn()
@@ -588,14 +599,14 @@ fn run(secs: u64, procs: usize) -> Result<bool, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("worker") {
-        let [_, idx, url, db, secs, out] = &args[..] else {
-            eprintln!("usage: fashop-notify-soak worker IDX URL DB SECS OUT");
+        let [_, idx, url, store, secs, out] = &args[..] else {
+            eprintln!("usage: fashop-notify-soak worker IDX URL STORE SECS OUT");
             return ExitCode::from(2);
         };
         let run = worker(
             idx.parse().unwrap_or(0),
             url,
-            db,
+            store,
             secs.parse().unwrap_or(60),
             Path::new(out),
         );
@@ -609,7 +620,12 @@ fn main() -> ExitCode {
     }
     let secs = args.first().and_then(|s| s.parse().ok()).unwrap_or(600);
     let procs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8);
-    match run(secs, procs) {
+    let kind = args.get(2).map_or("sqlite", String::as_str);
+    if kind != "sqlite" && kind != "redis" {
+        eprintln!("soak: the store is sqlite or redis, got {kind:?}");
+        return ExitCode::from(2);
+    }
+    match run(secs, procs, kind) {
         Ok(true) => {
             println!("soak: all invariants hold");
             ExitCode::SUCCESS

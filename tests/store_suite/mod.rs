@@ -87,6 +87,43 @@ pub fn subscribe_grants_add_up_per_template(f: Fixture) {
     assert!(f.spend("o1", &PermitRequest::subscribe("T2")).is_some());
 }
 
+pub fn purge_by_age_removes_grants_not_accepted_again(f: Fixture) {
+    let grant = |tpl: &str| {
+        f.add(&format!(
+            r#"{{"openid":"o1","kind":"subscribe","template_id":"{tpl}"}}"#
+        ))
+    };
+    grant("OLD");
+    grant("AGAIN");
+    grant("LEASED");
+    f.clock.advance_secs(100 * DAY);
+    // Off by default: grants stay until used.
+    assert_eq!(f.n.ledger().purge(APP).unwrap(), 0);
+    // Accepted again: its age starts over.
+    grant("AGAIN");
+    let lease =
+        f.n.ledger()
+            .take(APP, "o1", &PermitRequest::subscribe("LEASED"))
+            .unwrap()
+            .unwrap();
+    f.n.configure(r#"{"subscribe_max_age_days": 90}"#).unwrap();
+    assert_eq!(f.n.ledger().purge(APP).unwrap(), 1);
+    let templates = &f.stats(Some("o1"))["subscribe"]["templates"];
+    assert!(templates.get("OLD").is_none(), "{templates}");
+    assert_eq!(templates["AGAIN"], 2, "{templates}");
+    // A grant with a use under way is left alone.
+    f.n.ledger().give_back(&lease).unwrap();
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["LEASED"], 1);
+    f.clock.advance_secs(91 * DAY);
+    assert_eq!(f.n.ledger().purge(APP).unwrap(), 2);
+    assert!(f
+        .n
+        .configure(r#"{"subscribe_max_age_days": 3651}"#)
+        .unwrap_err()
+        .to_string()
+        .contains("subscribe_max_age_days must be between 0 and 3650"));
+}
+
 pub fn form_id_soonest_expiry_first_and_expires_at_the_exact_second(f: Fixture) {
     f.form_id("o1", "fid-new", NOW - 10);
     f.form_id("o1", "fid-old", NOW - 3 * DAY);
@@ -381,6 +418,9 @@ pub fn concurrent_claims_of_one_key_give_one_fresh(f: Fixture) {
 }
 
 pub fn concurrent_takes_never_share_a_use(f: Fixture) {
+    // 100 uses of one template: more than the default cap per buyer.
+    f.n.configure(r#"{"subscribe_cap_per_template": 1000}"#)
+        .unwrap();
     for u in 0..4 {
         for i in 0..25 {
             f.form_id(&format!("o{u}"), &format!("f{u}-{i}"), NOW - i);
@@ -546,6 +586,7 @@ macro_rules! store_suite {
             a_late_consume_still_spends_the_use,
             stats_count_by_kind_and_app,
             purge_removes_only_expired,
+            purge_by_age_removes_grants_not_accepted_again,
             the_oldest_form_ids_go_beyond_the_cap,
             apps_and_users_are_apart,
             idempotency_records,

@@ -117,6 +117,18 @@ final class Notifier
 
     private static function cdef(string $libraryPath): FFI
     {
+        // Say what is wrong with the file itself before FFI's own message,
+        // which reads like a php.ini problem whatever the cause.
+        if (!is_file($libraryPath)) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "cannot load $libraryPath: no such file (check FASHOP_NOTIFY_LIB or the path given)");
+        }
+        $head = @file_get_contents($libraryPath, false, null, 0, 4);
+        if ($head === false) {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "cannot load $libraryPath: the file is not readable by this process");
+        }
+        if ($head !== "\x7fELF") {
+            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "cannot load $libraryPath: not a shared library (expected libfashop_notify.so)");
+        }
         try {
             return FFI::cdef((string) file_get_contents(self::headerPath()), $libraryPath);
         } catch (\FFI\Exception $e) {
@@ -147,13 +159,13 @@ final class Notifier
     /** @param array<string,mixed> $config api_base, timeouts, max_retries, token_margin_secs, store */
     public function configure(array $config): void
     {
-        $this->check($this->ffi->fashop_notify_configure($this->json($config)));
+        $this->check($this->ffi->fashop_notify_configure($this->json($config, 'configure', 'config')));
     }
 
     /** @param array<string,mixed> $app appid, secret, token_mode (stable|classic|external), api_base */
     public function registerApp(array $app): void
     {
-        $this->check($this->ffi->fashop_notify_register_app($this->json($app)));
+        $this->check($this->ffi->fashop_notify_register_app($this->json($app, 'registerApp', 'app')));
     }
 
     public function unregisterApp(string $appid): void
@@ -176,7 +188,12 @@ final class Notifier
     /** @param array<string,mixed>|string $mappings the mapping document, as an array or JSON text */
     public function loadMappings(string $appid, array|string $mappings): void
     {
-        $doc = is_string($mappings) ? $this->str($mappings) : $this->json($mappings);
+        // An empty array is what a shop has before the admin saved anything: no events.
+        $doc = match (true) {
+            is_string($mappings) => $this->str($mappings),
+            $mappings === [] => '{"version":1,"events":{}}',
+            default => $this->json($mappings, 'loadMappings', 'mappings'),
+        };
         $this->check($this->ffi->fashop_notify_load_mappings($this->str($appid), $doc));
     }
 
@@ -227,7 +244,7 @@ final class Notifier
     /** @param array<string,mixed> $permit openid, kind, template_id | value, order_sn, paid, created_at, count */
     public function addPermit(string $appid, array $permit): void
     {
-        $this->check($this->ffi->fashop_notify_add_permit($this->str($appid), $this->json($permit)));
+        $this->check($this->ffi->fashop_notify_add_permit($this->str($appid), $this->json($permit, 'addPermit', 'permit')));
     }
 
     /** @return array<string,mixed> */
@@ -257,7 +274,7 @@ final class Notifier
         return $this->callJson(fn ($out) => $this->ffi->fashop_notify_render(
             $this->str($appid),
             $this->str($event),
-            $this->json($payload),
+            $this->json($payload, 'render', 'payload'),
             $out
         ));
     }
@@ -272,7 +289,7 @@ final class Notifier
     public function send(string $appid, string $event, array $payload): SendOutcome
     {
         $out = $this->ffi->new('char*');
-        $status = $this->ffi->fashop_notify_send($this->str($appid), $this->str($event), $this->json($payload), FFI::addr($out));
+        $status = $this->ffi->fashop_notify_send($this->str($appid), $this->str($event), $this->json($payload, 'send', 'payload'), FFI::addr($out));
         $text = $this->take($out);
         $outcome = $text === null ? null : SendOutcome::fromArray($this->decode($text));
         $this->check($status, $outcome);
@@ -317,7 +334,7 @@ final class Notifier
             $this->str($appid),
             $this->str($method),
             $this->str($path),
-            $body === null ? null : $this->json($body),
+            $body === null ? null : $this->json($body, 'callApi', 'body'),
             FFI::addr($out)
         );
         $text = $this->take($out);
@@ -341,7 +358,7 @@ final class Notifier
         return $this->callJson(fn ($out) => $this->newer('fashop_notify_enqueue')->fashop_notify_enqueue(
             $this->str($appid),
             $this->str($event),
-            $this->json($payload),
+            $this->json($payload, 'enqueue', 'payload'),
             $out
         ));
     }
@@ -507,15 +524,48 @@ final class Notifier
         return $s;
     }
 
-    /** @param array<mixed> $value */
-    private function json(array $value): string
+    /**
+     * @param array<mixed> $value
+     * @param string $call the method, and $arg its argument, named when the value cannot be encoded
+     */
+    private function json(array $value, string $call, string $arg): string
     {
         try {
             // An empty PHP array is a JSON object here: every document of the library is one.
             return json_encode($value === [] ? new \stdClass() : $value, self::JSON_OUT);
         } catch (\JsonException $e) {
-            throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, 'cannot encode as JSON: ' . $e->getMessage(), null, $e);
+            $where = self::unencodable($value, $arg) ?? $arg;
+            throw Exception\InvalidArgumentException::fromStatus(
+                Status::INVALID_ARGUMENT,
+                "$call: \$$where cannot be encoded as JSON: " . $e->getMessage()
+                    . ' (strings must be UTF-8: convert GBK text with mb_convert_encoding($text, \'UTF-8\', \'GBK\'))',
+                null,
+                $e
+            );
         }
+    }
+
+    /**
+     * The path of the first value in $value that json_encode refuses, e.g. `payload['fields']['goods']`.
+     *
+     * @param array<mixed> $value
+     */
+    private static function unencodable(array $value, string $path): ?string
+    {
+        foreach ($value as $key => $item) {
+            $here = $path . '[' . var_export($key, true) . ']';
+            if (is_array($item)) {
+                $inner = self::unencodable($item, $here);
+                if ($inner !== null) {
+                    return $inner;
+                }
+                continue;
+            }
+            if (json_encode($item, self::JSON_OUT & ~JSON_THROW_ON_ERROR) === false || !is_string(json_encode((string) $key))) {
+                return $here;
+            }
+        }
+        return null;
     }
 
     /** @return array<mixed> */

@@ -253,9 +253,18 @@ final class ApiTest extends TestCase
         } finally {
             unlink($file);
         }
-        // the memory store is still in place
+        // the process's first configure failed: store and network calls are refused
+        // (they would go to the memory store and lose the grant at exit)
         $appid = Shop::registered($this->n);
-        $this->n->addPermit($appid, ['openid' => 'o-st', 'kind' => 'subscribe', 'template_id' => Shop::TPL_PAY_SUCCESS]);
+        $permit = ['openid' => 'o-st', 'kind' => 'subscribe', 'template_id' => Shop::TPL_PAY_SUCCESS];
+        $e = $this->thrown(StoreException::class, fn () => $this->n->addPermit($appid, $permit));
+        $this->assertStringStartsWith('add_permit: ', $e->getMessage());
+        $this->assertStringContainsString('configure failed', $e->getMessage());
+        $this->assertStringContainsString("$file/sub/notify.db", $e->getMessage());
+        $this->thrown(StoreException::class, fn () => $this->n->enqueue($appid, 'order_pay_success', Shop::payload('o-st', 1)));
+        // until a configure succeeds
+        $this->n->configure(['store' => 'memory']);
+        $this->n->addPermit($appid, $permit);
         $this->assertSame(1, $this->n->ledgerStats($appid, 'o-st')['total_uses']);
     }
 
@@ -329,6 +338,9 @@ final class ApiTest extends TestCase
 
     public function testBadInputFromPhpIsRefusedWithAClearError(): void
     {
+        // Settings that worked first: the bad configure below then keeps them
+        // (a process whose first configure failed refuses store and network calls).
+        $this->n->configure(['timeout_ms' => 5000]);
         $appid = Shop::registered($this->n);
         foreach ([
             'NUL in appid' => fn () => $this->n->render("wx\0x", 'order_pay_success', Shop::payload('o', 1)),
@@ -356,19 +368,36 @@ final class ApiTest extends TestCase
             }
         }
         // Values PHP cannot encode as JSON: the JsonException is kept as the cause.
+        // The message names the call and the field.
         foreach ([
-            'invalid UTF-8 in a field' => ['touser' => 'o', 'fields' => ['order_sn' => "SN\xff"]],
-            'NAN' => ['touser' => 'o', 'fields' => ['order_amount' => NAN]],
-            'INF' => ['touser' => 'o', 'fields' => ['order_amount' => INF]],
-            'a resource' => ['touser' => 'o', 'fields' => ['order_sn' => STDIN]],
-        ] as $what => $payload) {
+            'invalid UTF-8 in a field' => [['touser' => 'o', 'fields' => ['order_sn' => "SN\xff"]], "\$payload['fields']['order_sn']"],
+            'NAN' => [['touser' => 'o', 'fields' => ['order_amount' => NAN]], "\$payload['fields']['order_amount']"],
+            'INF' => [['touser' => 'o', 'fields' => ['order_amount' => INF]], "\$payload['fields']['order_amount']"],
+            'a resource' => [['touser' => 'o', 'fields' => ['order_sn' => STDIN]], "\$payload['fields']['order_sn']"],
+        ] as $what => [$payload, $field]) {
             $e = $this->thrown(InvalidArgumentException::class, fn () => $this->n->send($appid, 'order_pay_success', $payload));
             $this->assertInstanceOf(\JsonException::class, $e->getPrevious(), $what);
-            $this->assertStringContainsString('JSON', $e->getMessage(), $what);
+            $this->assertStringStartsWith("send: $field cannot be encoded as JSON", $e->getMessage(), $what);
         }
+        $e = $this->thrown(InvalidArgumentException::class, fn () => $this->n->enqueue($appid, 'order_pay_success', ['touser' => 'o', 'fields' => ['goods' => ['name' => "\xc3"]]]));
+        $this->assertStringStartsWith("enqueue: \$payload['fields']['goods']['name'] cannot be encoded as JSON", $e->getMessage());
         $this->assertSame([], Shop::delivered($appid), 'nothing was sent');
         $this->assertSame(0, $this->n->ledgerStats($appid)['total_uses']);
         $this->assertSame(Shop::TPL_PAY_SUCCESS, $this->n->getMappings($appid)['events']['order_pay_success']['template_id'], 'the mappings stayed');
+    }
+
+    public function testAnEmptyMappingIsNoEvents(): void
+    {
+        // Before the admin saved any mapping, the shop passes what it has: nothing.
+        [$appid, $secret] = Shop::newApp();
+        $this->n->registerApp(['appid' => $appid, 'secret' => $secret, 'api_base' => Sandbox::url()]);
+        $this->n->loadMappings($appid, []);
+        $this->assertSame([], $this->n->getMappings($appid)['events']);
+        $this->n->loadMappings($appid, ['version' => 1, 'events' => []]);
+        $this->assertSame([], $this->n->getMappings($appid)['events']);
+        // And with it, no grant for a template could be used: refused.
+        $this->thrown(InvalidArgumentException::class, fn () => $this->n->addPermit($appid, ['openid' => 'o-e', 'kind' => 'subscribe', 'template_id' => Shop::TPL_PAY_SUCCESS]));
+        $this->n->unregisterApp($appid);
     }
 
     public function testOutboxMethodsMatchTheLibraryBuild(): void
@@ -400,6 +429,10 @@ final class ApiTest extends TestCase
         $this->assertStringEndsWith($plain, $scoped);
         $this->thrown(InvalidArgumentException::class, fn () => Notifier::scopedHeader("/x\"\n#define FFI_LIB \"/evil.so"));
         $e = $this->thrown(InvalidArgumentException::class, fn () => Notifier::load('/nonexistent/libfashop_notify.so'));
-        $this->assertStringContainsString('/nonexistent/libfashop_notify.so', $e->getMessage());
+        $this->assertStringContainsString('/nonexistent/libfashop_notify.so: no such file', $e->getMessage());
+        // A file that is not the library is named as such, not blamed on php.ini.
+        $e = $this->thrown(InvalidArgumentException::class, fn () => Notifier::load(Notifier::headerPath()));
+        $this->assertStringContainsString('not a shared library', $e->getMessage());
+        $this->assertStringNotContainsString('ffi.enable', $e->getMessage());
     }
 }

@@ -25,7 +25,8 @@ final class ForkTest extends TestCase
         $dir = sys_get_temp_dir() . '/fashop-notify-fork-' . bin2hex(random_bytes(4));
         mkdir($dir, 0700);
         $n = Notifier::load();
-        $n->configure(['store' => "sqlite:$dir/notify.db"]);
+        // One buyer receives every message: more uses than the default cap per template.
+        $n->configure(['store' => "sqlite:$dir/notify.db", 'subscribe_cap_per_template' => 10_000]);
         $appid = Shop::registered($n);
         $openid = 'o-fork-buyer';
         $total = self::WORKERS * self::SENDS;

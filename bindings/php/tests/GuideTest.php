@@ -88,6 +88,9 @@ final class GuideTest extends TestCase
             Shop::TPL_PAY_SUCCESS => 'accept', Shop::TPL_DELIVERED => 'accept', $cancel => 'reject', $refund => 'ban', 'errMsg' => 'requestSubscribeMessage:ok',
         ]);
         $this->assertSame([Shop::TPL_PAY_SUCCESS, Shop::TPL_DELIVERED], $accepted);
+        // A flood of made-up template ids adds nothing.
+        $flood = array_fill_keys(array_map(fn ($i) => "tpl-$i", range(1, 1000)), 'accept');
+        $this->assertSame([], \record_subscribe_result($n, $appid, $openid, $flood));
         $this->assertFalse(\record_form_id($n, $appid, $openid, 'the formId is a mock one'));
         $this->assertTrue(\record_form_id($n, $appid, $openid, 'form-' . bin2hex(random_bytes(4))));
         \record_prepay_id($n, $appid, $openid, 'wx2026112300001024', $order['sn'], false);
@@ -110,7 +113,7 @@ final class GuideTest extends TestCase
             'data' => ['keyword1' => '{order_sn}', 'keyword2' => '{refund_amount|money}', 'keyword3' => '{refund_reason|default:无}', 'keyword4' => '{refund_apply_time|datetime}']];
         $this->assertNull(\admin_save_mappings($n, $appid, $legacy));
         $this->assertSame('template_api_withdrawn', \notify_order_event($n, $appid, $openid, 'order_refund_apply',
-            $fields + ['refund_amount' => '199.00', 'refund_apply_time' => 1795500000]));
+            $fields + ['refund_sn' => 'RF2026112300000001', 'refund_amount' => '199.00', 'refund_apply_time' => 1795500000]));
         $this->assertCount(2, Shop::delivered($appid, $openid));
         $log = (string) file_get_contents("$dir/shop.log");
         $this->assertStringContainsString('notify order_refund_apply: switch this event to a subscribe template', $log);
@@ -126,6 +129,22 @@ final class GuideTest extends TestCase
         $this->assertSame(['sent' => 1, 'retry' => 0, 'dead' => 0], \outbox_task($n, $appid));
         $this->assertSame('SN2026112300001025', Shop::delivered($appid, $openid)[2]['data']['character_string1']['value']);
         $this->assertSame(['sent' => 0, 'retry' => 0, 'dead' => 0], \outbox_task($n, $appid), 'sent once');
+
+        // WeChat cannot be reached during the pay notify: the notice waits in the outbox.
+        Sandbox::control('POST', '/sandbox/grants', ['appid' => $appid, 'openid' => $openid, 'template_id' => Shop::TPL_PAY_SUCCESS]);
+        \record_subscribe_result($n, $appid, $openid, [Shop::TPL_PAY_SUCCESS => 'accept']);
+        $closed = stream_socket_server('tcp://127.0.0.1:0');
+        $down = 'http://' . stream_socket_get_name($closed, false);
+        fclose($closed);
+        $n->configure(['api_base' => $down]);
+        $late = ['order_id' => 1026, 'order_sn' => 'SN2026112300001026'] + $fields;
+        $this->assertSame('queued', \notify_order_event($n, $appid, $openid, 'order_pay_success', $late));
+        $this->assertSame('queued', \notify_order_event($n, $appid, $openid, 'order_pay_success', $late), 'the pay notify repeated');
+        $this->assertSame(1, $n->outboxStats($appid)['pending']);
+        $n->configure(['api_base' => Sandbox::url()]);
+        $this->assertSame(['sent' => 1, 'retry' => 0, 'dead' => 0], \outbox_task($n, $appid));
+        $this->assertSame('SN2026112300001026', Shop::delivered($appid, $openid)[3]['data']['character_string1']['value']);
+        $this->assertSame('duplicate', \notify_order_event($n, $appid, $openid, 'order_pay_success', $late));
 
         // One token for EasyWeChat too.
         [$token, $left] = \wechat_token($n, $appid);

@@ -29,7 +29,8 @@ final class ProcessesTest extends TestCase
 
         // The grant-collection endpoint ran in another process and recorded the taps.
         $n = Notifier::load();
-        $n->configure(['store' => "sqlite:$db"]);
+        // One buyer receives every message: more uses than the default cap per template.
+        $n->configure(['store' => "sqlite:$db", 'subscribe_cap_per_template' => 10_000]);
         $n->registerApp(['appid' => $appid, 'secret' => $secret, 'api_base' => Sandbox::url()]);
         Shop::grant($n, $appid, $openid, Shop::TPL_PAY_SUCCESS, $total);
 
