@@ -197,6 +197,9 @@ pub struct OutboxSettings {
     pub lease_secs: u64,
     /// The first retry pause; each failed attempt doubles it.
     pub retry_secs: u64,
+    /// Messages one flush has in flight at once (its requests to WeChat
+    /// overlap; the HTTP connections are kept for the next messages).
+    pub concurrency: u32,
 }
 
 impl Default for OutboxSettings {
@@ -207,6 +210,7 @@ impl Default for OutboxSettings {
             // died finds its key free when it is claimed again.
             lease_secs: 120,
             retry_secs: 30,
+            concurrency: 8,
         }
     }
 }
@@ -218,6 +222,7 @@ pub struct OutboxPatch {
     pub max_attempts: Option<u32>,
     pub lease_secs: Option<u64>,
     pub retry_secs: Option<u64>,
+    pub concurrency: Option<u32>,
 }
 
 impl OutboxPatch {
@@ -230,7 +235,8 @@ impl OutboxPatch {
         };
         range("max_attempts", self.max_attempts.map(u64::from), 1, 100)?;
         range("lease_secs", self.lease_secs, 5, 3600)?;
-        range("retry_secs", self.retry_secs, 1, 3600)
+        range("retry_secs", self.retry_secs, 1, 3600)?;
+        range("concurrency", self.concurrency.map(u64::from), 1, 256)
     }
 
     pub fn apply_to(&self, base: &OutboxSettings) -> OutboxSettings {
@@ -238,6 +244,7 @@ impl OutboxPatch {
             max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
             lease_secs: self.lease_secs.unwrap_or(base.lease_secs),
             retry_secs: self.retry_secs.unwrap_or(base.retry_secs),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
         }
     }
 }

@@ -3,7 +3,11 @@
 //! it by the outcome), and the outbox's stats and administration.
 
 use std::cell::Cell;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use serde_json::json;
 
@@ -82,42 +86,96 @@ impl Notifier {
         };
         let store = self.outbox.store();
         let settings = self.config().outbox;
-        let lease_ms = settings.lease_secs as i64 * 1000;
-        let mut report = FlushReport::default();
-        let mut seen = std::collections::HashSet::new();
         store.forget_sent(self.clock.now_ms() - SENT_KEPT_MS)?;
-        while report.messages.len() < max_messages as usize {
-            let now = self.clock.now_ms();
-            let token = self.outbox.claim_token(now);
-            let claim = store.claim(Some(&apps), now, lease_ms, token)?;
-            for gone in &claim.abandoned {
-                self.settle_abandoned(&gone.idempotency_key);
-            }
-            let Some(claimed) = claim.message else {
-                break;
-            };
-            if !seen.insert(claimed.id) {
-                // Came back at once (released): leave it to the next flush.
-                store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
-                break;
-            }
-            match self.flush_one(&*store, &claimed, &settings) {
-                Ok(flushed) => report.count(flushed),
-                Err(e) => {
-                    let _ = store.settle(
-                        claimed.id,
-                        claimed.token,
-                        &Settlement::Release,
-                        self.clock.now_ms(),
-                    );
-                    return Err(e);
+        let max = max_messages as usize;
+        let lanes = (settings.concurrency.max(1) as usize).min(max);
+        let drain = Drain {
+            apps: &apps,
+            store: &*store,
+            settings: &settings,
+            max,
+            started: AtomicUsize::new(0),
+            seen: Mutex::new(HashSet::new()),
+            done: Mutex::new(Vec::new()),
+            failed: Mutex::new(None),
+        };
+        if lanes == 1 {
+            self.flush_lane(&drain);
+        } else {
+            // Each lane claims and sends one message at a time, so a slow
+            // answer holds up only its own lane. A lane that panics leaves its
+            // message claimed until the lease ends, as a crash would.
+            std::thread::scope(|scope| {
+                let lanes: Vec<_> = (0..lanes)
+                    .map(|_| scope.spawn(|| self.flush_lane(&drain)))
+                    .collect();
+                for lane in lanes {
+                    if lane.join().is_err() {
+                        drain.fail(Error::internal("flush: a send panicked"));
+                    }
                 }
-            }
+            });
+        }
+        if let Some(e) = drain.failed.into_inner() {
+            return Err(e);
+        }
+        let mut done = drain.done.into_inner();
+        // In the order the messages were claimed.
+        done.sort_by_key(|(order, _)| *order);
+        let mut report = FlushReport::default();
+        for (_, flushed) in done {
+            report.count(flushed);
         }
         // The depth gauges are refreshed at each metrics scrape; a flush only
         // says what it left, through the index it claims by.
         report.due_left = store.count_due(Some(&apps), self.clock.now_ms())?;
         Ok(report)
+    }
+
+    /// One lane of a flush: claims a due message and sends it, until the
+    /// flush has started `max` messages, nothing is due, or a lane failed.
+    fn flush_lane(&self, d: &Drain<'_>) {
+        let lease_ms = d.settings.lease_secs as i64 * 1000;
+        while d.failed.lock().is_none() {
+            let order = d.started.fetch_add(1, Ordering::SeqCst);
+            if order >= d.max {
+                return;
+            }
+            let now = self.clock.now_ms();
+            let token = self.outbox.claim_token(now);
+            let claim = match d.store.claim(Some(d.apps), now, lease_ms, token) {
+                Ok(claim) => claim,
+                Err(e) => return d.fail(e),
+            };
+            for gone in &claim.abandoned {
+                self.settle_abandoned(&gone.idempotency_key);
+            }
+            let Some(claimed) = claim.message else {
+                // Nothing due: the other lanes stop at their next claim too.
+                d.started.fetch_add(d.max, Ordering::SeqCst);
+                return;
+            };
+            if !d.seen.lock().insert(claimed.id) {
+                // Came back at once (released): leave it to the next flush.
+                let _ = d
+                    .store
+                    .settle(claimed.id, claimed.token, &Settlement::Release, now);
+                d.started.fetch_add(d.max, Ordering::SeqCst);
+                return;
+            }
+            match self.flush_one(d.store, &claimed, d.settings) {
+                Ok(flushed) => d.done.lock().push((order, flushed)),
+                Err(e) => {
+                    let _ = d.store.settle(
+                        claimed.id,
+                        claimed.token,
+                        &Settlement::Release,
+                        self.clock.now_ms(),
+                    );
+                    return d.fail(e);
+                }
+            }
+        }
     }
 
     /// A message whose request may have gone out before its flusher vanished:
@@ -335,5 +393,26 @@ impl Notifier {
     /// The outbox, for tests and tools that look at its store.
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+}
+
+/// What the lanes of one flush share.
+struct Drain<'a> {
+    apps: &'a [String],
+    store: &'a dyn OutboxStore,
+    settings: &'a OutboxSettings,
+    max: usize,
+    /// Claims started (the claim order of each message); pushed past `max`
+    /// when nothing is left, which stops every lane.
+    started: AtomicUsize,
+    seen: Mutex<HashSet<u64>>,
+    done: Mutex<Vec<(usize, Flushed)>>,
+    /// The first store failure: the flush reports it and stops.
+    failed: Mutex<Option<Error>>,
+}
+
+impl Drain<'_> {
+    fn fail(&self, e: Error) {
+        self.failed.lock().get_or_insert(e);
     }
 }
