@@ -675,6 +675,7 @@ def main():
     ap.add_argument("--wrk-secs", type=int, help="how long wrk runs (default 10; smoke 1)")
     ap.add_argument("--syscall-sends", type=int, help="sends in the strace step (default 1000; smoke 20)")
     ap.add_argument("--profile", choices=["debug", "release"])
+    ap.add_argument("--lib", help="measure this libfashop_notify.so instead of the one built (a before/after run)")
     ap.add_argument("--out", help="directory for results.json and results.md")
     ap.add_argument("--only", action="append", default=[],
                     help="run only contestants whose key starts with this (repeatable)")
@@ -698,6 +699,8 @@ def main():
             sys.exit("bench: %s is missing: run scripts/deps.sh bench" % tool)
     log("building (%s)" % profile)
     tools = cargo_build(profile)
+    if a.lib:
+        tools["lib"] = os.path.abspath(a.lib)
     if "main" not in a.skip:
         tools["python"] = wechatpy_python(target_dir)
     tmp = tempfile.mkdtemp(prefix="fashop-bench-")

@@ -279,7 +279,8 @@ pub enum StoreSpec {
     Memory,
     /// `sqlite:/path/notify.db`: the file's path.
     Sqlite(String),
-    /// `redis://host:port/db`: the whole URL.
+    /// `redis://host:port/db` (one server) or
+    /// `redis+cluster://host:port,host:port/` (a Redis Cluster): the whole URL.
     Redis(String),
 }
 
@@ -292,11 +293,14 @@ impl StoreSpec {
         if let Some(path) = text.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
             return Ok(StoreSpec::Sqlite(path.to_string()));
         }
-        if text.strip_prefix("redis://").is_some_and(|p| !p.is_empty()) {
+        if ["redis://", "redis+cluster://"]
+            .iter()
+            .any(|scheme| text.strip_prefix(scheme).is_some_and(|p| !p.is_empty()))
+        {
             return Ok(StoreSpec::Redis(text.to_string()));
         }
         Err(Error::invalid(format!(
-            "configure: store must be \"memory\", \"sqlite:/path/to/file.db\" or \"redis://host:port/db\", got {text:?}"
+            "configure: store must be \"memory\", \"sqlite:/path/to/file.db\", \"redis://host:port/db\" or \"redis+cluster://host:port,host:port/\", got {text:?}"
         )))
     }
 

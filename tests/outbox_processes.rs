@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
 use outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
 use serde_json::{json, Value};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-outbox-worker");
@@ -58,6 +58,7 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 enum Place {
     Sqlite(TempDir),
     Redis(RedisServer),
+    Cluster(RedisCluster),
 }
 
 impl Place {
@@ -73,13 +74,17 @@ impl Place {
         match self {
             Place::Sqlite(dir) => dir.store(),
             Place::Redis(server) => server.spec("procs"),
+            Place::Cluster(cluster) => cluster.spec("procs"),
         }
     }
 }
 
 fn setup(count: u64, redis: bool) -> (Sandbox, Place, fashop_notify::Notifier) {
+    setup_in(count, Place::new(redis))
+}
+
+fn setup_in(count: u64, dir: Place) -> (Sandbox, Place, fashop_notify::Notifier) {
     let sb = Sandbox::start();
-    let dir = Place::new(redis);
     let (n, _) = notifier(&dir.store(), &sb.url(), NOW);
     sb.grant(APP, BUYER, TPL_PAY_SUCCESS, count);
     n.add_permit(
@@ -113,9 +118,20 @@ fn four_processes_flushing_one_outbox_send_each_message_once_redis() {
     four_processes_flushing_one_outbox_send_each_message_once_on(true);
 }
 
+#[test]
+fn four_processes_flushing_one_outbox_send_each_message_once_redis_cluster() {
+    four_processes_flushing_one_outbox_send_each_message_once_in(Place::Cluster(
+        RedisCluster::start(),
+    ));
+}
+
 fn four_processes_flushing_one_outbox_send_each_message_once_on(redis: bool) {
+    four_processes_flushing_one_outbox_send_each_message_once_in(Place::new(redis));
+}
+
+fn four_processes_flushing_one_outbox_send_each_message_once_in(place: Place) {
     const MESSAGES: u64 = 120;
-    let (sb, dir, n) = setup(MESSAGES, redis);
+    let (sb, dir, n) = setup_in(MESSAGES, place);
     for i in 0..MESSAGES {
         n.enqueue(APP, "order_pay_success", &payment(&format!("P-{i}")))
             .unwrap();

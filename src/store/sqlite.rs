@@ -9,9 +9,9 @@ use std::fmt;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{
-    consume_and_complete_in_steps, Added, ClaimedTake, KeyClaim, Kind, Lease, NewPermit,
-    PermitRequest, PermitStats, Remaining, SharedToken, SpentAndRecorded, Store, TokenStore,
-    TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES, RETURNED_KEEP_MS,
+    consume_and_complete_in_steps, new_lease_id, Added, ClaimedTake, KeyClaim, Kind, Lease,
+    NewPermit, PermitRequest, PermitStats, Remaining, SharedToken, SpentAndRecorded, Store,
+    TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, MAX_SUBSCRIBE_USES, RETURNED_KEEP_MS,
 };
 use crate::error::Result;
 use crate::secret::Secret;
@@ -155,23 +155,6 @@ fn reclaim(tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A fresh lease id: a keyed hash of this process, the time and a counter,
-/// so that processes forked from one parent (which share its random state)
-/// still draw apart, and an old lease's late settlement never meets a new one.
-fn new_lease_id(now_ms: i64) -> i64 {
-    use std::hash::BuildHasher;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static DRAWN: AtomicU64 = AtomicU64::new(0);
-    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    let drawn = DRAWN.fetch_add(1, Ordering::Relaxed);
-    let hash = KEYS
-        .get_or_init(Default::default)
-        .hash_one((std::process::id(), now_ms, drawn));
-    // Positive and never 0.
-    (hash >> 1).max(1) as i64
 }
 
 /// The lease's permit and whether its use already went back.
