@@ -69,6 +69,10 @@ def main(path):
     if php and r.get("smoke") is False:
         v = php["send_no_permit_plus_token_ns"]
         target("hot path through PHP FFI (send without permit + token hit)", "%.2f µs" % (v / 1000), "≤ 10 µs", v <= 10000)
+    sc = (r.get("syscalls") or {}).get("per_send")
+    if sc:
+        target("write-type syscalls per SQLite send (strace -c, store only)", fmt(sc["store_writes"], 1), "≤ 12",
+               sc["store_writes"] <= 12)
     tok = r.get("token", {})
     ours = [v for k, v in tok.items() if k.startswith(("rust", "php-ffi"))]
     if ours:
@@ -82,6 +86,13 @@ def main(path):
         out.extend(targets)
         w("")
 
+    if sc:
+        w("### Write system calls per SQLite send (strace -c -f, one PHP process, %d sends)" % r["syscalls"]["sends"])
+        w("")
+        w("| " + " | ".join(sorted(sc)) + " |")
+        w("|" + "---:|" * len(sc))
+        w("| " + " | ".join(fmt(sc[k], 2) for k in sorted(sc)) + " |")
+        w("")
     if tok:
         w("### Token fetches: %d processes over two simulated token lifetimes (sandbox)" % r.get("token_procs", 16))
         w("")

@@ -621,6 +621,51 @@ def load_ok():
         return -1.0
 
 
+# System calls that write: to the SQLite file and its WAL (pwrite64), to the
+# log or a socket (write), and the syncs.
+WRITE_SYSCALLS = ("pwrite64", "pwritev", "write", "writev", "fsync", "fdatasync")
+
+
+def strace_counts(path):
+    """Calls per system call name from an `strace -c` summary file."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            if len(parts) >= 5 and parts[-1].isidentifier() and parts[3].isdigit():
+                counts[parts[-1]] = int(parts[3])
+    return counts
+
+
+def sqlite_syscalls(cfg, sandbox, n):
+    """Write-type system calls per send of one PHP process on a SQLite ledger,
+    counted by `strace -c -f` over n and 2n sends (the difference leaves out
+    loading, configure and seeding)."""
+    if not shutil.which("strace"):
+        return {"error": "strace is missing"}
+    figures = {}
+    for sends in (n, 2 * n):
+        runs, build, php, tools = worker_runs(cfg, sandbox, sends, 1, 1)
+        trace = os.path.join(cfg["tmp"], "strace-%d.txt" % sends)
+        db = "sqlite:" + os.path.join(cfg["tmp"], "ledger-strace-%d.db" % sends)
+        cmd = ["strace", "-f", "-c", "-o", trace, "-e", "trace=" + ",".join(WRITE_SYSCALLS)] + php
+        build("php-ffi/strace", "strace", cmd + [os.path.join(BENCH, "php", "ffi_send.php"),
+                                                 "--lib", tools["lib"]], 1, 1, ["--store", db])
+        run = runs["php-ffi/strace"]
+        sandbox.prepare(grants_of(run))
+        got = run_workers(run)
+        if got["failed"]:
+            return {"error": "failed sends: %s" % got["first_error"]}
+        figures[sends] = strace_counts(trace)
+    per_send = {name: (figures[2 * n].get(name, 0) - figures[n].get(name, 0)) / n
+                for name in WRITE_SYSCALLS}
+    # The socket's request and the log line are not the store's.
+    per_send["store_writes"] = per_send["pwrite64"] + per_send["pwritev"] + per_send["fsync"] \
+        + per_send["fdatasync"]
+    return {"sends": n, "per_send": per_send}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny N, debug build, no criterion measurement")
@@ -628,12 +673,14 @@ def main():
     ap.add_argument("--token-per-thread", type=int, help="messages per thread per lifetime in the token test")
     ap.add_argument("--token-procs", type=int, help="processes in the token test (default 16; smoke 4)")
     ap.add_argument("--wrk-secs", type=int, help="how long wrk runs (default 10; smoke 1)")
+    ap.add_argument("--syscall-sends", type=int, help="sends in the strace step (default 1000; smoke 20)")
     ap.add_argument("--profile", choices=["debug", "release"])
+    ap.add_argument("--lib", help="measure this libfashop_notify.so instead of the one built (a before/after run)")
     ap.add_argument("--out", help="directory for results.json and results.md")
     ap.add_argument("--only", action="append", default=[],
                     help="run only contestants whose key starts with this (repeatable)")
     ap.add_argument("--servers", default="nginx,sandbox")
-    ap.add_argument("--skip", action="append", default=[], help="parts to skip: main, token, hotpath")
+    ap.add_argument("--skip", action="append", default=[], help="parts to skip: main, token, syscalls, hotpath")
     a = ap.parse_args()
 
     profile = a.profile or ("debug" if a.smoke else "release")
@@ -645,12 +692,17 @@ def main():
     out_dir = a.out or os.path.join(target_dir, "bench", "smoke" if a.smoke else "results")
     os.makedirs(out_dir, exist_ok=True)
 
-    for tool in ("nginx", "wrk", "php"):
+    needed = ["php"] + (["nginx"] if "nginx" in a.servers.split(",") else []) \
+        + (["wrk"] if "main" not in a.skip else [])
+    for tool in needed:
         if not (shutil.which(tool) or os.path.exists("/usr/sbin/" + tool)):
             sys.exit("bench: %s is missing: run scripts/deps.sh bench" % tool)
     log("building (%s)" % profile)
     tools = cargo_build(profile)
-    tools["python"] = wechatpy_python(target_dir)
+    if a.lib:
+        tools["lib"] = os.path.abspath(a.lib)
+    if "main" not in a.skip:
+        tools["python"] = wechatpy_python(target_dir)
     tmp = tempfile.mkdtemp(prefix="fashop-bench-")
     os.chmod(tmp, 0o755)
     cfg = {"tmp": tmp, "tools": tools, "target_dir": target_dir,
@@ -674,6 +726,10 @@ def main():
             log("== token fetches, %d processes, over two simulated token lifetimes (sandbox)" % procs)
             results["token"] = token_table(cfg, sandbox, token_per_thread, procs)
             results["token_procs"] = procs
+        if "syscalls" not in a.skip:
+            log("== write system calls per SQLite send (strace -c, one PHP process, sandbox)")
+            results["syscalls"] = sqlite_syscalls(cfg, sandbox, a.syscall_sends or (20 if a.smoke else 1000))
+            log("syscalls: %s" % results["syscalls"])
         if "hotpath" not in a.skip:
             log("== hot path (no network)")
             # A failure here must not lose the tables measured before it.

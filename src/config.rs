@@ -228,6 +228,9 @@ pub struct OutboxSettings {
     /// unreachable or silent (refused, DNS, timeout), leaving the rest due:
     /// each would wait the full timeout for nothing.
     pub stop_after_unreachable: u32,
+    /// Messages one flush has in flight at once (its requests to WeChat
+    /// overlap; the HTTP connections are kept for the next messages).
+    pub concurrency: u32,
 }
 
 impl Default for OutboxSettings {
@@ -239,6 +242,7 @@ impl Default for OutboxSettings {
             lease_secs: 120,
             retry_secs: 30,
             stop_after_unreachable: 3,
+            concurrency: 8,
         }
     }
 }
@@ -251,6 +255,7 @@ pub struct OutboxPatch {
     pub lease_secs: Option<u64>,
     pub retry_secs: Option<u64>,
     pub stop_after_unreachable: Option<u32>,
+    pub concurrency: Option<u32>,
 }
 
 impl OutboxPatch {
@@ -269,7 +274,8 @@ impl OutboxPatch {
             self.stop_after_unreachable.map(u64::from),
             1,
             1000,
-        )
+        )?;
+        range("concurrency", self.concurrency.map(u64::from), 1, 256)
     }
 
     pub fn apply_to(&self, base: &OutboxSettings) -> OutboxSettings {
@@ -280,6 +286,7 @@ impl OutboxPatch {
             stop_after_unreachable: self
                 .stop_after_unreachable
                 .unwrap_or(base.stop_after_unreachable),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
         }
     }
 }
@@ -314,7 +321,8 @@ pub enum StoreSpec {
     Memory,
     /// `sqlite:/path/notify.db`: the file's path.
     Sqlite(String),
-    /// `redis://host:port/db`: the whole URL.
+    /// `redis://host:port/db` (one server) or
+    /// `redis+cluster://host:port,host:port/` (a Redis Cluster): the whole URL.
     Redis(String),
 }
 
@@ -327,11 +335,14 @@ impl StoreSpec {
         if let Some(path) = text.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
             return Ok(StoreSpec::Sqlite(path.to_string()));
         }
-        if text.strip_prefix("redis://").is_some_and(|p| !p.is_empty()) {
+        if ["redis://", "redis+cluster://"]
+            .iter()
+            .any(|scheme| text.strip_prefix(scheme).is_some_and(|p| !p.is_empty()))
+        {
             return Ok(StoreSpec::Redis(text.to_string()));
         }
         Err(Error::invalid(format!(
-            "configure: store must be \"memory\", \"sqlite:/path/to/file.db\" or \"redis://host:port/db\", got {text:?}"
+            "configure: store must be \"memory\", \"sqlite:/path/to/file.db\", \"redis://host:port/db\" or \"redis+cluster://host:port,host:port/\", got {text:?}"
         )))
     }
 

@@ -43,6 +43,7 @@ pub use notifier::Notifier;
 pub use outbox::{FlushReport, FlushStatus, Flushed};
 pub use push::{PushCredentials, PushFormat};
 pub use secret::Secret;
+pub use sqlite_conn::write_transactions as sqlite_write_transactions;
 pub use wechat::client::{CallError, WeChatReply};
 pub use wechat::errcodes::TOKEN_ERRCODES;
 pub use wechat::http::{

@@ -20,6 +20,10 @@
 //!    connection it inherited, all of them, before opening any: one inherited
 //!    connection left to the same inode would keep the stale bookkeeping alive.
 //!
+//! A process keeps one connection per file, shared by the ledger, the outbox
+//! and the metrics that live in it: commits made on a second connection to the
+//! same file would make this one drop its page cache at its next transaction.
+//!
 //! Closing in the child cannot harm the parent: POSIX record locks belong to
 //! the process that took them, so the child's unlocks and `close()`s release
 //! only the child's locks (it has none), never the parent's; the memory and
@@ -31,12 +35,13 @@
 //! (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`): its close then takes no lock and
 //! writes nothing, it only unmaps and closes the child's copies.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -47,6 +52,18 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 /// Every connection slot in this process (inherited ones included, after a fork).
 static SLOTS: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
 
+/// The shared connection slot of each file this process uses, by path.
+static FILES: Mutex<Option<HashMap<PathBuf, Weak<Slot>>>> = Mutex::new(None);
+
+/// Write transactions committed by this process (every store, every file).
+static WRITE_TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many write transactions this process has committed to SQLite files:
+/// the figure the send path's budget (two per send) is checked against.
+pub fn write_transactions() -> u64 {
+    WRITE_TRANSACTIONS.load(Ordering::Relaxed)
+}
+
 /// The process whose inherited connections are known to be closed.
 static SETTLED_IN: AtomicU32 = AtomicU32::new(0);
 
@@ -55,6 +72,8 @@ type Slot = Mutex<Option<Owned>>;
 struct Owned {
     pid: u32,
     conn: Connection,
+    /// The schemas brought up to date on this connection (each checked once).
+    schemas: Vec<&'static str>,
 }
 
 impl Drop for Owned {
@@ -123,6 +142,21 @@ impl ProcessConnection {
         ProcessConnection { slot }
     }
 
+    /// The connection every store of this process uses for the file at
+    /// `path` (one per file, see the module comment).
+    pub(crate) fn for_file(path: &Path) -> ProcessConnection {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut files = FILES.lock();
+        let files = files.get_or_insert_with(HashMap::new);
+        files.retain(|_, w| w.strong_count() > 0);
+        if let Some(slot) = files.get(&key).and_then(Weak::upgrade) {
+            return ProcessConnection { slot };
+        }
+        let made = ProcessConnection::new();
+        files.insert(key, Arc::downgrade(&made.slot));
+        made
+    }
+
     /// Runs `f` on this process's connection, opening it with `open` first
     /// when this process has none yet (after closing inherited ones).
     pub(crate) fn with<T, E>(
@@ -140,9 +174,33 @@ impl ProcessConnection {
         }
         let owned = match held.take() {
             Some(owned) => owned,
-            None => Owned { pid, conn: open()? },
+            None => Owned {
+                pid,
+                conn: open()?,
+                schemas: Vec::new(),
+            },
         };
         f(&mut held.insert(owned).conn)
+    }
+
+    /// `with`, for a store whose tables follow `schema`: they are brought up
+    /// to date the first time this connection serves that store.
+    fn with_schema<T>(
+        &self,
+        open: impl FnOnce() -> rusqlite::Result<Connection>,
+        schema: &'static Schema,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.with(open, |_| Ok(()))?;
+        let mut held = self.slot.lock();
+        let Some(owned) = held.as_mut().filter(|o| o.pid == process::id()) else {
+            return Err(cannot_open("the connection closed".to_string()));
+        };
+        if !owned.schemas.contains(&schema.name) {
+            while_busy(|| schema.migrate(&owned.conn))?;
+            owned.schemas.push(schema.name);
+        }
+        f(&mut owned.conn)
     }
 
     /// Whether this process has its connection open (for tests).
@@ -153,6 +211,10 @@ impl ProcessConnection {
             .is_some_and(|o| o.pid == process::id())
     }
 }
+
+/// Prepared statements kept per connection (SQLite's default of 16 is fewer
+/// than the stores sharing a connection use).
+const STATEMENT_CACHE: usize = 128;
 
 /// How long a writer waits for another process's transaction. Transactions
 /// here last microseconds, so only a stuck process makes anyone wait this long.
@@ -203,6 +265,9 @@ pub(crate) fn open_wal(path: &Path) -> rusqlite::Result<Connection> {
     // WAL with NORMAL survives any process crash; only a power loss may lose
     // the last transactions.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The ledger, the outbox and the metrics share the connection: room for
+    // all their hot statements, so none is compiled again per call.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -355,6 +420,18 @@ impl Schema {
     /// written by a newer version is refused, untouched.
     fn migrate(&self, conn: &Connection) -> rusqlite::Result<()> {
         let table = self.version_table;
+        // Up to date already (the usual case, a worker's first use of a file
+        // configure checked): a read, no write lock.
+        let current = conn
+            .query_row(
+                &format!("SELECT COALESCE(MAX(version), 0) FROM {table}"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .ok();
+        if current == Some(self.migrations.len() as i64) {
+            return Ok(());
+        }
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
             conn.execute_batch(&format!(
@@ -410,7 +487,7 @@ impl StoreFile {
         let file = StoreFile {
             path: PathBuf::from(path),
             schema,
-            conn: ProcessConnection::new(),
+            conn: ProcessConnection::for_file(Path::new(path)),
         };
         check(|| file.connect()).map_err(|e| file.error(e))?;
         Ok(file)
@@ -435,16 +512,44 @@ impl StoreFile {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> crate::error::Result<T> {
-        self.conn
-            .with(
-                || self.connect(),
-                |conn| {
+        self.write_raw(None, f).map_err(|e| self.error(e))
+    }
+
+    /// `write`, waiting at most `patience` for another process's
+    /// transaction, with SQLite's own error (the caller words it).
+    pub(crate) fn write_raw<T>(
+        &self,
+        patience: Option<Duration>,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.with_schema(
+            || open_wal(&self.path),
+            self.schema,
+            |conn| {
+                if let Some(p) = patience {
+                    conn.busy_handler(Some(wait_for_the_lock(p)))?;
+                }
+                let done = (|| {
                     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                     let value = f(&tx)?;
                     tx.commit()?;
+                    WRITE_TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
                     Ok(value)
-                },
-            )
-            .map_err(|e| self.error(e))
+                })();
+                if patience.is_some() {
+                    conn.busy_handler(Some(wait_for_the_lock(BUSY_TIMEOUT)))?;
+                }
+                done
+            },
+        )
+    }
+
+    /// Runs `f` on this process's connection outside any transaction (reads).
+    pub(crate) fn read_raw<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn
+            .with_schema(|| open_wal(&self.path), self.schema, |conn| f(conn))
     }
 }

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use fashop_notify::{ManualClock, Notifier, PermitRequest};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
 use store_suite::TempDir;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-ledger-worker");
@@ -222,6 +222,12 @@ fn workers_starting_together_on_a_new_sqlite_file_all_open_it() {
 fn eight_processes_take_every_redis_use_exactly_once() {
     let server = RedisServer::start();
     drain_with_processes(&server.spec("procs"), 8, 2000);
+}
+
+#[test]
+fn eight_processes_take_every_redis_cluster_use_exactly_once() {
+    let cluster = RedisCluster::start();
+    drain_with_processes(&cluster.spec("procs"), 8, 2000);
 }
 
 #[test]

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fashop_notify::{Config, MemorySink, Metrics, MetricsFormat, Notifier};
+use fashop_notify::{
+    Config, CounterSink, ManualClock, MemorySink, Metrics, MetricsFormat, Notifier,
+};
 use serde_json::Value;
 
 /// The value of one exact series line (`name{labels}`) in Prometheus text.
@@ -311,16 +313,29 @@ fn promtool_accepts_the_text() {
 #[test]
 fn a_shared_store_sees_every_increment_once() {
     let sink = Arc::new(MemorySink::default());
-    let a = Metrics::with_sink(sink.clone());
-    let b = Metrics::with_sink(sink.clone());
+    let clock = Arc::new(ManualClock::at(1_700_000_000));
+    let a = Metrics::with_sink_on(sink.clone(), clock.clone());
+    let b = Metrics::with_sink_on(sink.clone(), clock.clone());
     scripted(&a);
     scripted(&b);
+    // Within a second nothing is merged: no store write per recording.
+    assert_eq!(sink.snapshot().unwrap(), vec![]);
+    clock.advance_ms(1_000);
     {
         let _batch = b.batch();
         b.record_send("wx2", "order_cancel", "failed", -1, ms(5));
         b.record_permit_consumed("form_id");
     }
-    // Either process prints the sum of both.
+    // The second passed: b's recordings went out when its batch ended, a's wait.
+    let merged = sink.snapshot().unwrap();
+    let consumed = |kind: &str| {
+        merged
+            .iter()
+            .find(|s| s.name == "fashop_notify_permits_consumed_total" && s.labels == [kind])
+            .map(|s| s.value)
+    };
+    assert_eq!(consumed("form_id"), Some(2));
+    // Either process prints the sum of both (a scrape merges its own first).
     for m in [&a, &b] {
         let t = m.render(MetricsFormat::Prometheus).unwrap();
         let s = |series: &str| sample(&t, series).unwrap();
@@ -356,10 +371,14 @@ fn a_shared_store_sees_every_increment_once() {
 #[test]
 fn a_store_that_is_down_loses_no_increment() {
     let sink = Arc::new(MemorySink::default());
-    let m = Metrics::with_sink(sink.clone());
+    let clock = Arc::new(ManualClock::at(1_700_000_000));
+    let m = Metrics::with_sink_on(sink.clone(), clock.clone());
+    clock.advance_ms(1_000);
     m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
     sink.set_failing(true);
+    clock.advance_ms(1_000);
     m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
+    clock.advance_ms(1_000);
     m.set_permit_stock("subscribe", 7);
     let e = m.render(MetricsFormat::Json).unwrap_err();
     assert!(matches!(e, fashop_notify::Error::Store(_)), "{e:?}");
@@ -566,4 +585,125 @@ fn two_processes_on_one_sqlite_file_add_up() {
     assert!(t.contains("(all processes sharing sqlite:"), "{t}");
     promtool_check(&t);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn recordings_are_merged_once_a_second_and_when_dropped() {
+    let sink = Arc::new(MemorySink::default());
+    let clock = Arc::new(ManualClock::at(1_700_000_000));
+    let sends = |sink: &MemorySink| {
+        sink.snapshot()
+            .unwrap()
+            .iter()
+            .filter(|s| s.name == "fashop_notify_sends_total")
+            .map(|s| s.value)
+            .sum::<i64>()
+    };
+    let m = Metrics::with_sink_on(sink.clone(), clock.clone());
+    for _ in 0..50 {
+        m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
+        clock.advance_ms(10);
+    }
+    // 500 ms of sends: nothing merged yet.
+    assert_eq!(sends(&sink), 0);
+    for _ in 0..60 {
+        m.record_send("wx1", "order_cancel", "sent", 0, ms(5));
+        clock.advance_ms(10);
+    }
+    // One merge when the second was up (the 51st send saw 500 ms; the 101st 1 s).
+    assert_eq!(sends(&sink), 101);
+    let clone = m.clone();
+    drop(m);
+    // A clone still holds the figures: nothing merged, nothing lost.
+    assert_eq!(sends(&sink), 101);
+    drop(clone);
+    assert_eq!(sends(&sink), 110);
+}
+
+#[test]
+fn a_dropped_notifier_leaves_its_figures_in_the_sqlite_store_once() {
+    let dir = tempdir("drop-merge");
+    let db = format!("{}/shop.db", dir.display());
+    let before = fashop_notify::sqlite_write_transactions();
+    {
+        let n = sqlite_notifier(&db);
+        for i in 0..20 {
+            n.add_permit(
+                "wx1",
+                &format!(r#"{{"openid":"oA","kind":"form_id","value":"f-{i}"}}"#),
+            )
+            .unwrap();
+        }
+    }
+    // 20 adds, one transaction each, and at most the merges at configure,
+    // after a second (the wall clock) and at drop: not one per recording.
+    let written = fashop_notify::sqlite_write_transactions() - before;
+    assert!((21..=23).contains(&written), "{written} write transactions");
+    let scraper = sqlite_notifier(&db);
+    let v: Value = serde_json::from_str(&scraper.metrics_text("json").unwrap()).unwrap();
+    let added = v["fashop_notify_permits_added_total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "form_id")
+        .map(|s| s["value"].as_i64().unwrap());
+    assert_eq!(added, Some(20), "{v}");
+}
+
+/// In the child run of the test below: a PHP worker's life through the C
+/// boundary (configure, register, add permits), then a normal exit.
+#[test]
+fn exit_child_adds_permits_through_the_c_boundary() {
+    let Ok(db) = std::env::var("FASHOP_EXIT_CHILD_DB") else {
+        return;
+    };
+    use std::ffi::{c_char, CString};
+    extern "C" {
+        fn fashop_notify_configure(config_json: *const c_char) -> i32;
+        fn fashop_notify_register_app(app_json: *const c_char) -> i32;
+        fn fashop_notify_add_permit(appid: *const c_char, permit_json: *const c_char) -> i32;
+    }
+    let c = |s: &str| CString::new(s).unwrap();
+    // SAFETY: every argument is a live NUL-terminated string.
+    unsafe {
+        let config = c(&format!(r#"{{"store":"sqlite:{db}"}}"#));
+        assert_eq!(fashop_notify_configure(config.as_ptr()), 0);
+        let app = c(r#"{"appid":"wx1","secret":"worker-secret"}"#);
+        assert_eq!(fashop_notify_register_app(app.as_ptr()), 0);
+        for i in 0..7 {
+            let tag = std::env::var("FASHOP_EXIT_CHILD_TAG").unwrap();
+            let permit = format!(r#"{{"openid":"oA","kind":"form_id","value":"f-{tag}-{i}"}}"#);
+            let (appid, permit) = (c("wx1"), c(&permit));
+            assert_eq!(fashop_notify_add_permit(appid.as_ptr(), permit.as_ptr()), 0);
+        }
+    }
+}
+
+#[test]
+fn a_worker_that_exits_normally_leaves_its_figures_once() {
+    let dir = tempdir("exit-merge");
+    let db = format!("{}/shop.db", dir.display());
+    for tag in ["a", "b"] {
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "exit_child_adds_permits_through_the_c_boundary",
+                "--nocapture",
+            ])
+            .env("FASHOP_EXIT_CHILD_DB", &db)
+            .env("FASHOP_EXIT_CHILD_TAG", tag)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let scraper = sqlite_notifier(&db);
+    let v: Value = serde_json::from_str(&scraper.metrics_text("json").unwrap()).unwrap();
+    let added = v["fashop_notify_permits_added_total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "form_id")
+        .map(|s| s["value"].as_i64().unwrap());
+    // Two workers of 7 adds each: every add counted, none twice.
+    assert_eq!(added, Some(14), "{v}");
 }

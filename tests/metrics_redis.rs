@@ -225,6 +225,8 @@ fn a_lost_reply_is_counted_once() {
     // batch and sends it again with the same number, which Redis skips.
     relay.eat.store(true, Ordering::SeqCst);
     m.record_send("wx1", "order_cancel", "sent", 0, Duration::from_millis(5));
+    // Recordings are merged at most once a second: this merge is asked for.
+    m.flush().unwrap();
     relay.eaten.recv().unwrap();
     let v = figures(&m);
     assert_eq!(sends(&v, "sent"), 2);

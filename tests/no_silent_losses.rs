@@ -293,8 +293,9 @@ fn a_flush_stops_after_consecutive_unreachable_sends_and_leaves_the_rest_due() {
     n.access_token(DEMO_APPID).unwrap();
     enqueue_orders(&n, "SN-REFUSED", 5);
 
-    // Refused connections: the requests never left.
-    n.configure(&json!({"api_base": refused_base()}).to_string())
+    // Refused connections: the requests never left. One lane, so that "in a
+    // row" is exact (with several lanes the ones already under way finish).
+    n.configure(&json!({"api_base": refused_base(), "outbox": {"concurrency": 1}}).to_string())
         .unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&n.flush(Some(DEMO_APPID), 100).unwrap()).unwrap();

@@ -77,8 +77,11 @@ impl Shop {
         serde_json::from_str(&self.n.outbox_stats(Some(APP)).unwrap()).unwrap()
     }
 
+    /// The orders WeChat got, sorted: a flush's lanes send side by side, so
+    /// the arrival order is theirs.
     fn delivered_orders(&self) -> Vec<String> {
-        self.sb
+        let mut orders: Vec<String> = self
+            .sb
             .delivered(APP, BUYER)
             .iter()
             .map(|m| {
@@ -87,7 +90,9 @@ impl Shop {
                     .unwrap()
                     .to_string()
             })
-            .collect()
+            .collect();
+        orders.sort();
+        orders
     }
 
     fn statuses(report: &FlushReport) -> Vec<&'static str> {
@@ -201,7 +206,13 @@ fn flush_sends_each_message_once_as_rendered() {
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(shop.sb.delivered(APP, BUYER)[1].data, rendered["data"]);
+        let sn2 = shop
+            .sb
+            .delivered(APP, BUYER)
+            .into_iter()
+            .find(|m| m.data["character_string1"]["value"] == "SN-2")
+            .unwrap();
+        assert_eq!(sn2.data, rendered["data"]);
 
         shop.clock.advance_secs(3600);
         let report = shop.flush();
@@ -498,7 +509,8 @@ fn no_permit_yet_is_retried_until_one_arrives() {
 #[test]
 fn stats_and_metrics_show_the_depth() {
     each_store(|shop| {
-        shop.grant(1);
+        // One grant per message: the flush's lanes take them side by side.
+        shop.grant(2);
         shop.enqueue("M-1");
         shop.enqueue("M-2");
         shop.sb.inject(Fault::on(SEND).errcode(40037));
@@ -692,4 +704,51 @@ fn sent_records_on_redis_carry_a_ttl_and_the_counts_survive_it() {
     let stats: Value = serde_json::from_str(&n.outbox_stats(Some(APP)).unwrap()).unwrap();
     assert_eq!(stats["sent"], 0, "{stats}");
     assert_eq!(pttl(&key(2)), -2, "forgotten by the flush");
+}
+
+/// A backlog at WeChat's real pace: every answer takes 100 ms. One flush with
+/// many requests in flight sends each message once (counted by WeChat).
+#[test]
+fn a_backlog_drains_with_requests_side_by_side_each_delivered_once() {
+    const MESSAGES: u64 = 2_000;
+    let shop = shop("sqlite");
+    // One buyer holds a grant per message (above the default cap of 50 per template).
+    shop.n
+        .configure(r#"{"outbox":{"concurrency":64},"subscribe_cap_per_template":5000}"#)
+        .unwrap();
+    // Grants come 1,000 at most per add.
+    shop.grant(MESSAGES / 2);
+    shop.grant(MESSAGES / 2);
+    for i in 0..MESSAGES {
+        shop.enqueue(&format!("BACKLOG-{i}"));
+    }
+    shop.sb.inject(Fault::on(SEND).latency_ms(100));
+    let report = shop.n.flush_report(None, MESSAGES as u32).unwrap();
+    assert_eq!(report.sent, MESSAGES, "{:?}", report.messages.first());
+    assert_eq!(report.due_left, 0);
+    let orders = shop.delivered_orders();
+    assert_eq!(orders.len() as u64, MESSAGES);
+    let distinct: std::collections::BTreeSet<&String> = orders.iter().collect();
+    assert_eq!(
+        distinct.len() as u64,
+        MESSAGES,
+        "WeChat got a message twice"
+    );
+    assert_eq!(shop.stats()["sent"], MESSAGES);
+    assert!(shop.flush().messages.is_empty());
+}
+
+#[test]
+fn the_concurrency_setting_is_checked() {
+    let shop = shop("memory");
+    for bad in [0, 257] {
+        let e = shop
+            .n
+            .configure(&format!(r#"{{"outbox":{{"concurrency":{bad}}}}}"#))
+            .unwrap_err();
+        assert!(e.to_string().contains("outbox.concurrency"), "{e}");
+    }
+    assert_eq!(shop.n.config().outbox.concurrency, 8);
+    shop.n.configure(r#"{"outbox":{"concurrency":1}}"#).unwrap();
+    assert_eq!(shop.n.config().outbox.concurrency, 1);
 }

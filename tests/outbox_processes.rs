@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
 use outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
 use serde_json::{json, Value};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-outbox-worker");
@@ -58,6 +58,7 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 enum Place {
     Sqlite(TempDir),
     Redis(RedisServer),
+    Cluster(RedisCluster),
 }
 
 impl Place {
@@ -73,13 +74,17 @@ impl Place {
         match self {
             Place::Sqlite(dir) => dir.store(),
             Place::Redis(server) => server.spec("procs"),
+            Place::Cluster(cluster) => cluster.spec("procs"),
         }
     }
 }
 
 fn setup(count: u64, redis: bool) -> (Sandbox, Place, fashop_notify::Notifier) {
+    setup_in(count, Place::new(redis))
+}
+
+fn setup_in(count: u64, dir: Place) -> (Sandbox, Place, fashop_notify::Notifier) {
     let sb = Sandbox::start();
-    let dir = Place::new(redis);
     let (n, _) = notifier(&dir.store(), &sb.url(), NOW);
     // One buyer for every message: more uses than the default cap per template.
     n.configure(r#"{"subscribe_cap_per_template": 10000}"#)
@@ -116,9 +121,20 @@ fn four_processes_flushing_one_outbox_send_each_message_once_redis() {
     four_processes_flushing_one_outbox_send_each_message_once_on(true);
 }
 
+#[test]
+fn four_processes_flushing_one_outbox_send_each_message_once_redis_cluster() {
+    four_processes_flushing_one_outbox_send_each_message_once_in(Place::Cluster(
+        RedisCluster::start(),
+    ));
+}
+
 fn four_processes_flushing_one_outbox_send_each_message_once_on(redis: bool) {
+    four_processes_flushing_one_outbox_send_each_message_once_in(Place::new(redis));
+}
+
+fn four_processes_flushing_one_outbox_send_each_message_once_in(place: Place) {
     const MESSAGES: u64 = 120;
-    let (sb, dir, n) = setup(MESSAGES, redis);
+    let (sb, dir, n) = setup_in(MESSAGES, place);
     for i in 0..MESSAGES {
         n.enqueue(APP, "order_pay_success", &payment(&format!("P-{i}")))
             .unwrap();
@@ -234,4 +250,57 @@ fn a_flusher_killed_after_its_request_went_out_leaves_it_uncertain_on(redis: boo
     let direct = n.send(APP, "order_pay_success", &payment("KILL-2"));
     assert_eq!(direct.outcome.unwrap().status, "duplicate");
     assert_eq!(orders(&sb), ["KILL-2"]);
+}
+
+#[test]
+fn a_flusher_killed_mid_batch_leaves_no_duplicate() {
+    a_flusher_killed_mid_batch_leaves_no_duplicate_on(false);
+}
+
+#[test]
+fn a_flusher_killed_mid_batch_leaves_no_duplicate_redis() {
+    a_flusher_killed_mid_batch_leaves_no_duplicate_on(true);
+}
+
+/// A flusher with eight requests in flight dies: what WeChat took is never
+/// sent again, the rest goes out once after the lease.
+fn a_flusher_killed_mid_batch_leaves_no_duplicate_on(redis: bool) {
+    const MESSAGES: u64 = 40;
+    let (sb, dir, n) = setup(MESSAGES, redis);
+    for i in 0..MESSAGES {
+        n.enqueue(APP, "order_pay_success", &payment(&format!("MID-{i}")))
+            .unwrap();
+    }
+    let store = dir.store();
+    // WeChat takes the first eight messages; its answers hang.
+    sb.inject(Fault::on(SEND).latency_ms(20_000).count(8));
+    let mut victim = worker(&store, &sb, NOW, "drain");
+    wait_for("eight deliveries", || sb.delivered(APP, BUYER).len() >= 8);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let in_flight = orders(&sb);
+    assert_eq!(in_flight.len(), 8);
+
+    // After the lease, two flushers share the rest.
+    let store = dir.store();
+    let a = worker(&store, &sb, NOW + AFTER_LEASE, "drain");
+    let b = worker(&store, &sb, NOW + AFTER_LEASE, "drain");
+    let mut sent: BTreeMap<u64, usize> = BTreeMap::new();
+    for (status, id) in lines(a).into_iter().chain(lines(b)) {
+        assert_eq!(status, "sent", "message {id}");
+        *sent.entry(id).or_default() += 1;
+    }
+    assert_eq!(sent.len() as u64, MESSAGES - 8);
+    assert!(sent.values().all(|&c| c == 1), "{sent:?}");
+    let delivered = orders(&sb);
+    let distinct: BTreeSet<&String> = delivered.iter().collect();
+    assert_eq!(delivered.len() as u64, MESSAGES, "{delivered:?}");
+    assert_eq!(
+        distinct.len() as u64,
+        MESSAGES,
+        "WeChat got a message twice"
+    );
+    let stats: Value = serde_json::from_str(&n.outbox_stats(Some(APP)).unwrap()).unwrap();
+    assert_eq!(stats["uncertain"], 8, "{stats}");
+    assert_eq!(stats["sent"], MESSAGES - 8);
 }

@@ -835,3 +835,33 @@ fn legacy_form_id_on_sqlite() {
 fn legacy_prepay_id_on_sqlite() {
     on_sqlite(legacy_prepay_id_three_uses_only_after_payment);
 }
+
+#[test]
+fn a_sqlite_send_commits_two_write_transactions_and_figures_merge_once_a_second() {
+    ON_SQLITE.with(|s| s.set(true));
+    let shop = shop();
+    // One buyer holds a grant per send (above the default cap of 50 per template).
+    shop.n
+        .configure(r#"{"subscribe_cap_per_template":100}"#)
+        .unwrap();
+    shop.grant(TPL_PAY_SUCCESS, 60);
+    // The first send also fetches the token (a lease and its publication).
+    shop.send("order_pay_success", "SN-W-0").0.unwrap();
+    let before = fashop_notify::sqlite_write_transactions();
+    for i in 1..=50 {
+        let (result, outcome) = shop.send("order_pay_success", &format!("SN-W-{i}"));
+        result.unwrap();
+        assert_eq!(outcome["status"], "sent");
+        // 100 ms of the notifier's clock per send: 5 s in all.
+        shop.n.clock().sleep_ms(100);
+    }
+    let written = fashop_notify::sqlite_write_transactions() - before;
+    // Claim + take, then consume + record: two per send; the figures go to
+    // the file at most once a second of the clock (five here, plus the one
+    // the first second may leave), never once per send.
+    assert!(
+        (100..=106).contains(&written),
+        "{written} write transactions for 50 sends"
+    );
+    assert_eq!(shop.delivered(), 51);
+}

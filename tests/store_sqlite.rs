@@ -35,7 +35,7 @@ fn the_file_is_private_and_carries_its_schema_version() {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -182,7 +182,16 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+    // Version 4 keeps idempotency records in their key's b-tree.
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'idempotency'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("WITHOUT ROWID"), "{sql}");
     assert_eq!(f.stats(Some("o1"))["leased"], 1);
     f.n.ledger().consume(&lease).unwrap();
     assert_eq!(f.stats(Some("o1"))["leased"], 0);

@@ -12,11 +12,31 @@ use super::status::FashopNotifyStatus::{self, *};
 use crate::error::{Error, Result};
 use crate::notifier::Notifier;
 
+static NOTIFIER: Lazy<Notifier> = Lazy::new(Notifier::new);
+
 /// The process's notifier.
 pub(crate) fn notifier() -> &'static Notifier {
-    static NOTIFIER: Lazy<Notifier> = Lazy::new(Notifier::new);
     &NOTIFIER
 }
+
+/// At `exit()` (and when the library is unloaded), the figures this process
+/// counted since its last merge go to the shared store: the static notifier
+/// is never dropped, and a PHP worker that exits normally must lose nothing.
+extern "C" fn merge_figures_at_exit() {
+    // Nothing may unwind out of a destructor the C runtime calls.
+    let _ = catch_unwind(|| {
+        if let Some(n) = Lazy::get(&NOTIFIER) {
+            let _ = n.metrics().flush();
+        }
+    });
+}
+
+// SAFETY: `.fini_array` holds pointers to functions taking and returning
+// nothing, which the C runtime calls once at exit or unload; this entry is
+// such a function and never unwinds.
+#[used]
+#[link_section = ".fini_array"]
+static MERGE_AT_EXIT: extern "C" fn() = merge_figures_at_exit;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());

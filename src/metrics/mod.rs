@@ -1,7 +1,9 @@
 //! Operational figures: sends by outcome, send latency, token fetches, permits
 //! and the outbox. Recording is an atomic add on a cell found through a
-//! read-mostly map; with a shared store the increments are also written there
-//! so that one scrape shows every worker process of the shop.
+//! read-mostly map; with a shared store the increments are merged there (at
+//! most once a second on the notifier's clock, at every scrape and when the
+//! figures are dropped) so that one scrape shows every worker process of the
+//! shop without a store write per send.
 
 mod exposition;
 mod family;
@@ -10,12 +12,13 @@ mod sink;
 mod sqlite_sink;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreSpec};
 use crate::error::{Error, Result};
 
@@ -56,10 +59,12 @@ pub(crate) const SINK_SUM_MICROS: &str = "fashop_notify_send_duration_seconds_su
 const RECORD_PATIENCE: Duration = Duration::from_millis(20);
 /// How long a scrape may wait for it.
 const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
+/// How often, at most, recordings are merged into the shared store.
+const MERGE_EVERY_MS: i64 = 1000;
 
 /// The figures of one notifier. Cloning shares them (the log holds a clone to
 /// count its write failures).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
 }
@@ -72,7 +77,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     sends: Family<4, Cell>,
     duration: Histogram,
@@ -93,6 +97,24 @@ struct Inner {
     holds: AtomicUsize,
     /// Also the flush lock: one flush at a time, so watermarks move in order.
     sink: Mutex<SinkState>,
+    /// The notifier's clock, which paces the merges into the shared store.
+    clock: Arc<dyn Clock>,
+    /// When recordings were last merged (clock ms).
+    merged_at_ms: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::with_clock(Arc::new(SystemClock))
+    }
+}
+
+impl Drop for Inner {
+    /// What this process counted since the last merge goes to the shared
+    /// store now, so a normal exit loses nothing.
+    fn drop(&mut self) {
+        let _ = self.flush_within(SCRAPE_PATIENCE);
+    }
 }
 
 #[derive(Default)]
@@ -162,6 +184,32 @@ impl Drop for MetricsBatch<'_> {
 impl Metrics {
     pub fn new() -> Self {
         Metrics::default()
+    }
+
+    /// Figures whose merges into a shared store are paced by `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        let merged_at_ms = AtomicI64::new(clock.now_ms());
+        Metrics {
+            inner: Arc::new(Inner {
+                sends: Default::default(),
+                duration: Default::default(),
+                token_fetches: Default::default(),
+                token_recovered: Default::default(),
+                permits_added: Default::default(),
+                permits_consumed: Default::default(),
+                permits_expired: Default::default(),
+                log_failures: Default::default(),
+                flush_failures: Default::default(),
+                push_events: Default::default(),
+                permit_stock: Default::default(),
+                outbox: Default::default(),
+                shared: Default::default(),
+                holds: Default::default(),
+                sink: Default::default(),
+                clock,
+                merged_at_ms,
+            }),
+        }
     }
 
     /// One notification send finished. `status` is the outcome's status
@@ -275,40 +323,53 @@ impl Metrics {
         }
         if let Some(old) = state.sink.take() {
             // Best effort: what the old store did not take stays out of the new one.
-            let _ = self.flush_into(&*old, RECORD_PATIENCE);
+            let _ = self.inner.flush_into(&*old, RECORD_PATIENCE);
         }
         state.spec = config.store.clone();
         state.label = None;
         state.pid = 0;
         let shared = state.spec.is_shared();
-        self.rebase();
+        self.inner.rebase();
         self.inner.shared.store(shared, Ordering::Release);
         if shared {
             let _ = open_sink(&mut state);
         }
     }
 
-    /// A recording happened: write it through unless a batch is open.
+    /// A recording happened: merge what is pending into the shared store when
+    /// no batch is open and the last merge is a second old (on the clock).
     #[inline]
     fn written(&self) {
-        if self.inner.shared.load(Ordering::Acquire)
-            && self.inner.holds.load(Ordering::Acquire) == 0
-        {
-            // A failure is counted and the increments stay for the next flush.
-            let _ = self.flush_within(RECORD_PATIENCE);
+        let i = &self.inner;
+        if !i.shared.load(Ordering::Acquire) || i.holds.load(Ordering::Acquire) != 0 {
+            return;
         }
+        let now = i.clock.now_ms();
+        let last = i.merged_at_ms.load(Ordering::Acquire);
+        if now.saturating_sub(last) < MERGE_EVERY_MS
+            || i.merged_at_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            // Not yet, or another thread merges now.
+            return;
+        }
+        // A failure is counted and the increments stay for the next merge.
+        let _ = i.flush_within(RECORD_PATIENCE);
     }
 
     /// Writes what the shared store has not seen yet. No-op without one.
     pub fn flush(&self) -> Result<()> {
-        self.flush_within(SCRAPE_PATIENCE)
+        self.inner.flush_within(SCRAPE_PATIENCE)
     }
+}
 
+impl Inner {
     fn flush_within(&self, patience: Duration) -> Result<()> {
-        if !self.inner.shared.load(Ordering::Acquire) {
+        if !self.shared.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut state = self.inner.sink.lock();
+        let mut state = self.sink.lock();
         let pid = std::process::id();
         if state.sink.is_some() && state.pid != pid {
             // A forked child: the parent's unflushed counts are its own. The
@@ -318,7 +379,7 @@ impl Metrics {
         }
         let result = open_sink(&mut state).and_then(|sink| self.flush_into(&*sink, patience));
         if result.is_err() {
-            self.inner.flush_failures.add(1);
+            self.flush_failures.add(1);
         }
         result
     }
@@ -341,7 +402,7 @@ impl Metrics {
                 marks.push((cell.clone(), upto));
             }
         };
-        let i = &self.inner;
+        let i = self;
         i.sends.each(|k, c| push(SENDS, k.values(), c));
         i.token_fetches
             .each(|k, c| push(TOKEN_FETCHES, k.values(), c));
@@ -420,7 +481,7 @@ impl Metrics {
 
     /// Forgets unflushed increments: a new store starts from what happens next.
     fn rebase(&self) {
-        let i = &self.inner;
+        let i = self;
         i.sends.each(|_, c| c.rebase());
         i.token_fetches.each(|_, c| c.rebase());
         i.push_events.each(|_, c| c.rebase());
@@ -440,7 +501,9 @@ impl Metrics {
         i.permit_stock.each(|_, g| g.mark_dirty());
         i.outbox.each(|_, g| g.mark_dirty());
     }
+}
 
+impl Metrics {
     /// The figures to print: from the shared store when there is one (after
     /// writing this process's own increments), else from this process.
     pub(crate) fn figures(&self) -> Result<Figures> {
@@ -584,7 +647,13 @@ impl Figures {
 impl Metrics {
     #[doc(hidden)]
     pub fn with_sink(sink: Arc<dyn CounterSink>) -> Metrics {
-        let m = Metrics::new();
+        Metrics::with_sink_on(sink, Arc::new(SystemClock))
+    }
+
+    /// `with_sink`, merges paced by `clock`.
+    #[doc(hidden)]
+    pub fn with_sink_on(sink: Arc<dyn CounterSink>, clock: Arc<dyn Clock>) -> Metrics {
+        let m = Metrics::with_clock(clock);
         {
             let mut state = m.inner.sink.lock();
             state.label = Some("test-sink".to_string());

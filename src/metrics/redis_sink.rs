@@ -12,12 +12,17 @@ use parking_lot::Mutex;
 
 use super::sink::{CounterSink, Sample};
 use crate::error::{Error, Result};
+use crate::store::{RedisClient, RedisLink};
 
 /// The hash of figures: field `name \x1f labels-as-JSON`, value the figure.
 const FIGURES_KEY: &str = "fashop_notify:metrics";
 /// Per writing process: the last batch number applied (expires after a day
 /// of silence; replays come within seconds).
 const SEQ_KEY_PREFIX: &str = "fashop_notify:metrics:seq:";
+/// On a Redis Cluster the figures and the sequence keys share a hash slot,
+/// as the script touches both.
+const CLUSTER_FIGURES_KEY: &str = "fashop_notify:{metrics}";
+const CLUSTER_SEQ_KEY_PREFIX: &str = "fashop_notify:{metrics}:seq:";
 const SEQ_TTL_SECS: u64 = 86_400;
 const FIELD_SEPARATOR: char = '\u{1f}';
 /// Batches waiting for Redis to confirm them; beyond this the oldest go.
@@ -56,12 +61,12 @@ struct Link {
     pid: u32,
     /// Names this process's batches; new after a fork.
     writer: String,
-    conn: Option<redis::Connection>,
+    conn: Option<RedisLink>,
     in_doubt: VecDeque<Batch>,
 }
 
 pub struct RedisSink {
-    client: redis::Client,
+    client: RedisClient,
     /// The URL without credentials, for messages.
     shown: String,
     script: redis::Script,
@@ -96,7 +101,9 @@ impl RedisSink {
     /// Checks the URL; the connection is made on first use.
     pub fn open(url: &str) -> Result<RedisSink> {
         let shown = crate::secret::redact_text(url);
-        let client = redis::Client::open(url)
+        // The store's own `prefix` parameter is not the client's.
+        let url = url.split_once("?prefix=").map_or(url, |(u, _)| u);
+        let client = RedisClient::open(url)
             .map_err(|e| Error::store(format!("metrics: redis store {shown}: {e}")))?;
         Ok(RedisSink {
             client,
@@ -112,6 +119,15 @@ impl RedisSink {
         })
     }
 
+    /// The figures' key and the sequence keys' prefix.
+    fn keys(&self) -> (&'static str, &'static str) {
+        if self.client.is_cluster() {
+            (CLUSTER_FIGURES_KEY, CLUSTER_SEQ_KEY_PREFIX)
+        } else {
+            (FIGURES_KEY, SEQ_KEY_PREFIX)
+        }
+    }
+
     fn error(&self, e: impl std::fmt::Display) -> Error {
         Error::store(format!(
             "metrics: redis store {}: {}",
@@ -122,7 +138,7 @@ impl RedisSink {
 
     /// This process's connection, made (again) when needed, with `wait` as
     /// its connect, read and write timeouts.
-    fn connect<'a>(&self, link: &'a mut Link, wait: Duration) -> Result<&'a mut redis::Connection> {
+    fn connect<'a>(&self, link: &'a mut Link, wait: Duration) -> Result<&'a mut RedisLink> {
         let pid = std::process::id();
         if link.pid != pid {
             // A forked child: the parent's socket and in-doubt batches are the parent's.
@@ -133,34 +149,24 @@ impl RedisSink {
         }
         let wait = wait.max(MIN_WAIT);
         if link.conn.is_none() {
-            let conn = self
-                .client
-                .get_connection_with_timeout(wait)
-                .map_err(|e| self.error(e))?;
+            let conn = self.client.connect(wait).map_err(|e| self.error(e))?;
             link.conn = Some(conn);
         }
         let conn = link
             .conn
             .as_mut()
             .ok_or_else(|| Error::internal("metrics: redis connection missing"))?;
-        conn.set_read_timeout(Some(wait))
-            .map_err(|e| self.error(e))?;
-        conn.set_write_timeout(Some(wait))
-            .map_err(|e| self.error(e))?;
+        conn.set_timeouts(wait).map_err(|e| self.error(e))?;
         Ok(conn)
     }
 
     /// Sends one batch. `Ok(())` once Redis confirmed it (applied now or
     /// before); `Err(true)` when the answer was lost, so Redis may have it.
-    fn send(
-        &self,
-        conn: &mut redis::Connection,
-        writer: &str,
-        batch: &Batch,
-    ) -> Result<(), (bool, Error)> {
+    fn send(&self, conn: &mut RedisLink, writer: &str, batch: &Batch) -> Result<(), (bool, Error)> {
         let mut call = self.script.prepare_invoke();
-        call.key(FIGURES_KEY)
-            .key(format!("{SEQ_KEY_PREFIX}{writer}"))
+        let (figures, seq) = self.keys();
+        call.key(figures)
+            .key(format!("{seq}{writer}"))
             .arg(batch.seq)
             .arg(SEQ_TTL_SECS)
             .arg(batch.adds.len());
@@ -225,7 +231,7 @@ impl CounterSink for RedisSink {
         let link = &mut *guard;
         let conn = self.connect(link, SCRAPE_WAIT)?;
         let all: HashMap<String, i64> = redis::cmd("HGETALL")
-            .arg(FIGURES_KEY)
+            .arg(self.keys().0)
             .query(conn)
             .map_err(|e| {
                 let e = self.error(e);

@@ -1,31 +1,36 @@
 //! Metric figures shared through the SQLite store file: one `metrics` table
 //! that every worker process adds its increments to (UPSERT value + delta), so
 //! a scrape from any process shows the whole shop. Each process writes through
-//! its own connection, opened on first use (`crate::sqlite_conn` says why).
+//! the one connection it keeps for the file, the ledger's and the outbox's too
+//! (`crate::sqlite_conn` says why).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::params;
 
 use super::sink::{CounterSink, Sample};
 use crate::error::{Error, Result};
-use crate::sqlite_conn::{self, ProcessConnection};
+use crate::sqlite_conn::{Schema, StoreFile};
 
-/// How long a scrape waits for other processes' transactions.
-const SCRAPE_PATIENCE: Duration = Duration::from_secs(5);
+/// Each entry brings the metrics table from the version before it to its own
+/// number. Files written before the table had a version hold it already.
+const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS metrics (
+         name   TEXT NOT NULL,
+         labels TEXT NOT NULL,
+         value  INTEGER NOT NULL,
+         PRIMARY KEY (name, labels)
+     ) WITHOUT ROWID;"];
+
+static SCHEMA: Schema = Schema {
+    name: "metrics schema",
+    version_table: "metrics_schema_version",
+    migrations: MIGRATIONS,
+};
 
 #[derive(Debug)]
 pub struct SqliteSink {
     path: String,
-    conn: ProcessConnection,
-    /// How long the current call may wait for the write lock, in microseconds
-    /// (read by the busy handler, which SQLite wants `'static`).
-    patience_micros: Arc<AtomicU64>,
+    file: StoreFile,
 }
 
 fn store_error(path: &str, e: rusqlite::Error) -> Error {
@@ -33,24 +38,13 @@ fn store_error(path: &str, e: rusqlite::Error) -> Error {
 }
 
 impl SqliteSink {
-    /// Checks (creating if needed) the database file and the `metrics` table.
+    /// Checks (creating if needed, mode 0600) the database file and the
+    /// `metrics` table.
     pub fn open(path: &str) -> Result<SqliteSink> {
-        if !Path::new(path).exists() {
-            // The store's file holds users' permits: readable by its owner only.
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| Error::store(format!("metrics: sqlite store {path}: {e}")))?;
-        }
-        let patience_micros = Arc::new(AtomicU64::new(SCRAPE_PATIENCE.as_micros() as u64));
-        sqlite_conn::check(|| connect(path, &patience_micros)).map_err(|e| store_error(path, e))?;
+        let file = StoreFile::open(path, &SCHEMA)?;
         Ok(SqliteSink {
             path: path.to_string(),
-            conn: ProcessConnection::new(),
-            patience_micros,
+            file,
         })
     }
 
@@ -59,80 +53,33 @@ impl SqliteSink {
     }
 }
 
-fn connect(path: &str, patience_micros: &Arc<AtomicU64>) -> rusqlite::Result<Connection> {
-    let mut conn = Connection::open(path)?;
-    conn.busy_handler(Some(wait_for_the_lock(patience_micros.clone())))?;
-    // WAL lets readers scrape while workers write; the ledger wants the same.
-    // Another connection holding the file may keep it from switching, which is fine.
-    let _ = conn.pragma_update(None, "journal_mode", "WAL");
-    let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS metrics (
-             name   TEXT NOT NULL,
-             labels TEXT NOT NULL,
-             value  INTEGER NOT NULL,
-             PRIMARY KEY (name, labels)
-         ) WITHOUT ROWID;",
-    )?;
-    Ok(conn)
-}
-
-/// Short jittered sleeps while another process holds the write lock (SQLite's
-/// own busy timeout backs off to 100 ms steps, letting one process starve),
-/// up to the patience of the call.
-fn wait_for_the_lock(patience_micros: Arc<AtomicU64>) -> impl FnMut(i32) -> bool + Send + 'static {
-    let mut since = Instant::now();
-    let jitter = u64::from(std::process::id());
-    move |attempt| {
-        if attempt == 0 {
-            since = Instant::now();
-        }
-        let patience = Duration::from_micros(patience_micros.load(Ordering::Relaxed));
-        if since.elapsed() >= patience {
-            return false;
-        }
-        let micros = 20 + jitter.wrapping_mul(31).wrapping_add(attempt as u64 * 7919) % 200;
-        std::thread::sleep(Duration::from_micros(micros));
-        true
-    }
-}
-
 impl CounterSink for SqliteSink {
     fn apply(&self, adds: &[Sample], sets: &[Sample], patience: Duration) -> Result<()> {
-        let patience = u64::try_from(patience.as_micros()).unwrap_or(u64::MAX);
-        let open = || connect(&self.path, &self.patience_micros);
-        self.conn
-            .with(open, |conn| {
-                self.patience_micros.store(patience, Ordering::Relaxed);
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut add = tx.prepare_cached(
-                        "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
-                    )?;
-                    for s in adds {
-                        add.execute(params![s.name, Self::labels_text(&s.labels), s.value])?;
-                    }
-                    let mut set = tx.prepare_cached(
-                        "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (name, labels) DO UPDATE SET value = excluded.value",
-                    )?;
-                    for s in sets {
-                        set.execute(params![s.name, Self::labels_text(&s.labels), s.value])?;
-                    }
+        self.file
+            .write_raw(Some(patience), |tx| {
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
+                )?;
+                for s in adds {
+                    add.execute(params![s.name, Self::labels_text(&s.labels), s.value])?;
                 }
-                tx.commit()
+                let mut set = tx.prepare_cached(
+                    "INSERT INTO metrics (name, labels, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name, labels) DO UPDATE SET value = excluded.value",
+                )?;
+                for s in sets {
+                    set.execute(params![s.name, Self::labels_text(&s.labels), s.value])?;
+                }
+                Ok(())
             })
             .map_err(|e| store_error(&self.path, e))
     }
 
     fn snapshot(&self) -> Result<Vec<Sample>> {
-        let open = || connect(&self.path, &self.patience_micros);
         let rows = self
-            .conn
-            .with(open, |conn| {
-                self.patience_micros
-                    .store(SCRAPE_PATIENCE.as_micros() as u64, Ordering::Relaxed);
+            .file
+            .read_raw(|conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT name, labels, value FROM metrics ORDER BY name, labels",
                 )?;
@@ -216,7 +163,7 @@ mod tests {
         let sink = SqliteSink::open(path).unwrap();
         let mode = std::fs::metadata(path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let holder = Connection::open(path).unwrap();
+        let holder = rusqlite::Connection::open(path).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
         let e = sink
             .apply(&[sample("c_total", &[], 1)], &[], Duration::from_millis(20))

@@ -71,7 +71,7 @@ impl Notifier {
 
     /// A notifier whose idea of time is `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        let metrics = Metrics::default();
+        let metrics = Metrics::with_clock(clock.clone());
         Notifier {
             ledger: Ledger::new(clock.clone()),
             journal: Journal::new(clock.clone(), metrics.clone()),

@@ -3,7 +3,11 @@
 //! it by the outcome), and the outbox's stats and administration.
 
 use std::cell::Cell;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use serde_json::json;
 
@@ -84,60 +88,124 @@ impl Notifier {
         };
         let store = self.outbox.store();
         let settings = self.config().outbox;
-        let lease_ms = settings.lease_secs as i64 * 1000;
-        let mut report = FlushReport::default();
-        let mut seen = std::collections::HashSet::new();
-        let mut unreachable_in_a_row = 0u32;
         store.forget_sent(self.clock.now_ms() - SENT_KEPT_MS)?;
-        while report.messages.len() < max_messages as usize {
+        let max = max_messages as usize;
+        let lanes = (settings.concurrency.max(1) as usize).min(max);
+        let drain = Drain {
+            apps: &apps,
+            store: &*store,
+            settings: &settings,
+            max,
+            started: AtomicUsize::new(0),
+            seen: Mutex::new(HashSet::new()),
+            done: Mutex::new(Vec::new()),
+            failed: Mutex::new(None),
+            unreachable_in_a_row: AtomicU32::new(0),
+            last_unreachable: Mutex::new(String::new()),
+            stopped: Mutex::new(None),
+        };
+        if lanes == 1 {
+            self.flush_lane(&drain);
+        } else {
+            // Each lane claims and sends one message at a time, so a slow
+            // answer holds up only its own lane. A lane that panics leaves its
+            // message claimed until the lease ends, as a crash would.
+            std::thread::scope(|scope| {
+                let lanes: Vec<_> = (0..lanes)
+                    .map(|_| scope.spawn(|| self.flush_lane(&drain)))
+                    .collect();
+                for lane in lanes {
+                    if lane.join().is_err() {
+                        drain.fail(Error::internal("flush: a send panicked"));
+                    }
+                }
+            });
+        }
+        if let Some(e) = drain.failed.into_inner() {
+            return Err(e);
+        }
+        let mut done = drain.done.into_inner();
+        // In the order the messages were claimed.
+        done.sort_by_key(|(order, _)| *order);
+        let mut report = FlushReport::default();
+        for (_, flushed) in done {
+            report.count(flushed);
+        }
+        report.stopped = drain.stopped.into_inner();
+        // The depth gauges are refreshed at each metrics scrape; a flush only
+        // says what it left, through the index it claims by.
+        report.due_left = store.count_due(Some(&apps), self.clock.now_ms())?;
+        Ok(report)
+    }
+
+    /// One lane of a flush: claims a due message and sends it, until the
+    /// flush has started `max` messages, nothing is due, or a lane failed.
+    fn flush_lane(&self, d: &Drain<'_>) {
+        let lease_ms = d.settings.lease_secs as i64 * 1000;
+        while d.failed.lock().is_none() {
+            let order = d.started.fetch_add(1, Ordering::SeqCst);
+            if order >= d.max {
+                return;
+            }
             let now = self.clock.now_ms();
             let token = self.outbox.claim_token(now);
-            let claim = store.claim(Some(&apps), now, lease_ms, token)?;
+            let claim = match d.store.claim(Some(d.apps), now, lease_ms, token) {
+                Ok(claim) => claim,
+                Err(e) => return d.fail(e),
+            };
             for gone in &claim.abandoned {
                 self.settle_abandoned(&gone.idempotency_key);
             }
             let Some(claimed) = claim.message else {
-                break;
+                // Nothing due: the other lanes stop at their next claim too.
+                d.started.fetch_add(d.max, Ordering::SeqCst);
+                return;
             };
-            if !seen.insert(claimed.id) {
+            if !d.seen.lock().insert(claimed.id) {
                 // Came back at once (released): leave it to the next flush.
-                store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
-                break;
+                let _ = d
+                    .store
+                    .settle(claimed.id, claimed.token, &Settlement::Release, now);
+                d.started.fetch_add(d.max, Ordering::SeqCst);
+                return;
             }
-            if unreachable_in_a_row >= settings.stop_after_unreachable {
+            let in_a_row = d.unreachable_in_a_row.load(Ordering::SeqCst);
+            if in_a_row >= d.settings.stop_after_unreachable {
                 // Each would wait the full timeout for nothing: it stays due.
-                store.settle(claimed.id, claimed.token, &Settlement::Release, now)?;
-                let last = report.messages.last().map_or("", |m| m.errmsg.as_str());
-                report.stopped = Some(format!(
-                    "WeChat was not reached or did not answer for {unreachable_in_a_row} messages in a row \
-                     (outbox.stop_after_unreachable), last: {last}; the rest stay due for the next flush"
-                ));
-                break;
+                let _ = d
+                    .store
+                    .settle(claimed.id, claimed.token, &Settlement::Release, now);
+                d.stopped.lock().get_or_insert_with(|| {
+                    format!(
+                        "WeChat was not reached or did not answer for {in_a_row} messages in a row \
+                         (outbox.stop_after_unreachable), last: {}; the rest stay due for the next flush",
+                        d.last_unreachable.lock()
+                    )
+                });
+                d.started.fetch_add(d.max, Ordering::SeqCst);
+                return;
             }
-            match self.flush_one(&*store, &claimed, &settings) {
+            match self.flush_one(d.store, &claimed, d.settings) {
                 Ok(flushed) => {
                     if flushed.unreachable {
-                        unreachable_in_a_row += 1;
+                        *d.last_unreachable.lock() = flushed.errmsg.clone();
+                        d.unreachable_in_a_row.fetch_add(1, Ordering::SeqCst);
                     } else {
-                        unreachable_in_a_row = 0;
+                        d.unreachable_in_a_row.store(0, Ordering::SeqCst);
                     }
-                    report.count(flushed)
+                    d.done.lock().push((order, flushed))
                 }
                 Err(e) => {
-                    let _ = store.settle(
+                    let _ = d.store.settle(
                         claimed.id,
                         claimed.token,
                         &Settlement::Release,
                         self.clock.now_ms(),
                     );
-                    return Err(e);
+                    return d.fail(e);
                 }
             }
         }
-        // The depth gauges are refreshed at each metrics scrape; a flush only
-        // says what it left, through the index it claims by.
-        report.due_left = store.count_due(Some(&apps), self.clock.now_ms())?;
-        Ok(report)
     }
 
     /// A message whose request may have gone out before its flusher vanished:
@@ -363,5 +431,32 @@ impl Notifier {
     /// The outbox, for tests and tools that look at its store.
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+}
+
+/// What the lanes of one flush share.
+struct Drain<'a> {
+    apps: &'a [String],
+    store: &'a dyn OutboxStore,
+    settings: &'a OutboxSettings,
+    max: usize,
+    /// Claims started (the claim order of each message); pushed past `max`
+    /// when nothing is left, which stops every lane.
+    started: AtomicUsize,
+    seen: Mutex<HashSet<u64>>,
+    done: Mutex<Vec<(usize, Flushed)>>,
+    /// The first store failure: the flush reports it and stops.
+    failed: Mutex<Option<Error>>,
+    /// Messages in a row (as their answers came, over all lanes) whose request
+    /// did not reach WeChat or got no answer; at `stop_after_unreachable` the
+    /// lanes stop claiming.
+    unreachable_in_a_row: AtomicU32,
+    last_unreachable: Mutex<String>,
+    stopped: Mutex<Option<String>>,
+}
+
+impl Drain<'_> {
+    fn fail(&self, e: Error) {
+        self.failed.lock().get_or_insert(e);
     }
 }

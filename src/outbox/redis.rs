@@ -2,8 +2,9 @@
 //! hosts. A message is one hash; sorted sets order what is due, leased, on its
 //! way, dead and sent; every change is one Lua script, so it is atomic on the
 //! server. Times are the notifier's clock, passed in; Redis TTLs only clear
-//! out sent records nobody asked to forget. Single server (or primary) only,
-//! like the ledger: the scripts build the keys of the apps they visit.
+//! out sent records nobody asked to forget. On a Redis Cluster all of the
+//! outbox's keys share one hash slot (the prefix is their hash tag), since
+//! the scripts build the keys of the apps they visit.
 
 use std::fmt;
 
@@ -357,9 +358,14 @@ impl RedisOutbox {
     }
 
     fn call<T: FromRedisValue>(&self, script: &Script, args: &[String]) -> Result<T> {
+        // On a cluster every outbox key shares the prefix's slot (the
+        // scripts build the keys of the apps they visit), and the key named
+        // routes the script to that slot's node.
+        let prefix = self.server.slot(self.server.prefix());
         self.server.run(|c| {
             let mut invocation = script.prepare_invoke();
-            invocation.arg(self.server.prefix());
+            invocation.key(format!("{prefix}o:seq"));
+            invocation.arg(&prefix);
             for a in args {
                 invocation.arg(a);
             }

@@ -19,8 +19,26 @@ mod sqlite;
 /// How long a permit lease that ran out is remembered after its use returned.
 pub(crate) const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
 
+/// A fresh lease id: a keyed hash of this process, the time and a counter,
+/// so that processes forked from one parent (which share its random state)
+/// still draw apart, and an old lease's late settlement never meets a new one.
+pub(crate) fn new_lease_id(now_ms: i64) -> i64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWN: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let drawn = DRAWN.fetch_add(1, Ordering::Relaxed);
+    let hash = KEYS
+        .get_or_init(Default::default)
+        .hash_one((std::process::id(), now_ms, drawn));
+    // Positive and never 0.
+    (hash >> 1).max(1) as i64
+}
+
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
+pub(crate) use redis::{RedisClient, RedisLink};
 pub use sqlite::SqliteStore;
 
 /// How long a stored token outlives its expiry before the store forgets it

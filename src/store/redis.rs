@@ -2,8 +2,13 @@
 //! is one hash (permits, the leases on them, leases that ran out) changed only
 //! by Lua scripts, so every operation is atomic on the server. Times are the
 //! ledger's clock, passed in; Redis TTLs only clear out what nobody needs.
-//! Meant for a single Redis server (or a primary); not for Redis Cluster, as
-//! the scripts touch one user's keys and a shared lease counter.
+//! A single Redis server (`redis://`) or a Redis Cluster
+//! (`redis+cluster://host1:port,host2:port/?prefix=…`): every script touches
+//! the keys of one hash slot only (on a cluster the user's hash is tagged by
+//! app and buyer, the token's by app), the app's set of users is kept beside
+//! the scripts, and lease ids are drawn by the store, not counted in a key of
+//! their own. MOVED and ASK redirections are followed by the redis crate's
+//! cluster client.
 //!
 //! Each app's access token (per token mode) is one hash too, with the fetch lease of
 //! the process fetching the next one, so that all hosts fetch once per lifetime.
@@ -13,11 +18,12 @@ use std::fmt;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::{Connection, RedisResult, Script};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Connection, ConnectionLike, RedisResult, Script, Value};
 
 use super::{
-    usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining,
-    SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
+    new_lease_id, usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats,
+    Remaining, SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
     TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
@@ -132,8 +138,9 @@ local function remaining(key, field, now_s)
 end
 "#;
 
-/// KEYS: user hash, the app's user set. ARGV: field, kind, uses, paid, created,
-/// expires, order_sn, now_ms, cap, max uses, openid, grace_ms.
+/// KEYS: user hash. ARGV: field, kind, uses, paid, created, expires, order_sn,
+/// now_ms, cap, max uses, openid (unused), grace_ms. The caller adds the user
+/// to the app's set after it (another slot on a cluster).
 const ADD: &str = r#"
 local key = KEYS[1]
 local now_ms = tonumber(ARGV[8])
@@ -157,7 +164,6 @@ if d then
 else
   redis.call('HSET', key, ARGV[1], pack({uses = tonumber(ARGV[3]), leased = 0, paid = (ARGV[4] == '1'),
     created = tonumber(ARGV[5]), expires = tonumber(ARGV[6]), order_sn = ARGV[7]}))
-  redis.call('SADD', KEYS[2], ARGV[11])
   if ARGV[2] ~= '0' then
     local prefix = ARGV[2] .. ':'
     local all = redis.call('HGETALL', key)
@@ -187,8 +193,8 @@ retime(key, now_ms, tonumber(ARGV[12]))
 return result
 "#;
 
-/// KEYS: user hash, lease counter. ARGV: now_ms, lease_ms, mode (s|l),
-/// template_id or order_sn ('' for none), keep_ms, grace_ms.
+/// KEYS: user hash. ARGV: now_ms, lease_ms, mode (s|l), template_id or
+/// order_sn ('' for none), keep_ms, grace_ms, the new lease's id.
 /// Returns {} or {lease id, permit field, order_sn, expires_ms}.
 const TAKE: &str = r#"
 local key = KEYS[1]
@@ -234,11 +240,11 @@ if not pick then return {} end
 pr.uses = pr.uses - 1
 pr.leased = pr.leased + 1
 redis.call('HSET', key, pick, pack(pr))
-local id = redis.call('INCR', KEYS[2])
+local id = ARGV[7]
 local expires = now_ms + tonumber(ARGV[2])
-redis.call('HSET', key, 'L:' .. fmt(id), fmt(expires) .. '|' .. pick)
+redis.call('HSET', key, 'L:' .. id, fmt(expires) .. '|' .. pick)
 retime(key, now_ms, tonumber(ARGV[6]))
-return {fmt(id), pick, pr.order_sn, fmt(expires)}
+return {id, pick, pr.order_sn, fmt(expires)}
 "#;
 
 /// KEYS: user hash. ARGV: lease id, permit field, now_ms, keep_ms, grace_ms.
@@ -310,9 +316,9 @@ drop_permit(KEYS[1], ARGV[1])
 return uses
 "#;
 
-/// KEYS: user hash, the app's user set. ARGV: now_ms, keep_ms, openid, grace_ms,
+/// KEYS: user hash. ARGV: now_ms, keep_ms, openid (unused), grace_ms,
 /// grants_before (unix seconds, or '' for none: subscribe grants last accepted
-/// before it go too). Returns how many permits went.
+/// before it go too). Returns {how many permits went, 1 when the hash is gone}.
 const PURGE_USER: &str = r#"
 local key = KEYS[1]
 local now_ms = tonumber(ARGV[1])
@@ -330,12 +336,9 @@ for i = 1, #all, 2 do
     end
   end
 end
-if redis.call('EXISTS', key) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[3])
-else
-  retime(key, now_ms, tonumber(ARGV[4]))
-end
-return removed
+if redis.call('EXISTS', key) == 0 then return {removed, 1} end
+retime(key, now_ms, tonumber(ARGV[4]))
+return {removed, 0}
 "#;
 
 /// KEYS: record. ARGV: now_ms, lease_ms, grace_ms.
@@ -453,11 +456,150 @@ impl Scripts {
 pub struct RedisStore {
     /// The address as configured, password hidden: for messages.
     address: String,
-    client: redis::Client,
+    client: RedisClient,
     prefix: String,
     scripts: Scripts,
     /// Idle connections with the pid of the process that opened them.
-    pool: Mutex<Vec<(u32, Connection)>>,
+    pool: Mutex<Vec<(u32, RedisLink)>>,
+}
+
+/// Where a Redis URL points: one server, or the nodes of a cluster.
+pub(crate) enum RedisClient {
+    Server(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// A connection to one server or to a cluster (which routes each command to
+/// the node of its keys' slot and follows MOVED and ASK).
+pub(crate) enum RedisLink {
+    Server(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+/// The scheme of a cluster URL: `redis+cluster://[user:password@]host:port,host:port/`.
+const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+impl RedisClient {
+    /// `redis://…` (or `rediss://`, `unix://`) for one server,
+    /// `redis+cluster://[user:password@]host:port,host:port[/]` for a cluster
+    /// (any node lists the rest; several are tried in turn).
+    pub(crate) fn open(url: &str) -> RedisResult<RedisClient> {
+        let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) else {
+            return redis::Client::open(url).map(RedisClient::Server);
+        };
+        let rest = rest.split(['/', '?']).next().unwrap_or("");
+        let (auth, hosts) = match rest.rsplit_once('@') {
+            Some((auth, hosts)) => (format!("{auth}@"), hosts),
+            None => (String::new(), rest),
+        };
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{auth}{h}"))
+            .collect();
+        if nodes.is_empty() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a redis+cluster URL names at least one host:port",
+            )));
+        }
+        ClusterClient::builder(nodes)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(IO_TIMEOUT)
+            .build()
+            .map(RedisClient::Cluster)
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, RedisClient::Cluster(_))
+    }
+
+    /// A new connection, with `wait` as its connect, read and write timeouts.
+    pub(crate) fn connect(&self, wait: Duration) -> RedisResult<RedisLink> {
+        Ok(match self {
+            RedisClient::Server(client) => {
+                let conn = client.get_connection_with_timeout(wait)?;
+                conn.set_read_timeout(Some(wait))?;
+                conn.set_write_timeout(Some(wait))?;
+                RedisLink::Server(conn)
+            }
+            RedisClient::Cluster(client) => {
+                let conn = client.get_connection()?;
+                conn.set_read_timeout(Some(wait))?;
+                conn.set_write_timeout(Some(wait))?;
+                RedisLink::Cluster(Box::new(conn))
+            }
+        })
+    }
+}
+
+impl RedisLink {
+    pub(crate) fn set_timeouts(&self, wait: Duration) -> RedisResult<()> {
+        match self {
+            RedisLink::Server(c) => {
+                c.set_read_timeout(Some(wait))?;
+                c.set_write_timeout(Some(wait))
+            }
+            RedisLink::Cluster(c) => {
+                c.set_read_timeout(Some(wait))?;
+                c.set_write_timeout(Some(wait))
+            }
+        }
+    }
+}
+
+impl ConnectionLike for RedisLink {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        match self {
+            RedisLink::Server(c) => c.req_packed_command(cmd),
+            RedisLink::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            RedisLink::Server(c) => c.req_packed_commands(cmd, offset, count),
+            RedisLink::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> RedisResult<Value> {
+        match self {
+            RedisLink::Server(c) => c.req_command(cmd),
+            RedisLink::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisLink::Server(c) => c.get_db(),
+            RedisLink::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        // A cluster sends a pipeline to one node: ours go per key instead.
+        matches!(self, RedisLink::Server(_))
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            RedisLink::Server(c) => c.check_connection(),
+            RedisLink::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            RedisLink::Server(c) => c.is_open(),
+            RedisLink::Cluster(c) => c.is_open(),
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -469,15 +611,18 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// `redis://user:password@host` with the password hidden.
+/// `redis://user:password@host` (or `redis+cluster://…`) with the password hidden.
 fn hide_password(url: &str) -> String {
-    let Some(rest) = url.strip_prefix("redis://") else {
+    let Some((scheme, rest)) = [CLUSTER_SCHEME, "redis://"]
+        .into_iter()
+        .find_map(|s| Some((s, url.strip_prefix(s)?)))
+    else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    match rest.rsplit_once('@') {
         Some((auth, host)) => match auth.split_once(':') {
-            Some((user, _)) => format!("redis://{user}:***@{host}"),
-            None => format!("redis://***@{host}"),
+            Some((user, _)) => format!("{scheme}{user}:***@{host}"),
+            None => format!("{scheme}***@{host}"),
         },
         None => url.to_string(),
     }
@@ -516,7 +661,7 @@ impl RedisStore {
     pub fn open(spec: &str) -> Result<RedisStore> {
         let (url, prefix) = split_prefix(spec)?;
         let address = hide_password(&url);
-        let client = redis::Client::open(url.as_str())
+        let client = RedisClient::open(url.as_str())
             .map_err(|e| Error::store(format!("redis store {address}: {e}")))?;
         let store = RedisStore {
             address,
@@ -529,17 +674,16 @@ impl RedisStore {
         Ok(store)
     }
 
-    fn connect(&self) -> RedisResult<Connection> {
-        let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-        conn.set_read_timeout(Some(IO_TIMEOUT))?;
-        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    fn connect(&self) -> RedisResult<RedisLink> {
+        let conn = self.client.connect(CONNECT_TIMEOUT)?;
+        conn.set_timeouts(IO_TIMEOUT)?;
         Ok(conn)
     }
 
     /// Runs `f` on a connection of this process. A connection that failed is
     /// dropped, so the next call connects afresh (after a server restart, say).
     /// Nothing is retried here: a script whose answer was lost may have run.
-    pub(crate) fn run<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T> {
+    pub(crate) fn run<T>(&self, f: impl FnOnce(&mut RedisLink) -> RedisResult<T>) -> Result<T> {
         let pid = std::process::id();
         let pooled = {
             let mut pool = self.pool.lock();
@@ -566,6 +710,22 @@ impl RedisStore {
         &self.prefix
     }
 
+    /// Whether the store is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.client.is_cluster()
+    }
+
+    /// `part` as a hash tag on a cluster (the keys sharing it share a slot,
+    /// so one script may touch them all); as it is on a single server, whose
+    /// keys keep the names they always had.
+    pub(crate) fn slot(&self, part: &str) -> String {
+        if self.is_cluster() {
+            format!("{{{part}}}")
+        } else {
+            part.to_string()
+        }
+    }
+
     /// The address as configured, password hidden.
     pub(crate) fn address(&self) -> &str {
         &self.address
@@ -576,15 +736,19 @@ impl RedisStore {
     }
 
     fn user_key(&self, appid: &str, openid: &str) -> String {
-        format!("{}u:{appid}:{openid}", self.prefix)
+        format!(
+            "{}u:{}",
+            self.prefix,
+            self.slot(&format!("{appid}:{openid}"))
+        )
     }
 
     fn users_key(&self, appid: &str) -> String {
-        format!("{}users:{appid}", self.prefix)
+        format!("{}users:{}", self.prefix, self.slot(appid))
     }
 
     fn token_key(&self, appid: &str, mode: &str) -> String {
-        format!("{}token:{appid}:{mode}", self.prefix)
+        format!("{}token:{}:{mode}", self.prefix, self.slot(appid))
     }
 
     fn idempotency_key(&self, key: &str) -> String {
@@ -679,7 +843,6 @@ impl Store for RedisStore {
             self.scripts
                 .add
                 .key(self.user_key(appid, &p.openid))
-                .key(self.users_key(appid))
                 .arg(field(p.kind, &p.value))
                 .arg(p.kind.code())
                 .arg(p.uses)
@@ -694,6 +857,16 @@ impl Store for RedisStore {
                 .arg(GRACE_MS)
                 .invoke(c)
         })?;
+        if answer == "stored" {
+            // After the permit went in: a purge that removes the user from
+            // the set meanwhile puts it back (see `purge`).
+            self.run(|c| {
+                redis::cmd("SADD")
+                    .arg(self.users_key(appid))
+                    .arg(&p.openid)
+                    .query::<()>(c)
+            })?;
+        }
         match answer.as_str() {
             "stored" => Ok(Added::Stored),
             "counted" => Ok(Added::Counted),
@@ -722,13 +895,13 @@ impl Store for RedisStore {
             self.scripts
                 .take
                 .key(self.user_key(appid, openid))
-                .key(format!("{}lease_seq", self.prefix))
                 .arg(now_ms)
                 .arg(lease_ms)
                 .arg(mode)
                 .arg(arg)
                 .arg(RETURNED_KEEP_MS)
                 .arg(GRACE_MS)
+                .arg(new_lease_id(now_ms))
                 .invoke(c)
         })?;
         let bad = || {
@@ -816,6 +989,13 @@ impl Store for RedisStore {
         let mut stats = PermitStats::default();
         for chunk in users.chunks(500) {
             let hashes: Vec<HashMap<String, String>> = self.run(|c| {
+                if !c.supports_pipelining() {
+                    // Each user's hash lives on the node of its own slot.
+                    return chunk
+                        .iter()
+                        .map(|u| redis::cmd("HGETALL").arg(self.user_key(appid, u)).query(c))
+                        .collect();
+                }
                 let mut pipe = redis::pipe();
                 for u in chunk {
                     pipe.cmd("HGETALL").arg(self.user_key(appid, u));
@@ -834,11 +1014,10 @@ impl Store for RedisStore {
             self.run(|c| redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c))?;
         let mut removed = 0u64;
         for u in &users {
-            let n: i64 = self.run(|c| {
+            let (n, gone): (i64, i64) = self.run(|c| {
                 self.scripts
                     .purge_user
                     .key(self.user_key(appid, u))
-                    .key(self.users_key(appid))
                     .arg(now_ms)
                     .arg(RETURNED_KEEP_MS)
                     .arg(u)
@@ -847,6 +1026,25 @@ impl Store for RedisStore {
                     .invoke(c)
             })?;
             removed += n.max(0) as u64;
+            if gone == 1 {
+                // The user leaves the set; an add that made a new hash
+                // meanwhile (its own SADD may have come before this SREM)
+                // puts the user back here.
+                self.run(|c| {
+                    redis::cmd("SREM")
+                        .arg(self.users_key(appid))
+                        .arg(u)
+                        .query::<()>(c)?;
+                    let back: bool = redis::cmd("EXISTS").arg(self.user_key(appid, u)).query(c)?;
+                    if back {
+                        redis::cmd("SADD")
+                            .arg(self.users_key(appid))
+                            .arg(u)
+                            .query::<()>(c)?;
+                    }
+                    Ok(())
+                })?;
+            }
         }
         // Idempotency records go by their TTLs.
         Ok(removed)

@@ -317,10 +317,18 @@ struct AgentSlot {
     pid: u32,
     connect_timeout: Duration,
     timeout: Duration,
+    /// Idle connections kept per host: one per request a flush has in flight.
+    idle_per_host: usize,
     agent: Option<ureq::Agent>,
     /// Agents of a parent process. Kept, never dropped: dropping closes nothing
     /// the parent needs, but keeping them avoids any shutdown of a shared socket.
     inherited: Vec<ureq::Agent>,
+}
+
+/// ureq keeps 3 idle connections per host by default: a flush with more
+/// requests in flight would open new ones for every batch.
+fn idle_per_host(config: &Config) -> usize {
+    (config.outbox.concurrency as usize).max(3)
 }
 
 impl UreqTransport {
@@ -330,6 +338,7 @@ impl UreqTransport {
                 pid: std::process::id(),
                 connect_timeout: Duration::from_millis(config.connect_timeout_ms),
                 timeout: Duration::from_millis(config.timeout_ms),
+                idle_per_host: idle_per_host(config),
                 agent: None,
                 inherited: Vec::new(),
             }),
@@ -342,9 +351,14 @@ impl UreqTransport {
         let mut slot = self.slot.lock();
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let timeout = Duration::from_millis(config.timeout_ms);
-        if slot.connect_timeout != connect_timeout || slot.timeout != timeout {
+        let idle = idle_per_host(config);
+        if slot.connect_timeout != connect_timeout
+            || slot.timeout != timeout
+            || slot.idle_per_host != idle
+        {
             slot.connect_timeout = connect_timeout;
             slot.timeout = timeout;
+            slot.idle_per_host = idle;
             if slot.pid == std::process::id() {
                 slot.agent = None;
             }
@@ -374,6 +388,8 @@ impl UreqTransport {
             .timeout_recv_response(Some(slot.timeout))
             .timeout_recv_body(Some(slot.timeout))
             .user_agent(concat!("fashop-notify/", env!("CARGO_PKG_VERSION")))
+            .max_idle_connections_per_host(slot.idle_per_host)
+            .max_idle_connections(slot.idle_per_host.max(10))
             .build();
         let connector = DefaultConnector::new().chain(PhaseConnector);
         let agent = ureq::Agent::with_parts(config, connector, self.hosts.resolver());

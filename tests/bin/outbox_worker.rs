@@ -2,7 +2,8 @@
 //! task worker or cron would run one against the shared SQLite store.
 //!
 //! `fashop-notify-outbox-worker STORE API_BASE NOW_SECS JOB`
-//! - `drain`: flush until nothing is left to claim, printing `STATUS ID` per message
+//! - `drain`: flush until nothing is left to claim (20 messages per flush, 8
+//!   in flight), printing `STATUS ID` per message
 //! - `one`: flush one message (the tests kill it while it is under way)
 
 use std::io::Write;
@@ -24,7 +25,8 @@ fn run(args: &[String]) -> fashop_notify::Result<()> {
     let out = std::io::stdout();
     let mut out = out.lock();
     let max = match job.as_str() {
-        "drain" => 5,
+        // More than the default 8 lanes: a drain has 8 requests in flight.
+        "drain" => 20,
         "one" => 1,
         _ => return Err(fashop_notify::Error::invalid(format!("unknown job {job}"))),
     };
