@@ -2,13 +2,12 @@
 //! test or demo does to the sandbox from outside Rust. Bodies are JSON; answers
 //! are `{"ok":true,…}` or HTTP 400 `{"ok":false,"error":"…"}`.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tiny_http::Method;
 
 use super::fault::Fault;
-use super::shared::{query_param, Shared};
+use super::shared::{bad, ok, parse, query_param, Shared};
 use super::templates::{SEEDED, SEEDED_LEGACY};
 use super::world::{Answer, World};
 
@@ -155,28 +154,6 @@ struct Settings {
     expires_in: Option<i64>,
     #[serde(default)]
     concurrent_gap_ms: Option<i64>,
-}
-
-fn ok(extra: Value) -> Answer {
-    let mut body = json!({ "ok": true });
-    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
-        b.extend(e);
-    }
-    Answer::ok_json(body)
-}
-
-fn bad(status: u16, error: &str) -> Answer {
-    Answer {
-        status,
-        body: json!({ "ok": false, "error": error })
-            .to_string()
-            .into_bytes(),
-        errcode: 0,
-    }
-}
-
-fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, Answer> {
-    serde_json::from_slice(body).map_err(|e| bad(400, &format!("{what}: {e}")))
 }
 
 fn done(r: Result<(), String>) -> Answer {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tiny_http::Method;
 
-use super::shared::Shared;
+use super::shared::{bad, ok, parse, Shared};
 use super::world::{Answer, Control, World};
 use crate::push::{encrypt, signature, AesKey, PushFormat};
 use crate::secret::Secret;
@@ -227,28 +227,6 @@ struct Revoke {
     appid: String,
     openid: String,
     template_id: String,
-}
-
-fn ok(extra: Value) -> Answer {
-    let mut body = json!({ "ok": true });
-    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
-        b.extend(e);
-    }
-    Answer::ok_json(body)
-}
-
-fn bad(status: u16, error: &str) -> Answer {
-    Answer {
-        status,
-        body: json!({ "ok": false, "error": error })
-            .to_string()
-            .into_bytes(),
-        errcode: 0,
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, Answer> {
-    serde_json::from_slice(body).map_err(|e| bad(400, &format!("{what}: {e}")))
 }
 
 /// The control paths of the push: `push` (set a target, checked like the

@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
 
-use super::world::{SandboxClock, World};
+use super::world::{Answer, SandboxClock, World};
 
 /// State shared by the worker threads and the `Sandbox` handle.
 pub(crate) struct Shared {
@@ -105,4 +107,29 @@ fn percent_decode(v: &str) -> Cow<'_, str> {
         i += 1;
     }
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A control API success: `{"ok": true}` and the fields of `extra`.
+pub(crate) fn ok(extra: Value) -> Answer {
+    let mut body = json!({ "ok": true });
+    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    Answer::ok_json(body)
+}
+
+/// A control API refusal: `{"ok": false, "error": …}` with `status`.
+pub(crate) fn bad(status: u16, error: &str) -> Answer {
+    Answer {
+        status,
+        body: json!({ "ok": false, "error": error })
+            .to_string()
+            .into_bytes(),
+        errcode: 0,
+    }
+}
+
+/// A control API body as `T`, or a 400 naming the operation.
+pub(crate) fn parse<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, Answer> {
+    serde_json::from_slice(body).map_err(|e| bad(400, &format!("{what}: {e}")))
 }
