@@ -218,7 +218,7 @@ final class Notifier
         $doc = match (true) {
             $mappings === null => null,
             is_string($mappings) => $this->str($mappings),
-            default => $this->json($mappings),
+            default => $this->json($mappings, 'checkMappings', 'mappings'),
         };
         $options = $refresh ? '{"refresh":true}' : null;
         return $this->callJson(fn ($out) => $this->newer('fashop_notify_check_mappings')->fashop_notify_check_mappings(
