@@ -55,7 +55,9 @@ expected=$(
   printf '%s\n' ./bin/fashop-notify-sandbox ./include/fashop_notify.h ./include/other.h \
     "./lib/$lib" "./lib/$soname" ./lib/libfashop_notify.so ./lib/libother.so.1 ./lib/pkgconfig/fashop_notify.pc \
     ./share/other/README
-  for f in autoload.php preload.php composer.json fashop_notify.ffi.h; do echo "./share/fashop-notify/php/$f"; done
+  for f in autoload.php preload.php composer.json fashop_notify.ffi.h admin/index.php admin/editor.html; do
+    echo "./share/fashop-notify/php/$f"
+  done
   (cd "$root/bindings/php" && find src -name '*.php' -printf './share/fashop-notify/php/%p\n')
 )
 have=$(cd "$top" && find . ! -type d)
