@@ -27,6 +27,9 @@ build_mode=()
 if [ -n "${FUZZ_RUNS:-}" ]; then
   build_mode=(--dev)
   export CARGO_PROFILE_DEV_OPT_LEVEL=1
+  # Line tables are enough to symbolize a crash; full debug info of every
+  # sanitized dependency would double the build.
+  export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 fi
 cargo fuzz build "${build_mode[@]}"
 # FUZZ_BUILD_ONLY=1: the build alone (`make test` starts it early, see scripts/prebuild.sh).
