@@ -181,3 +181,9 @@ pub(crate) use c_arg;
 pub(crate) fn last_error_ptr() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
+
+/// The last error of this thread as text, for the boundary's own tests.
+#[cfg(test)]
+pub(crate) fn last_error_text() -> String {
+    LAST_ERROR.with(|e| e.borrow().to_string_lossy().into_owned())
+}

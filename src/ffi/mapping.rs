@@ -120,16 +120,10 @@ mod tests {
     use std::ptr::{null, null_mut};
 
     use super::*;
-    use crate::ffi::fashop_notify_last_error;
     use crate::ffi::fashop_notify_string_free;
     use crate::ffi::FashopNotifyStatus::*;
 
-    fn last_error() -> String {
-        // SAFETY: valid until the next call on this thread.
-        unsafe { CStr::from_ptr(fashop_notify_last_error()) }
-            .to_string_lossy()
-            .into_owned()
-    }
+    use crate::ffi::guard::last_error_text as last_error;
 
     fn c(s: &str) -> CString {
         CString::new(s).unwrap()

@@ -61,12 +61,7 @@ mod tests {
     use super::*;
     use crate::error::Error;
 
-    fn last_error() -> String {
-        // SAFETY: the pointer is valid until the next call on this thread.
-        unsafe { CStr::from_ptr(fashop_notify_last_error()) }
-            .to_string_lossy()
-            .into_owned()
-    }
+    use crate::ffi::guard::last_error_text as last_error;
 
     #[test]
     fn panics_become_internal_with_the_message() {

@@ -33,18 +33,11 @@ pub unsafe extern "C" fn fashop_notify_handle_push(
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::CStr;
-
     use super::*;
-    use crate::ffi::{fashop_notify_last_error, fashop_notify_string_free};
+    use crate::ffi::fashop_notify_string_free;
     use FashopNotifyStatus::*;
 
-    fn last_error() -> String {
-        // SAFETY: valid until the next call on this thread.
-        unsafe { CStr::from_ptr(fashop_notify_last_error()) }
-            .to_string_lossy()
-            .into_owned()
-    }
+    use crate::ffi::guard::last_error_text as last_error;
 
     #[test]
     fn bad_arguments_are_refused_and_out_is_nulled() {
