@@ -72,7 +72,7 @@ wait-fuzz:
 
 ## header: regenerate include/fashop_notify.h and bindings/php/fashop_notify.ffi.h.
 header:
-	FASHOP_NOTIFY_UPDATE_HEADERS=1 $(CARGO) test --features sandbox --test header
+	FASHOP_NOTIFY_UPDATE_HEADERS=1 $(CARGO) test --features sandbox --test integration -- header::
 
 $(OUT)/ctests/%: tests/c/%.c tests/c/check.h include/fashop_notify.h build
 	@mkdir -p $(OUT)/ctests

@@ -6,8 +6,6 @@
 //! find the workers' locks and the data whole.
 #![cfg(feature = "sandbox")]
 
-mod store_suite;
-
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
@@ -18,7 +16,8 @@ use nix::unistd::{fork, ForkResult, Pid};
 use serde_json::Value;
 
 use fashop_notify::Notifier;
-use store_suite::TempDir;
+
+use crate::store_suite::TempDir;
 
 const APP: &str = "wxforklocks000001";
 

@@ -3,17 +3,15 @@
 //! permits outlive the process that added them.
 #![cfg(feature = "sandbox")]
 
-mod redis_server;
-mod store_suite;
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use fashop_notify::{ManualClock, Notifier, PermitRequest};
-use redis_server::{RedisCluster, RedisServer};
-use store_suite::TempDir;
+
+use crate::redis_server::{RedisCluster, RedisServer};
+use crate::store_suite::TempDir;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-ledger-worker");
 const APP: &str = "wxworker000000001";

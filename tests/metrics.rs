@@ -537,7 +537,7 @@ fn two_processes_on_one_sqlite_file_add_up() {
     let workers: Vec<_> = (0..2)
         .map(|_| {
             Command::new(&exe)
-                .args(["--exact", "sqlite_worker_process", "--nocapture"])
+                .args(["--exact", "metrics::sqlite_worker_process", "--nocapture"])
                 .env(WORKER_DB, &db)
                 .stdout(Stdio::null())
                 .spawn()
@@ -687,7 +687,7 @@ fn a_worker_that_exits_normally_leaves_its_figures_once() {
         let status = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "exit_child_adds_permits_through_the_c_boundary",
+                "metrics::exit_child_adds_permits_through_the_c_boundary",
                 "--nocapture",
             ])
             .env("FASHOP_EXIT_CHILD_DB", &db)

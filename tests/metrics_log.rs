@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use fashop_notify::{Error, ManualClock, Notifier, SendRecord, TokenRecord};
 
-#[path = "redis_server/mod.rs"]
-mod redis_server;
 use serde_json::Value;
+
+use crate::redis_server;
 
 const OPENID: &str = "oAbcDEFghiJKLmnoPQRsxyz";
 const TOKEN: &str = "81_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
@@ -379,7 +379,7 @@ fn many_processes_and_threads_append_whole_lines() {
     let writers: Vec<_> = (0..3)
         .map(|_| {
             Command::new(&exe)
-                .args(["--exact", "log_writer_process", "--nocapture"])
+                .args(["--exact", "metrics_log::log_writer_process", "--nocapture"])
                 .env(WRITER_LOG, &path)
                 .stdout(Stdio::null())
                 .spawn()

@@ -121,7 +121,11 @@ fn two_processes_on_one_redis_add_up() {
     let workers: Vec<_> = (0..2)
         .map(|_| {
             Command::new(&exe)
-                .args(["--exact", "redis_worker_process", "--nocapture"])
+                .args([
+                    "--exact",
+                    "metrics_redis::redis_worker_process",
+                    "--nocapture",
+                ])
                 .env(WORKER_URL, &server.url)
                 .stdout(Stdio::null())
                 .spawn()

@@ -4,15 +4,14 @@
 //! dead-letters, never resends an uncertain message; stats, requeue, drop.
 #![cfg(feature = "sandbox")]
 
-mod outbox_support;
-mod redis_server;
-
 use std::sync::Arc;
 
 use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
 use fashop_notify::{Clock, Error, FlushReport, ManualClock, Notifier};
-use outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
 use serde_json::{json, Value};
+
+use crate::outbox_support::{self, notifier, payment, TempDir, APP, BUYER, NOW, SEND};
+use crate::redis_server;
 
 struct Shop {
     sb: Sandbox,

@@ -4,16 +4,14 @@
 //! UNCERTAIN and never sent again.
 #![cfg(feature = "sandbox")]
 
-mod outbox_support;
-mod redis_server;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 
 use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
-use outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
-use redis_server::{RedisCluster, RedisServer};
 use serde_json::{json, Value};
+
+use crate::outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};
+use crate::redis_server::{RedisCluster, RedisServer};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_fashop-notify-outbox-worker");
 /// The default lease, plus a second.

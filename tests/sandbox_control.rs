@@ -1,14 +1,13 @@
 //! The control API over HTTP, the Rust control methods, and the binary.
 #![cfg(feature = "sandbox")]
 
-mod sandbox_support;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
 use fashop_notify::sandbox::*;
-use sandbox_support::*;
 use serde_json::{json, Value};
+
+use crate::sandbox_support::*;
 
 #[test]
 fn url_has_no_trailing_slash_and_a_real_port() {

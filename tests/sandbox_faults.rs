@@ -2,13 +2,12 @@
 //! connections, malformed bodies, counts and probabilities.
 #![cfg(feature = "sandbox")]
 
-mod sandbox_support;
-
 use std::time::{Duration, Instant};
 
 use fashop_notify::sandbox::*;
-use sandbox_support::*;
 use serde_json::json;
+
+use crate::sandbox_support::*;
 
 fn ready() -> (Sandbox, Client, String) {
     let sb = Sandbox::start();

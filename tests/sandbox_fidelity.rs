@@ -4,11 +4,10 @@
 //! (43101), concurrent sends to one user (43108) and the published pages (41030).
 #![cfg(feature = "sandbox")]
 
-mod sandbox_support;
-
 use fashop_notify::sandbox::*;
-use sandbox_support::*;
 use serde_json::{json, Value};
+
+use crate::sandbox_support::*;
 
 fn frozen() -> Sandbox {
     Sandbox::start_with(SandboxOptions {

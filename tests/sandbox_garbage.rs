@@ -3,15 +3,14 @@
 //! request every time.
 #![cfg(feature = "sandbox")]
 
-mod sandbox_support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fashop_notify::sandbox::*;
-use sandbox_support::*;
+
+use crate::sandbox_support::*;
 
 /// The binary, stopped when dropped.
 struct Binary {

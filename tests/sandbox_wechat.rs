@@ -2,11 +2,10 @@
 //! legacy sends, template management.
 #![cfg(feature = "sandbox")]
 
-mod sandbox_support;
-
 use fashop_notify::sandbox::*;
-use sandbox_support::*;
 use serde_json::{json, Value};
+
+use crate::sandbox_support::*;
 
 fn frozen() -> Sandbox {
     Sandbox::start_with(SandboxOptions {

@@ -1,11 +1,9 @@
 //! The shared store suite against the in-process store.
 
-mod store_suite;
-
-use store_suite::Fixture;
+use crate::store_suite::Fixture;
 
 fn fresh() -> Fixture {
     Fixture::new("memory", Box::new(()))
 }
 
-store_suite!(fresh);
+crate::store_suite!(fresh);

@@ -1,17 +1,15 @@
 //! The shared store suite against a real Redis server, and what only a
 //! network store has: a server that is down, restarts, lost answers.
 
-mod redis_server;
-mod store_suite;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use fashop_notify::{Error, Notifier, PermitRequest};
-use redis_server::RedisServer;
-use store_suite::{Fixture, APP, NOW};
+
+use crate::redis_server::RedisServer;
+use crate::store_suite::{Fixture, APP, NOW};
 
 fn fresh() -> Fixture {
     let server = RedisServer::start();
@@ -19,7 +17,7 @@ fn fresh() -> Fixture {
     Fixture::new(&spec, Box::new(server))
 }
 
-store_suite!(fresh);
+crate::store_suite!(fresh);
 
 #[test]
 fn a_server_that_is_down_is_a_store_error_naming_the_address() {

@@ -2,12 +2,10 @@
 //! script touches one hash slot, and the client follows the cluster's
 //! redirections. Also the figures on a cluster.
 
-mod redis_server;
-mod store_suite;
-
 use fashop_notify::{Notifier, PermitRequest};
-use redis_server::RedisCluster;
-use store_suite::{Fixture, APP, NOW};
+
+use crate::redis_server::RedisCluster;
+use crate::store_suite::{Fixture, APP, NOW};
 
 fn fresh() -> Fixture {
     let cluster = RedisCluster::start();
@@ -15,7 +13,7 @@ fn fresh() -> Fixture {
     Fixture::new(&spec, Box::new(cluster))
 }
 
-store_suite!(fresh);
+crate::store_suite!(fresh);
 
 #[test]
 fn buyers_spread_over_the_masters_and_each_is_served() {

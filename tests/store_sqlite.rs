@@ -1,13 +1,12 @@
 //! The shared store suite against SQLite, and what only a file store has:
 //! its mode, its schema version, files it cannot open, surviving a restart.
 
-mod store_suite;
-
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use fashop_notify::{ClaimedTake, Error, KeyClaim, ManualClock, Notifier, PermitRequest};
-use store_suite::{Fixture, TempDir, APP, NOW};
+
+use crate::store_suite::{Fixture, TempDir, APP, NOW};
 
 fn fresh() -> Fixture {
     let dir = TempDir::new("sqlite-suite");
@@ -15,7 +14,7 @@ fn fresh() -> Fixture {
     Fixture::new(&spec, Box::new(dir))
 }
 
-store_suite!(fresh);
+crate::store_suite!(fresh);
 
 fn configure_store(n: &Notifier, path: &str) -> fashop_notify::Result<()> {
     n.configure(&format!(r#"{{"store":"sqlite:{path}","timeout_ms":1111}}"#))

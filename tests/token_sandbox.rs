@@ -5,9 +5,6 @@
 //! a shared SQLite or Redis store).
 #![cfg(feature = "sandbox")]
 
-mod redis_server;
-mod store_suite;
-
 use std::ffi::{c_char, CStr, CString};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -16,6 +13,9 @@ use std::sync::{Arc, Barrier};
 
 use fashop_notify::sandbox::{Fault, Sandbox, SandboxOptions};
 use fashop_notify::{Error, ManualClock, Notifier, FETCH_BACKOFF_MS};
+
+use crate::redis_server;
+use crate::store_suite;
 
 const APPID: &str = "wxdemo0000000001";
 const SECRET: &str = "demo-app-secret-0001";

@@ -4,9 +4,6 @@
 //! leaves a newer shared token alone, and a store that fails costs a fetch of
 //! its own but never the token, nor puts the token into any message.
 
-mod redis_server;
-mod store_suite;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -14,9 +11,10 @@ use std::sync::Arc;
 
 use fashop_notify::{Clock, HttpReply, ManualClock, MemoryTransport, Notifier};
 use parking_lot::Mutex;
-use redis_server::RedisServer;
 use serde_json::json;
-use store_suite::TempDir;
+
+use crate::redis_server::RedisServer;
+use crate::store_suite::TempDir;
 
 const APPID: &str = "wxshared00000001";
 const NOW: i64 = 1_767_225_600;

@@ -602,7 +602,7 @@ macro_rules! store_suite {
         $(
             #[test]
             fn $name() {
-                store_suite::$name($fresh());
+                $crate::store_suite::$name($fresh());
             }
         )*
     };
