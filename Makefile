@@ -96,6 +96,7 @@ editor: deps build
 lint:
 	python3 scripts/check-layout.py
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	$(CARGO) clippy --all-targets --features sandbox -- -D warnings
 
 # Recording, nextest's `leak-scan` profile also keeps the output of passing tests
@@ -148,16 +149,14 @@ fuzz-smoke: $(if $(PREBUILT),wait-fuzz)
 	FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh $(FUZZ_SECS)
 
 ## soak: 8 processes on one ledger through random faults, SOAK_SECS seconds (600;
-## `make test` runs 30 on SQLite, then 30 on Redis); STORE=sqlite (default) or
+## `make test` runs 30 on SQLite and on Redis side by side); STORE=sqlite (default) or
 ## STORE=redis (its own redis-server); prints and checks the invariants.
 ## Recording, its workers' structured logs are kept for the leak scan.
 SOAK_SECS ?= 600
 STORE ?= sqlite
 SOAK_STORES ?= $(STORE)
 soak: build
-	@for store in $(SOAK_STORES); do \
-	  $(KEEP) soak $(if $(LEAK_SCAN_RECORD),env FASHOP_SOAK_KEEP=1) $(OUT)/fashop-notify-soak $(SOAK_SECS) 8 $$store || exit 1; \
-	done
+	$(if $(LEAK_SCAN_RECORD),FASHOP_SOAK_KEEP=1) scripts/soak.sh $(OUT)/fashop-notify-soak $(SOAK_SECS) 8 $(SOAK_STORES)
 
 ## leak-scan: any app secret or access token in the suites' output and logs fails. Under
 ## `make test` it searches what the run recorded; alone, it runs the suites itself.

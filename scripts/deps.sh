@@ -47,8 +47,8 @@ have() {
   esac
 }
 
-# cargo-fuzz (from crates.io) is installed by scripts/fuzz.sh when it first runs:
-# under `make test` that happens in the background build of the fuzz targets.
+# The fuzz targets need no cargo-fuzz: scripts/fuzz.sh builds them with cargo
+# (the nightly-only sanitizer flags through RUSTC_BOOTSTRAP) and runs them itself.
 
 missing=()
 for pair in "${need[@]}"; do

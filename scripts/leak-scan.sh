@@ -82,8 +82,10 @@ if [ -n "$recorded" ]; then
   scan=$(cd "$recorded" && pwd)
   # Every suite `make test` runs must have left its output: a suite that
   # stopped recording would otherwise pass the scan unseen.
+  soaks=()
+  for store in ${SOAK_STORES:-sqlite}; do soaks+=("soak-$store.out"); done
   for name in rust.out rust-junit.xml rust-doc.out c.out php.out php-valgrind.out demo.out \
-    bench-smoke.out soak.out; do
+    bench-smoke.out "${soaks[@]}"; do
     if [ ! -s "$scan/$name" ]; then
       echo "leak-scan: nothing recorded for $name in $scan" >&2
       exit 1

@@ -22,7 +22,10 @@ const NOW: i64 = 1_700_000_000;
 fn assert_clean(what: &str, e: &Error) {
     assert!(!matches!(e, Error::Internal(_)), "{what}: {e:?}");
     let text = e.to_string();
-    assert!(!text.contains(TOKEN) && !text.contains(AES_KEY), "{what}: {text}");
+    assert!(
+        !text.contains(TOKEN) && !text.contains(AES_KEY),
+        "{what}: {text}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -60,7 +63,11 @@ fuzz_target!(|data: &[u8]| {
         // Safe mode, the fuzzed body encrypted and signed for real.
         _ => {
             let key = AesKey::from_encoding_aes_key(AES_KEY).expect("key");
-            let appid = if mode & 4 != 0 && mode & 2 != 0 { APPID } else { "wxother" };
+            let appid = if mode & 4 != 0 && mode & 2 != 0 {
+                APPID
+            } else {
+                "wxother"
+            };
             let ct = encrypt(&key, b"0123456789abcdef", body, appid);
             let ts = NOW.to_string();
             let envelope = if mode & 16 == 0 {
