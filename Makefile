@@ -16,6 +16,12 @@ CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 CFLAGS := -std=c11 -Wall -Wextra -Werror -g -Iinclude
 VALGRIND := valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --quiet
 
+# CI builds everything once, from a fresh clone: incremental compilation would only add
+# work there (a quarter of the crate's own build time).
+ifneq ($(CI),)
+export CARGO_INCREMENTAL := 0
+endif
+
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps build header demo editor test test-rust test-c test-php test-php-valgrind test-browser lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
