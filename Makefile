@@ -179,10 +179,11 @@ leak-scan-reset:
 	chmod 1777 $(LEAK_SCAN_DIR)/tmp
 
 ## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, the editor in a
-## browser, install, fuzz, soak, leak scan. The release build (for test-install) and the fuzz
+## browser, fuzz, soak, install, leak scan. The release build (for test-install) and the fuzz
 ## build start in the background first (scripts/prebuild.sh) and use what the suites leave of
-## the two cores; each suite's time is printed at the end.
-TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-browser demo test-install bench-smoke fuzz-smoke soak leak-scan
+## the two cores; the install test comes last, so that the suites before it run while the
+## release build ends. Each suite's time is printed at the end.
+TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-browser demo bench-smoke fuzz-smoke soak test-install leak-scan
 PREBUILD_DIR := $(TARGET_DIR)/prebuild
 test: export FUZZ_RUNS = 20000
 test: export SOAK_SECS = 30
