@@ -114,23 +114,6 @@ report() {
   grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
 }
 
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
-jobs=${FUZZ_JOBS:-2}
-declare -A target_of=()
-failed=0 next=0
-while [ $next -lt ${#targets[@]} ] || [ ${#target_of[@]} -gt 0 ]; do
-  while [ $next -lt ${#targets[@]} ] && [ ${#target_of[@]} -lt "$jobs" ]; do
-    t=${targets[$next]}
-    fuzz_one "$t" "$logs/$t" &
-    target_of[$!]=$t
-    next=$((next + 1))
-  done
-  # Whichever target ends first is reported first.
-  status=0
-  wait -n -p done "${!target_of[@]}" || status=$?
-  t=${target_of[$done]}
-  unset "target_of[$done]"
-  report "$t" "$logs/$t" "$status" || failed=1
-done
-exit $failed
+# shellcheck source=scripts/lanes.sh
+. scripts/lanes.sh
+run_lanes "${FUZZ_JOBS:-2}" fuzz_one report "${targets[@]}"

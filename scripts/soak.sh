@@ -10,25 +10,23 @@ secs=${2:?soak: SECS missing}
 procs=${3:?soak: PROCS missing}
 shift 3
 [ $# -gt 0 ] || { echo "soak: no store given" >&2; exit 2; }
-keep=$(dirname "$0")/keep-output.sh
-logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
-declare -A store_of=()
-for store in "$@"; do
-  "$keep" "soak-$store" "$bin" "$secs" "$procs" "$store" >"$logs/$store" 2>&1 &
-  store_of[$!]=$store
-done
-failed=0
-while [ ${#store_of[@]} -gt 0 ]; do
-  status=0
-  wait -n -p done "${!store_of[@]}" || status=$?
-  store=${store_of[$done]}
-  unset "store_of[$done]"
-  echo "== soak on $store"
-  cat "$logs/$store"
-  if [ "$status" != 0 ]; then
-    echo "soak on $store: FAILED (exit $status)" >&2
-    failed=1
+here=$(dirname "$0")
+
+# soak_one STORE LOG: one store's run, its output in LOG.
+soak_one() {
+  "$here/keep-output.sh" "soak-$1" "$bin" "$secs" "$procs" "$1" >"$2" 2>&1
+}
+
+# report STORE LOG STATUS
+report() {
+  echo "== soak on $1"
+  cat "$2"
+  if [ "$3" != 0 ]; then
+    echo "soak on $1: FAILED (exit $3)" >&2
+    return 1
   fi
-done
-exit $failed
+}
+
+# shellcheck source=scripts/lanes.sh
+. "$here/lanes.sh"
+run_lanes $# soak_one report "$@"
