@@ -9,34 +9,11 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::token_cache::TokenCache;
+use super::token_mode::TokenMode;
 use crate::config::{check_api_base, parse_json};
 use crate::error::{Error, Result};
 use crate::push::PushCredentials;
 use crate::secret::Secret;
-
-/// How the crate obtains the app's access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenMode {
-    /// `POST /cgi-bin/stable_token`: every caller gets the same token while it is valid.
-    #[default]
-    Stable,
-    /// `GET /cgi-bin/token`: each fetch makes a new token.
-    Classic,
-    /// Never fetched: the host supplies it with `set_access_token`.
-    External,
-}
-
-impl TokenMode {
-    /// The mode as `register_app` spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenMode::Stable => "stable",
-            TokenMode::Classic => "classic",
-            TokenMode::External => "external",
-        }
-    }
-}
 
 /// Where the app's subscribe grants come from. With `push`, WeChat's message
 /// push (a popup accept) is the only source and a grant the mini program
