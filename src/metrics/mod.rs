@@ -519,12 +519,12 @@ impl Metrics {
             let spec = crate::secret::redact_text(&spec);
             if self.inner.shared.load(Ordering::Acquire) {
                 self.flush().map_err(|e| {
-                    Error::store(format!("metrics: the shared figures are unavailable: {e}"))
+                    Error::store(format!("the shared figures are unavailable: {e}"))
                 })?;
                 let sink = self.inner.sink.lock().sink.clone();
                 let samples = match sink {
                     Some(s) => s.snapshot().map_err(|e| {
-                        Error::store(format!("metrics: the shared figures are unavailable: {e}"))
+                        Error::store(format!("the shared figures are unavailable: {e}"))
                     })?,
                     None => Vec::new(),
                 };
@@ -598,7 +598,11 @@ fn open_sink(state: &mut SinkState) -> Result<Arc<dyn CounterSink>> {
     let sink: Arc<dyn CounterSink> = match &state.spec {
         StoreSpec::Redis(url) => Arc::new(RedisSink::open(url)?),
         StoreSpec::Sqlite(path) => Arc::new(SqliteSink::open(path)?),
-        StoreSpec::Memory => return Err(Error::internal("metrics: no shared store configured")),
+        StoreSpec::Memory => {
+            return Err(Error::internal(
+                "no shared store is configured for the figures",
+            ))
+        }
     };
     state.sink = Some(sink.clone());
     state.pid = std::process::id();
