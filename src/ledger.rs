@@ -343,14 +343,51 @@ fn field_int(doc: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     }
 }
 
+/// The fields of an `add_permit` document, each checked for its type.
+struct PermitFields<'a> {
+    openid: &'a str,
+    kind: Kind,
+    template_id: Option<&'a str>,
+    value: Option<&'a str>,
+    order_sn: Option<&'a str>,
+    paid: Option<bool>,
+    count: Option<i64>,
+    created_at: Option<i64>,
+}
+
 /// Checks an `add_permit` document against the rules of `ledger.md`.
 pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
     // Parsed as a plain value, so that each field is checked below with its name.
     let doc: Value = serde_json::from_str(json).map_err(|e| Error::invalid(e.to_string()))?;
+    let f = permit_fields(&doc)?;
+    check_fields_fit_kind(&f)?;
+    let (created_at, expires_at) = permit_dates(f.kind, f.created_at, now_ms)?;
+    let (value, uses) = permit_value(&f)?;
+    if f.kind == Kind::PrepayId && f.order_sn.is_none() {
+        return Err(Error::invalid(
+            "missing field `order_sn` (required for kind \"prepay_id\")",
+        ));
+    }
+    Ok(NewPermit {
+        openid: f.openid.to_string(),
+        kind: f.kind,
+        value: value.to_string(),
+        order_sn: f.order_sn.map(str::to_string),
+        paid: f.paid.unwrap_or(false),
+        uses,
+        max_uses: MAX_SUBSCRIBE_USES,
+        created_at,
+        expires_at,
+    })
+}
+
+/// The document's fields, refusing anything but an object of known fields of
+/// the right types.
+fn permit_fields(doc: &Value) -> Result<PermitFields<'_>> {
     let Value::Object(doc) = doc else {
         return Err(Error::invalid(format!(
             "permit_json must be a JSON object, got {}",
-            json_type(&doc)
+            json_type(doc)
         )));
     };
     if let Some(unknown) = doc.keys().find(|k| !FIELDS.contains(&k.as_str())) {
@@ -360,25 +397,11 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
         )));
     }
     let openid =
-        field_str(&doc, "openid")?.ok_or_else(|| Error::invalid("missing field `openid`"))?;
-    let kind_text = match doc.get("kind") {
-        None => return Err(Error::invalid("missing field `kind`")),
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(Error::invalid(format!(
-                "kind must be a string, got {}",
-                json_type(other)
-            )))
-        }
-    };
-    let kind = Kind::parse(kind_text).ok_or_else(|| {
-        Error::invalid(format!(
-            "unknown kind {kind_text:?}, expected \"subscribe\", \"form_id\" or \"prepay_id\""
-        ))
-    })?;
-    let template_id = field_str(&doc, "template_id")?;
-    let value = field_str(&doc, "value")?;
-    let order_sn = field_str(&doc, "order_sn")?;
+        field_str(doc, "openid")?.ok_or_else(|| Error::invalid("missing field `openid`"))?;
+    let kind = permit_kind(doc)?;
+    let template_id = field_str(doc, "template_id")?;
+    let value = field_str(doc, "value")?;
+    let order_sn = field_str(doc, "order_sn")?;
     let paid = match doc.get("paid") {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
@@ -389,9 +412,40 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
             )))
         }
     };
-    let count = field_int(&doc, "count")?;
-    let created_at = field_int(&doc, "created_at")?;
+    Ok(PermitFields {
+        openid,
+        kind,
+        template_id,
+        value,
+        order_sn,
+        paid,
+        count: field_int(doc, "count")?,
+        created_at: field_int(doc, "created_at")?,
+    })
+}
 
+fn permit_kind(doc: &Map<String, Value>) -> Result<Kind> {
+    let kind_text = match doc.get("kind") {
+        None => return Err(Error::invalid("missing field `kind`")),
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "kind must be a string, got {}",
+                json_type(other)
+            )))
+        }
+    };
+    Kind::parse(kind_text).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown kind {kind_text:?}, expected \"subscribe\", \"form_id\" or \"prepay_id\""
+        ))
+    })
+}
+
+/// A field of one kind given for another is refused rather than ignored: the
+/// caller meant something this permit cannot do.
+fn check_fields_fit_kind(f: &PermitFields<'_>) -> Result<()> {
+    let kind = f.kind;
     let only_for = |field: &str, present: bool, allowed: Kind| {
         if present && kind != allowed {
             Err(Error::invalid(format!(
@@ -401,16 +455,21 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
             Ok(())
         }
     };
-    only_for("template_id", template_id.is_some(), Kind::Subscribe)?;
-    only_for("count", count.is_some(), Kind::Subscribe)?;
-    only_for("order_sn", order_sn.is_some(), Kind::PrepayId)?;
-    only_for("paid", paid.is_some(), Kind::PrepayId)?;
-    if kind == Kind::Subscribe && value.is_some() {
+    only_for("template_id", f.template_id.is_some(), Kind::Subscribe)?;
+    only_for("count", f.count.is_some(), Kind::Subscribe)?;
+    only_for("order_sn", f.order_sn.is_some(), Kind::PrepayId)?;
+    only_for("paid", f.paid.is_some(), Kind::PrepayId)?;
+    if kind == Kind::Subscribe && f.value.is_some() {
         return Err(Error::invalid(
             "value is not for kind \"subscribe\" (a grant is named by template_id)",
         ));
     }
+    Ok(())
+}
 
+/// `(created_at, expires_at)` in unix seconds: created now unless given, and
+/// refused when in the future or already expired.
+fn permit_dates(kind: Kind, created_at: Option<i64>, now_ms: i64) -> Result<(i64, Option<i64>)> {
     let now = now_ms.div_euclid(1000);
     let created_at = created_at.unwrap_or(now);
     if created_at <= 0 {
@@ -432,22 +491,28 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
             "created_at {created_at} is more than 7 days ago: the {kind} has already expired"
         )));
     }
+    Ok((created_at, expires_at))
+}
 
-    let (value, uses) = match kind {
+/// What the permit is named by (a grant's template_id, a form_id or
+/// prepay_id itself) and how many uses it brings.
+fn permit_value<'a>(f: &PermitFields<'a>) -> Result<(&'a str, u32)> {
+    let kind = f.kind;
+    match kind {
         Kind::Subscribe => {
-            let template_id = template_id.ok_or_else(|| {
+            let template_id = f.template_id.ok_or_else(|| {
                 Error::invalid("missing field `template_id` (required for kind \"subscribe\")")
             })?;
-            let count = count.unwrap_or(1);
+            let count = f.count.unwrap_or(1);
             if !(1..=MAX_COUNT as i64).contains(&count) {
                 return Err(Error::invalid(format!(
                     "count must be between 1 and {MAX_COUNT}, got {count}"
                 )));
             }
-            (template_id, count as u32)
+            Ok((template_id, count as u32))
         }
         Kind::FormId | Kind::PrepayId => {
-            let value = value.ok_or_else(|| {
+            let value = f.value.ok_or_else(|| {
                 Error::invalid(format!(
                     "missing field `value` (the {kind} itself, required for kind \"{kind}\")"
                 ))
@@ -458,25 +523,9 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
                 )));
             }
             let uses = if kind == Kind::FormId { 1 } else { PREPAY_USES };
-            (value, uses)
+            Ok((value, uses))
         }
-    };
-    if kind == Kind::PrepayId && order_sn.is_none() {
-        return Err(Error::invalid(
-            "missing field `order_sn` (required for kind \"prepay_id\")",
-        ));
     }
-    Ok(NewPermit {
-        openid: openid.to_string(),
-        kind,
-        value: value.to_string(),
-        order_sn: order_sn.map(str::to_string),
-        paid: paid.unwrap_or(false),
-        uses,
-        max_uses: MAX_SUBSCRIBE_USES,
-        created_at,
-        expires_at,
-    })
 }
 
 pub fn stats_json(appid: &str, openid: Option<&str>, s: &PermitStats) -> String {
