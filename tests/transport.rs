@@ -8,10 +8,11 @@
 //! Nothing here waits on time: each server is sequenced by channels, and the
 //! one timeout that must run out is the transport's own, set small.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
+use std::time::Duration;
 
 use fashop_notify::{Error, Notifier};
 
@@ -21,9 +22,13 @@ const PATH: &str = "/cgi-bin/message/subscribe/send";
 /// A notifier whose one app (external token, so no token request goes out)
 /// calls `base`, with the given answer timeout.
 fn notifier(base: &str, timeout_ms: u64) -> Notifier {
+    notifier_with(base, 5000, timeout_ms)
+}
+
+fn notifier_with(base: &str, connect_timeout_ms: u64, timeout_ms: u64) -> Notifier {
     let n = Notifier::new();
     n.configure(&format!(
-        r#"{{"timeout_ms": {timeout_ms}, "connect_timeout_ms": 5000, "max_retries": 0}}"#
+        r#"{{"timeout_ms": {timeout_ms}, "connect_timeout_ms": {connect_timeout_ms}, "max_retries": 0}}"#
     ))
     .unwrap();
     n.register_app(&format!(
@@ -119,10 +124,11 @@ fn a_server_that_resets_before_the_request_is_written_is_a_network_error() {
 }
 
 #[test]
-fn a_server_that_never_accepts_is_a_network_error() {
-    // The local end of a connected socket is bound but not listening: a
-    // connection to its port is refused, for as long as the socket lives
-    // (a freed port could be taken by another test in the meantime).
+fn a_port_bound_but_not_listening_is_a_network_error() {
+    // A server that never accepts, the other way: the local end of a
+    // connected socket is bound but not listening, so a connection to its
+    // port is refused, for as long as the socket lives (a freed port could be
+    // taken by another test in the meantime).
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let bound = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let addr = bound.local_addr().unwrap();
@@ -135,6 +141,35 @@ fn a_server_that_never_accepts_is_a_network_error() {
         "{text}"
     );
     drop(bound);
+}
+
+#[test]
+fn a_server_whose_backlog_is_full_is_a_network_error() {
+    // A listener that never accepts: once its accept queue is full, the kernel
+    // drops every further SYN and a connect waits until its timeout. The
+    // queue's length is the kernel's business (std asks for 128), so it is
+    // filled until a connect is not taken; a second is generous for one on
+    // loopback, so a connect that timed out met a full queue.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(conn) => queued.push(conn),
+            Err(e) if e.kind() == ErrorKind::TimedOut => break,
+            Err(e) => panic!("filling the backlog: {e}"),
+        }
+        assert!(queued.len() < 5000, "the backlog never filled");
+    }
+    let n = notifier_with(&base(addr), 200, 5000);
+    let e = post(&n, r#"{"touser":"o1"}"#);
+    assert!(matches!(e, Error::Network(_)), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("timed out connecting (before the request was sent)"),
+        "{text}"
+    );
+    drop((queued, listener));
 }
 
 #[test]
