@@ -42,7 +42,7 @@ impl Notifier {
         event: &str,
         payload_json: &str,
     ) -> Result<(Enqueued, String)> {
-        self.check_configured("enqueue")?;
+        self.check_configured()?;
         let mut msg = self.render_message(appid, event, payload_json)?;
         let now = self.clock.now_ms();
         if msg.idempotency_key.is_empty() {
@@ -75,7 +75,7 @@ impl Notifier {
     }
 
     pub fn flush_report(&self, appid: Option<&str>, max_messages: u32) -> Result<FlushReport> {
-        self.check_configured("flush")?;
+        self.check_configured()?;
         if max_messages == 0 {
             return Err(Error::invalid("flush: max_messages must be at least 1"));
         }
@@ -371,7 +371,7 @@ impl Notifier {
     /// `{"appid", "pending", "due", "in_flight", "dead", "uncertain", "sent",
     /// "by_event": {event: counts}, "dead_letters": [...]}`.
     pub fn outbox_stats(&self, appid: Option<&str>) -> Result<String> {
-        self.check_configured("outbox_stats")?;
+        self.check_configured()?;
         if let Some(a) = appid {
             self.apps.get(a)?;
         }
@@ -386,7 +386,7 @@ impl Notifier {
 
     /// A dead message goes back to the queue, due now, with its attempts reset.
     pub fn outbox_requeue(&self, appid: &str, id: u64) -> Result<()> {
-        self.check_configured("outbox_requeue")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         if id == 0 {
             return Err(Error::invalid(
@@ -398,7 +398,7 @@ impl Notifier {
 
     /// Removes a dead, uncertain, or not yet claimed message.
     pub fn outbox_drop(&self, appid: &str, id: u64) -> Result<()> {
-        self.check_configured("outbox_drop")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         if id == 0 {
             return Err(Error::invalid(

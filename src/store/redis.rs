@@ -665,7 +665,7 @@ fn split_prefix(spec: &str) -> Result<(String, String)> {
             Some(("prefix", p)) => {
                 if p.is_empty() || p.len() > 64 || p.chars().any(|c| c.is_control() || c == ' ') {
                     return Err(Error::invalid(format!(
-                        "configure: store prefix must be 1 to 64 characters without spaces, got {p:?}"
+                        "store prefix must be 1 to 64 characters without spaces, got {p:?}"
                     )));
                 }
                 prefix = p.to_string();

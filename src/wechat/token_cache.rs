@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::apps::TokenMode;
+use super::token_mode::TokenMode;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
