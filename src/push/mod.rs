@@ -65,11 +65,11 @@ impl PushMode {
 /// How far a push's `timestamp` may be from the clock unless the app says
 /// otherwise: a day. Replays within it are refused by the nonce record, so
 /// it only has to be narrow enough for that record to outlive it.
-pub const DEFAULT_MAX_SKEW_SECS: u64 = 24 * 3600;
+pub(crate) const DEFAULT_MAX_SKEW_SECS: u64 = 24 * 3600;
 
 /// The widest window allowed: a (timestamp, nonce) record is kept 7 days
 /// and a replay may come up to two windows after the first request.
-pub const LIMIT_MAX_SKEW_SECS: u64 = 3 * 24 * 3600;
+pub(crate) const LIMIT_MAX_SKEW_SECS: u64 = 3 * 24 * 3600;
 
 /// The `push` object of `register_app`, as written.
 #[derive(Debug, Deserialize)]
