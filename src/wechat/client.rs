@@ -5,25 +5,11 @@
 use serde_json::{json, Value};
 
 use super::apps::{App, TokenMode};
-use super::errcodes::TOKEN_ERRCODES;
+use super::errcodes::{is_token_error, meaning};
 use super::http::{HttpClient, HttpReply, HttpRequest, Method, TransportError};
 use super::token_cache::FreshToken;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-
-/// What to do about a failed token fetch, where the errcode says; the
-/// token cache backs off by the same codes (`token_cache::backoff_until`).
-fn token_advice(errcode: i64) -> &'static str {
-    match errcode {
-        45009 => ": the daily token quota is spent; fetches pause until midnight China time (the reset time is unverified) or until clear_quota is called",
-        40164 => ": this server's IP is not on the app's IP whitelist; add it in mp.weixin.qq.com (开发管理 → 开发设置 → IP白名单); fetches pause 10 minutes",
-        89503 => ": the app's admin must approve calls from this server's IP (WeChat asks the admin to confirm); fetches pause 10 minutes",
-        89506 => ": the app's admin refused calls from this server's IP; ask the admin to approve it; WeChat says retry after 24 hours",
-        89507 => ": the app's admin refused calls from this server's IP; ask the admin to approve it; WeChat says retry after 1 hour",
-        40013 | 40125 | 40243 => ": the appid or secret is wrong or frozen; fetches stop until the app is registered again with the right ones",
-        _ => "",
-    }
-}
 
 /// The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
 pub const MAX_SUPPLIED_LIFETIME_SECS: i64 = 86_400;
@@ -59,7 +45,7 @@ pub fn call(
 ) -> Result<WeChatReply, CallError> {
     let token = tokens.token(app).map_err(CallError::NoToken)?;
     let first = call_with_token(http, api_base, app, method, path, body, &token)?;
-    if !TOKEN_ERRCODES.contains(&first.errcode) {
+    if !is_token_error(first.errcode) {
         return Ok(first);
     }
     tokens.drop_failed(app, token.expose());
@@ -408,7 +394,7 @@ pub fn fetch_token(http: &HttpClient, base: &str, app: &App) -> Result<FreshToke
             errmsg: scrub(&format!(
                 "{errmsg} (fetching the access token of {}, token_mode {mode}){}",
                 app.appid,
-                token_advice(errcode)
+                meaning(errcode).fetch_advice
             )),
         });
     }
