@@ -12,7 +12,7 @@ use super::flush::{settle, Ending, Fault, Pace, Settle, Trail};
 use super::{Action, End, Event, Route, SendMachine, MAX_PERMITS_PER_SEND};
 
 /// Cases per property (the report quotes the total).
-const CASES: u32 = 4_000;
+const CASES: u32 = 2_000;
 
 fn runner() -> TestRunner {
     TestRunner::new_with_rng(

@@ -352,34 +352,7 @@ pub fn fetch_token(http: &HttpClient, base: &str, app: &App) -> Result<FreshToke
             secret.expose().chars().count()
         )));
     }
-    let req = match app.token_mode {
-        TokenMode::Stable => {
-            let body = json!({
-                "grant_type": "client_credential",
-                "appid": app.appid,
-                "secret": secret.expose(),
-                // Forcing is rate-limited by WeChat and knocks out every
-                // other holder of the token: never done automatically.
-                "force_refresh": false,
-            });
-            HttpRequest::new(Method::Post, base, "/cgi-bin/stable_token")
-                .json_body(body.to_string())
-        }
-        TokenMode::Classic => HttpRequest::new(
-            Method::Get,
-            base,
-            &format!(
-                "/cgi-bin/token?grant_type=client_credential&appid={}",
-                app.appid
-            ),
-        )
-        .credential("secret", secret.clone()),
-        TokenMode::External => {
-            return Err(Error::internal(format!(
-                "{context}external tokens are never fetched"
-            )))
-        }
-    };
+    let req = token_request(base, app, &secret, &context)?;
     let scrub = |text: &str| secret.redact(&app.redact(&req.redact(text)));
     let network = |m: &str| Error::Network(scrub(&format!("{context}{m}")));
     let reply = http.call(&req).map_err(|e| network(e.message()))?;
@@ -418,6 +391,39 @@ pub fn fetch_token(http: &HttpClient, base: &str, app: &App) -> Result<FreshToke
             )))
         }
     }
+}
+
+/// The request for a new token: the stable endpoint (POST, the secret in the
+/// body) or the classic one (GET, the secret in the query).
+fn token_request(base: &str, app: &App, secret: &Secret, context: &str) -> Result<HttpRequest> {
+    Ok(match app.token_mode {
+        TokenMode::Stable => {
+            let body = json!({
+                "grant_type": "client_credential",
+                "appid": app.appid,
+                "secret": secret.expose(),
+                // Forcing is rate-limited by WeChat and knocks out every
+                // other holder of the token: never done automatically.
+                "force_refresh": false,
+            });
+            HttpRequest::new(Method::Post, base, "/cgi-bin/stable_token")
+                .json_body(body.to_string())
+        }
+        TokenMode::Classic => HttpRequest::new(
+            Method::Get,
+            base,
+            &format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={}",
+                app.appid
+            ),
+        )
+        .credential("secret", secret.clone()),
+        TokenMode::External => {
+            return Err(Error::internal(format!(
+                "{context}external tokens are never fetched"
+            )))
+        }
+    })
 }
 
 enum JsonProblem {

@@ -258,8 +258,17 @@ impl TokenCache {
             Some(shared) => self.obtain_shared(clock, margin_secs, &shared, fetch),
             None => self.fetch_now(clock, margin_secs, None, fetch),
         };
+        let result = self.keep(clock, outcome);
+        drop(turn);
+        result
+    }
+
+    /// Keeps what a fetch (or the shared store) gave: the token becomes the
+    /// current one, a failure starts its backoff (the current token, while it
+    /// is valid, still serves).
+    fn keep(&self, clock: &dyn Clock, outcome: Result<Obtained>) -> Result<Secret> {
         let mut state = self.state.lock();
-        let result = match outcome {
+        match outcome {
             Ok(Obtained {
                 token,
                 adopted,
@@ -293,10 +302,7 @@ impl TokenCache {
                     _ => Err(e),
                 }
             }
-        };
-        drop(state);
-        drop(turn);
-        result
+        }
     }
 
     /// One request for a new token by this process. `shared_current` is the
