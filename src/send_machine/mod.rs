@@ -13,10 +13,10 @@ pub mod flush;
 
 /// How many dead form_ids / prepay_ids one send skips before it gives up: a
 /// user with a long list of stale ones must not keep a PHP request busy.
-pub const MAX_PERMITS_PER_SEND: usize = 8;
+pub(crate) const MAX_PERMITS_PER_SEND: usize = 8;
 
 /// The longest single pause between two posts of one send, whatever the doubling says.
-pub const MAX_BACKOFF_MS: u64 = 2_000;
+pub(crate) const MAX_BACKOFF_MS: u64 = 2_000;
 
 /// The first pause after a request that did not leave (doubling each time).
 const NOT_SENT_BACKOFF_MS: u64 = 200;

@@ -8,7 +8,7 @@ pub const TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
 
 /// The errcode recorded for a message whose request may have gone out but got
 /// no answer (WeChat's own "system busy" code: nothing more is known).
-pub const UNANSWERED: i64 = -1;
+pub(crate) const UNANSWERED: i64 = -1;
 
 /// What the send does with one WeChat answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,7 @@ pub fn is_token_error(errcode: i64) -> bool {
 
 /// China is UTC+8 all year; WeChat's daily quotas are counted on its days.
 const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
-pub const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// The next midnight China time after `now_ms`: when a daily quota is back.
 pub fn next_china_midnight(now_ms: i64) -> i64 {
