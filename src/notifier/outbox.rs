@@ -223,6 +223,8 @@ impl Notifier {
         c: &Claimed,
         settings: &OutboxSettings,
     ) -> Result<Flushed> {
+        // One write of this send's figures to a shared store, as `send` does.
+        let _figures = self.metrics.batch();
         let report = self.send_claimed(store, c)?;
         let now = self.clock.now_ms();
         let outcome = report.outcome.as_ref();
@@ -268,10 +270,6 @@ impl Notifier {
             Settle::RescheduleAt { due_ms, .. } => Some(due_ms.div_euclid(1000)),
             _ => None,
         };
-        let errmsg = match &settlement {
-            Some(Settlement::Dead { errmsg, .. }) => errmsg.clone(),
-            _ => errmsg,
-        };
         Ok(Flushed {
             id: c.id,
             appid: c.appid.clone(),
@@ -289,8 +287,6 @@ impl Notifier {
     /// The send of a claimed message, through the send machine's flush route.
     fn send_claimed(&self, store: &dyn OutboxStore, c: &Claimed) -> Result<SendReport> {
         let started = Instant::now();
-        // One write of this send's figures to a shared store, as `send` does.
-        let _figures = self.metrics.batch();
         let stored: Stored = serde_json::from_str(&c.message)
             .map_err(|e| Error::store(format!("outbox message {} is not readable: {e}", c.id)))?;
         let msg = stored.into_message(c.idempotency_key.clone())?;
