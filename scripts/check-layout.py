@@ -10,8 +10,11 @@
    use each other in a circle.
 5. A backend file (store/, outbox/, metrics/ sinks) never uses a sibling
    backend; where one shares another module's pool, a comment says so.
+6. No library function runs over 80 lines (scripts/long-functions.py; test
+   code and the sandbox aside).
 Prints every breach with its file and line; exits 1 if there is any.
 """
+import importlib.util
 import os
 import re
 import sys
@@ -33,6 +36,13 @@ BACKENDS = {
     "outbox": {"memory", "sqlite", "redis"},
     "metrics": {"sqlite_sink", "redis_sink"},
 }
+# Rule 6. Files whose long functions are being split on another branch.
+# TODO(merge): empty this list once that branch is merged.
+LONG_FUNCTIONS_ALLOWED = {
+    "notifier/send.rs", "notifier/outbox.rs", "notifier/token.rs", "outbox/mod.rs",
+    "wechat/errcodes.rs", "wechat/client.rs", "wechat/token_cache.rs",
+}
+MAX_FUNCTION_LINES = 80
 CRATE_REF = re.compile(r"\bcrate::(\w+)")
 # `use crate::{a, b::c}` names several modules in one group.
 CRATE_GROUP = re.compile(r"\buse crate::\{([^;]*)\}", re.S)
@@ -85,6 +95,20 @@ def used_modules(path):
                 yield no, name
 
 
+def long_function_problems():
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "long_functions", os.path.join(here, "long-functions.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [
+        f"src/{rel}:{line}: fn {name} runs {lines} lines, over {MAX_FUNCTION_LINES}: "
+        f"split it by what its parts do (rule 6)"
+        for lines, rel, line, name in module.long_functions(ROOT, MAX_FUNCTION_LINES, {"sandbox"})
+        if rel not in LONG_FUNCTIONS_ALLOWED
+    ]
+
+
 def main():
     problems = []
     graph = {}
@@ -121,6 +145,7 @@ def main():
                     if "pool" not in full.lower():
                         problems.append(
                             f"src/{rel}:{no}: backend uses crate::{m.group(1)}::{m.group(2)} without a comment on the shared pool (rule 5)")
+    problems += long_function_problems()
     # Rule 4, circles: a depth-first search over the module graph.
     state = {}
 

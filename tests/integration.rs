@@ -43,3 +43,4 @@ mod store_sqlite;
 mod token_memory;
 mod token_sandbox;
 mod token_shared;
+mod transport;

@@ -43,7 +43,7 @@ impl Notifier {
         event: &str,
         payload_json: &str,
     ) -> Result<(Enqueued, String)> {
-        self.check_configured("enqueue")?;
+        self.check_configured()?;
         let mut msg = self.render_message(appid, event, payload_json)?;
         let now = self.clock.now_ms();
         if msg.idempotency_key.is_empty() {
@@ -76,7 +76,7 @@ impl Notifier {
     }
 
     pub fn flush_report(&self, appid: Option<&str>, max_messages: u32) -> Result<FlushReport> {
-        self.check_configured("flush")?;
+        self.check_configured()?;
         if max_messages == 0 {
             return Err(Error::invalid("max_messages must be at least 1"));
         }
@@ -305,7 +305,7 @@ impl Notifier {
     /// `{"appid", "pending", "due", "in_flight", "dead", "uncertain", "sent",
     /// "by_event": {event: counts}, "dead_letters": [...]}`.
     pub fn outbox_stats(&self, appid: Option<&str>) -> Result<String> {
-        self.check_configured("outbox_stats")?;
+        self.check_configured()?;
         if let Some(a) = appid {
             self.apps.get(a)?;
         }
@@ -320,7 +320,7 @@ impl Notifier {
 
     /// A dead message goes back to the queue, due now, with its attempts reset.
     pub fn outbox_requeue(&self, appid: &str, id: u64) -> Result<()> {
-        self.check_configured("outbox_requeue")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         if id == 0 {
             return Err(Error::invalid("id must be a message id (1 or more)"));
@@ -330,7 +330,7 @@ impl Notifier {
 
     /// Removes a dead, uncertain, or not yet claimed message.
     pub fn outbox_drop(&self, appid: &str, id: u64) -> Result<()> {
-        self.check_configured("outbox_drop")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         if id == 0 {
             return Err(Error::invalid("id must be a message id (1 or more)"));

@@ -156,7 +156,7 @@ impl Notifier {
         // One write of this send's figures to a shared store, not one per figure.
         let _figures = self.metrics.batch();
         let prepared = self
-            .check_configured("send")
+            .check_configured()
             .and_then(|()| self.apps.get(appid))
             .and_then(|app| Ok((app, self.render_for_send(appid, event, payload_json)?)));
         let (app, (msg, body)) = match prepared {

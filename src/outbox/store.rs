@@ -252,9 +252,9 @@ pub fn lost(id: u64) -> Error {
 /// The error for a message id the app does not have in the wanted state.
 pub(crate) fn not_found(what: &str, appid: &str, id: u64, state: Option<State>) -> Error {
     match state {
-        None => Error::invalid(format!("{what}: app {appid} has no outbox message {id}")),
+        None => Error::invalid(format!("app {appid} has no outbox message {id}")),
         Some(s) => Error::invalid(format!(
-            "{what}: outbox message {id} of app {appid} is {}, {}",
+            "outbox message {id} of app {appid} is {}, {}",
             s.as_str(),
             match (what, s) {
                 ("outbox_requeue", State::Uncertain) =>

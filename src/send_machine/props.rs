@@ -117,122 +117,144 @@ struct Trace {
     attempts: u32,
 }
 
-/// Drives the machine through `w` as the notifier does, checking each step.
-fn drive(w: &World) -> Result<Trace, TestCaseError> {
-    let mut m = SendMachine::new(w.route, w.discardable, w.max_retries);
-    let mut t = Trace::default();
-    let (mut permits, mut takes, mut marks, mut steps) = (w.permits, 0, 0, 0);
-    while let Some(action) = m.poll() {
-        if w.kill_after == Some(steps) {
-            return Ok(t);
+/// The simulated ledger, outbox claim and WeChat of one run.
+struct Sim<'a> {
+    w: &'a World,
+    t: Trace,
+    permits: usize,
+    takes: usize,
+    marks: usize,
+}
+
+impl Sim<'_> {
+    fn take(&mut self) -> Result<Event, TestCaseError> {
+        prop_assert!(self.t.held.is_none(), "a second lease while one is held");
+        self.takes += 1;
+        Ok(if self.takes == 1 && self.w.key != Key::Fresh {
+            match self.w.key {
+                Key::Done => Event::KeyDone,
+                Key::Busy => Event::KeyBusy,
+                _ => Event::KeyFailed,
+            }
+        } else if self.w.take_fails_at == Some(self.takes) {
+            Event::PermitFailed
+        } else if self.permits == 0 {
+            Event::NoPermitLeft
+        } else {
+            self.permits -= 1;
+            self.t.held = Some(self.t.settled.len());
+            self.t.settled.push(0);
+            Event::PermitLeased
+        })
+    }
+
+    fn mark(&mut self) -> Result<Event, TestCaseError> {
+        prop_assert_eq!(self.w.route, Route::Flush);
+        self.marks += 1;
+        Ok(if self.w.mark_fails_at == Some(self.marks) {
+            self.t.claim_lost = true;
+            Event::ClaimLost
+        } else {
+            self.t.marked = true;
+            self.t.mark_armed = true;
+            Event::Marked
+        })
+    }
+
+    fn post(&mut self) -> Result<Event, TestCaseError> {
+        let t = &mut self.t;
+        prop_assert!(t.held.is_some(), "a post without a permit");
+        prop_assert!(
+            !t.may_have_left,
+            "posted again after a request may have reached WeChat"
+        );
+        if self.w.route == Route::Flush {
+            prop_assert!(
+                std::mem::take(&mut t.mark_armed),
+                "a flush post not marked first"
+            );
         }
-        steps += 1;
-        prop_assert!(steps < 500, "the send does not end");
-        prop_assert!(t.end.is_none(), "{action:?} after the end");
-        let event = match action {
-            Action::FetchToken if w.token_fails => Event::TokenFailed,
+        let a = self.w.answers[t.posts % self.w.answers.len()];
+        t.posts += 1;
+        t.last_answer = Some(a);
+        // Every answer but a missing token is one request to WeChat.
+        t.requests += u32::from(a != Answer::NoToken);
+        Ok(match a {
+            Answer::Code(errcode) => Event::Answered {
+                errcode,
+                requests: 1,
+            },
+            Answer::NotSent => Event::NotSent,
+            Answer::Rejected => Event::Rejected,
+            Answer::NoToken => Event::NoToken,
+            Answer::MayHaveLeft => {
+                t.may_have_left = true;
+                Event::MayHaveLeft
+            }
+        })
+    }
+
+    /// Consume, give back or discard: the held lease is settled, once.
+    fn settle(&mut self, action: Action) -> Result<Option<Event>, TestCaseError> {
+        let Some(lease) = self.t.held.take() else {
+            return Err(TestCaseError::fail(format!("{action:?} without a lease")));
+        };
+        self.t.settled[lease] += 1;
+        Ok(match action {
+            Action::Discard if self.w.discard_fails => Some(Event::DiscardFailed),
+            Action::Discard => Some(Event::Discarded),
+            _ => None,
+        })
+    }
+
+    /// What the world answers to `action` (`None` for an action with no answer).
+    fn step(&mut self, action: Action) -> Result<Option<Event>, TestCaseError> {
+        Ok(Some(match action {
+            Action::FetchToken if self.w.token_fails => Event::TokenFailed,
             Action::FetchToken => Event::TokenReady,
-            Action::TakePermit => {
-                prop_assert!(t.held.is_none(), "a second lease while one is held");
-                takes += 1;
-                if takes == 1 && w.key != Key::Fresh {
-                    match w.key {
-                        Key::Done => Event::KeyDone,
-                        Key::Busy => Event::KeyBusy,
-                        _ => Event::KeyFailed,
-                    }
-                } else if w.take_fails_at == Some(takes) {
-                    Event::PermitFailed
-                } else if permits == 0 {
-                    Event::NoPermitLeft
-                } else {
-                    permits -= 1;
-                    t.held = Some(t.settled.len());
-                    t.settled.push(0);
-                    Event::PermitLeased
-                }
-            }
-            Action::MarkPosting => {
-                prop_assert_eq!(w.route, Route::Flush);
-                marks += 1;
-                if w.mark_fails_at == Some(marks) {
-                    t.claim_lost = true;
-                    Event::ClaimLost
-                } else {
-                    t.marked = true;
-                    t.mark_armed = true;
-                    Event::Marked
-                }
-            }
-            Action::Post => {
-                prop_assert!(t.held.is_some(), "a post without a permit");
-                prop_assert!(
-                    !t.may_have_left,
-                    "posted again after a request may have reached WeChat"
-                );
-                if w.route == Route::Flush {
-                    prop_assert!(
-                        std::mem::take(&mut t.mark_armed),
-                        "a flush post not marked first"
-                    );
-                }
-                let a = w.answers[t.posts % w.answers.len()];
-                t.posts += 1;
-                t.last_answer = Some(a);
-                match a {
-                    Answer::Code(errcode) => {
-                        t.requests += 1;
-                        Event::Answered {
-                            errcode,
-                            requests: 1,
-                        }
-                    }
-                    Answer::NotSent => {
-                        t.requests += 1;
-                        Event::NotSent
-                    }
-                    Answer::Rejected => {
-                        t.requests += 1;
-                        Event::Rejected
-                    }
-                    Answer::NoToken => Event::NoToken,
-                    Answer::MayHaveLeft => {
-                        t.requests += 1;
-                        t.may_have_left = true;
-                        Event::MayHaveLeft
-                    }
-                }
-            }
+            Action::TakePermit => self.take()?,
+            Action::MarkPosting => self.mark()?,
+            Action::Post => self.post()?,
             Action::Wait { ms } => {
                 prop_assert!(ms > 0 && ms <= super::MAX_BACKOFF_MS);
                 Event::Waited
             }
-            Action::Consume | Action::GiveBack | Action::Discard => {
-                let Some(lease) = t.held.take() else {
-                    return Err(TestCaseError::fail(format!("{action:?} without a lease")));
-                };
-                t.settled[lease] += 1;
-                if action == Action::Discard {
-                    if w.discard_fails {
-                        Event::DiscardFailed
-                    } else {
-                        Event::Discarded
-                    }
-                } else {
-                    continue;
-                }
-            }
+            Action::Consume | Action::GiveBack | Action::Discard => return self.settle(action),
             Action::Complete(end) => {
-                t.end = Some(end);
-                t.attempts = m.attempts();
-                continue;
+                self.t.end = Some(end);
+                return Ok(None);
             }
-        };
-        m.on(event);
+        }))
     }
+}
+
+/// Drives the machine through `w` as the notifier does, checking each step.
+fn drive(w: &World) -> Result<Trace, TestCaseError> {
+    let mut m = SendMachine::new(w.route, w.discardable, w.max_retries);
+    let mut sim = Sim {
+        w,
+        t: Trace::default(),
+        permits: w.permits,
+        takes: 0,
+        marks: 0,
+    };
+    let mut steps = 0;
+    while let Some(action) = m.poll() {
+        if w.kill_after == Some(steps) {
+            return Ok(sim.t);
+        }
+        steps += 1;
+        prop_assert!(steps < 500, "the send does not end");
+        prop_assert!(sim.t.end.is_none(), "{action:?} after the end");
+        if let Some(event) = sim.step(action)? {
+            m.on(event);
+        }
+    }
+    let mut t = sim.t;
     prop_assert!(t.end.is_some(), "the machine stopped without completing");
     prop_assert_eq!(m.marked(), t.marked);
     prop_assert_eq!(m.claim_lost(), t.claim_lost);
+    t.attempts = m.attempts();
     Ok(t)
 }
 

@@ -4,10 +4,11 @@
 
 use serde_json::{json, Value};
 
-use super::apps::{App, TokenMode};
+use super::apps::App;
 use super::errcodes::{is_token_error, meaning};
 use super::http::{HttpClient, HttpReply, HttpRequest, Method, TransportError};
 use super::token_cache::FreshToken;
+use super::token_mode::TokenMode;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 

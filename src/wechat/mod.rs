@@ -6,8 +6,10 @@ pub mod client;
 pub mod errcodes;
 pub mod http;
 pub mod token_cache;
+mod token_mode;
 
 /// The sandbox checks appids by the same rule.
 #[cfg(feature = "sandbox")]
 pub use apps::check_appid;
-pub use apps::{App, AppRegistry, AppSpec, Grants, Registered, TokenMode};
+pub use apps::{App, AppRegistry, AppSpec, Grants, Registered};
+pub use token_mode::TokenMode;

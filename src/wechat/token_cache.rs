@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::apps::TokenMode;
 use super::errcodes::{meaning, next_china_midnight, FetchPause, DAY_MS};
+use super::token_mode::TokenMode;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
