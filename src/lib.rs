@@ -20,6 +20,7 @@ pub mod push;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod secret;
+mod send_machine;
 mod sqlite_conn;
 mod store;
 mod wechat;

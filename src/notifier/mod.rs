@@ -24,6 +24,7 @@ mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod run;
 pub mod send;
 mod token;
 

@@ -87,7 +87,9 @@ impl Notifier {
     ) -> Result<String> {
         match self.call_api_reply(appid, method, path, body) {
             (Ok(()), Some(body)) => Ok(body),
-            (Ok(()), None) => Err(Error::internal("call_api: an answer without a body")),
+            (Ok(()), None) => Err(Error::internal(
+                "WeChat's answer came without a body (a bug, please report it)",
+            )),
             (Err(e), _) => Err(e),
         }
     }

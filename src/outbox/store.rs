@@ -239,6 +239,9 @@ pub const SENT_KEPT_MS: i64 = crate::store::IDEMPOTENCY_KEEP_MS;
 pub const ABANDONED: &str =
     "the flush sending this message stopped (process killed?) after the request may have gone out; it is not sent again";
 
+/// The errcode kept with an abandoned message: nothing more is known of it.
+pub(crate) const ABANDONED_ERRCODE: i64 = crate::wechat::errcodes::UNANSWERED;
+
 /// The error for a claim that ran out while its flush still held the message.
 pub fn lost(id: u64) -> Error {
     Error::Uncertain(format!(
