@@ -40,8 +40,10 @@ pub struct RenderedMessage {
     pub idempotency_key: String,
     /// The JSON body to POST. For `Template`, `send` adds the permit's `form_id`.
     pub body: Map<String, Value>,
-    /// The payload's `"on_network_error": "enqueue"`: a send whose request
-    /// did not leave keeps the message in the outbox instead of failing.
+    /// The payload's `"on_failure": "enqueue"` (also spelt
+    /// `"on_network_error"`, its first name): a send that failed through no
+    /// fault of the message (WeChat not reached, no token, a quota, WeChat
+    /// busy, the store) keeps it in the outbox instead of failing.
     pub enqueue_on_network_error: bool,
 }
 
@@ -134,20 +136,31 @@ fn given_key<'p>(payload: &'p Payload<'_>) -> Result<GivenKey<'p>> {
     }
 }
 
-/// Whether the payload says `"on_network_error": "enqueue"` (`"fail"`, the
-/// default, may be said too).
+/// Whether the payload says `"on_failure": "enqueue"` or, by its first
+/// name, `"on_network_error": "enqueue"` (`"fail"`, the default, may be said
+/// too); both names given must agree.
 fn network_fallback(payload: &Payload<'_>) -> Result<bool> {
-    match &payload.on_network_error {
-        None | Some(FieldValue::Null) => Ok(false),
-        Some(FieldValue::Str(s)) if s == "fail" => Ok(false),
-        Some(FieldValue::Str(s)) if s == "enqueue" => Ok(true),
-        Some(other) => Err(Error::invalid(format!(
-            "payload_json: on_network_error must be \"enqueue\" or \"fail\", got {}",
-            match other.text() {
-                Ok(Some(t)) => format!("{:?}", t.chars().take(40).collect::<String>()),
-                _ => "a value that is not a string".to_string(),
-            }
-        ))),
+    let named = |name: &str, v: &Option<FieldValue<'_>>| -> Result<Option<bool>> {
+        match v {
+            None | Some(FieldValue::Null) => Ok(None),
+            Some(FieldValue::Str(s)) if s == "fail" => Ok(Some(false)),
+            Some(FieldValue::Str(s)) if s == "enqueue" => Ok(Some(true)),
+            Some(other) => Err(Error::invalid(format!(
+                "payload_json: {name} must be \"enqueue\" or \"fail\", got {}",
+                match other.text() {
+                    Ok(Some(t)) => format!("{:?}", t.chars().take(40).collect::<String>()),
+                    _ => "a value that is not a string".to_string(),
+                }
+            ))),
+        }
+    };
+    let new = named("on_failure", &payload.on_failure)?;
+    let old = named("on_network_error", &payload.on_network_error)?;
+    match (new, old) {
+        (Some(a), Some(b)) if a != b => Err(Error::invalid(
+            "payload_json: on_failure and on_network_error (its first name) disagree: give one",
+        )),
+        (a, b) => Ok(a.or(b).unwrap_or(false)),
     }
 }
 
@@ -403,6 +416,7 @@ struct Payload<'a> {
     touser: Option<FieldValue<'a>>,
     idempotency_key: Option<FieldValue<'a>>,
     on_network_error: Option<FieldValue<'a>>,
+    on_failure: Option<FieldValue<'a>>,
     /// By slot of the event's field table.
     values: Vec<Option<FieldValue<'a>>>,
 }
@@ -442,6 +456,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
             touser: None,
             idempotency_key: None,
             on_network_error: None,
+            on_failure: None,
             values: std::iter::repeat_with(|| None)
                 .take(self.slots.len())
                 .collect(),
@@ -451,6 +466,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
                 "touser" => payload.touser = Some(map.next_value()?),
                 "idempotency_key" => payload.idempotency_key = Some(map.next_value()?),
                 "on_network_error" => payload.on_network_error = Some(map.next_value()?),
+                "on_failure" => payload.on_failure = Some(map.next_value()?),
                 "fields" => map.next_value_seed(FieldsSeed {
                     slots: self.slots,
                     values: &mut payload.values,

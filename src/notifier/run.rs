@@ -405,9 +405,9 @@ impl Run<'_> {
                 return duplicate(msg, event, self.previous.as_deref().unwrap_or_default())
             }
             End::Busy => {
-                let mut o = Outcome::new(msg, event, SendStatus::Uncertain);
+                let mut o = Outcome::new(msg, event, SendStatus::InProgress);
                 o.errmsg = format!(
-                    "another send with idempotency key {} is under way",
+                    "another send with idempotency key {} is under way: nothing was done here, that send decides (answer \"in progress\"; ask again later for its outcome)",
                     msg.idempotency_key
                 );
                 return SendReport::new(Err(Error::Uncertain(o.errmsg.clone())), Some(o));

@@ -40,8 +40,13 @@ pub enum SendStatus {
     Uncertain,
     /// No grant, form_id or prepay_id for this buyer and template.
     NoPermit,
-    /// An earlier send with this idempotency key finished (or is running).
+    /// An earlier send with this idempotency key finished.
     Duplicate,
+    /// Another send with this idempotency key is under way right now (a
+    /// retried request racing the first, or the outbox's flush): nothing was
+    /// done here; that send's outcome will be the key's (status UNCERTAIN at
+    /// the C boundary, `SendInProgressException` in PHP).
+    InProgress,
     /// The request did not leave (WeChat not reached) and the payload asked
     /// for `"on_network_error": "enqueue"`: the message is in the outbox.
     Queued,
@@ -55,6 +60,7 @@ impl SendStatus {
             SendStatus::Uncertain => "uncertain",
             SendStatus::NoPermit => "no_permit",
             SendStatus::Duplicate => "duplicate",
+            SendStatus::InProgress => "in_progress",
             SendStatus::Queued => "queued",
         }
     }
@@ -172,17 +178,25 @@ impl Notifier {
         };
         let sent = self.send_job(&job, started);
         match &sent.result {
-            Err(Error::Network(_)) if msg.enqueue_on_network_error => {
+            Err(e)
+                if msg.enqueue_on_network_error
+                    && not_the_messages_fault(e)
+                    && sent
+                        .outcome
+                        .as_ref()
+                        .is_none_or(|o| o.status == SendStatus::Failed) =>
+            {
                 self.enqueue_instead(appid, event, &msg, payload_json, sent)
             }
             _ => sent,
         }
     }
 
-    /// A send whose request did not leave, asked to fall back on the outbox:
-    /// exactly that message (same payload, same idempotency key) is enqueued
-    /// for the next flush. When the outbox cannot keep it either, the send
-    /// fails with both reasons.
+    /// A send that failed through no fault of the message, asked to fall back
+    /// on the outbox (`"on_failure": "enqueue"`): exactly that message (same
+    /// payload, same idempotency key) is enqueued for the next flush, which
+    /// sends it once the cause is gone. When the outbox cannot keep it
+    /// either, the send fails with both reasons.
     fn enqueue_instead(
         &self,
         appid: &str,
@@ -203,13 +217,17 @@ impl Notifier {
                     .get_or_insert_with(|| Outcome::new(msg, event, SendStatus::Queued));
                 o.status = SendStatus::Queued;
                 o.outbox_id = Some(enqueued.id);
-                o.errmsg = format!("WeChat not reached, kept in the outbox: {why}");
+                o.errmsg = format!("not sent, kept in the outbox: {why}");
                 report.result = Ok(());
             }
             Err(e) => {
-                report.result = Err(Error::Network(format!(
-                    "{why}; on_network_error \"enqueue\": the outbox could not keep the message either: {e}"
-                )));
+                let both = format!(
+                    "{why}; on_failure \"enqueue\": the outbox could not keep the message either: {e}"
+                );
+                report.result = Err(match e {
+                    Error::Store(_) => Error::Store(both),
+                    _ => Error::Network(both),
+                });
             }
         }
         report
@@ -408,8 +426,24 @@ pub(super) fn finish_error(mut outcome: Outcome, e: Error) -> SendReport {
     } else {
         SendStatus::Failed
     };
+    // A token fetch's errcode (40164, 45009 …): the host branches on it.
+    if outcome.errcode == 0 {
+        outcome.errcode = e.errcode().unwrap_or(0);
+    }
     outcome.errmsg = e.to_string();
     SendReport::new(Err(e), Some(outcome))
+}
+
+/// Whether a failed send may go to the outbox to be sent later: the failure
+/// was not the message's (WeChat not reached, the store, or an errcode the
+/// table calls so: a token fetch's credentials, IP or quota, WeChat busy, a
+/// quota). Never one that may have reached WeChat.
+fn not_the_messages_fault(e: &Error) -> bool {
+    match e {
+        Error::Network(_) | Error::Store(_) => true,
+        Error::WeChat { errcode, .. } => meaning(*errcode).not_the_message,
+        _ => false,
+    }
 }
 
 pub(super) fn duplicate(msg: &RenderedMessage, event: &str, previous: &str) -> SendReport {

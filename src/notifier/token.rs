@@ -65,11 +65,14 @@ impl Notifier {
 
     /// Drops the cached token if it is still `token`; a report about an older
     /// token changes nothing. Returns whether the token was dropped.
+    /// A failed fetch's pause ends too: after fixing the IP whitelist or the
+    /// admin's approval, the host calls this and the next send fetches.
     pub fn invalidate_token(&self, appid: &str, token: &str) -> Result<bool> {
         let app = self.apps.get(appid)?;
         if token.is_empty() {
             return Err(Error::invalid("token must not be empty"));
         }
+        app.token.clear_failure();
         if app.token_mode == TokenMode::External {
             return Ok(app.token.invalidate_if(token));
         }

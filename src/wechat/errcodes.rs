@@ -48,7 +48,8 @@ pub enum FetchPause {
     Short,
     /// Until the daily quota is back: the next midnight China time.
     UntilMidnight,
-    /// Until a person acted in mp.weixin.qq.com: minutes.
+    /// Until a person acted in mp.weixin.qq.com: seconds at first, doubling
+    /// with each failed fetch up to ten minutes (`token_cache::backoff_until`).
     TenMinutes,
     /// What WeChat itself says to wait.
     Hour,
@@ -77,6 +78,10 @@ pub struct Meaning {
     pub send: Policy,
     /// Worth another outbox attempt later (counted), when the send gave up.
     pub retry_later: bool,
+    /// Not the message's fault (WeChat busy, a quota, this server's
+    /// credentials or IP): a send asked to (`"on_failure": "enqueue"`) keeps
+    /// the message in the outbox to be sent once the cause is gone.
+    pub not_the_message: bool,
     pub quota: Option<Quota>,
     pub fetch_pause: FetchPause,
     /// Appended to a failed token fetch's message.
@@ -87,6 +92,7 @@ pub struct Meaning {
 const OTHER: Meaning = Meaning {
     send: Policy::Fail,
     retry_later: false,
+    not_the_message: false,
     quota: None,
     fetch_pause: FetchPause::Short,
     fetch_advice: "",
@@ -97,10 +103,13 @@ const fn hint(hint: Hint) -> Meaning {
     Meaning { hint, ..OTHER }
 }
 
+/// A code a token fetch answers: the server's credentials, IP or quota, never
+/// the message.
 const fn fetch(fetch_pause: FetchPause, fetch_advice: &'static str) -> Meaning {
     Meaning {
         fetch_pause,
         fetch_advice,
+        not_the_message: true,
         ..OTHER
     }
 }
@@ -114,20 +123,20 @@ const BAD_CREDENTIALS: Meaning = fetch(
 #[rustfmt::skip]
 const TABLE: &[(i64, Meaning)] = &[
     (0, Meaning { send: Policy::Sent, ..OTHER }),
-    (-1, Meaning { send: Policy::Retry { backoff_ms: 200 }, retry_later: true, ..OTHER }),
+    (-1, Meaning { send: Policy::Retry { backoff_ms: 200 }, retry_later: true, not_the_message: true, ..OTHER }),
     (40013, BAD_CREDENTIALS),
     (40037, hint(Hint::UnknownTemplate)),
     (40125, BAD_CREDENTIALS),
     (40164, fetch(
         FetchPause::TenMinutes,
-        ": this server's IP is not on the app's IP whitelist; add it in mp.weixin.qq.com (开发管理 → 开发设置 → IP白名单); fetches pause 10 minutes",
+        ": this server's IP is not on the app's IP whitelist; add it in mp.weixin.qq.com (开发管理 → 开发设置 → IP白名单); fetches pause 5 s, doubling up to 10 minutes (invalidate_token retries at once)",
     )),
     (40243, BAD_CREDENTIALS),
     (41028, Meaning { send: Policy::NextPermit, ..OTHER }),
     (41029, Meaning { send: Policy::NextPermit, ..OTHER }),
     (41030, hint(Hint::UnknownPage)),
     (43101, Meaning { send: Policy::Refused, ..OTHER }),
-    (43108, Meaning { send: Policy::Retry { backoff_ms: 100 }, retry_later: true, ..OTHER }),
+    (43108, Meaning { send: Policy::Retry { backoff_ms: 100 }, retry_later: true, not_the_message: true, ..OTHER }),
     (45009, Meaning {
         quota: Some(Quota::Day),
         ..fetch(
@@ -138,6 +147,7 @@ const TABLE: &[(i64, Meaning)] = &[
     (45011, Meaning {
         send: Policy::NextMinute,
         retry_later: true,
+        not_the_message: true,
         quota: Some(Quota::Minute),
         hint: Hint::MinuteQuota,
         ..OTHER
@@ -148,7 +158,7 @@ const TABLE: &[(i64, Meaning)] = &[
     (47003, hint(Hint::MappingMismatch)),
     (89503, fetch(
         FetchPause::TenMinutes,
-        ": the app's admin must approve calls from this server's IP (WeChat asks the admin to confirm); fetches pause 10 minutes",
+        ": the app's admin must approve calls from this server's IP (WeChat asks the admin to confirm); fetches pause 5 s, doubling up to 10 minutes (invalidate_token retries at once)",
     )),
     (89506, fetch(
         FetchPause::Day,
@@ -210,6 +220,18 @@ mod tests {
             40001, 40003, 40014, 40037, 41030, 42001, 45009, 45103, 45109, 47003, 99999,
         ] {
             assert_eq!(policy_for(code), Policy::Fail, "{code}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_the_messages_fault() {
+        for code in [
+            -1, 43108, 45009, 45011, 40013, 40125, 40164, 40243, 89503, 89506, 89507,
+        ] {
+            assert!(meaning(code).not_the_message, "{code}");
+        }
+        for code in [0, 40003, 40037, 41028, 43101, 45168, 47003, 99999] {
+            assert!(!meaning(code).not_the_message, "{code}");
         }
     }
 

@@ -19,22 +19,32 @@ use crate::store::{SharedToken, Store, TokenTurn};
 /// sending another request (many workers must not hammer a failing endpoint).
 pub const FETCH_BACKOFF_MS: i64 = 2_000;
 
-/// The pause after 40164 (IP not whitelisted) or 89503 (admin approval
-/// pending): nothing changes until a person acts in mp.weixin.qq.com.
+/// The longest pause after 40164 (IP not whitelisted) or 89503 (admin
+/// approval pending): nothing changes until a person acts in
+/// mp.weixin.qq.com, and once they have, the shop must not wait long.
 pub const IP_BACKOFF_MS: i64 = 600_000;
+
+/// The first of those pauses; each failed fetch in a row doubles it, up to
+/// `IP_BACKOFF_MS` (5 s, 10 s, 20 s … 10 min after eight failures).
+pub const IP_FIRST_BACKOFF_MS: i64 = 5_000;
 
 /// Until when a failed fetch is not repeated: by what the errcode means
 /// (`errcodes::FetchPause`, docs/spec/wechat.md, access token); a failure
 /// without an errcode for `FETCH_BACKOFF_MS`. Wrong credentials pause until
 /// the app is registered again (a new registration has a new cache).
-pub fn backoff_until(e: &Error, now_ms: i64) -> i64 {
+/// `in_a_row` counts this failure and those before it since the last token.
+pub fn backoff_until(e: &Error, now_ms: i64, in_a_row: u32) -> i64 {
     let pause = e
         .errcode()
         .map_or(FetchPause::Short, |code| meaning(code).fetch_pause);
     match pause {
         FetchPause::Short => now_ms + FETCH_BACKOFF_MS,
         FetchPause::UntilMidnight => next_china_midnight(now_ms),
-        FetchPause::TenMinutes => now_ms + IP_BACKOFF_MS,
+        FetchPause::TenMinutes => {
+            let doubled =
+                IP_FIRST_BACKOFF_MS.saturating_mul(1i64 << in_a_row.saturating_sub(1).min(20));
+            now_ms + doubled.min(IP_BACKOFF_MS)
+        }
         FetchPause::Hour => now_ms + 3_600_000,
         FetchPause::Day => now_ms + DAY_MS,
         FetchPause::Forever => i64::MAX,
@@ -139,6 +149,8 @@ struct TokenState {
     fetching: Option<u32>,
     /// The last fetch failed; until `until_ms` callers get this error.
     failure: Option<(Error, i64)>,
+    /// Fetches failed in a row since the last token (the pause grows with it).
+    failed_in_a_row: u32,
 }
 
 impl TokenState {
@@ -278,8 +290,14 @@ impl TokenCache {
                     self.adopted.fetch_add(1, Ordering::Relaxed);
                 }
                 let now = clock.now_ms();
+                state.failed_in_a_row = if failed.is_some() {
+                    state.failed_in_a_row.saturating_add(1)
+                } else {
+                    0
+                };
+                let in_a_row = state.failed_in_a_row;
                 state.failure = failed.map(|e| {
-                    let until = backoff_until(&e, now);
+                    let until = backoff_until(&e, now, in_a_row);
                     (e, until)
                 });
                 let secret = token.token.clone();
@@ -296,7 +314,9 @@ impl TokenCache {
             }
             Err(e) => {
                 let now = clock.now_ms();
-                state.failure = Some((e.clone(), backoff_until(&e, now)));
+                state.failed_in_a_row = state.failed_in_a_row.saturating_add(1);
+                let until = backoff_until(&e, now, state.failed_in_a_row);
+                state.failure = Some((e.clone(), until));
                 match &state.current {
                     Some(t) if now < t.expires_at_ms => Ok(t.token.clone()),
                     _ => Err(e),
@@ -481,6 +501,14 @@ impl TokenCache {
         }
     }
 
+    /// Ends a failed fetch's pause at once: the host says the cause is gone
+    /// (the IP whitelisted, the admin approved). The next call fetches.
+    pub fn clear_failure(&self) {
+        let mut state = self.state.lock();
+        state.failure = None;
+        state.failed_in_a_row = 0;
+    }
+
     /// Drops the cached token only if it is still `failed`, so that a late
     /// report about an old token cannot throw away a fresh one.
     pub fn invalidate_if(&self, failed: &str) -> bool {
@@ -640,8 +668,8 @@ mod tests {
         // 2026-11-23 15:00:00 UTC is 23:00 in China: the daily quota resets in an hour.
         let at_secs = 1_795_446_000;
         backs_off_for(45009, at_secs, 3_600_000);
-        backs_off_for(40164, at_secs, IP_BACKOFF_MS);
-        backs_off_for(89503, at_secs, IP_BACKOFF_MS);
+        backs_off_for(40164, at_secs, IP_FIRST_BACKOFF_MS);
+        backs_off_for(89503, at_secs, IP_FIRST_BACKOFF_MS);
         backs_off_for(89506, at_secs, DAY_MS);
         backs_off_for(89507, at_secs, 3_600_000);
         backs_off_for(-1, at_secs, FETCH_BACKOFF_MS);
@@ -649,13 +677,57 @@ mod tests {
         let at = at_secs * 1000;
         // Just after midnight China time the next reset is a whole day away.
         assert_eq!(
-            backoff_until(&wechat_error(45009), at + 3_600_000),
+            backoff_until(&wechat_error(45009), at + 3_600_000, 1),
             at + 3_600_000 + DAY_MS
         );
         assert_eq!(
-            backoff_until(&Error::Network("down".into()), at),
+            backoff_until(&Error::Network("down".into()), at, 1),
             at + FETCH_BACKOFF_MS
         );
+        // The IP pauses grow with failures in a row: 5 s, 10 s … 10 min.
+        let ip = wechat_error(40164);
+        let pauses: Vec<i64> = (1..=9).map(|n| backoff_until(&ip, at, n) - at).collect();
+        assert_eq!(
+            pauses,
+            [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 600_000, 600_000]
+        );
+        assert_eq!(backoff_until(&ip, at, u32::MAX) - at, IP_BACKOFF_MS);
+    }
+
+    /// A process kept failing for 10 minutes after the whitelist was fixed.
+    #[test]
+    fn a_whitelist_failure_pauses_seconds_growing_and_invalidate_ends_it() {
+        let clock = ManualClock::at(1_795_446_000);
+        let cache = TokenCache::default();
+        for (n, pause) in [(1, 5_000), (2, 10_000), (3, 20_000)] {
+            cache
+                .get_or_fetch(&clock, 300, no_share, || Err(wechat_error(40164)))
+                .unwrap_err();
+            assert_eq!(cache.fetch_count(), n);
+            clock.advance_ms(pause - 1);
+            cache
+                .get_or_fetch(&clock, 300, no_share, || panic!("within the pause"))
+                .unwrap_err();
+            clock.advance_ms(1);
+        }
+        cache
+            .get_or_fetch(&clock, 300, no_share, || Err(wechat_error(40164)))
+            .unwrap_err();
+        // The admin whitelisted the IP and the host says so: no waiting.
+        cache.clear_failure();
+        let t = cache
+            .get_or_fetch(&clock, 300, no_share, || fresh("OK", 7200))
+            .unwrap();
+        assert_eq!(t.expose(), "OK");
+        // A later failure starts from the short pause again.
+        clock.advance_secs(7200);
+        cache
+            .get_or_fetch(&clock, 300, no_share, || Err(wechat_error(40164)))
+            .unwrap_err();
+        clock.advance_ms(5_000);
+        cache
+            .get_or_fetch(&clock, 300, no_share, || fresh("OK2", 7200))
+            .unwrap();
     }
 
     #[test]

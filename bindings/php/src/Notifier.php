@@ -282,7 +282,8 @@ final class Notifier
     /**
      * Sends the event's message. Returns the outcome when it was sent (or had been:
      * status "duplicate"); throws NoPermitException, WeChatException, NetworkException,
-     * UncertainDeliveryException … with the outcome attached otherwise.
+     * UncertainDeliveryException, SendInProgressException (another send with the same
+     * idempotency key is under way) … with the outcome attached otherwise.
      *
      * @param array<string,mixed> $payload touser, fields, idempotency_key
      */
@@ -508,7 +509,9 @@ final class Notifier
             Status::NO_PERMIT => Exception\NoPermitException::class,
             Status::WECHAT_ERROR => Exception\WeChatException::class,
             Status::NETWORK_ERROR => Exception\NetworkException::class,
-            Status::UNCERTAIN => Exception\UncertainDeliveryException::class,
+            Status::UNCERTAIN => $outcome?->status === 'in_progress'
+                ? Exception\SendInProgressException::class
+                : Exception\UncertainDeliveryException::class,
             Status::STORE_ERROR => Exception\StoreException::class,
             default => Exception\InternalException::class,
         };

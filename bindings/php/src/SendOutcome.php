@@ -7,7 +7,7 @@ namespace FaShop\Notify;
 final class SendOutcome
 {
     /**
-     * @param string $status sent | failed | uncertain | no_permit | duplicate | queued (WeChat not reached,
+     * @param string $status sent | failed | uncertain | in_progress | no_permit | duplicate | queued (WeChat not reached,
      *                       kept in the outbox: payload option `on_network_error` = `enqueue`)
      * @param array<string,mixed>|null $permit kind and remaining uses of the permit the send used
      * @param array<string,mixed> $raw the whole outcome document
