@@ -22,17 +22,17 @@ use FaShop\Notify\Notifier;
 
 $env = static fn (string $name): ?string => ($v = getenv($name)) === false || $v === '' ? null : $v;
 
+$appid = $env('FASHOP_NOTIFY_APPID');
+if ($appid === null || $env('FASHOP_NOTIFY_APP_SECRET') === null) {
+    fwrite(STDERR, "flush_runner.php: set FASHOP_NOTIFY_APPID and FASHOP_NOTIFY_APP_SECRET\n");
+    exit(2);
+}
 $n = Notifier::load();
 $config = ['store' => $env('FASHOP_NOTIFY_STORE') ?? 'sqlite:/var/lib/fashop/notify.db'];
 if ($env('FASHOP_NOTIFY_API_BASE') !== null) {
     $config['api_base'] = $env('FASHOP_NOTIFY_API_BASE');
 }
 $n->configure($config);
-$appid = $env('FASHOP_NOTIFY_APPID');
-if ($appid === null || $env('FASHOP_NOTIFY_APP_SECRET') === null) {
-    fwrite(STDERR, "flush_runner.php: set FASHOP_NOTIFY_APPID and FASHOP_NOTIFY_APP_SECRET\n");
-    exit(2);
-}
 $n->registerApp(['appid' => $appid, 'secret' => $env('FASHOP_NOTIFY_APP_SECRET')]);
 
 $runner = new FlushRunner($n, $appid, [
