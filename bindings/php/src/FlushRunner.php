@@ -166,10 +166,12 @@ final class FlushRunner
      */
     public static function prometheus(array $m): string
     {
-        $out = "# HELP fashop_notify_flush_runner_passes_total Flush passes of the runner, and those that failed.\n"
+        $out = "# HELP fashop_notify_flush_runner_passes_total Flush passes of the runner.\n"
             . "# TYPE fashop_notify_flush_runner_passes_total counter\n"
             . sprintf("fashop_notify_flush_runner_passes_total %d\n", $m['passes'] ?? 0)
-            . sprintf("fashop_notify_flush_runner_passes_total{result=\"failed\"} %d\n", $m['failed_passes'] ?? 0)
+            . "# HELP fashop_notify_flush_runner_failed_passes_total Flush passes that failed (the store or the library refused).\n"
+            . "# TYPE fashop_notify_flush_runner_failed_passes_total counter\n"
+            . sprintf("fashop_notify_flush_runner_failed_passes_total %d\n", $m['failed_passes'] ?? 0)
             . "# HELP fashop_notify_flush_runner_messages_total Outbox messages the runner's passes handled, by result.\n"
             . "# TYPE fashop_notify_flush_runner_messages_total counter\n";
         foreach (self::COUNTED as $k) {

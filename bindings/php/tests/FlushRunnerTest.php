@@ -59,10 +59,9 @@ final class FlushRunnerTest extends TestCase
             },
         ]);
         $this->assertSame(FlushRunner::EXIT_OK, $runner->runCron());
-        $this->assertSame(['SN2026112300000001', 'SN2026112300000002'], array_map(
-            fn ($m) => $m['data']['character_string1']['value'],
-            Shop::delivered($this->appid, 'o-runner-1')
-        ));
+        $sent = array_map(fn ($m) => $m['data']['character_string1']['value'], Shop::delivered($this->appid, 'o-runner-1'));
+        sort($sent); // messages due at the same moment go in any order
+        $this->assertSame(['SN2026112300000001', 'SN2026112300000002'], $sent);
         $m = $runner->metrics();
         $this->assertSame([1, 0, 2, 0], [$m['passes'], $m['failed_passes'], $m['sent'], $m['dead']]);
         $this->assertFalse($m['holds_lock'], 'a cron pass lets go of the lock');
@@ -71,8 +70,21 @@ final class FlushRunnerTest extends TestCase
         $this->assertSame(2, $runner->metrics()['passes']);
         $written = json_decode((string) file_get_contents("{$this->dir}/runner.json"), true);
         $this->assertSame(2, $written['sent']);
-        $this->assertStringContainsString("fashop_notify_flush_runner_messages_total{result=\"sent\"} 2\n", FlushRunner::prometheus($written));
+        $text = FlushRunner::prometheus($written);
+        $this->assertStringContainsString("fashop_notify_flush_runner_messages_total{result=\"sent\"} 2\n", $text);
+        $this->assertStringContainsString("fashop_notify_flush_runner_passes_total 2\n", $text);
+        $this->assertStringContainsString("fashop_notify_flush_runner_failed_passes_total 0\n", $text);
         $this->assertSame([], $lines);
+        // A pass the library refuses (an app this process never registered) is counted and logged.
+        $failing = new FlushRunner($this->n, 'wx-never-registered', ['lock_file' => "{$this->dir}/flush.lock", 'log' => function (string $line) use (&$lines) {
+            $lines[] = $line;
+        }]);
+        $this->assertSame(FlushRunner::EXIT_FAILED, $failing->runCron());
+        $m = $failing->metrics();
+        $this->assertSame([1, 1], [$m['passes'], $m['failed_passes']]);
+        $this->assertStringContainsString('wx-never-registered', (string) $m['last_error']);
+        $this->assertStringStartsWith('fashop-notify flush failed: ', $lines[0]);
+
         // A loop of two passes ends by itself.
         $this->queue('o-runner-1', 3);
         $this->assertSame(FlushRunner::EXIT_OK, (new FlushRunner($this->n, $this->appid, ['lock_file' => "{$this->dir}/flush.lock", 'interval_secs' => 0]))->loop(2));
