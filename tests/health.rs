@@ -1,6 +1,6 @@
 //! The store health check against real stores: a working one is `ok` and keeps
-//! nothing of the probe; a Redis that went away or was never there is
-//! `ok: false` with the store's own message.
+//! nothing of the probe; a Redis that went away or was never there, and a
+//! SQLite file deleted under the worker, are `ok: false` with the store's message.
 
 use fashop_notify::Notifier;
 use serde_json::Value;
@@ -64,4 +64,20 @@ fn health_of_redis_follows_the_server() {
     let v = health(&n);
     assert_eq!(v["ok"], false, "{v}");
     assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
+}
+
+#[test]
+fn health_of_a_sqlite_store_deleted_under_the_worker_fails_naming_it() {
+    let dir = TempDir::new("health-deleted");
+    let path = dir.file("notify.db");
+    let n = Notifier::new();
+    n.configure(&format!(r#"{{"store":"sqlite:{path}"}}"#))
+        .unwrap();
+    assert_eq!(health(&n)["ok"], true);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    let v = health(&n);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(&path), "{v}");
 }

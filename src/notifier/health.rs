@@ -25,7 +25,7 @@ impl Notifier {
         // the settable clock (tests) would report what the test set.
         let started = Instant::now();
         let probe = self
-            .check_configured("store_health")
+            .check_configured()
             .and_then(|()| self.noted("store_health", self.probe_store()));
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(json!({
@@ -74,7 +74,7 @@ fn expect(claim: KeyClaim, step: &str, ok: impl Fn(&KeyClaim) -> bool) -> Result
         return Ok(());
     }
     Err(Error::store(format!(
-        "store_health: the probe key was {step} but the store then answered {claim:?}: \
+        "the probe key was {step} but the store then answered {claim:?}: \
          it does not keep what it is given"
     )))
 }
