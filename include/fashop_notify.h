@@ -44,6 +44,19 @@
 #define MAX_BODY_BYTES (64 * 1024)
 
 /*
+ How far a push's `timestamp` may be from the clock unless the app says
+ otherwise: a day. Replays within it are refused by the nonce record, so
+ it only has to be narrow enough for that record to outlive it.
+ */
+#define DEFAULT_MAX_SKEW_SECS (24 * 3600)
+
+/*
+ The widest window allowed: a (timestamp, nonce) record is kept 7 days
+ and a replay may come up to two windows after the first request.
+ */
+#define LIMIT_MAX_SKEW_SECS ((3 * 24) * 3600)
+
+/*
  The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
  */
 #define MAX_SUPPLIED_LIFETIME_SECS 86400
@@ -136,6 +149,18 @@ enum FashopNotifyStatus fashop_notify_unregister_app(const char *appid);
  `out_json` is NULL or points to a `char *` the caller owns.
  */
 enum FashopNotifyStatus fashop_notify_list_apps(char **out_json);
+
+/*
+ Writes the store's health as JSON: `{"ok": bool, "store": "sqlite:…"
+ (a Redis password left out), "error": null | "…", "latency_ms": 1.2}`,
+ from a write, read and delete of a probe key on the configured store. A
+ store that fails is `"ok": false` with status OK: the check succeeded.
+ Free the text with `fashop_notify_string_free`.
+
+ # Safety
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_store_health(char **out_json);
 
 /*
  Records a right to message one user (`ledger.md` for the JSON). Adding the

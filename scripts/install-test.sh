@@ -59,6 +59,8 @@ expected=$(
     echo "./share/fashop-notify/php/$f"
   done
   (cd "$root/bindings/php" && find src -name '*.php' -printf './share/fashop-notify/php/%p\n')
+  echo ./share/fashop-notify/examples/mappings.json
+  (cd "$root/examples/php" && find . -maxdepth 1 -name '*.php' -printf './share/fashop-notify/examples/%P\n')
 )
 have=$(cd "$top" && find . ! -type d)
 diff <(LC_ALL=C sort <<<"$expected") <(LC_ALL=C sort <<<"$have") || fail "the installed files differ from the expected list (< expected, > installed)"
@@ -156,6 +158,10 @@ clients() {
     php -d ffi.enable=1 -d auto_prepend_file="$root/examples/php/sandbox_tap.php" shop.php "$top" "$tmp/c/mappings.json") \
     || fail "the PHP script with the installed package"
   ok "the installed PHP package found the installed library by itself and sent"
+  # The guide's examples run from where they are installed, with the installed package.
+  out=$(cd "$tmp" && env -u FASHOP_NOTIFY_LIB php -d ffi.enable=1 "$top/share/fashop-notify/examples/shop_demo.php") \
+    || { echo "$out"; fail "the installed shop_demo.php"; }
+  ok "the installed examples/shop_demo.php ran against the installed package and sandbox"
 }
 export -f clients fail ok
 export tmp top root

@@ -10,6 +10,7 @@
 #   SONAME: .so.MAJOR, before 1.0 .so.0.MINOR) and lib/libfashop_notify.so
 #   include/fashop_notify.h, lib/pkgconfig/fashop_notify.pc, bin/fashop-notify-sandbox
 #   share/fashop-notify/php/ (the PHP package with its FFI header)
+#   share/fashop-notify/examples/ (the PHP scripts the integration guide names, and the example mappings)
 # The library and the sandbox are installed without their debug info; the library's
 # stays in RELEASE_DIR/stripped/libfashop_notify.so.VERSION.debug (named by its .gnu_debuglink).
 set -euo pipefail
@@ -29,6 +30,11 @@ php_files() {
   (cd "$root/bindings/php" && printf '%s\n' autoload.php preload.php composer.json fashop_notify.ffi.h \
     admin/index.php admin/editor.html \
     && find src -type f -name '*.php' | LC_ALL=C sort)
+}
+
+# The example files, relative to examples/: what the guide tells a shop to run or read.
+example_files() {
+  (cd "$root/examples" && printf '%s\n' mappings.json && find php -maxdepth 1 -type f -name '*.php' | LC_ALL=C sort)
 }
 
 # RELEASE_DIR/stripped/: the library without debug info, linked to its separate debug
@@ -94,6 +100,9 @@ do_install() {
   while read -r f; do
     install -D -m 0644 "$root/bindings/php/$f" "$top/share/fashop-notify/php/$f"
   done < <(php_files)
+  while read -r f; do
+    install -D -m 0644 "$root/examples/$f" "$top/share/fashop-notify/examples/${f#php/}"
+  done < <(example_files)
   # A fresh library in the loader's cache (the DESTDIR of a package build has none to update).
   if [ -z "$destdir" ] && [ "$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null 2>&1; then
     ldconfig
@@ -110,6 +119,9 @@ do_uninstall() {
   while read -r f; do
     rm -f "$top/share/fashop-notify/php/$f"
   done < <(php_files)
+  while read -r f; do
+    rm -f "$top/share/fashop-notify/examples/${f#php/}"
+  done < <(example_files)
   # Only the package's own directories, once empty: share/fashop-notify and below.
   if [ -d "$top/share/fashop-notify" ]; then
     find "$top/share/fashop-notify" -depth -type d -empty -delete

@@ -13,6 +13,7 @@ mod store_suite;
 mod fork_locks;
 mod hardening;
 mod header;
+mod health;
 mod ledger_processes;
 mod ledger_rules;
 mod mapping;

@@ -27,6 +27,8 @@ enum FashopNotifyStatus fashop_notify_unregister_app(const char *appid);
 
 enum FashopNotifyStatus fashop_notify_list_apps(char **out_json);
 
+enum FashopNotifyStatus fashop_notify_store_health(char **out_json);
+
 enum FashopNotifyStatus fashop_notify_add_permit(const char *appid, const char *permit_json);
 
 enum FashopNotifyStatus fashop_notify_ledger_stats(const char *appid,

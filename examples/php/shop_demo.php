@@ -7,7 +7,13 @@
 // Run it with `make demo`, or by hand with FASHOP_NOTIFY_LIB and FASHOP_NOTIFY_SANDBOX_URL set.
 declare(strict_types=1);
 
-require __DIR__ . '/../../bindings/php/autoload.php';
+// From a clone (examples/php) or from the install (share/fashop-notify/examples).
+foreach ([__DIR__ . '/../../bindings/php/autoload.php', __DIR__ . '/../php/autoload.php'] as $autoload) {
+    if (is_file($autoload)) {
+        require $autoload;
+        break;
+    }
+}
 require __DIR__ . '/sandbox_tap.php';
 
 use FaShop\Notify\Exception\NoPermitException;
@@ -29,7 +35,8 @@ $n = Notifier::load();
 echo "fashop-notify ", $n->version(), " (PHP ", PHP_VERSION, ", FFI)\n";
 $n->configure(['api_base' => $sandbox]);
 $n->registerApp(['appid' => $appid, 'secret' => $secret]);
-$n->loadMappings($appid, (string) file_get_contents(__DIR__ . '/../mappings.json'));
+// examples/mappings.json in a clone; beside this script when installed.
+$n->loadMappings($appid, (string) file_get_contents(is_file(__DIR__ . '/mappings.json') ? __DIR__ . '/mappings.json' : __DIR__ . '/../mappings.json'));
 $events = $n->getMappings($appid)['events'];
 
 // The buyer allows "payment received" and "order shipped" in the mini program;

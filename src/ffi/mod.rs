@@ -9,6 +9,7 @@ use std::panic::catch_unwind;
 
 mod apps;
 mod guard;
+mod health;
 mod ledger;
 mod mapping;
 mod metrics;

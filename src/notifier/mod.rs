@@ -19,6 +19,7 @@ use crate::wechat::http::HttpClient;
 use crate::wechat::AppRegistry;
 
 mod apps;
+mod health;
 mod ledger;
 mod mapping;
 mod metrics;

@@ -192,6 +192,8 @@ class EditorTest(unittest.TestCase):
         self.wait(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#keywords tr[data-keyword]")) == 4, "the template's keywords")
         self.assertIn("快递公司", self.row("thing2").text)
         self.assertIn("事物", self.row("thing2").text)
+        # The keyword's rule in Chinese (the library's own text is English).
+        self.assertIn("一行文字", self.row("thing2").find_element(By.CSS_SELECTOR, "td[title]").get_attribute("title"))
 
         # Map every keyword by hand: field (and its format) on the right.
         mapping = {
@@ -271,6 +273,10 @@ class EditorTest(unittest.TestCase):
         self.assertIn("映射有误", self.css("#status").text)
         paths = [li.get_attribute("data-path") for li in d.find_elements(By.CSS_SELECTOR, "#problems li")]
         self.assertIn("events.order_delivered.data.thing2", paths)
+        # In Chinese on the page, the English kept as the tooltip.
+        texts = {li.get_attribute("data-path"): li.text for li in d.find_elements(By.CSS_SELECTOR, "#problems li")}
+        self.assertIn("未知的订单字段 {no_such_field}", texts["events.order_delivered.data.thing2"])
+        self.assertIn("金额格式", self.css('#preview tbody tr[data-keyword="character_string1"] .msg').text)
         self.assertEqual(draft["data"], self.saved()["events"]["order_delivered"]["data"], "a refused save changes nothing")
 
         # Create a template from WeChat's library for 订单取消: the suggested title, three
@@ -279,6 +285,10 @@ class EditorTest(unittest.TestCase):
         self.wait(EC.text_to_be_present_in_element((By.ID, "event-label"), "订单取消"), "the cancel editor")
         self.css("#open-library").click()
         self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, '#lib-suggested button[data-tid="2103"]')), "the suggested title").click()
+        # No keyword chosen yet: addtemplate's refusal, in Chinese.
+        self.css("#lib-create").click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "status"), "创建失败"), "the refused template")
+        self.assertIn("请按显示顺序选择关键词", self.css("#status").text)
         for kid in ["1", "4", "3"]:
             self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, f'#lib-kids label[data-kid="{kid}"]')), f"keyword {kid}").click()
         self.assertEqual(["1", "2", "3"], [self.css(f'#lib-kids label[data-kid="{k}"] .order').text for k in ["1", "4", "3"]])

@@ -4,6 +4,7 @@ declare(strict_types=1);
 namespace FaShop\Notify;
 
 use FaShop\Notify\Admin\AdminError;
+use FaShop\Notify\Admin\ChineseTexts;
 use FaShop\Notify\Admin\LibraryTemplateCheck;
 use FaShop\Notify\Admin\MappingStore;
 use FaShop\Notify\Admin\MappingSuggester;
@@ -207,7 +208,7 @@ final class Admin
             return [
                 'event' => $event,
                 'mapping' => $this->decodeDocument($saved)['events'][$event],
-                'warnings' => $warnings,
+                'warnings' => ChineseTexts::findings($warnings),
                 'check' => ['available' => $this->checkAvailable()],
             ];
         });
@@ -313,8 +314,8 @@ final class Admin
                 'valid' => $body !== null && !array_filter($problems, fn ($p) => ($p['severity'] ?? 'error') === 'error'),
                 'fields' => $fields,
                 'body' => $body,
-                'keywords' => $keywords,
-                'problems' => $problems,
+                'keywords' => ChineseTexts::findings($keywords),
+                'problems' => ChineseTexts::findings($problems),
                 'check' => ['available' => $checked !== null],
             ];
         });

@@ -407,19 +407,20 @@ final class Notifier
     }
 
     /**
-     * One request to the shop's WeChat push endpoint, as PHP received it:
-     * `$_SERVER['REQUEST_METHOD']`, `$_GET` and `file_get_contents('php://input')`.
-     * Answers `['reply' => text to echo back to WeChat, 'events' => [...]]`; throws
-     * InvalidArgumentException for a forged, stale or unreadable push (answer it
-     * with an HTTP error) and AppNotConfiguredException for an app without push
-     * credentials.
+     * One request to the shop's WeChat push endpoint, as the server received it:
+     * the method, the query (the raw query string, or as parsed: `$_GET`) and the
+     * body (`file_get_contents('php://input')`). Answers `['reply' => text to echo
+     * back to WeChat, 'events' => [...]]`; throws InvalidArgumentException for a
+     * forged, stale or unreadable push (answer it with an HTTP error) and
+     * AppNotConfiguredException for an app without push credentials.
+     * PushEndpoint turns all of it into the HTTP answer.
      *
-     * @param array<string,mixed> $query
+     * @param array<string,mixed>|string $query
      * @return array{reply: string, events: list<array<string,mixed>>}
      */
-    public function handlePush(string $appid, string $method, array $query, string $body): array
+    public function handlePush(string $appid, string $method, array|string $query, string $body): array
     {
-        $queryString = http_build_query($query, '', '&', PHP_QUERY_RFC3986);
+        $queryString = is_string($query) ? ltrim($query, '?') : http_build_query($query, '', '&', PHP_QUERY_RFC3986);
         $answer = $this->callJson(fn ($out) => $this->newer('fashop_notify_handle_push')->fashop_notify_handle_push(
             $this->str($appid),
             $this->str($method),
@@ -428,6 +429,24 @@ final class Notifier
             $out
         ));
         return ['reply' => (string) ($answer['reply'] ?? ''), 'events' => $answer['events'] ?? []];
+    }
+
+    /**
+     * Whether the store works, from a write, read and delete of a probe key on it:
+     * `['ok' => bool, 'store' => 'sqlite:…' (a Redis password left out), 'error' => ?string,
+     * 'latency_ms' => float]`. A failing store is `ok` false, not an exception.
+     *
+     * @return array{ok: bool, store: string, error: ?string, latency_ms: float}
+     */
+    public function storeHealth(): array
+    {
+        $v = $this->callJson(fn ($out) => $this->newer('fashop_notify_store_health')->fashop_notify_store_health($out));
+        return [
+            'ok' => ($v['ok'] ?? false) === true,
+            'store' => (string) ($v['store'] ?? ''),
+            'error' => isset($v['error']) ? (string) $v['error'] : null,
+            'latency_ms' => (float) ($v['latency_ms'] ?? 0.0),
+        ];
     }
 
     /** The metrics in Prometheus text form ("prometheus") or as JSON text ("json"). */

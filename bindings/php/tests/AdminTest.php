@@ -5,6 +5,7 @@ namespace FaShop\Notify\Tests;
 
 use FaShop\Notify\Admin;
 use FaShop\Notify\Admin\AdminError;
+use FaShop\Notify\Admin\ChineseTexts;
 use FaShop\Notify\Admin\FileMappingStore;
 use FaShop\Notify\Admin\LibraryTemplateCheck;
 use FaShop\Notify\Admin\PdoSettingMappingStore;
@@ -284,6 +285,44 @@ final class AdminTest extends TestCase
         $this->assertSame(20, $types['types']['thing']['max_chars']);
         $keywords = array_column(self::ok($this->admin->template(Shop::TPL_DELIVERED))['keywords'], null, 'name');
         $this->assertSame(20, $keywords['thing2']['limit']);
+    }
+
+    public function testThePageGetsChineseTextsBesideTheEnglishMessages(): void
+    {
+        $types = self::ok($this->admin->keywordTypes());
+        if (!$types['available']) {
+            $this->markTestIncomplete('the library has no keyword type table yet (Notifier::keywordTypes)');
+        }
+        // The rule in Chinese for the page, the library's English kept in `allowed`.
+        $this->assertSame(ChineseTexts::RULES['thing'], $types['types']['thing']['rule']);
+        $this->assertStringStartsWith('any text on one line', $types['types']['thing']['allowed']);
+        foreach ($types['types'] as $prefix => $t) {
+            $this->assertSame(ChineseTexts::RULES[$t['type']] ?? null, $t['rule'], "every keyword type has its Chinese rule: $prefix");
+        }
+        $keywords = array_column(self::ok($this->admin->template(Shop::TPL_DELIVERED))['keywords'], null, 'name');
+        $this->assertSame(ChineseTexts::RULES['thing'], $keywords['thing2']['rule']);
+
+        // addtemplate's refusals: the English message, and its Chinese for the page.
+        $e = self::fails(AdminError::INVALID_REQUEST, 400, $this->admin->createTemplate(['tid' => 1856, 'kid_list' => [], 'scene_desc' => '提醒']));
+        $this->assertStringStartsWith('kid_list must be a list', $e['message']);
+        $this->assertSame('请按显示顺序选择关键词（kid_list 须为关键词编号的列表）', $e['message_zh']);
+        $e = self::fails(AdminError::INVALID_REQUEST, 400, $this->admin->createTemplate(['tid' => 1856, 'kid_list' => [1, 2], 'scene_desc' => '']));
+        $this->assertSame('场景说明须为 1 到 15 个字', $e['message_zh']);
+
+        // A refused mapping and a preview: each problem and verdict with its Chinese.
+        $bad = self::delivered();
+        $bad['data']['thing2'] = '{no_such_field}';
+        $e = self::fails(AdminError::INVALID_MAPPING, 422, $this->admin->saveMapping('order_delivered', $bad));
+        $this->assertSame('映射有 1 处问题', $e['message_zh']);
+        $this->assertSame('未知的订单字段 {no_such_field}', array_column($e['problems'], 'message_zh', 'path')['events.order_delivered.data.thing2']);
+        $amount = self::delivered();
+        $amount['data']['character_string1'] = '{order_total_goods_name}';
+        $preview = self::ok($this->admin->preview('order_delivered', ['mapping' => $amount]));
+        $verdict = array_column($preview['keywords'], null, 'name')['character_string1'];
+        $this->assertSame('error', $verdict['verdict']);
+        $this->assertStringContainsString('breaks the rule', $verdict['message']);
+        $this->assertMatchesRegularExpression('/^值“.+”不符合规则：/u', $verdict['message_zh']);
+        $this->assertStringEndsWith(ChineseTexts::RULES['character_string'], $verdict['message_zh']);
     }
 
     public function testSuggestedMappingsFitTheTemplatesAndSave(): void

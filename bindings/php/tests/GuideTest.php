@@ -178,6 +178,29 @@ final class GuideTest extends TestCase
         $this->assertSame(Shop::TPL_PAY_SUCCESS, $config['template_list'][0]['template_id']);
         $this->assertSame('mini_program_not_configured', \notify_admin([], $db)->templates()['error']['code']);
 
+        // The store's health route.
+        [$status, $json] = \notify_health($n);
+        $this->assertSame(200, $status);
+        $this->assertSame("sqlite:$dir/notify.db", json_decode($json, true)['store']);
+
+        // Once the settings row holds the push token, shop_notifier registers the push too:
+        // the php-fpm endpoint answers WeChat's URL check from the superglobals.
+        $pushed = $wechat + ['push_token' => 'guidepushtoken', 'push_aes_key' => 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG'];
+        $pn = \shop_notifier($pushed, Shop::mappings());
+        $ts = (string) time();
+        $parts = ['guidepushtoken', $ts, 'guidenonce'];
+        sort($parts, SORT_STRING);
+        $_SERVER['REQUEST_METHOD'] = 'GET';
+        $_SERVER['QUERY_STRING'] = http_build_query(['signature' => sha1(implode('', $parts)), 'timestamp' => $ts, 'nonce' => 'guidenonce', 'echostr' => 'guide-echo']);
+        ob_start();
+        $answer = \wechat_push($pn, $appid); // shop_notifier() without the token would answer 503: no push credentials
+        $this->assertSame('guide-echo', ob_get_clean());
+        $this->assertSame(200, $answer['status']);
+        $_SERVER['QUERY_STRING'] = (string) preg_replace('/signature=\w+/', 'signature=' . str_repeat('0', 40), $_SERVER['QUERY_STRING']);
+        ob_start();
+        $this->assertSame(403, \wechat_push($pn, $appid)['status']);
+        $this->assertSame('forbidden', ob_get_clean());
+
         array_map('unlink', glob("$dir/*") ?: []);
         rmdir($dir);
     }

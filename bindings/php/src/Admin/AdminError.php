@@ -75,9 +75,9 @@ final class AdminError extends \RuntimeException
     /** @return array{ok:false,error:array<string,mixed>} */
     public function toResult(): array
     {
-        $error = ['code' => $this->errorCode, 'message' => $this->getMessage()] + $this->extra;
+        $error = ['code' => $this->errorCode, 'message' => $this->getMessage(), 'message_zh' => ChineseTexts::message($this->getMessage())] + $this->extra;
         if ($this->problems !== []) {
-            $error['problems'] = $this->problems;
+            $error['problems'] = ChineseTexts::findings($this->problems);
         }
         return ['ok' => false, 'error' => $error];
     }

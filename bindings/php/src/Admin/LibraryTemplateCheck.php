@@ -69,7 +69,8 @@ final class LibraryTemplateCheck implements TemplateCheck
                 $types[(string) $prefix] = $t + [
                     'label' => $t['label'] ?? null,
                     'max_chars' => $t['max_chars'] ?? $t['limit'] ?? null,
-                    'rule' => $t['rule'] ?? $t['allowed'] ?? '',
+                    // The page is Chinese; `allowed` keeps the library's English.
+                    'rule' => $t['rule'] ?? ChineseTexts::rule((string) ($t['type'] ?? $prefix)) ?? $t['allowed'] ?? '',
                 ];
             }
         }
