@@ -8,7 +8,7 @@ final class SendOutcome
 {
     /**
      * @param string $status sent | failed | uncertain | in_progress | no_permit | duplicate | queued (WeChat not reached,
-     *                       kept in the outbox: payload option `on_network_error` = `enqueue`)
+     *                       kept in the outbox: payload option `on_failure` (first name `on_network_error`) = `enqueue`)
      * @param array<string,mixed>|null $permit kind and remaining uses of the permit the send used
      * @param array<string,mixed> $raw the whole outcome document
      * @param int|null $retryAfterMs when WeChat said to retry later (45011: the next minute), in how many ms

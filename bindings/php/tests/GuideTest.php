@@ -201,6 +201,17 @@ final class GuideTest extends TestCase
         $this->assertSame(403, \wechat_push($pn, $appid)['status']);
         $this->assertSame('forbidden', ob_get_clean());
 
+        // The store's file is deleted under the worker: the notice is neither sent nor
+        // kept, and the WeChat Pay notify answers FAIL so that WeChat Pay notifies again.
+        $this->assertStringContainsString('SUCCESS', \wechat_pay_reply('sent'));
+        $this->assertStringContainsString('SUCCESS', \wechat_pay_reply('queued'));
+        array_map('unlink', glob("$dir/*") ?: []);
+        $gone = ['order_id' => 1027, 'order_sn' => 'SN2026112300001027'] + $fields;
+        $this->assertSame('store_down', \notify_order_event($n, $appid, $openid, 'order_pay_success', $gone));
+        $this->assertStringContainsString('<return_code><![CDATA[FAIL]]>', \wechat_pay_reply('store_down'));
+        $this->assertStringContainsString('<return_code><![CDATA[FAIL]]>', \wechat_pay_reply('in_progress'));
+        $this->assertCount(4, Shop::delivered($appid, $openid), 'nothing sent while the store is gone');
+
         array_map('unlink', glob("$dir/*") ?: []);
         rmdir($dir);
     }
