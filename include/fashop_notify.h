@@ -44,19 +44,6 @@
 #define MAX_BODY_BYTES (64 * 1024)
 
 /*
- How far a push's `timestamp` may be from the clock unless the app says
- otherwise: a day. Replays within it are refused by the nonce record, so
- it only has to be narrow enough for that record to outlive it.
- */
-#define DEFAULT_MAX_SKEW_SECS (24 * 3600)
-
-/*
- The widest window allowed: a (timestamp, nonce) record is kept 7 days
- and a replay may come up to two windows after the first request.
- */
-#define LIMIT_MAX_SKEW_SECS ((3 * 24) * 3600)
-
-/*
  The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
  */
 #define MAX_SUPPLIED_LIFETIME_SECS 86400
@@ -68,10 +55,17 @@
 #define FETCH_BACKOFF_MS 2000
 
 /*
- The pause after 40164 (IP not whitelisted) or 89503 (admin approval
- pending): nothing changes until a person acts in mp.weixin.qq.com.
+ The longest pause after 40164 (IP not whitelisted) or 89503 (admin
+ approval pending): nothing changes until a person acts in
+ mp.weixin.qq.com, and once they have, the shop must not wait long.
  */
 #define IP_BACKOFF_MS 600000
+
+/*
+ The first of those pauses; each failed fetch in a row doubles it, up to
+ `IP_BACKOFF_MS` (5 s, 10 s, 20 s … 10 min after eight failures).
+ */
+#define IP_FIRST_BACKOFF_MS 5000
 
 /*
  Status of every call. Values are fixed by the ABI contract: add, never renumber.
