@@ -435,4 +435,23 @@ final class ApiTest extends TestCase
         $this->assertStringContainsString('not a shared library', $e->getMessage());
         $this->assertStringNotContainsString('ffi.enable', $e->getMessage());
     }
+
+    /** A send racing another with its key is "in progress", not "maybe delivered". */
+    public function testAnInProgressSendHasItsOwnException(): void
+    {
+        $check = new \ReflectionMethod(Notifier::class, 'check');
+        $check->setAccessible(true);
+        $busy = \FaShop\Notify\SendOutcome::fromArray(['status' => 'in_progress', 'errmsg' => 'another send with idempotency key k is under way']);
+        try {
+            $check->invoke($this->n, \FaShop\Notify\Status::UNCERTAIN, $busy);
+            $this->fail('no exception');
+        } catch (\FaShop\Notify\Exception\SendInProgressException $e) {
+            $this->assertSame($busy, $e->getOutcome());
+            $this->assertSame(\FaShop\Notify\Status::UNCERTAIN, $e->getStatus());
+            $this->assertNotInstanceOf(\FaShop\Notify\Exception\UncertainDeliveryException::class, $e);
+        }
+        $maybe = \FaShop\Notify\SendOutcome::fromArray(['status' => 'uncertain']);
+        $this->expectException(\FaShop\Notify\Exception\UncertainDeliveryException::class);
+        $check->invoke($this->n, \FaShop\Notify\Status::UNCERTAIN, $maybe);
+    }
 }
