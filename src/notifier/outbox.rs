@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use serde_json::json;
 
-use super::run::Posting;
+use super::send::Posting;
 use super::send::{SendReport, SendStatus};
 use super::Notifier;
 use crate::config::OutboxSettings;

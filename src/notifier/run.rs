@@ -6,41 +6,21 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use super::send::{
-    body_for, duplicate, explain, fail, finish_error, no_permit, permit_request, permit_use,
+    body_for, duplicate, explain, fail, finish_error, no_permit, permit_request, permit_use, Job,
     Outcome, SendReport, SendStatus,
 };
 use super::Notifier;
 use crate::error::{Error, Result};
 use crate::ledger::{ClaimedTake, Lease, PermitRequest, Remaining};
-use crate::message::{MessageKind, RenderedMessage};
-use crate::outbox::OutboxStore;
+use crate::message::MessageKind;
 use crate::send_machine::flush::Trail;
 use crate::send_machine::{Action, End, Event, Route, SendMachine, MAX_PERMITS_PER_SEND};
 use crate::wechat::client::{CallError, WeChatReply};
 use crate::wechat::errcodes::next_minute;
-use crate::wechat::App;
 
 /// How long an idempotency claim holds while its send is under way; a process
 /// that dies mid-send frees the key after this.
 const CLAIM_LEASE_MS: i64 = 120_000;
-
-/// The outbox claim of a flushed message: marked as on its way before each post.
-pub(crate) struct Posting<'a> {
-    pub store: &'a dyn OutboxStore,
-    pub id: u64,
-    pub token: i64,
-}
-
-/// One message to send.
-pub(crate) struct Job<'a> {
-    pub app: &'a App,
-    pub event: &'a str,
-    pub msg: &'a RenderedMessage,
-    /// The subscribe body's text when `render_for_send` wrote it (then `msg.body` is empty).
-    pub rendered: Option<&'a str>,
-    /// Set for a flush.
-    pub posting: Option<&'a Posting<'a>>,
-}
 
 /// What the loop holds between the machine's actions.
 struct Run<'a> {

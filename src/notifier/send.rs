@@ -7,19 +7,37 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::run::{Job, Posting};
 use super::Notifier;
 use crate::error::{Error, Result};
 use crate::journal::SendRecord;
 use crate::ledger::{Kind, Lease, PermitRequest};
 use crate::message::rules::KeywordType;
 use crate::message::{MessageKind, RenderedMessage};
+use crate::outbox::OutboxStore;
 use crate::send_machine::flush::Trail;
 use crate::wechat::errcodes::{meaning, Hint};
 use crate::wechat::App;
 
 const SUBSCRIBE_PATH: &str = "/cgi-bin/message/subscribe/send";
 const TEMPLATE_PATH: &str = "/cgi-bin/message/wxopen/template/send";
+
+/// The outbox claim of a flushed message: marked as on its way before each post.
+pub(crate) struct Posting<'a> {
+    pub store: &'a dyn OutboxStore,
+    pub id: u64,
+    pub token: i64,
+}
+
+/// One message to send.
+pub(crate) struct Job<'a> {
+    pub app: &'a App,
+    pub event: &'a str,
+    pub msg: &'a RenderedMessage,
+    /// The subscribe body's text when `render_for_send` wrote it (then `msg.body` is empty).
+    pub rendered: Option<&'a str>,
+    /// Set for a flush.
+    pub posting: Option<&'a Posting<'a>>,
+}
 
 /// The permit a send used, and what the user has left of it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
