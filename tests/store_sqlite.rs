@@ -284,7 +284,6 @@ fn an_outcome_that_cannot_be_recorded_still_spends_the_use() {
 /// What `configure` answers for `path` in a process running as another user
 /// than the file's owner: a forked child that drops to `nobody` when the test
 /// runs as root, this process otherwise (the file is then made unwritable).
-#[cfg(feature = "sandbox")]
 fn configure_as_another_user(path: &str) -> Result<(), String> {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, setgid, setuid, ForkResult, Gid, Uid};
@@ -337,7 +336,6 @@ fn configure_as_another_user(path: &str) -> Result<(), String> {
 /// `unable to open database file` for a 0600 file of root opened by nobody
 /// said nothing of why; a read-only file passed configure and failed only at
 /// the first add_permit.
-#[cfg(feature = "sandbox")]
 #[test]
 fn a_file_of_another_user_is_refused_at_configure_naming_its_owner() {
     let dir = TempDir::new("sqlite-owner");

@@ -7,7 +7,4 @@ pub mod errcodes;
 pub mod http;
 pub mod token_cache;
 
-/// The sandbox checks appids by the same rule.
-#[cfg(feature = "sandbox")]
-pub use apps::check_appid;
-pub use apps::{App, AppRegistry, AppSpec, Grants, Registered, TokenMode};
+pub use apps::{check_appid, App, AppRegistry, AppSpec, Grants, Registered, TokenMode};

@@ -18,8 +18,8 @@ use tiny_http::Method;
 
 use super::shared::{bad, ok, parse, Shared};
 use super::world::{Answer, Control, World};
-use crate::push::{encrypt, signature, AesKey, PushFormat};
-use crate::secret::Secret;
+use fashop_notify::push::{encrypt, signature, AesKey, PushFormat};
+use fashop_notify::Secret;
 
 /// Where and how one app's pushes go.
 #[derive(Clone)]
@@ -319,7 +319,7 @@ fn target(spec: &TargetSpec) -> Control<Target> {
             "url must be http://127.0.0.1:PORT/… (the sandbox pushes to this host only)".into(),
         );
     }
-    let creds = crate::push::PushCredentials::new(crate::push::PushSpec {
+    let creds = fashop_notify::push::PushCredentials::new(fashop_notify::push::PushSpec {
         token: Secret::new(spec.token.clone()),
         encoding_aes_key: spec.encoding_aes_key.clone().map(Secret::new),
         format: spec.format,

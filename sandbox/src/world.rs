@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use super::fault::Fault;
 use super::templates::{self, SEEDED, SEEDED_LEGACY};
-use crate::clock::Clock;
-use crate::message::rules::KeywordType;
-use crate::secret::Secret;
+use fashop_notify::rules::KeywordType;
+use fashop_notify::Clock;
+use fashop_notify::Secret;
 
 /// How long a legacy form_id / prepay_id stays usable.
 pub(crate) const PERMIT_LIFETIME_SECS: i64 = 7 * 86_400;
@@ -459,7 +459,7 @@ impl World {
     // ---- control ------------------------------------------------------------
 
     pub(crate) fn seed_app(&mut self, appid: &str, secret: &str) -> Control<()> {
-        crate::wechat::check_appid(appid).map_err(|e| e.to_string())?;
+        fashop_notify::check_appid(appid).map_err(|e| e.to_string())?;
         if secret.is_empty() {
             return Err("secret must not be empty".into());
         }
