@@ -6,6 +6,7 @@ mod conn;
 mod control;
 mod fault;
 mod push;
+mod push_state;
 mod server;
 mod shared;
 pub mod templates;

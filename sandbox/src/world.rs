@@ -411,7 +411,7 @@ pub(crate) struct World {
     next_msgid: u64,
     rng: u64,
     /// The message push to apps that set a push URL.
-    pub(crate) push: super::push::PushState,
+    pub(crate) push: super::push_state::PushState,
     /// The sandbox clock in ms at the request being handled (set by the server).
     pub(crate) now_ms: i64,
 }
