@@ -170,7 +170,7 @@ pub(crate) fn standard_errmsg(errcode: i64) -> &'static str {
         41030 => "invalid page",
         42001 => "access_token expired",
         43101 => "user refuse to accept the msg",
-        // The texts WeChat answers (docs/spec/wechat.md; sources in src/sandbox/README.md).
+        // The texts WeChat answers (docs/spec/wechat.md; sources in sandbox/README.md).
         43108 => "Cannot make concurrent calls to the same OpenID, please try again",
         45168 => "keyword in blacklist",
         40164 => "invalid ip, not in whitelist",
