@@ -11,13 +11,16 @@ library (src/) and of the sandbox crate (sandbox/src/).
    use each other in a circle.
 5. A backend file (store/, outbox/, metrics/ sinks) never uses a sibling
    backend; where one shares another module's pool, a comment says so.
-6. In both crates, the files of one module (a directory, or the sandbox
+6. No library function runs over 80 lines (scripts/long-functions.py; test
+   code aside, and the sandbox, a crate of its own, is not library code).
+7. In both crates, the files of one module (a directory, or the sandbox
    crate's top level) do not use each other in a circle.
 What the crate boundary enforces is left to the compiler: the library cannot
 name the sandbox (it does not depend on it), and the sandbox reaches the
 library only through its public API.
 Prints every breach with its file and line; exits 1 if there is any.
 """
+import importlib.util
 import os
 import re
 import sys
@@ -32,7 +35,7 @@ SANDBOX = os.path.join(REPO, "sandbox", "src")
 LAYERS = {
     "error": 0, "clock": 0, "secret": 0,
     "store": 1, "sqlite_conn": 1, "config": 1,
-    "outbox": 2, "ledger": 2, "wechat": 2, "message": 2, "metrics": 2, "journal": 2, "push": 2,
+    "outbox": 2, "ledger": 2, "wechat": 2, "send_machine": 2, "message": 2, "metrics": 2, "journal": 2, "push": 2,
     "notifier": 3,
     "ffi": 4,
 }
@@ -41,6 +44,13 @@ BACKENDS = {
     "outbox": {"memory", "sqlite", "redis"},
     "metrics": {"sqlite_sink", "redis_sink"},
 }
+# Rule 6. Files whose long functions are being split on another branch.
+# TODO(merge): empty this list once that branch is merged.
+LONG_FUNCTIONS_ALLOWED = {
+    "notifier/send.rs", "notifier/outbox.rs", "notifier/token.rs", "outbox/mod.rs",
+    "wechat/errcodes.rs", "wechat/client.rs", "wechat/token_cache.rs",
+}
+MAX_FUNCTION_LINES = 80
 CRATE_REF = re.compile(r"\bcrate::(\w+)")
 # `use crate::{a, b::c}` names several modules in one group.
 CRATE_GROUP = re.compile(r"\buse crate::\{([^;]*)\}", re.S)
@@ -48,9 +58,10 @@ SUPER_REF = re.compile(r"\bsuper::(\w+)")
 # `use super::{a, b::c}`, as CRATE_GROUP.
 SUPER_GROUP = re.compile(r"\buse super::\{([^;]*)\}", re.S)
 # Circles between the files of one module that are known and owned elsewhere,
-# as (module, files of the circle): reported, not failed. The wechat one (over
-# `TokenMode`) goes with the rewrite of wechat/token_cache.rs (issue 28).
-KNOWN_CIRCLES = {("wechat", frozenset({"apps", "token_cache"}))}
+# as (module, files of the circle): reported, not failed. notifier/run.rs (the
+# send pipeline) and notifier/send.rs (its outcome) use each other: what they
+# share goes in a file of its own (issue 28).
+KNOWN_CIRCLES = {("notifier", frozenset({"run", "send"}))}
 IMPL_NOTIFIER = re.compile(r"\bimpl\s+(crate::notifier::)?Notifier\b")
 
 
@@ -104,6 +115,20 @@ def group_names(joined, pattern):
                 yield no, name
 
 
+def long_function_problems():
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "long_functions", os.path.join(here, "long-functions.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [
+        f"src/{rel}:{line}: fn {name} runs {lines} lines, over {MAX_FUNCTION_LINES}: "
+        f"split it by what its parts do (rule 6)"
+        for lines, rel, line, name in module.long_functions(ROOT, MAX_FUNCTION_LINES, {"sandbox"})
+        if rel not in LONG_FUNCTIONS_ALLOWED
+    ]
+
+
 def sibling_uses(path, module, siblings):
     """The files of the same module that a file's non-test code names:
     `super::x`, and `crate::module::x` (`crate::x` at the crate's top level)."""
@@ -142,7 +167,7 @@ def circles(graph):
 
 
 def sibling_circles(root, label):
-    """Rule 6 for one crate: (problems, notes)."""
+    """Rule 7 for one crate: (problems, notes)."""
     by_module = {}
     for rel, path in rust_files(root):
         parts = rel[:-3].split("/")
@@ -156,7 +181,7 @@ def sibling_circles(root, label):
                  for name, path in files.items()}
         for cycle in circles(graph):
             where = f"{label}{module + '/' if module else ''}"
-            text = f"import circle in {where}: " + " -> ".join(cycle) + " (rule 6)"
+            text = f"import circle in {where}: " + " -> ".join(cycle) + " (rule 7)"
             if (module, frozenset(cycle)) in KNOWN_CIRCLES:
                 notes.append(text + ", known")
             else:
@@ -200,6 +225,7 @@ def main():
                     if "pool" not in full.lower():
                         problems.append(
                             f"src/{rel}:{no}: backend uses crate::{m.group(1)}::{m.group(2)} without a comment on the shared pool (rule 5)")
+    problems += long_function_problems()
     # Rule 4, circles: a depth-first search over the module graph.
     for cycle in circles(graph):
         problems.append("import circle: " + " -> ".join(cycle) + " (rule 4)")

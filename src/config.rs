@@ -75,14 +75,14 @@ pub struct ConfigPatch {
 impl ConfigPatch {
     /// Parses and checks a `configure` document.
     pub fn parse(json: &str) -> Result<ConfigPatch> {
-        let mut patch: ConfigPatch = parse_json("configure", json)?;
+        let mut patch: ConfigPatch = parse_json(json)?;
         patch.store = patch
             .store_text
             .as_deref()
             .map(StoreSpec::parse)
             .transpose()?;
         if let Some(base) = &patch.api_base {
-            check_api_base("configure: api_base", base)?;
+            check_api_base("api_base", base)?;
         }
         check_range("connect_timeout_ms", patch.connect_timeout_ms, 1, 600_000)?;
         check_range("timeout_ms", patch.timeout_ms, 1, 600_000)?;
@@ -108,7 +108,7 @@ impl ConfigPatch {
         if let Some(m) = patch.token_margin_secs {
             if !(0..=3600).contains(&m) {
                 return Err(Error::invalid(format!(
-                    "configure: token_margin_secs must be between 0 and 3600, got {m}"
+                    "token_margin_secs must be between 0 and 3600, got {m}"
                 )));
             }
         }
@@ -193,15 +193,15 @@ impl LogPatch {
     pub fn check(&self) -> Result<()> {
         if let Some(path) = &self.path {
             if path.is_empty() {
-                return Err(Error::invalid("configure: log.path must not be empty"));
+                return Err(Error::invalid("log.path must not be empty"));
             }
             if path.len() > MAX_PATH_BYTES {
                 return Err(Error::invalid(format!(
-                    "configure: log.path is longer than {MAX_PATH_BYTES} bytes"
+                    "log.path is longer than {MAX_PATH_BYTES} bytes"
                 )));
             }
             if path.contains('\0') {
-                return Err(Error::invalid("configure: log.path must not contain NUL"));
+                return Err(Error::invalid("log.path must not contain NUL"));
             }
         }
         Ok(())
@@ -262,7 +262,7 @@ impl OutboxPatch {
     pub fn check(&self) -> Result<()> {
         let range = |field: &str, v: Option<u64>, min: u64, max: u64| match v {
             Some(v) if !(min..=max).contains(&v) => Err(Error::invalid(format!(
-                "configure: outbox.{field} must be between {min} and {max}, got {v}"
+                "outbox.{field} must be between {min} and {max}, got {v}"
             ))),
             _ => Ok(()),
         };
@@ -294,7 +294,7 @@ impl OutboxPatch {
 fn check_range(field: &str, v: Option<u64>, min: u64, max: u64) -> Result<()> {
     match v {
         Some(v) if !(min..=max).contains(&v) => Err(Error::invalid(format!(
-            "configure: {field} must be between {min} and {max}, got {v}"
+            "{field} must be between {min} and {max}, got {v}"
         ))),
         _ => Ok(()),
     }
@@ -342,7 +342,7 @@ impl StoreSpec {
             return Ok(StoreSpec::Redis(text.to_string()));
         }
         Err(Error::invalid(format!(
-            "configure: store must be \"memory\", \"sqlite:/path/to/file.db\", \"redis://host:port/db\" or \"redis+cluster://host:port,host:port/\", got {text:?}"
+            "store must be \"memory\", \"sqlite:/path/to/file.db\", \"redis://host:port/db\" or \"redis+cluster://host:port,host:port/\", got {text:?}"
         )))
     }
 
@@ -372,19 +372,19 @@ impl std::fmt::Display for StoreSpec {
 
 /// Parses a JSON document into `T`, naming the function and the problem
 /// (serde's message names the field and the position).
-pub fn parse_json<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
     let mut de = serde_json::Deserializer::from_str(json);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            Error::invalid(format!("{what}: {inner}"))
+        // `?` is where serde_path_to_error puts an error before any field.
+        if path == "." || path == "?" || path.is_empty() {
+            Error::invalid(inner.to_string())
         } else {
-            Error::invalid(format!("{what}: {path}: {inner}"))
+            Error::invalid(format!("{path}: {inner}"))
         }
     })?;
-    de.end()
-        .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+    de.end().map_err(|e| Error::invalid(e.to_string()))?;
     Ok(value)
 }
 
@@ -412,7 +412,7 @@ mod tests {
     fn bad_documents_name_the_problem() {
         let msg = |j: &str| ConfigPatch::parse(j).unwrap_err().to_string();
         assert!(msg(r#"{"timeout":1}"#).contains("unknown field `timeout`"));
-        assert!(msg(r#"{"timeout_ms":"5"}"#).contains("configure: timeout_ms: invalid type"));
+        assert!(msg(r#"{"timeout_ms":"5"}"#).starts_with("timeout_ms: invalid type"));
         assert!(msg(r#"{"timeout_ms":0}"#).contains("timeout_ms must be between"));
         assert!(msg(r#"{"max_retries":11}"#).contains("max_retries"));
         assert!(msg(r#"{"permit_cap_per_openid":0}"#)
@@ -422,11 +422,8 @@ mod tests {
         assert!(msg(r#"{"store":"mysql://x"}"#).contains("store must be"));
         assert!(msg(r#"{"store":"sqlite:"}"#).contains("store must be"));
         let eof = msg("{");
-        assert!(
-            eof.starts_with("configure: ") && eof.contains("EOF while parsing"),
-            "{eof}"
-        );
-        assert!(msg("[]").contains("configure: invalid length 0"));
+        assert!(eof.starts_with("EOF while parsing"), "{eof}");
+        assert!(msg("[]").starts_with("invalid length 0"));
         assert!(msg("5").contains("invalid type: integer"));
     }
 

@@ -246,6 +246,22 @@ impl Journal {
         self.write(&line);
     }
 
+    /// A push was refused before anything was applied (`reason`: a bad
+    /// signature, a timestamp out of the window, a replay, a plain body to a
+    /// safe-mode app); `message` says why, with the skew it saw. Warn: a
+    /// wrong clock or a forger is at work, and a buyer's grant may be lost.
+    pub fn push_refused(&self, appid: &str, reason: &str, message: &str) {
+        if !self.enabled(LogLevel::Warn) {
+            return;
+        }
+        let mut line = Line::new(self.time(), LogLevel::Warn, "push");
+        line.appid = Some(clip(appid, MAX_NAME_BYTES));
+        line.status = Some("refused");
+        line.operation = Some(clip(reason, MAX_NAME_BYTES));
+        line.errmsg = Some(clean_text(message));
+        self.write(&line);
+    }
+
     /// The store (`sqlite:/path`, `redis://…`) failed during `operation`.
     pub fn store_problem(&self, store: &str, operation: &str, message: &str) {
         if !self.enabled(LogLevel::Error) {

@@ -249,10 +249,10 @@ impl Ledger {
 
 /// What `take` checks of a request before the store sees it.
 fn check_request(openid: &str, request: &PermitRequest) -> Result<()> {
-    check_text("take", "openid", openid)?;
+    check_text("openid", openid)?;
     match request {
-        PermitRequest::Subscribe { template_id } => check_text("take", "template_id", template_id),
-        PermitRequest::Legacy { order_sn: Some(sn) } => check_text("take", "order_sn", sn),
+        PermitRequest::Subscribe { template_id } => check_text("template_id", template_id),
+        PermitRequest::Legacy { order_sn: Some(sn) } => check_text("order_sn", sn),
         PermitRequest::Legacy { order_sn: None } => Ok(()),
     }
 }
@@ -269,25 +269,25 @@ fn check_key(key: &str) -> Result<()> {
 
 /// A text field is non-empty, not a placeholder a template engine left, at most
 /// `MAX_VALUE_BYTES`, and free of control characters.
-pub fn check_text(what: &str, field: &str, v: &str) -> Result<()> {
+pub fn check_text(field: &str, v: &str) -> Result<()> {
     let trimmed = v.trim();
     if trimmed.is_empty() {
-        return Err(Error::invalid(format!("{what}: {field} must not be empty")));
+        return Err(Error::invalid(format!("{field} must not be empty")));
     }
     if matches!(trimmed, "undefined" | "null" | "NULL" | "None") {
         return Err(Error::invalid(format!(
-            "{what}: {field} is {trimmed:?}, a placeholder, not a value"
+            "{field} is {trimmed:?}, a placeholder, not a value"
         )));
     }
     if v.len() > MAX_VALUE_BYTES {
         return Err(Error::invalid(format!(
-            "{what}: {field} is longer than {MAX_VALUE_BYTES} bytes ({} bytes)",
+            "{field} is longer than {MAX_VALUE_BYTES} bytes ({} bytes)",
             v.len()
         )));
     }
     if v.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
-            "{what}: {field} contains a control character"
+            "{field} contains a control character"
         )));
     }
     Ok(())
@@ -319,11 +319,11 @@ fn field_str<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<Option<&'a 
     match doc.get(field) {
         None => Ok(None),
         Some(Value::String(s)) => {
-            check_text("add_permit", field, s)?;
+            check_text(field, s)?;
             Ok(Some(s))
         }
         Some(other) => Err(Error::invalid(format!(
-            "add_permit: {field} must be a string, got {}",
+            "{field} must be a string, got {}",
             json_type(other)
         ))),
     }
@@ -332,97 +332,154 @@ fn field_str<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<Option<&'a 
 fn field_int(doc: &Map<String, Value>, field: &str) -> Result<Option<i64>> {
     match doc.get(field) {
         None => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-            Error::invalid(format!(
-                "add_permit: {field} must be a whole number, got {n}"
-            ))
-        }),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("{field} must be a whole number, got {n}"))),
         Some(other) => Err(Error::invalid(format!(
-            "add_permit: {field} must be a number, got {}",
+            "{field} must be a number, got {}",
             json_type(other)
         ))),
     }
 }
 
+/// The fields of an `add_permit` document, each checked for its type.
+struct PermitFields<'a> {
+    openid: &'a str,
+    kind: Kind,
+    template_id: Option<&'a str>,
+    value: Option<&'a str>,
+    order_sn: Option<&'a str>,
+    paid: Option<bool>,
+    count: Option<i64>,
+    created_at: Option<i64>,
+}
+
 /// Checks an `add_permit` document against the rules of `ledger.md`.
 pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
     // Parsed as a plain value, so that each field is checked below with its name.
-    let doc: Value =
-        serde_json::from_str(json).map_err(|e| Error::invalid(format!("add_permit: {e}")))?;
+    let doc: Value = serde_json::from_str(json).map_err(|e| Error::invalid(e.to_string()))?;
+    let f = permit_fields(&doc)?;
+    check_fields_fit_kind(&f)?;
+    let (created_at, expires_at) = permit_dates(f.kind, f.created_at, now_ms)?;
+    let (value, uses) = permit_value(&f)?;
+    if f.kind == Kind::PrepayId && f.order_sn.is_none() {
+        return Err(Error::invalid(
+            "missing field `order_sn` (required for kind \"prepay_id\")",
+        ));
+    }
+    Ok(NewPermit {
+        openid: f.openid.to_string(),
+        kind: f.kind,
+        value: value.to_string(),
+        order_sn: f.order_sn.map(str::to_string),
+        paid: f.paid.unwrap_or(false),
+        uses,
+        max_uses: MAX_SUBSCRIBE_USES,
+        created_at,
+        expires_at,
+    })
+}
+
+/// The document's fields, refusing anything but an object of known fields of
+/// the right types.
+fn permit_fields(doc: &Value) -> Result<PermitFields<'_>> {
     let Value::Object(doc) = doc else {
         return Err(Error::invalid(format!(
-            "add_permit: permit_json must be a JSON object, got {}",
-            json_type(&doc)
+            "permit_json must be a JSON object, got {}",
+            json_type(doc)
         )));
     };
     if let Some(unknown) = doc.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(Error::invalid(format!(
-            "add_permit: unknown field `{unknown}`, expected one of {}",
+            "unknown field `{unknown}`, expected one of {}",
             FIELDS.join(", ")
         )));
     }
-    let openid = field_str(&doc, "openid")?
-        .ok_or_else(|| Error::invalid("add_permit: missing field `openid`"))?;
-    let kind_text = match doc.get("kind") {
-        None => return Err(Error::invalid("add_permit: missing field `kind`")),
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(Error::invalid(format!(
-                "add_permit: kind must be a string, got {}",
-                json_type(other)
-            )))
-        }
-    };
-    let kind = Kind::parse(kind_text).ok_or_else(|| {
-        Error::invalid(format!(
-            "add_permit: unknown kind {kind_text:?}, expected \"subscribe\", \"form_id\" or \"prepay_id\""
-        ))
-    })?;
-    let template_id = field_str(&doc, "template_id")?;
-    let value = field_str(&doc, "value")?;
-    let order_sn = field_str(&doc, "order_sn")?;
+    let openid =
+        field_str(doc, "openid")?.ok_or_else(|| Error::invalid("missing field `openid`"))?;
+    let kind = permit_kind(doc)?;
+    let template_id = field_str(doc, "template_id")?;
+    let value = field_str(doc, "value")?;
+    let order_sn = field_str(doc, "order_sn")?;
     let paid = match doc.get("paid") {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(other) => {
             return Err(Error::invalid(format!(
-                "add_permit: paid must be true or false, got {}",
+                "paid must be true or false, got {}",
                 json_type(other)
             )))
         }
     };
-    let count = field_int(&doc, "count")?;
-    let created_at = field_int(&doc, "created_at")?;
+    Ok(PermitFields {
+        openid,
+        kind,
+        template_id,
+        value,
+        order_sn,
+        paid,
+        count: field_int(doc, "count")?,
+        created_at: field_int(doc, "created_at")?,
+    })
+}
 
+fn permit_kind(doc: &Map<String, Value>) -> Result<Kind> {
+    let kind_text = match doc.get("kind") {
+        None => return Err(Error::invalid("missing field `kind`")),
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "kind must be a string, got {}",
+                json_type(other)
+            )))
+        }
+    };
+    Kind::parse(kind_text).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown kind {kind_text:?}, expected \"subscribe\", \"form_id\" or \"prepay_id\""
+        ))
+    })
+}
+
+/// A field of one kind given for another is refused rather than ignored: the
+/// caller meant something this permit cannot do.
+fn check_fields_fit_kind(f: &PermitFields<'_>) -> Result<()> {
+    let kind = f.kind;
     let only_for = |field: &str, present: bool, allowed: Kind| {
         if present && kind != allowed {
             Err(Error::invalid(format!(
-                "add_permit: {field} is only for kind \"{allowed}\", not \"{kind}\""
+                "{field} is only for kind \"{allowed}\", not \"{kind}\""
             )))
         } else {
             Ok(())
         }
     };
-    only_for("template_id", template_id.is_some(), Kind::Subscribe)?;
-    only_for("count", count.is_some(), Kind::Subscribe)?;
-    only_for("order_sn", order_sn.is_some(), Kind::PrepayId)?;
-    only_for("paid", paid.is_some(), Kind::PrepayId)?;
-    if kind == Kind::Subscribe && value.is_some() {
+    only_for("template_id", f.template_id.is_some(), Kind::Subscribe)?;
+    only_for("count", f.count.is_some(), Kind::Subscribe)?;
+    only_for("order_sn", f.order_sn.is_some(), Kind::PrepayId)?;
+    only_for("paid", f.paid.is_some(), Kind::PrepayId)?;
+    if kind == Kind::Subscribe && f.value.is_some() {
         return Err(Error::invalid(
-            "add_permit: value is not for kind \"subscribe\" (a grant is named by template_id)",
+            "value is not for kind \"subscribe\" (a grant is named by template_id)",
         ));
     }
+    Ok(())
+}
 
+/// `(created_at, expires_at)` in unix seconds: created now unless given, and
+/// refused when in the future or already expired.
+fn permit_dates(kind: Kind, created_at: Option<i64>, now_ms: i64) -> Result<(i64, Option<i64>)> {
     let now = now_ms.div_euclid(1000);
     let created_at = created_at.unwrap_or(now);
     if created_at <= 0 {
         return Err(Error::invalid(format!(
-            "add_permit: created_at must be unix seconds, got {created_at}"
+            "created_at must be unix seconds, got {created_at}"
         )));
     }
     if created_at > now {
         return Err(Error::invalid(format!(
-            "add_permit: created_at {created_at} is in the future (now {now})"
+            "created_at {created_at} is in the future (now {now})"
         )));
     }
     let expires_at = match kind {
@@ -431,56 +488,44 @@ pub fn parse_permit(json: &str, now_ms: i64) -> Result<NewPermit> {
     };
     if !store::usable(expires_at, now_ms) {
         return Err(Error::invalid(format!(
-            "add_permit: created_at {created_at} is more than 7 days ago: the {kind} has already expired"
+            "created_at {created_at} is more than 7 days ago: the {kind} has already expired"
         )));
     }
+    Ok((created_at, expires_at))
+}
 
-    let (value, uses) = match kind {
+/// What the permit is named by (a grant's template_id, a form_id or
+/// prepay_id itself) and how many uses it brings.
+fn permit_value<'a>(f: &PermitFields<'a>) -> Result<(&'a str, u32)> {
+    let kind = f.kind;
+    match kind {
         Kind::Subscribe => {
-            let template_id = template_id.ok_or_else(|| {
-                Error::invalid(
-                    "add_permit: missing field `template_id` (required for kind \"subscribe\")",
-                )
+            let template_id = f.template_id.ok_or_else(|| {
+                Error::invalid("missing field `template_id` (required for kind \"subscribe\")")
             })?;
-            let count = count.unwrap_or(1);
+            let count = f.count.unwrap_or(1);
             if !(1..=MAX_COUNT as i64).contains(&count) {
                 return Err(Error::invalid(format!(
-                    "add_permit: count must be between 1 and {MAX_COUNT}, got {count}"
+                    "count must be between 1 and {MAX_COUNT}, got {count}"
                 )));
             }
-            (template_id, count as u32)
+            Ok((template_id, count as u32))
         }
         Kind::FormId | Kind::PrepayId => {
-            let value = value.ok_or_else(|| {
+            let value = f.value.ok_or_else(|| {
                 Error::invalid(format!(
-                    "add_permit: missing field `value` (the {kind} itself, required for kind \"{kind}\")"
+                    "missing field `value` (the {kind} itself, required for kind \"{kind}\")"
                 ))
             })?;
             if value.contains("mock one") {
                 return Err(Error::invalid(format!(
-                    "add_permit: value {value:?} is the developer tool's fake {kind}, not a real one"
+                    "value {value:?} is the developer tool's fake {kind}, not a real one"
                 )));
             }
             let uses = if kind == Kind::FormId { 1 } else { PREPAY_USES };
-            (value, uses)
+            Ok((value, uses))
         }
-    };
-    if kind == Kind::PrepayId && order_sn.is_none() {
-        return Err(Error::invalid(
-            "add_permit: missing field `order_sn` (required for kind \"prepay_id\")",
-        ));
     }
-    Ok(NewPermit {
-        openid: openid.to_string(),
-        kind,
-        value: value.to_string(),
-        order_sn: order_sn.map(str::to_string),
-        paid: paid.unwrap_or(false),
-        uses,
-        max_uses: MAX_SUBSCRIBE_USES,
-        created_at,
-        expires_at,
-    })
 }
 
 pub fn stats_json(appid: &str, openid: Option<&str>, s: &PermitStats) -> String {

@@ -18,6 +18,7 @@ mod notifier;
 mod outbox;
 pub mod push;
 mod secret;
+mod send_machine;
 mod sqlite_conn;
 mod store;
 mod wechat;

@@ -74,6 +74,89 @@ struct Owned {
     conn: Connection,
     /// The schemas brought up to date on this connection (each checked once).
     schemas: Vec<&'static str>,
+    /// The file this connection opened, as the path named it then.
+    file: Option<FileIdentity>,
+}
+
+/// What a path's file was when the connection opened it: its inode, and the
+/// owner and mode it could be written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode(),
+        }
+    }
+}
+
+/// Whether the file at `path` is still the one this connection opened, and
+/// still writable. An open connection keeps writing into a file that was
+/// deleted (`rm -rf` of its directory) or replaced, where no other process
+/// and no restart will ever see it: every "sent" after that is a lie and a
+/// retried payment notification is sent again. One `stat` per call.
+fn still_the_opened_file(path: &Path, opened: &mut Option<FileIdentity>) -> rusqlite::Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let gone = match missing_dir(path) {
+                Some(d) => format!("its directory {} no longer exists", d.display()),
+                None => "the file no longer exists".to_string(),
+            };
+            return Err(cannot_open(format!(
+                "the store file was deleted while this process had it open ({gone}): nothing written to it \
+                 now would be kept; restore the file (or its directory) and restart the workers"
+            )));
+        }
+        Err(e) => return Err(cannot_open(format!("cannot stat the file: {e}"))),
+    };
+    let now = FileIdentity::of(&meta);
+    let Some(then) = *opened else {
+        *opened = Some(now);
+        return Ok(());
+    };
+    if (now.dev, now.ino) != (then.dev, then.ino) {
+        return Err(cannot_open(
+            "the store file was replaced by another file while this process had the old one open: \
+             restart the workers so that every one uses the same file"
+                .to_string(),
+        ));
+    }
+    if (now.uid, now.gid, now.mode) != (then.uid, then.gid, then.mode) {
+        if let Some(why) = not_writable(path) {
+            return Err(cannot_open(format!(
+                "the file was made read-only for this process while it was open: {why}"
+            )));
+        }
+        *opened = Some(now);
+    }
+    Ok(())
+}
+
+/// The topmost directory above `path` that does not exist, if any.
+fn missing_dir(path: &Path) -> Option<&Path> {
+    let mut dir = path.parent();
+    let mut missing = None;
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if d.exists() {
+            break;
+        }
+        missing = Some(d);
+        dir = d.parent();
+    }
+    missing
 }
 
 impl Drop for Owned {
@@ -178,6 +261,7 @@ impl ProcessConnection {
                 pid,
                 conn: open()?,
                 schemas: Vec::new(),
+                file: None,
             },
         };
         f(&mut held.insert(owned).conn)
@@ -185,8 +269,10 @@ impl ProcessConnection {
 
     /// `with`, for a store whose tables follow `schema`: they are brought up
     /// to date the first time this connection serves that store.
+    /// The file at `path` must still be the one the connection opened.
     fn with_schema<T>(
         &self,
+        path: &Path,
         open: impl FnOnce() -> rusqlite::Result<Connection>,
         schema: &'static Schema,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
@@ -196,6 +282,7 @@ impl ProcessConnection {
         let Some(owned) = held.as_mut().filter(|o| o.pid == process::id()) else {
             return Err(cannot_open("the connection closed".to_string()));
         };
+        still_the_opened_file(path, &mut owned.file)?;
         if !owned.schemas.contains(&schema.name) {
             while_busy(|| schema.migrate(&owned.conn))?;
             owned.schemas.push(schema.name);
@@ -295,6 +382,15 @@ pub(crate) fn while_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> ru
 /// runs as, which is what the shop has to change.
 fn explain_io(path: &Path, e: &std::io::Error) -> String {
     use std::os::unix::fs::MetadataExt;
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return match missing_dir(path) {
+            Some(d) => format!(
+                "the directory {} does not exist: create it (mkdir -p) and give it to the workers' user",
+                d.display()
+            ),
+            None => e.to_string(),
+        };
+    }
     if e.kind() != std::io::ErrorKind::PermissionDenied {
         return e.to_string();
     }
@@ -308,11 +404,10 @@ fn explain_io(path: &Path, e: &std::io::Error) -> String {
     };
     match meta {
         Some(m) => format!(
-            "permission denied: {what} is owned by uid {} with mode {:04o} and this process runs as uid {me}; \
-             run every worker as the owner, or give the file and its directory to the workers' user \
-             (chown) with write permission",
+            "permission denied: {what} is owned by uid {} with mode {:04o} and this process runs as uid {me}; {}",
             m.uid(),
-            m.mode() & 0o7777
+            m.mode() & 0o7777,
+            permission_fix(m.uid(), process_uid(), if what == "the file" { "u+rw" } else { "u+rwx" })
         ),
         None => format!("permission denied ({e}); this process runs as uid {me}"),
     }
@@ -353,14 +448,26 @@ fn not_writable(path: &Path) -> Option<String> {
     };
     (!rw).then(|| {
         format!(
-            "permission denied: the file is owned by uid {} (gid {}) with mode {:04o} and this process runs as uid {uid}; \
-             run every worker as the owner, or give the file and its directory to the workers' user \
-             (chown) with read and write permission",
+            "permission denied: the file is owned by uid {} (gid {}) with mode {:04o} and this process runs as uid {uid}; {}",
             meta.uid(),
             meta.gid(),
-            mode & 0o7777
+            mode & 0o7777,
+            permission_fix(meta.uid(), Some(uid), "u+rw")
         )
     })
+}
+
+/// What to change: the mode when the workers already own the file or
+/// directory (chmod), else the owner (chown).
+fn permission_fix(owner: u32, me: Option<u32>, chmod: &str) -> String {
+    if Some(owner) == me {
+        format!("this process's user is the owner already: give the owner the permission (chmod {chmod})")
+    } else {
+        format!(
+            "run every worker as the owner, or give the file and its directory to the workers' user \
+             (chown) with read and write permission (chmod {chmod})"
+        )
+    }
 }
 
 /// This process's effective uid, from /proc (Linux); `None` elsewhere.
@@ -484,10 +591,13 @@ impl StoreFile {
     /// Checks the file (creating it with mode 0600 and migrating when
     /// needed); the connection the operations use is opened on first use.
     pub(crate) fn open(path: &str, schema: &'static Schema) -> crate::error::Result<StoreFile> {
+        // Absolute, so that a host's chdir() between calls (PHP's may) can
+        // neither move the store nor make it look deleted.
+        let path = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
         let file = StoreFile {
-            path: PathBuf::from(path),
+            conn: ProcessConnection::for_file(&path),
+            path,
             schema,
-            conn: ProcessConnection::for_file(Path::new(path)),
         };
         check(|| file.connect()).map_err(|e| file.error(e))?;
         Ok(file)
@@ -523,6 +633,7 @@ impl StoreFile {
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         self.conn.with_schema(
+            &self.path,
             || open_wal(&self.path),
             self.schema,
             |conn| {
@@ -549,7 +660,11 @@ impl StoreFile {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        self.conn
-            .with_schema(|| open_wal(&self.path), self.schema, |conn| f(conn))
+        self.conn.with_schema(
+            &self.path,
+            || open_wal(&self.path),
+            self.schema,
+            |conn| f(conn),
+        )
     }
 }

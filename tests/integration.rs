@@ -42,3 +42,4 @@ mod store_sqlite;
 mod token_memory;
 mod token_sandbox;
 mod token_shared;
+mod transport;

@@ -2,6 +2,7 @@
 //! and safe mode in JSON and XML, every refusal, retries applied once, and what
 //! each subscribe event does to the ledger. Time through a ManualClock.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fashop_notify::push::{encrypt, signature, AesKey};
@@ -20,11 +21,13 @@ struct Shop {
     clock: Arc<ManualClock>,
 }
 
+/// An app in compatible mode (plain and safe bodies both taken), with the
+/// 300 s window these tests were written for.
 fn shop_with(grants: &str) -> Shop {
     let clock = Arc::new(ManualClock::at(NOW));
     let n = Notifier::with_clock(clock.clone());
     n.register_app(&format!(
-        r#"{{"appid":"{APP}","secret":"app-secret","grants":"{grants}","push":{{"token":"{TOKEN}","encoding_aes_key":"{AES_KEY}","format":"json"}}}}"#
+        r#"{{"appid":"{APP}","secret":"app-secret","grants":"{grants}","push":{{"token":"{TOKEN}","encoding_aes_key":"{AES_KEY}","format":"json","mode":"compatible","max_skew_secs":300}}}}"#
     ))
     .unwrap();
     Shop { n, clock }
@@ -34,11 +37,19 @@ fn shop() -> Shop {
     shop_with("push")
 }
 
+/// A nonce no other request of this test binary used: WeChat's nonces are
+/// random, and a (timestamp, nonce) pair is taken once per app.
+fn fresh_nonce() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("n{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 fn plain_query(ts: i64) -> String {
     let ts = ts.to_string();
+    let nonce = fresh_nonce();
     format!(
-        "signature={}&timestamp={ts}&nonce={NONCE}&openid=o1",
-        signature(&[TOKEN, &ts, NONCE])
+        "signature={}&timestamp={ts}&nonce={nonce}&openid=o1",
+        signature(&[TOKEN, &ts, &nonce])
     )
 }
 
@@ -55,10 +66,11 @@ fn sealed(message: &str, appid: &str, ts: i64) -> (String, String) {
     } else {
         format!(r#"{{"ToUserName":"gh_1","Encrypt":"{ct}"}}"#)
     };
+    let nonce = fresh_nonce();
     let query = format!(
-        "signature={}&timestamp={ts}&nonce={NONCE}&openid=o1&encrypt_type=aes&msg_signature={}",
-        signature(&[TOKEN, &ts, NONCE]),
-        signature(&[TOKEN, &ts, NONCE, &ct])
+        "signature={}&timestamp={ts}&nonce={nonce}&openid=o1&encrypt_type=aes&msg_signature={}",
+        signature(&[TOKEN, &ts, &nonce]),
+        signature(&[TOKEN, &ts, &nonce, &ct])
     );
     (query, body)
 }
@@ -486,4 +498,245 @@ fn grants_from_push_or_from_the_client_never_both() {
         ),
     );
     assert_eq!(grants(&c, "o1", "T1"), 0);
+}
+
+/// A notifier at NOW with the app registered with `push` (the object's JSON).
+fn app_with_push(push: &str) -> Notifier {
+    let n = Notifier::with_clock(Arc::new(ManualClock::at(NOW)));
+    n.register_app(&format!(
+        r#"{{"appid":"{APP}","secret":"app-secret","grants":"push","push":{push}}}"#
+    ))
+    .unwrap();
+    n
+}
+
+fn push_count(n: &Notifier, event: &str, effect: &str) -> u64 {
+    let m = n.metrics_text("prometheus").unwrap();
+    let head = format!("fashop_notify_push_events_total{{event=\"{event}\",effect=\"{effect}\"}} ");
+    m.lines()
+        .find_map(|l| l.strip_prefix(&head))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+fn grants_of(n: &Notifier, openid: &str, template: &str) -> u64 {
+    let v: Value = serde_json::from_str(&n.ledger_stats(APP, Some(openid)).unwrap()).unwrap();
+    v["subscribe"]["templates"][template].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_safe_mode_app_refuses_plain_bodies() {
+    // Registered with its EncodingAESKey and no mode: safe mode.
+    let n = app_with_push(&format!(
+        r#"{{"token":"{TOKEN}","encoding_aes_key":"{AES_KEY}"}}"#
+    ));
+    // A real, encrypted tap grants.
+    let (q, body) = sealed(&popup_json("o1", NOW, "T1", "accept"), APP, NOW);
+    n.handle_push(APP, "POST", &q, &body).unwrap();
+    assert_eq!(grants_of(&n, "o1", "T1"), 1);
+    // Forged plain bodies signed with a captured signature/timestamp/nonce:
+    // accepts that WeChat never pushed, a withdrawal the buyer never made.
+    for (i, forged) in [
+        popup_json("o2", NOW, "T1", "accept"),
+        event_json(
+            "o1",
+            NOW + 1,
+            "subscribe_msg_change_event",
+            r#"[{"TemplateId":"T1","SubscribeStatusString":"reject"}]"#,
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let m = refusal(n.handle_push(APP, "POST", &plain_query(NOW), forged));
+        assert!(m.contains("takes only safe-mode pushes"), "{m}");
+        assert_eq!(push_count(&n, "refused", "not_encrypted"), i as u64 + 1);
+    }
+    assert_eq!(grants_of(&n, "o2", "T1"), 0, "no forged grant");
+    assert_eq!(grants_of(&n, "o1", "T1"), 1, "the real grant kept");
+    // "raw" is plain too; a safe body without msg_signature is refused.
+    let q = plain_query(NOW) + "&encrypt_type=raw";
+    assert!(
+        refusal(n.handle_push(APP, "POST", &q, &popup_json("o2", NOW, "T1", "accept")))
+            .contains("takes only safe-mode pushes")
+    );
+    let (q, body) = sealed(&popup_json("o2", NOW, "T1", "accept"), APP, NOW);
+    let without = q
+        .split('&')
+        .filter(|p| !p.starts_with("msg_signature="))
+        .collect::<Vec<_>>()
+        .join("&");
+    assert!(refusal(n.handle_push(APP, "POST", &without, &body)).contains("no `msg_signature`"));
+    assert_eq!(grants_of(&n, "o2", "T1"), 0);
+    // The URL check (GET, signed with `signature`) still works in safe mode.
+    let q = format!("{}&echostr=e1", plain_query(NOW));
+    assert_eq!(
+        answer(&n.handle_push(APP, "GET", &q, "").unwrap())["reply"],
+        "e1"
+    );
+}
+
+#[test]
+fn modes_are_chosen_by_name_and_checked() {
+    // Compatible mode (switching from plain to safe) takes both, by name only.
+    let n = app_with_push(&format!(
+        r#"{{"token":"{TOKEN}","encoding_aes_key":"{AES_KEY}","mode":"compatible"}}"#
+    ));
+    n.handle_push(
+        APP,
+        "POST",
+        &plain_query(NOW),
+        &popup_json("o1", NOW, "T1", "accept"),
+    )
+    .unwrap();
+    let (q, body) = sealed(&popup_json("o1", NOW + 1, "T1", "accept"), APP, NOW);
+    n.handle_push(APP, "POST", &q, &body).unwrap();
+    assert_eq!(grants_of(&n, "o1", "T1"), 2);
+    let n = Notifier::with_clock(Arc::new(ManualClock::at(NOW)));
+    let refused = |push: String| match n.register_app(&format!(
+        r#"{{"appid":"{APP}","secret":"s","push":{push}}}"#
+    )) {
+        Err(Error::InvalidArgument(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    assert!(refused(format!(r#"{{"token":"{TOKEN}","mode":"safe"}}"#))
+        .contains("push.mode \"safe\" needs push.encoding_aes_key"));
+    assert!(
+        refused(format!(r#"{{"token":"{TOKEN}","mode":"compatible"}}"#))
+            .contains("push.mode \"compatible\" needs push.encoding_aes_key")
+    );
+    let m = refused(format!(
+        r#"{{"token":"{TOKEN}","encoding_aes_key":"{AES_KEY}","mode":"plain"}}"#
+    ));
+    assert!(
+        m.contains("push.mode \"plain\" takes no encoding_aes_key"),
+        "{m}"
+    );
+    assert!(!m.contains(AES_KEY));
+    assert!(refused(format!(r#"{{"token":"{TOKEN}","mode":"open"}}"#)).contains("unknown variant"));
+    for bad in ["0", "259201", "-1", "\"60\""] {
+        let m = refused(format!(r#"{{"token":"{TOKEN}","max_skew_secs":{bad}}}"#));
+        assert!(m.contains("max_skew_secs"), "{bad}: {m}");
+    }
+}
+
+#[test]
+fn a_captured_query_cannot_carry_another_body() {
+    // Plain mode: the signature covers the timestamp and nonce, not the body.
+    let n = app_with_push(&format!(r#"{{"token":"{TOKEN}"}}"#));
+    let q = plain_query(NOW);
+    let tap = popup_json("o1", NOW, "T1", "accept");
+    assert_eq!(
+        answer(&n.handle_push(APP, "POST", &q, &tap).unwrap())["events"][0]["effect"],
+        "grant_added"
+    );
+    // WeChat repeating the very request: answered, applied once.
+    assert_eq!(
+        answer(&n.handle_push(APP, "POST", &q, &tap).unwrap())["events"][0]["effect"],
+        "duplicate"
+    );
+    // The captured query with a body of the forger's choosing.
+    let withdraw = event_json(
+        "o1",
+        NOW,
+        "subscribe_msg_change_event",
+        r#"[{"TemplateId":"T1","SubscribeStatusString":"reject"}]"#,
+    );
+    let m = refusal(n.handle_push(APP, "POST", &q, &withdraw));
+    assert!(m.contains("already used by another push"), "{m}");
+    let m = refusal(n.handle_push(APP, "POST", &q, &popup_json("o9", NOW, "T1", "accept")));
+    assert!(m.contains("already used by another push"), "{m}");
+    assert_eq!(grants_of(&n, "o1", "T1"), 1);
+    assert_eq!(grants_of(&n, "o9", "T1"), 0);
+    assert_eq!(push_count(&n, "refused", "replayed"), 2);
+    // A push that could not be applied leaves its nonce free for WeChat's retry.
+    let q2 = plain_query(NOW);
+    assert!(n.handle_push(APP, "POST", &q2, "{\"List\":").is_err());
+    n.handle_push(APP, "POST", &q2, &popup_json("o3", NOW, "T1", "accept"))
+        .unwrap();
+    assert_eq!(grants_of(&n, "o3", "T1"), 1);
+}
+
+#[test]
+fn workers_sharing_a_store_agree_on_used_nonces() {
+    let dir = std::env::temp_dir().join(format!("fashop-notify-nonces-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!(
+        r#"{{"store":"sqlite:{}"}}"#,
+        dir.join("notify.db").display()
+    );
+    let worker = || {
+        let n = Notifier::with_clock(Arc::new(ManualClock::at(NOW)));
+        n.configure(&store).unwrap();
+        n.register_app(&format!(
+            r#"{{"appid":"{APP}","secret":"s","grants":"push","push":{{"token":"{TOKEN}"}}}}"#
+        ))
+        .unwrap();
+        n
+    };
+    let (a, b) = (worker(), worker());
+    let q = plain_query(NOW);
+    a.handle_push(APP, "POST", &q, &popup_json("o1", NOW, "T1", "accept"))
+        .unwrap();
+    let m = refusal(b.handle_push(APP, "POST", &q, &popup_json("o2", NOW, "T1", "accept")));
+    assert!(m.contains("already used by another push"), "{m}");
+    assert_eq!(grants_of(&b, "o1", "T1"), 1);
+    assert_eq!(grants_of(&b, "o2", "T1"), 0);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_clock_window_is_a_setting_and_refusals_are_logged() {
+    let dir = std::env::temp_dir().join(format!("fashop-notify-skew-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("notify.jsonl");
+    // The default window: a day. A server clock 7,500 s off keeps its pushes.
+    let n = app_with_push(&format!(r#"{{"token":"{TOKEN}"}}"#));
+    n.configure(&format!(r#"{{"log": {{"path": "{}"}}}}"#, log.display()))
+        .unwrap();
+    n.handle_push(
+        APP,
+        "POST",
+        &plain_query(NOW - 7_500),
+        &popup_json("o1", NOW, "T1", "accept"),
+    )
+    .unwrap();
+    assert_eq!(grants_of(&n, "o1", "T1"), 1);
+    let m = refusal(n.handle_push(
+        APP,
+        "POST",
+        &plain_query(NOW - 86_401),
+        &popup_json("o2", NOW, "T1", "accept"),
+    ));
+    assert!(m.contains("86401 s behind this server's clock"), "{m}");
+    assert!(m.contains("more than 86400 s (push.max_skew_secs)"), "{m}");
+    let m = refusal(n.handle_push(APP, "GET", &(plain_query(NOW + 90_000) + "&echostr=x"), ""));
+    assert!(m.contains("90000 s ahead of this server's clock"), "{m}");
+    assert_eq!(push_count(&n, "refused", "timestamp_out_of_window"), 2);
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &Value| l["status"] == "refused")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["kind"], "push");
+    assert_eq!(lines[0]["level"], "warn");
+    assert_eq!(lines[0]["operation"], "timestamp_out_of_window");
+    assert!(lines[0]["errmsg"]
+        .as_str()
+        .unwrap()
+        .contains("86401 s behind"));
+    // A shop may narrow it.
+    let n = app_with_push(&format!(r#"{{"token":"{TOKEN}","max_skew_secs":60}}"#));
+    let m = refusal(n.handle_push(
+        APP,
+        "POST",
+        &plain_query(NOW - 61),
+        &popup_json("o1", NOW, "T1", "accept"),
+    ));
+    assert!(m.contains("more than 60 s"), "{m}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

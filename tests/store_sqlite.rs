@@ -285,29 +285,48 @@ fn an_outcome_that_cannot_be_recorded_still_spends_the_use() {
 /// than the file's owner: a forked child that drops to `nobody` when the test
 /// runs as root, this process otherwise (the file is then made unwritable).
 fn configure_as_another_user(path: &str) -> Result<(), String> {
+    as_nobody_if_root(|| {
+        Notifier::new()
+            .configure(&format!(r#"{{"store":"sqlite:{path}"}}"#))
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Runs `work` in a forked child that drops to `nobody` when the test runs
+/// as root (whom no file mode stops), in this process otherwise.
+fn as_nobody_if_root(work: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    if nix::unistd::Uid::effective().is_root() {
+        in_child_process(true, work)
+    } else {
+        work()
+    }
+}
+
+/// Runs `work` in a forked child (a new worker process), as `nobody` when
+/// `as_nobody`; its answer comes back over a socket.
+fn in_child_process(
+    as_nobody: bool,
+    work: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, setgid, setuid, ForkResult, Gid, Uid};
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
 
-    let configure = || {
-        Notifier::new()
-            .configure(&format!(r#"{{"store":"sqlite:{path}"}}"#))
-            .map_err(|e| e.to_string())
-    };
-    if !Uid::effective().is_root() {
-        return configure();
-    }
     let (mut parent, mut child) = UnixStream::pair().unwrap();
-    // SAFETY: the child only drops its ids, configures and writes one line.
+    // SAFETY: the child only drops its ids, runs `work` and writes one line.
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             drop(parent);
-            let answer =
-                match setgid(Gid::from_raw(65534)).and_then(|()| setuid(Uid::from_raw(65534))) {
-                    Ok(()) => configure(),
-                    Err(e) => Err(format!("setuid: {e}")),
-                };
+            let dropped = if as_nobody {
+                setgid(Gid::from_raw(65534)).and_then(|()| setuid(Uid::from_raw(65534)))
+            } else {
+                Ok(())
+            };
+            let answer = match dropped {
+                Ok(()) => work(),
+                Err(e) => Err(format!("setuid: {e}")),
+            };
             let line = match answer {
                 Ok(()) => "OK".to_string(),
                 Err(m) => m,
@@ -357,4 +376,113 @@ fn a_file_of_another_user_is_refused_at_configure_naming_its_owner() {
             assert!(m.contains("runs as uid 65534"), "{m}");
         }
     }
+}
+
+const GRANT: &str = r#"{"openid":"o1","kind":"subscribe","template_id":"T"}"#;
+
+fn store_message(r: fashop_notify::Result<impl std::fmt::Debug>) -> String {
+    match r {
+        Err(Error::Store(m)) => m,
+        other => panic!("expected STORE_ERROR, got {other:?}"),
+    }
+}
+
+/// `rm -rf` of the store's directory under running workers: every send kept
+/// answering "sent" into the unlinked file, and a restart found nothing.
+#[test]
+fn a_deleted_or_replaced_store_file_fails_naming_its_path() {
+    let dir = TempDir::new("sqlite-deleted");
+    let sub = dir.0.join("notify");
+    std::fs::create_dir_all(&sub).unwrap();
+    let path = sub.join("notify.db").to_str().unwrap().to_string();
+    let worker = || {
+        let n = Notifier::new();
+        n.configure(&format!(r#"{{"store":"sqlite:{path}"}}"#))
+            .unwrap();
+        n.register_app(r#"{"appid":"wxdeleted","secret":"s"}"#)
+            .unwrap();
+        n
+    };
+    let n = worker();
+    n.add_permit("wxdeleted", GRANT).unwrap();
+    std::fs::remove_dir_all(&sub).unwrap();
+    let m = store_message(n.add_permit("wxdeleted", GRANT));
+    assert!(m.contains(&path), "{m}");
+    assert!(m.contains("deleted while this process had it open"), "{m}");
+    assert!(
+        m.contains(&format!("its directory {} no longer exists", sub.display())),
+        "{m}"
+    );
+    // Reads too, and the outbox (same file).
+    store_message(n.ledger_stats("wxdeleted", None));
+    let send = r#"{"touser":"o1","fields":{"order_sn":"S1"}}"#;
+    assert!(n.enqueue("wxdeleted", "order_pay_success", send).is_err());
+    // The directory back, a new file made by a restarted worker (a new
+    // process): the old worker neither writes into its unlinked file nor
+    // silently switches to the new, empty one.
+    std::fs::create_dir_all(&sub).unwrap();
+    in_child_process(false, || {
+        worker()
+            .add_permit("wxdeleted", GRANT)
+            .map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let m = store_message(n.add_permit("wxdeleted", GRANT));
+    assert!(m.contains("replaced by another file"), "{m}");
+    in_child_process(false, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&worker().ledger_stats("wxdeleted", Some("o1")).unwrap()).unwrap();
+        (v["subscribe"]["templates"]["T"] == 1)
+            .then_some(())
+            .ok_or(format!("only the restarted worker's grant: {v}"))
+    })
+    .unwrap();
+}
+
+/// A file made read-only under a running worker (as the workers' user: root
+/// writes whatever the mode says) fails its next call, saying to chmod.
+#[test]
+fn a_store_file_made_read_only_under_a_worker_fails_saying_chmod() {
+    let dir = TempDir::new("sqlite-readonly");
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.file("notify.db");
+    let answer = as_nobody_if_root(|| {
+        let n = Notifier::new();
+        n.configure(&format!(r#"{{"store":"sqlite:{path}"}}"#))
+            .map_err(|e| e.to_string())?;
+        n.register_app(r#"{"appid":"wxro","secret":"s"}"#)
+            .map_err(|e| e.to_string())?;
+        n.add_permit("wxro", GRANT).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))
+            .map_err(|e| e.to_string())?;
+        match n.add_permit("wxro", GRANT) {
+            Err(Error::Store(m)) => Err(m),
+            other => Err(format!("not a store error: {other:?}")),
+        }
+    });
+    let m = answer.unwrap_err();
+    assert!(m.contains(&path), "{m}");
+    assert!(
+        m.contains("made read-only for this process while it was open"),
+        "{m}"
+    );
+    assert!(m.contains("with mode 0400"), "{m}");
+    assert!(m.contains("is the owner already"), "{m}");
+    assert!(m.contains("chmod u+rw"), "{m}");
+    assert!(!m.contains("chown"), "{m}");
+}
+
+#[test]
+fn a_missing_directory_is_named() {
+    let dir = TempDir::new("sqlite-nodir");
+    let path = dir.file("var/lib/fashop/notify.db");
+    let m = store_message(Notifier::new().configure(&format!(r#"{{"store":"sqlite:{path}"}}"#)));
+    assert!(
+        m.contains(&format!(
+            "the directory {} does not exist: create it (mkdir -p)",
+            dir.0.join("var").display()
+        )),
+        "{m}"
+    );
+    assert!(!m.contains("No such file or directory"), "{m}");
 }

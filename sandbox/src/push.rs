@@ -149,6 +149,8 @@ fn target(spec: &TargetSpec) -> Control<Target> {
         token: Secret::new(spec.token.clone()),
         encoding_aes_key: spec.encoding_aes_key.clone().map(Secret::new),
         format: spec.format,
+        mode: None,
+        max_skew_secs: None,
     })
     .map_err(|e| e.to_string())?;
     let key = match spec.mode.as_str() {

@@ -74,11 +74,16 @@ pub(crate) fn guard(name: &str, f: impl FnOnce() -> Result<()>) -> FashopNotifyS
             FASHOP_NOTIFY_OK
         }
         Err(e) => {
+            // Messages say what happened; which export it happened in is said
+            // here, once, for every export alike.
             let msg = e.to_string();
-            if msg.starts_with(name) && msg[name.len()..].starts_with(": ") {
+            let prefix = format!("{name}: ");
+            // TODO(merge): drop this check (always prefix) once the send and
+            // outbox pipelines no longer type their export's name themselves.
+            if msg.starts_with(&prefix) {
                 set_last_error(&msg);
             } else {
-                set_last_error(&format!("{name}: {msg}"));
+                set_last_error(&(prefix + &msg));
             }
             FashopNotifyStatus::from(&e)
         }

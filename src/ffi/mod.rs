@@ -73,6 +73,23 @@ mod tests {
     }
 
     #[test]
+    fn the_export_is_named_once() {
+        let s = guard("add_permit", || Err(Error::invalid("missing field `kind`")));
+        assert_eq!(s, FASHOP_NOTIFY_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "add_permit: missing field `kind`");
+        // A message that names its export itself is not named twice.
+        guard("flush", || {
+            Err(Error::invalid("flush: max_messages must be at least 1"))
+        });
+        assert_eq!(last_error(), "flush: max_messages must be at least 1");
+        // One that names another export is named by the one running.
+        guard("enqueue", || Err(Error::invalid("flush: x")));
+        assert_eq!(last_error(), "enqueue: flush: x");
+        assert_eq!(guard("probe", || Ok(())), FASHOP_NOTIFY_OK);
+        assert_eq!(last_error(), "");
+    }
+
+    #[test]
     fn out_is_nulled_and_null_out_is_refused() {
         let mut out: *mut c_char = c"x".as_ptr().cast_mut();
         let s = guard_text("probe", &mut out, "out_json", || Err(Error::invalid("no")));

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::catalog::{catalog, ORDER_ID};
-use super::mapping::{CompiledEvent, CompiledMappings, MessageKind};
+use super::mapping::{CompiledEvent, CompiledKeyword, CompiledMappings, MessageKind};
 use super::placeholder::{preview, FieldSource};
 use super::rules::KeywordType;
 use crate::error::{Error, Result};
@@ -209,69 +209,11 @@ fn check_event(
     report: &mut CheckReport,
 ) {
     let path = format!("events.{name}");
-    let problem = |report: &mut CheckReport, path: String, kind, message: String| {
-        report.problems.push(Finding {
-            path,
-            kind,
-            message,
-        })
-    };
-    if mapping.kind == MessageKind::Template {
-        report.warnings.push(Finding {
-            path: format!("{path}.kind"),
-            kind: "legacy_not_checked",
-            message: "a legacy template message (an API WeChat retired in 2020): gettemplate lists subscribe templates only, so it is not checked".into(),
-        });
-        return;
-    }
-    let Some(template) = templates.iter().find(|t| *t.id == *mapping.template_id) else {
-        let known: Vec<&str> = templates.iter().map(|t| t.id.as_str()).collect();
-        problem(
-            report,
-            format!("{path}.template_id"),
-            "unknown_template",
-            format!(
-                "\"{}\" is not one of the app's templates (WeChat answers 40037); the app has {}",
-                preview(&mapping.template_id),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        );
+    let Some(template) = live_template(&path, mapping, templates, report) else {
         return;
     };
     let data = format!("{path}.data");
-    for kw in &mapping.keywords {
-        if !template.keywords.iter().any(|k| *k == *kw.name) {
-            problem(
-                report,
-                format!("{data}.{}", kw.name),
-                "keyword_not_in_template",
-                format!(
-                    "template {} ({}) has no keyword {} (its keywords: {})",
-                    template.id,
-                    template.title,
-                    kw.name,
-                    template.keywords.join(", ")
-                ),
-            );
-        }
-    }
-    for k in &template.keywords {
-        if !mapping.keywords.iter().any(|kw| *kw.name == **k) {
-            problem(
-                report,
-                format!("{data}.{k}"),
-                "keyword_not_mapped",
-                format!(
-                    "template {} ({}) has the keyword {k}, which the mapping does not fill (WeChat answers 47003 data.{k}.value is empty)",
-                    template.id, template.title
-                ),
-            );
-        }
-    }
+    check_keyword_names(&data, mapping, template, report);
     let examples = examples_of(name, mapping);
     for kw in &mapping.keywords {
         let Some(rule) = kw.rule else { continue };
@@ -283,61 +225,152 @@ fn check_event(
             continue;
         }
         let at = format!("{data}.{}", kw.name);
-        let source = match &*kw.fields {
-            "" => "the literal".to_string(),
-            f => format!("{{{f}}}"),
-        };
         if rule == KeywordType::EnumString {
-            let Some(values) = template.enum_values(&kw.name) else {
-                continue;
-            };
-            let allowed = values.join(", ");
-            let fits = KeywordType::check_enum(&value, values).is_ok();
-            if !fits {
-                problem(
-                    report,
-                    at,
-                    "enum_value_not_allowed",
-                    format!(
-                        "{} takes one of the template's values ({allowed}); {source} gives \"{}\"",
-                        kw.name,
-                        preview(&value)
-                    ),
-                );
-            } else if !kw.fields.is_empty() {
-                report.warnings.push(Finding {
-                    path: at,
-                    kind: "enum_fed_a_field",
-                    message: format!(
-                        "{} takes one of the template's values ({allowed}); {source} may hold others (WeChat answers 47003): a literal is safer",
-                        kw.name
-                    ),
-                });
-            }
-            continue;
-        }
-        if let Err(e) = mapping.mend(name, kw, rule, value.clone()) {
-            let why = match e {
-                Error::Mapping(m) => m,
-                other => other.to_string(),
-            };
-            let why = why
-                .split_once(": value ")
-                .map_or(why.as_str(), |(_, rest)| rest)
-                .to_string();
-            problem(
-                report,
-                at,
-                "value_cannot_fit",
-                format!(
-                    "{} ({}) is fed {source}, e.g. \"{}\": {why}",
-                    kw.name,
-                    rule_name(rule),
-                    preview(&value)
-                ),
-            );
+            check_enum_example(at, kw, template, &value, report);
+        } else if let Err(e) = mapping.mend(name, kw, rule, value.clone()) {
+            report.problems.push(Finding {
+                path: at,
+                kind: "value_cannot_fit",
+                message: cannot_fit_message(kw, rule, &value, e),
+            });
         }
     }
+}
+
+/// The app's template the event maps to; `None` (with a finding) for a
+/// legacy template message, which cannot be checked, or an unknown template.
+fn live_template<'t>(
+    path: &str,
+    mapping: &CompiledEvent,
+    templates: &'t [LiveTemplate],
+    report: &mut CheckReport,
+) -> Option<&'t LiveTemplate> {
+    if mapping.kind == MessageKind::Template {
+        report.warnings.push(Finding {
+            path: format!("{path}.kind"),
+            kind: "legacy_not_checked",
+            message: "a legacy template message (an API WeChat retired in 2020): gettemplate lists subscribe templates only, so it is not checked".into(),
+        });
+        return None;
+    }
+    let found = templates.iter().find(|t| *t.id == *mapping.template_id);
+    if found.is_none() {
+        let known: Vec<&str> = templates.iter().map(|t| t.id.as_str()).collect();
+        report.problems.push(Finding {
+            path: format!("{path}.template_id"),
+            kind: "unknown_template",
+            message: format!(
+                "\"{}\" is not one of the app's templates (WeChat answers 40037); the app has {}",
+                preview(&mapping.template_id),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        });
+    }
+    found
+}
+
+/// The mapping fills exactly the template's keywords: one it lacks makes
+/// WeChat refuse the message, one the template lacks is a typo.
+fn check_keyword_names(
+    data: &str,
+    mapping: &CompiledEvent,
+    template: &LiveTemplate,
+    report: &mut CheckReport,
+) {
+    for kw in &mapping.keywords {
+        if !template.keywords.iter().any(|k| *k == *kw.name) {
+            report.problems.push(Finding {
+                path: format!("{data}.{}", kw.name),
+                kind: "keyword_not_in_template",
+                message: format!(
+                    "template {} ({}) has no keyword {} (its keywords: {})",
+                    template.id,
+                    template.title,
+                    kw.name,
+                    template.keywords.join(", ")
+                ),
+            });
+        }
+    }
+    for k in &template.keywords {
+        if !mapping.keywords.iter().any(|kw| *kw.name == **k) {
+            report.problems.push(Finding {
+                path: format!("{data}.{k}"),
+                kind: "keyword_not_mapped",
+                message: format!(
+                    "template {} ({}) has the keyword {k}, which the mapping does not fill (WeChat answers 47003 data.{k}.value is empty)",
+                    template.id, template.title
+                ),
+            });
+        }
+    }
+}
+
+/// Where a keyword's value comes from, for messages: `{field, …}` or the literal.
+fn value_source(kw: &CompiledKeyword) -> String {
+    match &*kw.fields {
+        "" => "the literal".to_string(),
+        f => format!("{{{f}}}"),
+    }
+}
+
+/// An enum keyword takes only the template's own values: the example must be
+/// one, and a value fed from a field may not be (a warning).
+fn check_enum_example(
+    at: String,
+    kw: &CompiledKeyword,
+    template: &LiveTemplate,
+    value: &str,
+    report: &mut CheckReport,
+) {
+    let Some(values) = template.enum_values(&kw.name) else {
+        return;
+    };
+    let allowed = values.join(", ");
+    let source = value_source(kw);
+    if KeywordType::check_enum(value, values).is_err() {
+        report.problems.push(Finding {
+            path: at,
+            kind: "enum_value_not_allowed",
+            message: format!(
+                "{} takes one of the template's values ({allowed}); {source} gives \"{}\"",
+                kw.name,
+                preview(value)
+            ),
+        });
+    } else if !kw.fields.is_empty() {
+        report.warnings.push(Finding {
+            path: at,
+            kind: "enum_fed_a_field",
+            message: format!(
+                "{} takes one of the template's values ({allowed}); {source} may hold others (WeChat answers 47003): a literal is safer",
+                kw.name
+            ),
+        });
+    }
+}
+
+/// Why an example value cannot be made to fit its keyword's rule, without
+/// the render error's own `event.keyword: value` lead-in.
+fn cannot_fit_message(kw: &CompiledKeyword, rule: KeywordType, value: &str, e: Error) -> String {
+    let why = match e {
+        Error::Mapping(m) => m,
+        other => other.to_string(),
+    };
+    let why = why
+        .split_once(": value ")
+        .map_or(why.as_str(), |(_, rest)| rest);
+    format!(
+        "{} ({}) is fed {}, e.g. \"{}\": {why}",
+        kw.name,
+        rule_name(rule),
+        value_source(kw),
+        preview(value)
+    )
 }
 
 fn rule_name(rule: KeywordType) -> &'static str {

@@ -335,79 +335,97 @@ fn compile_host_fields(given: Option<&Value>, p: &mut Problems) -> Vec<(String, 
         );
         return fields;
     }
-    let types = &catalog().types;
     for (i, f) in list.iter().enumerate() {
-        let path = format!("fields[{i}]");
-        let Some(obj) = f.as_object() else {
-            p.add(
-                &path,
-                format!(
-                    "must be an object {{\"name\", \"label\", \"type\"}}, got {}",
-                    type_name(f)
-                ),
-            );
-            continue;
-        };
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !["name", "label", "type"].contains(&k.as_str()))
-        {
-            p.add(
-                &key_path(&path, k),
-                "unknown field (a host field has name, label and type)",
-            );
-            continue;
+        if let Some(field) = compile_host_field(&format!("fields[{i}]"), f, &fields, p) {
+            fields.push(field);
         }
-        let text = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
-        let (name, label, kind) = (text("name"), text("label"), text("type"));
-        let good_name = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            && name.as_bytes()[0].is_ascii_lowercase();
-        if !good_name {
-            p.add(
-                &key_path(&path, "name"),
-                format!(
-                    "must be 1 to 64 of a-z, 0-9 and _, starting with a letter, got {}",
-                    shown(obj.get("name").unwrap_or(&Value::Null))
-                ),
-            );
-        } else if catalog().events.iter().any(|e| e.has_field(name)) {
-            p.add(
-                &key_path(&path, "name"),
-                format!("{name} is a catalog field already"),
-            );
-        } else if fields
-            .iter()
-            .any(|(n, _, _): &(String, String, String)| n == name)
-        {
-            p.add(
-                &key_path(&path, "name"),
-                format!("{name} is declared twice"),
-            );
-        }
-        if label.is_empty() || label.chars().count() > 64 {
-            p.add(
-                &key_path(&path, "label"),
-                "must be a text of 1 to 64 characters",
-            );
-        }
-        if !types.contains_key(kind) {
-            let names: Vec<&str> = types.keys().map(String::as_str).collect();
-            p.add(
-                &key_path(&path, "type"),
-                format!(
-                    "must be one of {}, got {}",
-                    names.join(", "),
-                    shown(obj.get("type").unwrap_or(&Value::Null))
-                ),
-            );
-        }
-        fields.push((name.to_string(), label.to_string(), kind.to_string()));
     }
     fields
+}
+
+/// One host field `{"name", "label", "type"}`: `None` only when it is not an
+/// object of those keys (a field with bad values is kept, its problems reported).
+fn compile_host_field(
+    path: &str,
+    f: &Value,
+    earlier: &[(String, String, String)],
+    p: &mut Problems,
+) -> Option<(String, String, String)> {
+    let Some(obj) = f.as_object() else {
+        p.add(
+            path,
+            format!(
+                "must be an object {{\"name\", \"label\", \"type\"}}, got {}",
+                type_name(f)
+            ),
+        );
+        return None;
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["name", "label", "type"].contains(&k.as_str()))
+    {
+        p.add(
+            &key_path(path, k),
+            "unknown field (a host field has name, label and type)",
+        );
+        return None;
+    }
+    let text = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (name, label, kind) = (text("name"), text("label"), text("type"));
+    check_host_field_name(path, obj, name, earlier, p);
+    if label.is_empty() || label.chars().count() > 64 {
+        p.add(
+            &key_path(path, "label"),
+            "must be a text of 1 to 64 characters",
+        );
+    }
+    let types = &catalog().types;
+    if !types.contains_key(kind) {
+        let names: Vec<&str> = types.keys().map(String::as_str).collect();
+        p.add(
+            &key_path(path, "type"),
+            format!(
+                "must be one of {}, got {}",
+                names.join(", "),
+                shown(obj.get("type").unwrap_or(&Value::Null))
+            ),
+        );
+    }
+    Some((name.to_string(), label.to_string(), kind.to_string()))
+}
+
+/// A host field's name is a placeholder name of its own: not a catalog
+/// field's, and not one declared before.
+fn check_host_field_name(
+    path: &str,
+    obj: &Map<String, Value>,
+    name: &str,
+    earlier: &[(String, String, String)],
+    p: &mut Problems,
+) {
+    let good_name = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.as_bytes()[0].is_ascii_lowercase();
+    if !good_name {
+        p.add(
+            &key_path(path, "name"),
+            format!(
+                "must be 1 to 64 of a-z, 0-9 and _, starting with a letter, got {}",
+                shown(obj.get("name").unwrap_or(&Value::Null))
+            ),
+        );
+    } else if catalog().events.iter().any(|e| e.has_field(name)) {
+        p.add(
+            &key_path(path, "name"),
+            format!("{name} is a catalog field already"),
+        );
+    } else if earlier.iter().any(|(n, _, _)| n == name) {
+        p.add(&key_path(path, "name"), format!("{name} is declared twice"));
+    }
 }
 
 const EVENT_FIELDS: &[&str] = &[
@@ -495,6 +513,61 @@ fn compile_event(
             );
         }
     }
+    let options = event_options(obj, path, p);
+    let known = |field: &str| cat.has_field(field) || host.contains(&field);
+    let mut slots = key_slots(cat);
+    let key_fields = slots.len();
+    let page = string(obj, path, "page", p)
+        .and_then(|text| compile_page(&key_path(path, "page"), text, &known, &mut slots, p));
+    let keywords = compile_data(path, obj, options.kind, cat, host, &mut slots, p);
+    if let (Some(e), Some(keywords)) = (options.emphasis, &keywords) {
+        check_emphasis(path, e, keywords, p);
+    }
+    if p.len() > before {
+        return None;
+    }
+    let (kind, template_id, keywords) = (options.kind?, options.template_id?, keywords?);
+    let (state, lang) = match kind {
+        MessageKind::Subscribe => (
+            options.state.unwrap_or("formal"),
+            options.lang.unwrap_or("zh_CN"),
+        ),
+        MessageKind::Template => ("", ""),
+    };
+    let event = CompiledEvent {
+        kind,
+        template_id: template_id.into(),
+        enabled: options.enabled,
+        page,
+        miniprogram_state: state,
+        lang,
+        keywords,
+        overflow: options.overflow,
+        emphasis_keyword: options.emphasis.map(Box::from),
+        slots,
+        key_fields,
+    };
+    let normalized = normalized_event(obj, &event);
+    Some((event, normalized))
+}
+
+/// An event's settings besides its page and data, as far as they are valid
+/// (`None` for a kind or template_id that is not).
+struct EventOptions<'v> {
+    kind: Option<MessageKind>,
+    template_id: Option<&'v str>,
+    enabled: bool,
+    overflow: Overflow,
+    state: Option<&'static str>,
+    lang: Option<&'static str>,
+    emphasis: Option<&'v str>,
+}
+
+fn event_options<'v>(
+    obj: &'v Map<String, Value>,
+    path: &str,
+    p: &mut Problems,
+) -> EventOptions<'v> {
     let kind_given = given(obj, "kind").is_some();
     let kind = match choice(obj, path, "kind", &["subscribe", "template"], p) {
         Some("template") => Some(MessageKind::Template),
@@ -502,31 +575,7 @@ fn compile_event(
         None if kind_given => None,
         None => Some(MessageKind::Subscribe),
     };
-    let template_id = match string(obj, path, "template_id", p) {
-        None if given(obj, "template_id").is_none() => {
-            p.add(
-                &key_path(path, "template_id"),
-                "missing field (the template's id from the mini program's admin)",
-            );
-            None
-        }
-        None => None,
-        Some(t) => {
-            let ok = (1..=128).contains(&t.len())
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
-                p.add(
-                    &key_path(path, "template_id"),
-                    format!(
-                        "must be 1 to 128 letters, digits, '_' or '-', got \"{}\"",
-                        preview(t)
-                    ),
-                );
-            }
-            Some(t)
-        }
-    };
+    let template_id = event_template_id(obj, path, p);
     let enabled = match given(obj, "enabled") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -542,15 +591,63 @@ fn compile_event(
         Some("error") => Overflow::Error,
         _ => Overflow::Truncate,
     };
-    let state = choice(
-        obj,
-        path,
-        "miniprogram_state",
-        &["formal", "trial", "developer"],
-        p,
-    );
-    let lang = choice(obj, path, "lang", &["zh_CN", "en_US", "zh_HK", "zh_TW"], p);
-    let emphasis = string(obj, path, "emphasis_keyword", p);
+    let options = EventOptions {
+        kind,
+        template_id,
+        enabled,
+        overflow,
+        state: choice(
+            obj,
+            path,
+            "miniprogram_state",
+            &["formal", "trial", "developer"],
+            p,
+        ),
+        lang: choice(obj, path, "lang", &["zh_CN", "en_US", "zh_HK", "zh_TW"], p),
+        emphasis: string(obj, path, "emphasis_keyword", p),
+    };
+    check_fields_of_kind(obj, path, kind, p);
+    options
+}
+
+/// The template id, required and of the characters WeChat's ids have.
+fn event_template_id<'v>(
+    obj: &'v Map<String, Value>,
+    path: &str,
+    p: &mut Problems,
+) -> Option<&'v str> {
+    let Some(t) = string(obj, path, "template_id", p) else {
+        if given(obj, "template_id").is_none() {
+            p.add(
+                &key_path(path, "template_id"),
+                "missing field (the template's id from the mini program's admin)",
+            );
+        }
+        return None;
+    };
+    let ok = (1..=128).contains(&t.len())
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        p.add(
+            &key_path(path, "template_id"),
+            format!(
+                "must be 1 to 128 letters, digits, '_' or '-', got \"{}\"",
+                preview(t)
+            ),
+        );
+    }
+    Some(t)
+}
+
+/// Subscribe and legacy template messages have a few settings of their own:
+/// one given for the other kind is a mistake, not something to ignore.
+fn check_fields_of_kind(
+    obj: &Map<String, Value>,
+    path: &str,
+    kind: Option<MessageKind>,
+    p: &mut Problems,
+) {
     if kind == Some(MessageKind::Template) {
         for key in ["miniprogram_state", "lang"] {
             if given(obj, key).is_some() {
@@ -567,79 +664,63 @@ fn compile_event(
             "only legacy template messages have this field (kind is \"subscribe\")",
         );
     }
+}
 
-    let known = |field: &str| cat.has_field(field) || host.contains(&field);
+/// The first slots are the fields the default idempotency key is made of
+/// (`order_sn`, then the event's own key fields); the page and data add theirs after.
+fn key_slots(cat: &CatalogEvent) -> Vec<Box<str>> {
     let mut slots: Vec<Box<str>> = vec![Box::from("order_sn")];
     for key in &cat.key_fields {
         if !slots.iter().any(|s| **s == **key) {
             slots.push(key.as_str().into());
         }
     }
-    let key_fields = slots.len();
-    let page = string(obj, path, "page", p)
-        .and_then(|text| compile_page(&key_path(path, "page"), text, &known, &mut slots, p));
-    let keywords = compile_data(path, obj, kind, cat, host, &mut slots, p);
+    slots
+}
 
-    if let (Some(e), Some(keywords)) = (emphasis, &keywords) {
-        let ok = e
-            .strip_suffix(".DATA")
-            .is_some_and(|k| keywords.iter().any(|kw| &*kw.name == k));
-        if !ok {
-            p.add(
-                &key_path(path, "emphasis_keyword"),
-                format!(
-                    "must name a keyword of data followed by .DATA (e.g. keyword1.DATA), got \"{}\"",
-                    preview(e)
-                ),
-            );
-        }
+/// The emphasised keyword is one the data fills, written `keyword.DATA`.
+fn check_emphasis(path: &str, emphasis: &str, keywords: &[CompiledKeyword], p: &mut Problems) {
+    let ok = emphasis
+        .strip_suffix(".DATA")
+        .is_some_and(|k| keywords.iter().any(|kw| &*kw.name == k));
+    if !ok {
+        p.add(
+            &key_path(path, "emphasis_keyword"),
+            format!(
+                "must name a keyword of data followed by .DATA (e.g. keyword1.DATA), got \"{}\"",
+                preview(emphasis)
+            ),
+        );
     }
-    if p.len() > before {
-        return None;
-    }
-    let (kind, template_id, keywords) = (kind?, template_id?, keywords?);
+}
+
+/// The event as stored: every setting spelled out, defaults included.
+fn normalized_event(obj: &Map<String, Value>, event: &CompiledEvent) -> Value {
     let mut norm = Map::new();
-    let kind_name = match kind {
+    let kind_name = match event.kind {
         MessageKind::Subscribe => "subscribe",
         MessageKind::Template => "template",
     };
     norm.insert("kind".into(), kind_name.into());
-    norm.insert("template_id".into(), template_id.into());
-    norm.insert("enabled".into(), enabled.into());
+    norm.insert("template_id".into(), (*event.template_id).into());
+    norm.insert("enabled".into(), event.enabled.into());
     if let Some(page) = given(obj, "page") {
         norm.insert("page".into(), page.clone());
     }
-    let (state, lang) = match kind {
-        MessageKind::Subscribe => (state.unwrap_or("formal"), lang.unwrap_or("zh_CN")),
-        MessageKind::Template => ("", ""),
-    };
-    if kind == MessageKind::Subscribe {
-        norm.insert("miniprogram_state".into(), state.into());
-        norm.insert("lang".into(), lang.into());
+    if event.kind == MessageKind::Subscribe {
+        norm.insert("miniprogram_state".into(), event.miniprogram_state.into());
+        norm.insert("lang".into(), event.lang.into());
     }
     norm.insert("data".into(), obj.get("data").cloned().unwrap_or_default());
-    if let Some(e) = emphasis {
-        norm.insert("emphasis_keyword".into(), e.into());
+    if let Some(e) = &event.emphasis_keyword {
+        norm.insert("emphasis_keyword".into(), (**e).into());
     }
-    let overflow_name = match overflow {
+    let overflow_name = match event.overflow {
         Overflow::Truncate => "truncate",
         Overflow::Error => "error",
     };
     norm.insert("overflow".into(), overflow_name.into());
-    let event = CompiledEvent {
-        kind,
-        template_id: template_id.into(),
-        enabled,
-        page,
-        miniprogram_state: state,
-        lang,
-        keywords,
-        overflow,
-        emphasis_keyword: emphasis.map(Box::from),
-        slots,
-        key_fields,
-    };
-    Some((event, Value::Object(norm)))
+    Value::Object(norm)
 }
 
 fn is_page_char(c: char) -> bool {
@@ -704,26 +785,7 @@ fn compile_data(
     p: &mut Problems,
 ) -> Option<Vec<CompiledKeyword>> {
     let data_path = key_path(path, "data");
-    let data = match given(obj, "data") {
-        None => {
-            p.add(
-                &data_path,
-                "missing field (an object of template keyword → value, e.g. {\"thing3\": \"{order_total_goods_name}\"})",
-            );
-            return None;
-        }
-        Some(Value::Object(data)) => data,
-        Some(v) => {
-            p.add(
-                &data_path,
-                format!(
-                    "must be an object of template keyword → value, got {}",
-                    type_name(v)
-                ),
-            );
-            return None;
-        }
-    };
+    let data = data_object(obj, &data_path, p)?;
     let before = p.len();
     if data.is_empty() {
         p.add(&data_path, "must fill at least one keyword");
@@ -741,79 +803,130 @@ fn compile_data(
     let mut keywords = Vec::with_capacity(data.len());
     for (key, value) in data {
         let kpath = key_path(&data_path, key);
-        let rule = match kind {
-            Some(MessageKind::Subscribe) => match KeywordType::of_keyword(key) {
-                Some(KeywordType::Const) => {
-                    p.add(
-                        &kpath,
-                        "bad keyword name: a const keyword is fixed by the template and cannot be set",
-                    );
-                    None
-                }
-                Some(KeywordType::Other) => {
-                    p.warn(
-                        &kpath,
-                        "keyword type not in WeChat's tables: sent with the generic text checks (one line, at most 20 characters); check the template's keyword name",
-                    );
-                    Some(KeywordType::Other)
-                }
-                Some(t) => Some(t),
-                None => {
-                    p.add(
-                        &kpath,
-                        "bad keyword name: a type prefix of lowercase letters (thing, number, letter, symbol, character_string, time, date, amount, phone_number, car_number, name, phrase, enum_string, short_thing, …) followed by digits",
-                    );
-                    None
-                }
-            },
-            Some(MessageKind::Template) => {
-                let ok = key
-                    .strip_prefix("keyword")
-                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-                if !ok {
-                    p.add(
-                        &kpath,
-                        "bad keyword name: legacy template keywords are keyword1, keyword2, …",
-                    );
-                }
-                None
-            }
-            None => None,
-        };
-        let Value::String(text) = value else {
-            p.add(
-                &kpath,
-                format!(
-                    "must be a string with placeholders (e.g. \"{{order_sn}}\"), got {}",
-                    type_name(value)
-                ),
-            );
-            continue;
-        };
-        if text.is_empty() {
-            p.add(&kpath, "must not be empty");
-            continue;
-        }
-        if text.chars().count() > MAX_VALUE_CHARS {
-            p.add(&kpath, format!("longer than {MAX_VALUE_CHARS} characters"));
-            continue;
-        }
-        match Pattern::compile(text, &known, slots) {
-            Ok(pattern) => {
-                let names: Vec<&str> = pattern.slots().map(|s| &*slots[s]).collect();
-                keywords.push(CompiledKeyword {
-                    name: key.as_str().into(),
-                    rule,
-                    fields: names.join(", ").into(),
-                    pattern,
-                });
-            }
-            Err(errors) => {
-                for e in errors {
-                    p.add(&kpath, e);
-                }
-            }
+        let rule = keyword_rule(&kpath, key, kind, p);
+        if let Some(pattern) = keyword_pattern(&kpath, value, &known, slots, p) {
+            let names: Vec<&str> = pattern.slots().map(|s| &*slots[s]).collect();
+            keywords.push(CompiledKeyword {
+                name: key.as_str().into(),
+                rule,
+                fields: names.join(", ").into(),
+                pattern,
+            });
         }
     }
     (p.len() == before).then_some(keywords)
+}
+
+/// The event's `data`, an object; `None` when it is missing or not one.
+fn data_object<'v>(
+    obj: &'v Map<String, Value>,
+    data_path: &str,
+    p: &mut Problems,
+) -> Option<&'v Map<String, Value>> {
+    let data = match given(obj, "data") {
+        None => {
+            p.add(
+                data_path,
+                "missing field (an object of template keyword → value, e.g. {\"thing3\": \"{order_total_goods_name}\"})",
+            );
+            return None;
+        }
+        Some(Value::Object(data)) => data,
+        Some(v) => {
+            p.add(
+                data_path,
+                format!(
+                    "must be an object of template keyword → value, got {}",
+                    type_name(v)
+                ),
+            );
+            return None;
+        }
+    };
+    Some(data)
+}
+
+/// The value rule a keyword's name gives it: a subscribe keyword's type
+/// prefix (`thing3` is a thing); legacy keywords (`keyword1`) have none.
+fn keyword_rule(
+    kpath: &str,
+    key: &str,
+    kind: Option<MessageKind>,
+    p: &mut Problems,
+) -> Option<KeywordType> {
+    match kind? {
+        MessageKind::Subscribe => match KeywordType::of_keyword(key) {
+            Some(KeywordType::Const) => {
+                p.add(
+                    kpath,
+                    "bad keyword name: a const keyword is fixed by the template and cannot be set",
+                );
+                None
+            }
+            Some(KeywordType::Other) => {
+                p.warn(
+                    kpath,
+                    "keyword type not in WeChat's tables: sent with the generic text checks (one line, at most 20 characters); check the template's keyword name",
+                );
+                Some(KeywordType::Other)
+            }
+            Some(t) => Some(t),
+            None => {
+                p.add(
+                    kpath,
+                    "bad keyword name: a type prefix of lowercase letters (thing, number, letter, symbol, character_string, time, date, amount, phone_number, car_number, name, phrase, enum_string, short_thing, …) followed by digits",
+                );
+                None
+            }
+        },
+        MessageKind::Template => {
+            let ok = key
+                .strip_prefix("keyword")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                p.add(
+                    kpath,
+                    "bad keyword name: legacy template keywords are keyword1, keyword2, …",
+                );
+            }
+            None
+        }
+    }
+}
+
+/// A keyword's value: a text of placeholders and literals, compiled.
+fn keyword_pattern(
+    kpath: &str,
+    value: &Value,
+    known: &dyn Fn(&str) -> bool,
+    slots: &mut Vec<Box<str>>,
+    p: &mut Problems,
+) -> Option<Pattern> {
+    let Value::String(text) = value else {
+        p.add(
+            kpath,
+            format!(
+                "must be a string with placeholders (e.g. \"{{order_sn}}\"), got {}",
+                type_name(value)
+            ),
+        );
+        return None;
+    };
+    if text.is_empty() {
+        p.add(kpath, "must not be empty");
+        return None;
+    }
+    if text.chars().count() > MAX_VALUE_CHARS {
+        p.add(kpath, format!("longer than {MAX_VALUE_CHARS} characters"));
+        return None;
+    }
+    match Pattern::compile(text, known, slots) {
+        Ok(pattern) => Some(pattern),
+        Err(errors) => {
+            for e in errors {
+                p.add(kpath, e);
+            }
+            None
+        }
+    }
 }

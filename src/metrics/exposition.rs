@@ -22,7 +22,7 @@ impl Format {
             other => {
                 let shown: String = other.chars().take(40).collect();
                 Err(Error::invalid(format!(
-                    "metrics: format must be \"prometheus\" or \"json\", got {shown:?}"
+                    "format must be \"prometheus\" or \"json\", got {shown:?}"
                 )))
             }
         }

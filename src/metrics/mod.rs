@@ -364,6 +364,34 @@ impl Metrics {
     }
 }
 
+/// One flush: the samples to send, and what to mark flushed once the store
+/// took them (or dirty again when it did not).
+#[derive(Default)]
+struct Unflushed {
+    adds: Vec<Sample>,
+    sets: Vec<Sample>,
+    /// Counter cells and the count each is flushed up to.
+    marks: Vec<(Arc<Cell>, u64)>,
+    bucket_marks: [Option<u64>; 12],
+    sum_upto: u64,
+    /// Gauges taken as changed.
+    dirty: Vec<Arc<GaugeCell>>,
+}
+
+impl Unflushed {
+    fn add_counter(&mut self, name: &str, labels: Vec<String>, cell: &Arc<Cell>) {
+        let (delta, upto) = cell.unflushed();
+        if delta > 0 {
+            self.adds.push(Sample {
+                name: name.to_string(),
+                labels,
+                value: clamp(delta),
+            });
+            self.marks.push((cell.clone(), upto));
+        }
+    }
+}
+
 impl Inner {
     fn flush_within(&self, patience: Duration) -> Result<()> {
         if !self.shared.load(Ordering::Acquire) {
@@ -387,22 +415,42 @@ impl Inner {
     /// Sends every unflushed increment and changed gauge as one batch, and
     /// moves the watermarks only when the store took it.
     fn flush_into(&self, sink: &dyn CounterSink, patience: Duration) -> Result<()> {
-        let mut adds = Vec::new();
-        let mut marks: Vec<(Arc<Cell>, u64)> = Vec::new();
-        let mut sets = Vec::new();
-        let mut dirty: Vec<Arc<GaugeCell>> = Vec::new();
-        let mut push = |name: &str, labels: Vec<String>, cell: &Arc<Cell>| {
-            let (delta, upto) = cell.unflushed();
-            if delta > 0 {
-                adds.push(Sample {
-                    name: name.to_string(),
-                    labels,
-                    value: clamp(delta),
-                });
-                marks.push((cell.clone(), upto));
+        let mut batch = Unflushed::default();
+        self.collect_counters(&mut batch);
+        self.collect_duration(&mut batch);
+        self.collect_gauges(&mut batch);
+        if batch.adds.is_empty() && batch.sets.is_empty() && sink.pending() == 0 {
+            return Ok(());
+        }
+        match sink.apply(&batch.adds, &batch.sets, patience) {
+            Ok(()) => {
+                for (cell, upto) in batch.marks {
+                    cell.mark_flushed(upto);
+                }
+                for (b, mark) in self.duration.buckets.iter().zip(batch.bucket_marks) {
+                    if let Some(upto) = mark {
+                        b.mark_flushed(upto);
+                    }
+                }
+                self.duration.sum_micros.mark_flushed(batch.sum_upto);
+                Ok(())
             }
-        };
+            Err(e) => {
+                // The store did not take the gauges: they are sent again next time.
+                for g in batch.dirty {
+                    g.mark_dirty();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Every counter's increment since its last flush.
+    fn collect_counters(&self, batch: &mut Unflushed) {
         let i = self;
+        let mut push = |name: &str, labels: Vec<String>, cell: &Arc<Cell>| {
+            batch.add_counter(name, labels, cell)
+        };
         i.sends.each(|k, c| push(SENDS, k.values(), c));
         i.token_fetches
             .each(|k, c| push(TOKEN_FETCHES, k.values(), c));
@@ -416,17 +464,20 @@ impl Inner {
             fam.each(|k, c| push(name, k.values(), c));
         }
         push(LOG_FAILURES, Vec::new(), &i.log_failures);
-        let mut bucket_marks = [None; 12];
-        for ((b, label), mark) in i
-            .duration
+    }
+
+    /// The send duration histogram's bucket and sum increments.
+    fn collect_duration(&self, batch: &mut Unflushed) {
+        let duration = &self.duration;
+        for ((b, label), mark) in duration
             .buckets
             .iter()
             .zip(BUCKET_LABELS)
-            .zip(bucket_marks.iter_mut())
+            .zip(batch.bucket_marks.iter_mut())
         {
             let (delta, upto) = b.unflushed();
             if delta > 0 {
-                adds.push(Sample {
+                batch.adds.push(Sample {
                     name: SINK_BUCKET.to_string(),
                     labels: vec![label.to_string()],
                     value: clamp(delta),
@@ -434,48 +485,30 @@ impl Inner {
                 *mark = Some(upto);
             }
         }
-        let (sum_delta, sum_upto) = i.duration.sum_micros.unflushed();
+        let (sum_delta, sum_upto) = duration.sum_micros.unflushed();
         if sum_delta > 0 {
-            adds.push(Sample {
+            batch.adds.push(Sample {
                 name: SINK_SUM_MICROS.to_string(),
                 labels: Vec::new(),
                 value: clamp(sum_delta),
             });
         }
-        for (name, fam) in [(PERMIT_STOCK, &i.permit_stock), (OUTBOX, &i.outbox)] {
+        batch.sum_upto = sum_upto;
+    }
+
+    /// Every gauge that changed since its last flush.
+    fn collect_gauges(&self, batch: &mut Unflushed) {
+        for (name, fam) in [(PERMIT_STOCK, &self.permit_stock), (OUTBOX, &self.outbox)] {
             fam.each(|k, g| {
                 if let Some(v) = g.take_dirty() {
-                    sets.push(Sample {
+                    batch.sets.push(Sample {
                         name: name.to_string(),
                         labels: k.values(),
                         value: v,
                     });
-                    dirty.push(g.clone());
+                    batch.dirty.push(g.clone());
                 }
             });
-        }
-        if adds.is_empty() && sets.is_empty() && sink.pending() == 0 {
-            return Ok(());
-        }
-        match sink.apply(&adds, &sets, patience) {
-            Ok(()) => {
-                for (cell, upto) in marks {
-                    cell.mark_flushed(upto);
-                }
-                for (b, mark) in i.duration.buckets.iter().zip(bucket_marks) {
-                    if let Some(upto) = mark {
-                        b.mark_flushed(upto);
-                    }
-                }
-                i.duration.sum_micros.mark_flushed(sum_upto);
-                Ok(())
-            }
-            Err(e) => {
-                for g in dirty {
-                    g.mark_dirty();
-                }
-                Err(e)
-            }
         }
     }
 
@@ -519,12 +552,12 @@ impl Metrics {
             let spec = crate::secret::redact_text(&spec);
             if self.inner.shared.load(Ordering::Acquire) {
                 self.flush().map_err(|e| {
-                    Error::store(format!("metrics: the shared figures are unavailable: {e}"))
+                    Error::store(format!("the shared figures are unavailable: {e}"))
                 })?;
                 let sink = self.inner.sink.lock().sink.clone();
                 let samples = match sink {
                     Some(s) => s.snapshot().map_err(|e| {
-                        Error::store(format!("metrics: the shared figures are unavailable: {e}"))
+                        Error::store(format!("the shared figures are unavailable: {e}"))
                     })?,
                     None => Vec::new(),
                 };
@@ -598,7 +631,11 @@ fn open_sink(state: &mut SinkState) -> Result<Arc<dyn CounterSink>> {
     let sink: Arc<dyn CounterSink> = match &state.spec {
         StoreSpec::Redis(url) => Arc::new(RedisSink::open(url)?),
         StoreSpec::Sqlite(path) => Arc::new(SqliteSink::open(path)?),
-        StoreSpec::Memory => return Err(Error::internal("metrics: no shared store configured")),
+        StoreSpec::Memory => {
+            return Err(Error::internal(
+                "no shared store is configured for the figures",
+            ))
+        }
     };
     state.sink = Some(sink.clone());
     state.pid = std::process::id();

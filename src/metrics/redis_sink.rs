@@ -104,7 +104,7 @@ impl RedisSink {
         // The store's own `prefix` parameter is not the client's.
         let url = url.split_once("?prefix=").map_or(url, |(u, _)| u);
         let client = RedisClient::open(url)
-            .map_err(|e| Error::store(format!("metrics: redis store {shown}: {e}")))?;
+            .map_err(|e| Error::store(format!("redis store {shown} (shared figures): {e}")))?;
         Ok(RedisSink {
             client,
             shown,
@@ -130,7 +130,7 @@ impl RedisSink {
 
     fn error(&self, e: impl std::fmt::Display) -> Error {
         Error::store(format!(
-            "metrics: redis store {}: {}",
+            "redis store {} (shared figures): {}",
             self.shown,
             crate::secret::redact_text(&e.to_string())
         ))
@@ -155,7 +155,7 @@ impl RedisSink {
         let conn = link
             .conn
             .as_mut()
-            .ok_or_else(|| Error::internal("metrics: redis connection missing"))?;
+            .ok_or_else(|| Error::internal("the shared figures' redis connection is missing"))?;
         conn.set_timeouts(wait).map_err(|e| self.error(e))?;
         Ok(conn)
     }

@@ -34,7 +34,7 @@ pub struct SqliteSink {
 }
 
 fn store_error(path: &str, e: rusqlite::Error) -> Error {
-    Error::store(format!("metrics: sqlite store {path}: {e}"))
+    Error::store(format!("sqlite store {path} (shared figures): {e}"))
 }
 
 impl SqliteSink {

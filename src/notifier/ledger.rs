@@ -25,12 +25,12 @@ impl Notifier {
 
     /// Records a permit for a registered app (`ledger.md` for the format).
     pub fn add_permit(&self, appid: &str, json: &str) -> Result<()> {
-        self.check_configured("add_permit")?;
+        self.check_configured()?;
         let app = self.apps.get(appid)?;
         let permit = parse_permit(json, self.clock.now_ms())?;
         if permit.kind == Kind::Subscribe && app.grants == Grants::Push {
             return Err(Error::invalid(format!(
-                "add_permit: app {appid} takes subscribe grants only from WeChat's message push (registered with \"grants\": \"push\"); a grant reported by the mini program is not recorded, so one tap is never counted twice"
+                "app {appid} takes subscribe grants only from WeChat's message push (registered with \"grants\": \"push\"); a grant reported by the mini program is not recorded, so one tap is never counted twice"
             )));
         }
         self.check_grant_is_mapped(appid, &permit)?;
@@ -58,7 +58,7 @@ impl Notifier {
         }
         let mapped = mappings.subscribe_templates();
         Err(Error::invalid(format!(
-            "add_permit: template_id {:?} is not mapped to any subscribe event of app {appid} \
+            "template_id {:?} is not mapped to any subscribe event of app {appid} \
              (mapped: {}); a grant for it could never be used: map the template in the admin first",
             permit.value.chars().take(64).collect::<String>(),
             if mapped.is_empty() {
@@ -72,10 +72,10 @@ impl Notifier {
     /// Usable stock of the app, or of one of its users: counts by kind (by
     /// template for subscribe grants) and the soonest expiry.
     pub fn ledger_stats(&self, appid: &str, openid: Option<&str>) -> Result<String> {
-        self.check_configured("ledger_stats")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         if let Some(o) = openid {
-            check_text("ledger_stats", "openid", o)?;
+            check_text("openid", o)?;
         }
         let stats = self.noted("ledger_stats", self.ledger.stats(appid, openid))?;
         Ok(stats_json(appid, openid, &stats))
@@ -83,7 +83,7 @@ impl Notifier {
 
     /// Removes the app's expired permits: `{"appid", "removed": n}`.
     pub fn ledger_purge(&self, appid: &str) -> Result<String> {
-        self.check_configured("ledger_purge")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         let removed = self.noted("ledger_purge", self.ledger.purge(appid))?;
         if removed > 0 {

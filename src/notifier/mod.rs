@@ -24,6 +24,7 @@ mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod run;
 pub mod send;
 mod token;
 
@@ -116,10 +117,10 @@ impl Notifier {
     }
 
     /// Refuses a store or network call while every `configure` so far failed.
-    pub(crate) fn check_configured(&self, call: &str) -> Result<()> {
+    pub(crate) fn check_configured(&self) -> Result<()> {
         match &*self.configured.read() {
             Configured::Failed(why) => Err(Error::store(format!(
-                "{call}: refused because configure failed ({why}) and no configure has succeeded since: \
+                "refused because configure failed ({why}) and no configure has succeeded since: \
                  nothing is stored or sent with settings the host did not mean; \
                  fix the settings and call configure again"
             ))),

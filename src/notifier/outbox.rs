@@ -2,7 +2,6 @@
 //! (claim due messages and send each through the send pipeline, then settle
 //! it by the outcome), and the outbox's stats and administration.
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -11,15 +10,17 @@ use parking_lot::Mutex;
 
 use serde_json::json;
 
+use super::run::Posting;
 use super::send::{SendReport, SendStatus};
 use super::Notifier;
 use crate::config::OutboxSettings;
 use crate::error::{Error, Result};
 use crate::outbox::{
-    after_minute_quota, after_quota_reset, backoff_ms, mix, retryable, stats_json, Claimed, Counts,
-    Enqueued, FlushReport, FlushStatus, Flushed, NewMessage, Outbox, OutboxStore, Settlement,
-    Stored, ABANDONED, DEAD_LETTERS_LISTED, SENT_KEPT_MS,
+    mix, stats_json, Claimed, Counts, Enqueued, FlushReport, FlushStatus, Flushed, NewMessage,
+    Outbox, OutboxStore, Settlement, Stored, ABANDONED, DEAD_LETTERS_LISTED, SENT_KEPT_MS,
 };
+use crate::send_machine::flush::{settle, Ending, Fault, Pace, Settle};
+use crate::wechat::errcodes::UNANSWERED;
 
 impl Notifier {
     /// Validates and renders the message now, keeps it durably, and answers
@@ -42,7 +43,7 @@ impl Notifier {
         event: &str,
         payload_json: &str,
     ) -> Result<(Enqueued, String)> {
-        self.check_configured("enqueue")?;
+        self.check_configured()?;
         let mut msg = self.render_message(appid, event, payload_json)?;
         let now = self.clock.now_ms();
         if msg.idempotency_key.is_empty() {
@@ -52,7 +53,7 @@ impl Notifier {
             msg.idempotency_key = format!("outbox:{appid}:{event}:{now}:{token:x}");
         }
         let message = serde_json::to_string(&Stored::of(&msg))
-            .map_err(|e| Error::internal(format!("enqueue: the message did not serialize: {e}")))?;
+            .map_err(|e| Error::internal(format!("the message did not serialize: {e}")))?;
         let new = NewMessage {
             appid: appid.to_string(),
             event: event.to_string(),
@@ -71,13 +72,13 @@ impl Notifier {
     pub fn flush(&self, appid: Option<&str>, max_messages: u32) -> Result<String> {
         let report = self.flush_report(appid, max_messages)?;
         serde_json::to_string(&report)
-            .map_err(|e| Error::internal(format!("flush: the report did not serialize: {e}")))
+            .map_err(|e| Error::internal(format!("the flush report did not serialize: {e}")))
     }
 
     pub fn flush_report(&self, appid: Option<&str>, max_messages: u32) -> Result<FlushReport> {
-        self.check_configured("flush")?;
+        self.check_configured()?;
         if max_messages == 0 {
-            return Err(Error::invalid("flush: max_messages must be at least 1"));
+            return Err(Error::invalid("max_messages must be at least 1"));
         }
         let apps: Vec<String> = match appid {
             Some(a) => {
@@ -116,7 +117,7 @@ impl Notifier {
                     .collect();
                 for lane in lanes {
                     if lane.join().is_err() {
-                        drain.fail(Error::internal("flush: a send panicked"));
+                        drain.fail(Error::internal("a send panicked (a bug, please report it); its message stays claimed until its lease ends"));
                     }
                 }
             });
@@ -211,134 +212,48 @@ impl Notifier {
     /// A message whose request may have gone out before its flusher vanished:
     /// its idempotency key is settled as uncertain, so no direct send repeats it.
     fn settle_abandoned(&self, key: &str) {
-        let outcome = json!({"status": "uncertain", "errcode": -1, "errmsg": ABANDONED});
+        let outcome = json!({"status": "uncertain", "errcode": UNANSWERED, "errmsg": ABANDONED});
         let _ = self.ledger.idempotency_complete(key, &outcome.to_string());
     }
 
+    /// Sends one claimed message and settles it as the send machine says.
     fn flush_one(
         &self,
         store: &dyn OutboxStore,
         c: &Claimed,
         settings: &OutboxSettings,
     ) -> Result<Flushed> {
-        let started = Instant::now();
         // One write of this send's figures to a shared store, as `send` does.
         let _figures = self.metrics.batch();
-        let stored: Stored = serde_json::from_str(&c.message)
-            .map_err(|e| Error::store(format!("outbox message {} is not readable: {e}", c.id)))?;
-        let msg = stored.into_message(c.idempotency_key.clone())?;
-        let posted = Cell::new(false);
-        let lost = Cell::new(false);
-        let app = self.apps.get(&c.appid);
-        // The token first, outside the "request on its way" mark: a flusher
-        // that dies while fetching it has sent nothing.
-        let report = match app.map(|app| {
-            let token = self.token_of(&app);
-            (app, token)
-        }) {
-            Ok((app, Ok(_))) => self.send_rendered(&app, &c.event, &msg, started, &|| match store
-                .mark_posting(c.id, c.token)
-            {
-                Ok(()) => {
-                    posted.set(true);
-                    Ok(())
-                }
-                Err(e) => {
-                    lost.set(true);
-                    Err(e)
-                }
-            }),
-            Ok((_, Err(e))) | Err(e) => SendReport {
-                result: Err(e),
-                outcome: None,
-            },
-        };
+        let report = self.send_claimed(store, c)?;
         let now = self.clock.now_ms();
         let outcome = report.outcome.as_ref();
-        let errcode = outcome.map_or(0, |o| o.errcode);
+        let errcode = match &report.result {
+            Err(e) => e.errcode().unwrap_or(outcome.map_or(0, |o| o.errcode)),
+            Ok(()) => outcome.map_or(0, |o| o.errcode),
+        };
         let errmsg = match &report.result {
             Ok(()) => outcome.map(|o| o.errmsg.clone()).unwrap_or_default(),
             Err(e) => e.to_string(),
         };
-        let spread = mix(c.id ^ (now as u64) ^ u64::from(c.attempts).rotate_left(32));
-        let retry_ms = settings.retry_secs as i64 * 1000;
-        let mut status = FlushStatus::Retry;
-        let mut due_at = None;
-        let failed = c.attempts + 1;
-        let settlement = match (outcome.map(|o| o.status), &report.result) {
-            _ if lost.get() => {
-                status = FlushStatus::Lost;
-                None
-            }
-            (Some(sent @ (SendStatus::Sent | SendStatus::Duplicate)), _) => {
-                status = if sent == SendStatus::Duplicate {
-                    FlushStatus::Duplicate
-                } else {
-                    FlushStatus::Sent
-                };
-                Some(Settlement::Sent)
-            }
-            (_, Ok(())) => {
-                status = FlushStatus::Sent;
-                Some(Settlement::Sent)
-            }
-            (_, Err(Error::Uncertain(_))) if posted.get() => {
-                status = FlushStatus::Uncertain;
-                Some(Settlement::Uncertain {
-                    errcode,
-                    errmsg: errmsg.clone(),
-                })
-            }
-            // Not this message's failure: another send holds its key, the
-            // daily quota is spent, the app is not registered here just now.
-            (
-                _,
-                Err(
-                    e @ (Error::Uncertain(_)
-                    | Error::AppNotConfigured(_)
-                    | Error::WeChat {
-                        errcode: 45009 | 45011,
-                        ..
-                    }),
-                ),
-            ) => {
-                let due = match e.errcode() {
-                    Some(45009) => after_quota_reset(now, spread),
-                    Some(45011) => after_minute_quota(now, spread),
-                    _ => now + backoff_ms(retry_ms, 1, spread),
-                };
-                due_at = Some(due);
-                Some(Settlement::Retry {
-                    due_ms: due,
-                    count: false,
-                    errcode: e.errcode().unwrap_or(errcode),
-                    errmsg: errmsg.clone(),
-                })
-            }
-            (_, Err(e)) if retryable(e) && failed < settings.max_attempts => {
-                let due = now + backoff_ms(retry_ms, failed, spread);
-                due_at = Some(due);
-                Some(Settlement::Retry {
-                    due_ms: due,
-                    count: true,
-                    errcode: e.errcode().unwrap_or(errcode),
-                    errmsg: errmsg.clone(),
-                })
-            }
-            (_, Err(Error::Store(_))) => return Err(report.result.unwrap_err()),
-            (_, Err(e)) => {
-                status = FlushStatus::Dead;
-                let errmsg = if retryable(e) {
-                    format!("gave up after {failed} attempts: {errmsg}")
-                } else {
-                    errmsg.clone()
-                };
-                Some(Settlement::Dead {
-                    errcode: e.errcode().unwrap_or(errcode),
-                    errmsg,
-                })
-            }
+        let ending = match (outcome.map(|o| o.status), &report.result) {
+            (Some(SendStatus::Duplicate), _) => Ending::Delivered { duplicate: true },
+            (Some(SendStatus::Sent), _) | (_, Ok(())) => Ending::Delivered { duplicate: false },
+            (_, Err(e)) => Ending::Failed(Fault::of(e)),
         };
+        let pace = Pace {
+            attempts: c.attempts,
+            max_attempts: settings.max_attempts,
+            retry_ms: settings.retry_secs as i64 * 1000,
+            spread: mix(c.id ^ (now as u64) ^ u64::from(c.attempts).rotate_left(32)),
+        };
+        let decided = settle(ending, report.trail, &pace, now);
+        if decided == Settle::Abort {
+            return Err(report.result.err().unwrap_or_else(|| {
+                Error::internal("the flush stopped without a reason (a bug, please report it)")
+            }));
+        }
+        let (mut status, settlement) = settlement_of(decided, errcode, &errmsg, c.attempts + 1);
         let mut attempts = c.attempts;
         if let Some(how) = &settlement {
             if !store.settle(c.id, c.token, how, now)? {
@@ -351,27 +266,46 @@ impl Notifier {
                     | Settlement::Uncertain { .. }
             ));
         }
+        let due_at = match decided {
+            Settle::RescheduleAt { due_ms, .. } => Some(due_ms.div_euclid(1000)),
+            _ => None,
+        };
         Ok(Flushed {
             id: c.id,
             appid: c.appid.clone(),
             event: c.event.clone(),
             status,
-            errcode: match &report.result {
-                Err(e) => e.errcode().unwrap_or(errcode),
-                Ok(()) => errcode,
-            },
+            errcode,
             errmsg,
             attempts,
-            due_at: due_at.map(|d| d.div_euclid(1000)),
+            due_at,
             unreachable: matches!(report.result, Err(Error::Network(_)))
-                || (posted.get() && matches!(report.result, Err(Error::Uncertain(_)))),
+                || (report.trail.marked && matches!(report.result, Err(Error::Uncertain(_)))),
         })
+    }
+
+    /// The send of a claimed message, through the send machine's flush route.
+    fn send_claimed(&self, store: &dyn OutboxStore, c: &Claimed) -> Result<SendReport> {
+        let started = Instant::now();
+        let stored: Stored = serde_json::from_str(&c.message)
+            .map_err(|e| Error::store(format!("outbox message {} is not readable: {e}", c.id)))?;
+        let msg = stored.into_message(c.idempotency_key.clone())?;
+        let app = match self.apps.get(&c.appid) {
+            Ok(app) => app,
+            Err(e) => return Ok(SendReport::failed(e)),
+        };
+        let posting = Posting {
+            store,
+            id: c.id,
+            token: c.token,
+        };
+        Ok(self.send_rendered(&app, &c.event, &msg, started, &posting))
     }
 
     /// `{"appid", "pending", "due", "in_flight", "dead", "uncertain", "sent",
     /// "by_event": {event: counts}, "dead_letters": [...]}`.
     pub fn outbox_stats(&self, appid: Option<&str>) -> Result<String> {
-        self.check_configured("outbox_stats")?;
+        self.check_configured()?;
         if let Some(a) = appid {
             self.apps.get(a)?;
         }
@@ -386,24 +320,20 @@ impl Notifier {
 
     /// A dead message goes back to the queue, due now, with its attempts reset.
     pub fn outbox_requeue(&self, appid: &str, id: u64) -> Result<()> {
-        self.check_configured("outbox_requeue")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         if id == 0 {
-            return Err(Error::invalid(
-                "outbox_requeue: id must be a message id (1 or more)",
-            ));
+            return Err(Error::invalid("id must be a message id (1 or more)"));
         }
         self.outbox.store().requeue(appid, id, self.clock.now_ms())
     }
 
     /// Removes a dead, uncertain, or not yet claimed message.
     pub fn outbox_drop(&self, appid: &str, id: u64) -> Result<()> {
-        self.check_configured("outbox_drop")?;
+        self.check_configured()?;
         self.apps.get(appid)?;
         if id == 0 {
-            return Err(Error::invalid(
-                "outbox_drop: id must be a message id (1 or more)",
-            ));
+            return Err(Error::invalid("id must be a message id (1 or more)"));
         }
         self.outbox.store().remove(appid, id, self.clock.now_ms())
     }
@@ -458,5 +388,44 @@ struct Drain<'a> {
 impl Drain<'_> {
     fn fail(&self, e: Error) {
         self.failed.lock().get_or_insert(e);
+    }
+}
+
+/// The flush status and the store's settlement for what the machine decided.
+fn settlement_of(
+    decided: Settle,
+    errcode: i64,
+    errmsg: &str,
+    failed: u32,
+) -> (FlushStatus, Option<Settlement>) {
+    let errmsg = errmsg.to_string();
+    match decided {
+        Settle::Lost | Settle::Abort => (FlushStatus::Lost, None),
+        Settle::Sent { duplicate: true } => (FlushStatus::Duplicate, Some(Settlement::Sent)),
+        Settle::Sent { duplicate: false } => (FlushStatus::Sent, Some(Settlement::Sent)),
+        Settle::MarkUncertain => (
+            FlushStatus::Uncertain,
+            Some(Settlement::Uncertain { errcode, errmsg }),
+        ),
+        Settle::RescheduleAt { due_ms, counted } => (
+            FlushStatus::Retry,
+            Some(Settlement::Retry {
+                due_ms,
+                count: counted,
+                errcode,
+                errmsg,
+            }),
+        ),
+        Settle::DeadLetter { gave_up } => {
+            let errmsg = if gave_up {
+                format!("gave up after {failed} attempts: {errmsg}")
+            } else {
+                errmsg
+            };
+            (
+                FlushStatus::Dead,
+                Some(Settlement::Dead { errcode, errmsg }),
+            )
+        }
     }
 }

@@ -13,13 +13,9 @@ use crate::ledger::parse_permit;
 use crate::ledger::{Added, KeyClaim};
 use crate::push::{
     decrypt, parse_envelope, parse_message, signature_holds, Entry, EventKind, PushCredentials,
-    PushMessage, PushQuery,
+    PushMessage, PushMode, PushQuery,
 };
 use crate::wechat::{App, Grants};
-
-/// A push whose `timestamp` is further than this from the notifier's clock is
-/// refused: a replay of a captured request, or a clock gone wrong.
-pub(crate) const PUSH_MAX_SKEW_SECS: i64 = 300;
 
 /// How long a push being applied holds its key against a retry of it.
 const APPLY_CLAIM_MS: i64 = 60_000;
@@ -52,7 +48,7 @@ impl Notifier {
         })?;
         let q = PushQuery::parse(query).map_err(|e| redacted(e, creds))?;
         match method.to_ascii_uppercase().as_str() {
-            "GET" => self.push_handshake(creds, &q),
+            "GET" => self.push_handshake(appid, creds, &q),
             "POST" => self.push_message(&app, creds, &q, body),
             other => Err(Error::invalid(format!(
                 "method must be \"GET\" (the URL check) or \"POST\" (a push), got {:?}",
@@ -64,8 +60,13 @@ impl Notifier {
 
     /// The URL check of the admin's server configuration: `echostr` back when
     /// the signature holds.
-    fn push_handshake(&self, creds: &PushCredentials, q: &PushQuery) -> Result<String> {
-        let (timestamp, nonce) = self.signed_time(q)?;
+    fn push_handshake(
+        &self,
+        appid: &str,
+        creds: &PushCredentials,
+        q: &PushQuery,
+    ) -> Result<String> {
+        let (timestamp, nonce) = self.signed_time(appid, creds, q)?;
         let echostr = q.need(&q.echostr, "echostr")?;
         let signature = q.need(&q.signature, "signature")?;
         if !signature_holds(creds.token(), &[timestamp, nonce], signature) {
@@ -74,8 +75,15 @@ impl Notifier {
         Ok(json!({"reply": echostr, "events": []}).to_string())
     }
 
-    /// `timestamp` and `nonce`, the timestamp close to the notifier's clock.
-    fn signed_time<'q>(&self, q: &'q PushQuery) -> Result<(&'q str, &'q str)> {
+    /// `timestamp` and `nonce`, the timestamp within the app's window of the
+    /// notifier's clock. A push outside it is logged and counted with the
+    /// skew it saw: a wrong server clock must not drop grants unseen.
+    fn signed_time<'q>(
+        &self,
+        appid: &str,
+        creds: &PushCredentials,
+        q: &'q PushQuery,
+    ) -> Result<(&'q str, &'q str)> {
         let timestamp = q.need(&q.timestamp, "timestamp")?;
         let nonce = q.need(&q.nonce, "nonce")?;
         let ts: i64 = timestamp.parse().map_err(|_| {
@@ -85,13 +93,24 @@ impl Notifier {
             ))
         })?;
         let now = self.clock.now_ms().div_euclid(1000);
-        let skew = now.saturating_sub(ts).saturating_abs();
-        if skew > PUSH_MAX_SKEW_SECS {
-            return Err(Error::invalid(format!(
-                "timestamp {ts} is {skew} s from now ({now}), more than {PUSH_MAX_SKEW_SECS} s: a replayed request or a wrong clock"
-            )));
+        let skew = now.saturating_sub(ts);
+        let window = i64::try_from(creds.max_skew_secs()).unwrap_or(i64::MAX);
+        if skew.saturating_abs() > window {
+            let side = if skew > 0 { "behind" } else { "ahead of" };
+            let e = Error::invalid(format!(
+                "timestamp {ts} is {} s {side} this server's clock ({now}), more than {window} s (push.max_skew_secs): check the server's clock (NTP), or a replayed request",
+                skew.saturating_abs()
+            ));
+            return Err(self.push_refused(appid, "timestamp_out_of_window", e));
         }
         Ok((timestamp, nonce))
+    }
+
+    /// Counts and logs a refused push, and hands its error back.
+    fn push_refused(&self, appid: &str, reason: &str, e: Error) -> Error {
+        self.metrics.record_push_event("refused", reason);
+        self.journal.push_refused(appid, reason, &e.to_string());
+        e
     }
 
     fn push_message(
@@ -101,42 +120,36 @@ impl Notifier {
         q: &PushQuery,
         body: &str,
     ) -> Result<String> {
-        let (timestamp, nonce) = self.signed_time(q)?;
-        let plain = match q.encrypt_type.as_deref() {
-            Some("aes") => {
-                let msg_signature = q.need(&q.msg_signature, "msg_signature")?;
-                let encrypted = parse_envelope(body)?;
-                if !signature_holds(
-                    creds.token(),
-                    &[timestamp, nonce, &encrypted],
-                    msg_signature,
-                ) {
-                    return Err(bad_signature("msg_signature"));
-                }
-                let key = creds.key().ok_or_else(|| {
-                    Error::invalid(format!(
-                        "the push for app {} is in safe mode (encrypt_type=aes) but no push.encoding_aes_key was registered",
-                        app.appid
-                    ))
-                })?;
-                let (message, inner_appid) = decrypt(key, &encrypted)?;
-                if inner_appid != app.appid {
-                    return Err(Error::invalid(format!(
-                        "the push was encrypted for appid {:?}, not {}",
-                        inner_appid.chars().take(64).collect::<String>(),
-                        app.appid
-                    )));
-                }
-                message
+        let (timestamp, nonce) = self.signed_time(&app.appid, creds, q)?;
+        let plain = match (q.encrypt_type.as_deref(), creds.mode()) {
+            (Some("aes"), PushMode::Safe | PushMode::Compatible) => {
+                self.open_safe(app, creds, q, (timestamp, nonce), body)?
             }
-            None | Some("raw") => {
+            (Some("aes"), PushMode::Plain) => {
+                return Err(Error::invalid(format!(
+                    "the push for app {} is in safe mode (encrypt_type=aes) but no push.encoding_aes_key was registered: register the admin's EncodingAESKey (消息加密方式 安全模式, or 兼容模式 with push.mode \"compatible\")",
+                    app.appid
+                )))
+            }
+            (None | Some("raw"), PushMode::Safe) => {
+                let e = Error::invalid(format!(
+                    "app {} takes only safe-mode pushes (encrypt_type=aes, signed with msg_signature); a plain body is refused: forged, or the admin's 消息加密方式 is not 安全模式 (while switching, register push.mode \"compatible\")",
+                    app.appid
+                ));
+                return Err(self.push_refused(&app.appid, "not_encrypted", e));
+            }
+            (None | Some("raw"), PushMode::Plain | PushMode::Compatible) => {
                 let signature = q.need(&q.signature, "signature")?;
                 if !signature_holds(creds.token(), &[timestamp, nonce], signature) {
-                    return Err(bad_signature("signature"));
+                    return Err(self.push_refused(
+                        &app.appid,
+                        "bad_signature",
+                        bad_signature("signature"),
+                    ));
                 }
                 body.to_string()
             }
-            Some(other) => {
+            (Some(other), _) => {
                 return Err(Error::invalid(format!(
                     "encrypt_type must be \"aes\" or absent, got {:?}",
                     other.chars().take(16).collect::<String>()
@@ -144,8 +157,93 @@ impl Notifier {
             }
         };
         let message = parse_message(&plain)?;
-        let events = self.apply_push(app, &message)?;
+        let nonce_key = self.claim_nonce(&app.appid, timestamp, nonce, body)?;
+        let applied = self.apply_push(app, &message);
+        match (&applied, nonce_key) {
+            (Ok(_), Some((key, digest))) => {
+                // Applied; should the record fail, the retry-key record still
+                // keeps the events from being applied twice.
+                let _ = self.noted(
+                    "handle_push",
+                    self.ledger.idempotency_complete(&key, &digest),
+                );
+            }
+            (Err(_), Some((key, _))) => {
+                // Not applied: WeChat's retry of this very request must pass.
+                let _ = self.ledger.idempotency_release(&key);
+            }
+            (_, None) => {}
+        }
+        let events = applied?;
         Ok(json!({"reply": REPLY_SUCCESS, "events": events}).to_string())
+    }
+
+    /// A safe-mode body: `msg_signature` over the ciphertext, then the
+    /// plaintext, which must name this app.
+    fn open_safe(
+        &self,
+        app: &App,
+        creds: &PushCredentials,
+        q: &PushQuery,
+        (timestamp, nonce): (&str, &str),
+        body: &str,
+    ) -> Result<String> {
+        let msg_signature = q.need(&q.msg_signature, "msg_signature")?;
+        let encrypted = parse_envelope(body)?;
+        if !signature_holds(
+            creds.token(),
+            &[timestamp, nonce, &encrypted],
+            msg_signature,
+        ) {
+            return Err(self.push_refused(
+                &app.appid,
+                "bad_signature",
+                bad_signature("msg_signature"),
+            ));
+        }
+        let key = creds.key().ok_or_else(|| {
+            Error::internal("a safe or compatible push app has no key (checked at register_app)")
+        })?;
+        let (message, inner_appid) = decrypt(key, &encrypted)?;
+        if inner_appid != app.appid {
+            return Err(Error::invalid(format!(
+                "the push was encrypted for appid {:?}, not {}",
+                inner_appid.chars().take(64).collect::<String>(),
+                app.appid
+            )));
+        }
+        Ok(message)
+    }
+
+    /// Each (timestamp, nonce) a signed push carries is taken once per app,
+    /// in the ledger store so every worker sharing it agrees: a captured
+    /// query cannot carry another body. WeChat repeating the very request
+    /// (same body) passes, and the events' own retry key makes it a no-op.
+    /// Answers the record to complete once the push is applied, or `None`
+    /// when it was taken before with this body.
+    fn claim_nonce(
+        &self,
+        appid: &str,
+        timestamp: &str,
+        nonce: &str,
+        body: &str,
+    ) -> Result<Option<(String, String)>> {
+        let key = nonce_key(appid, timestamp, nonce);
+        let digest = hex_sha1(&[body]);
+        match self.noted("handle_push", self.ledger.idempotency_claim(&key, APPLY_CLAIM_MS))? {
+            KeyClaim::Fresh => Ok(Some((key, digest))),
+            KeyClaim::Done(seen) if seen == digest => Ok(None),
+            KeyClaim::Done(_) => Err(self.push_refused(
+                appid,
+                "replayed",
+                Error::invalid(
+                    "this timestamp and nonce were already used by another push with a different body: a replayed request, refused",
+                ),
+            )),
+            KeyClaim::InFlight => Err(Error::invalid(
+                "a push with this timestamp and nonce is being applied right now (a retry of it, or a replay): answer an error so WeChat retries once it is done",
+            )),
+        }
     }
 
     /// Applies a subscribe event once; other pushes are reported only.
@@ -343,26 +441,35 @@ fn msgid_key(appid: &str, msgid: &str) -> String {
     format!("msgid:{appid}:{msgid}")
 }
 
-/// The key a retry of this push shares: app, buyer, `CreateTime`, event and
-/// entries, hashed to a fixed length.
-fn retry_key(appid: &str, m: &PushMessage) -> String {
+/// The record of one (timestamp, nonce) of an app's signed pushes.
+fn nonce_key(appid: &str, timestamp: &str, nonce: &str) -> String {
+    format!("push-nonce:{appid}:{}", hex_sha1(&[timestamp, nonce]))
+}
+
+/// SHA-1 in hex of `parts`, each followed by a NUL (so no two lists of
+/// parts hash alike by moving text from one part to the next).
+fn hex_sha1(parts: &[&str]) -> String {
     let mut h = Sha1::new();
-    for part in [m.openid.as_str(), &m.create_time.to_string(), &m.event] {
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0]);
     }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key a retry of this push shares: app, buyer, `CreateTime`, event and
+/// entries, hashed to a fixed length.
+fn retry_key(appid: &str, m: &PushMessage) -> String {
+    let create_time = m.create_time.to_string();
+    let mut parts = vec![m.openid.as_str(), &create_time, &m.event];
     for e in &m.entries {
-        for part in [
+        parts.extend([
             e.template_id.as_str(),
             &e.status,
             e.msg_id.as_deref().unwrap_or(""),
-        ] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
+        ]);
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("push:{appid}:{hex}")
+    format!("push:{appid}:{}", hex_sha1(&parts))
 }
 
 fn entry_json(m: &PushMessage, e: &Entry) -> Value {

@@ -26,7 +26,7 @@ impl Notifier {
     /// The app's valid access token: cached, fetched once for all waiting
     /// callers, or (external mode) the one the host supplied.
     pub fn access_token(&self, appid: &str) -> Result<Secret> {
-        self.check_configured("access_token")?;
+        self.check_configured()?;
         let app = self.apps.get(appid)?;
         self.token_of(&app)
     }
@@ -87,7 +87,9 @@ impl Notifier {
     ) -> Result<String> {
         match self.call_api_reply(appid, method, path, body) {
             (Ok(()), Some(body)) => Ok(body),
-            (Ok(()), None) => Err(Error::internal("call_api: an answer without a body")),
+            (Ok(()), None) => Err(Error::internal(
+                "WeChat's answer came without a body (a bug, please report it)",
+            )),
             (Err(e), _) => Err(e),
         }
     }
@@ -101,7 +103,7 @@ impl Notifier {
         body: Option<&str>,
     ) -> (Result<()>, Option<String>) {
         let outcome = (|| {
-            self.check_configured("call_api")?;
+            self.check_configured()?;
             let app = self.apps.get(appid)?;
             let method = parse_method(method)?;
             check_api_path(path)?;

@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use super::store::{
     lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
-    OutboxStats, OutboxStore, Settlement, State, ABANDONED,
+    OutboxStats, OutboxStore, Settlement, State, ABANDONED, ABANDONED_ERRCODE,
 };
 use super::OwnerProcess;
 use crate::error::Result;
@@ -109,7 +109,7 @@ impl OutboxStore for MemoryOutbox {
                 row.state = State::Uncertain;
                 row.posting = false;
                 row.attempts += 1;
-                row.errcode = -1;
+                row.errcode = ABANDONED_ERRCODE;
                 row.errmsg = ABANDONED.to_string();
                 row.claim = None;
                 row.finished_ms = now_ms;

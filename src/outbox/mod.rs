@@ -1,8 +1,8 @@
 //! The outbox: messages rendered and kept durably now (in the pay callback,
 //! without touching the network) and sent later by `flush` from a cron or task
-//! worker. Here: the store in force, the kept form of a message, retry backoff
-//! and the 45009 pause, and the flush report; `notifier/outbox.rs` runs the
-//! flush through the send pipeline.
+//! worker. Here: the store in force, the kept form of a message, when a message
+//! is due again, and the flush report; `send_machine` decides how a flushed
+//! message settles and `notifier/outbox.rs` carries that out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::message::{MessageKind, RenderedMessage};
 // The memory outbox belongs to its process as the memory ledger does.
 pub(crate) use crate::store::OwnerProcess;
 use crate::store::StoreSlot;
+use crate::wechat::errcodes::{next_china_midnight, next_minute};
 
 mod memory;
 mod redis;
@@ -43,11 +44,9 @@ pub fn open(spec: &StoreSpec) -> Result<Arc<dyn OutboxStore>> {
 pub const DEAD_LETTERS_LISTED: usize = 100;
 /// The longest pause between two attempts, whatever the doubling says.
 pub const MAX_BACKOFF_MS: i64 = 3600 * 1000;
-/// WeChat's daily quotas (45009) reset at midnight in China (UTC+8); the
-/// released messages spread over this many ms after it.
+/// WeChat's daily quotas reset at midnight in China (UTC+8); the released
+/// messages spread over this many ms after it.
 const MIDNIGHT_SPREAD_MS: i64 = 300_000;
-const CHINA_OFFSET_MS: i64 = 8 * 3600 * 1000;
-const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// The outbox of one notifier: the store it keeps messages in.
 #[derive(Debug)]
@@ -157,17 +156,15 @@ impl Stored {
     }
 }
 
-/// The next moment a 45009 quota is back: after the coming midnight in China.
+/// The next moment a daily quota is back: after the coming midnight in China.
 pub fn after_quota_reset(now_ms: i64, spread: u64) -> i64 {
-    let local_day = (now_ms + CHINA_OFFSET_MS).div_euclid(DAY_MS);
-    let midnight = (local_day + 1) * DAY_MS - CHINA_OFFSET_MS;
-    midnight + (spread % MIDNIGHT_SPREAD_MS as u64) as i64
+    next_china_midnight(now_ms) + (spread % MIDNIGHT_SPREAD_MS as u64) as i64
 }
 
 /// The start of the next minute, spread over its first second: WeChat's
-/// per-minute quota (45011) says "retry next minute".
+/// per-minute quota says "retry next minute".
 pub fn after_minute_quota(now_ms: i64, spread: u64) -> i64 {
-    (now_ms.div_euclid(60_000) + 1) * 60_000 + (spread % 1_000) as i64
+    next_minute(now_ms) + (spread % 1_000) as i64
 }
 
 /// The pause before attempt `failed + 1`: `retry` doubled per failed attempt,
@@ -283,19 +280,10 @@ pub fn stats_json(appid: Option<&str>, s: &OutboxStats) -> String {
     doc.to_string()
 }
 
-/// Failures worth another attempt later: WeChat busy or rate-limited, the
-/// network down before the request left, no permit yet (one may be added).
-pub fn retryable(e: &Error) -> bool {
-    match e {
-        Error::WeChat { errcode, .. } => matches!(errcode, -1 | 45011 | 43108),
-        Error::Network(_) | Error::NoPermit(_) => true,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wechat::errcodes::DAY_MS;
 
     #[test]
     fn quota_resets_at_midnight_in_china() {

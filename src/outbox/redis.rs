@@ -12,7 +12,7 @@ use redis::{FromRedisValue, Script};
 
 use super::store::{
     lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
-    OutboxStats, OutboxStore, Settlement, State, ABANDONED, SENT_KEPT_MS,
+    OutboxStats, OutboxStore, Settlement, State, ABANDONED, ABANDONED_ERRCODE, SENT_KEPT_MS,
 };
 use crate::error::{Error, Result};
 // The Redis outbox shares the Redis store's connection pool (one per process,
@@ -78,7 +78,7 @@ count(app, event, '0', 1)
 return {id, ARGV[7], '0'}
 "#;
 
-/// ARGV: prefix, now_ms, lease_ms, token, why abandoned, then the apps.
+/// ARGV: prefix, now_ms, lease_ms, token, why abandoned, its errcode, then the apps.
 /// Returns {{abandoned id, key, ...}, {} or {id, appid, event, key, message,
 /// attempts, lease end}}.
 const CLAIM: &str = r#"
@@ -90,7 +90,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', POSTING, '-inf', now)) do
   local k = mkey(id)
   local h = redis.call('HMGET', k, 's', 'a', 'e', 'k', 'n')
   if h[1] == '0' then
-    redis.call('HSET', k, 's', '3', 'p', '0', 'c', '-1', 'r', ARGV[5], 'f', fmt(now),
+    redis.call('HSET', k, 's', '3', 'p', '0', 'c', ARGV[6], 'r', ARGV[5], 'f', fmt(now),
       'n', fmt(tonumber(h[5]) + 1))
     redis.call('HDEL', k, 't', 'l')
     redis.call('ZREM', due_key(h[2]), id)
@@ -102,7 +102,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', POSTING, '-inf', now)) do
   end
 end
 local best, best_due
-for _, app in ipairs(apps_from(6)) do
+for _, app in ipairs(apps_from(7)) do
   local zk = due_key(app)
   local off = 0
   local done = false
@@ -429,6 +429,7 @@ impl OutboxStore for RedisOutbox {
             lease_ms.to_string(),
             token.to_string(),
             ABANDONED.to_string(),
+            ABANDONED_ERRCODE.to_string(),
         ];
         args.extend(apps_args(apps));
         let (abandoned, pick): (Vec<String>, Vec<String>) =

@@ -10,7 +10,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use super::store::{
     lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
-    OutboxStats, OutboxStore, Settlement, State, ABANDONED,
+    OutboxStats, OutboxStore, Settlement, State, ABANDONED, ABANDONED_ERRCODE,
 };
 use crate::error::Result;
 use crate::sqlite_conn::{Schema, StoreFile};
@@ -193,10 +193,10 @@ impl OutboxStore for SqliteOutbox {
             for (id, key) in abandoned {
                 tx.prepare_cached(
                     "UPDATE outbox SET state = 3, posting = 0, claim = NULL, lease_ms = NULL,
-                       errcode = -1, errmsg = ?2, finished_ms = ?3, attempts = attempts + 1
+                       errcode = ?4, errmsg = ?2, finished_ms = ?3, attempts = attempts + 1
                      WHERE id = ?1",
                 )?
-                .execute(params![id, ABANDONED, now_ms])?;
+                .execute(params![id, ABANDONED, now_ms, ABANDONED_ERRCODE])?;
                 out.abandoned.push(Abandoned {
                     id: id as u64,
                     idempotency_key: key,

@@ -239,6 +239,9 @@ pub const SENT_KEPT_MS: i64 = crate::store::IDEMPOTENCY_KEEP_MS;
 pub const ABANDONED: &str =
     "the flush sending this message stopped (process killed?) after the request may have gone out; it is not sent again";
 
+/// The errcode kept with an abandoned message: nothing more is known of it.
+pub(crate) const ABANDONED_ERRCODE: i64 = crate::wechat::errcodes::UNANSWERED;
+
 /// The error for a claim that ran out while its flush still held the message.
 pub fn lost(id: u64) -> Error {
     Error::Uncertain(format!(
@@ -249,9 +252,9 @@ pub fn lost(id: u64) -> Error {
 /// The error for a message id the app does not have in the wanted state.
 pub(crate) fn not_found(what: &str, appid: &str, id: u64, state: Option<State>) -> Error {
     match state {
-        None => Error::invalid(format!("{what}: app {appid} has no outbox message {id}")),
+        None => Error::invalid(format!("app {appid} has no outbox message {id}")),
         Some(s) => Error::invalid(format!(
-            "{what}: outbox message {id} of app {appid} is {}, {}",
+            "outbox message {id} of app {appid} is {}, {}",
             s.as_str(),
             match (what, s) {
                 ("outbox_requeue", State::Uncertain) =>

@@ -36,6 +36,41 @@ pub enum PushFormat {
     Xml,
 }
 
+/// The message encryption chosen in the mini program's admin (消息加密方式).
+/// Safe mode takes only encrypted bodies signed with `msg_signature`: a plain
+/// body's `signature` covers the timestamp and nonce but not the body, and
+/// both travel in the URL, which proxies log. Compatible mode (兼容模式, for
+/// switching from plain to safe) takes both and must be chosen by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushMode {
+    /// 明文模式: plain bodies only; no EncodingAESKey.
+    Plain,
+    /// 兼容模式: encrypted and plain bodies (needs the EncodingAESKey).
+    Compatible,
+    /// 安全模式: encrypted bodies only (needs the EncodingAESKey).
+    Safe,
+}
+
+impl PushMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushMode::Plain => "plain",
+            PushMode::Compatible => "compatible",
+            PushMode::Safe => "safe",
+        }
+    }
+}
+
+/// How far a push's `timestamp` may be from the clock unless the app says
+/// otherwise: a day. Replays within it are refused by the nonce record, so
+/// it only has to be narrow enough for that record to outlive it.
+pub(crate) const DEFAULT_MAX_SKEW_SECS: u64 = 24 * 3600;
+
+/// The widest window allowed: a (timestamp, nonce) record is kept 7 days
+/// and a replay may come up to two windows after the first request.
+pub(crate) const LIMIT_MAX_SKEW_SECS: u64 = 3 * 24 * 3600;
+
 /// The `push` object of `register_app`, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +80,11 @@ pub struct PushSpec {
     pub encoding_aes_key: Option<Secret>,
     #[serde(default)]
     pub format: PushFormat,
+    /// Absent: safe when a key is given, plain otherwise.
+    #[serde(default)]
+    pub mode: Option<PushMode>,
+    #[serde(default)]
+    pub max_skew_secs: Option<u64>,
 }
 
 /// An app's checked push credentials: the Token that signs every push and the
@@ -57,6 +97,8 @@ pub struct PushCredentials {
     /// The EncodingAESKey as written, only to keep it out of messages.
     key_text: Option<Secret>,
     format: PushFormat,
+    mode: PushMode,
+    max_skew_secs: u64,
 }
 
 impl TryFrom<PushSpec> for PushCredentials {
@@ -81,12 +123,31 @@ impl PushCredentials {
             None => None,
             Some(k) => Some(AesKey::from_encoding_aes_key(k.expose())?),
         };
+        let mode = checked_mode(spec.mode, key.is_some())?;
+        let max_skew_secs = spec.max_skew_secs.unwrap_or(DEFAULT_MAX_SKEW_SECS);
+        if !(1..=LIMIT_MAX_SKEW_SECS).contains(&max_skew_secs) {
+            return Err(Error::invalid(format!(
+                "push.max_skew_secs must be 1 to {LIMIT_MAX_SKEW_SECS} (each push's timestamp and nonce are remembered 7 days), got {max_skew_secs}"
+            )));
+        }
         Ok(PushCredentials {
             token: spec.token,
             key,
             key_text: spec.encoding_aes_key,
             format: spec.format,
+            mode,
+            max_skew_secs,
         })
+    }
+
+    /// Plain, compatible or safe.
+    pub fn mode(&self) -> PushMode {
+        self.mode
+    }
+
+    /// How far a push's `timestamp` may be from the clock, in seconds.
+    pub fn max_skew_secs(&self) -> u64 {
+        self.max_skew_secs
     }
 
     pub fn token(&self) -> &Secret {
@@ -121,7 +182,25 @@ impl fmt::Debug for PushCredentials {
             .field("token", &"***")
             .field("encoding_aes_key", &self.key.as_ref().map(|_| "***"))
             .field("format", &self.format)
+            .field("mode", &self.mode)
+            .field("max_skew_secs", &self.max_skew_secs)
             .finish()
+    }
+}
+
+/// The mode as written, checked against whether a key was given.
+fn checked_mode(mode: Option<PushMode>, has_key: bool) -> Result<PushMode> {
+    match (mode, has_key) {
+        (None, true) => Ok(PushMode::Safe),
+        (None, false) => Ok(PushMode::Plain),
+        (Some(PushMode::Plain), true) => Err(Error::invalid(
+            "push.mode \"plain\" takes no encoding_aes_key: with a key the app is in \"safe\" (or, while switching, \"compatible\") mode",
+        )),
+        (Some(m @ (PushMode::Safe | PushMode::Compatible)), false) => Err(Error::invalid(format!(
+            "push.mode \"{}\" needs push.encoding_aes_key (the mini program admin's EncodingAESKey)",
+            m.as_str()
+        ))),
+        (Some(m), _) => Ok(m),
     }
 }
 

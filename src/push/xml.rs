@@ -55,76 +55,23 @@ fn close(open: Open) -> Value {
 /// none, and entity declarations are a classic XML attack).
 pub fn to_tree(body: &str) -> Result<Value> {
     let mut reader = Reader::from_str(body);
-    let mut stack: Vec<Open> = Vec::new();
-    let mut root: Option<Value> = None;
+    let mut tree = Tree::default();
     loop {
-        let event = reader.read_event().map_err(bad)?;
-        match event {
-            Event::Start(e) => {
-                if root.is_some() {
-                    return Err(bad("more than one root element"));
-                }
-                if stack.len() >= MAX_DEPTH {
-                    return Err(bad(format!("nested deeper than {MAX_DEPTH} elements")));
-                }
-                let name = std::str::from_utf8(e.name().as_ref())
-                    .map_err(|_| bad("an element name is not UTF-8"))?
-                    .to_string();
-                stack.push(Open {
-                    name,
-                    children: Map::new(),
-                    text: String::new(),
-                });
-            }
-            Event::Empty(e) => {
-                let name = std::str::from_utf8(e.name().as_ref())
-                    .map_err(|_| bad("an element name is not UTF-8"))?
-                    .to_string();
-                match stack.last_mut() {
-                    Some(parent) => {
-                        insert(&mut parent.children, name, Value::String(String::new()))
-                    }
-                    None if root.is_none() => root = Some(Value::String(String::new())),
-                    None => return Err(bad("more than one root element")),
-                }
-            }
-            Event::End(_) => {
-                let open = stack
-                    .pop()
-                    .ok_or_else(|| bad("an end tag without a start"))?;
-                let name = open.name.clone();
-                let value = close(open);
-                match stack.last_mut() {
-                    Some(parent) => insert(&mut parent.children, name, value),
-                    None => root = Some(value),
-                }
-            }
-            Event::Text(t) => {
-                let text = t.decode().map_err(bad)?;
-                match stack.last_mut() {
-                    Some(open) => open.text.push_str(&text),
-                    None if text.trim().is_empty() => {}
-                    None => return Err(bad("text outside the root element")),
-                }
-            }
-            Event::CData(t) => {
-                let text = t.decode().map_err(bad)?;
-                let open = stack
-                    .last_mut()
-                    .ok_or_else(|| bad("CDATA outside the root element"))?;
-                open.text.push_str(&text);
-            }
+        match reader.read_event().map_err(bad)? {
+            Event::Start(e) => tree.start(element_name(e.name().as_ref())?)?,
+            Event::Empty(e) => tree.empty(element_name(e.name().as_ref())?)?,
+            Event::End(_) => tree.end()?,
+            Event::Text(t) => tree.text(&t.decode().map_err(bad)?)?,
+            Event::CData(t) => tree.open("CDATA")?.push_str(&t.decode().map_err(bad)?),
             Event::GeneralRef(r) => {
-                let open = stack
-                    .last_mut()
-                    .ok_or_else(|| bad("a reference outside the root element"))?;
+                let text = tree.open("a reference")?;
                 if let Some(c) = r.resolve_char_ref().map_err(bad)? {
-                    open.text.push(c);
+                    text.push(c);
                 } else {
                     let name = r.decode().map_err(bad)?;
-                    let text = resolve_predefined_entity(&name)
+                    let entity = resolve_predefined_entity(&name)
                         .ok_or_else(|| bad(format!("unknown entity &{name};")))?;
-                    open.text.push_str(text);
+                    text.push_str(entity);
                 }
             }
             Event::DocType(_) => return Err(bad("a DOCTYPE is not accepted")),
@@ -132,10 +79,88 @@ pub fn to_tree(body: &str) -> Result<Value> {
             Event::Eof => break,
         }
     }
-    if !stack.is_empty() {
-        return Err(bad("the document ends inside an element"));
+    tree.finish()
+}
+
+fn element_name(raw: &[u8]) -> Result<String> {
+    std::str::from_utf8(raw)
+        .map(str::to_string)
+        .map_err(|_| bad("an element name is not UTF-8"))
+}
+
+/// The tree as it is read: the elements still open, innermost last, and the
+/// root once it closed.
+#[derive(Default)]
+struct Tree {
+    stack: Vec<Open>,
+    root: Option<Value>,
+}
+
+impl Tree {
+    fn start(&mut self, name: String) -> Result<()> {
+        if self.root.is_some() {
+            return Err(bad("more than one root element"));
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(bad(format!("nested deeper than {MAX_DEPTH} elements")));
+        }
+        self.stack.push(Open {
+            name,
+            children: Map::new(),
+            text: String::new(),
+        });
+        Ok(())
     }
-    root.ok_or_else(|| bad("no root element"))
+
+    /// `<E/>`: an element holding the empty string.
+    fn empty(&mut self, name: String) -> Result<()> {
+        match self.stack.last_mut() {
+            Some(parent) => insert(&mut parent.children, name, Value::String(String::new())),
+            None if self.root.is_none() => self.root = Some(Value::String(String::new())),
+            None => return Err(bad("more than one root element")),
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> Result<()> {
+        let open = self
+            .stack
+            .pop()
+            .ok_or_else(|| bad("an end tag without a start"))?;
+        let name = open.name.clone();
+        let value = close(open);
+        match self.stack.last_mut() {
+            Some(parent) => insert(&mut parent.children, name, value),
+            None => self.root = Some(value),
+        }
+        Ok(())
+    }
+
+    /// Text; outside the root element only white space is allowed.
+    fn text(&mut self, text: &str) -> Result<()> {
+        match self.stack.last_mut() {
+            Some(open) => open.text.push_str(text),
+            None if text.trim().is_empty() => {}
+            None => return Err(bad("text outside the root element")),
+        }
+        Ok(())
+    }
+
+    /// The text of the innermost open element, for `what` (CDATA, a
+    /// reference), which may appear only inside one.
+    fn open(&mut self, what: &str) -> Result<&mut String> {
+        self.stack
+            .last_mut()
+            .map(|open| &mut open.text)
+            .ok_or_else(|| bad(format!("{what} outside the root element")))
+    }
+
+    fn finish(self) -> Result<Value> {
+        if !self.stack.is_empty() {
+            return Err(bad("the document ends inside an element"));
+        }
+        self.root.ok_or_else(|| bad("no root element"))
+    }
 }
 
 #[cfg(test)]

@@ -531,7 +531,7 @@ impl<S: ?Sized> StoreSlot<S> {
             && self.used_by.load(Ordering::SeqCst) != std::process::id();
         if current != next && self.used.load(Ordering::SeqCst) && !parents_memory {
             return Err(Error::invalid(format!(
-                "configure: store cannot change from {:?} to {:?} after {} (they would be stranded); configure the store before the first {}",
+                "store cannot change from {:?} to {:?} after {} (they would be stranded); configure the store before the first {}",
                 current.to_string(),
                 next.to_string(),
                 self.records,

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterConnection};
@@ -37,6 +37,24 @@ const GRACE_MS: i64 = 24 * 3600 * 1000;
 const DEFAULT_PREFIX: &str = "fashop-notify:";
 /// Connections kept for reuse per process.
 const POOL_SIZE: usize = 8;
+/// A pooled connection idle longer than this is checked with a PING before
+/// it carries a call: the server may have restarted meanwhile, and a call
+/// written to the dead connection fails (or, for a call that must not run
+/// twice, cannot be retried). A busy worker pays nothing.
+const CHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
+
+/// Whether a call may run again on a new connection when its connection broke
+/// under it (EOF, reset): the first run may have happened, so only calls whose
+/// second run changes nothing more than the first are rerun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rerun {
+    /// Reads, and writes keyed so that a second run is a no-op: settling or
+    /// giving back a lease by its id, a record's outcome, a token's publish.
+    Safe,
+    /// Adding a permit (counted), taking one (a second lease), claiming an
+    /// idempotency key (a second claim sees the first), outbox changes.
+    Never,
+}
 
 /// Helpers every script shares. A permit is the field `KIND:VALUE` with
 /// `USES|LEASED|PAID|CREATED|EXPIRES|ORDER_SN` (EXPIRES -1: never); a lease is
@@ -460,7 +478,14 @@ pub struct RedisStore {
     prefix: String,
     scripts: Scripts,
     /// Idle connections with the pid of the process that opened them.
-    pool: Mutex<Vec<(u32, RedisLink)>>,
+    pool: Mutex<Vec<Pooled>>,
+}
+
+/// An idle connection, the process that opened it and since when it idles.
+struct Pooled {
+    pid: u32,
+    since: Instant,
+    link: RedisLink,
 }
 
 /// Where a Redis URL points: one server, or the nodes of a cluster.
@@ -640,7 +665,7 @@ fn split_prefix(spec: &str) -> Result<(String, String)> {
             Some(("prefix", p)) => {
                 if p.is_empty() || p.len() > 64 || p.chars().any(|c| c.is_control() || c == ' ') {
                     return Err(Error::invalid(format!(
-                        "configure: store prefix must be 1 to 64 characters without spaces, got {p:?}"
+                        "store prefix must be 1 to 64 characters without spaces, got {p:?}"
                     )));
                 }
                 prefix = p.to_string();
@@ -670,7 +695,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             pool: Mutex::new(Vec::new()),
         };
-        store.run(|c| redis::cmd("PING").query::<String>(c))?;
+        store.run_as(Rerun::Safe, |c| redis::cmd("PING").query::<String>(c))?;
         Ok(store)
     }
 
@@ -680,29 +705,75 @@ impl RedisStore {
         Ok(conn)
     }
 
-    /// Runs `f` on a connection of this process. A connection that failed is
-    /// dropped, so the next call connects afresh (after a server restart, say).
-    /// Nothing is retried here: a script whose answer was lost may have run.
-    pub(crate) fn run<T>(&self, f: impl FnOnce(&mut RedisLink) -> RedisResult<T>) -> Result<T> {
+    /// Runs `f` on a connection of this process, never twice (see `run_as`).
+    pub(crate) fn run<T>(&self, f: impl Fn(&mut RedisLink) -> RedisResult<T>) -> Result<T> {
+        self.run_as(Rerun::Never, f)
+    }
+
+    /// Runs `f` on a connection of this process. A pooled connection that
+    /// idled a while is checked first; one that breaks under the call empties
+    /// the pool (its siblings are as old: a server restart broke them all),
+    /// and the call runs once more on a new connection when `rerun` is
+    /// `Safe`. Any other failure is a STORE_ERROR: never a silent success.
+    pub(crate) fn run_as<T>(
+        &self,
+        rerun: Rerun,
+        f: impl Fn(&mut RedisLink) -> RedisResult<T>,
+    ) -> Result<T> {
+        let (mut conn, reused) = self.checkout()?;
+        match f(&mut conn) {
+            Ok(v) => {
+                self.checkin(conn);
+                Ok(v)
+            }
+            Err(e) if reused && e.is_connection_dropped() => {
+                self.pool.lock().clear();
+                if rerun == Rerun::Never {
+                    return Err(Error::store(format!(
+                        "redis store {}: the connection broke during the call ({e}); it may have run, so it was \
+                         not repeated: try again (the next call connects afresh)",
+                        self.address
+                    )));
+                }
+                let mut fresh = self.connect().map_err(|e| self.error(e))?;
+                let v = f(&mut fresh).map_err(|e| self.error(e))?;
+                self.checkin(fresh);
+                Ok(v)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// A connection of this process: a pooled one (checked when it idled
+    /// past `CHECK_IDLE_AFTER`), else a new one; and whether it was pooled.
+    fn checkout(&self) -> Result<(RedisLink, bool)> {
         let pid = std::process::id();
         let pooled = {
             let mut pool = self.pool.lock();
             // Connections a parent process opened belong to it.
-            pool.retain(|(owner, _)| *owner == pid);
+            pool.retain(|p| p.pid == pid);
             pool.pop()
         };
-        let mut conn = match pooled {
-            Some((_, conn)) => conn,
-            None => self.connect().map_err(|e| self.error(e))?,
-        };
-        let result = f(&mut conn);
-        if result.is_ok() {
-            let mut pool = self.pool.lock();
-            if pool.len() < POOL_SIZE {
-                pool.push((pid, conn));
+        if let Some(mut p) = pooled {
+            if p.since.elapsed() < CHECK_IDLE_AFTER || p.link.check_connection() {
+                return Ok((p.link, true));
             }
+            // The server went away since: every pooled connection with it.
+            self.pool.lock().clear();
         }
-        result.map_err(|e| self.error(e))
+        let conn = self.connect().map_err(|e| self.error(e))?;
+        Ok((conn, false))
+    }
+
+    fn checkin(&self, link: RedisLink) {
+        let mut pool = self.pool.lock();
+        if pool.len() < POOL_SIZE {
+            pool.push(Pooled {
+                pid: std::process::id(),
+                since: Instant::now(),
+                link,
+            });
+        }
     }
 
     /// Where every key of this store starts (the outbox's too).
@@ -860,7 +931,7 @@ impl Store for RedisStore {
         if answer == "stored" {
             // After the permit went in: a purge that removes the user from
             // the set meanwhile puts it back (see `purge`).
-            self.run(|c| {
+            self.run_as(Rerun::Safe, |c| {
                 redis::cmd("SADD")
                     .arg(self.users_key(appid))
                     .arg(&p.openid)
@@ -930,7 +1001,7 @@ impl Store for RedisStore {
     }
 
     fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
-        let uses: i64 = self.run(|c| {
+        let uses: i64 = self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .consume
                 .key(self.user_key(&lease.appid, &lease.openid))
@@ -948,7 +1019,7 @@ impl Store for RedisStore {
     }
 
     fn give_back(&self, lease: &Lease) -> Result<()> {
-        self.run(|c| {
+        self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .give_back
                 .key(self.user_key(&lease.appid, &lease.openid))
@@ -959,7 +1030,7 @@ impl Store for RedisStore {
     }
 
     fn discard(&self, lease: &Lease) -> Result<()> {
-        self.run(|c| {
+        self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .discard
                 .key(self.user_key(&lease.appid, &lease.openid))
@@ -971,7 +1042,7 @@ impl Store for RedisStore {
     }
 
     fn drop_grants(&self, appid: &str, openid: &str, template_id: &str) -> Result<u64> {
-        let dropped: i64 = self.run(|c| {
+        let dropped: i64 = self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .drop_grants
                 .key(self.user_key(appid, openid))
@@ -984,11 +1055,13 @@ impl Store for RedisStore {
     fn stats(&self, appid: &str, openid: Option<&str>, now_ms: i64) -> Result<PermitStats> {
         let users: Vec<String> = match openid {
             Some(o) => vec![o.to_string()],
-            None => self.run(|c| redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c))?,
+            None => self.run_as(Rerun::Safe, |c| {
+                redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c)
+            })?,
         };
         let mut stats = PermitStats::default();
         for chunk in users.chunks(500) {
-            let hashes: Vec<HashMap<String, String>> = self.run(|c| {
+            let hashes: Vec<HashMap<String, String>> = self.run_as(Rerun::Safe, |c| {
                 if !c.supports_pipelining() {
                     // Each user's hash lives on the node of its own slot.
                     return chunk
@@ -1010,11 +1083,12 @@ impl Store for RedisStore {
     }
 
     fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64> {
-        let users: Vec<String> =
-            self.run(|c| redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c))?;
+        let users: Vec<String> = self.run_as(Rerun::Safe, |c| {
+            redis::cmd("SMEMBERS").arg(self.users_key(appid)).query(c)
+        })?;
         let mut removed = 0u64;
         for u in &users {
-            let (n, gone): (i64, i64) = self.run(|c| {
+            let (n, gone): (i64, i64) = self.run_as(Rerun::Safe, |c| {
                 self.scripts
                     .purge_user
                     .key(self.user_key(appid, u))
@@ -1030,7 +1104,7 @@ impl Store for RedisStore {
                 // The user leaves the set; an add that made a new hash
                 // meanwhile (its own SADD may have come before this SREM)
                 // puts the user back here.
-                self.run(|c| {
+                self.run_as(Rerun::Safe, |c| {
                     redis::cmd("SREM")
                         .arg(self.users_key(appid))
                         .arg(u)
@@ -1073,7 +1147,7 @@ impl Store for RedisStore {
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {
         let until = now_ms.saturating_add(IDEMPOTENCY_KEEP_MS);
-        self.run(|c| {
+        self.run_as(Rerun::Safe, |c| {
             redis::cmd("SET")
                 .arg(self.idempotency_key(key))
                 .arg(format!("D|{until}|{outcome}"))
@@ -1084,7 +1158,7 @@ impl Store for RedisStore {
     }
 
     fn idempotency_release(&self, key: &str) -> Result<()> {
-        self.run(|c| {
+        self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .release
                 .key(self.idempotency_key(key))
@@ -1107,7 +1181,7 @@ impl TokenStore for RedisStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<TokenTurn> {
-        let answer: Vec<String> = self.run(|c| {
+        let answer: Vec<String> = self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .token_turn
                 .key(self.token_key(appid, mode))
@@ -1155,7 +1229,7 @@ impl TokenStore for RedisStore {
         token: &SharedToken,
         now_ms: i64,
     ) -> Result<()> {
-        self.run(|c| {
+        self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .token_publish
                 .key(self.token_key(appid, mode))
@@ -1171,7 +1245,7 @@ impl TokenStore for RedisStore {
     }
 
     fn token_release(&self, appid: &str, mode: &str, holder: &str) -> Result<()> {
-        self.run(|c| {
+        self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .token_release
                 .key(self.token_key(appid, mode))
@@ -1182,7 +1256,7 @@ impl TokenStore for RedisStore {
     }
 
     fn token_drop_if(&self, appid: &str, mode: &str, failed: &str) -> Result<bool> {
-        self.run(|c| {
+        self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .token_drop_if
                 .key(self.token_key(appid, mode))

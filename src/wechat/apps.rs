@@ -9,34 +9,11 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::token_cache::TokenCache;
+use super::token_mode::TokenMode;
 use crate::config::{check_api_base, parse_json};
 use crate::error::{Error, Result};
 use crate::push::PushCredentials;
 use crate::secret::Secret;
-
-/// How the crate obtains the app's access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenMode {
-    /// `POST /cgi-bin/stable_token`: every caller gets the same token while it is valid.
-    #[default]
-    Stable,
-    /// `GET /cgi-bin/token`: each fetch makes a new token.
-    Classic,
-    /// Never fetched: the host supplies it with `set_access_token`.
-    External,
-}
-
-impl TokenMode {
-    /// The mode as `register_app` spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenMode::Stable => "stable",
-            TokenMode::Classic => "classic",
-            TokenMode::External => "external",
-        }
-    }
-}
 
 /// Where the app's subscribe grants come from. With `push`, WeChat's message
 /// push (a popup accept) is the only source and a grant the mini program
@@ -71,29 +48,27 @@ pub struct AppSpec {
 
 impl AppSpec {
     pub fn parse(json: &str) -> Result<AppSpec> {
-        let spec: AppSpec = parse_json("register_app", json)?;
+        let spec: AppSpec = parse_json(json)?;
         check_appid(&spec.appid)?;
         match &spec.secret {
-            Some(s) if s.is_empty() => {
-                return Err(Error::invalid("register_app: secret must not be empty"))
-            }
+            Some(s) if s.is_empty() => return Err(Error::invalid("secret must not be empty")),
             Some(s) if s.expose().len() > 256 => {
-                return Err(Error::invalid("register_app: secret is longer than 256 bytes"))
+                return Err(Error::invalid("secret is longer than 256 bytes"))
             }
             None if spec.token_mode != TokenMode::External => {
                 return Err(Error::invalid(format!(
-                    "register_app: missing field `secret` (required unless token_mode is \"external\") for {}",
+                    "missing field `secret` (required unless token_mode is \"external\") for {}",
                     spec.appid
                 )))
             }
             _ => {}
         }
         if let Some(base) = &spec.api_base {
-            check_api_base("register_app: api_base", base)?;
+            check_api_base("api_base", base)?;
         }
         if spec.grants == Grants::Push && spec.push.is_none() {
             return Err(Error::invalid(format!(
-                "register_app: grants \"push\" needs the push credentials (\"push\": {{\"token\", \"encoding_aes_key\", \"format\"}}) for {}",
+                "grants \"push\" needs the push credentials (\"push\": {{\"token\", \"encoding_aes_key\", \"format\"}}) for {}",
                 spec.appid
             )));
         }

@@ -4,26 +4,13 @@
 
 use serde_json::{json, Value};
 
-use super::apps::{App, TokenMode};
-use super::errcodes::TOKEN_ERRCODES;
+use super::apps::App;
+use super::errcodes::{is_token_error, meaning};
 use super::http::{HttpClient, HttpReply, HttpRequest, Method, TransportError};
 use super::token_cache::FreshToken;
+use super::token_mode::TokenMode;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-
-/// What to do about a failed token fetch, where the errcode says; the
-/// token cache backs off by the same codes (`token_cache::backoff_until`).
-fn token_advice(errcode: i64) -> &'static str {
-    match errcode {
-        45009 => ": the daily token quota is spent; fetches pause until midnight China time (the reset time is unverified) or until clear_quota is called",
-        40164 => ": this server's IP is not on the app's IP whitelist; add it in mp.weixin.qq.com (开发管理 → 开发设置 → IP白名单); fetches pause 10 minutes",
-        89503 => ": the app's admin must approve calls from this server's IP (WeChat asks the admin to confirm); fetches pause 10 minutes",
-        89506 => ": the app's admin refused calls from this server's IP; ask the admin to approve it; WeChat says retry after 24 hours",
-        89507 => ": the app's admin refused calls from this server's IP; ask the admin to approve it; WeChat says retry after 1 hour",
-        40013 | 40125 | 40243 => ": the appid or secret is wrong or frozen; fetches stop until the app is registered again with the right ones",
-        _ => "",
-    }
-}
 
 /// The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
 pub const MAX_SUPPLIED_LIFETIME_SECS: i64 = 86_400;
@@ -59,7 +46,7 @@ pub fn call(
 ) -> Result<WeChatReply, CallError> {
     let token = tokens.token(app).map_err(CallError::NoToken)?;
     let first = call_with_token(http, api_base, app, method, path, body, &token)?;
-    if !TOKEN_ERRCODES.contains(&first.errcode) {
+    if !is_token_error(first.errcode) {
         return Ok(first);
     }
     tokens.drop_failed(app, token.expose());
@@ -366,7 +353,51 @@ pub fn fetch_token(http: &HttpClient, base: &str, app: &App) -> Result<FreshToke
             secret.expose().chars().count()
         )));
     }
-    let req = match app.token_mode {
+    let req = token_request(base, app, &secret, &context)?;
+    let scrub = |text: &str| secret.redact(&app.redact(&req.redact(text)));
+    let network = |m: &str| Error::Network(scrub(&format!("{context}{m}")));
+    let reply = http.call(&req).map_err(|e| network(e.message()))?;
+    let (json, _) = read_json(&req, &reply, false).map_err(|e| match e {
+        JsonProblem::Status(_, m) | JsonProblem::Malformed(m) => network(&m),
+    })?;
+    let errcode = json.get("errcode").and_then(Value::as_i64).unwrap_or(0);
+    if errcode != 0 {
+        let errmsg = json.get("errmsg").and_then(Value::as_str).unwrap_or("");
+        return Err(Error::WeChat {
+            errcode,
+            errmsg: scrub(&format!(
+                "{errmsg} (fetching the access token of {}, token_mode {mode}){}",
+                app.appid,
+                meaning(errcode).fetch_advice
+            )),
+        });
+    }
+    let token = json.get("access_token").and_then(Value::as_str);
+    let expires_in = json.get("expires_in").and_then(Value::as_i64);
+    match (token, expires_in) {
+        (Some(token), Some(secs)) if !token.is_empty() && secs > 0 => Ok(FreshToken {
+            token: Secret::new(token),
+            expires_in_secs: secs,
+        }),
+        _ => {
+            // The answer may hold a token: describe it by its keys only.
+            let keys: Vec<&str> = json
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            Err(network(&format!(
+                "{}: WeChat's answer lacks a non-empty access_token and a positive expires_in (keys: {})",
+                req.describe(),
+                keys.join(", ")
+            )))
+        }
+    }
+}
+
+/// The request for a new token: the stable endpoint (POST, the secret in the
+/// body) or the classic one (GET, the secret in the query).
+fn token_request(base: &str, app: &App, secret: &Secret, context: &str) -> Result<HttpRequest> {
+    Ok(match app.token_mode {
         TokenMode::Stable => {
             let body = json!({
                 "grant_type": "client_credential",
@@ -393,45 +424,7 @@ pub fn fetch_token(http: &HttpClient, base: &str, app: &App) -> Result<FreshToke
                 "{context}external tokens are never fetched"
             )))
         }
-    };
-    let scrub = |text: &str| secret.redact(&app.redact(&req.redact(text)));
-    let network = |m: &str| Error::Network(scrub(&format!("{context}{m}")));
-    let reply = http.call(&req).map_err(|e| network(e.message()))?;
-    let (json, _) = read_json(&req, &reply, false).map_err(|e| match e {
-        JsonProblem::Status(_, m) | JsonProblem::Malformed(m) => network(&m),
-    })?;
-    let errcode = json.get("errcode").and_then(Value::as_i64).unwrap_or(0);
-    if errcode != 0 {
-        let errmsg = json.get("errmsg").and_then(Value::as_str).unwrap_or("");
-        return Err(Error::WeChat {
-            errcode,
-            errmsg: scrub(&format!(
-                "{errmsg} (fetching the access token of {}, token_mode {mode}){}",
-                app.appid,
-                token_advice(errcode)
-            )),
-        });
-    }
-    let token = json.get("access_token").and_then(Value::as_str);
-    let expires_in = json.get("expires_in").and_then(Value::as_i64);
-    match (token, expires_in) {
-        (Some(token), Some(secs)) if !token.is_empty() && secs > 0 => Ok(FreshToken {
-            token: Secret::new(token),
-            expires_in_secs: secs,
-        }),
-        _ => {
-            // The answer may hold a token: describe it by its keys only.
-            let keys: Vec<&str> = json
-                .as_object()
-                .map(|o| o.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            Err(network(&format!(
-                "{}: WeChat's answer lacks a non-empty access_token and a positive expires_in (keys: {})",
-                req.describe(),
-                keys.join(", ")
-            )))
-        }
-    }
+    })
 }
 
 enum JsonProblem {

@@ -1,38 +1,235 @@
-//! WeChat's errcodes and what the crate does with each: the send policy table
-//! of docs/spec/wechat.md, and the codes that mean the access token is bad.
+//! What every WeChat errcode means to this crate, in one table: for a send
+//! (direct or from the outbox), for an outbox message that waits, for the
+//! access token, and the hint a person gets. No other library file names an
+//! errcode number (docs/spec/wechat.md, error codes and access token).
 
 /// The errcodes that mean "this access token is not (or no longer) valid".
 pub const TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
 
-/// What the send does with one WeChat answer (docs/spec/wechat.md, error codes).
+/// The errcode recorded for a message whose request may have gone out but got
+/// no answer (WeChat's own "system busy" code: nothing more is known).
+pub(crate) const UNANSWERED: i64 = -1;
+
+/// What the send does with one WeChat answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     /// Delivered: consume the permit.
     Sent,
-    /// The user has no subscription left (43101): the grant is gone, consume it.
+    /// The user has no subscription left: the grant is gone, consume it.
     Refused,
     /// Transient: retry after `backoff_ms` (doubling each time), then fail and
     /// give the permit back.
     Retry { backoff_ms: u64 },
-    /// This form_id / prepay_id is dead (41028, 41029): discard it and try the
-    /// user's next permit.
+    /// This form_id / prepay_id is dead: discard it and try the user's next
+    /// permit (never a subscribe grant, which is a count of uses).
     NextPermit,
-    /// The API's per-minute quota is spent (45011, "retry next minute"):
-    /// retrying within the call only wastes calls and holds up the request.
-    /// Give the permit back; the outcome says to retry from the next minute.
+    /// The API's per-minute quota is spent ("retry next minute"): retrying
+    /// within the call only wastes calls and holds up the request. Give the
+    /// permit back; the outcome says to retry from the next minute.
     NextMinute,
     /// Give the permit back and report WeChat's error.
     Fail,
 }
 
+/// A quota WeChat counts per app: an outbox message that meets it waits for
+/// it to come back, without counting an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// The per-minute quota of the API.
+    Minute,
+    /// The daily quota, reset at midnight China time (unverified).
+    Day,
+}
+
+/// How long a failed token fetch is not repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchPause {
+    /// The short default pause (`token_cache::FETCH_BACKOFF_MS`).
+    Short,
+    /// Until the daily quota is back: the next midnight China time.
+    UntilMidnight,
+    /// Until a person acted in mp.weixin.qq.com: minutes.
+    TenMinutes,
+    /// What WeChat itself says to wait.
+    Hour,
+    Day,
+    /// Wrong credentials: until the app is registered again.
+    Forever,
+}
+
+/// What a person should look at after a failed send, where WeChat's errmsg
+/// does not say it (`notifier::send` words it with the event's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    None,
+    MinuteQuota,
+    Blacklisted,
+    /// Only for a legacy template message.
+    RetiredTemplateApi,
+    UnknownTemplate,
+    UnknownPage,
+    MappingMismatch,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meaning {
+    pub send: Policy,
+    /// Worth another outbox attempt later (counted), when the send gave up.
+    pub retry_later: bool,
+    pub quota: Option<Quota>,
+    pub fetch_pause: FetchPause,
+    /// Appended to a failed token fetch's message.
+    pub fetch_advice: &'static str,
+    pub hint: Hint,
+}
+
+const OTHER: Meaning = Meaning {
+    send: Policy::Fail,
+    retry_later: false,
+    quota: None,
+    fetch_pause: FetchPause::Short,
+    fetch_advice: "",
+    hint: Hint::None,
+};
+
+const fn hint(hint: Hint) -> Meaning {
+    Meaning { hint, ..OTHER }
+}
+
+const fn fetch(fetch_pause: FetchPause, fetch_advice: &'static str) -> Meaning {
+    Meaning {
+        fetch_pause,
+        fetch_advice,
+        ..OTHER
+    }
+}
+
+const BAD_CREDENTIALS: Meaning = fetch(
+    FetchPause::Forever,
+    ": the appid or secret is wrong or frozen; fetches stop until the app is registered again with the right ones",
+);
+
+/// The table. A code not in it is `OTHER`: the send fails and gives the permit back.
+#[rustfmt::skip]
+const TABLE: &[(i64, Meaning)] = &[
+    (0, Meaning { send: Policy::Sent, ..OTHER }),
+    (-1, Meaning { send: Policy::Retry { backoff_ms: 200 }, retry_later: true, ..OTHER }),
+    (40013, BAD_CREDENTIALS),
+    (40037, hint(Hint::UnknownTemplate)),
+    (40125, BAD_CREDENTIALS),
+    (40164, fetch(
+        FetchPause::TenMinutes,
+        ": this server's IP is not on the app's IP whitelist; add it in mp.weixin.qq.com (开发管理 → 开发设置 → IP白名单); fetches pause 10 minutes",
+    )),
+    (40243, BAD_CREDENTIALS),
+    (41028, Meaning { send: Policy::NextPermit, ..OTHER }),
+    (41029, Meaning { send: Policy::NextPermit, ..OTHER }),
+    (41030, hint(Hint::UnknownPage)),
+    (43101, Meaning { send: Policy::Refused, ..OTHER }),
+    (43108, Meaning { send: Policy::Retry { backoff_ms: 100 }, retry_later: true, ..OTHER }),
+    (45009, Meaning {
+        quota: Some(Quota::Day),
+        ..fetch(
+            FetchPause::UntilMidnight,
+            ": the daily token quota is spent; fetches pause until midnight China time (the reset time is unverified) or until clear_quota is called",
+        )
+    }),
+    (45011, Meaning {
+        send: Policy::NextMinute,
+        retry_later: true,
+        quota: Some(Quota::Minute),
+        hint: Hint::MinuteQuota,
+        ..OTHER
+    }),
+    (45103, hint(Hint::RetiredTemplateApi)),
+    (45109, hint(Hint::RetiredTemplateApi)),
+    (45168, hint(Hint::Blacklisted)),
+    (47003, hint(Hint::MappingMismatch)),
+    (89503, fetch(
+        FetchPause::TenMinutes,
+        ": the app's admin must approve calls from this server's IP (WeChat asks the admin to confirm); fetches pause 10 minutes",
+    )),
+    (89506, fetch(
+        FetchPause::Day,
+        ": the app's admin refused calls from this server's IP; ask the admin to approve it; WeChat says retry after 24 hours",
+    )),
+    (89507, fetch(
+        FetchPause::Hour,
+        ": the app's admin refused calls from this server's IP; ask the admin to approve it; WeChat says retry after 1 hour",
+    )),
+];
+
+/// What `errcode` means.
+pub fn meaning(errcode: i64) -> Meaning {
+    TABLE
+        .iter()
+        .find(|(code, _)| *code == errcode)
+        .map_or(OTHER, |(_, m)| *m)
+}
+
+/// What the send does with `errcode`.
 pub fn policy_for(errcode: i64) -> Policy {
-    match errcode {
-        0 => Policy::Sent,
-        43101 => Policy::Refused,
-        -1 => Policy::Retry { backoff_ms: 200 },
-        45011 => Policy::NextMinute,
-        43108 => Policy::Retry { backoff_ms: 100 },
-        41028 | 41029 => Policy::NextPermit,
-        _ => Policy::Fail,
+    meaning(errcode).send
+}
+
+/// Whether `errcode` says the access token is not valid.
+pub fn is_token_error(errcode: i64) -> bool {
+    TOKEN_ERRCODES.contains(&errcode)
+}
+
+/// China is UTC+8 all year; WeChat's daily quotas are counted on its days.
+const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// The next midnight China time after `now_ms`: when a daily quota is back.
+pub fn next_china_midnight(now_ms: i64) -> i64 {
+    let local_day = (now_ms + CHINA_OFFSET_MS).div_euclid(DAY_MS);
+    (local_day + 1) * DAY_MS - CHINA_OFFSET_MS
+}
+
+/// The start of the minute after `now_ms`: when a per-minute quota is back.
+pub fn next_minute(now_ms: i64) -> i64 {
+    (now_ms.div_euclid(60_000) + 1) * 60_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_errcode_of_the_table_has_its_action() {
+        assert_eq!(policy_for(0), Policy::Sent);
+        assert_eq!(policy_for(43101), Policy::Refused);
+        assert!(matches!(policy_for(-1), Policy::Retry { .. }));
+        assert_eq!(policy_for(45011), Policy::NextMinute);
+        assert!(matches!(policy_for(43108), Policy::Retry { .. }));
+        assert_eq!(policy_for(41028), Policy::NextPermit);
+        assert_eq!(policy_for(41029), Policy::NextPermit);
+        for code in [
+            40001, 40003, 40014, 40037, 41030, 42001, 45009, 45103, 45109, 47003, 99999,
+        ] {
+            assert_eq!(policy_for(code), Policy::Fail, "{code}");
+        }
+    }
+
+    #[test]
+    fn each_code_is_in_the_table_once() {
+        let mut codes: Vec<i64> = TABLE.iter().map(|(c, _)| *c).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), TABLE.len());
+    }
+
+    #[test]
+    fn quotas_wait_and_transient_codes_come_back() {
+        assert_eq!(meaning(45009).quota, Some(Quota::Day));
+        assert_eq!(meaning(45011).quota, Some(Quota::Minute));
+        for code in [-1, 45011, 43108] {
+            assert!(meaning(code).retry_later, "{code}");
+        }
+        for code in [0, 40037, 45009, 47003, 12345] {
+            assert!(!meaning(code).retry_later, "{code}");
+        }
     }
 }

@@ -6,5 +6,7 @@ pub mod client;
 pub mod errcodes;
 pub mod http;
 pub mod token_cache;
+mod token_mode;
 
-pub use apps::{check_appid, App, AppRegistry, AppSpec, Grants, Registered, TokenMode};
+pub use apps::{check_appid, App, AppRegistry, AppSpec, Grants, Registered};
+pub use token_mode::TokenMode;

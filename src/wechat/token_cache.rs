@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::apps::TokenMode;
+use super::errcodes::{meaning, next_china_midnight, FetchPause, DAY_MS};
+use super::token_mode::TokenMode;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -18,33 +19,25 @@ use crate::store::{SharedToken, Store, TokenTurn};
 /// sending another request (many workers must not hammer a failing endpoint).
 pub const FETCH_BACKOFF_MS: i64 = 2_000;
 
-/// China is UTC+8 all year; WeChat's daily quotas are counted on its days.
-const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
-const DAY_MS: i64 = 86_400_000;
 /// The pause after 40164 (IP not whitelisted) or 89503 (admin approval
 /// pending): nothing changes until a person acts in mp.weixin.qq.com.
 pub const IP_BACKOFF_MS: i64 = 600_000;
 
-/// Until when a failed fetch is not repeated, by what failed
-/// (docs/spec/wechat.md, access token): the daily quota (45009) until the next
-/// midnight China time (the reset time is unverified), the IP whitelist and the
-/// admin's approval (40164, 89503–89507) for minutes to a day, wrong
-/// credentials (40013, 40125, 40243) until the app is registered again (a new
-/// registration has a new cache), anything else `FETCH_BACKOFF_MS`.
+/// Until when a failed fetch is not repeated: by what the errcode means
+/// (`errcodes::FetchPause`, docs/spec/wechat.md, access token); a failure
+/// without an errcode for `FETCH_BACKOFF_MS`. Wrong credentials pause until
+/// the app is registered again (a new registration has a new cache).
 pub fn backoff_until(e: &Error, now_ms: i64) -> i64 {
-    let Some(errcode) = e.errcode() else {
-        return now_ms + FETCH_BACKOFF_MS;
-    };
-    match errcode {
-        45009 => {
-            let local_day = (now_ms + CHINA_OFFSET_MS).div_euclid(DAY_MS);
-            (local_day + 1) * DAY_MS - CHINA_OFFSET_MS
-        }
-        40164 | 89503 => now_ms + IP_BACKOFF_MS,
-        89506 => now_ms + DAY_MS,
-        89507 => now_ms + 3_600_000,
-        40013 | 40125 | 40243 => i64::MAX,
-        _ => now_ms + FETCH_BACKOFF_MS,
+    let pause = e
+        .errcode()
+        .map_or(FetchPause::Short, |code| meaning(code).fetch_pause);
+    match pause {
+        FetchPause::Short => now_ms + FETCH_BACKOFF_MS,
+        FetchPause::UntilMidnight => next_china_midnight(now_ms),
+        FetchPause::TenMinutes => now_ms + IP_BACKOFF_MS,
+        FetchPause::Hour => now_ms + 3_600_000,
+        FetchPause::Day => now_ms + DAY_MS,
+        FetchPause::Forever => i64::MAX,
     }
 }
 
@@ -265,8 +258,17 @@ impl TokenCache {
             Some(shared) => self.obtain_shared(clock, margin_secs, &shared, fetch),
             None => self.fetch_now(clock, margin_secs, None, fetch),
         };
+        let result = self.keep(clock, outcome);
+        drop(turn);
+        result
+    }
+
+    /// Keeps what a fetch (or the shared store) gave: the token becomes the
+    /// current one, a failure starts its backoff (the current token, while it
+    /// is valid, still serves).
+    fn keep(&self, clock: &dyn Clock, outcome: Result<Obtained>) -> Result<Secret> {
         let mut state = self.state.lock();
-        let result = match outcome {
+        match outcome {
             Ok(Obtained {
                 token,
                 adopted,
@@ -300,10 +302,7 @@ impl TokenCache {
                     _ => Err(e),
                 }
             }
-        };
-        drop(state);
-        drop(turn);
-        result
+        }
     }
 
     /// One request for a new token by this process. `shared_current` is the

@@ -56,11 +56,15 @@ static void sign(const char *ts, const char *nonce, char hex[41]) {
     sha1_hex(joined, hex);
 }
 
+/* Each request gets its own nonce, as WeChat's do: the library takes a
+   (timestamp, nonce) pair once per app. */
 static void signed_query(char *q, size_t n, const char *extra) {
-    char ts[32], sig[41];
+    static int next_nonce = 0;
+    char ts[32], nonce[32], sig[41];
     snprintf(ts, sizeof ts, "%ld", (long)time(NULL));
-    sign(ts, "cnonce", sig);
-    snprintf(q, n, "signature=%s&timestamp=%s&nonce=cnonce%s", sig, ts, extra);
+    snprintf(nonce, sizeof nonce, "cnonce%d", next_nonce++);
+    sign(ts, nonce, sig);
+    snprintf(q, n, "signature=%s&timestamp=%s&nonce=%s%s", sig, ts, nonce, extra);
 }
 
 static void test_sha1_known_answer(void) {
@@ -144,6 +148,7 @@ static void test_plain_push_grants(void) {
     fashop_notify_string_free(out);
     /* an unknown push is answered "success" and reported, never an error */
     out = NULL;
+    signed_query(q, sizeof q, "");
     CHECK_OK(fashop_notify_handle_push(APP, "POST", q, "<xml><MsgType><![CDATA[text]]></MsgType><Content>hi</Content></xml>", &out));
     CHECK(out != NULL && strstr(out, "\"reply\":\"success\"") != NULL && strstr(out, "\"effect\":\"ignored\"") != NULL);
     fashop_notify_string_free(out);
@@ -154,7 +159,7 @@ static void test_plain_push_grants(void) {
 
 int main(void) {
     CHECK_OK(fashop_notify_register_app("{\"appid\": \"" APP "\", \"secret\": \"c-push-secret\", \"grants\": \"push\", "
-                                        "\"push\": {\"token\": \"" TOKEN "\", \"format\": \"xml\"}}"));
+                                        "\"push\": {\"token\": \"" TOKEN "\", \"format\": \"xml\", \"max_skew_secs\": 300}}"));
     test_sha1_known_answer();
     test_bad_arguments();
     test_handshake_and_bad_signature();

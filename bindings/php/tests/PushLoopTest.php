@@ -41,14 +41,14 @@ final class PushLoopTest extends TestCase
     }
 
     /** Starts `php -S` with the endpoint for a new app; [appid, openid]. */
-    private function startShop(string $format): array
+    private function startShop(string $format, string $mode): array
     {
         [$appid, $secret] = Shop::newApp();
         $this->dir = sys_get_temp_dir() . '/fashop-push-loop-' . bin2hex(random_bytes(4));
         mkdir($this->dir);
         $env = [
             'SHOP_APPID' => $appid, 'SHOP_SECRET' => $secret,
-            'SHOP_PUSH_TOKEN' => self::TOKEN, 'SHOP_PUSH_KEY' => self::AES_KEY, 'SHOP_PUSH_FORMAT' => $format,
+            'SHOP_PUSH_TOKEN' => self::TOKEN, 'SHOP_PUSH_KEY' => $mode === 'safe' ? self::AES_KEY : '', 'SHOP_PUSH_FORMAT' => $format,
             'SHOP_PUSH_EVENTS' => $this->dir . '/events.jsonl', 'SHOP_DB' => $this->dir . '/notify.db',
             'FASHOP_NOTIFY_SANDBOX_URL' => Sandbox::url(), 'FASHOP_NOTIFY_LIB' => Shop::library(),
             'PATH' => (string) getenv('PATH'),
@@ -120,7 +120,7 @@ final class PushLoopTest extends TestCase
     /** @dataProvider modes */
     public function testTapsSendsAndWithdrawalsReachTheLedger(string $format, string $mode): void
     {
-        [$appid, $openid] = $this->startShop($format);
+        [$appid, $openid] = $this->startShop($format, $mode);
         $check = Sandbox::control('POST', '/sandbox/push', [
             'appid' => $appid, 'url' => $this->url(), 'token' => self::TOKEN,
             'encoding_aes_key' => self::AES_KEY, 'format' => $format, 'mode' => $mode,

@@ -30,7 +30,7 @@ final class PushTest extends TestCase
             'appid' => $this->appid,
             'secret' => 'php-push-secret',
             'grants' => 'push',
-            'push' => ['token' => self::TOKEN, 'encoding_aes_key' => self::AES_KEY, 'format' => 'json'],
+            'push' => ['token' => self::TOKEN, 'encoding_aes_key' => self::AES_KEY, 'format' => 'json', 'mode' => 'compatible', 'max_skew_secs' => 300],
         ]);
     }
 
@@ -152,6 +152,36 @@ final class PushTest extends TestCase
         $this->n->registerApp(['appid' => $plain, 'secret' => 's']);
         $this->expectException(AppNotConfiguredException::class);
         $this->n->handlePush($plain, 'POST', self::query(), $body);
+    }
+
+    public function testSafeModeRefusesPlainBodiesAndCapturedQueriesCarryNoOtherBody(): void
+    {
+        $safe = 'wx' . bin2hex(random_bytes(8));
+        $this->n->registerApp([
+            'appid' => $safe, 'secret' => 's', 'grants' => 'push',
+            'push' => ['token' => self::TOKEN, 'encoding_aes_key' => self::AES_KEY],
+        ]);
+        $tap = self::event('o5', time(), 'subscribe_msg_popup_event', [['TemplateId' => 'T1', 'SubscribeStatusString' => 'accept']]);
+        try {
+            $this->n->handlePush($safe, 'POST', self::query(), $tap);
+            $this->fail('a plain body was taken by a safe-mode app');
+        } catch (InvalidArgumentException $e) {
+            $this->assertStringContainsString('takes only safe-mode pushes', $e->getMessage());
+        }
+        $this->assertSame(0, (int) ($this->n->ledgerStats($safe, 'o5')['subscribe']['templates']['T1'] ?? 0));
+
+        // Compatible mode (this test's app): a captured query with another body is a replay.
+        $q = self::query();
+        $this->assertSame('grant_added', $this->n->handlePush($this->appid, 'POST', $q, $tap)['events'][0]['effect']);
+        $this->assertSame('duplicate', $this->n->handlePush($this->appid, 'POST', $q, $tap)['events'][0]['effect']);
+        $withdraw = self::event('o5', time(), 'subscribe_msg_change_event', ['TemplateId' => 'T1', 'SubscribeStatusString' => 'reject']);
+        try {
+            $this->n->handlePush($this->appid, 'POST', $q, $withdraw);
+            $this->fail('a captured query carried another body');
+        } catch (InvalidArgumentException $e) {
+            $this->assertStringContainsString('already used by another push', $e->getMessage());
+        }
+        $this->assertSame(1, $this->grants('o5', 'T1'));
     }
 
     public function testListAppsShowsThePushModeNeverTheSecrets(): void
