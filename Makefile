@@ -39,17 +39,19 @@ all: build
 deps:
 	scripts/deps.sh
 
-## build: the library (cdylib + rlib) and the WeChat sandbox server.
+## build: the library (cdylib + rlib), the WeChat sandbox server (sandbox/, its own
+## crate), the test workers and the soak.
 build:
-	$(CARGO) build $(CARGO_PROFILE_FLAG) --features sandbox --lib --bins
+	$(CARGO) build $(CARGO_PROFILE_FLAG) --workspace --lib --bins
 
 ## release: the release library (with its SONAME, stripped, its debug info apart) and
-## sandbox, built once for install, dist and test-install.
+## sandbox, built once for install, dist and test-install. The library is built from its
+## own package, which has no sandbox code in it.
 PREFIX ?= /usr/local
 DESTDIR ?=
 RELEASE_OUT := $(TARGET_DIR)/release
 release:
-	$(CARGO) build --release --features sandbox --lib --bin fashop-notify-sandbox
+	$(CARGO) build --release -p fashop-notify --lib -p fashop-notify-sandbox --bin fashop-notify-sandbox
 	scripts/install.sh strip $(RELEASE_OUT)
 
 ## install / uninstall: the library, header, pkg-config file, sandbox and PHP package
@@ -78,7 +80,7 @@ wait-fuzz:
 
 ## header: regenerate include/fashop_notify.h and bindings/php/fashop_notify.ffi.h.
 header:
-	FASHOP_NOTIFY_UPDATE_HEADERS=1 $(CARGO) test --features sandbox --test integration -- header::
+	FASHOP_NOTIFY_UPDATE_HEADERS=1 $(CARGO) test -p fashop-notify --test integration -- header::
 
 $(OUT)/ctests/%: tests/c/%.c tests/c/check.h include/fashop_notify.h build
 	@mkdir -p $(OUT)/ctests
@@ -103,15 +105,15 @@ lint:
 	python3 scripts/check-layout.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
-	$(CARGO) clippy --all-targets --features sandbox -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Recording, nextest's `leak-scan` profile also keeps the output of passing tests
 # (in its junit.xml), which the leak scan searches too.
 test-rust:
-	$(KEEP) rust $(CARGO) nextest run --features sandbox --no-fail-fast \
+	$(KEEP) rust $(CARGO) nextest run --workspace --no-fail-fast \
 	  $(if $(LEAK_SCAN_RECORD),--profile leak-scan)
 	$(if $(LEAK_SCAN_RECORD),cp $(TARGET_DIR)/nextest/leak-scan/junit.xml $(LEAK_SCAN_RECORD)/rust-junit.xml)
-	$(KEEP) rust-doc $(CARGO) test --features sandbox --doc
+	$(KEEP) rust-doc $(CARGO) test --workspace --doc
 
 test-c: build $(C_TESTS)
 	@for t in $(C_TESTS); do \

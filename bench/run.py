@@ -46,7 +46,7 @@ def log(msg):
 
 def cargo_build(profile):
     """Builds the library, the sandbox and the send worker; returns their paths."""
-    cmd = ["cargo", "build", "--features", "sandbox", "--lib", "--bins", "--bench", "send",
+    cmd = ["cargo", "build", "--workspace", "--lib", "--bins", "--bench", "send",
            "--bench", "hotpath", "--message-format=json-render-diagnostics"]
     if profile == "release":
         cmd.insert(2, "--release")

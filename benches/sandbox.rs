@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fashop_notify::sandbox::{Sandbox, SandboxOptions, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
+use fashop_notify_sandbox::{Sandbox, SandboxOptions, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use serde_json::json;
 
 /// A minimal keep-alive HTTP/1.1 client, so the figure is the server's and

@@ -13,8 +13,8 @@ use std::io::{BufRead, Write};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use fashop_notify::sandbox::{Sandbox, SandboxOptions, TPL_PAY_SUCCESS};
 use fashop_notify::Notifier;
+use fashop_notify_sandbox::{Sandbox, SandboxOptions, TPL_PAY_SUCCESS};
 
 const EVENT: &str = "order_pay_success";
 /// Most uses one add_permit may bring (the ledger's limit).

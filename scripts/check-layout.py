@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The crate's layout rules (README's layout table), checked on the source text.
+"""The layout rules of README's layout table, checked on the source text of the
+library (src/) and of the sandbox crate (sandbox/src/).
 
 1. `impl Notifier` only under src/notifier/; `crate::notifier` used only by
    src/notifier/ and src/ffi/.
@@ -11,7 +12,12 @@
 5. A backend file (store/, outbox/, metrics/ sinks) never uses a sibling
    backend; where one shares another module's pool, a comment says so.
 6. No library function runs over 80 lines (scripts/long-functions.py; test
-   code and the sandbox aside).
+   code aside, and the sandbox, a crate of its own, is not library code).
+7. In both crates, the files of one module (a directory, or the sandbox
+   crate's top level) do not use each other in a circle.
+What the crate boundary enforces is left to the compiler: the library cannot
+name the sandbox (it does not depend on it), and the sandbox reaches the
+library only through its public API.
 Prints every breach with its file and line; exits 1 if there is any.
 """
 import importlib.util
@@ -19,8 +25,10 @@ import os
 import re
 import sys
 
-ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "src")
+REPO = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..")
+ROOT = os.path.join(REPO, "src")
+SANDBOX = os.path.join(REPO, "sandbox", "src")
 
 # Lower number = lower layer. A module may use modules of a lower layer, and
 # modules of its own layer as long as they form no circle.
@@ -29,7 +37,7 @@ LAYERS = {
     "store": 1, "sqlite_conn": 1, "config": 1,
     "outbox": 2, "ledger": 2, "wechat": 2, "send_machine": 2, "message": 2, "metrics": 2, "journal": 2, "push": 2,
     "notifier": 3,
-    "ffi": 4, "sandbox": 4,
+    "ffi": 4,
 }
 BACKENDS = {
     "store": {"memory", "sqlite", "redis"},
@@ -43,15 +51,22 @@ CRATE_REF = re.compile(r"\bcrate::(\w+)")
 # `use crate::{a, b::c}` names several modules in one group.
 CRATE_GROUP = re.compile(r"\buse crate::\{([^;]*)\}", re.S)
 SUPER_REF = re.compile(r"\bsuper::(\w+)")
+# `use super::{a, b::c}`, as CRATE_GROUP.
+SUPER_GROUP = re.compile(r"\buse super::\{([^;]*)\}", re.S)
+# Circles between the files of one module that are known and owned elsewhere,
+# as (module, files of the circle): reported, not failed. notifier/run.rs (the
+# send pipeline) and notifier/send.rs (its outcome) use each other: what they
+# share goes in a file of its own (issue 28).
+KNOWN_CIRCLES = {("notifier", frozenset({"run", "send"}))}
 IMPL_NOTIFIER = re.compile(r"\bimpl\s+(crate::notifier::)?Notifier\b")
 
 
-def rust_files():
-    for dirpath, _, names in os.walk(ROOT):
+def rust_files(root=ROOT):
+    for dirpath, _, names in os.walk(root):
         for name in sorted(names):
             if name.endswith(".rs"):
                 path = os.path.join(dirpath, name)
-                yield os.path.relpath(path, ROOT).replace(os.sep, "/"), path
+                yield os.path.relpath(path, root).replace(os.sep, "/"), path
 
 
 def top_module(rel):
@@ -83,7 +98,12 @@ def used_modules(path):
         for m in CRATE_REF.finditer(line):
             yield no, m.group(1)
     joined = "\n".join(l for _, l in text_lines)
-    for g in CRATE_GROUP.finditer(joined):
+    yield from group_names(joined, CRATE_GROUP)
+
+
+def group_names(joined, pattern):
+    """(line, first name) for every name of `use …::{a, b::c}` groups."""
+    for g in pattern.finditer(joined):
         no = joined[: g.start()].count("\n") + 1
         for part in re.split(r",", re.sub(r"\{[^}]*\}", "", g.group(1))):
             name = part.strip().split("::")[0]
@@ -103,6 +123,66 @@ def long_function_problems():
         for lines, rel, line, name in module.long_functions(ROOT, MAX_FUNCTION_LINES, {"sandbox"})
         if rel not in LONG_FUNCTIONS_ALLOWED
     ]
+
+
+def sibling_uses(path, module, siblings):
+    """The files of the same module that a file's non-test code names:
+    `super::x`, and `crate::module::x` (`crate::x` at the crate's top level)."""
+    lines = list(code_lines(path))
+    found = set()
+    prefix = r"\bcrate::" + (module + "::" if module else "")
+    for _, line in lines:
+        for m in SUPER_REF.finditer(line):
+            found.add(m.group(1))
+        for m in re.finditer(prefix + r"(\w+)", line):
+            found.add(m.group(1))
+    joined = "\n".join(l for _, l in lines)
+    found.update(name for _, name in group_names(joined, SUPER_GROUP))
+    if not module:
+        found.update(name for _, name in group_names(joined, CRATE_GROUP))
+    return found & siblings
+
+
+def circles(graph):
+    """Each circle of a directed graph once, as a list of nodes."""
+    found, state = [], {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def sibling_circles(root, label):
+    """Rule 7 for one crate: (problems, notes)."""
+    by_module = {}
+    for rel, path in rust_files(root):
+        parts = rel[:-3].split("/")
+        if parts[-1] in ("mod", "lib", "main") or parts[0] == "bin":
+            continue
+        module = "/".join(parts[:-1])
+        by_module.setdefault(module, {})[parts[-1]] = path
+    problems, notes = [], []
+    for module, files in sorted(by_module.items()):
+        graph = {name: sibling_uses(path, module, set(files) - {name})
+                 for name, path in files.items()}
+        for cycle in circles(graph):
+            where = f"{label}{module + '/' if module else ''}"
+            text = f"import circle in {where}: " + " -> ".join(cycle) + " (rule 7)"
+            if (module, frozenset(cycle)) in KNOWN_CIRCLES:
+                notes.append(text + ", known")
+            else:
+                problems.append(text)
+    return problems, notes
 
 
 def main():
@@ -143,27 +223,23 @@ def main():
                             f"src/{rel}:{no}: backend uses crate::{m.group(1)}::{m.group(2)} without a comment on the shared pool (rule 5)")
     problems += long_function_problems()
     # Rule 4, circles: a depth-first search over the module graph.
-    state = {}
-
-    def visit(node, trail):
-        state[node] = "open"
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == "open":
-                cycle = trail[trail.index(nxt):] + [nxt]
-                problems.append("import circle: " + " -> ".join(cycle) + " (rule 4)")
-            elif nxt not in state:
-                visit(nxt, trail + [nxt])
-        state[node] = "done"
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
+    for cycle in circles(graph):
+        problems.append("import circle: " + " -> ".join(cycle) + " (rule 4)")
+    notes = []
+    for root, label in ((ROOT, "src/"), (SANDBOX, "sandbox/src/")):
+        more, known = sibling_circles(root, label)
+        problems += more
+        notes += known
+    for n in notes:
+        print("note: " + n)
     if problems:
         print("layout rules broken:")
         for p in problems:
             print("  " + p)
         return 1
-    print(f"layout rules hold ({len(graph)} modules, no import circle)")
+    known = f" but the {len(notes)} known above" if notes else ""
+    print(f"layout rules hold ({len(graph)} library modules and the sandbox crate, "
+          f"no import circle{known})")
     return 0
 
 

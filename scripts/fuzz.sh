@@ -48,8 +48,7 @@ if [ -n "${FUZZ_RUNS:-}" ]; then
   # Line tables are enough to symbolize a crash.
   export CARGO_PROFILE_DEV_DEBUG=line-tables-only
   export RUSTC_WRAPPER=$PWD/scripts/fuzz-rustc.sh
-  # This is also the build of the library without the sandbox feature (clippy
-  # checks it with the feature): a warning here fails it too.
+  # A warning in the library or a target fails this build, as it fails clippy.
   export FUZZ_RUSTFLAGS_OURS="$plain $sancov -Cunsafe-allow-abi-mismatch=sanitizer -Dwarnings"
   export FUZZ_RUSTFLAGS_DEPS=$plain
   flags=

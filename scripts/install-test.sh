@@ -84,6 +84,10 @@ declared=$(grep -o '\bfashop_notify_[a-z0-9_]*(' "$root/include/fashop_notify.h"
 [ -n "$declared" ] || fail "no function found in include/fashop_notify.h"
 diff <(echo "$declared") <(echo "$exported") || fail "exported functions differ from the header's (< header, > exported)"
 ok "nm -D --defined-only: exactly the header's $(wc -l <<<"$exported") fashop_notify_* functions"
+# The sandbox is a crate of its own: none of its code is in the library a shop installs.
+sandboxed=$(nm "$top/lib/$lib" | grep -c sandbox || true)
+[ "$sandboxed" = 0 ] || fail "the library holds $sandboxed sandbox symbols (nm)"
+ok "nm: no sandbox symbol in the library"
 
 sections() { readelf -S -W "$1" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\./) { print $i; break }}'; }
 sections "$top/lib/$lib" | grep -qx '.debug_info' && fail "the installed library still has .debug_info"

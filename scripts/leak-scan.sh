@@ -24,11 +24,11 @@ secrets=$work/secrets.txt
 {
   echo demo-app-secret-0001
   # JSON in Rust, PHP and C sources ("secret": "…", \"secret\":\"…\"), PHP arrays, Rust constants.
-  grep -rhoE '\\?"secret\\?"[[:space:]]*:[[:space:]]*\\?"[A-Za-z0-9_./+-]{6,}' tests bindings/php/tests examples |
+  grep -rhoE '\\?"secret\\?"[[:space:]]*:[[:space:]]*\\?"[A-Za-z0-9_./+-]{6,}' tests sandbox/tests bindings/php/tests examples |
     sed -E 's/.*"([^"]+)$/\1/'
   grep -rhoE "'secret'[[:space:]]*=>[[:space:]]*'[A-Za-z0-9_./+-]{6,}'" bindings/php/tests examples |
     sed -E "s/.*'([^']+)'$/\1/"
-  grep -rhoE 'const [A-Z_]*SECRET[A-Z_]*: &str = "[^"]{6,}"' tests src/sandbox |
+  grep -rhoE 'const [A-Z_]*SECRET[A-Z_]*: &str = "[^"]{6,}"' tests sandbox |
     sed -E 's/.*"([^"]+)"$/\1/'
 } | grep -vxE '[a-z]+' | sort -u >"$secrets"   # a plain word ("another") would match prose
 
@@ -111,7 +111,7 @@ else
       status=1
     fi
   }
-  run rust cargo nextest run --features sandbox --no-fail-fast --success-output final --failure-output final
+  run rust cargo nextest run --workspace --no-fail-fast --success-output final --failure-output final
   for t in "$out"/ctests/test_*; do
     run "c-$(basename "$t")" scripts/with-sandbox.sh "$sandbox" "$t"
   done

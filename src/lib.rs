@@ -17,8 +17,6 @@ mod metrics;
 mod notifier;
 mod outbox;
 pub mod push;
-#[cfg(feature = "sandbox")]
-pub mod sandbox;
 mod secret;
 mod send_machine;
 mod sqlite_conn;
@@ -45,6 +43,8 @@ pub use outbox::{FlushReport, FlushStatus, Flushed};
 pub use push::{PushCredentials, PushFormat};
 pub use secret::Secret;
 pub use sqlite_conn::write_transactions as sqlite_write_transactions;
+/// WeChat's appid rule, which the sandbox (its own crate) applies too.
+pub use wechat::check_appid;
 pub use wechat::client::{CallError, WeChatReply};
 pub use wechat::errcodes::TOKEN_ERRCODES;
 pub use wechat::http::{

@@ -4,7 +4,6 @@
 //! closing of the connections it inherited must leave the master's locks and
 //! data alone, and when the master exits, a process opening the file next must
 //! find the workers' locks and the data whole.
-#![cfg(feature = "sandbox")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;

@@ -34,7 +34,6 @@ mod push_sandbox;
 mod sandbox_control;
 mod sandbox_faults;
 mod sandbox_fidelity;
-mod sandbox_garbage;
 mod sandbox_wechat;
 mod send;
 mod store_memory;

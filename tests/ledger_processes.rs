@@ -1,7 +1,6 @@
 //! Several processes on one SQLite file or one Redis server: every use taken
 //! exactly once, a process killed between take and consume loses nothing,
 //! permits outlive the process that added them.
-#![cfg(feature = "sandbox")]
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

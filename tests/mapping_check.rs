@@ -1,15 +1,14 @@
 //! Checking a mapping against the app's live templates in the sandbox: every
 //! kind of problem with its JSON path, warnings, the template list's cache
 //! (its TTL on the notifier's clock, refresh on demand) and WeChat's failures.
-#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 
-use fashop_notify::sandbox::{
+use fashop_notify::{Error, ManualClock, Notifier, TEMPLATE_TTL_MS};
+use fashop_notify_sandbox::{
     Fault, Sandbox, DEMO_APPID, DEMO_SECRET, ORDER_STATUS_VALUES, TPL_CANCEL, TPL_DELIVERED,
     TPL_ORDER_STATUS, TPL_PAY_SUCCESS,
 };
-use fashop_notify::{Error, ManualClock, Notifier, TEMPLATE_TTL_MS};
 use serde_json::{json, Value};
 
 const EXAMPLE: &str = include_str!("../examples/mappings.json");

@@ -2,10 +2,10 @@
 //! sandbox's seeded ones, and every body render produces is accepted by the
 //! sandbox's subscribe endpoint (right keywords, each value within its rule).
 
-use fashop_notify::sandbox::{
+use fashop_notify::Notifier;
+use fashop_notify_sandbox::{
     Sandbox, TPL_CANCEL, TPL_DELIVERED, TPL_PAY_FAIL, TPL_PAY_SUCCESS, TPL_REFUND,
 };
-use fashop_notify::Notifier;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{json, Map, Value};

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fashop_notify::sandbox::{Fault, Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use fashop_notify::{Clock, ManualClock, Notifier, SystemClock};
+use fashop_notify_sandbox::{Fault, Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use serde_json::{json, Value};
 
 const SEND: &str = "/cgi-bin/message/subscribe/send";

@@ -1,12 +1,11 @@
 //! What a shop trying the library found lost or sent twice without a word:
 //! each case must now be impossible or loud. Sandbox on 127.0.0.1, clock
 //! under the test's control.
-#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 
-use fashop_notify::sandbox::{Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use fashop_notify::{Clock, Error, ManualClock, Notifier, SystemClock};
+use fashop_notify_sandbox::{Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use serde_json::json;
 
 const BUYER: &str = "oBuyer_no_silent_loss";
@@ -323,9 +322,7 @@ fn a_flush_stops_after_consecutive_unreachable_sends_and_leaves_the_rest_due() {
     // and never sent again); with the setting at 1 the flush stops after one.
     enqueue_orders(&n, "SN-TIMEOUT", 3);
     n.configure(&json!({"timeout_ms": 50}).to_string()).unwrap();
-    sb.inject(
-        fashop_notify::sandbox::Fault::on("/cgi-bin/message/subscribe/send").latency_ms(1000),
-    );
+    sb.inject(fashop_notify_sandbox::Fault::on("/cgi-bin/message/subscribe/send").latency_ms(1000));
     let report: serde_json::Value =
         serde_json::from_str(&n.flush(Some(DEMO_APPID), 100).unwrap()).unwrap();
     assert_eq!(report["uncertain"], 1, "{report}");
@@ -430,7 +427,7 @@ fn a_request_wechat_refuses_with_a_4xx_is_not_delivered_and_says_so() {
     grant(&n).unwrap();
     n.access_token(DEMO_APPID).unwrap();
     sb.inject(
-        fashop_notify::sandbox::Fault::on("/cgi-bin/message/subscribe/send")
+        fashop_notify_sandbox::Fault::on("/cgi-bin/message/subscribe/send")
             .http_status(413)
             .count(1),
     );
@@ -451,7 +448,7 @@ fn a_request_wechat_refuses_with_a_4xx_is_not_delivered_and_says_so() {
         .result
         .unwrap();
     assert_eq!(sb.delivered(DEMO_APPID, BUYER).len(), 1);
-    sb.inject(fashop_notify::sandbox::Fault::on("/cgi-bin/get_api_domain_ip").http_status(413));
+    sb.inject(fashop_notify_sandbox::Fault::on("/cgi-bin/get_api_domain_ip").http_status(413));
     assert!(matches!(
         n.call_api(DEMO_APPID, "GET", "/cgi-bin/get_api_domain_ip", None),
         Err(Error::InvalidArgument(_))

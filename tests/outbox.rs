@@ -2,12 +2,11 @@
 //! enqueue renders and keeps without network, flush sends each message once
 //! with the send policy, retries with backoff, waits for the quota reset,
 //! dead-letters, never resends an uncertain message; stats, requeue, drop.
-#![cfg(feature = "sandbox")]
 
 use std::sync::Arc;
 
-use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
 use fashop_notify::{Clock, Error, FlushReport, ManualClock, Notifier};
+use fashop_notify_sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
 use serde_json::{json, Value};
 
 use crate::outbox_support::{self, notifier, payment, TempDir, APP, BUYER, NOW, SEND};

@@ -2,12 +2,11 @@
 //! a flusher killed while its message was under way hands the message back
 //! after its lease (sent once) or, when the request had gone out, leaves it
 //! UNCERTAIN and never sent again.
-#![cfg(feature = "sandbox")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 
-use fashop_notify::sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
+use fashop_notify_sandbox::{Fault, Sandbox, TPL_PAY_SUCCESS};
 use serde_json::{json, Value};
 
 use crate::outbox_support::{notifier, payment, TempDir, APP, BUYER, NOW, SEND};

@@ -7,10 +7,10 @@
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use fashop_notify::sandbox::{
+use fashop_notify::{Error, ManualClock, Notifier};
+use fashop_notify_sandbox::{
     Sandbox, SandboxOptions, DEMO_APPID, DEMO_SECRET, TPL_DELIVERED, TPL_PAY_SUCCESS,
 };
-use fashop_notify::{Error, ManualClock, Notifier};
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_795_426_300;

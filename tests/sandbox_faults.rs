@@ -1,10 +1,9 @@
 //! Injected faults, driven over HTTP: errcodes, HTTP statuses, latency, closed
 //! connections, malformed bodies, counts and probabilities.
-#![cfg(feature = "sandbox")]
 
 use std::time::{Duration, Instant};
 
-use fashop_notify::sandbox::*;
+use fashop_notify_sandbox::*;
 use serde_json::json;
 
 use crate::sandbox_support::*;

@@ -2,9 +2,8 @@
 //! management by form or JSON body, new one-time and long-term templates, enum
 //! keywords, the content blacklist (45168), a user switching a template off
 //! (43101), concurrent sends to one user (43108) and the published pages (41030).
-#![cfg(feature = "sandbox")]
 
-use fashop_notify::sandbox::*;
+use fashop_notify_sandbox::*;
 use serde_json::{json, Value};
 
 use crate::sandbox_support::*;

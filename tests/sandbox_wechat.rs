@@ -1,8 +1,7 @@
 //! The sandbox's WeChat behaviour, driven over HTTP: tokens, subscribe and
 //! legacy sends, template management.
-#![cfg(feature = "sandbox")]
 
-use fashop_notify::sandbox::*;
+use fashop_notify_sandbox::*;
 use serde_json::{json, Value};
 
 use crate::sandbox_support::*;

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use fashop_notify::sandbox::{
+use fashop_notify::{Clock, Error, ManualClock, Notifier, SystemClock};
+use fashop_notify_sandbox::{
     Fault, Sandbox, DEMO_APPID, DEMO_SECRET, LEGACY_TPL_DELIVERED, TPL_CANCEL, TPL_DELIVERED,
     TPL_PAY_FAIL, TPL_PAY_SUCCESS, TPL_REFUND,
 };
-use fashop_notify::{Clock, Error, ManualClock, Notifier, SystemClock};
 use serde_json::{json, Value};
 
 const SEND: &str = "/cgi-bin/message/subscribe/send";

@@ -284,7 +284,6 @@ fn an_outcome_that_cannot_be_recorded_still_spends_the_use() {
 /// What `configure` answers for `path` in a process running as another user
 /// than the file's owner: a forked child that drops to `nobody` when the test
 /// runs as root, this process otherwise (the file is then made unwritable).
-#[cfg(feature = "sandbox")]
 fn configure_as_another_user(path: &str) -> Result<(), String> {
     as_nobody_if_root(|| {
         Notifier::new()
@@ -295,7 +294,6 @@ fn configure_as_another_user(path: &str) -> Result<(), String> {
 
 /// Runs `work` in a forked child that drops to `nobody` when the test runs
 /// as root (whom no file mode stops), in this process otherwise.
-#[cfg(feature = "sandbox")]
 fn as_nobody_if_root(work: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     if nix::unistd::Uid::effective().is_root() {
         in_child_process(true, work)
@@ -306,7 +304,6 @@ fn as_nobody_if_root(work: impl FnOnce() -> Result<(), String>) -> Result<(), St
 
 /// Runs `work` in a forked child (a new worker process), as `nobody` when
 /// `as_nobody`; its answer comes back over a socket.
-#[cfg(feature = "sandbox")]
 fn in_child_process(
     as_nobody: bool,
     work: impl FnOnce() -> Result<(), String>,
@@ -358,7 +355,6 @@ fn in_child_process(
 /// `unable to open database file` for a 0600 file of root opened by nobody
 /// said nothing of why; a read-only file passed configure and failed only at
 /// the first add_permit.
-#[cfg(feature = "sandbox")]
 #[test]
 fn a_file_of_another_user_is_refused_at_configure_naming_its_owner() {
     let dir = TempDir::new("sqlite-owner");
@@ -393,7 +389,6 @@ fn store_message(r: fashop_notify::Result<impl std::fmt::Debug>) -> String {
 
 /// `rm -rf` of the store's directory under running workers: every send kept
 /// answering "sent" into the unlinked file, and a restart found nothing.
-#[cfg(feature = "sandbox")]
 #[test]
 fn a_deleted_or_replaced_store_file_fails_naming_its_path() {
     let dir = TempDir::new("sqlite-deleted");
@@ -446,7 +441,6 @@ fn a_deleted_or_replaced_store_file_fails_naming_its_path() {
 
 /// A file made read-only under a running worker (as the workers' user: root
 /// writes whatever the mode says) fails its next call, saying to chmod.
-#[cfg(feature = "sandbox")]
 #[test]
 fn a_store_file_made_read_only_under_a_worker_fails_saying_chmod() {
     let dir = TempDir::new("sqlite-readonly");

@@ -3,7 +3,6 @@
 //! and recovery, redaction at the C boundary and in log output, and several
 //! processes sharing one app for a simulated day (each on its own, and through
 //! a shared SQLite or Redis store).
-#![cfg(feature = "sandbox")]
 
 use std::ffi::{c_char, CStr, CString};
 use std::io::{BufRead, BufReader, Write};
@@ -11,8 +10,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
-use fashop_notify::sandbox::{Fault, Sandbox, SandboxOptions};
 use fashop_notify::{Error, ManualClock, Notifier, FETCH_BACKOFF_MS};
+use fashop_notify_sandbox::{Fault, Sandbox, SandboxOptions};
 
 use crate::redis_server;
 use crate::store_suite;

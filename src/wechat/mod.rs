@@ -8,8 +8,5 @@ pub mod http;
 pub mod token_cache;
 mod token_mode;
 
-/// The sandbox checks appids by the same rule.
-#[cfg(feature = "sandbox")]
-pub use apps::check_appid;
-pub use apps::{App, AppRegistry, AppSpec, Grants, Registered};
+pub use apps::{check_appid, App, AppRegistry, AppSpec, Grants, Registered};
 pub use token_mode::TokenMode;

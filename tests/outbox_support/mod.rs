@@ -6,11 +6,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fashop_notify::sandbox::{DEMO_APPID, DEMO_SECRET};
 use fashop_notify::{ManualClock, Notifier};
 use serde_json::json;
 
-pub const APP: &str = DEMO_APPID;
+/// The sandbox's demo app, written out: the worker binary, a binary of the
+/// library's package, cannot depend on the sandbox crate (the tests check them).
+pub const APP: &str = "wxdemo0000000001";
+const SECRET: &str = "demo-app-secret-0001";
 pub const BUYER: &str = "oBuyer_outbox_test_01";
 pub const SEND: &str = "/cgi-bin/message/subscribe/send";
 /// 2026-11-23 15:00:00 UTC, 23:00 in China: an hour before WeChat's quotas reset.
@@ -35,7 +37,7 @@ pub fn notifier(store: &str, api_base: &str, now: i64) -> (Notifier, Arc<ManualC
         .to_string(),
     )
     .unwrap_or_else(|e| panic!("configure {store}: {e}"));
-    n.register_app(&json!({"appid": APP, "secret": DEMO_SECRET}).to_string())
+    n.register_app(&json!({"appid": APP, "secret": SECRET}).to_string())
         .unwrap();
     n.load_mappings(APP, MAPPINGS).unwrap();
     (n, clock)
@@ -82,4 +84,11 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+#[cfg(test)]
+#[test]
+fn the_app_is_the_sandboxs_demo_app() {
+    assert_eq!(APP, fashop_notify_sandbox::DEMO_APPID);
+    assert_eq!(SECRET, fashop_notify_sandbox::DEMO_SECRET);
 }

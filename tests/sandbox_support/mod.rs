@@ -1,7 +1,7 @@
 //! A small blocking client for driving the sandbox over HTTP in tests.
 #![allow(dead_code)]
 
-use fashop_notify::sandbox::{Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
+use fashop_notify_sandbox::{Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
 use serde_json::{json, Value};
 
 pub const APPID: &str = DEMO_APPID;

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use fashop_notify::sandbox::{Sandbox, SandboxOptions, SeedFile};
+use fashop_notify_sandbox::{Sandbox, SandboxOptions, SeedFile};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-#[path = "../redis_server/mod.rs"]
+#[path = "../../redis_server/mod.rs"]
 mod redis_server;
 
-use fashop_notify::sandbox::{Fault, Sandbox, SandboxOptions, TPL_PAY_SUCCESS};
 use fashop_notify::Notifier;
+use fashop_notify_sandbox::{Fault, Sandbox, SandboxOptions, TPL_PAY_SUCCESS};
 use serde_json::{json, Value};
 
 const APPID: &str = "wxsoak0000000001";
@@ -129,7 +129,7 @@ fn setup_worker(url: &str, store: &str, log: &Path) -> Result<(), String> {
         "log": {"path": log.display().to_string()},
     });
     let app = json!({"appid": APPID, "secret": SECRET});
-    let doc = include_str!("../../examples/mappings.json");
+    let doc = include_str!("../../../examples/mappings.json");
     // SAFETY: NUL-terminated strings alive for each call.
     unsafe {
         if fashop_notify_configure(c(&config.to_string()).as_ptr()) != OK

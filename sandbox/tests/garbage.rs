@@ -1,14 +1,13 @@
 //! The sandbox binary survives garbage: random bytes, oversized and truncated
 //! requests, a thousand connections at once; and it answers the next good
 //! request every time.
-#![cfg(feature = "sandbox")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fashop_notify::sandbox::*;
+use fashop_notify_sandbox::*;
 
 use crate::sandbox_support::*;
 

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use super::fault::Fault;
 use super::templates::{self, SEEDED, SEEDED_LEGACY};
-use crate::clock::Clock;
-use crate::message::rules::KeywordType;
-use crate::secret::Secret;
+use fashop_notify::rules::KeywordType;
+use fashop_notify::Clock;
+use fashop_notify::Secret;
 
 /// How long a legacy form_id / prepay_id stays usable.
 pub(crate) const PERMIT_LIFETIME_SECS: i64 = 7 * 86_400;
@@ -170,7 +170,7 @@ pub(crate) fn standard_errmsg(errcode: i64) -> &'static str {
         41030 => "invalid page",
         42001 => "access_token expired",
         43101 => "user refuse to accept the msg",
-        // The texts WeChat answers (docs/spec/wechat.md; sources in src/sandbox/README.md).
+        // The texts WeChat answers (docs/spec/wechat.md; sources in sandbox/README.md).
         43108 => "Cannot make concurrent calls to the same OpenID, please try again",
         45168 => "keyword in blacklist",
         40164 => "invalid ip, not in whitelist",
@@ -411,7 +411,7 @@ pub(crate) struct World {
     next_msgid: u64,
     rng: u64,
     /// The message push to apps that set a push URL.
-    pub(crate) push: super::push::PushState,
+    pub(crate) push: super::push_state::PushState,
     /// The sandbox clock in ms at the request being handled (set by the server).
     pub(crate) now_ms: i64,
 }
@@ -459,7 +459,7 @@ impl World {
     // ---- control ------------------------------------------------------------
 
     pub(crate) fn seed_app(&mut self, appid: &str, secret: &str) -> Control<()> {
-        crate::wechat::check_appid(appid).map_err(|e| e.to_string())?;
+        fashop_notify::check_appid(appid).map_err(|e| e.to_string())?;
         if secret.is_empty() {
             return Err("secret must not be empty".into());
         }

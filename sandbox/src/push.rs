@@ -1,195 +1,21 @@
 //! The sandbox's message push: an app given a push URL and credentials gets the
 //! subscribe events WeChat would push, signed (and in safe mode encrypted) as
-//! WeChat does. Events queue in the world and go out when a test flushes them
-//! (`POST /sandbox/pushes/flush`), so a test decides when they arrive, and the
-//! sandbox never waits on a shop that is itself waiting on the sandbox.
-//!
-//! Shapes follow WeChat's subscribe-message guide ("订阅消息事件推送"): XML nests
-//! one `<List>` per template; JSON puts `List` at the top for popup and change
-//! events, an object for one entry and an array for several (binarywang/WxJava#2477),
-//! and nests the sent event's `List` under `SubscribeMsgSentEvent`
-//! (royalrick/weapp#63); JSON numbers are strings, as in both sources.
+//! WeChat does. Events queue in the world (`push_state.rs`) and go out when a
+//! test flushes them (`POST /sandbox/pushes/flush`), so a test decides when they
+//! arrive, and the sandbox never waits on a shop that is itself waiting on the
+//! sandbox.
 
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tiny_http::Method;
 
+use super::push_state::{cdata, to_user, Item, Pending, Target};
 use super::shared::{bad, ok, parse, Shared};
 use super::world::{Answer, Control, World};
-use crate::push::{encrypt, signature, AesKey, PushFormat};
-use crate::secret::Secret;
-
-/// Where and how one app's pushes go.
-#[derive(Clone)]
-struct Target {
-    url: String,
-    token: Secret,
-    /// Safe mode when present.
-    key: Option<AesKey>,
-    format: PushFormat,
-}
-
-/// An event waiting for a flush: the plain message in the app's format.
-struct Pending {
-    appid: String,
-    event: &'static str,
-    openid: String,
-    message: String,
-}
-
-/// The push side of the world: targets by appid, the queue, what was delivered.
-#[derive(Default)]
-pub(crate) struct PushState {
-    targets: std::collections::HashMap<String, Target>,
-    queue: Vec<Pending>,
-    log: Vec<Value>,
-    nonce: u64,
-}
-
-impl std::fmt::Debug for PushState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushState")
-            .field("targets", &self.targets.keys().collect::<Vec<_>>())
-            .field("queued", &self.queue.len())
-            .finish()
-    }
-}
-
-/// One entry of a subscribe event, as the sandbox writes it.
-struct Item<'a> {
-    template_id: &'a str,
-    fields: Vec<(&'static str, String)>,
-}
-
-impl PushState {
-    /// Forgets queued and delivered pushes (a world reset); targets stay.
-    pub(crate) fn clear(&mut self) {
-        self.queue.clear();
-        self.log.clear();
-    }
-
-    fn has_target(&self, appid: &str) -> bool {
-        self.targets.contains_key(appid)
-    }
-
-    /// Queues an event for the app, if it has a push target.
-    fn queue(
-        &mut self,
-        appid: &str,
-        event: &'static str,
-        openid: &str,
-        now: i64,
-        items: &[Item<'_>],
-    ) {
-        let Some(target) = self.targets.get(appid) else {
-            return;
-        };
-        let message = match target.format {
-            PushFormat::Json => json_message(appid, event, openid, now, items),
-            PushFormat::Xml => xml_message(appid, event, openid, now, items),
-        };
-        self.queue.push(Pending {
-            appid: appid.to_string(),
-            event,
-            openid: openid.to_string(),
-            message,
-        });
-    }
-
-    /// A subscribe message was delivered: its `subscribe_msg_sent_event`.
-    pub(crate) fn sent(
-        &mut self,
-        appid: &str,
-        openid: &str,
-        template_id: &str,
-        msgid: u64,
-        now: i64,
-    ) {
-        let item = Item {
-            template_id,
-            fields: vec![
-                ("MsgID", msgid.to_string()),
-                ("ErrorCode", "0".into()),
-                ("ErrorStatus", "success".into()),
-            ],
-        };
-        self.queue(appid, "subscribe_msg_sent_event", openid, now, &[item]);
-    }
-}
-
-fn to_user(appid: &str) -> String {
-    format!("gh_{}", &appid[appid.len().saturating_sub(12)..])
-}
-
-fn block(event: &str) -> &'static str {
-    match event {
-        "subscribe_msg_popup_event" => "SubscribeMsgPopupEvent",
-        "subscribe_msg_change_event" => "SubscribeMsgChangeEvent",
-        _ => "SubscribeMsgSentEvent",
-    }
-}
-
-fn json_message(appid: &str, event: &str, openid: &str, now: i64, items: &[Item<'_>]) -> String {
-    let entries: Vec<Value> = items
-        .iter()
-        .map(|i| {
-            let mut m = Map::new();
-            m.insert("TemplateId".into(), json!(i.template_id));
-            for (k, v) in &i.fields {
-                m.insert((*k).into(), json!(v));
-            }
-            Value::Object(m)
-        })
-        .collect();
-    let list = if entries.len() == 1 {
-        entries[0].clone()
-    } else {
-        Value::Array(entries)
-    };
-    let mut doc = json!({
-        "ToUserName": to_user(appid),
-        "FromUserName": openid,
-        "CreateTime": now.to_string(),
-        "MsgType": "event",
-        "Event": event,
-    });
-    if event == "subscribe_msg_sent_event" {
-        doc[block(event)] = json!({ "List": list });
-    } else {
-        doc["List"] = list;
-    }
-    doc.to_string()
-}
-
-fn cdata(s: &str) -> String {
-    format!("<![CDATA[{}]]>", s.replace("]]>", "]]]]><![CDATA[>"))
-}
-
-fn xml_message(appid: &str, event: &str, openid: &str, now: i64, items: &[Item<'_>]) -> String {
-    let mut x = format!(
-        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{now}</CreateTime><MsgType>{}</MsgType><Event>{}</Event><{}>",
-        cdata(&to_user(appid)),
-        cdata(openid),
-        cdata("event"),
-        cdata(event),
-        block(event)
-    );
-    for i in items {
-        x.push_str("<List><TemplateId>");
-        x.push_str(&cdata(i.template_id));
-        x.push_str("</TemplateId>");
-        for (k, v) in &i.fields {
-            let numeric = matches!(*k, "PopupScene" | "MsgID" | "ErrorCode");
-            let v = if numeric { v.clone() } else { cdata(v) };
-            x.push_str(&format!("<{k}>{v}</{k}>"));
-        }
-        x.push_str("</List>");
-    }
-    x.push_str(&format!("</{}></xml>", block(event)));
-    x
-}
+use fashop_notify::push::{encrypt, signature, PushFormat};
+use fashop_notify::Secret;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -319,7 +145,7 @@ fn target(spec: &TargetSpec) -> Control<Target> {
             "url must be http://127.0.0.1:PORT/… (the sandbox pushes to this host only)".into(),
         );
     }
-    let creds = crate::push::PushCredentials::new(crate::push::PushSpec {
+    let creds = fashop_notify::push::PushCredentials::new(fashop_notify::push::PushSpec {
         token: Secret::new(spec.token.clone()),
         encoding_aes_key: spec.encoding_aes_key.clone().map(Secret::new),
         format: spec.format,

@@ -1,11 +1,12 @@
 //! A local server that behaves like WeChat's API, for tests, demos and benchmarks.
 //! It fails the way WeChat fails (token rotation, keyword rules, grants, legacy
-//! permits) and on purpose (injected faults). See `src/sandbox/README.md`.
+//! permits) and on purpose (injected faults). See `sandbox/README.md`.
 
 mod conn;
 mod control;
 mod fault;
 mod push;
+mod push_state;
 mod server;
 mod shared;
 pub mod templates;
@@ -22,7 +23,7 @@ pub use fault::Fault;
 pub use templates::*;
 pub use world::{Counters, DeliveredMessage};
 
-use crate::clock::{ManualClock, SystemClock};
+use fashop_notify::{ManualClock, SystemClock};
 use shared::Shared;
 use world::{SandboxClock, Settings, World};
 
