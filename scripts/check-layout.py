@@ -53,11 +53,9 @@ CRATE_GROUP = re.compile(r"\buse crate::\{([^;]*)\}", re.S)
 SUPER_REF = re.compile(r"\bsuper::(\w+)")
 # `use super::{a, b::c}`, as CRATE_GROUP.
 SUPER_GROUP = re.compile(r"\buse super::\{([^;]*)\}", re.S)
-# Circles between the files of one module that are known and owned elsewhere,
-# as (module, files of the circle): reported, not failed. notifier/run.rs (the
-# send pipeline) and notifier/send.rs (its outcome) use each other: what they
-# share goes in a file of its own (issue 28).
-KNOWN_CIRCLES = {("notifier", frozenset({"run", "send"}))}
+# Circles between the files of one module that are known, as (module, files
+# of the circle): reported, not failed. None are.
+KNOWN_CIRCLES: set = set()
 IMPL_NOTIFIER = re.compile(r"\bimpl\s+(crate::notifier::)?Notifier\b")
 
 
