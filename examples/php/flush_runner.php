@@ -9,13 +9,7 @@
 // runner's figures are written to after every pass, for metrics_endpoint.php).
 declare(strict_types=1);
 
-// From a clone (examples/php) or from the install (share/fashop-notify/examples).
-foreach ([__DIR__ . '/../../bindings/php/autoload.php', __DIR__ . '/../php/autoload.php'] as $autoload) {
-    if (is_file($autoload)) {
-        require $autoload;
-        break;
-    }
-}
+require __DIR__ . '/package.php';
 
 use FaShop\Notify\FlushRunner;
 use FaShop\Notify\Notifier;

@@ -5,13 +5,7 @@
 // With FASHOP_NOTIFY_RUNNER_METRICS naming the metrics_file of flush_runner.php, the runner's figures follow.
 declare(strict_types=1);
 
-// From a clone (examples/php) or from the install (share/fashop-notify/examples).
-foreach ([__DIR__ . '/../../bindings/php/autoload.php', __DIR__ . '/../php/autoload.php'] as $autoload) {
-    if (is_file($autoload)) {
-        require $autoload;
-        break;
-    }
-}
+require __DIR__ . '/package.php';
 
 use FaShop\Notify\FlushRunner;
 use FaShop\Notify\Notifier;

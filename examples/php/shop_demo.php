@@ -7,13 +7,7 @@
 // Run it with `make demo`, or by hand with FASHOP_NOTIFY_LIB and FASHOP_NOTIFY_SANDBOX_URL set.
 declare(strict_types=1);
 
-// From a clone (examples/php) or from the install (share/fashop-notify/examples).
-foreach ([__DIR__ . '/../../bindings/php/autoload.php', __DIR__ . '/../php/autoload.php'] as $autoload) {
-    if (is_file($autoload)) {
-        require $autoload;
-        break;
-    }
-}
+require __DIR__ . '/package.php';
 require __DIR__ . '/sandbox_tap.php';
 
 use FaShop\Notify\Exception\NoPermitException;
