@@ -24,15 +24,49 @@ pub(crate) struct Target {
     pub(crate) format: PushFormat,
 }
 
-/// An event waiting for a flush: the plain message in the app's format.
+/// How many times a push is tried before it is given up: the first request
+/// and WeChat's three retries ("总共重试三次", see `push.rs`).
+pub(crate) const MAX_ATTEMPTS: u32 = 4;
+
+/// An event waiting for a flush: the plain message in the app's format, and
+/// what its earlier attempts were signed with (a retry repeats the request).
 pub(crate) struct Pending {
+    /// Its index in the log.
+    pub(crate) id: usize,
     pub(crate) appid: String,
     pub(crate) event: &'static str,
     pub(crate) openid: String,
     pub(crate) message: String,
+    pub(crate) attempts: u32,
+    /// (timestamp, nonce) of the first attempt; every retry carries the same.
+    pub(crate) signed: Option<(i64, String)>,
 }
 
-/// The push side of the world: targets by appid, the queue, what was delivered.
+/// Where a push stands, as `GET /sandbox/pushes` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushStage {
+    /// Not tried yet.
+    Queued,
+    /// Tried and failed; tried again at the next flush.
+    Retrying,
+    Delivered,
+    /// Failed `MAX_ATTEMPTS` times (or its app lost its target): dropped.
+    GivenUp,
+}
+
+impl PushStage {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PushStage::Queued => "queued",
+            PushStage::Retrying => "retrying",
+            PushStage::Delivered => "delivered",
+            PushStage::GivenUp => "given_up",
+        }
+    }
+}
+
+/// The push side of the world: targets by appid, the queue, and every push
+/// queued since the last reset with its attempts and state (`log`, by id).
 #[derive(Default)]
 pub(crate) struct PushState {
     pub(crate) targets: std::collections::HashMap<String, Target>,
@@ -83,12 +117,41 @@ impl PushState {
             PushFormat::Json => json_message(appid, event, openid, now, items),
             PushFormat::Xml => xml_message(appid, event, openid, now, items),
         };
+        let id = self.log.len();
+        self.log.push(json!({
+            "id": id, "appid": appid, "event": event, "openid": openid,
+            "attempts": 0, "state": PushStage::Queued.name(),
+        }));
         self.queue.push(Pending {
+            id,
             appid: appid.to_string(),
             event,
             openid: openid.to_string(),
             message,
+            attempts: 0,
+            signed: None,
         });
+    }
+
+    /// Pushes waiting for a flush: new ones and failed ones to retry.
+    pub(crate) fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Records an attempt's outcome in the log: `result` carries the
+    /// endpoint's `status` and `reply`, or an `error`.
+    pub(crate) fn record(&mut self, p: &Pending, stage: PushStage, result: &Value) -> Value {
+        let mut r = json!({
+            "id": p.id, "appid": p.appid, "event": p.event, "openid": p.openid,
+            "attempts": p.attempts, "state": stage.name(),
+        });
+        if let (Some(r), Some(extra)) = (r.as_object_mut(), result.as_object()) {
+            r.extend(extra.clone());
+        }
+        if let Some(slot) = self.log.get_mut(p.id) {
+            *slot = r.clone();
+        }
+        r
     }
 
     /// A subscribe message was delivered: its `subscribe_msg_sent_event`.
