@@ -12,12 +12,37 @@ use signal_hook::iterator::Signals;
 const USAGE: &str = "usage: fashop-notify-sandbox [--host 127.0.0.1] [--port N] \
 [--app APPID:SECRET]... [--seed FILE.json] [--legacy] [--verbose]";
 
+/// The sandbox's manual, which `--help` prints: sandbox/README.md from the
+/// program's options to the faults, taken at build time so the two cannot drift.
+const README: &str = include_str!("../README.md");
+
+fn manual() -> String {
+    let start = README.find(MANUAL_FROM).unwrap_or(0);
+    let end = README[start..]
+        .find(MANUAL_TO)
+        .map_or(README.len(), |e| start + e);
+    format!(
+        "{USAGE}\n\nThe manual of the WeChat sandbox (sandbox/README.md; installed in \
+share/doc/fashop-notify/sandbox/README.md).\n\n{}",
+        README[start..end].trim_end()
+    )
+}
+
+const MANUAL_FROM: &str = "The program:";
+const MANUAL_TO: &str = "## Implementation notes";
+
 struct Args {
     options: SandboxOptions,
     seed: Option<SeedFile>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+/// What the command line asks for.
+enum Wanted {
+    Serve(Args),
+    Help,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Wanted, String> {
     let mut options = SandboxOptions {
         apps: Vec::new(),
         ..SandboxOptions::default()
@@ -53,7 +78,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--legacy" => options.legacy = true,
             "--verbose" | "-v" => options.verbose = true,
-            "--help" | "-h" => return Err(USAGE.to_string()),
+            "--help" | "-h" => return Ok(Wanted::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -61,12 +86,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         let demo = SandboxOptions::default();
         options.apps = demo.apps;
     }
-    Ok(Args { options, seed })
+    Ok(Wanted::Serve(Args { options, seed }))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
+        Ok(Wanted::Serve(a)) => a,
+        Ok(Wanted::Help) => {
+            println!("{}", manual());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("fashop-notify-sandbox: {e}");
             return ExitCode::from(2);

@@ -122,3 +122,40 @@ fn binary_refuses_bad_arguments_with_exit_2() {
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn binary_help_prints_the_manual_and_exits_0() {
+    let readme = include_str!("../README.md");
+    for flag in ["--help", "-h"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_fashop-notify-sandbox"))
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(out.stderr.is_empty(), "{flag}: not an error");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.starts_with("usage: fashop-notify-sandbox"), "{help}");
+        // The README's program and control API parts, as they are written there.
+        let program = &readme
+            [readme.find("The program:").unwrap()..readme.find("## Seeded templates").unwrap()];
+        let control =
+            &readme[readme.find("## Control API").unwrap()..readme.find("## Faults").unwrap()];
+        assert!(help.contains(program.trim_end()), "{flag}: the options");
+        assert!(help.contains(control.trim_end()), "{flag}: the control API");
+        for path in [
+            "/sandbox/taps",
+            "/sandbox/grants",
+            "/sandbox/push",
+            "/sandbox/pushes/flush",
+            "/sandbox/revoke",
+            "/sandbox/faults",
+            "/sandbox/clock",
+            "/sandbox/delivered",
+            "/sandbox/counters",
+            "close_after_read",
+        ] {
+            assert!(help.contains(path), "{flag}: {path}");
+        }
+        assert!(!help.contains("## Implementation notes"));
+    }
+}
