@@ -10,7 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 const USAGE: &str = "usage: fashop-notify-sandbox [--host 127.0.0.1] [--port N] \
-[--app APPID:SECRET]... [--seed FILE.json] [--legacy] [--verbose]";
+[--app APPID:SECRET]... [--seed FILE.json] [--state FILE.json] [--legacy] [--verbose] [--help]";
 
 /// The sandbox's manual, which `--help` prints: sandbox/README.md from the
 /// program's options to the faults, taken at build time so the two cannot drift.
@@ -76,13 +76,26 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Wanted, String> 
                     serde_json::from_str(&text).map_err(|e| format!("--seed {path}: {e}"))?;
                 seed = Some(parsed);
             }
+            "--state" => options.state_file = Some(value(&mut args, "--state")?.into()),
             "--legacy" => options.legacy = true,
             "--verbose" | "-v" => options.verbose = true,
             "--help" | "-h" => return Ok(Wanted::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if options.apps.is_empty() && seed.as_ref().is_none_or(|s| s.apps.is_empty()) {
+    let restoring = options.state_file.as_ref().is_some_and(|p| p.exists());
+    if let Some(path) = options.state_file.as_ref().filter(|_| restoring) {
+        // Checked here for the exit code of a bad argument; the sandbox loads it.
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--state {}: {e}", path.display()))?;
+        serde_json::from_str::<SeedFile>(&text)
+            .map_err(|e| format!("--state {}: {e}", path.display()))?;
+    }
+    if restoring {
+        // The state holds what the seed gave, and what came after.
+        seed = None;
+    }
+    if options.apps.is_empty() && seed.as_ref().is_none_or(|s| s.apps.is_empty()) && !restoring {
         let demo = SandboxOptions::default();
         options.apps = demo.apps;
     }
@@ -121,6 +134,10 @@ fn main() -> ExitCode {
             eprintln!("fashop-notify-sandbox: --seed: {e}");
             return ExitCode::from(2);
         }
+    }
+    if let Err(e) = sandbox.save_state() {
+        eprintln!("fashop-notify-sandbox: --state: {e}");
+        return ExitCode::from(2);
     }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "listening on {}", sandbox.url())

@@ -12,29 +12,11 @@ use serde_json::{json, Value};
 use tiny_http::Method;
 
 use super::push_state::{cdata, to_user, Item, Pending, PushStage, Target, MAX_ATTEMPTS};
+use super::seed::SeedPush;
 use super::shared::{bad, ok, parse, Shared};
 use super::world::{Answer, Control, World};
 use fashop_notify::push::{encrypt, signature, PushFormat};
 use fashop_notify::Secret;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetSpec {
-    appid: String,
-    url: String,
-    token: String,
-    #[serde(default)]
-    encoding_aes_key: Option<String>,
-    #[serde(default)]
-    format: PushFormat,
-    /// `"plain"` or `"safe"` (needs the key).
-    #[serde(default = "plain")]
-    mode: String,
-}
-
-fn plain() -> String {
-    "plain".into()
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +48,7 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) 
         let now = shared.clock.now();
         Ok(match (rest, method) {
             ("push", Method::Post) => {
-                let spec: TargetSpec = parse("push", body)?;
+                let spec: SeedPush = parse("push", body)?;
                 let target = target(&spec).map_err(|e| bad(400, &e))?;
                 if !shared.world.lock().apps.contains_key(&spec.appid) {
                     return Err(bad(
@@ -138,7 +120,8 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) 
     }
 }
 
-fn target(spec: &TargetSpec) -> Control<Target> {
+/// The target a push spec describes, its URL on this host and its key valid.
+pub(crate) fn target(spec: &SeedPush) -> Control<Target> {
     let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
     if !local.iter().any(|p| spec.url.starts_with(p)) {
         return Err(
@@ -168,6 +151,7 @@ fn target(spec: &TargetSpec) -> Control<Target> {
         token: Secret::new(spec.token.clone()),
         key,
         format: spec.format,
+        spec: spec.clone(),
     })
 }
 

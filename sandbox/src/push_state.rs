@@ -22,6 +22,8 @@ pub(crate) struct Target {
     /// Safe mode when present.
     pub(crate) key: Option<AesKey>,
     pub(crate) format: PushFormat,
+    /// As it was given, for the state file.
+    pub(crate) spec: crate::seed::SeedPush,
 }
 
 /// How many times a push is tried before it is given up: the first request

@@ -234,7 +234,11 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    fn from_library(id: &str, lib: &templates::LibraryTemplate, kids: &[u32]) -> Option<Self> {
+    pub(crate) fn from_library(
+        id: &str,
+        lib: &templates::LibraryTemplate,
+        kids: &[u32],
+    ) -> Option<Self> {
         let mut keywords = Vec::with_capacity(kids.len());
         let mut enums = Vec::new();
         for kid in kids {
@@ -319,13 +323,13 @@ struct PrepayId {
 
 /// One app's state. No `Debug`: it holds the secret.
 pub(crate) struct AppState {
-    secret: Secret,
-    users: HashSet<String>,
-    grants: HashMap<(String, String), u64>,
+    pub(crate) secret: Secret,
+    pub(crate) users: HashSet<String>,
+    pub(crate) grants: HashMap<(String, String), u64>,
     form_ids: HashMap<String, FormId>,
     prepay_ids: HashMap<String, PrepayId>,
     pub(crate) templates: BTreeMap<String, Template>,
-    pages: Vec<String>,
+    pub(crate) pages: Vec<String>,
     classic_token: Option<String>,
     stable_token: Option<String>,
     last_force_refresh: Option<i64>,
@@ -1204,6 +1208,23 @@ impl World {
             }
             _ => wx_error(40037, "invalid template id"),
         }
+    }
+
+    /// A template from a seed or state file: its own id, or one made as
+    /// `addtemplate` makes them; an existing id is replaced.
+    pub(crate) fn add_seed_template(&mut self, seed: &crate::seed::SeedTemplate) -> Control<()> {
+        let app = self.app_mut(&seed.appid)?;
+        let id = match &seed.id {
+            Some(id) if !id.is_empty() => id.clone(),
+            Some(_) => return Err("a template's id must not be empty".into()),
+            None => {
+                app.next_template_seq += 1;
+                template_id_for(&seed.appid, seed.tid.unwrap_or(0), app.next_template_seq)
+            }
+        };
+        let t = seed.template(&id)?;
+        app.templates.insert(id, t);
+        Ok(())
     }
 
     pub(crate) fn get_templates(&self, appid: &str, legacy: bool) -> Vec<&Template> {
