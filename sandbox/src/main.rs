@@ -38,7 +38,7 @@ struct Args {
 
 /// What the command line asks for.
 enum Wanted {
-    Serve(Args),
+    Serve(Box<Args>),
     Help,
 }
 
@@ -99,12 +99,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Wanted, String> 
         let demo = SandboxOptions::default();
         options.apps = demo.apps;
     }
-    Ok(Wanted::Serve(Args { options, seed }))
+    Ok(Wanted::Serve(Box::new(Args { options, seed })))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Wanted::Serve(a)) => a,
+        Ok(Wanted::Serve(a)) => *a,
         Ok(Wanted::Help) => {
             println!("{}", manual());
             return ExitCode::SUCCESS;

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tiny_http::Method;
 
-use super::push_state::{cdata, to_user, Item, Pending, PushStage, Target, MAX_ATTEMPTS};
-use super::seed::SeedPush;
+use super::push_state::{
+    cdata, target, to_user, Item, Pending, PushStage, SeedPush, Target, MAX_ATTEMPTS,
+};
 use super::shared::{bad, ok, parse, Shared};
 use super::world::{Answer, Control, World};
 use fashop_notify::push::{encrypt, signature, PushFormat};
-use fashop_notify::Secret;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,41 +118,6 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) 
     match run() {
         Ok(a) | Err(a) => a,
     }
-}
-
-/// The target a push spec describes, its URL on this host and its key valid.
-pub(crate) fn target(spec: &SeedPush) -> Control<Target> {
-    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
-    if !local.iter().any(|p| spec.url.starts_with(p)) {
-        return Err(
-            "url must be http://127.0.0.1:PORT/… (the sandbox pushes to this host only)".into(),
-        );
-    }
-    let creds = fashop_notify::push::PushCredentials::new(fashop_notify::push::PushSpec {
-        token: Secret::new(spec.token.clone()),
-        encoding_aes_key: spec.encoding_aes_key.clone().map(Secret::new),
-        format: spec.format,
-        mode: None,
-        max_skew_secs: None,
-    })
-    .map_err(|e| e.to_string())?;
-    let key = match spec.mode.as_str() {
-        "plain" => None,
-        "safe" => Some(
-            creds
-                .key()
-                .cloned()
-                .ok_or("mode \"safe\" needs encoding_aes_key")?,
-        ),
-        other => return Err(format!("mode must be \"plain\" or \"safe\", got {other:?}")),
-    };
-    Ok(Target {
-        url: spec.url.clone(),
-        token: Secret::new(spec.token.clone()),
-        key,
-        format: spec.format,
-        spec: spec.clone(),
-    })
 }
 
 /// The buyer's choices in one popup: accepts become grants, one popup event.

@@ -9,6 +9,7 @@
 //! and nests the sent event's `List` under `SubscribeMsgSentEvent`
 //! (royalrick/weapp#63); JSON numbers are strings, as in both sources.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use fashop_notify::push::{AesKey, PushFormat};
@@ -23,12 +24,80 @@ pub(crate) struct Target {
     pub(crate) key: Option<AesKey>,
     pub(crate) format: PushFormat,
     /// As it was given, for the state file.
-    pub(crate) spec: crate::seed::SeedPush,
+    pub(crate) spec: SeedPush,
 }
 
 /// How many times a push is tried before it is given up: the first request
 /// and WeChat's three retries ("总共重试三次", see `push.rs`).
 pub(crate) const MAX_ATTEMPTS: u32 = 4;
+
+/// An app's message push target (`POST /sandbox/push`). From a seed or state
+/// file it is taken as it stands: the URL is not checked again at start.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedPush {
+    pub appid: String,
+    pub url: String,
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key: Option<String>,
+    #[serde(default)]
+    pub format: PushFormat,
+    /// `"plain"` or `"safe"` (needs the key).
+    #[serde(default = "plain")]
+    pub mode: String,
+}
+
+fn plain() -> String {
+    "plain".into()
+}
+
+impl std::fmt::Debug for SeedPush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeedPush")
+            .field("appid", &self.appid)
+            .field("url", &self.url)
+            .field("token", &"***")
+            .field("format", &self.format)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The target a push spec describes, its URL on this host and its key valid.
+pub(crate) fn target(spec: &SeedPush) -> Result<Target, String> {
+    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if !local.iter().any(|p| spec.url.starts_with(p)) {
+        return Err(
+            "url must be http://127.0.0.1:PORT/… (the sandbox pushes to this host only)".into(),
+        );
+    }
+    let creds = fashop_notify::push::PushCredentials::new(fashop_notify::push::PushSpec {
+        token: Secret::new(spec.token.clone()),
+        encoding_aes_key: spec.encoding_aes_key.clone().map(Secret::new),
+        format: spec.format,
+        mode: None,
+        max_skew_secs: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let key = match spec.mode.as_str() {
+        "plain" => None,
+        "safe" => Some(
+            creds
+                .key()
+                .cloned()
+                .ok_or("mode \"safe\" needs encoding_aes_key")?,
+        ),
+        other => return Err(format!("mode must be \"plain\" or \"safe\", got {other:?}")),
+    };
+    Ok(Target {
+        url: spec.url.clone(),
+        token: Secret::new(spec.token.clone()),
+        key,
+        format: spec.format,
+        spec: spec.clone(),
+    })
+}
 
 /// An event waiting for a flush: the plain message in the app's format, and
 /// what its earlier attempts were signed with (a retry repeats the request).

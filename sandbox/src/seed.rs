@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use fashop_notify::push::PushFormat;
 use fashop_notify::rules::KeywordType;
 use serde::{Deserialize, Serialize};
 
+use super::push_state::target;
+pub use super::push_state::SeedPush;
 use super::templates;
 use super::world::{Template, World};
 
@@ -68,39 +69,6 @@ pub struct SeedPrepayId {
     pub prepay_id: String,
     #[serde(default)]
     pub paid: bool,
-}
-
-/// An app's message push target (`POST /sandbox/push`). From a seed or state
-/// file it is taken as it stands: the URL is not checked again at start.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedPush {
-    pub appid: String,
-    pub url: String,
-    pub token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encoding_aes_key: Option<String>,
-    #[serde(default)]
-    pub format: PushFormat,
-    /// `"plain"` or `"safe"` (needs the key).
-    #[serde(default = "plain")]
-    pub mode: String,
-}
-
-fn plain() -> String {
-    "plain".into()
-}
-
-impl std::fmt::Debug for SeedPush {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SeedPush")
-            .field("appid", &self.appid)
-            .field("url", &self.url)
-            .field("token", &"***")
-            .field("format", &self.format)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A keyword of a seeded template: its name (`thing3`: the prefix is WeChat's
@@ -283,7 +251,12 @@ impl SeedFile {
             world.seed_user(&u.appid, &u.openid)?;
         }
         for t in &self.templates {
-            world.add_seed_template(t)?;
+            let id = match &t.id {
+                Some(id) if id.is_empty() => return Err("a template's id must not be empty".into()),
+                Some(id) => id.clone(),
+                None => world.new_template_id(&t.appid, t.tid.unwrap_or(0))?,
+            };
+            world.insert_template(&t.appid, t.template(&id)?)?;
         }
         for g in &self.grants {
             world.grant(&g.appid, &g.openid, &g.template_id, g.count)?;
@@ -298,7 +271,7 @@ impl SeedFile {
             }
         }
         for p in &self.push {
-            let target = super::push::target(p)?;
+            let target = target(p)?;
             if !world.apps.contains_key(&p.appid) {
                 return Err(format!("push: unknown appid {:?}: seed it first", p.appid));
             }

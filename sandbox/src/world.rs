@@ -1210,20 +1210,16 @@ impl World {
         }
     }
 
-    /// A template from a seed or state file: its own id, or one made as
-    /// `addtemplate` makes them; an existing id is replaced.
-    pub(crate) fn add_seed_template(&mut self, seed: &crate::seed::SeedTemplate) -> Control<()> {
-        let app = self.app_mut(&seed.appid)?;
-        let id = match &seed.id {
-            Some(id) if !id.is_empty() => id.clone(),
-            Some(_) => return Err("a template's id must not be empty".into()),
-            None => {
-                app.next_template_seq += 1;
-                template_id_for(&seed.appid, seed.tid.unwrap_or(0), app.next_template_seq)
-            }
-        };
-        let t = seed.template(&id)?;
-        app.templates.insert(id, t);
+    /// An id for a new template of the app, as `addtemplate` makes them.
+    pub(crate) fn new_template_id(&mut self, appid: &str, tid: u32) -> Control<String> {
+        let app = self.app_mut(appid)?;
+        app.next_template_seq += 1;
+        Ok(template_id_for(appid, tid, app.next_template_seq))
+    }
+
+    /// Adds a template to the app (a seed's), replacing one with its id.
+    pub(crate) fn insert_template(&mut self, appid: &str, t: Template) -> Control<()> {
+        self.app_mut(appid)?.templates.insert(t.id.clone(), t);
         Ok(())
     }
 
