@@ -61,6 +61,11 @@ expected=$(
   (cd "$root/bindings/php" && find src -name '*.php' -printf './share/fashop-notify/php/%p\n')
   echo ./share/fashop-notify/examples/mappings.json
   (cd "$root/examples/php" && find . -maxdepth 1 -name '*.php' -printf './share/fashop-notify/examples/%P\n')
+  for f in README.md sandbox/README.md docs/fashop-integration.md docs/security.md; do
+    echo "./share/doc/fashop-notify/$f"
+  done
+  (cd "$root" && find docs -maxdepth 2 -type f \( -name '*.md' -o -name '*.png' \) \
+    ! -name fashop-integration.md ! -name security.md -printf './share/doc/fashop-notify/%p\n')
 )
 have=$(cd "$top" && find . ! -type d)
 diff <(LC_ALL=C sort <<<"$expected") <(LC_ALL=C sort <<<"$have") || fail "the installed files differ from the expected list (< expected, > installed)"
@@ -70,6 +75,15 @@ cmp "$root/include/fashop_notify.h" "$top/include/fashop_notify.h"
 cmp "$root/bindings/php/fashop_notify.ffi.h" "$top/share/fashop-notify/php/fashop_notify.ffi.h"
 cmp "$root/bindings/php/src/Notifier.php" "$top/share/fashop-notify/php/src/Notifier.php"
 [ -d "$top/share/fashop-notify/php/tests" ] && fail "the PHP package's tests were installed"
+for f in README.md sandbox/README.md docs/fashop-integration.md docs/security.md docs/spec/wechat.md; do
+  cmp "$root/$f" "$top/share/doc/fashop-notify/$f"
+done
+# The sandbox's manual as its --help: exit 0, the control API in it.
+help=$("$top/bin/fashop-notify-sandbox" --help) || fail "fashop-notify-sandbox --help exited $?"
+for word in /sandbox/taps /sandbox/pushes/flush /sandbox/revoke /sandbox/faults /sandbox/clock /sandbox/delivered /sandbox/counters --state; do
+  grep -qF -- "$word" <<<"$help" || fail "fashop-notify-sandbox --help does not mention $word"
+done
+ok "the manuals: share/doc/fashop-notify/ (README, guides, spec, the sandbox's) and fashop-notify-sandbox --help"
 ok "the tree: $lib, its links $soname and libfashop_notify.so, header, pkg-config file, sandbox, PHP package"
 
 # --- SONAME, exports, debug info
@@ -193,5 +207,6 @@ $make -C "$root" --no-print-directory uninstall DESTDIR="$dest" PREFIX="$prefix"
 left=$(cd "$top" && find . ! -type d | LC_ALL=C sort | tr '\n' ' ')
 [ "$left" = "./include/other.h ./lib/libother.so.1 ./share/other/README " ] || fail "after uninstall, left: $left (expected only the other package's three files)"
 [ -e "$top/share/fashop-notify" ] && fail "share/fashop-notify is still there"
+[ -e "$top/share/doc/fashop-notify" ] && fail "share/doc/fashop-notify is still there"
 ok "make uninstall removed what make install put, and nothing else"
 echo "test-install: all checks passed"

@@ -11,6 +11,8 @@
 #   include/fashop_notify.h, lib/pkgconfig/fashop_notify.pc, bin/fashop-notify-sandbox
 #   share/fashop-notify/php/ (the PHP package with its FFI header)
 #   share/fashop-notify/examples/ (the PHP scripts the integration guide names, and the example mappings)
+#   share/doc/fashop-notify/ (README.md, the guides docs/*.md, the spec docs/spec/*.md and the
+#   sandbox's manual sandbox/README.md, in the repository's layout so their links hold)
 # The library and the sandbox are installed without their debug info; the library's
 # stays in RELEASE_DIR/stripped/libfashop_notify.so.VERSION.debug (named by its .gnu_debuglink).
 set -euo pipefail
@@ -35,6 +37,13 @@ php_files() {
 # The example files, relative to examples/: what the guide tells a shop to run or read.
 example_files() {
   (cd "$root/examples" && printf '%s\n' mappings.json && find php -maxdepth 1 -type f -name '*.php' | LC_ALL=C sort)
+}
+
+# The documents, relative to the repository: the README, the guides (with the editor's
+# picture the integration guide shows), the spec and the sandbox's manual.
+doc_files() {
+  (cd "$root" && printf '%s\n' README.md sandbox/README.md \
+    && find docs -maxdepth 2 -type f \( -name '*.md' -o -name '*.png' \) | LC_ALL=C sort)
 }
 
 # RELEASE_DIR/stripped/: the library without debug info, linked to its separate debug
@@ -103,6 +112,9 @@ do_install() {
   while read -r f; do
     install -D -m 0644 "$root/examples/$f" "$top/share/fashop-notify/examples/${f#php/}"
   done < <(example_files)
+  while read -r f; do
+    install -D -m 0644 "$root/$f" "$top/share/doc/fashop-notify/$f"
+  done < <(doc_files)
   # A fresh library in the loader's cache (the DESTDIR of a package build has none to update).
   if [ -z "$destdir" ] && [ "$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null 2>&1; then
     ldconfig
@@ -122,10 +134,15 @@ do_uninstall() {
   while read -r f; do
     rm -f "$top/share/fashop-notify/examples/${f#php/}"
   done < <(example_files)
-  # Only the package's own directories, once empty: share/fashop-notify and below.
-  if [ -d "$top/share/fashop-notify" ]; then
-    find "$top/share/fashop-notify" -depth -type d -empty -delete
-  fi
+  while read -r f; do
+    rm -f "$top/share/doc/fashop-notify/$f"
+  done < <(doc_files)
+  # Only the package's own directories, once empty: share/fashop-notify, share/doc/fashop-notify and below.
+  for d in "$top/share/fashop-notify" "$top/share/doc/fashop-notify"; do
+    if [ -d "$d" ]; then
+      find "$d" -depth -type d -empty -delete
+    fi
+  done
   echo "removed fashop-notify $version from $top"
 }
 

@@ -48,9 +48,16 @@ impl Endpoint {
                         a.lock().unwrap().push(Ok(v));
                         (200, reply)
                     }
+                    // A push the shop could not keep is answered 503, so that
+                    // WeChat (and the sandbox) tries it again; a refused one 403.
                     Err(e) => {
+                        let status = if matches!(e, Error::Store(_)) {
+                            503
+                        } else {
+                            403
+                        };
                         a.lock().unwrap().push(Err(e.to_string()));
-                        (403, String::new())
+                        (status, String::new())
                     }
                 };
                 let _ =
@@ -89,12 +96,16 @@ struct Loop {
 
 impl Loop {
     fn new(format: &str, mode: &str) -> Loop {
+        Loop::with_store(format, mode, "memory")
+    }
+
+    fn with_store(format: &str, mode: &str, store: &str) -> Loop {
         let sb = Sandbox::start_with(SandboxOptions {
             clock_start: Some(NOW),
             ..SandboxOptions::default()
         });
         let n = Arc::new(Notifier::with_clock(Arc::new(ManualClock::at(NOW))));
-        n.configure(&json!({"api_base": sb.url(), "max_retries": 0}).to_string())
+        n.configure(&json!({"api_base": sb.url(), "max_retries": 0, "store": store}).to_string())
             .unwrap();
         // The app as the admin's 消息加密方式 says: a key only in safe mode.
         let push = if mode == "safe" {
@@ -285,6 +296,13 @@ fn the_whole_loop(format: &str, mode: &str) {
     let log: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(log["queued"], 0);
     assert_eq!(log["pushes"].as_array().unwrap().len(), 4);
+    for p in log["pushes"].as_array().unwrap() {
+        assert_eq!(
+            (&p["attempts"], &p["state"]),
+            (&json!(1), &json!("delivered")),
+            "{p}"
+        );
+    }
 }
 
 #[test]
@@ -362,4 +380,104 @@ fn a_url_that_does_not_echo_is_refused_and_bad_requests_say_why() {
         &json!({"appid": DEMO_APPID, "openid": BUYER, "choices": {TPL_PAY_SUCCESS: "accept"}}),
     );
     assert_eq!(l.flush()[0]["events"][0]["effect"], "grant_added");
+}
+
+impl Loop {
+    /// `GET /sandbox/pushes`.
+    fn pushes(&self) -> Value {
+        let mut resp = self
+            .agent
+            .get(format!("{}/sandbox/pushes", self.sb.url()))
+            .call()
+            .unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    /// A flush whose one push the shop cannot apply: the sandbox's record of it.
+    fn flush_refused(&self, attempts: u32) -> Value {
+        let (status, v) = self.control("pushes/flush", &json!({}));
+        assert_eq!(status, 200, "{v}");
+        let pushes = v["pushes"].as_array().unwrap();
+        assert_eq!(pushes.len(), 1, "{v}");
+        assert_eq!(
+            pushes[0]["status"], 503,
+            "the endpoint answers an error: {v}"
+        );
+        assert_eq!(pushes[0]["attempts"], attempts, "{v}");
+        let refused = self.endpoint.take();
+        assert_eq!(refused.len(), 1);
+        let e = refused[0].as_ref().unwrap_err();
+        assert!(e.contains("store file was deleted"), "{e}");
+        pushes[0].clone()
+    }
+}
+
+/// The shop's store goes away (its directory moved aside) while a buyer taps
+/// accept: the endpoint cannot apply the push and answers 503; the sandbox
+/// keeps the push and tries it again at each flush, as WeChat retries; once
+/// the store is back the grant lands, once. A push failing 4 times (WeChat's
+/// first request and 3 retries) is given up.
+#[test]
+fn a_push_the_shop_could_not_apply_is_retried_until_it_lands_or_is_given_up() {
+    let dir = std::env::temp_dir().join(format!(
+        "push-retry-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let away = dir.with_extension("away");
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite:{}", dir.join("store.db").display());
+    let l = Loop::with_store("json", "plain", &store);
+    let tap = || {
+        let (status, v) = l.control(
+            "taps",
+            &json!({"appid": DEMO_APPID, "openid": BUYER, "choices": {TPL_PAY_SUCCESS: "accept"}}),
+        );
+        assert_eq!(status, 200, "{v}");
+    };
+    assert_eq!(l.grants(TPL_PAY_SUCCESS), 0, "the store is open");
+
+    tap();
+    std::fs::rename(&dir, &away).unwrap();
+    for attempt in 1..=2 {
+        assert_eq!(l.flush_refused(attempt)["state"], "retrying");
+        assert_eq!(l.pushes()["queued"], 1, "the sandbox keeps it");
+    }
+    std::fs::rename(&away, &dir).unwrap();
+    let answers = l.flush();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0]["events"][0]["effect"], "grant_added");
+    assert_eq!(l.grants(TPL_PAY_SUCCESS), 1);
+    let log = l.pushes();
+    assert_eq!(log["queued"], 0);
+    assert_eq!(log["pushes"][0]["attempts"], 3);
+    assert_eq!(log["pushes"][0]["state"], "delivered");
+    // Delivered: nothing is retried, the grant landed exactly once.
+    let (_, v) = l.control("pushes/flush", &json!({}));
+    assert_eq!(v["pushes"], json!([]));
+    assert!(l.endpoint.take().is_empty());
+    assert_eq!(l.grants(TPL_PAY_SUCCESS), 1);
+
+    // Four failed attempts: given up, and never tried again.
+    tap();
+    std::fs::rename(&dir, &away).unwrap();
+    for attempt in 1..=4 {
+        let state = if attempt < 4 { "retrying" } else { "given_up" };
+        assert_eq!(l.flush_refused(attempt)["state"], state);
+    }
+    std::fs::rename(&away, &dir).unwrap();
+    let (_, v) = l.control("pushes/flush", &json!({}));
+    assert_eq!(v["pushes"], json!([]));
+    assert!(l.endpoint.take().is_empty());
+    assert_eq!(
+        l.grants(TPL_PAY_SUCCESS),
+        1,
+        "the given-up accept never landed"
+    );
+    let log = l.pushes();
+    assert_eq!(log["queued"], 0);
+    assert_eq!(log["pushes"][1]["attempts"], 4);
+    assert_eq!(log["pushes"][1]["state"], "given_up");
+    drop(l);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

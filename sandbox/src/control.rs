@@ -1,120 +1,16 @@
-//! The control API under `/sandbox/` (and the seed file of the binary): what a
-//! test or demo does to the sandbox from outside Rust. Bodies are JSON; answers
-//! are `{"ok":true,…}` or HTTP 400 `{"ok":false,"error":"…"}`.
+//! The control API under `/sandbox/`: what a test or demo does to the sandbox
+//! from outside Rust. Bodies are JSON (the shapes of the seed file, `seed.rs`);
+//! answers are `{"ok":true,…}` or HTTP 400 `{"ok":false,"error":"…"}`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tiny_http::Method;
 
 use super::fault::Fault;
+use super::seed::{SeedApp, SeedFormId, SeedGrant, SeedPrepayId, SeedUser};
 use super::shared::{bad, ok, parse, query_param, Shared};
 use super::templates::{SEEDED, SEEDED_LEGACY};
-use super::world::{Answer, World};
-
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedApp {
-    pub appid: String,
-    pub secret: String,
-    #[serde(default)]
-    pub pages: Vec<String>,
-}
-
-impl std::fmt::Debug for SeedApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SeedApp")
-            .field("appid", &self.appid)
-            .field("secret", &"***")
-            .field("pages", &self.pages)
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedUser {
-    pub appid: String,
-    pub openid: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedGrant {
-    pub appid: String,
-    pub openid: String,
-    pub template_id: String,
-    #[serde(default = "one")]
-    pub count: u64,
-}
-
-fn one() -> u64 {
-    1
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedFormId {
-    pub appid: String,
-    pub openid: String,
-    pub form_id: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedPrepayId {
-    pub appid: String,
-    pub openid: String,
-    pub prepay_id: String,
-    #[serde(default)]
-    pub paid: bool,
-}
-
-/// The `--seed FILE.json` document of the binary.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SeedFile {
-    #[serde(default)]
-    pub apps: Vec<SeedApp>,
-    #[serde(default)]
-    pub users: Vec<SeedUser>,
-    #[serde(default)]
-    pub grants: Vec<SeedGrant>,
-    #[serde(default)]
-    pub form_ids: Vec<SeedFormId>,
-    #[serde(default)]
-    pub prepay_ids: Vec<SeedPrepayId>,
-    #[serde(default)]
-    pub legacy: Option<bool>,
-}
-
-impl SeedFile {
-    /// Applies the seed; apps first, so users and grants may refer to them.
-    pub(crate) fn apply(&self, world: &mut World, now: i64) -> Result<(), String> {
-        for a in &self.apps {
-            world.seed_app(&a.appid, &a.secret)?;
-            world.set_pages(&a.appid, a.pages.clone())?;
-        }
-        for u in &self.users {
-            world.seed_user(&u.appid, &u.openid)?;
-        }
-        for g in &self.grants {
-            world.grant(&g.appid, &g.openid, &g.template_id, g.count)?;
-        }
-        for f in &self.form_ids {
-            world.add_form_id(&f.appid, &f.openid, &f.form_id, now)?;
-        }
-        for p in &self.prepay_ids {
-            world.add_prepay_id(&p.appid, &p.openid, &p.prepay_id, now)?;
-            if p.paid {
-                world.mark_paid(&p.appid, &p.prepay_id)?;
-            }
-        }
-        if let Some(l) = self.legacy {
-            world.settings.legacy = l;
-        }
-        Ok(())
-    }
-}
+use super::world::{Answer, Template};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -320,7 +216,18 @@ fn run(
             let c = shared.world.lock().counters.clone();
             ok(json!({ "counters": c }))
         }
-        "templates" if get => ok(json!({ "templates": seeded_template_list() })),
+        "templates" if get => match query_param(query, "appid").filter(|a| !a.is_empty()) {
+            None => ok(json!({ "templates": seeded_template_list() })),
+            Some(appid) => {
+                let w = shared.world.lock();
+                match w.apps.get(appid.as_ref()) {
+                    None => bad(400, &format!("unknown appid {appid:?}: seed it first")),
+                    Some(app) => ok(
+                        json!({ "templates": app.templates.values().map(listed).collect::<Vec<_>>() }),
+                    ),
+                }
+            }
+        },
         "reset" if post => {
             shared.world.lock().reset();
             ok(Value::Null)
@@ -333,6 +240,19 @@ fn run(
         ),
         _ => bad(404, &format!("no control endpoint /sandbox/{rest}")),
     })
+}
+
+/// An app's template as `GET /sandbox/templates?appid=` lists it (the shape
+/// a seed file's template takes, with its `appid`).
+fn listed(t: &Template) -> Value {
+    let enums: serde_json::Map<String, Value> = t
+        .enums
+        .iter()
+        .map(|(name, values)| (name.clone(), json!(values)))
+        .collect();
+    let keywords: Vec<&str> = t.keywords.iter().map(|(n, _, _)| n.as_str()).collect();
+    json!({ "id": t.id, "title": t.title, "keywords": keywords, "legacy": t.legacy,
+            "type": t.kind, "enums": enums })
 }
 
 /// The seeded subscribe templates with their keyword names, for hosts that

@@ -7,8 +7,10 @@ mod control;
 mod fault;
 mod push;
 mod push_state;
+mod seed;
 mod server;
 mod shared;
+mod state;
 pub mod templates;
 mod world;
 
@@ -18,8 +20,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use control::{SeedApp, SeedFile, SeedFormId, SeedGrant, SeedPrepayId, SeedUser};
 pub use fault::Fault;
+pub use seed::{
+    SeedApp, SeedFile, SeedFormId, SeedGrant, SeedKeyword, SeedPrepayId, SeedPush, SeedTemplate,
+    SeedUser,
+};
 pub use templates::*;
 pub use world::{Counters, DeliveredMessage};
 
@@ -51,6 +56,9 @@ pub struct SandboxOptions {
     pub random_seed: u64,
     /// Log each request's method and path to stderr.
     pub verbose: bool,
+    /// The state file: loaded at start when it exists, written after each
+    /// request that may change apps, users, templates, grants or push targets.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for SandboxOptions {
@@ -65,6 +73,7 @@ impl std::fmt::Debug for SandboxOptions {
             .field("expires_in", &self.expires_in)
             .field("clock_start", &self.clock_start)
             .field("workers", &self.workers)
+            .field("state_file", &self.state_file)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +91,7 @@ impl Default for SandboxOptions {
             workers: 4,
             random_seed: 0x5eed,
             verbose: false,
+            state_file: None,
         }
     }
 }
@@ -144,7 +154,15 @@ impl Sandbox {
         for (appid, secret) in &options.apps {
             world.seed_app(appid, secret)?;
         }
-        let shared = Arc::new(Shared::new(world, clock, local, options.verbose));
+        let mut shared = Shared::new(world, clock, local, options.verbose);
+        if let Some(path) = &options.state_file {
+            if path.exists() {
+                let now = shared.clock.now();
+                state::load(path)?.apply(&mut shared.world.lock(), now)?;
+            }
+            shared.state = Some(state::StateFile::new(path.clone()));
+        }
+        let shared = Arc::new(shared);
         let server = Arc::new(server);
         let workers = (0..options.workers.max(1))
             .map(|i| {
@@ -332,6 +350,15 @@ impl Sandbox {
     pub fn apply_seed(&self, seed: &SeedFile) -> Result<(), String> {
         let now = self.now();
         seed.apply(&mut self.shared.world.lock(), now)
+    }
+
+    /// Writes the state file now (see [`SandboxOptions::state_file`]); the
+    /// server writes it after each request that may change it.
+    pub fn save_state(&self) -> Result<(), String> {
+        match &self.shared.state {
+            Some(state) => state.save(&self.shared.world),
+            None => Ok(()),
+        }
     }
 
     /// Back to the start: users, grants, permits, tokens, deliveries, counters

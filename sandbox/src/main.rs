@@ -10,14 +10,39 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 const USAGE: &str = "usage: fashop-notify-sandbox [--host 127.0.0.1] [--port N] \
-[--app APPID:SECRET]... [--seed FILE.json] [--legacy] [--verbose]";
+[--app APPID:SECRET]... [--seed FILE.json] [--state FILE.json] [--legacy] [--verbose] [--help]";
+
+/// The sandbox's manual, which `--help` prints: sandbox/README.md from the
+/// program's options to the faults, taken at build time so the two cannot drift.
+const README: &str = include_str!("../README.md");
+
+fn manual() -> String {
+    let start = README.find(MANUAL_FROM).unwrap_or(0);
+    let end = README[start..]
+        .find(MANUAL_TO)
+        .map_or(README.len(), |e| start + e);
+    format!(
+        "{USAGE}\n\nThe manual of the WeChat sandbox (sandbox/README.md; installed in \
+share/doc/fashop-notify/sandbox/README.md).\n\n{}",
+        README[start..end].trim_end()
+    )
+}
+
+const MANUAL_FROM: &str = "The program:";
+const MANUAL_TO: &str = "## Implementation notes";
 
 struct Args {
     options: SandboxOptions,
     seed: Option<SeedFile>,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+/// What the command line asks for.
+enum Wanted {
+    Serve(Box<Args>),
+    Help,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Wanted, String> {
     let mut options = SandboxOptions {
         apps: Vec::new(),
         ..SandboxOptions::default()
@@ -51,22 +76,39 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     serde_json::from_str(&text).map_err(|e| format!("--seed {path}: {e}"))?;
                 seed = Some(parsed);
             }
+            "--state" => options.state_file = Some(value(&mut args, "--state")?.into()),
             "--legacy" => options.legacy = true,
             "--verbose" | "-v" => options.verbose = true,
-            "--help" | "-h" => return Err(USAGE.to_string()),
+            "--help" | "-h" => return Ok(Wanted::Help),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if options.apps.is_empty() && seed.as_ref().is_none_or(|s| s.apps.is_empty()) {
+    let restoring = options.state_file.as_ref().is_some_and(|p| p.exists());
+    if let Some(path) = options.state_file.as_ref().filter(|_| restoring) {
+        // Checked here for the exit code of a bad argument; the sandbox loads it.
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--state {}: {e}", path.display()))?;
+        serde_json::from_str::<SeedFile>(&text)
+            .map_err(|e| format!("--state {}: {e}", path.display()))?;
+    }
+    if restoring {
+        // The state holds what the seed gave, and what came after.
+        seed = None;
+    }
+    if options.apps.is_empty() && seed.as_ref().is_none_or(|s| s.apps.is_empty()) && !restoring {
         let demo = SandboxOptions::default();
         options.apps = demo.apps;
     }
-    Ok(Args { options, seed })
+    Ok(Wanted::Serve(Box::new(Args { options, seed })))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
+        Ok(Wanted::Serve(a)) => *a,
+        Ok(Wanted::Help) => {
+            println!("{}", manual());
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("fashop-notify-sandbox: {e}");
             return ExitCode::from(2);
@@ -92,6 +134,10 @@ fn main() -> ExitCode {
             eprintln!("fashop-notify-sandbox: --seed: {e}");
             return ExitCode::from(2);
         }
+    }
+    if let Err(e) = sandbox.save_state() {
+        eprintln!("fashop-notify-sandbox: --state: {e}");
+        return ExitCode::from(2);
     }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "listening on {}", sandbox.url())

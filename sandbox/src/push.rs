@@ -11,30 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tiny_http::Method;
 
-use super::push_state::{cdata, to_user, Item, Pending, Target};
+use super::push_state::{
+    cdata, target, to_user, Item, Pending, PushStage, SeedPush, Target, MAX_ATTEMPTS,
+};
 use super::shared::{bad, ok, parse, Shared};
 use super::world::{Answer, Control, World};
 use fashop_notify::push::{encrypt, signature, PushFormat};
-use fashop_notify::Secret;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetSpec {
-    appid: String,
-    url: String,
-    token: String,
-    #[serde(default)]
-    encoding_aes_key: Option<String>,
-    #[serde(default)]
-    format: PushFormat,
-    /// `"plain"` or `"safe"` (needs the key).
-    #[serde(default = "plain")]
-    mode: String,
-}
-
-fn plain() -> String {
-    "plain".into()
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +48,7 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) 
         let now = shared.clock.now();
         Ok(match (rest, method) {
             ("push", Method::Post) => {
-                let spec: TargetSpec = parse("push", body)?;
+                let spec: SeedPush = parse("push", body)?;
                 let target = target(&spec).map_err(|e| bad(400, &e))?;
                 if !shared.world.lock().apps.contains_key(&spec.appid) {
                     return Err(bad(
@@ -124,7 +106,7 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) 
             }
             ("pushes", Method::Get) => {
                 let w = shared.world.lock();
-                ok(json!({ "queued": w.push.queue.len(), "pushes": w.push.log }))
+                ok(json!({ "queued": w.push.waiting(), "pushes": w.push.log }))
             }
             ("pushes/flush", Method::Post) => ok(json!({ "pushes": flush(shared, now) })),
             _ => bad(
@@ -136,39 +118,6 @@ pub(crate) fn handle(shared: &Shared, method: &Method, rest: &str, body: &[u8]) 
     match run() {
         Ok(a) | Err(a) => a,
     }
-}
-
-fn target(spec: &TargetSpec) -> Control<Target> {
-    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
-    if !local.iter().any(|p| spec.url.starts_with(p)) {
-        return Err(
-            "url must be http://127.0.0.1:PORT/… (the sandbox pushes to this host only)".into(),
-        );
-    }
-    let creds = fashop_notify::push::PushCredentials::new(fashop_notify::push::PushSpec {
-        token: Secret::new(spec.token.clone()),
-        encoding_aes_key: spec.encoding_aes_key.clone().map(Secret::new),
-        format: spec.format,
-        mode: None,
-        max_skew_secs: None,
-    })
-    .map_err(|e| e.to_string())?;
-    let key = match spec.mode.as_str() {
-        "plain" => None,
-        "safe" => Some(
-            creds
-                .key()
-                .cloned()
-                .ok_or("mode \"safe\" needs encoding_aes_key")?,
-        ),
-        other => return Err(format!("mode must be \"plain\" or \"safe\", got {other:?}")),
-    };
-    Ok(Target {
-        url: spec.url.clone(),
-        token: Secret::new(spec.token.clone()),
-        key,
-        format: spec.format,
-    })
 }
 
 /// The buyer's choices in one popup: accepts become grants, one popup event.
@@ -215,50 +164,79 @@ fn tap(w: &mut World, t: &Taps, now: i64) -> Control<()> {
     Ok(())
 }
 
-/// Delivers every queued push, in order, without holding the world's lock.
+/// Tries every waiting push once, in order, without holding the world's lock.
+/// One the endpoint did not take stays queued for the next flush, until
+/// `MAX_ATTEMPTS`; then it is given up. Answers this flush's attempts.
 fn flush(shared: &Shared, now: i64) -> Vec<Value> {
     let batch: Vec<(Pending, Option<Target>)> = {
         let mut w = shared.world.lock();
         let queue = std::mem::take(&mut w.push.queue);
         queue
             .into_iter()
-            .map(|p| {
+            .map(|mut p| {
+                if p.signed.is_none() {
+                    w.push.nonce += 1;
+                    p.signed = Some((now, format!("n{}", w.push.nonce)));
+                }
                 let t = w.push.targets.get(&p.appid).cloned();
                 (p, t)
             })
             .collect()
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for (p, t) in batch {
-        let mut r = json!({"appid": p.appid, "event": p.event, "openid": p.openid});
-        match t {
-            None => r["error"] = json!("the app has no push target any more"),
-            Some(target) => {
-                let nonce = {
-                    let mut w = shared.world.lock();
-                    w.push.nonce += 1;
-                    w.push.nonce
-                };
-                match deliver(
-                    &target,
-                    &p.appid,
-                    now,
-                    &format!("n{nonce}"),
+    let outcomes: Vec<(Pending, Value, Option<bool>)> = batch
+        .into_iter()
+        .map(|(mut p, t)| {
+            p.attempts += 1;
+            let (result, taken) = match t {
+                None => (
+                    json!({"error": "the app has no push target any more"}),
                     None,
-                    Some(&p.message),
-                ) {
-                    Ok((status, reply)) => {
-                        r["status"] = json!(status);
-                        r["reply"] = json!(reply);
-                    }
-                    Err(e) => r["error"] = json!(e),
+                ),
+                Some(target) => {
+                    let (result, taken) = attempt(&target, &p);
+                    (result, Some(taken))
                 }
+            };
+            (p, result, taken)
+        })
+        .collect();
+    let mut w = shared.world.lock();
+    let mut retry = Vec::new();
+    let results = outcomes
+        .into_iter()
+        .map(|(p, result, taken)| {
+            let stage = match taken {
+                Some(true) => PushStage::Delivered,
+                Some(false) if p.attempts < MAX_ATTEMPTS => PushStage::Retrying,
+                Some(false) | None => PushStage::GivenUp,
+            };
+            let r = w.push.record(&p, stage, &result);
+            if stage == PushStage::Retrying {
+                retry.push(p);
             }
-        }
-        results.push(r);
-    }
-    shared.world.lock().push.log.extend(results.iter().cloned());
+            r
+        })
+        .collect();
+    // Retries are older than anything queued while this flush ran: first.
+    retry.append(&mut w.push.queue);
+    w.push.queue = retry;
     results
+}
+
+/// One attempt at a push: the endpoint's status and reply (or why there was
+/// none), and whether WeChat would count it as received. WeChat's guide
+/// says a push not answered within 5 s is retried and asks for `success` or
+/// an empty reply; that an error status or another reply is retried like a
+/// timeout is unverified (the sandbox retries them).
+fn attempt(target: &Target, p: &Pending) -> (Value, bool) {
+    let (ts, nonce) = p.signed.clone().unwrap_or_default();
+    match deliver(target, &p.appid, ts, &nonce, None, Some(&p.message)) {
+        Ok((status, reply)) => {
+            let taken = (200..300).contains(&status) && matches!(reply.trim(), "" | "success");
+            (json!({"status": status, "reply": reply}), taken)
+        }
+        Err(e) => (json!({ "error": e }), false),
+    }
 }
 
 /// One request to the shop's endpoint: the URL check (GET with `echostr`) or a
@@ -278,7 +256,8 @@ fn deliver(
     );
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
+        // "微信服务器在五秒内收不到响应会断掉连接" (see README): 5 s, then a retry.
+        .timeout_global(Some(Duration::from_secs(5)))
         .build();
     let agent = ureq::Agent::new_with_config(config);
     let sep = if t.url.contains('?') { '&' } else { '?' };

@@ -223,6 +223,10 @@ fn handle(mut req: Request, shared: &Shared) {
     if let Some(rest) = path.strip_prefix("/sandbox/") {
         let method = req.method().clone();
         let answer = control::handle(shared, &method, rest, query, &body);
+        if method != Method::Get {
+            // Before the answer: once a client has it, a restart keeps the change.
+            shared.save_state();
+        }
         return respond(req, answer);
     }
     let route = Route::of(path);
@@ -293,6 +297,10 @@ fn handle(mut req: Request, shared: &Shared) {
         world.count_answer(a.errcode);
     }
     drop(world);
+    if method != Method::Get && answer.is_some() {
+        // A send uses a grant up, addtemplate adds a template: kept before the answer.
+        shared.save_state();
+    }
 
     let local = shared.local;
     let finish = move |req: Request| match (effect, answer) {

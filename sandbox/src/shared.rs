@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     /// Connections seen for the first time (per worker, so roughly), for the
     /// connection nudger to know when new connections arrive.
     pub arrivals: AtomicU64,
+    /// Where the state goes after each change (`--state`), if anywhere.
+    pub state: Option<super::state::StateFile>,
 }
 
 impl Shared {
@@ -32,6 +34,17 @@ impl Shared {
             verbose,
             slow_readers: AtomicUsize::new(0),
             arrivals: AtomicU64::new(0),
+            state: None,
+        }
+    }
+
+    /// Writes the state file, if there is one; a failure is told on stderr
+    /// (the request itself went through).
+    pub(crate) fn save_state(&self) {
+        if let Some(state) = &self.state {
+            if let Err(e) = state.save(&self.world) {
+                eprintln!("fashop-notify-sandbox: {e}");
+            }
         }
     }
 

@@ -234,7 +234,11 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    fn from_library(id: &str, lib: &templates::LibraryTemplate, kids: &[u32]) -> Option<Self> {
+    pub(crate) fn from_library(
+        id: &str,
+        lib: &templates::LibraryTemplate,
+        kids: &[u32],
+    ) -> Option<Self> {
         let mut keywords = Vec::with_capacity(kids.len());
         let mut enums = Vec::new();
         for kid in kids {
@@ -319,13 +323,13 @@ struct PrepayId {
 
 /// One app's state. No `Debug`: it holds the secret.
 pub(crate) struct AppState {
-    secret: Secret,
-    users: HashSet<String>,
-    grants: HashMap<(String, String), u64>,
+    pub(crate) secret: Secret,
+    pub(crate) users: HashSet<String>,
+    pub(crate) grants: HashMap<(String, String), u64>,
     form_ids: HashMap<String, FormId>,
     prepay_ids: HashMap<String, PrepayId>,
     pub(crate) templates: BTreeMap<String, Template>,
-    pages: Vec<String>,
+    pub(crate) pages: Vec<String>,
     classic_token: Option<String>,
     stable_token: Option<String>,
     last_force_refresh: Option<i64>,
@@ -1204,6 +1208,19 @@ impl World {
             }
             _ => wx_error(40037, "invalid template id"),
         }
+    }
+
+    /// An id for a new template of the app, as `addtemplate` makes them.
+    pub(crate) fn new_template_id(&mut self, appid: &str, tid: u32) -> Control<String> {
+        let app = self.app_mut(appid)?;
+        app.next_template_seq += 1;
+        Ok(template_id_for(appid, tid, app.next_template_seq))
+    }
+
+    /// Adds a template to the app (a seed's), replacing one with its id.
+    pub(crate) fn insert_template(&mut self, appid: &str, t: Template) -> Control<()> {
+        self.app_mut(appid)?.templates.insert(t.id.clone(), t);
+        Ok(())
     }
 
     pub(crate) fn get_templates(&self, appid: &str, legacy: bool) -> Vec<&Template> {
