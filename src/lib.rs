@@ -46,7 +46,7 @@ pub use sqlite_conn::write_transactions as sqlite_write_transactions;
 /// WeChat's appid rule, which the sandbox (its own crate) applies too.
 pub use wechat::check_appid;
 pub use wechat::client::{CallError, WeChatReply};
-pub use wechat::errcodes::TOKEN_ERRCODES;
+pub use wechat::errcodes::{every_errcode, policy_for, Policy, TOKEN_ERRCODES};
 pub use wechat::http::{
     HttpReply, HttpRequest, MemoryTransport, Method, Transport, TransportError,
 };

@@ -178,6 +178,11 @@ pub fn meaning(errcode: i64) -> Meaning {
         .map_or(OTHER, |(_, m)| *m)
 }
 
+/// Every errcode the table gives a meaning (0 aside): what the soak injects.
+pub fn every_errcode() -> impl Iterator<Item = i64> {
+    TABLE.iter().map(|(code, _)| *code).filter(|c| *c != 0)
+}
+
 /// What the send does with `errcode`.
 pub fn policy_for(errcode: i64) -> Policy {
     meaning(errcode).send

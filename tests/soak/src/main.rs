@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 #[path = "../../redis_server/mod.rs"]
 mod redis_server;
 
-use fashop_notify::Notifier;
+use fashop_notify::{every_errcode, policy_for, Notifier, Policy, TOKEN_ERRCODES};
 use fashop_notify_sandbox::{Fault, Sandbox, SandboxOptions, TPL_PAY_SUCCESS};
 use serde_json::{json, Value};
 
@@ -31,6 +31,8 @@ const TOKEN: &str = "/cgi-bin/stable_token";
 const INITIAL_USES: u64 = 5_000;
 /// Uses a worker adds when its user has none left.
 const REFILL: u64 = 200;
+/// An errcode WeChat documents (invalid openid) that the table leaves to its default.
+const UNKNOWN_ERRCODE: i64 = 40003;
 
 // The exports as the PHP worker calls them; the status is read as a plain int.
 extern "C" {
@@ -56,16 +58,15 @@ fn user(i: usize) -> String {
     format!("o-soak-user-{i}")
 }
 
-/// Every errcode of the policy table (docs/spec/wechat.md) on the send path,
-/// the transport failures, and failures of the token endpoint.
+/// Every errcode of the policy table (`wechat/errcodes.rs`) on the send path,
+/// the token errors, one code the table does not know, the transport
+/// failures, and failures of the token endpoint.
 fn faults() -> Vec<Fault> {
-    let mut f: Vec<Fault> = [
-        -1, 40001, 40014, 42001, 40003, 40037, 41028, 41029, 41030, 43101, 43108, 45009, 45011,
-        45103, 45109, 47003,
-    ]
-    .iter()
-    .map(|&code| Fault::on(SEND).errcode(code).probability(0.008))
-    .collect();
+    let mut f: Vec<Fault> = every_errcode()
+        .chain(TOKEN_ERRCODES)
+        .chain([UNKNOWN_ERRCODE])
+        .map(|code| Fault::on(SEND).errcode(code).probability(0.008))
+        .collect();
     f.push(Fault::on(SEND).http_status(502).probability(0.008));
     f.push(Fault::on(SEND).http_status(503).probability(0.008));
     f.push(Fault::on(SEND).http_status(500).probability(0.005));
@@ -142,91 +143,167 @@ fn setup_worker(url: &str, store: &str, log: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A worker's resident memory, sampled once a second: after the warm-up the
+/// first sample and the largest, and the last.
+struct RssSampler {
+    started: Instant,
+    warmup: Duration,
+    next: Instant,
+    warm: u64,
+    max: u64,
+    last: u64,
+}
+
+impl RssSampler {
+    fn new(secs: u64) -> RssSampler {
+        let started = Instant::now();
+        RssSampler {
+            started,
+            warmup: Duration::from_secs((secs / 4).max(10)),
+            next: started,
+            warm: 0,
+            max: 0,
+            last: 0,
+        }
+    }
+
+    fn sample(&mut self) {
+        let now = Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.last = rss_bytes();
+        if now.duration_since(self.started) >= self.warmup {
+            if self.warm == 0 {
+                self.warm = self.last;
+            }
+            self.max = self.max.max(self.last);
+        }
+        self.next = now + Duration::from_secs(1);
+    }
+}
+
+/// What one worker writes: a line per send, the messages of failed calls
+/// (each shape once, for the secret scan at the end) and its counts.
+struct WorkerOut {
+    file: BufWriter<std::fs::File>,
+    errors: BufWriter<std::fs::File>,
+    seen_errors: std::collections::HashSet<String>,
+    added: u64,
+    calls: u64,
+    slowest_ms: u128,
+}
+
+impl WorkerOut {
+    fn create(out: &Path) -> Result<WorkerOut, String> {
+        let open = |p: PathBuf| std::fs::File::create(p).map_err(|e| e.to_string());
+        Ok(WorkerOut {
+            file: BufWriter::new(open(out.to_path_buf())?),
+            errors: BufWriter::new(open(out.with_extension("errors"))?),
+            seen_errors: std::collections::HashSet::new(),
+            added: 0,
+            calls: 0,
+            slowest_ms: 0,
+        })
+    }
+
+    /// A failed call's message, once per shape (not every order number:
+    /// bounded memory).
+    fn note_error(&mut self) -> Result<(), String> {
+        let msg = last_error();
+        let shape: String = msg
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .take(300)
+            .collect();
+        if self.seen_errors.len() < 10_000 && self.seen_errors.insert(shape) {
+            writeln!(self.errors, "{msg}").map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, rss: &RssSampler) -> Result<(), String> {
+        writeln!(
+            self.file,
+            "#summary\t{}\t{}\t{}\t{}\t{}\t{}",
+            self.added,
+            self.calls,
+            rss.warm,
+            rss.max,
+            rss_bytes().max(rss.last),
+            self.slowest_ms
+        )
+        .map_err(|e| e.to_string())?;
+        self.errors.flush().map_err(|e| e.to_string())?;
+        self.file.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// The payload of a worker's `i`-th order: its buyer, key and JSON.
+fn order(idx: usize, i: u64) -> (String, String, String) {
+    let touser = user((idx + i as usize) % USERS);
+    let key = format!("w{idx}-{i}");
+    let payload = json!({"touser": touser, "fields": {
+        "order_sn": key, "order_id": i, "order_amount": "19.90",
+        "order_total_goods_name": "soak goods", "pay_time": 1_700_000_000 + i as i64,
+    }})
+    .to_string();
+    (touser, key, payload)
+}
+
+/// The buyer's grants ran out: the shop records `REFILL` more taps.
+fn refill(touser: &str) -> Result<u64, String> {
+    let permit = json!({"openid": touser, "kind": "subscribe",
+                        "template_id": TPL_PAY_SUCCESS, "count": REFILL});
+    // SAFETY: NUL-terminated strings alive for the call.
+    let s = unsafe { fashop_notify_add_permit(c(APPID).as_ptr(), c(&permit.to_string()).as_ptr()) };
+    if s != OK {
+        return Err(format!("add_permit: status {s}: {}", last_error()));
+    }
+    Ok(REFILL)
+}
+
+/// One send of an order, written down (and the buyer refilled when empty).
+fn send_order(out: &mut WorkerOut, touser: &str, key: &str, payload: &str) -> Result<(), String> {
+    let t = Instant::now();
+    let (status, outcome) = send(payload);
+    out.slowest_ms = out.slowest_ms.max(t.elapsed().as_millis());
+    out.calls += 1;
+    if !(0..INTERNAL).contains(&status) {
+        return Err(format!("send {key}: status {status}: {}", last_error()));
+    }
+    if status != OK {
+        out.note_error()?;
+    }
+    let o = outcome.unwrap_or(Value::Null);
+    let ostatus = o["status"].as_str().unwrap_or("-");
+    let errcode = o["errcode"].as_i64().unwrap_or(0);
+    writeln!(out.file, "{key}\t{status}\t{ostatus}\t{errcode}").map_err(|e| e.to_string())?;
+    if status == NO_PERMIT && ostatus == "no_permit" {
+        out.added += refill(touser)?;
+    }
+    Ok(())
+}
+
 /// A worker: sends for `secs`, one line per send to `out`
 /// (`key<TAB>status<TAB>outcome_status<TAB>errcode`), then a summary line.
 fn worker(idx: usize, url: &str, store: &str, secs: u64, out: &Path) -> Result<(), String> {
     setup_worker(url, store, &out.with_extension("log"))?;
-    let mut file = BufWriter::new(std::fs::File::create(out).map_err(|e| e.to_string())?);
-    // The messages of failed calls, each once, for the secret scan at the end.
-    let mut errors = BufWriter::new(
-        std::fs::File::create(out.with_extension("errors")).map_err(|e| e.to_string())?,
-    );
-    let mut seen_errors = std::collections::HashSet::new();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(secs);
-    let warmup = Duration::from_secs((secs / 4).max(10));
-    let (mut rss_warm, mut rss_max, mut rss_last) = (0u64, 0u64, 0u64);
-    let mut next_sample = started;
-    let (mut added, mut calls, mut slowest_ms) = (0u64, 0u64, 0u128);
+    let mut written = WorkerOut::create(out)?;
+    let mut rss = RssSampler::new(secs);
+    let deadline = rss.started + Duration::from_secs(secs);
     let mut i = 0u64;
     while Instant::now() < deadline {
-        let touser = user((idx + i as usize) % USERS);
-        let key = format!("w{idx}-{i}");
-        let payload = json!({"touser": touser, "fields": {
-            "order_sn": key, "order_id": i, "order_amount": "19.90",
-            "order_total_goods_name": "soak goods", "pay_time": 1_700_000_000 + i as i64,
-        }})
-        .to_string();
+        let (touser, key, payload) = order(idx, i);
         // Every fifth order is sent twice, as a PHP request retried by the shop.
         let tries = if i.is_multiple_of(5) { 2 } else { 1 };
         for _ in 0..tries {
-            let t = Instant::now();
-            let (status, outcome) = send(&payload);
-            slowest_ms = slowest_ms.max(t.elapsed().as_millis());
-            calls += 1;
-            if !(0..INTERNAL).contains(&status) {
-                return Err(format!("send {key}: status {status}: {}", last_error()));
-            }
-            if status != OK {
-                // Shapes of messages, not every order number: bounded memory.
-                let msg = last_error();
-                let shape: String = msg
-                    .chars()
-                    .filter(|c| !c.is_ascii_digit())
-                    .take(300)
-                    .collect();
-                if seen_errors.len() < 10_000 && seen_errors.insert(shape) {
-                    writeln!(errors, "{msg}").map_err(|e| e.to_string())?;
-                }
-            }
-            let o = outcome.unwrap_or(Value::Null);
-            let ostatus = o["status"].as_str().unwrap_or("-");
-            let errcode = o["errcode"].as_i64().unwrap_or(0);
-            writeln!(file, "{key}\t{status}\t{ostatus}\t{errcode}").map_err(|e| e.to_string())?;
-            if status == NO_PERMIT && ostatus == "no_permit" {
-                let permit = json!({"openid": touser, "kind": "subscribe",
-                                    "template_id": TPL_PAY_SUCCESS, "count": REFILL});
-                // SAFETY: NUL-terminated strings alive for the call.
-                let s = unsafe {
-                    fashop_notify_add_permit(c(APPID).as_ptr(), c(&permit.to_string()).as_ptr())
-                };
-                if s != OK {
-                    return Err(format!("add_permit: status {s}: {}", last_error()));
-                }
-                added += REFILL;
-            }
+            send_order(&mut written, &touser, &key, &payload)?;
         }
         i += 1;
-        let now = Instant::now();
-        if now >= next_sample {
-            rss_last = rss_bytes();
-            if now.duration_since(started) >= warmup {
-                if rss_warm == 0 {
-                    rss_warm = rss_last;
-                }
-                rss_max = rss_max.max(rss_last);
-            }
-            next_sample = now + Duration::from_secs(1);
-        }
+        rss.sample();
     }
-    writeln!(
-        file,
-        "#summary\t{added}\t{calls}\t{rss_warm}\t{rss_max}\t{}\t{slowest_ms}",
-        rss_bytes().max(rss_last)
-    )
-    .map_err(|e| e.to_string())?;
-    errors.flush().map_err(|e| e.to_string())?;
-    file.flush().map_err(|e| e.to_string())
+    written.finish(&rss)
 }
 
 /// Lines of the workers' logs, error messages and results that show the app
@@ -283,6 +360,92 @@ struct Tally {
     problems: Vec<String>,
 }
 
+/// A worker's summary line: its counts, and whether its memory stayed flat.
+fn read_summary(cols: &[&str], idx: usize, tally: &mut Tally) {
+    let n: Vec<u64> = cols[1..].iter().map(|v| v.parse().unwrap_or(0)).collect();
+    let [added, calls, warm, max, end, slowest] = n[..] else {
+        tally
+            .problems
+            .push(format!("worker {idx}: bad summary {cols:?}"));
+        return;
+    };
+    tally.added += added;
+    tally.calls += calls;
+    let grew = max as f64 / warm.max(1) as f64 - 1.0;
+    let end_ratio = end as f64 / warm.max(1) as f64 - 1.0;
+    println!(
+        "  worker {idx}: {calls} calls, RSS after warm-up {:.1} MiB, max {:.1} MiB ({:+.1}%), at the end {:.1} MiB ({:+.1}%), slowest call {slowest} ms",
+        warm as f64 / 1048576.0,
+        max as f64 / 1048576.0,
+        grew * 100.0,
+        end as f64 / 1048576.0,
+        end_ratio * 100.0
+    );
+    if warm == 0 || grew > 0.05 || end_ratio.abs() > 0.05 {
+        tally.problems.push(format!(
+            "worker {idx}: RSS not flat after warm-up ({warm} -> max {max}, end {end})"
+        ));
+    }
+}
+
+/// One send's line: counted, and checked against the key's earlier sends
+/// (`seen`: a key that was sent or maybe sent).
+fn read_send(
+    (key, status, ostatus, errcode): (&str, i32, &str, i64),
+    seen: &mut HashMap<String, &'static str>,
+    tally: &mut Tally,
+) {
+    *tally
+        .by_status
+        .entry(format!("{status}/{ostatus}"))
+        .or_default() += 1;
+    // The ABI: an outcome whenever a send returns OK, NO_PERMIT, WECHAT_ERROR,
+    // NETWORK_ERROR or UNCERTAIN.
+    if matches!(status, 0 | 4 | 5 | 6 | 7) && ostatus == "-" {
+        tally
+            .problems
+            .push(format!("{key}: status {status} without an outcome"));
+    }
+    let entry = tally.keys.entry(key.to_string()).or_default();
+    match ostatus {
+        "sent" => {
+            tally.spent += 1;
+            entry.0 = true;
+        }
+        "uncertain" => {
+            tally.spent += 1;
+            tally.uncertain += 1;
+            entry.1 = true;
+        }
+        // The buyer's subscription was gone: the use is spent.
+        "failed" if policy_for(errcode) == Policy::Refused => {
+            tally.spent += 1;
+            tally.refused += 1;
+        }
+        "duplicate" => {
+            tally.duplicates_resent += 1;
+            if !matches!(seen.get(key), Some(&"sent") | Some(&"uncertain")) {
+                tally.problems.push(format!(
+                    "{key}: duplicate without an earlier sent/uncertain send"
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some(prev @ ("sent" | "uncertain")) = seen.get(key).copied() {
+        if ostatus != "duplicate" {
+            tally.problems.push(format!(
+                "{key}: sent again ({ostatus}) after an earlier {prev}"
+            ));
+        }
+    }
+    match ostatus {
+        "sent" => seen.insert(key.to_string(), "sent"),
+        "uncertain" => seen.insert(key.to_string(), "uncertain"),
+        _ => None,
+    };
+}
+
 fn read_worker(path: &Path, idx: usize, tally: &mut Tally) {
     let Ok(f) = std::fs::File::open(path) else {
         tally.problems.push(format!("worker {idx}: no results"));
@@ -294,25 +457,7 @@ fn read_worker(path: &Path, idx: usize, tally: &mut Tally) {
         let cols: Vec<&str> = line.split('\t').collect();
         if cols[0] == "#summary" {
             summary = true;
-            let n: Vec<u64> = cols[1..].iter().map(|v| v.parse().unwrap_or(0)).collect();
-            let (added, calls, warm, max, end, slowest) = (n[0], n[1], n[2], n[3], n[4], n[5]);
-            tally.added += added;
-            tally.calls += calls;
-            let grew = max as f64 / warm.max(1) as f64 - 1.0;
-            let end_ratio = end as f64 / warm.max(1) as f64 - 1.0;
-            println!(
-                "  worker {idx}: {calls} calls, RSS after warm-up {:.1} MiB, max {:.1} MiB ({:+.1}%), at the end {:.1} MiB ({:+.1}%), slowest call {slowest} ms",
-                warm as f64 / 1048576.0,
-                max as f64 / 1048576.0,
-                grew * 100.0,
-                end as f64 / 1048576.0,
-                end_ratio * 100.0
-            );
-            if warm == 0 || grew > 0.05 || end_ratio.abs() > 0.05 {
-                tally.problems.push(format!(
-                    "worker {idx}: RSS not flat after warm-up ({warm} -> max {max}, end {end})"
-                ));
-            }
+            read_summary(&cols, idx, tally);
             continue;
         }
         let [key, status, ostatus, errcode] = cols[..] else {
@@ -321,60 +466,9 @@ fn read_worker(path: &Path, idx: usize, tally: &mut Tally) {
                 .push(format!("worker {idx}: bad line {line:?}"));
             continue;
         };
-        let status: i32 = status.parse().unwrap_or(-1);
-        *tally
-            .by_status
-            .entry(format!("{status}/{ostatus}"))
-            .or_default() += 1;
-        // The ABI: an outcome whenever a send returns OK, NO_PERMIT, WECHAT_ERROR,
-        // NETWORK_ERROR or UNCERTAIN.
-        if matches!(status, 0 | 4 | 5 | 6 | 7) && ostatus == "-" {
-            tally
-                .problems
-                .push(format!("{key}: status {status} without an outcome"));
-        }
-        let entry = tally.keys.entry(key.to_string()).or_default();
-        match ostatus {
-            "sent" => {
-                tally.spent += 1;
-                entry.0 = true;
-            }
-            "uncertain" => {
-                tally.spent += 1;
-                tally.uncertain += 1;
-                entry.1 = true;
-            }
-            "failed" if errcode == "43101" => {
-                tally.spent += 1;
-                tally.refused += 1;
-            }
-            "duplicate" => {
-                tally.duplicates_resent += 1;
-                if !matches!(seen.get(key), Some(&"sent") | Some(&"uncertain")) {
-                    tally.problems.push(format!(
-                        "{key}: duplicate without an earlier sent/uncertain send"
-                    ));
-                }
-            }
-            _ => {}
-        }
-        if let Some(prev @ ("sent" | "uncertain")) = seen.get(key).copied() {
-            if ostatus != "duplicate" {
-                tally.problems.push(format!(
-                    "{key}: sent again ({ostatus}) after an earlier {prev}"
-                ));
-            }
-        }
-        if matches!(ostatus, "sent" | "uncertain") {
-            seen.insert(
-                key.to_string(),
-                if ostatus == "sent" {
-                    "sent"
-                } else {
-                    "uncertain"
-                },
-            );
-        }
+        let status = status.parse().unwrap_or(-1);
+        let errcode = errcode.parse().unwrap_or(0);
+        read_send((key, status, ostatus, errcode), &mut seen, tally);
     }
     if !summary {
         tally
@@ -392,15 +486,23 @@ fn stock(n: &Notifier) -> (u64, u64) {
     (left, stats["leased"].as_u64().unwrap_or(0))
 }
 
-fn run(secs: u64, procs: usize, kind: &str) -> Result<bool, String> {
-    let dir = std::env::temp_dir().join(format!("fashop-notify-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let db = dir.join("ledger.db");
-    // Kept until the end of the run: the server stops when dropped.
+/// What a soak run sets up: the store (a Redis server of its own, kept until
+/// the end of the run: it stops when dropped), the sandbox with its faults,
+/// and the ledger's grants before the workers start.
+struct World {
+    _redis: Option<redis_server::RedisServer>,
+    store: String,
+    sb: Sandbox,
+    owner: Notifier,
+    initial: u64,
+    stock_before: u64,
+}
+
+fn start(dir: &Path, procs: usize, secs: u64, kind: &str) -> Result<World, String> {
     let redis = (kind == "redis").then(redis_server::RedisServer::start);
     let store = match &redis {
         Some(server) => server.spec("soak"),
-        None => format!("sqlite:{}", db.display()),
+        None => format!("sqlite:{}", dir.join("ledger.db").display()),
     };
     let sb = Sandbox::start_with(SandboxOptions {
         apps: vec![(APPID.into(), SECRET.into())],
@@ -438,6 +540,18 @@ fn run(secs: u64, procs: usize, kind: &str) -> Result<bool, String> {
         }
     }
     let (stock_before, _) = stock(&owner);
+    Ok(World {
+        _redis: redis,
+        store,
+        sb,
+        owner,
+        initial,
+        stock_before,
+    })
+}
+
+/// Starts the worker processes, waits for them and reads what they wrote.
+fn run_workers(w: &World, dir: &Path, procs: usize, secs: u64) -> Result<Tally, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let results: Vec<PathBuf> = (0..procs)
         .map(|i| dir.join(format!("worker-{i}.tsv")))
@@ -445,8 +559,8 @@ fn run(secs: u64, procs: usize, kind: &str) -> Result<bool, String> {
     let children: Vec<_> = (0..procs)
         .map(|i| {
             Command::new(&exe)
-                .args(["worker", &i.to_string(), &sb.url()])
-                .arg(&store)
+                .args(["worker", &i.to_string(), &w.sb.url()])
+                .arg(&w.store)
                 .arg(secs.to_string())
                 .arg(&results[i])
                 .spawn()
@@ -460,45 +574,69 @@ fn run(secs: u64, procs: usize, kind: &str) -> Result<bool, String> {
             tally.problems.push(format!("worker {i} exited with {st}"));
         }
     }
-    sb.clear_faults();
+    w.sb.clear_faults();
     println!("workers:");
     for (i, r) in results.iter().enumerate() {
         read_worker(r, i, &mut tally);
     }
-    let (stock_after, leased) = stock(&owner);
-    let leaked = leaks(&dir);
+    Ok(tally)
+}
+
+/// What the ledger, the sandbox and the workers' logs say at the end.
+struct Figures {
+    stock_after: u64,
+    leased: u64,
+    consumed: i128,
+    sent: u64,
+    delivered: u64,
+    keys: usize,
+    delivered_twice: usize,
+    uncertain_delivered: u64,
+    sent_missing: u64,
+    delivered_unclaimed: u64,
+    log_lines: usize,
+    leaked: Vec<String>,
+}
+
+fn figures(w: &World, dir: &Path, procs: usize, tally: &Tally) -> Figures {
+    let (stock_after, leased) = stock(&w.owner);
     let log_lines: usize = (0..procs)
         .map(|i| {
             std::fs::read_to_string(dir.join(format!("worker-{i}.log")))
                 .map_or(0, |t| t.lines().count())
         })
         .sum();
-    let counters = sb.counters();
-    let delivered = sb.all_delivered();
+    let delivered = w.sb.all_delivered();
     let mut per_key: HashMap<String, u64> = HashMap::new();
     for m in &delivered {
         let key = m.data["character_string1"]["value"].as_str().unwrap_or("?");
         *per_key.entry(key.to_string()).or_default() += 1;
     }
-    let consumed = (stock_before + tally.added).saturating_sub(stock_after + leased) as i128;
-    let delivered_n = delivered.len() as u64;
-    let twice: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
-    let mut uncertain_delivered = 0u64;
-    let mut sent_missing = 0u64;
-    let mut delivered_unclaimed = 0u64;
+    let mut f = Figures {
+        stock_after,
+        leased,
+        consumed: (w.stock_before + tally.added).saturating_sub(stock_after + leased) as i128,
+        sent: tally.by_status.get("0/sent").copied().unwrap_or(0),
+        delivered: delivered.len() as u64,
+        keys: per_key.len(),
+        delivered_twice: per_key.values().filter(|n| **n > 1).count(),
+        uncertain_delivered: 0,
+        sent_missing: 0,
+        delivered_unclaimed: 0,
+        log_lines,
+        leaked: leaks(dir),
+    };
     for (key, (sent, uncertain)) in &tally.keys {
         let got = per_key.get(key).copied().unwrap_or(0);
-        if *sent && got == 0 {
-            sent_missing += 1;
-        }
-        if !*sent && *uncertain && got > 0 {
-            uncertain_delivered += 1;
-        }
-        if got > 0 && !*sent && !*uncertain {
-            delivered_unclaimed += 1;
-        }
+        f.sent_missing += u64::from(*sent && got == 0);
+        f.uncertain_delivered += u64::from(!*sent && *uncertain && got > 0);
+        f.delivered_unclaimed += u64::from(got > 0 && !*sent && !*uncertain);
     }
-    let sent = tally.by_status.get("0/sent").copied().unwrap_or(0);
+    f
+}
+
+fn report(w: &World, f: &Figures, tally: &Tally) {
+    let counters = w.sb.counters();
     println!("calls answered: {} ({:?})", tally.calls, tally.by_status);
     println!(
         "sandbox: {} requests, {} send attempts, {} faults fired, errors {:?}, http errors {:?}",
@@ -508,81 +646,104 @@ fn run(secs: u64, procs: usize, kind: &str) -> Result<bool, String> {
         counters.errors,
         counters.http_errors
     );
-    println!("permits: {initial} granted at start + {} refilled; {stock_after} left, {leased} still leased", tally.added);
+    println!(
+        "permits: {} granted at start + {} refilled; {} left, {} still leased",
+        w.initial, tally.added, f.stock_after, f.leased
+    );
+}
+
+/// The ledger's accounts: every use spent once, every delivery accounted for.
+fn accounts(f: &Figures, tally: &Tally) -> Vec<(String, bool)> {
+    let (consumed, delivered, sent) = (f.consumed, f.delivered, f.sent);
+    vec![
+        (
+            format!("every call answered with a status of the ABI, never INTERNAL ({} calls)", tally.calls),
+            tally.calls > 0 && !tally.problems.iter().any(|p| p.contains("status")),
+        ),
+        (format!("no permit left leased at the end ({})", f.leased), f.leased == 0),
+        (
+            format!(
+                "permits consumed by the ledger ({consumed}) = sent ({sent}) + uncertain ({}) + refused 43101 ({}): no use spent twice or lost",
+                tally.uncertain, tally.refused
+            ),
+            consumed == tally.spent as i128,
+        ),
+        (
+            format!(
+                "delivered by the sandbox ({delivered}) = sent ({sent}) + uncertain that arrived ({}) <= consumed ({consumed})",
+                f.uncertain_delivered
+            ),
+            delivered == sent + f.uncertain_delivered && (delivered as i128) <= consumed,
+        ),
+        (
+            format!(
+                "consumed - delivered ({}) = uncertain that did not arrive ({}) + refused ({})",
+                consumed - delivered as i128,
+                tally.uncertain - f.uncertain_delivered,
+                tally.refused
+            ),
+            consumed - delivered as i128
+                == (tally.uncertain - f.uncertain_delivered + tally.refused) as i128,
+        ),
+    ]
+}
+
+/// What a shop sees: no message twice, none lost, no growth, no secret.
+fn behaviour(f: &Figures, tally: &Tally) -> Vec<(String, bool)> {
+    let problem = |needles: &[&str]| {
+        tally
+            .problems
+            .iter()
+            .any(|p| needles.iter().any(|n| p.contains(n)))
+    };
+    vec![
+        (
+            format!("no idempotency key delivered twice ({} keys, {} delivered twice)", f.keys, f.delivered_twice),
+            f.delivered_twice == 0,
+        ),
+        (
+            format!(
+                "every sent key was delivered ({} missing); nothing delivered that the library called failed ({})",
+                f.sent_missing, f.delivered_unclaimed
+            ),
+            f.sent_missing == 0 && f.delivered_unclaimed == 0,
+        ),
+        (
+            format!("a retried order after sent/uncertain is a duplicate ({} duplicates)", tally.duplicates_resent),
+            !problem(&["sent again", "duplicate without"]),
+        ),
+        (
+            "RSS of every worker flat after warm-up (within 5%)".to_string(),
+            !problem(&["RSS", "summary"]),
+        ),
+        (
+            format!(
+                "no secret or token in {} structured log lines, the error messages and the results ({} hits)",
+                f.log_lines,
+                f.leaked.len()
+            ),
+            f.log_lines > 0 && f.leaked.is_empty(),
+        ),
+    ]
+}
+
+fn run(secs: u64, procs: usize, kind: &str) -> Result<bool, String> {
+    let dir = std::env::temp_dir().join(format!("fashop-notify-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let world = start(&dir, procs, secs, kind)?;
+    let tally = run_workers(&world, &dir, procs, secs)?;
+    let f = figures(&world, &dir, procs, &tally);
+    report(&world, &f, &tally);
     println!("invariants:");
     let mut ok = tally.problems.is_empty();
-    let mut check = |name: String, holds: bool| {
+    for (name, holds) in accounts(&f, &tally)
+        .into_iter()
+        .chain(behaviour(&f, &tally))
+    {
         println!("  [{}] {name}", if holds { "ok" } else { "FAILED" });
         ok &= holds;
-    };
-    check(
-        format!(
-            "every call answered with a status of the ABI, never INTERNAL ({} calls)",
-            tally.calls
-        ),
-        tally.calls > 0 && !tally.problems.iter().any(|p| p.contains("status")),
-    );
-    check(
-        format!("no permit left leased at the end ({leased})"),
-        leased == 0,
-    );
-    check(
-        format!(
-            "permits consumed by the ledger ({consumed}) = sent ({sent}) + uncertain ({}) + refused 43101 ({}): no use spent twice or lost",
-            tally.uncertain, tally.refused
-        ),
-        consumed == tally.spent as i128,
-    );
-    check(
-        format!(
-            "delivered by the sandbox ({delivered_n}) = sent ({sent}) + uncertain that arrived ({uncertain_delivered}) <= consumed ({consumed})"
-        ),
-        delivered_n == sent + uncertain_delivered && (delivered_n as i128) <= consumed,
-    );
-    check(
-        format!(
-            "consumed - delivered ({}) = uncertain that did not arrive ({}) + refused ({})",
-            consumed - delivered_n as i128,
-            tally.uncertain - uncertain_delivered,
-            tally.refused
-        ),
-        consumed - delivered_n as i128
-            == (tally.uncertain - uncertain_delivered + tally.refused) as i128,
-    );
-    check(
-        format!(
-            "no idempotency key delivered twice ({} keys, {} delivered twice)",
-            per_key.len(),
-            twice.len()
-        ),
-        twice.is_empty(),
-    );
-    check(
-        format!("every sent key was delivered ({sent_missing} missing); nothing delivered that the library called failed ({delivered_unclaimed})"),
-        sent_missing == 0 && delivered_unclaimed == 0,
-    );
-    check(
-        format!(
-            "a retried order after sent/uncertain is a duplicate ({} duplicates)",
-            tally.duplicates_resent
-        ),
-        !tally
-            .problems
-            .iter()
-            .any(|p| p.contains("sent again") || p.contains("duplicate without")),
-    );
-    check(
-        "RSS of every worker flat after warm-up (within 5%)".to_string(),
-        !tally
-            .problems
-            .iter()
-            .any(|p| p.contains("RSS") || p.contains("summary")),
-    );
-    check(
-        format!("no secret or token in {log_lines} structured log lines, the error messages and the results ({} hits)", leaked.len()),
-        log_lines > 0 && leaked.is_empty(),
-    );
-    for l in leaked.iter().take(10) {
+    }
+    for l in f.leaked.iter().take(10) {
         println!("  leak: {l}");
     }
     for p in tally.problems.iter().take(20) {
