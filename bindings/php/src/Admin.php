@@ -46,6 +46,11 @@ final class Admin
      * reporting more is not one tap's result.
      */
     public const MAX_SUBSCRIBE_PER_REQUEST = 3;
+    /**
+     * The answers of wx.requestSubscribeMessage that grant one message: `accept`, and the
+     * accept with a reminder style the buyer chose (`acceptWithAudio`, `acceptWithAlert`).
+     */
+    public const ACCEPT_ANSWERS = ['accept', 'acceptWithAudio', 'acceptWithAlert'];
     /** Legacy form ids a page may report at once (a page batches its form submits). */
     public const MAX_FORM_IDS_PER_REQUEST = 10;
     /** What the developer tool and broken pages send instead of a form id. */
@@ -358,7 +363,7 @@ final class Admin
                 if ($templateId === 'errMsg') {
                     continue;
                 }
-                if ($answer !== 'accept') {
+                if (!in_array($answer, self::ACCEPT_ANSWERS, true)) {
                     continue; // reject, ban, filter: no right to send
                 }
                 if (!isset($mapped[$templateId])) {
@@ -387,6 +392,31 @@ final class Admin
                 }
             }
             return ['accepted' => $accepted, 'form_ids' => $recorded, 'ignored' => $ignored];
+        });
+    }
+
+    /**
+     * The subscribe templates the mini program should ask for, for these events: the
+     * enabled subscribe mappings' template ids, each once, in the events' order (what the
+     * mini program's package fetches before a tap, GrantEndpoint's `templates` route).
+     *
+     * @param list<string> $events
+     */
+    public function askTemplates(array $events): array
+    {
+        return $this->run(function () use ($events) {
+            $this->requireApp();
+            $doc = $this->document()['events'];
+            $ids = [];
+            foreach ($events as $event) {
+                $this->catalogEvent($event);
+                $m = $doc[$event] ?? null;
+                if ($m === null || ($m['kind'] ?? 'subscribe') !== 'subscribe' || ($m['enabled'] ?? true) === false) {
+                    continue;
+                }
+                $ids[$m['template_id']] ??= $event;
+            }
+            return ['template_ids' => array_keys($ids), 'events' => $ids];
         });
     }
 
