@@ -44,6 +44,11 @@
 #define MAX_BODY_BYTES (64 * 1024)
 
 /*
+ How far ahead the grant stock looks for uses about to lapse.
+ */
+#define LAPSE_WINDOW_DAYS 7
+
+/*
  The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
  */
 #define MAX_SUPPLIED_LIFETIME_SECS 86400
@@ -337,6 +342,24 @@ enum FashopNotifyStatus fashop_notify_handle_push(const char *appid,
                                                   const char *query_string,
                                                   const char *body,
                                                   char **out_json);
+
+/*
+ Writes the owner's reach report of one app for a range of China days:
+ `query_json` is `{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}` within the
+ kept days (`report_keep_days`). Per event, each day's counts of what sends
+ ended as (sent, no_permit, refused, failed by errcode, uncertain, queued)
+ with the reach rate, and the grant stock per subscribe template (buyers
+ holding a grant, uses, uses lapsing within 7 days). A reversed, future or
+ too old range, or a malformed date, is INVALID_ARGUMENT; an unknown app
+ APP_NOT_CONFIGURED.
+
+ # Safety
+ `appid` and `query_json` are NULL or NUL-terminated strings; `out_json` is
+ NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_reach_report(const char *appid,
+                                                   const char *query_json,
+                                                   char **out_json);
 
 /*
  Renders the event's message, takes a permit, POSTs it to WeChat and applies

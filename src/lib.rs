@@ -17,6 +17,7 @@ mod metrics;
 mod notifier;
 mod outbox;
 pub mod push;
+mod reach;
 mod secret;
 mod send_machine;
 mod sqlite_conn;

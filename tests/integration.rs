@@ -31,6 +31,7 @@ mod outbox_ffi;
 mod outbox_processes;
 mod push;
 mod push_sandbox;
+mod reach;
 mod sandbox_control;
 mod sandbox_faults;
 mod sandbox_fidelity;

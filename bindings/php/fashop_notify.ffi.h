@@ -78,6 +78,10 @@ enum FashopNotifyStatus fashop_notify_handle_push(const char *appid,
                                                   const char *body,
                                                   char **out_json);
 
+enum FashopNotifyStatus fashop_notify_reach_report(const char *appid,
+                                                   const char *query_json,
+                                                   char **out_json);
+
 enum FashopNotifyStatus fashop_notify_send(const char *appid,
                                            const char *event,
                                            const char *payload_json,

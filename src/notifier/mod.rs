@@ -15,6 +15,7 @@ use crate::ledger::Ledger;
 use crate::message::{MappingRegistry, TemplateCache};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::reach::Reach;
 use crate::wechat::http::HttpClient;
 use crate::wechat::AppRegistry;
 
@@ -25,6 +26,7 @@ mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod reach;
 mod run;
 pub mod send;
 mod token;
@@ -42,6 +44,8 @@ pub struct Notifier {
     pub(crate) metrics: Metrics,
     pub(crate) journal: Journal,
     pub(crate) outbox: Outbox,
+    /// The owner's reach report (counts per app, event and China day).
+    pub(crate) reach: Reach,
     /// Whether a `configure` ever succeeded, and the error of the failed
     /// first one(s) until then.
     pub(crate) configured: RwLock<Configured>,
@@ -75,6 +79,7 @@ impl Notifier {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::with_clock(clock.clone());
         Notifier {
+            reach: Reach::new(clock.clone()),
             ledger: Ledger::new(clock.clone()),
             journal: Journal::new(clock.clone(), metrics.clone()),
             clock,
@@ -136,6 +141,7 @@ impl Notifier {
         self.outbox.check_switch(&next)?;
         self.ledger.configure(&next)?;
         self.outbox.configure(&next)?;
+        self.reach.configure(&next)?;
         self.http.configure(&next);
         self.metrics.configure(&next);
         self.journal.configure(&next.log);

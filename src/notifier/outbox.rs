@@ -266,6 +266,7 @@ impl Notifier {
                     | Settlement::Uncertain { .. }
             ));
         }
+        self.count_flushed(&c.appid, &c.event, status, errcode, &report);
         let due_at = match decided {
             Settle::RescheduleAt { due_ms, .. } => Some(due_ms.div_euclid(1000)),
             _ => None,

@@ -195,7 +195,7 @@ impl Notifier {
             posting: None,
         };
         let sent = self.send_job(&job, started);
-        match &sent.result {
+        let report = match &sent.result {
             Err(e)
                 if msg.enqueue_on_network_error
                     && not_the_messages_fault(e)
@@ -207,7 +207,9 @@ impl Notifier {
                 self.enqueue_instead(appid, event, &msg, payload_json, sent)
             }
             _ => sent,
-        }
+        };
+        self.count_send(appid, event, &report);
+        report
     }
 
     /// A send that failed through no fault of the message, asked to fall back

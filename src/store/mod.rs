@@ -14,6 +14,10 @@ use crate::secret::Secret;
 
 mod memory;
 mod redis;
+mod report;
+mod report_memory;
+mod report_redis;
+mod report_sqlite;
 mod sqlite;
 
 /// How long a permit lease that ran out is remembered after its use returned.
@@ -39,6 +43,7 @@ pub(crate) fn new_lease_id(now_ms: i64) -> i64 {
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub(crate) use redis::{RedisClient, RedisLink};
+pub use report::{ReachCount, ReachStore, TemplateStock};
 pub use sqlite::SqliteStore;
 
 /// How long a stored token outlives its expiry before the store forgets it
@@ -290,6 +295,23 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// before it go too (none of their uses is leased).
     fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64>;
 
+    /// Per subscribe template of the app: the buyers holding a usable grant,
+    /// their uses, and the uses of grants last accepted before `accepted_before`
+    /// (unix seconds: those `subscribe_max_age_days` purges soon). For the
+    /// owner's report; each backend's lives in its `stock.rs`. A store made
+    /// for tests of other concepts keeps no grants to count.
+    fn template_stock(
+        &self,
+        appid: &str,
+        _now_ms: i64,
+        _accepted_before: Option<i64>,
+    ) -> Result<Vec<TemplateStock>> {
+        Err(Error::internal(format!(
+            "the {} store cannot count the grants of {appid}",
+            self.describe()
+        )))
+    }
+
     fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim>;
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()>;
@@ -442,6 +464,16 @@ pub fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
         StoreSpec::Memory => Arc::new(MemoryStore::default()),
         StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         StoreSpec::Redis(url) => Arc::new(RedisStore::open(url)?),
+    })
+}
+
+/// The reach report's store for the `store` setting: the same memory, SQLite
+/// file or Redis server as the ledger's (its own connection).
+pub fn open_reach(spec: &StoreSpec) -> Result<Arc<dyn ReachStore>> {
+    Ok(match spec {
+        StoreSpec::Memory => Arc::new(report_memory::MemoryReach::default()),
+        StoreSpec::Sqlite(path) => Arc::new(report_sqlite::SqliteReach::open(path)?),
+        StoreSpec::Redis(url) => Arc::new(report_redis::RedisReach::open(url)?),
     })
 }
 

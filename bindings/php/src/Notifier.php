@@ -264,6 +264,22 @@ final class Notifier
     }
 
     /**
+     * The owner's reach report for China days `$from`..`$to` (YYYY-MM-DD, within
+     * `report_keep_days`): per event each day's counts of what sends ended as
+     * (sent, no_permit, refused, failed with failed_by_errcode, uncertain, queued,
+     * not_reached, reach_rate) and the range's total; the grant stock per template
+     * (holders, uses, lapsing_7d, events). A bad range throws InvalidArgumentException,
+     * an unknown app AppNotConfiguredException.
+     *
+     * @return array<string,mixed>
+     */
+    public function reachReport(string $appid, string $from, string $to): array
+    {
+        $query = $this->json(['from' => $from, 'to' => $to], 'reachReport', 'query');
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_reach_report($this->str($appid), $query, $out));
+    }
+
+    /**
      * The exact body a send would POST, without consuming anything (admin preview).
      *
      * @param array<string,mixed> $payload touser, fields, idempotency_key
