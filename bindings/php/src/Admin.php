@@ -8,6 +8,7 @@ use FaShop\Notify\Admin\ChineseTexts;
 use FaShop\Notify\Admin\LibraryTemplateCheck;
 use FaShop\Notify\Admin\MappingStore;
 use FaShop\Notify\Admin\MappingSuggester;
+use FaShop\Notify\Admin\Reasons;
 use FaShop\Notify\Admin\StoreUnavailable;
 use FaShop\Notify\Admin\TemplateCheck;
 use FaShop\Notify\Admin\TemplateList;
@@ -521,6 +522,75 @@ final class Admin
         });
     }
 
+    // --- reach ------------------------------------------------------------------------------
+
+    /**
+     * The 送达 panel: per mapped event, each day of `from`..`to` (China days,
+     * YYYY-MM-DD; the last 7 days by default) sent vs not reached with the reasons
+     * in Chinese (Reasons), the reach rate, and the grant stock per template with a
+     * hint when fewer buyers hold a grant than the event's recent sends.
+     *
+     * @param array<string,mixed> $query
+     */
+    public function reach(array $query = []): array
+    {
+        return $this->run(function () use ($query) {
+            $this->requireApp();
+            $today = (new \DateTimeImmutable('now', new \DateTimeZone('Asia/Shanghai')));
+            $from = (string) ($query['from'] ?? $today->modify('-6 days')->format('Y-m-d'));
+            $to = (string) ($query['to'] ?? $today->format('Y-m-d'));
+            $r = $this->notifier->reachReport($this->appid, $from, $to);
+            $events = [];
+            foreach (self::EVENTS as $event) {
+                $e = $r['events'][$event] ?? null;
+                if ($e !== null) {
+                    $events[] = ['event' => $event, 'label' => $this->catalogEvent($event)['label'],
+                        'days' => array_map(fn (array $d) => self::reachDay($d), $e['days']), 'total' => self::reachDay($e['total'])];
+                }
+            }
+            $titles = $this->titles();
+            $grants = array_map(fn (array $g) => $g + ['title' => $titles[$g['template_id']] ?? null] + self::stockHint($g, $events), $r['grants']);
+            return ['from' => $r['from'], 'to' => $r['to'], 'today' => $r['today'], 'keep_days' => $r['keep_days'], 'events' => $events, 'grants' => $grants];
+        });
+    }
+
+    /** One day's (or the range's) counts with the reasons not reached, in Chinese. */
+    private static function reachDay(array $d): array
+    {
+        $reasons = [];
+        foreach (['no_permit' => 0, 'refused' => 43101, 'uncertain' => 0] as $outcome => $code) {
+            if ($d[$outcome] > 0) {
+                $reasons[] = ['outcome' => $outcome, 'count' => $d[$outcome]] + Reasons::of($outcome, $code);
+            }
+        }
+        foreach ($d['failed_by_errcode'] as $code => $n) {
+            $reasons[] = ['outcome' => 'failed', 'count' => $n] + Reasons::of('failed', (int) $code);
+        }
+        return ['day' => $d['day'] ?? null, 'sent' => $d['sent'], 'not_reached' => $d['not_reached'], 'queued' => $d['queued'],
+            'reach_rate' => $d['reach_rate'], 'reasons' => $reasons];
+    }
+
+    /**
+     * Low stock: fewer buyers hold a grant for the template than its events were sent
+     * to in the range (the next days will likely look the same).
+     *
+     * @param list<array<string,mixed>> $events
+     */
+    private static function stockHint(array $grant, array $events): array
+    {
+        $wanted = 0;
+        $labels = [];
+        foreach ($events as $e) {
+            if (in_array($e['event'], $grant['events'], true)) {
+                $wanted += $e['total']['sent'] + $e['total']['not_reached'] + $e['total']['queued'];
+                $labels[] = $e['label'];
+            }
+        }
+        $low = $wanted > 0 && $grant['holders'] < $wanted;
+        $hint = $low ? sprintf('所选时段发出「%s」%d 次，仅 %d 位买家允许这条通知：请在小程序支付后请求订阅', implode('、', $labels), $wanted, $grant['holders']) : null;
+        return ['low' => $low, 'hint' => $hint, 'wanted' => $wanted];
+    }
+
     // --- outbox -----------------------------------------------------------------------------
 
     /** The outbox's counts, its dead letters (with their reason) and the reasons counted. */
@@ -530,9 +600,11 @@ final class Admin
             $this->requireApp();
             $s = $this->notifier->outboxStats($this->appid);
             $reasons = [];
-            foreach ($s['dead_letters'] as $d) {
+            foreach ($s['dead_letters'] as $i => $d) {
+                $why = Reasons::ofLetter((string) $d['state'], (int) $d['errcode'], (string) $d['errmsg']);
+                $s['dead_letters'][$i]['reason_zh'] = $why['text'];
                 $key = (string) $d['errcode'];
-                $reasons[$key] ??= ['errcode' => $d['errcode'], 'errmsg' => $d['errmsg'], 'count' => 0];
+                $reasons[$key] ??= ['errcode' => $d['errcode'], 'errmsg' => $d['errmsg'], 'reason_zh' => $why['text'], 'count' => 0];
                 $reasons[$key]['count']++;
             }
             return [

@@ -3,6 +3,9 @@ declare(strict_types=1);
 
 namespace FaShop\Notify\Tests;
 
+use FaShop\Notify\Admin;
+use FaShop\Notify\Admin\FileMappingStore;
+use FaShop\Notify\Admin\Reasons;
 use FaShop\Notify\Exception\AppNotConfiguredException;
 use FaShop\Notify\Exception\InvalidArgumentException;
 use FaShop\Notify\Notifier;
@@ -44,6 +47,45 @@ final class ReachTest extends TestCase
         $this->assertEqualsWithDelta(1 / 3, $total['reach_rate'], 1e-9);
         $this->assertCount(2, $report['events']['order_pay_success']['days']);
         $this->assertEquals([['template_id' => Shop::TPL_PAY_SUCCESS, 'holders' => 1, 'uses' => 2, 'lapsing_7d' => 0, 'events' => ['order_pay_success']]], $report['grants']);
+    }
+
+    public function testTheAdminPanelShowsTheSameCountsWithChineseReasons(): void
+    {
+        $appid = Shop::registered($this->n);
+        $file = tempnam(sys_get_temp_dir(), 'reach-mapping');
+        file_put_contents($file, Shop::mappings());
+        $admin = new Admin($this->n, new FileMappingStore($file), $appid);
+        Shop::grant($this->n, $appid, 'o-reach-admin', Shop::TPL_PAY_SUCCESS, 1);
+        $this->n->send($appid, 'order_pay_success', Shop::payload('o-reach-admin', 1));
+        Sandbox::control('POST', '/sandbox/faults', ['path' => '/cgi-bin/message/subscribe/send', 'errcode' => 40037, 'count' => 1]);
+        Shop::grant($this->n, $appid, 'o-reach-admin', Shop::TPL_PAY_SUCCESS, 1);
+        try {
+            $this->n->send($appid, 'order_pay_success', Shop::payload('o-reach-admin', 2));
+        } catch (\FaShop\Notify\Exception\WeChatException) {
+        }
+        $r = $admin->reach(['from' => self::chinaDay('-1 day'), 'to' => self::chinaDay()]);
+        unlink($file);
+        $this->assertTrue($r['ok'], json_encode($r, JSON_UNESCAPED_UNICODE));
+        [$pay] = $r['data']['events'];
+        $this->assertSame(['order_pay_success', 1, 1], [$pay['event'], $pay['total']['sent'], $pay['total']['not_reached']]);
+        $this->assertSame('模板已被删除，请在编辑器中重新选择', $pay['total']['reasons'][0]['text']);
+        $this->assertSame('invalid template_id', $pay['total']['reasons'][0]['wechat']);
+        [$stock] = $r['data']['grants'];
+        $this->assertSame([Shop::TPL_PAY_SUCCESS, 1, 1, true], [$stock['template_id'], $stock['holders'], $stock['uses'], $stock['low']]);
+        $this->assertStringContainsString('仅 1 位买家允许', $stock['hint']);
+        $bad = $admin->reach(['from' => 'soon', 'to' => self::chinaDay()]);
+        $this->assertSame('invalid_request', $bad['error']['code']);
+    }
+
+    public function testReasonsKeepWeChatsTextBesideTheOwnersWords(): void
+    {
+        $this->assertSame('买家未授权此模板（没有允许这条通知，或允许的次数已用完）', Reasons::of('no_permit')['text']);
+        $this->assertSame('user refuse to accept the msg', Reasons::of('refused', 43101)['wechat']);
+        $this->assertSame('小程序未发布该页面，请检查通知的跳转页面', Reasons::of('failed', 41030)['text']);
+        $this->assertSame('微信拒绝了这条通知（错误码 12345）', Reasons::of('failed', 12345)['text']);
+        $letter = Reasons::ofLetter('dead', 40003, 'invalid openid rid: 6565-abc');
+        $this->assertSame(['买家的 openid 无效（不是本小程序的用户）', 'invalid openid rid: 6565-abc'], [$letter['text'], $letter['wechat']]);
+        $this->assertSame(Reasons::of('no_permit')['text'], Reasons::ofLetter('dead', 0, 'no usable permit for this user')['text']);
     }
 
     public function testBadRangesAndUnknownAppsAreRefused(): void
