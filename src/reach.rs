@@ -1,20 +1,20 @@
 //! The owner's reach report: what each finished send ended as (sent, no permit,
 //! refused by the buyer, failed by errcode, uncertain, queued), counted per app,
 //! event and China day in the shared store, and read back for a range of days
-//! with the grant stock per template. Counting is one store write per send and
-//! never fails a send.
+//! with the grant stock per template. The counts ride on the figures' merge into
+//! the shared store (metrics/reach.rs): a send writes nothing more.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
 
 use crate::clock::Clock;
-use crate::config::{Config, StoreSpec};
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::{open_reach, ReachCount, ReachStore, TemplateStock};
+use crate::metrics::Metrics;
+use crate::store::TemplateStock;
 use crate::wechat::errcodes::{policy_for, Policy};
 
 /// China is UTC+8 all year: the owner's days are China days.
@@ -22,6 +22,18 @@ const CHINA_OFFSET_SECS: i64 = 8 * 3600;
 const DAY_SECS: i64 = 86_400;
 /// How far ahead the grant stock looks for uses about to lapse.
 pub const LAPSE_WINDOW_DAYS: i64 = 7;
+
+/// One count: `day` is the China day (days since 1970-01-01 in UTC+8).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReachCount {
+    pub day: i64,
+    pub event: String,
+    /// One of `OUTCOMES`.
+    pub outcome: String,
+    /// WeChat's errcode for `failed` (and `refused`, `uncertain`); 0 otherwise.
+    pub errcode: i64,
+    pub count: u64,
+}
 
 /// What a send ended as, in the owner's terms.
 pub const OUTCOMES: [&str; 6] = [
@@ -99,37 +111,27 @@ pub fn parse_day(field: &str, text: &str) -> Result<i64> {
     Ok(day)
 }
 
-/// The report's counts and where they are kept.
+/// The report's counting and its window of kept days.
 #[derive(Debug)]
 pub struct Reach {
     clock: Arc<dyn Clock>,
-    store: RwLock<(StoreSpec, Arc<dyn ReachStore>)>,
+    metrics: Metrics,
     keep_days: AtomicU32,
-    /// Counts this process could not write (the store was down): the send
-    /// went on; the report says how many it misses.
-    lost: AtomicU64,
 }
 
 impl Reach {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        let memory = open_reach(&StoreSpec::Memory).expect("the memory store always opens");
+    pub fn new(clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
         Reach {
             clock,
-            store: RwLock::new((StoreSpec::Memory, memory)),
+            metrics,
             keep_days: AtomicU32::new(Config::default().report_keep_days),
-            lost: AtomicU64::new(0),
         }
     }
 
-    /// Follows the `store` and `report_keep_days` settings.
-    pub fn configure(&self, config: &Config) -> Result<()> {
-        if self.store.read().0 != config.store {
-            let opened = open_reach(&config.store)?;
-            *self.store.write() = (config.store.clone(), opened);
-        }
+    /// Follows the `report_keep_days` setting (the store follows the figures').
+    pub fn configure(&self, config: &Config) {
         self.keep_days
             .store(config.report_keep_days, Ordering::SeqCst);
-        Ok(())
     }
 
     pub fn keep_days(&self) -> i64 {
@@ -142,34 +144,22 @@ impl Reach {
     }
 
     /// Counts one finished send (or, later, card update) of `event` as
-    /// `outcome` (one of `OUTCOMES`). Never fails: a store that is down costs
-    /// the count, not the send.
+    /// `outcome` (one of `OUTCOMES`): an atomic add, merged into the shared
+    /// store with the other figures.
     pub fn record(&self, appid: &str, event: &str, outcome: &str, errcode: i64) {
-        let today = self.today();
         let errcode = if outcome == "sent" || outcome == "no_permit" {
             0
         } else {
             errcode
         };
-        let count = ReachCount {
-            day: today,
-            event: event.to_string(),
-            outcome: outcome.to_string(),
-            errcode,
-            count: 1,
-        };
-        let store = self.store.read().1.clone();
-        if store
-            .add(appid, &count, today - self.keep_days() + 1)
-            .is_err()
-        {
-            self.lost.fetch_add(1, Ordering::Relaxed);
-        }
+        self.metrics
+            .record_reach(appid, event, self.today(), outcome, errcode);
     }
 
     /// The counts of `from..=to` (YYYY-MM-DD, China days), checked against the
     /// kept days: a range that is reversed, in the future or older than the
-    /// kept days is refused with the reason.
+    /// kept days is refused with the reason. Days past the kept ones are
+    /// forgotten here, on the report's read, never on a send.
     pub fn counts(&self, appid: &str, from: &str, to: &str) -> Result<(i64, i64, Vec<ReachCount>)> {
         let (from_day, to_day) = (parse_day("from", from)?, parse_day("to", to)?);
         let (today, keep) = (self.today(), self.keep_days());
@@ -189,12 +179,21 @@ impl Reach {
                 day_text(oldest)
             )));
         }
-        let store = self.store.read().1.clone();
-        Ok((from_day, to_day, store.range(appid, from_day, to_day)?))
-    }
-
-    pub fn lost(&self) -> u64 {
-        self.lost.load(Ordering::Relaxed)
+        self.metrics.forget_reach_before(appid, oldest)?;
+        let counts = self
+            .metrics
+            .reach_counts(appid)?
+            .into_iter()
+            .filter(|c| (from_day..=to_day).contains(&c.1))
+            .map(|(event, day, outcome, errcode, count)| ReachCount {
+                day,
+                event,
+                outcome,
+                errcode,
+                count,
+            })
+            .collect();
+        Ok((from_day, to_day, counts))
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod exposition;
 mod family;
+mod reach;
 mod redis_sink;
 mod sink;
 mod sqlite_sink;
@@ -86,6 +87,9 @@ struct Inner {
     permits_consumed: Family<1, Cell>,
     permits_expired: Family<1, Cell>,
     push_events: Family<2, Cell>,
+    /// The owner's reach report: appid, event, China day, outcome, errcode
+    /// (metrics/reach.rs; not in the Prometheus text).
+    reach: Family<5, Cell>,
     log_failures: Arc<Cell>,
     /// Per process by nature: the sink that failed cannot hold it.
     flush_failures: Cell,
@@ -201,6 +205,7 @@ impl Metrics {
                 log_failures: Default::default(),
                 flush_failures: Default::default(),
                 push_events: Default::default(),
+                reach: Default::default(),
                 permit_stock: Default::default(),
                 outbox: Default::default(),
                 shared: Default::default(),
@@ -455,6 +460,7 @@ impl Inner {
         i.token_fetches
             .each(|k, c| push(TOKEN_FETCHES, k.values(), c));
         i.push_events.each(|k, c| push(PUSH_EVENTS, k.values(), c));
+        i.reach.each(|k, c| push(reach::REACH, k.values(), c));
         for (name, fam) in [
             (TOKEN_RECOVERED, &i.token_recovered),
             (PERMITS_ADDED, &i.permits_added),
@@ -518,6 +524,7 @@ impl Inner {
         i.sends.each(|_, c| c.rebase());
         i.token_fetches.each(|_, c| c.rebase());
         i.push_events.each(|_, c| c.rebase());
+        i.reach.each(|_, c| c.rebase());
         for fam in [
             &i.token_recovered,
             &i.permits_added,

@@ -79,7 +79,7 @@ impl Notifier {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::with_clock(clock.clone());
         Notifier {
-            reach: Reach::new(clock.clone()),
+            reach: Reach::new(clock.clone(), metrics.clone()),
             ledger: Ledger::new(clock.clone()),
             journal: Journal::new(clock.clone(), metrics.clone()),
             clock,
@@ -141,7 +141,7 @@ impl Notifier {
         self.outbox.check_switch(&next)?;
         self.ledger.configure(&next)?;
         self.outbox.configure(&next)?;
-        self.reach.configure(&next)?;
+        self.reach.configure(&next);
         self.http.configure(&next);
         self.metrics.configure(&next);
         self.journal.configure(&next.log);

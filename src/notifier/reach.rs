@@ -104,7 +104,6 @@ impl Notifier {
         let extra = json!({
             "keep_days": self.reach.keep_days(),
             "today": crate::reach::day_text(self.reach.today()),
-            "uncounted_in_this_process": self.reach.lost(),
         });
         let doc = report_json(
             appid,

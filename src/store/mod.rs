@@ -15,9 +15,6 @@ use crate::secret::Secret;
 mod memory;
 mod redis;
 mod report;
-mod report_memory;
-mod report_redis;
-mod report_sqlite;
 mod sqlite;
 
 /// How long a permit lease that ran out is remembered after its use returned.
@@ -43,7 +40,7 @@ pub(crate) fn new_lease_id(now_ms: i64) -> i64 {
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub(crate) use redis::{RedisClient, RedisLink};
-pub use report::{ReachCount, ReachStore, TemplateStock};
+pub use report::TemplateStock;
 pub use sqlite::SqliteStore;
 
 /// How long a stored token outlives its expiry before the store forgets it
@@ -464,16 +461,6 @@ pub fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
         StoreSpec::Memory => Arc::new(MemoryStore::default()),
         StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         StoreSpec::Redis(url) => Arc::new(RedisStore::open(url)?),
-    })
-}
-
-/// The reach report's store for the `store` setting: the same memory, SQLite
-/// file or Redis server as the ledger's (its own connection).
-pub fn open_reach(spec: &StoreSpec) -> Result<Arc<dyn ReachStore>> {
-    Ok(match spec {
-        StoreSpec::Memory => Arc::new(report_memory::MemoryReach::default()),
-        StoreSpec::Sqlite(path) => Arc::new(report_sqlite::SqliteReach::open(path)?),
-        StoreSpec::Redis(url) => Arc::new(report_redis::RedisReach::open(url)?),
     })
 }
 
