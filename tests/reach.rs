@@ -343,3 +343,53 @@ fn bad_ranges_and_unknown_apps_are_refused_with_the_reason() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn the_flush_counts_the_messages_it_ends_and_not_those_due_again() {
+    let sb = Sandbox::start();
+    let clock = Arc::new(ManualClock::at(MONDAY_9AM));
+    let n = notifier(&sb, &clock, "memory");
+    sb.grant(DEMO_APPID, BUYER, TPL_PAY_SUCCESS, 3);
+    let grant =
+        json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS, "count": 3});
+    n.add_permit(DEMO_APPID, &grant.to_string()).unwrap();
+    for sn in ["SN-q-1", "SN-q-2", "SN-q-3"] {
+        n.enqueue(DEMO_APPID, "order_pay_success", &payload(BUYER, sn, false))
+            .unwrap();
+    }
+    let query = json!({"from": "2026-12-01", "to": "2026-12-01"}).to_string();
+    let total = |n: &Notifier| -> Value {
+        let r: Value = serde_json::from_str(&n.reach_report(DEMO_APPID, &query).unwrap()).unwrap();
+        r["events"]["order_pay_success"]["total"].clone()
+    };
+    // Enqueued, not ended: nothing counted yet.
+    assert_eq!(
+        serde_json::from_str::<Value>(&n.reach_report(DEMO_APPID, &query).unwrap()).unwrap()
+            ["events"],
+        json!({})
+    );
+    // The first is refused for good (40003), the second meets the minute quota (due again).
+    sb.inject(Fault::on(SEND).errcode(40003).count(1));
+    let first: Value = serde_json::from_str(&n.flush(Some(DEMO_APPID), 1).unwrap()).unwrap();
+    assert_eq!(first["dead"], 1, "{first}");
+    sb.inject(Fault::on(SEND).errcode(45011).count(1));
+    let second: Value = serde_json::from_str(&n.flush(Some(DEMO_APPID), 1).unwrap()).unwrap();
+    assert_eq!(second["retry"], 1, "{second}");
+    sb.clear_faults();
+    let t = total(&n);
+    assert_eq!(
+        (t["failed_by_errcode"].clone(), t["sent"].as_u64()),
+        (json!({"40003": 1}), Some(0)),
+        "{t}"
+    );
+    // A minute later both that one and the third go out.
+    clock.advance_secs(120);
+    let rest: Value = serde_json::from_str(&n.flush(Some(DEMO_APPID), 10).unwrap()).unwrap();
+    assert_eq!(rest["sent"], 2, "{rest}");
+    let t = total(&n);
+    assert_eq!(
+        (t["sent"].as_u64(), t["not_reached"].as_u64()),
+        (Some(2), Some(1)),
+        "{t}"
+    );
+}
