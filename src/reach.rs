@@ -5,7 +5,7 @@
 //! the shared store (metrics/reach.rs): a send writes nothing more.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -117,6 +117,8 @@ pub struct Reach {
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     keep_days: AtomicU32,
+    /// The China day of the last count, to notice a new day once.
+    last_day: AtomicI64,
 }
 
 impl Reach {
@@ -125,6 +127,7 @@ impl Reach {
             clock,
             metrics,
             keep_days: AtomicU32::new(Config::default().report_keep_days),
+            last_day: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -152,8 +155,13 @@ impl Reach {
         } else {
             errcode
         };
+        let today = self.today();
+        if self.last_day.swap(today, Ordering::Relaxed) != today {
+            self.metrics
+                .new_reach_day(today, today - self.keep_days() + 1);
+        }
         self.metrics
-            .record_reach(appid, event, self.today(), outcome, errcode);
+            .record_reach(appid, event, today, outcome, errcode);
     }
 
     /// The counts of `from..=to` (YYYY-MM-DD, China days), checked against the

@@ -74,6 +74,19 @@ impl Metrics {
         Ok(())
     }
 
+    /// A new China day began: this process's series of earlier days leave its
+    /// memory once the shared store has them (with the memory store, once they
+    /// are older than `oldest`), so a worker that runs for months stays far
+    /// below the family's cap of series.
+    pub(crate) fn new_reach_day(&self, today: i64, oldest: i64) {
+        let shared = self.inner.shared.load(Ordering::Acquire);
+        let before = if shared { today } else { oldest };
+        self.inner.reach.retain(|k, c| {
+            let day = k.values().get(2).and_then(|d| d.parse::<i64>().ok());
+            day.is_none_or(|d| d >= before) || (shared && c.unflushed().0 > 0)
+        });
+    }
+
     fn shared_reach(&self) -> Result<Vec<Sample>> {
         self.flush()?;
         let sink = self.inner.sink.lock().sink.clone();
@@ -99,4 +112,42 @@ fn parse(labels: &[String], value: i64, appid: &str) -> Option<ReachSample> {
         errcode.parse().ok()?,
         value.max(0) as u64,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::metrics::MemorySink;
+
+    #[test]
+    fn a_new_day_lets_old_series_go() {
+        let local = Metrics::new();
+        for day in 0..40 {
+            local.record_reach("wxapp", "order_pay_success", day, "sent", 0);
+        }
+        local.new_reach_day(40, 11);
+        assert_eq!(
+            local.inner.reach.len(),
+            29,
+            "days 11 to 39 stay with the memory store"
+        );
+        let counts = local.reach_counts("wxapp").unwrap();
+        assert_eq!(counts.iter().map(|c| c.1).min(), Some(11));
+
+        // With a shared store, days before today go once the store has them.
+        let sink = Arc::new(MemorySink::default());
+        let shared = Metrics::with_sink(sink.clone());
+        shared.record_reach("wxapp", "order_pay_success", 5, "sent", 0);
+        shared.new_reach_day(6, 0);
+        assert_eq!(shared.inner.reach.len(), 1, "not in the store yet: kept");
+        shared.flush().unwrap();
+        shared.new_reach_day(6, 0);
+        assert_eq!(shared.inner.reach.len(), 0);
+        assert_eq!(
+            shared.reach_counts("wxapp").unwrap(),
+            vec![("order_pay_success".into(), 5, "sent".into(), 0, 1)]
+        );
+    }
 }
