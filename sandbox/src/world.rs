@@ -183,6 +183,9 @@ pub(crate) fn standard_errmsg(errcode: i64) -> &'static str {
         45103 => "This API has been unsupported",
         45109 => "This API has been withdrawn",
         47001 => "data format error",
+        48001 => "api unauthorized",
+        // WeChat's text for 43107 is unverified; the code is on subscribeMessage.send's list.
+        43107 => "subscribe message capability banned",
         47003 => "argument invalid!",
         _ => "error",
     }
