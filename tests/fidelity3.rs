@@ -98,3 +98,200 @@ fn codes_a_retry_cannot_mend_fail_once_and_say_what_to_check() {
     );
     assert!(prom.contains(&line), "{line} in\n{prom}");
 }
+
+const PUSH_TOKEN: &str = "fidelity3token";
+
+/// `shop` with message push set up (plain JSON), so sends link their msgid.
+fn shop_with_push(sb: &Sandbox, grants: u64) -> Notifier {
+    let n = shop(sb, grants);
+    n.register_app(
+        &json!({"appid": DEMO_APPID, "secret": DEMO_SECRET, "grants": "push",
+                "push": {"token": PUSH_TOKEN, "format": "json", "max_skew_secs": 300}})
+        .to_string(),
+    )
+    .unwrap();
+    n
+}
+
+fn now_secs() -> i64 {
+    SystemClock.now_ms() / 1000
+}
+
+/// A signed plain-mode query at `ts`, with a nonce used once.
+fn signed(ts: i64, extra: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let nonce = format!("f3n{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let ts = ts.to_string();
+    let sig = fashop_notify::push::signature(&[PUSH_TOKEN, &ts, &nonce]);
+    format!("signature={sig}&timestamp={ts}&nonce={nonce}{extra}")
+}
+
+fn push(n: &Notifier, body: &Value) -> Value {
+    let text = n
+        .handle_push(
+            DEMO_APPID,
+            "POST",
+            &signed(now_secs(), ""),
+            &body.to_string(),
+        )
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn sent_event(create_time: i64, msgid: &str, list: Value) -> Value {
+    let mut list = list;
+    list["TemplateId"] = json!(TPL_PAY_SUCCESS);
+    list["MsgID"] = json!(msgid);
+    json!({"ToUserName": "gh_1", "FromUserName": BUYER, "CreateTime": create_time,
+           "MsgType": "event", "Event": "subscribe_msg_sent_event", "List": list})
+}
+
+fn push_effects(n: &Notifier, event: &str, effect: &str) -> i64 {
+    let v: Value = serde_json::from_str(&n.metrics_text("json").unwrap()).unwrap();
+    v["fashop_notify_push_events_total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == event && r["effect"] == effect)
+        .map(|r| r["value"].as_i64().unwrap())
+        .sum()
+}
+
+/// Item 2: every `accept…` status of the popup is an acceptance.
+#[test]
+fn every_accept_status_adds_a_grant() {
+    let sb = Sandbox::start();
+    let n = shop_with_push(&sb, 1);
+    for (i, status) in [
+        "acceptWithAlert",
+        "acceptWithForcePush",
+        "acceptWithAudio",
+        "accept",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = json!({"ToUserName": "gh_1", "FromUserName": BUYER,
+            "CreateTime": now_secs() + i as i64, "MsgType": "event",
+            "Event": "subscribe_msg_popup_event",
+            "List": {"TemplateId": TPL_PAY_SUCCESS, "SubscribeStatusString": status, "PopupScene": "0"}});
+        let a = push(&n, &body);
+        assert_eq!(a["events"][0]["effect"], "grant_added", "{status}: {a}");
+        assert_eq!(grants_left(&n), 2 + i as u64, "{status}");
+    }
+    // A ban or a filter is no acceptance.
+    for status in ["ban", "filter"] {
+        let body = json!({"ToUserName": "gh_1", "FromUserName": BUYER,
+            "CreateTime": now_secs() + 9, "MsgType": "event",
+            "Event": "subscribe_msg_popup_event",
+            "List": {"TemplateId": TPL_PAY_SUCCESS, "SubscribeStatusString": status}});
+        assert_eq!(push(&n, &body)["events"][0]["effect"], "ignored");
+    }
+    assert_eq!(grants_left(&n), 5);
+}
+
+/// Item 3: `ErrorCode` decides a sent event: non-zero is a failed delivery
+/// whatever `ErrorStatus` says, recorded against the send and counted.
+#[test]
+fn a_non_zero_error_code_is_a_failed_delivery_recorded_against_the_send() {
+    let sb = Sandbox::start();
+    let n = shop_with_push(&sb, 3);
+    let sn = "SN-sent-1";
+    let first = n.send(DEMO_APPID, "order_pay_success", &payload(sn));
+    let o = first.outcome.unwrap();
+    assert_eq!(o.status.as_str(), "sent");
+    let msgid = match o.msgid.clone().unwrap() {
+        Value::Number(m) => m.to_string(),
+        Value::String(m) => m,
+        other => panic!("msgid {other:?}"),
+    };
+    // A text the handler never keyed on, with a failure code.
+    let a = push(
+        &n,
+        &sent_event(
+            now_secs(),
+            &msgid,
+            json!({"ErrorCode": 10005, "ErrorStatus": "failed: system failed"}),
+        ),
+    );
+    assert_eq!(a["events"][0]["effect"], "system_failed", "{a}");
+    assert_eq!(a["events"][0]["errcode"], 10005);
+    let again = n.send(DEMO_APPID, "order_pay_success", &payload(sn));
+    let again = serde_json::to_value(again.outcome.unwrap()).unwrap();
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(again["delivery"], "system_failed");
+    // Only ErrorCode, no ErrorStatus: still read, still a failure.
+    let a = push(
+        &n,
+        &sent_event(now_secs() + 1, &msgid, json!({"ErrorCode": "10006"})),
+    );
+    assert_eq!(a["events"][0]["effect"], "system_failed", "{a}");
+    // ErrorCode 0 is a delivery.
+    let a = push(
+        &n,
+        &sent_event(
+            now_secs() + 2,
+            &msgid,
+            json!({"ErrorCode": "0", "ErrorStatus": "success"}),
+        ),
+    );
+    assert_eq!(a["events"][0]["effect"], "delivered", "{a}");
+    assert_eq!(
+        push_effects(&n, "subscribe_msg_sent_event", "system_failed"),
+        2
+    );
+    assert_eq!(push_effects(&n, "subscribe_msg_sent_event", "delivered"), 1);
+    // A failed delivery never drops the buyer's grants.
+    assert_eq!(grants_left(&n), 2);
+    // Neither code nor text: refused, naming what is missing.
+    let e = n
+        .handle_push(
+            DEMO_APPID,
+            "POST",
+            &signed(now_secs(), ""),
+            &sent_event(now_secs() + 3, &msgid, json!({})).to_string(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ErrorStatus"), "{e}");
+}
+
+/// Item 4: the URL check is the signature alone; a skewed clock breaks no
+/// handshake, while an event outside the window is refused naming the skew.
+#[test]
+fn the_url_check_ignores_the_clock_and_events_name_the_skew() {
+    let sb = Sandbox::start();
+    let n = shop_with_push(&sb, 1);
+    for skew in [-90_000, 0, 90_000] {
+        let q = signed(now_secs() + skew, "&echostr=echo42");
+        let a: Value =
+            serde_json::from_str(&n.handle_push(DEMO_APPID, "GET", &q, "").unwrap()).unwrap();
+        assert_eq!(a["reply"], "echo42", "skew {skew}");
+    }
+    // The signature still decides.
+    let q = signed(now_secs(), "&echostr=echo42").replace("signature=", "signature=0");
+    let e = n
+        .handle_push(DEMO_APPID, "GET", &q, "")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("signature does not match"), "{e}");
+    // An event 400 s old is refused and the error says by how much.
+    let body = sent_event(
+        now_secs(),
+        "1",
+        json!({"ErrorCode": 0, "ErrorStatus": "success"}),
+    );
+    let e = n
+        .handle_push(
+            DEMO_APPID,
+            "POST",
+            &signed(now_secs() - 400, ""),
+            &body.to_string(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s behind this server's clock"), "{e}");
+    assert!(e.contains("more than 300 s"), "{e}");
+    assert_eq!(push_effects(&n, "refused", "timestamp_out_of_window"), 1);
+}
