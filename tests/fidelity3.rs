@@ -295,3 +295,113 @@ fn the_url_check_ignores_the_clock_and_events_name_the_skew() {
     assert!(e.contains("more than 300 s"), "{e}");
     assert_eq!(push_effects(&n, "refused", "timestamp_out_of_window"), 1);
 }
+
+/// Item 5: an API's daily quota through the library, from the sandbox's
+/// `openapi/quota/get`; bad inputs are refused before any call.
+#[test]
+fn the_send_apis_daily_quota_is_read_and_bad_paths_are_refused() {
+    let sb = Sandbox::start();
+    let n = shop(&sb, 2);
+    let quota = |path: Option<&str>| {
+        let (r, text) = n.api_quota(DEMO_APPID, path);
+        r.map(|()| serde_json::from_str::<Value>(&text.unwrap()).unwrap())
+    };
+    let before = quota(None).unwrap();
+    assert_eq!(before["cgi_path"], "/cgi-bin/message/subscribe/send");
+    assert_eq!(before["used"], 0);
+    assert_eq!(before["daily_limit"], 100_000);
+    assert_eq!(
+        n.send(DEMO_APPID, "order_pay_success", &payload("SN-q1"))
+            .outcome
+            .unwrap()
+            .status
+            .as_str(),
+        "sent"
+    );
+    let after = quota(Some("/cgi-bin/message/subscribe/send")).unwrap();
+    assert_eq!(after["used"], 1);
+    assert_eq!(after["remain"], 100_000 - 1);
+    // The token fetch counted too.
+    assert!(
+        quota(Some("/cgi-bin/stable_token")).unwrap()["used"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // Bad paths: INVALID_ARGUMENT naming the rule, nothing asked.
+    let asked = sb.counters().requests;
+    for (bad, words) in [
+        (
+            "https://api.weixin.qq.com/cgi-bin/token",
+            "without https://",
+        ),
+        ("cgi-bin/token", "start with one '/'"),
+        ("/cgi-bin/token?access_token=x", "without a query"),
+        ("", "must not be empty"),
+    ] {
+        match quota(Some(bad)) {
+            Err(fashop_notify::Error::InvalidArgument(m)) => {
+                assert!(m.contains(words), "{bad:?}: {m}")
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    assert_eq!(sb.counters().requests, asked);
+    // An app never registered.
+    assert!(matches!(
+        n.api_quota("wx_not_registered_0001", None).0,
+        Err(fashop_notify::Error::AppNotConfigured(_))
+    ));
+    // A path WeChat does not know: WECHAT_ERROR with its answer.
+    let (r, text) = n.api_quota(DEMO_APPID, Some("/cgi-bin/no/such/api"));
+    assert!(
+        matches!(r, Err(fashop_notify::Error::WeChat { errcode: 76021, .. })),
+        "{r:?}"
+    );
+    assert!(text.unwrap().contains("76021"));
+}
+
+/// Item 5, the sandbox: `clear_quota/v2` takes the appid and secret (no
+/// token), zeroes the day's counts, and refuses the eleventh reset of a month.
+#[test]
+fn clear_quota_v2_resets_ten_times_a_month_then_48006() {
+    let sb = Sandbox::start();
+    let n = shop(&sb, 1);
+    n.send(DEMO_APPID, "order_pay_success", &payload("SN-c1"));
+    let used = |n: &Notifier| {
+        let (_, text) = n.api_quota(DEMO_APPID, None);
+        serde_json::from_str::<Value>(&text.unwrap()).unwrap()["used"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(used(&n), 1);
+    let http = ureq::Agent::new_with_defaults();
+    let clear = |query: &str| -> Value {
+        let url = format!("{}/cgi-bin/clear_quota/v2?{query}", sb.url());
+        let text = http
+            .post(&url)
+            .send("")
+            .unwrap()
+            .into_body()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    assert_eq!(clear(&format!("appid={DEMO_APPID}"))["errcode"], 41004);
+    assert_eq!(
+        clear(&format!("appid={DEMO_APPID}&appsecret=wrong"))["errcode"],
+        40125
+    );
+    let ok = format!("appid={DEMO_APPID}&appsecret={DEMO_SECRET}");
+    assert_eq!(clear(&ok)["errcode"], 0);
+    assert_eq!(used(&n), 0);
+    for _ in 1..10 {
+        assert_eq!(clear(&ok)["errcode"], 0);
+    }
+    let refused = clear(&ok);
+    assert_eq!(refused["errcode"], 48006, "{refused}");
+    assert!(refused["errmsg"]
+        .as_str()
+        .unwrap()
+        .contains("reaching the limit"));
+}

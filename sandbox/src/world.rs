@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::fault::Fault;
+use super::quota::Quotas;
 use super::templates::{self, SEEDED, SEEDED_LEGACY};
 use fashop_notify::rules::KeywordType;
 use fashop_notify::Clock;
@@ -415,6 +416,8 @@ pub(crate) struct World {
     delivered: Vec<DeliveredMessage>,
     pub(crate) counters: Counters,
     pub(crate) faults: Vec<FaultSlot>,
+    /// Daily API calls per app and path, and quota resets.
+    pub(crate) quotas: Quotas,
     next_msgid: u64,
     rng: u64,
     /// The message push to apps that set a push URL.
@@ -435,6 +438,7 @@ impl World {
             delivered: Vec::new(),
             counters: Counters::default(),
             faults: Vec::new(),
+            quotas: Quotas::default(),
             next_msgid: 3_162_385_746_202_574_848,
             rng: seed,
             push: Default::default(),
@@ -847,6 +851,23 @@ impl World {
     }
 
     /// The appid a token belongs to, or WeChat's answer to a bad token.
+    /// The app a token was given to, valid or not (for counting its calls).
+    pub(crate) fn appid_of_token(&self, token: &str) -> Option<String> {
+        self.tokens.get(token).map(|t| t.appid.clone())
+    }
+
+    /// `clear_quota/v2`: `appid` and `appsecret` (URL or JSON body), no token.
+    pub(crate) fn clear_quota_v2(&mut self, appid: Option<&str>, secret: Option<&str>) -> Answer {
+        if let Err(a) = self.check_credentials(appid, secret) {
+            return a;
+        }
+        let appid = appid.unwrap_or_default();
+        match self.quotas.clear(appid, self.now_ms) {
+            Ok(()) => Answer::ok_json(json!({"errcode": 0, "errmsg": "ok"})),
+            Err((code, msg)) => wx_error(code, msg),
+        }
+    }
+
     pub(crate) fn check_token(&self, token: Option<&str>, now: i64) -> Result<String, Answer> {
         let token = match token {
             None | Some("") => return Err(wx_error(41001, "access_token missing")),

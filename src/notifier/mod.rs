@@ -25,6 +25,7 @@ mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod quota;
 mod run;
 pub mod send;
 mod token;
