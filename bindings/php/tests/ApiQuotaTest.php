@@ -3,6 +3,10 @@ declare(strict_types=1);
 
 namespace FaShop\Notify\Tests;
 
+use FaShop\Notify\Admin;
+use FaShop\Notify\Admin\AdminError;
+use FaShop\Notify\Admin\FileMappingStore;
+use FaShop\Notify\Admin\Router;
 use FaShop\Notify\Exception\AppNotConfiguredException;
 use FaShop\Notify\Exception\InvalidArgumentException;
 use FaShop\Notify\Exception\WeChatException;
@@ -65,5 +69,26 @@ final class ApiQuotaTest extends TestCase
             $this->assertSame(76021, $e->getErrcode());
             $this->assertSame(76021, $e->getAnswer()['errcode']);
         }
+    }
+
+    /** The editor's outbox panel reads the send quota through its own route. */
+    public function testTheEditorsQuotaRoute(): void
+    {
+        $appid = Shop::registered($this->n);
+        $dir = sys_get_temp_dir() . '/fashop-quota-' . getmypid();
+        @mkdir($dir);
+        $admin = new Admin($this->n, new FileMappingStore($dir . '/mapping.json'), $appid);
+        $router = new Router('s3cret', fn () => $admin, Shop::root() . '/bindings/php/admin/editor.html');
+        $a = $router->handle('GET', '/api/outbox/quota', [], '', ['X-Admin-Secret' => 's3cret']);
+        $this->assertSame(200, $a['status'], $a['body']);
+        $q = json_decode($a['body'], true)['data'];
+        $this->assertSame(100000, $q['daily_limit']);
+        $this->assertSame($q['daily_limit'] - $q['used'], $q['remain']);
+        $unknown = new Admin($this->n, new FileMappingStore($dir . '/mapping.json'), 'wxnotregistered03');
+        $r = $unknown->outboxQuota();
+        $this->assertFalse($r['ok']);
+        $this->assertSame(AdminError::MINI_PROGRAM_NOT_CONFIGURED, $r['error']['code']);
+        @unlink($dir . '/mapping.json');
+        @rmdir($dir);
     }
 }
