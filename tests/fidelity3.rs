@@ -405,3 +405,167 @@ fn clear_quota_v2_resets_ten_times_a_month_then_48006() {
         .unwrap()
         .contains("reaching the limit"));
 }
+
+/// Item 6: a long-term template's grant is not used up by a send, once the
+/// library has read gettemplate (in this process, or in another sharing the store).
+#[test]
+fn a_long_term_templates_grant_stays_after_a_send() {
+    use fashop_notify_sandbox::TPL_ORDER_STATUS;
+    let sb = Sandbox::start();
+    let dir = std::env::temp_dir().join(format!("fashop-f3-longterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite:{}", dir.join("notify.db").display());
+    let worker = |store: &str| {
+        let n = Notifier::with_clock(Arc::new(ManualClock::at(SystemClock.now())));
+        n.configure(&json!({"api_base": sb.url(), "store": store}).to_string())
+            .unwrap();
+        n.register_app(&json!({"appid": DEMO_APPID, "secret": DEMO_SECRET}).to_string())
+            .unwrap();
+        n.load_mappings(
+            DEMO_APPID,
+            &json!({"version": 1, "events": {"order_delivered": {
+                "template_id": TPL_ORDER_STATUS, "page": "/pages/order/detail?id={order_id}",
+                "data": {"character_string1": "{order_sn}", "enum_string2": "已发货",
+                         "thing3": "{express_company}", "time4": "{delivery_time|datetime}"}}}})
+            .to_string(),
+        )
+        .unwrap();
+        n
+    };
+    let delivered = |sn: &str| {
+        json!({"touser": BUYER, "fields": {"order_id": 7, "order_sn": sn,
+            "order_total_goods_name": "围巾", "express_company": "顺丰速运",
+            "tracking_no": "SF1", "delivery_time": 1795426200}})
+        .to_string()
+    };
+    let editor = worker(&store);
+    sb.grant(DEMO_APPID, BUYER, TPL_ORDER_STATUS, 1);
+    editor
+        .add_permit(
+            DEMO_APPID,
+            &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_ORDER_STATUS})
+                .to_string(),
+        )
+        .unwrap();
+    // The editor reads the template list: TPL_ORDER_STATUS is type 3.
+    let list = editor
+        .call_api(DEMO_APPID, "GET", "/wxaapi/newtmpl/gettemplate", None)
+        .unwrap();
+    assert!(list.contains(TPL_ORDER_STATUS));
+    // Another process sharing the store sends three times on one grant.
+    let sender = worker(&store);
+    for i in 0..3 {
+        let r = sender.send(
+            DEMO_APPID,
+            "order_delivered",
+            &delivered(&format!("SN-lt-{i}")),
+        );
+        let o = r.outcome.unwrap();
+        assert_eq!(o.status.as_str(), "sent", "{i}: {:?}", r.result);
+        assert_eq!(o.permit.as_ref().map(|p| p.remaining), Some(1), "{i}");
+    }
+    let v: Value =
+        serde_json::from_str(&sender.ledger_stats(DEMO_APPID, Some(BUYER)).unwrap()).unwrap();
+    assert_eq!(v["subscribe"]["templates"][TPL_ORDER_STATUS], 1);
+    // A one-time template's grant is still used up.
+    sb.grant(DEMO_APPID, BUYER, TPL_PAY_SUCCESS, 1);
+    sender
+        .load_mappings(DEMO_APPID, include_str!("../examples/mappings.json"))
+        .unwrap();
+    sender
+        .add_permit(
+            DEMO_APPID,
+            &json!({"openid": BUYER, "kind": "subscribe", "template_id": TPL_PAY_SUCCESS})
+                .to_string(),
+        )
+        .unwrap();
+    let o = sender
+        .send(DEMO_APPID, "order_pay_success", &payload("SN-ot"))
+        .outcome
+        .unwrap();
+    assert_eq!(o.status.as_str(), "sent");
+    assert_eq!(o.permit.as_ref().map(|p| p.remaining), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Items 6 and 10, the sandbox: long-term templates live in public-service
+/// categories, so a shop's account (服装, 电商平台) gets none; getcategory
+/// answers the account's own categories; addtemplate checks sceneDesc, a
+/// duplicate and the private-template limit.
+#[test]
+fn template_management_follows_the_account_and_its_limits() {
+    use crate::sandbox_support::{client, errcode};
+    use fashop_notify_sandbox::{library, TPL_ORDER_STATUS};
+    let sb = Sandbox::start();
+    let c = client(&sb);
+    // The long-term library template is a public-service one.
+    assert_eq!(library(3120).unwrap().kind, 3);
+    assert!(fashop_notify_sandbox::is_public_service(
+        library(3120).unwrap().category_id
+    ));
+    // A shop: its categories only, no long-term template, none to add.
+    let shop_app = "wxshop0000000031";
+    let (status, v) = c.post_json(
+        "/sandbox/apps",
+        &json!({"appid": shop_app, "secret": "shop-secret", "categories": [307, 616]}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let tok = c.token(shop_app, "shop-secret");
+    let (_, v) = c.get(&format!("/wxaapi/newtmpl/getcategory?access_token={tok}"));
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["服装/鞋/箱包", "电商平台"]);
+    let (_, v) = c.get(&format!("/wxaapi/newtmpl/gettemplate?access_token={tok}"));
+    let list = v["data"].as_array().unwrap();
+    assert!(!list.is_empty());
+    assert!(list.iter().all(|t| t["type"] == 2), "{v}");
+    assert!(!v.to_string().contains(TPL_ORDER_STATUS));
+    let add = format!("/wxaapi/newtmpl/addtemplate?access_token={tok}");
+    let (_, v) = c.post_json(
+        &add,
+        &json!({"tid": 3120, "kidList": [1, 2], "sceneDesc": "状态"}),
+    );
+    assert_eq!(errcode(&v), 200014, "{v}");
+    // sceneDesc: 15 characters at most.
+    let (_, v) = c.post_json(
+        &add,
+        &json!({"tid": 1856, "kidList": [1, 2], "sceneDesc": "一二三四五六七八九十一二三四五六"}),
+    );
+    assert_eq!(errcode(&v), 200021, "{v}");
+    let (_, v) = c.post_json(
+        &add,
+        &json!({"tid": 1856, "kidList": [1, 2], "sceneDesc": "一二三四五六七八九十一二三四五"}),
+    );
+    assert_eq!(errcode(&v), 0, "{v}");
+    let first = v["priTmplId"].as_str().unwrap().to_string();
+    // The same title and keywords again (in another order): 200022 with its id.
+    let (_, v) = c.post_json(&add, &json!({"tid": 1856, "kidList": [2, 1]}));
+    assert_eq!(errcode(&v), 200022, "{v}");
+    assert_eq!(v["priTmplId"], first.as_str());
+    // The private-template limit: 25.
+    let (_, v) = c.get(&format!("/wxaapi/newtmpl/gettemplate?access_token={tok}"));
+    let mut held = v["data"].as_array().unwrap().len();
+    let kid_sets: Vec<Vec<u32>> = (1..=7u32)
+        .flat_map(|a| (a + 1..=7).map(move |b| vec![a, b]))
+        .collect();
+    let mut sets = kid_sets.iter();
+    while held < 25 {
+        let (_, v) = c.post_json(&add, &json!({"tid": 1856, "kidList": sets.next().unwrap()}));
+        if errcode(&v) == 0 {
+            held += 1;
+        } else {
+            assert_eq!(errcode(&v), 200022, "{v}");
+        }
+    }
+    let (_, v) = c.post_json(&add, &json!({"tid": 1856, "kidList": sets.next().unwrap()}));
+    assert_eq!(errcode(&v), 200012, "{v}");
+    // The demo account holds a public-service category and its long-term template.
+    let tok = c.demo_token();
+    let (_, v) = c.get(&format!("/wxaapi/newtmpl/getcategory?access_token={tok}"));
+    assert!(v.to_string().contains("交通服务"), "{v}");
+}

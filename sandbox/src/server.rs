@@ -465,8 +465,15 @@ fn template_route(
 ) -> Answer {
     match route {
         Route::GetCategory => {
+            // The account's own categories, not the whole library's.
+            let own = world
+                .apps
+                .get(appid)
+                .map(|a| a.categories.clone())
+                .unwrap_or_default();
             let data: Vec<Value> = CATEGORIES
                 .iter()
+                .filter(|(id, _)| own.contains(id))
                 .map(|(id, name)| json!({ "id": id, "name": name }))
                 .collect();
             Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "data": data }))

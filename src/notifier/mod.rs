@@ -28,6 +28,7 @@ mod push;
 mod quota;
 mod run;
 pub mod send;
+mod template_types;
 mod token;
 
 #[derive(Debug)]
