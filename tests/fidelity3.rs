@@ -569,3 +569,56 @@ fn template_management_follows_the_account_and_its_limits() {
     let (_, v) = c.get(&format!("/wxaapi/newtmpl/getcategory?access_token={tok}"));
     assert!(v.to_string().contains("交通服务"), "{v}");
 }
+
+/// Items 8 and 9, the sandbox: a 47003 keeps `data.<keyword>.value …` to 30
+/// characters; amounts take any number of decimals; a JSON number is
+/// refused (send strings); the library sends an amount with three decimals.
+#[test]
+fn keyword_answers_and_value_rules_match_the_samples() {
+    use crate::sandbox_support::{client, errcode, errmsg, pay_message};
+    let sb = Sandbox::start();
+    let c = client(&sb);
+    let tok = c.demo_token();
+    sb.grant(DEMO_APPID, "o1", TPL_PAY_SUCCESS, 5);
+    let answer = |key: &str, value: Value| {
+        let mut m = pay_message("o1");
+        m["data"][key] = value;
+        c.send(&tok, &m)
+    };
+    // The part is cut at 30 characters: `data.character_string1.value i`.
+    let v = answer("character_string1", json!({"value": "订单 1"}));
+    assert_eq!(errcode(&v), 47003);
+    let text = errmsg(&v).split(" rid: ").next().unwrap().to_string();
+    assert_eq!(text, "argument invalid! data.character_string1.value i");
+    let part = text.strip_prefix("argument invalid! ").unwrap();
+    assert_eq!(part.chars().count(), 30);
+    // A short part stays whole.
+    let v = answer("time4", json!({"value": "tomorrow"}));
+    assert!(
+        errmsg(&v).starts_with("argument invalid! data.time4.value invalid rid: "),
+        "{v}"
+    );
+    // JSON numbers are refused, as in the community's samples.
+    let v = answer("amount2", json!({"value": 12.5}));
+    assert_eq!(errcode(&v), 47003, "{v}");
+    // Amounts: decimals without a limit on their count.
+    let v = answer("amount2", json!({"value": "¥12.345"}));
+    assert_eq!(errcode(&v), 0, "{v}");
+    // Through the library: the value as rendered, three decimals kept.
+    let n = shop(&sb, 1);
+    n.load_mappings(
+        DEMO_APPID,
+        &json!({"version": 1, "events": {"order_pay_success": {
+            "template_id": TPL_PAY_SUCCESS,
+            "data": {"character_string1": "{order_sn}", "amount2": "¥{order_amount}",
+                     "thing3": "{order_total_goods_name}", "time4": "{pay_time|datetime}"}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let mut p: Value = serde_json::from_str(&payload("SN-amt")).unwrap();
+    p["fields"]["order_amount"] = json!("12.345");
+    let r = n.send(DEMO_APPID, "order_pay_success", &p.to_string());
+    assert_eq!(r.outcome.unwrap().status.as_str(), "sent", "{:?}", r.result);
+    let sent = sb.delivered(DEMO_APPID, BUYER);
+    assert_eq!(sent.last().unwrap().data["amount2"]["value"], "¥12.345");
+}

@@ -208,15 +208,21 @@ pub(crate) fn rid() -> String {
 }
 
 /// WeChat's 47003 for one keyword: `argument invalid! data.thing3.value
-/// invalid` (or `is empty`), the text before the rid cut to 48 characters as in
-/// every sample seen (an inferred rule), with no hint of the rule broken.
+/// invalid` (or `is empty`), with the `data.…` part cut at 30 characters as
+/// the samples show it (`data.character_string1.value i`,
+/// `data.short_thing7.value invali`); the text around that part is not cut
+/// (a sample of 73 characters carries a hint after it). No hint of the rule
+/// broken.
 fn keyword_invalid(name: &str, what: &str) -> Answer {
-    let mut text = format!("argument invalid! data.{name}.value {what}");
-    if let Some((at, _)) = text.char_indices().nth(48) {
-        text.truncate(at);
+    let mut part = format!("data.{name}.value {what}");
+    if let Some((at, _)) = part.char_indices().nth(KEYWORD_PART_CHARS) {
+        part.truncate(at);
     }
-    wx_error(47003, &text)
+    wx_error(47003, &format!("argument invalid! {part}"))
 }
+
+/// How much of `data.<keyword>.value …` a 47003 keeps.
+const KEYWORD_PART_CHARS: usize = 30;
 
 /// splitmix64: cheap, well-spread, and enough for ids that only need to look random.
 pub(crate) fn mix(x: u64) -> u64 {
