@@ -1381,11 +1381,11 @@ fn check_subscribe_data(template: &Template, data: Option<&Value>) -> Result<(),
             return Err(keyword_invalid(name, "invalid"));
         }
     }
-    if let Some((name, _, _)) = template
-        .keywords
-        .iter()
-        .find(|(n, _, _)| !data.contains_key(n))
-    {
+    // A const keyword is the template's fixed text: never sent (a value for
+    // one is refused above, as WeChat refuses it).
+    if let Some((name, _, _)) = template.keywords.iter().find(|(n, _, _)| {
+        !data.contains_key(n) && KeywordType::of_keyword(n) != Some(KeywordType::Const)
+    }) {
         return Err(keyword_invalid(name, "is empty"));
     }
     Ok(())
@@ -1439,4 +1439,37 @@ fn check_legacy_data(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_const() -> Template {
+        let kw = |n: &str| (n.to_string(), String::new(), String::new());
+        Template {
+            id: "T".into(),
+            title: "工单提醒".into(),
+            keywords: vec![kw("thing1"), kw("const2")],
+            legacy: false,
+            scene_desc: String::new(),
+            kind: 2,
+            enums: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_const_keyword_is_neither_sent_nor_missing() {
+        let t = with_const();
+        assert!(check_subscribe_data(&t, Some(&json!({"thing1": {"value": "退款"}}))).is_ok());
+        let sent = check_subscribe_data(
+            &t,
+            Some(&json!({"thing1": {"value": "退款"}, "const2": {"value": "工单"}})),
+        )
+        .unwrap_err();
+        assert_eq!(sent.errcode, 47003);
+        assert!(String::from_utf8_lossy(&sent.body).contains("data.const2.value invalid"));
+        let empty = check_subscribe_data(&t, Some(&json!({}))).unwrap_err();
+        assert!(String::from_utf8_lossy(&empty.body).contains("data.thing1.value is empty"));
+    }
 }
