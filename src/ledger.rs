@@ -24,7 +24,7 @@ pub use crate::store::{
 /// WeChat's `type` (gettemplate) of a long-term subscribe template: the
 /// buyer's subscription stays, so a send does not use its grant up (2 is a
 /// one-time template: one grant, one message).
-pub const LONG_TERM_TEMPLATE: u64 = 3;
+pub(crate) const LONG_TERM_TEMPLATE: u64 = 3;
 
 /// An app's long-term template ids and when they were learnt (ms).
 type LongTerm = (i64, Arc<HashSet<String>>);
