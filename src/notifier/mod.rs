@@ -25,8 +25,10 @@ mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod quota;
 mod run;
 pub mod send;
+mod template_types;
 mod token;
 
 #[derive(Debug)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Notifier;
 use crate::error::{Error, Result};
 use crate::journal::TokenRecord;
+use crate::message::parse_template_list;
 use crate::secret::Secret;
 use crate::wechat::client::{
     self, check_api_path, check_supplied_token, parse_method, CallError, TokenSource, WeChatReply,
@@ -122,7 +123,14 @@ impl Notifier {
         match outcome {
             Err(e) => (Err(e), None),
             Ok(Err(call)) => (Err(call.into_error()), None),
-            Ok(Ok(reply)) => (reply.error().map_or(Ok(()), Err), Some(reply.body)),
+            Ok(Ok(reply)) => {
+                if reply.error().is_none() && is_template_list(method, path) {
+                    if let Ok(list) = parse_template_list(&reply.json) {
+                        self.learn_template_types(appid, &list);
+                    }
+                }
+                (reply.error().map_or(Ok(()), Err), Some(reply.body))
+            }
         }
     }
 
@@ -266,6 +274,12 @@ impl TokenSource for Notifier {
     fn recovered(&self, app: &App) {
         self.metrics.record_token_error_recovered(&app.appid);
     }
+}
+
+/// A read of gettemplate (the app's templates, with their types).
+fn is_template_list(method: &str, path: &str) -> bool {
+    method.eq_ignore_ascii_case("GET")
+        && path.split('?').next() == Some("/wxaapi/newtmpl/gettemplate")
 }
 
 #[cfg(test)]

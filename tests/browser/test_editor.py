@@ -228,6 +228,11 @@ class EditorTest(unittest.TestCase):
         self.wait(lambda _: self.count("dead") == "1", "one dead letter")
         dead = self.css(f'#outbox-dead tr[data-id="{self.dead_id}"]')
         self.assertIn("40003", dead.text)
+        # And the send API's daily quota, from openapi/quota/get.
+        self.wait(EC.text_to_be_present_in_element((By.ID, "outbox-quota"), "上限 100000"), "the send quota")
+        quota = self.css("#outbox-quota")
+        self.assertIn("今日发送额度", quota.text)
+        self.assertGreater(int(quota.get_attribute("data-remain")), 0)
 
         # Reload: the page keeps the secret (this tab) and the event; the mapping is kept.
         d.refresh()

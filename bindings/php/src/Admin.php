@@ -515,6 +515,19 @@ final class Admin
     }
 
     /**
+     * The subscribe send's daily quota (openapi/quota/get): daily_limit, used,
+     * remain, so the shop sees a 45009 coming. Its own route: a WeChat failure
+     * here leaves the outbox panel working.
+     */
+    public function outboxQuota(): array
+    {
+        return $this->run(function () {
+            $this->requireApp();
+            return $this->notifier->apiQuota($this->appid);
+        });
+    }
+
+    /**
      * Sends dead letters again at the next flush: `id` (one, dead or uncertain),
      * `errcode` (every dead letter that failed with it), or `all` (every dead
      * letter; uncertain ones are left alone, they may have reached the buyer).

@@ -105,6 +105,7 @@ final class Router
             count($seg) === 3 && $seg[0] === 'library' && $seg[1] === 'suggestions' => ['GET' => fn (Admin $a) => $a->librarySuggestions($seg[2])],
             $seg === ['library', 'templates'] => ['POST' => fn (Admin $a) => $a->createTemplate($in)],
             $seg === ['outbox'] => ['GET' => fn (Admin $a) => $a->outbox()],
+            $seg === ['outbox', 'quota'] => ['GET' => fn (Admin $a) => $a->outboxQuota()],
             $seg === ['outbox', 'requeue'] => ['POST' => fn (Admin $a) => $a->outboxRequeue($in)],
             $seg === ['outbox', 'drop'] => ['POST' => fn (Admin $a) => $a->outboxDrop($in)],
             default => null,
