@@ -1234,13 +1234,15 @@ impl World {
         let Some(id) = body.get("priTmplId").and_then(Value::as_str) else {
             return wx_error(200002, "missing parameter priTmplId");
         };
-        // An unknown id answers 40037 here; WeChat's code for it is unverified.
+        // An id the account does not hold: 20001, which the deleteTemplate
+        // page's errCode table describes as a system error "including no such
+        // template under this account" (see docs/spec/wechat.md).
         match app.templates.get(id) {
             Some(t) if !t.legacy => {
                 app.templates.remove(id);
                 Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok" }))
             }
-            _ => wx_error(40037, "invalid template_id"),
+            _ => wx_error(20001, "system error: no such template in this account"),
         }
     }
 

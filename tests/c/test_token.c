@@ -300,7 +300,7 @@ static void test_threads(void) {
 }
 
 /* Calls that get their own answer: getcategory answers errcode 0, deleting
- * a template that does not exist answers 40037. */
+ * a template that does not exist answers 20001. */
 static int calls_ok(int n, int deleting) {
     int ok = 0;
     for (int i = 0; i < n; i++) {
@@ -310,7 +310,7 @@ static int calls_ok(int n, int deleting) {
                                               "{\"priTmplId\": \"no-such-template\"}", &out)
                      : fashop_notify_call_api(DEMO_APPID, "GET", "/wxaapi/newtmpl/getcategory",
                                               NULL, &out);
-        const char *want = deleting ? "\"errcode\":40037" : "\"errcode\":0";
+        const char *want = deleting ? "\"errcode\":20001" : "\"errcode\":0";
         if (st == (deleting ? FASHOP_NOTIFY_WECHAT_ERROR : FASHOP_NOTIFY_OK) && out != NULL &&
             strstr(out, want) != NULL)
             ok++;

@@ -485,7 +485,7 @@ final class Admin
                     throw new AdminError(AdminError::TEMPLATE_IN_USE, "$event is mapped to template $templateId: map it to another template or remove its mapping first", [], ['event' => $event]);
                 }
             }
-            $this->wechat('POST', '/wxaapi/newtmpl/deltemplate', ['priTmplId' => $templateId], [40037 => AdminError::UNKNOWN_TEMPLATE]);
+            $this->wechat('POST', '/wxaapi/newtmpl/deltemplate', ['priTmplId' => $templateId], [20001 => AdminError::UNKNOWN_TEMPLATE, 40037 => AdminError::UNKNOWN_TEMPLATE]);
             $this->templates = null;
             return ['template_id' => $templateId, 'deleted' => true];
         });
