@@ -427,6 +427,22 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *body_json_or_null,
                                                char **out_json);
 
+/*
+ Writes the app's daily quota of one API (`openapi/quota/get`) to
+ `*out_json`: `{"appid", "cgi_path", "daily_limit", "used", "remain"}`.
+ `cgi_path_or_null` is the API's path (`/cgi-bin/message/subscribe/send`
+ when NULL). On a non-zero errcode the status is WECHAT_ERROR and WeChat's
+ JSON is written.
+
+ # Safety
+ `appid` is NULL or a NUL-terminated string, `cgi_path_or_null` is NULL or
+ a NUL-terminated string, `out_json` is NULL or points to a `char *` the
+ caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_api_quota(const char *appid,
+                                                const char *cgi_path_or_null,
+                                                char **out_json);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

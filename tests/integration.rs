@@ -10,6 +10,7 @@ mod redis_server;
 mod sandbox_support;
 mod store_suite;
 
+mod fidelity3;
 mod fork_locks;
 mod hardening;
 mod header;

@@ -31,11 +31,11 @@ function failureOf(err) {
 }
 
 /**
- * An answer for one template id, as the page should count it. acceptWithAudio and
- * acceptWithAlert are accepts with a reminder style chosen by the buyer.
+ * An answer for one template id, as the page should count it. acceptWithAudio,
+ * acceptWithAlert and acceptWithForcePush are accepts with a reminder style the buyer chose.
  */
 function answerKind(answer) {
-  if (answer === 'accept' || answer === 'acceptWithAudio' || answer === 'acceptWithAlert') {
+  if (typeof answer === 'string' && answer.indexOf('accept') === 0) {
     return 'accepted';
   }
   if (answer === 'reject') return 'rejected';

@@ -101,3 +101,7 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *body_json_or_null,
                                                char **out_json);
 
+enum FashopNotifyStatus fashop_notify_api_quota(const char *appid,
+                                                const char *cgi_path_or_null,
+                                                char **out_json);
+

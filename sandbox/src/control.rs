@@ -90,6 +90,9 @@ fn run(
             let a: SeedApp = parse("apps", body)?;
             let mut w = shared.world.lock();
             done(w.seed_app(&a.appid, &a.secret).and_then(|_| {
+                if let Some(categories) = a.categories {
+                    w.set_categories(&a.appid, categories)?;
+                }
                 if a.pages.is_empty() {
                     Ok(())
                 } else {

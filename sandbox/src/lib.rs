@@ -7,6 +7,7 @@ mod control;
 mod fault;
 mod push;
 mod push_state;
+mod quota;
 mod seed;
 mod server;
 mod shared;

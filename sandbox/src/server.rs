@@ -159,6 +159,8 @@ enum Route {
     LegacyLibraryGet,
     LegacyTemplateAdd,
     LegacyTemplateDel,
+    QuotaGet,
+    ClearQuotaV2,
     Unknown,
 }
 
@@ -180,6 +182,8 @@ impl Route {
             "/cgi-bin/wxopen/template/library/get" => Route::LegacyLibraryGet,
             "/cgi-bin/wxopen/template/add" => Route::LegacyTemplateAdd,
             "/cgi-bin/wxopen/template/del" => Route::LegacyTemplateDel,
+            "/cgi-bin/openapi/quota/get" => Route::QuotaGet,
+            "/cgi-bin/clear_quota/v2" => Route::ClearQuotaV2,
             _ => Route::Unknown,
         }
     }
@@ -204,6 +208,7 @@ impl Route {
                 | Route::LegacyLibraryGet
                 | Route::LegacyTemplateAdd
                 | Route::LegacyTemplateDel
+                | Route::QuotaGet
         )
     }
 }
@@ -273,6 +278,7 @@ fn handle(mut req: Request, shared: &Shared) {
         Route::SubscribeSend | Route::LegacySend => world.counters.send_attempts += 1,
         _ => {}
     }
+    count_quota(&mut world, route, path, query, json_body.as_ref());
     let fault = world.fire_fault(path);
     let effect = fault.as_ref().map_or(Effect::None, |f| f.effect());
     let latency = fault.as_ref().map_or(0, |f| f.latency_ms);
@@ -369,6 +375,9 @@ fn answer_for(
     if route == Route::Unknown {
         return wx_error(40066, "invalid url");
     }
+    if route == Route::ClearQuotaV2 {
+        return clear_quota_v2(world, method, query, json_body_of(body).as_ref());
+    }
     if route.posts_json() || route.posts_form() {
         if *method != Method::Post {
             return wx_error(43002, "require POST method");
@@ -410,6 +419,43 @@ fn answer_for(
     }
 }
 
+/// Counts a call against its app's daily quota of `path` (the app from the
+/// token, or from the token request itself).
+fn count_quota(world: &mut World, route: Route, path: &str, query: &str, body: Option<&Value>) {
+    let appid = match route {
+        Route::Token => query_param(query, "appid").map(|a| a.to_string()),
+        Route::StableToken => body
+            .and_then(|b| b.get("appid"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => query_param(query, "access_token").and_then(|t| world.appid_of_token(&t)),
+    };
+    if let Some(appid) = appid {
+        let now_ms = world.now_ms;
+        world.quotas.count(&appid, path, now_ms);
+    }
+}
+
+fn json_body_of(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+/// `POST /cgi-bin/clear_quota/v2`: appid and appsecret in the URL (one
+/// WeChat page) or in a JSON body (another); no access token.
+fn clear_quota_v2(world: &mut World, method: &Method, query: &str, body: Option<&Value>) -> Answer {
+    if *method != Method::Post {
+        return wx_error(43002, "require POST method");
+    }
+    let field = |k: &str| {
+        query_param(query, k).map(|v| v.to_string()).or_else(|| {
+            body.and_then(|b| b.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+    };
+    world.clear_quota_v2(field("appid").as_deref(), field("appsecret").as_deref())
+}
+
 fn template_route(
     world: &mut World,
     route: Route,
@@ -419,8 +465,15 @@ fn template_route(
 ) -> Answer {
     match route {
         Route::GetCategory => {
+            // The account's own categories, not the whole library's.
+            let own = world
+                .apps
+                .get(appid)
+                .map(|a| a.categories.clone())
+                .unwrap_or_default();
             let data: Vec<Value> = CATEGORIES
                 .iter()
+                .filter(|(id, _)| own.contains(id))
                 .map(|(id, name)| json!({ "id": id, "name": name }))
                 .collect();
             Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "data": data }))
@@ -551,6 +604,16 @@ fn template_route(
         }
         Route::LegacyTemplateDel => {
             world.del_legacy_template(appid, json_body.unwrap_or(&Value::Null))
+        }
+        Route::QuotaGet => {
+            let path = json_body
+                .and_then(|b| b.get("cgi_path"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match world.quotas.get(appid, path, world.now_ms) {
+                Ok(v) => Answer::ok_json(v),
+                Err((code, msg)) => wx_error(code, msg),
+            }
         }
         _ => wx_error(40066, "invalid url"),
     }

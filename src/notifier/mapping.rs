@@ -128,6 +128,7 @@ impl Notifier {
                 }
                 let list: Arc<Vec<LiveTemplate>> = Arc::new(parse_template_list(&reply.json)?);
                 self.templates.store(appid, now, list.clone());
+                self.learn_template_types(appid, &list);
                 (list, now, false)
             }
         };

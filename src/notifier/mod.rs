@@ -26,9 +26,11 @@ mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod quota;
 mod reach;
 mod run;
 pub mod send;
+mod template_types;
 mod token;
 
 #[derive(Debug)]

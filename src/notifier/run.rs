@@ -187,9 +187,10 @@ impl Notifier {
     fn spend_and_record(
         &self,
         mut report: SendReport,
-        run: Run<'_>,
+        mut run: Run<'_>,
         started: Instant,
     ) -> SendReport {
+        self.keep_long_term_grant(&mut report, &mut run);
         let key = run.job.msg.idempotency_key.as_str();
         if !run.claimed {
             if let Some(lease) = run.spend {
@@ -233,6 +234,29 @@ impl Notifier {
             Err(_) => {}
         }
         report
+    }
+
+    /// A message that went out (or may have) with a long-term template's
+    /// grant leaves the grant in place: WeChat does not use it up per send.
+    /// A refusal (43101) still spends it: the subscription is gone.
+    fn keep_long_term_grant(&self, report: &mut SendReport, run: &mut Run<'_>) {
+        let Some(o) = report.outcome.as_mut() else {
+            return;
+        };
+        if !matches!(o.status, SendStatus::Sent | SendStatus::Uncertain) {
+            return;
+        }
+        let Some(lease) = run.spend.take_if(|l| self.keeps_its_grant(l)) else {
+            return;
+        };
+        if self.ledger.give_back(&lease).is_ok() && o.status == SendStatus::Sent {
+            let left = self
+                .ledger
+                .stats(&lease.appid, Some(&lease.openid))
+                .ok()
+                .and_then(|s| s.subscribe.get(&lease.value).copied());
+            o.permit = left.map(|n| permit_use(lease.kind, n));
+        }
     }
 
     /// Spends `lease` and records the outcome under `key`, in one step where

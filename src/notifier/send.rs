@@ -366,7 +366,23 @@ pub(super) fn explain(
         Hint::RetiredTemplateApi if kind == MessageKind::Template => format!(
             "{errmsg} (WeChat retired template messages in January 2020: map the event {event} to a subscribe template, kind \"subscribe\")"
         ),
-        Hint::UnknownTemplate => format!("{errmsg} (the template_id mapped for {event} is not one of this app's templates)"),
+        Hint::UnknownTemplate => format!(
+            "{errmsg} (the template_id mapped for {event} is not one of this app's templates: \
+             the mini program's admin deleted it, or it belongs to another app; \
+             pick the template again in the mapping editor and save the mapping)"
+        ),
+        Hint::CapabilityBanned => format!(
+            "{errmsg} (WeChat has banned the subscribe-message capability of this mini program or of the template mapped for {event}: \
+             not retried, the grant is kept; check 违规记录 and the template's status under 订阅消息 in mp.weixin.qq.com)"
+        ),
+        Hint::ApiUnauthorized => format!(
+            "{errmsg} (the mini program lacks the permission for this API: \
+             check that the app is a mini program with 订阅消息 enabled in mp.weixin.qq.com, and that the appid and secret registered are its own)"
+        ),
+        Hint::BodyFormat => format!(
+            "{errmsg} (WeChat could not read the body sent for {event}: a bug of the request, not retried; \
+             compare the rendered body (fashop_notify_render) with the API's JSON format)"
+        ),
         Hint::UnknownPage => format!("{errmsg} (the page mapped for {event} is not a page of the published mini program)"),
         Hint::MappingMismatch => {
             // WeChat names the keyword as `data.<keyword>` (unverified beyond

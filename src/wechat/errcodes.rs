@@ -70,6 +70,13 @@ pub enum Hint {
     UnknownTemplate,
     UnknownPage,
     MappingMismatch,
+    /// The account's or the template's subscribe capability is banned
+    /// (counted apart in metrics: no send of that template can succeed).
+    CapabilityBanned,
+    /// The mini program lacks the permission for this API.
+    ApiUnauthorized,
+    /// The body is not what the API reads: a bug of the request, never retried.
+    BodyFormat,
 }
 
 /// One row of the table.
@@ -126,6 +133,11 @@ const TABLE: &[(i64, Meaning)] = &[
     (-1, Meaning { send: Policy::Retry { backoff_ms: 200 }, retry_later: true, not_the_message: true, ..OTHER }),
     (40013, BAD_CREDENTIALS),
     (40037, hint(Hint::UnknownTemplate)),
+    // 43107 (subscribeMessage.send's list, next to 43108 and 45168), 47001
+    // and 48001 (global codes): failures a retry cannot mend.
+    (43107, hint(Hint::CapabilityBanned)),
+    (47001, hint(Hint::BodyFormat)),
+    (48001, hint(Hint::ApiUnauthorized)),
     (40125, BAD_CREDENTIALS),
     (40164, fetch(
         FetchPause::TenMinutes,
@@ -141,7 +153,7 @@ const TABLE: &[(i64, Meaning)] = &[
         quota: Some(Quota::Day),
         ..fetch(
             FetchPause::UntilMidnight,
-            ": the daily token quota is spent; fetches pause until midnight China time (the reset time is unverified) or until clear_quota is called",
+            ": the daily token quota is spent; fetches pause until midnight China time (the reset time is unverified); a person may reset it with clear_quota/v2 (POST /cgi-bin/clear_quota/v2 with appid and appsecret: it needs no access token; 10 resets a month, then 48006), and openapi/quota/get (fashop_notify_api_quota) shows an API's daily limit and use",
         )
     }),
     (45011, Meaning {
@@ -222,7 +234,8 @@ mod tests {
         assert_eq!(policy_for(41028), Policy::NextPermit);
         assert_eq!(policy_for(41029), Policy::NextPermit);
         for code in [
-            40001, 40003, 40014, 40037, 41030, 42001, 45009, 45103, 45109, 47003, 99999,
+            40001, 40003, 40014, 40037, 41030, 42001, 43107, 45009, 45103, 45109, 47001, 47003,
+            48001, 99999,
         ] {
             assert_eq!(policy_for(code), Policy::Fail, "{code}");
         }
@@ -235,9 +248,28 @@ mod tests {
         ] {
             assert!(meaning(code).not_the_message, "{code}");
         }
-        for code in [0, 40003, 40037, 41028, 43101, 45168, 47003, 99999] {
+        for code in [
+            0, 40003, 40037, 41028, 43101, 43107, 45168, 47001, 47003, 48001, 99999,
+        ] {
             assert!(!meaning(code).not_the_message, "{code}");
         }
+    }
+
+    #[test]
+    fn failures_a_retry_cannot_mend_say_what_to_check() {
+        assert_eq!(meaning(43107).hint, Hint::CapabilityBanned);
+        assert_eq!(meaning(48001).hint, Hint::ApiUnauthorized);
+        assert_eq!(meaning(47001).hint, Hint::BodyFormat);
+        assert_eq!(meaning(40037).hint, Hint::UnknownTemplate);
+        for code in [43107, 47001, 48001, 40037] {
+            assert!(!meaning(code).retry_later, "{code}");
+            assert_eq!(meaning(code).quota, None, "{code}");
+        }
+        // The token quota's advice names the reset that needs no token.
+        let advice = meaning(45009).fetch_advice;
+        assert!(advice.contains("clear_quota/v2"), "{advice}");
+        assert!(advice.contains("48006"), "{advice}");
+        assert!(!advice.contains("until clear_quota is called"), "{advice}");
     }
 
     #[test]

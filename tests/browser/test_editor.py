@@ -237,6 +237,11 @@ class EditorTest(unittest.TestCase):
         self.assertIn("买家的 openid 无效", dead.text)
         dead.find_element(By.CSS_SELECTOR, "td.reason summary").click()
         self.assertIn("invalid openid", dead.find_element(By.CSS_SELECTOR, "td.reason code").text)
+        # And the send API's daily quota, from openapi/quota/get.
+        self.wait(EC.text_to_be_present_in_element((By.ID, "outbox-quota"), "上限 100000"), "the send quota")
+        quota = self.css("#outbox-quota")
+        self.assertIn("今日发送额度", quota.text)
+        self.assertGreater(int(quota.get_attribute("data-remain")), 0)
 
         # Reload: the page keeps the secret (this tab) and the event; the mapping is kept.
         d.refresh()

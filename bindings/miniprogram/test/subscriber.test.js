@@ -106,6 +106,7 @@ test('WeChat errCodes become plain results', () => {
   const unknown = failureOf({ errCode: 29999, errMsg: 'requestSubscribeMessage:fail odd' });
   assert.deepEqual([unknown.reason, unknown.errCode, unknown.errMsg], ['failed', 29999, 'requestSubscribeMessage:fail odd']);
   assert.equal(answerKind('acceptWithAlert'), 'accepted');
+  assert.equal(answerKind('acceptWithForcePush'), 'accepted');
   assert.equal(answerKind('nonsense'), 'unknown');
 });
 

@@ -49,9 +49,10 @@ final class Admin
     public const MAX_SUBSCRIBE_PER_REQUEST = 3;
     /**
      * The answers of wx.requestSubscribeMessage that grant one message: `accept`, and the
-     * accept with a reminder style the buyer chose (`acceptWithAudio`, `acceptWithAlert`).
+     * accept with a reminder style the buyer chose (`acceptWithAudio`, `acceptWithAlert`,
+     * `acceptWithForcePush`; docs/spec/wechat.md), as the library reads the popup push.
      */
-    public const ACCEPT_ANSWERS = ['accept', 'acceptWithAudio', 'acceptWithAlert'];
+    public const ACCEPT_ANSWERS = ['accept', 'acceptWithAudio', 'acceptWithAlert', 'acceptWithForcePush'];
     /** Legacy form ids a page may report at once (a page batches its form submits). */
     public const MAX_FORM_IDS_PER_REQUEST = 10;
     /** What the developer tool and broken pages send instead of a form id. */
@@ -516,7 +517,7 @@ final class Admin
                     throw new AdminError(AdminError::TEMPLATE_IN_USE, "$event is mapped to template $templateId: map it to another template or remove its mapping first", [], ['event' => $event]);
                 }
             }
-            $this->wechat('POST', '/wxaapi/newtmpl/deltemplate', ['priTmplId' => $templateId], [40037 => AdminError::UNKNOWN_TEMPLATE]);
+            $this->wechat('POST', '/wxaapi/newtmpl/deltemplate', ['priTmplId' => $templateId], [20001 => AdminError::UNKNOWN_TEMPLATE, 40037 => AdminError::UNKNOWN_TEMPLATE]);
             $this->templates = null;
             return ['template_id' => $templateId, 'deleted' => true];
         });
@@ -613,6 +614,19 @@ final class Admin
                 'dead_letters' => $s['dead_letters'],
                 'reasons' => array_values($reasons),
             ];
+        });
+    }
+
+    /**
+     * The subscribe send's daily quota (openapi/quota/get): daily_limit, used,
+     * remain, so the shop sees a 45009 coming. Its own route: a WeChat failure
+     * here leaves the outbox panel working.
+     */
+    public function outboxQuota(): array
+    {
+        return $this->run(function () {
+            $this->requireApp();
+            return $this->notifier->apiQuota($this->appid);
         });
     }
 

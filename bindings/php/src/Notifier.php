@@ -365,6 +365,31 @@ final class Notifier
     }
 
     /**
+     * An API's daily quota from WeChat's openapi/quota/get: the subscribe
+     * send's when `$cgiPath` is null. A non-zero errcode throws
+     * WeChatException carrying WeChat's answer.
+     *
+     * @return array<string,mixed> appid, cgi_path, daily_limit, used, remain
+     */
+    public function apiQuota(string $appid, ?string $cgiPath = null): array
+    {
+        $out = $this->ffi->new('char*');
+        $status = $this->newer('fashop_notify_api_quota')->fashop_notify_api_quota(
+            $this->str($appid),
+            $cgiPath === null ? null : $this->str($cgiPath),
+            FFI::addr($out)
+        );
+        $text = $this->take($out);
+        $answer = $text === null ? null : $this->decode($text);
+        try {
+            $this->check($status);
+        } catch (Exception\WeChatException $e) {
+            throw $answer === null ? $e : $e->withAnswer($answer);
+        }
+        return $answer ?? [];
+    }
+
+    /**
      * Validates and renders now, stores the message for a later flush (no network).
      *
      * @param array<string,mixed> $payload

@@ -106,6 +106,7 @@ final class Router
             $seg === ['library', 'templates'] => ['POST' => fn (Admin $a) => $a->createTemplate($in)],
             $seg === ['outbox'] => ['GET' => fn (Admin $a) => $a->outbox()],
             $seg === ['reach'] => ['GET' => fn (Admin $a) => $a->reach($q)],
+            $seg === ['outbox', 'quota'] => ['GET' => fn (Admin $a) => $a->outboxQuota()],
             $seg === ['outbox', 'requeue'] => ['POST' => fn (Admin $a) => $a->outboxRequeue($in)],
             $seg === ['outbox', 'drop'] => ['POST' => fn (Admin $a) => $a->outboxDrop($in)],
             default => null,
