@@ -24,7 +24,7 @@ mod sqlite_conn;
 mod store;
 mod wechat;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{china_day, civil_date, day_text, Clock, ManualClock, SystemClock};
 pub use config::{Config, LogLevel, LogSettings, OutboxSettings, StoreSpec, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use journal::{PushRecord, SendRecord, TokenRecord};

@@ -17,9 +17,6 @@ use crate::metrics::Metrics;
 use crate::store::TemplateStock;
 use crate::wechat::errcodes::{policy_for, Policy};
 
-/// China is UTC+8 all year: the owner's days are China days.
-const CHINA_OFFSET_SECS: i64 = 8 * 3600;
-const DAY_SECS: i64 = 86_400;
 /// How far ahead the grant stock looks for uses about to lapse.
 pub const LAPSE_WINDOW_DAYS: i64 = 7;
 
@@ -61,24 +58,7 @@ pub fn outcome_of(status: &str, errcode: i64) -> Option<&'static str> {
     }
 }
 
-/// The China day of a unix time in ms (days since 1970-01-01, China time).
-pub fn china_day(now_ms: i64) -> i64 {
-    (now_ms.div_euclid(1000) + CHINA_OFFSET_SECS).div_euclid(DAY_SECS)
-}
-
-/// `YYYY-MM-DD` of a day number (the proleptic Gregorian calendar).
-pub fn day_text(day: i64) -> String {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
+pub use crate::clock::{china_day, day_text};
 
 /// The day number of `YYYY-MM-DD`; an impossible date is refused.
 pub fn parse_day(field: &str, text: &str) -> Result<i64> {

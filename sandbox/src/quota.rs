@@ -4,10 +4,9 @@
 
 use std::collections::HashMap;
 
+use fashop_notify::{china_day, civil_date};
 use serde_json::{json, Value};
 
-const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
-const DAY_MS: i64 = 86_400_000;
 /// Resets a month through `clear_quota` and `clear_quota/v2` together.
 pub(crate) const RESETS_A_MONTH: u32 = 10;
 
@@ -38,21 +37,9 @@ pub(crate) struct Quotas {
     resets: HashMap<String, (i64, u32)>,
 }
 
-fn china_day(now_ms: i64) -> i64 {
-    (now_ms + CHINA_OFFSET_MS).div_euclid(DAY_MS)
-}
-
 /// Year * 12 + month of a China day (days since 1970-01-01).
 fn china_month(day: i64) -> i64 {
-    // Days to civil date (proleptic Gregorian), after H. Hinnant's algorithm.
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, _) = civil_date(day);
     year * 12 + month
 }
 
@@ -134,7 +121,7 @@ mod tests {
         assert_eq!(v["quota"]["used"], 2);
         assert_eq!(v["quota"]["remain"], 100_000 - 2);
         assert_eq!(
-            q.get("wx1", path, now + DAY_MS).unwrap()["quota"]["used"],
+            q.get("wx1", path, now + 86_400_000).unwrap()["quota"]["used"],
             0
         );
         assert_eq!(
@@ -155,6 +142,6 @@ mod tests {
         assert_eq!(q.get("wx2", path, now).unwrap()["quota"]["used"], 1);
         assert_eq!(q.clear("wx1", now).unwrap_err().0, 48006);
         // The next month brings ten more.
-        assert!(q.clear("wx1", now + 31 * DAY_MS).is_ok());
+        assert!(q.clear("wx1", now + 31 * 86_400_000).is_ok());
     }
 }

@@ -145,14 +145,5 @@ fn main() {
 
 /// YYYY-MM-DD in China time of unix seconds (the report's days).
 fn china_day(unix: i64) -> String {
-    let days = (unix + 8 * 3600).div_euclid(DAY);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{m:02}-{d:02}", yoe + era * 400 + i64::from(m <= 2))
+    fashop_notify::day_text(fashop_notify::china_day(unix * 1000))
 }

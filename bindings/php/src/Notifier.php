@@ -354,14 +354,7 @@ final class Notifier
             $body === null ? null : $this->json($body, 'callApi', 'body'),
             FFI::addr($out)
         );
-        $text = $this->take($out);
-        $answer = $text === null ? null : $this->decode($text);
-        try {
-            $this->check($status);
-        } catch (Exception\WeChatException $e) {
-            throw $answer === null ? $e : $e->withAnswer($answer);
-        }
-        return $answer ?? [];
+        return $this->answered($status, $out);
     }
 
     /**
@@ -379,14 +372,7 @@ final class Notifier
             $cgiPath === null ? null : $this->str($cgiPath),
             FFI::addr($out)
         );
-        $text = $this->take($out);
-        $answer = $text === null ? null : $this->decode($text);
-        try {
-            $this->check($status);
-        } catch (Exception\WeChatException $e) {
-            throw $answer === null ? $e : $e->withAnswer($answer);
-        }
-        return $answer ?? [];
+        return $this->answered($status, $out);
     }
 
     /**
@@ -550,6 +536,24 @@ final class Notifier
         $text = FFI::string($out);
         $this->ffi->fashop_notify_string_free($out);
         return $text;
+    }
+
+    /**
+     * WeChat's JSON written to `$out`, decoded, once the status is checked; a
+     * WeChatException carries that JSON.
+     *
+     * @return array<string,mixed>
+     */
+    private function answered(int $status, FFI\CData $out): array
+    {
+        $text = $this->take($out);
+        $answer = $text === null ? null : $this->decode($text);
+        try {
+            $this->check($status);
+        } catch (Exception\WeChatException $e) {
+            throw $answer === null ? $e : $e->withAnswer($answer);
+        }
+        return $answer ?? [];
     }
 
     private function check(int $status, ?SendOutcome $outcome = null): void
