@@ -2,6 +2,7 @@
 //! documents, rendering and the check of a mapping against the app's templates.
 //! Pure: no network, no store, no notifier; it imports only the crate's error type.
 
+pub mod cards;
 mod catalog;
 mod check;
 mod mapping;
