@@ -13,6 +13,7 @@ use once_cell::sync::Lazy;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response};
 
+use super::card_api as cards;
 use super::conn;
 use super::control;
 use super::fault::Effect;
@@ -159,6 +160,9 @@ enum Route {
     LegacyLibraryGet,
     LegacyTemplateAdd,
     LegacyTemplateDel,
+    SetUserNotify,
+    SetUserNotifyExt,
+    GetUserNotify,
     Unknown,
 }
 
@@ -180,6 +184,9 @@ impl Route {
             "/cgi-bin/wxopen/template/library/get" => Route::LegacyLibraryGet,
             "/cgi-bin/wxopen/template/add" => Route::LegacyTemplateAdd,
             "/cgi-bin/wxopen/template/del" => Route::LegacyTemplateDel,
+            "/wxa/set_user_notify" => Route::SetUserNotify,
+            "/wxa/set_user_notifyext" => Route::SetUserNotifyExt,
+            "/wxa/get_user_notify" => Route::GetUserNotify,
             _ => Route::Unknown,
         }
     }
@@ -204,6 +211,9 @@ impl Route {
                 | Route::LegacyLibraryGet
                 | Route::LegacyTemplateAdd
                 | Route::LegacyTemplateDel
+                | Route::SetUserNotify
+                | Route::SetUserNotifyExt
+                | Route::GetUserNotify
         )
     }
 }
@@ -400,6 +410,15 @@ fn answer_for(
         Route::StableToken => world.stable_token(json_body.unwrap_or(&Value::Null), now),
         Route::SubscribeSend => world.subscribe_send(token, json_body.unwrap_or(&Value::Null), now),
         Route::LegacySend => world.legacy_send(token, json_body.unwrap_or(&Value::Null), now),
+        Route::SetUserNotify => {
+            cards::set_user_notify(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
+        Route::SetUserNotifyExt => {
+            cards::set_user_notifyext(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
+        Route::GetUserNotify => {
+            cards::get_user_notify(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
         _ => {
             let appid = match world.check_token(token, now) {
                 Ok(a) => a,
