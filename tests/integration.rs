@@ -10,6 +10,7 @@ mod redis_server;
 mod sandbox_support;
 mod store_suite;
 
+mod cards_send;
 mod fork_locks;
 mod hardening;
 mod header;
@@ -31,6 +32,7 @@ mod outbox_ffi;
 mod outbox_processes;
 mod push;
 mod push_sandbox;
+mod sandbox_cards;
 mod sandbox_control;
 mod sandbox_faults;
 mod sandbox_fidelity;

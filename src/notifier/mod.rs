@@ -8,17 +8,19 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigPatch};
+use crate::config::{Config, ConfigPatch, StoreSpec};
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::ledger::Ledger;
 use crate::message::{MappingRegistry, TemplateCache};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::store::{open_cards, CardStore, StoreSlot};
 use crate::wechat::http::HttpClient;
 use crate::wechat::AppRegistry;
 
 mod apps;
+mod card;
 mod health;
 mod ledger;
 mod mapping;
@@ -42,6 +44,8 @@ pub struct Notifier {
     pub(crate) metrics: Metrics,
     pub(crate) journal: Journal,
     pub(crate) outbox: Outbox,
+    /// Where each order's service card stands (the store the settings name).
+    pub(crate) cards: StoreSlot<dyn CardStore>,
     /// Whether a `configure` ever succeeded, and the error of the failed
     /// first one(s) until then.
     pub(crate) configured: RwLock<Configured>,
@@ -85,6 +89,11 @@ impl Notifier {
             http: HttpClient::default(),
             metrics,
             outbox: Outbox::default(),
+            cards: StoreSlot::new(
+                open_cards(&StoreSpec::Memory).expect("the memory card store opens"),
+                "service card updates were made",
+                "send",
+            ),
             configured: RwLock::new(Configured::Defaults),
         }
     }
@@ -134,8 +143,10 @@ impl Notifier {
         let mut config = self.config.write();
         let next = patch.apply_to(&config);
         self.outbox.check_switch(&next)?;
+        self.cards.check_switch(&next.store)?;
         self.ledger.configure(&next)?;
         self.outbox.configure(&next)?;
+        self.cards.switch(&next.store, open_cards)?;
         self.http.configure(&next);
         self.metrics.configure(&next);
         self.journal.configure(&next.log);
