@@ -94,3 +94,26 @@ pub unsafe extern "C" fn fashop_notify_outbox_drop(
         notifier().outbox_drop(appid, id)
     })
 }
+
+/// Writes where an order's service card stands to `*out_json`: `{"transaction_id",
+/// "notify_type", "statuses" (applied, oldest first), "last", "pending",
+/// "stopped"}` from the store; with `"openid"` and `"notify_type"` in
+/// `query_json` also WeChat's own view under `"wechat"` (`get_user_notify`:
+/// `content_json`, `code_state`, `code_expire_time`). `query_json`:
+/// `{"transaction_id": "42…", "openid"?, "notify_type"?}`.
+///
+/// # Safety
+/// `appid` and `query_json` are NULL or NUL-terminated strings; `out_json`
+/// is NULL or points to a `char *` the caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_card_status(
+    appid: *const c_char,
+    query_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_text("card_status", out_json, "out_json", || {
+        let appid = c_arg!(appid, "appid")?;
+        let query = c_arg!(query_json, "query_json")?;
+        notifier().card_status(appid, query)
+    })
+}

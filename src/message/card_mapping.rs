@@ -393,7 +393,12 @@ pub fn render_card(
     }
     let mut content = Map::new();
     content.insert("cur_status".into(), card.status.into());
-    for f in &card.fields {
+    // Product lists last: a product without a path links to the card's page.
+    let (lists, plain): (Vec<_>, Vec<_>) = card
+        .fields
+        .iter()
+        .partition(|f| f.kind == CardFieldType::ProductList);
+    for f in plain.into_iter().chain(lists) {
         let text = rendered(card, &f.pattern, &fields, &f.name)?;
         let value = card_value(f.kind, &text, &content).map_err(|why| {
             Error::Mapping(format!("card {} field {}: {why}", card.notify_type, f.name))

@@ -397,6 +397,27 @@ final class Notifier
         return $id;
     }
 
+    /**
+     * Where an order's service card stands: the statuses applied (oldest first),
+     * `last`, `pending`, `stopped` (the buyer refused the card); with `$openid`
+     * and `$notifyType` also WeChat's own view under `wechat` (get_user_notify).
+     *
+     * @return array<string,mixed>
+     */
+    public function cardStatus(string $appid, string $transactionId, ?string $openid = null, ?int $notifyType = null): array
+    {
+        $query = ['transaction_id' => $transactionId];
+        if ($openid !== null && $notifyType !== null) {
+            $query['openid'] = $openid;
+            $query['notify_type'] = $notifyType;
+        }
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_card_status')->fashop_notify_card_status(
+            $this->str($appid),
+            $this->str(json_encode($query, JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE)),
+            $out
+        ));
+    }
+
     /** @return array<string,mixed> pending, due, dead, sent by event */
     public function outboxStats(?string $appid = null): array
     {
