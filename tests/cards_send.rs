@@ -44,6 +44,10 @@ struct Shop {
 }
 
 fn shop(mappings: &str) -> Shop {
+    shop_on("memory", mappings)
+}
+
+fn shop_on(store: &str, mappings: &str) -> Shop {
     let sb = Sandbox::start_with(SandboxOptions {
         clock_start: Some(PAY_TIME),
         ..SandboxOptions::default()
@@ -51,7 +55,7 @@ fn shop(mappings: &str) -> Shop {
     sb.seed_user(DEMO_APPID, BUYER);
     let clock = Arc::new(ManualClock::at(SystemClock.now()));
     let n = Notifier::with_clock(clock.clone());
-    n.configure(&json!({"api_base": sb.url(), "max_retries": 1}).to_string())
+    n.configure(&json!({"api_base": sb.url(), "max_retries": 1, "store": store}).to_string())
         .unwrap();
     n.register_app(&json!({"appid": DEMO_APPID, "secret": DEMO_SECRET}).to_string())
         .unwrap();
@@ -323,4 +327,53 @@ fn render_previews_the_card_request_and_the_check_skips_card_templates() {
         .as_str()
         .unwrap()
         .contains("\"channel\": \"card\""));
+}
+
+/// Updates that come while earlier ones of the same card wait in the outbox
+/// queue behind them, in every store; the retried pay callback changes nothing.
+fn later_updates_queue_behind_earlier_ones(store: &str) {
+    let s = shop_on(store, CARD_MAPPINGS);
+    s.sb.record_payment(DEMO_APPID, TX, BUYER, 12850, PAY_TIME, 60);
+    for event in [
+        "order_pay_success",
+        "order_delivered",
+        "order_refund_apply",
+        "order_pay_success",
+    ] {
+        let (r, o) = s.send(event);
+        r.unwrap();
+        assert_eq!(o["card"]["result"], "queued", "{event}: {o}");
+    }
+    let card: Value = serde_json::from_str(
+        &s.n.card_status(DEMO_APPID, &json!({"transaction_id": TX}).to_string())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["queued"], json!([1, 4, 6]), "{card}");
+    s.drain();
+    assert_eq!(s.statuses(), vec![1, 4, 6]);
+    let card: Value = serde_json::from_str(
+        &s.n.card_status(DEMO_APPID, &json!({"transaction_id": TX}).to_string())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(card["statuses"], json!([1, 4, 6]), "{card}");
+    assert_eq!(card["queued"], json!([]), "{card}");
+}
+
+#[test]
+fn later_updates_queue_behind_earlier_ones_in_memory() {
+    later_updates_queue_behind_earlier_ones("memory");
+}
+
+#[test]
+fn later_updates_queue_behind_earlier_ones_on_sqlite() {
+    let dir = crate::store_suite::TempDir::new("cards-queue");
+    later_updates_queue_behind_earlier_ones(&format!("sqlite:{}", dir.file("notify.db")));
+}
+
+#[test]
+fn later_updates_queue_behind_earlier_ones_on_redis() {
+    let redis = crate::redis_server::RedisServer::start();
+    later_updates_queue_behind_earlier_ones(&redis.spec("cards"));
 }

@@ -10,6 +10,7 @@ mod redis_server;
 mod sandbox_support;
 mod store_suite;
 
+mod cards_processes;
 mod cards_send;
 mod fork_locks;
 mod hardening;

@@ -111,6 +111,8 @@ impl Notifier {
         let run = self.run_card(app, update);
         let mut outbox_id = None;
         let (result, outcome) = match run.end {
+            // WeChat took it but the store did not record it: say so.
+            CardEnd::Applied if run.fault.is_some() => ("applied", Err(card_fault(&run))),
             CardEnd::Applied => ("applied", Ok(())),
             CardEnd::Duplicate => ("duplicate", Ok(())),
             CardEnd::Stopped => ("stopped", Ok(())),
@@ -206,7 +208,12 @@ impl Notifier {
             due_ms: now,
         };
         let key = new.idempotency_key.clone();
-        Ok((self.outbox.enqueue(&new, now)?, key))
+        let enqueued = self.outbox.enqueue(&new, now)?;
+        // Updates of the card that come later wait for this one.
+        self.cards
+            .for_records()
+            .card_queue(appid, &update.code, update.status, true)?;
+        Ok((enqueued, key))
     }
 
     /// The flush of a card update kept in the outbox, as a send report the
@@ -233,12 +240,10 @@ impl Notifier {
             CardEnd::Applied => ("applied", SendStatus::Sent, Ok(())),
             CardEnd::Duplicate => ("duplicate", SendStatus::Duplicate, Ok(())),
             CardEnd::Stopped => ("stopped", SendStatus::Sent, Ok(())),
-            CardEnd::Later(Later::Busy) => (
+            CardEnd::Later(why @ (Later::Busy | Later::Behind)) => (
                 "queued",
                 SendStatus::Failed,
-                Err(Error::Uncertain(
-                    "another update of this order's card is under way".into(),
-                )),
+                Err(Error::Uncertain(later_text(why, &run))),
             ),
             CardEnd::Later(why) => (
                 "queued",
@@ -256,6 +261,11 @@ impl Notifier {
             }
         };
         self.observe_card(app, event, &update, &run, result);
+        if matches!(run.end, CardEnd::Illegal | CardEnd::Failed) {
+            // Given up: the card's later updates no longer wait for it.
+            let store = self.cards.current();
+            let _ = store.card_queue(&app.appid, &update.code, update.status, false);
+        }
         let card = CardOutcome {
             notify_type: update.notify_type,
             status: update.status,
@@ -297,6 +307,7 @@ impl Notifier {
             "last": rec.as_ref().and_then(|r| r.last()),
             "pending": rec.as_ref().and_then(|r| r.pending),
             "stopped": rec.as_ref().is_some_and(|r| r.stopped),
+            "queued": rec.as_ref().map(|r| r.queued.clone()).unwrap_or_default(),
         });
         if let (Some(openid), Some(t)) = (
             q.get("openid").and_then(Value::as_str),
@@ -360,6 +371,10 @@ fn explain_card(run: &CardRun) -> String {
 fn later_text(why: Later, run: &CardRun) -> String {
     match why {
         Later::Busy => "another update of this order's card is under way".into(),
+        Later::Behind => {
+            "earlier updates of this order's card wait in the outbox: this one goes after them"
+                .into()
+        }
         Later::NotActivated => {
             "the card is not activated yet: its first status is still to be applied".into()
         }

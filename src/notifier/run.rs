@@ -525,6 +525,7 @@ impl Notifier {
         let prev = match claim {
             CardClaim::Done => return Ok((CardEvent::AlreadyApplied, String::new())),
             CardClaim::Busy => return Ok((CardEvent::Busy, String::new())),
+            CardClaim::Behind => return Ok((CardEvent::Behind, String::new())),
             CardClaim::Stopped => return Ok((CardEvent::Stopped, String::new())),
             CardClaim::Fresh { prev } => prev,
         };

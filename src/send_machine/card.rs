@@ -39,6 +39,8 @@ pub enum CardEvent {
     AlreadyApplied,
     /// Another update of this card is under way.
     Busy,
+    /// Updates of this card that came earlier wait in the outbox.
+    Behind,
     /// The card is not activated yet and this status cannot activate it:
     /// the activating update is still to come (claim held).
     NotActivated,
@@ -81,6 +83,8 @@ pub enum CardEnd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Later {
     Busy,
+    /// Earlier updates of the card wait in the outbox.
+    Behind,
     NotActivated,
     /// WeChat does not know the transaction id yet ("notify_code 不存在").
     CodeUnknown,
@@ -128,6 +132,7 @@ impl CardMachine {
             }
             CardEvent::AlreadyApplied => self.end(CardEnd::Duplicate),
             CardEvent::Busy => self.end(CardEnd::Later(Later::Busy)),
+            CardEvent::Behind => self.end(CardEnd::Later(Later::Behind)),
             CardEvent::NotActivated => {
                 self.claimed = true;
                 self.release(CardEnd::Later(Later::NotActivated));
@@ -277,6 +282,7 @@ mod tests {
         for e in [
             CardEvent::AlreadyApplied,
             CardEvent::Busy,
+            CardEvent::Behind,
             CardEvent::Stopped,
         ] {
             let a = run(&[e]);

@@ -18,6 +18,9 @@ pub struct CardRecord {
     pub pending: Option<u32>,
     /// The buyer refused this code (code_state 10): no more updates.
     pub stopped: bool,
+    /// Statuses waiting in the outbox, in the order they came: a later
+    /// update goes out only after them.
+    pub queued: Vec<u32>,
 }
 
 impl CardRecord {
@@ -35,6 +38,8 @@ pub enum CardClaim {
     Done,
     /// Another update of this card is under way.
     Busy,
+    /// Updates that came earlier wait in the outbox: this one goes after them.
+    Behind,
     /// The buyer refused the code.
     Stopped,
 }
@@ -53,8 +58,13 @@ pub trait CardStore: Send + Sync + std::fmt::Debug {
         lease_ms: i64,
     ) -> Result<CardClaim>;
 
-    /// Ends the claim of `status`; `applied` when WeChat took it.
+    /// Ends the claim of `status`; `applied` when WeChat took it (it leaves
+    /// the queue too).
     fn card_settle(&self, appid: &str, code: &str, status: u32, applied: bool) -> Result<()>;
+
+    /// Puts `status` at the end of the card's queue (`add`, once), or takes
+    /// it out (an update the outbox gave up on).
+    fn card_queue(&self, appid: &str, code: &str, status: u32, add: bool) -> Result<()>;
 
     /// The buyer refused the code: later claims answer `Stopped`.
     fn card_stop(&self, appid: &str, code: &str) -> Result<()>;
@@ -75,8 +85,33 @@ pub(crate) fn claim_rule(
         CardClaim::Done
     } else if rec.pending.is_some() && pending_until > now_ms {
         CardClaim::Busy
+    } else if rec.queued.first().is_some_and(|head| *head != status) {
+        CardClaim::Behind
     } else {
         CardClaim::Fresh { prev: rec.last() }
+    }
+}
+
+/// What settling and queueing do to a record, for every backend.
+pub(crate) fn settle_rule(rec: &mut CardRecord, status: u32, applied: bool) {
+    if rec.pending == Some(status) {
+        rec.pending = None;
+    }
+    if applied {
+        if !rec.statuses.contains(&status) {
+            rec.statuses.push(status);
+        }
+        rec.queued.retain(|s| *s != status);
+    }
+}
+
+pub(crate) fn queue_rule(rec: &mut CardRecord, status: u32, add: bool) {
+    if add {
+        if !rec.queued.contains(&status) && !rec.statuses.contains(&status) {
+            rec.queued.push(status);
+        }
+    } else {
+        rec.queued.retain(|s| *s != status);
     }
 }
 

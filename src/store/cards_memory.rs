@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use parking_lot::Mutex;
 
-use super::cards::{claim_rule, CardClaim, CardRecord, CardStore};
+use super::cards::{claim_rule, queue_rule, settle_rule, CardClaim, CardRecord, CardStore};
 use crate::error::Result;
 
 #[derive(Debug, Default)]
@@ -31,9 +31,13 @@ impl CardStore for MemoryCards {
         let (rec, until) = cards.entry(key(appid, code)).or_default();
         rec.notify_type = notify_type;
         let claim = claim_rule(rec, *until, status, now_ms);
-        if let CardClaim::Fresh { .. } = claim {
-            rec.pending = Some(status);
-            *until = now_ms + lease_ms;
+        match claim {
+            CardClaim::Fresh { .. } => {
+                rec.pending = Some(status);
+                *until = now_ms + lease_ms;
+            }
+            CardClaim::Done => queue_rule(rec, status, false),
+            _ => {}
         }
         Ok(claim)
     }
@@ -41,13 +45,15 @@ impl CardStore for MemoryCards {
     fn card_settle(&self, appid: &str, code: &str, status: u32, applied: bool) -> Result<()> {
         let mut cards = self.cards.lock();
         if let Some((rec, _)) = cards.get_mut(&key(appid, code)) {
-            if rec.pending == Some(status) {
-                rec.pending = None;
-            }
-            if applied && !rec.statuses.contains(&status) {
-                rec.statuses.push(status);
-            }
+            settle_rule(rec, status, applied);
         }
+        Ok(())
+    }
+
+    fn card_queue(&self, appid: &str, code: &str, status: u32, add: bool) -> Result<()> {
+        let mut cards = self.cards.lock();
+        let (rec, _) = cards.entry(key(appid, code)).or_default();
+        queue_rule(rec, status, add);
         Ok(())
     }
 

@@ -15,15 +15,39 @@ use super::RedisStore;
 /// lives for weeks at most; unverified: WeChat states no lifetime).
 const KEEP_MS: i64 = 90 * 24 * 3600 * 1000;
 
+/// Lua helpers: whether a comma list holds an item, and the list without it.
+const LISTS: &str = r"
+local function has(list, item)
+  for s in string.gmatch(list, '[^,]+') do
+    if s == item then return true end
+  end
+  return false
+end
+local function without(list, item)
+  local out = {}
+  for s in string.gmatch(list, '[^,]+') do
+    if s ~= item then table.insert(out, s) end
+  end
+  return table.concat(out, ',')
+end
+local function with(list, item)
+  if list == '' then return item end
+  return list .. ',' .. item
+end
+";
+
 const CLAIM: &str = r"
 local h = KEYS[1]
-local t = redis.call('HMGET', h, 's', 'p', 'u', 'x')
-local statuses = t[1] or ''
+local t = redis.call('HMGET', h, 's', 'p', 'u', 'x', 'q')
+local statuses, queued = t[1] or '', t[5] or ''
 if t[4] == '1' then return 'stopped' end
-for s in string.gmatch(statuses, '[^,]+') do
-  if s == ARGV[2] then return 'done' end
+if has(statuses, ARGV[2]) then
+  if has(queued, ARGV[2]) then redis.call('HSET', h, 'q', without(queued, ARGV[2])) end
+  return 'done'
 end
 if t[2] and t[2] ~= '' and tonumber(t[3] or '0') > tonumber(ARGV[3]) then return 'busy' end
+local head = string.match(queued, '^([^,]+)')
+if head and head ~= ARGV[2] then return 'behind' end
 redis.call('HSET', h, 't', ARGV[1], 'p', ARGV[2], 'u', tonumber(ARGV[3]) + tonumber(ARGV[4]), 's', statuses)
 redis.call('PEXPIRE', h, ARGV[5])
 return 'fresh:' .. (string.match(statuses, '([^,]+)$') or '')
@@ -32,16 +56,27 @@ return 'fresh:' .. (string.match(statuses, '([^,]+)$') or '')
 const SETTLE: &str = r"
 local h = KEYS[1]
 if redis.call('EXISTS', h) == 0 then return 0 end
-local t = redis.call('HMGET', h, 's', 'p')
-local statuses = t[1] or ''
+local t = redis.call('HMGET', h, 's', 'p', 'q')
+local statuses, queued = t[1] or '', t[3] or ''
 if t[2] == ARGV[1] then redis.call('HDEL', h, 'p') end
 if ARGV[2] == '1' then
-  for s in string.gmatch(statuses, '[^,]+') do
-    if s == ARGV[1] then return 1 end
-  end
-  if statuses == '' then statuses = ARGV[1] else statuses = statuses .. ',' .. ARGV[1] end
-  redis.call('HSET', h, 's', statuses)
+  if not has(statuses, ARGV[1]) then statuses = with(statuses, ARGV[1]) end
+  redis.call('HSET', h, 's', statuses, 'q', without(queued, ARGV[1]))
 end
+return 1
+";
+
+const QUEUE: &str = r"
+local h = KEYS[1]
+local t = redis.call('HMGET', h, 's', 'q')
+local statuses, queued = t[1] or '', t[2] or ''
+if ARGV[2] == '1' then
+  if not has(queued, ARGV[1]) and not has(statuses, ARGV[1]) then queued = with(queued, ARGV[1]) end
+else
+  queued = without(queued, ARGV[1])
+end
+redis.call('HSET', h, 'q', queued, 's', statuses)
+redis.call('PEXPIRE', h, ARGV[3])
 return 1
 ";
 
@@ -49,6 +84,7 @@ pub struct RedisCards {
     server: RedisStore,
     claim: Script,
     settle: Script,
+    queue: Script,
 }
 
 impl fmt::Debug for RedisCards {
@@ -63,8 +99,9 @@ impl RedisCards {
     pub fn open(spec: &str) -> Result<RedisCards> {
         Ok(RedisCards {
             server: RedisStore::open(spec)?,
-            claim: Script::new(CLAIM),
-            settle: Script::new(SETTLE),
+            claim: Script::new(&format!("{LISTS}{CLAIM}")),
+            settle: Script::new(&format!("{LISTS}{SETTLE}")),
+            queue: Script::new(&format!("{LISTS}{QUEUE}")),
         })
     }
 
@@ -98,6 +135,7 @@ impl CardStore for RedisCards {
             "stopped" => CardClaim::Stopped,
             "done" => CardClaim::Done,
             "busy" => CardClaim::Busy,
+            "behind" => CardClaim::Behind,
             other => CardClaim::Fresh {
                 prev: other.strip_prefix("fresh:").and_then(|s| s.parse().ok()),
             },
@@ -111,6 +149,19 @@ impl CardStore for RedisCards {
                 .key(&key)
                 .arg(status)
                 .arg(if applied { "1" } else { "0" })
+                .invoke(c)
+        })?;
+        Ok(())
+    }
+
+    fn card_queue(&self, appid: &str, code: &str, status: u32, add: bool) -> Result<()> {
+        let key = self.key(appid, code);
+        let _: i64 = self.server.run(|c| {
+            self.queue
+                .key(&key)
+                .arg(status)
+                .arg(if add { "1" } else { "0" })
+                .arg(KEEP_MS)
                 .invoke(c)
         })?;
         Ok(())
@@ -136,7 +187,7 @@ impl CardStore for RedisCards {
         let fields: Vec<Option<String>> = self.server.run(|c| {
             redis::cmd("HMGET")
                 .arg(&key)
-                .arg(&["t", "s", "p", "u", "x"])
+                .arg(&["t", "s", "p", "u", "x", "q"])
                 .query(c)
         })?;
         let get = |i: usize| fields.get(i).cloned().flatten();
@@ -151,6 +202,7 @@ impl CardStore for RedisCards {
                 .filter(|_| until > now_ms)
                 .and_then(|p| p.parse().ok()),
             stopped: get(4).as_deref() == Some("1"),
+            queued: statuses_of(&get(5).unwrap_or_default()),
         }))
     }
 }

@@ -5,7 +5,10 @@ use std::fmt;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::cards::{claim_rule, statuses_of, statuses_text, CardClaim, CardRecord, CardStore};
+use super::cards::{
+    claim_rule, queue_rule, settle_rule, statuses_of, statuses_text, CardClaim, CardRecord,
+    CardStore,
+};
 use crate::error::Result;
 use crate::sqlite_conn::{Schema, StoreFile};
 
@@ -19,6 +22,8 @@ const MIGRATIONS: &[&str] = &["
         pending INTEGER,
         pending_until INTEGER NOT NULL DEFAULT 0,
         stopped INTEGER NOT NULL DEFAULT 0,
+        -- Statuses waiting in the outbox, in the order they came.
+        queued TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (appid, code)
     );"];
 
@@ -55,7 +60,7 @@ fn read(
     code: &str,
 ) -> rusqlite::Result<Option<(CardRecord, i64)>> {
     tx.query_row(
-        "SELECT notify_type, statuses, pending, pending_until, stopped FROM cards WHERE appid = ?1 AND code = ?2",
+        "SELECT notify_type, statuses, pending, pending_until, stopped, queued FROM cards WHERE appid = ?1 AND code = ?2",
         params![appid, code],
         |r| {
             let rec = CardRecord {
@@ -63,6 +68,7 @@ fn read(
                 statuses: statuses_of(&r.get::<_, String>(1)?),
                 pending: r.get(2)?,
                 stopped: r.get::<_, i64>(4)? != 0,
+                queued: statuses_of(&r.get::<_, String>(5)?),
             };
             Ok((rec, r.get(3)?))
         },
@@ -78,10 +84,10 @@ fn write(
     until: i64,
 ) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO cards (appid, code, notify_type, statuses, pending, pending_until, stopped)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO cards (appid, code, notify_type, statuses, pending, pending_until, stopped, queued)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (appid, code) DO UPDATE SET notify_type = ?3, statuses = ?4, pending = ?5,
-             pending_until = ?6, stopped = ?7",
+             pending_until = ?6, stopped = ?7, queued = ?8",
         params![
             appid,
             code,
@@ -89,7 +95,8 @@ fn write(
             statuses_text(&rec.statuses),
             rec.pending,
             until,
-            rec.stopped as i64
+            rec.stopped as i64,
+            statuses_text(&rec.queued)
         ],
     )?;
     Ok(())
@@ -109,9 +116,16 @@ impl CardStore for SqliteCards {
             let (mut rec, until) = read(tx, appid, code)?.unwrap_or_default();
             rec.notify_type = notify_type;
             let claim = claim_rule(&rec, until, status, now_ms);
-            if let CardClaim::Fresh { .. } = claim {
-                rec.pending = Some(status);
-                write(tx, appid, code, &rec, now_ms + lease_ms)?;
+            match claim {
+                CardClaim::Fresh { .. } => {
+                    rec.pending = Some(status);
+                    write(tx, appid, code, &rec, now_ms + lease_ms)?;
+                }
+                CardClaim::Done if rec.queued.contains(&status) => {
+                    queue_rule(&mut rec, status, false);
+                    write(tx, appid, code, &rec, until)?;
+                }
+                _ => {}
             }
             Ok(claim)
         })
@@ -122,12 +136,15 @@ impl CardStore for SqliteCards {
             let Some((mut rec, until)) = read(tx, appid, code)? else {
                 return Ok(());
             };
-            if rec.pending == Some(status) {
-                rec.pending = None;
-            }
-            if applied && !rec.statuses.contains(&status) {
-                rec.statuses.push(status);
-            }
+            settle_rule(&mut rec, status, applied);
+            write(tx, appid, code, &rec, until)
+        })
+    }
+
+    fn card_queue(&self, appid: &str, code: &str, status: u32, add: bool) -> Result<()> {
+        self.file.write(|tx| {
+            let (mut rec, until) = read(tx, appid, code)?.unwrap_or_default();
+            queue_rule(&mut rec, status, add);
             write(tx, appid, code, &rec, until)
         })
     }
