@@ -31,7 +31,7 @@ pub fn payload(tx: &str) -> String {
     json!({"touser": BUYER, "fields": {
         "order_sn": "2026112221300001", "order_id": "10086", "refund_sn": "R1",
         "transaction_id": tx, "order_amount": "128.50", "pay_time": PAY_TIME,
-        "order_total_goods_num": 2,
+        "order_total_goods_num": 2, "order_total_goods_name": "法式碎花连衣裙 等2件",
         "order_goods": [{"title": "法式碎花连衣裙", "image": "https://img.example/goods/9.png",
                          "count": 2, "price": "64.25", "path": "pages/goods/detail?id=9"}]}})
     .to_string()
@@ -106,7 +106,12 @@ fn paid_shipped_refunded_show_once_in_order_for_a_buyer_without_grants() {
     r.unwrap();
     assert_eq!(o["status"], "duplicate", "{o}");
     assert_eq!(o["card"]["result"], "duplicate");
-    s.send("order_delivered").0.unwrap();
+    // WeChat busy once: posted again, applied, no error.
+    s.sb.inject(Fault::on(SET).http_status(503).count(1));
+    let (r, o) = s.send("order_delivered");
+    r.unwrap();
+    assert_eq!(o["card"]["result"], "applied", "{o}");
+    assert_eq!(o["card"]["attempts"], 2, "{o}");
     s.send("order_refund_apply").0.unwrap();
     assert_eq!(s.statuses(), vec![1, 4, 6]);
     // The card's fields as WeChat got them: goods in fen, the page without "/".
@@ -376,4 +381,24 @@ fn later_updates_queue_behind_earlier_ones_on_sqlite() {
 fn later_updates_queue_behind_earlier_ones_on_redis() {
     let redis = crate::redis_server::RedisServer::start();
     later_updates_queue_behind_earlier_ones(&redis.spec("cards"));
+}
+
+#[test]
+fn the_guides_card_example_loads_and_sends() {
+    let guide = include_str!("../docs/fashop-integration.md");
+    let example = guide
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|b| b.split("\n```").next())
+        .find(|b| b.contains("\"notify_type\""))
+        .expect("the guide has a card example");
+    let s = shop(example);
+    s.sb.record_payment(DEMO_APPID, TX, BUYER, 12850, PAY_TIME, 0);
+    // The buyer never tapped "allow": no message, the card all the same.
+    let (r, o) = s.send("order_pay_success");
+    assert!(r.is_err(), "no grant for the message: {o}");
+    assert_eq!(o["status"], "no_permit", "{o}");
+    assert_eq!(o["card"]["result"], "applied", "{o}");
+    s.send("order_delivered").0.unwrap();
+    assert_eq!(s.statuses(), vec![1, 4]);
 }

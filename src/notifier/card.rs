@@ -91,8 +91,12 @@ impl Notifier {
         let (card, result) = self.update_card(&app, event, &update);
         match message {
             Some(mut report) => {
-                if let Some(o) = report.outcome.as_mut() {
-                    o.card = Some(card);
+                match report.outcome.as_mut() {
+                    Some(o) => o.card = Some(card),
+                    // The message failed before it had an outcome: the card's.
+                    None => {
+                        report.outcome = card_only_report(event, &card, Ok(()), started).outcome
+                    }
                 }
                 report.recorded = None;
                 report
@@ -112,7 +116,19 @@ impl Notifier {
         let mut outbox_id = None;
         let (result, outcome) = match run.end {
             // WeChat took it but the store did not record it: say so.
-            CardEnd::Applied if run.fault.is_some() => ("applied", Err(card_fault(&run))),
+            CardEnd::Applied if run.unrecorded.is_some() => {
+                let e = run
+                    .unrecorded
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                (
+                    "applied",
+                    Err(Error::store(format!(
+                        "the card update was applied but not recorded: {e}"
+                    ))),
+                )
+            }
             CardEnd::Applied => ("applied", Ok(())),
             CardEnd::Duplicate => ("duplicate", Ok(())),
             CardEnd::Stopped => ("stopped", Ok(())),

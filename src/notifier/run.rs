@@ -431,6 +431,9 @@ pub(crate) struct CardRun {
     pub attempts: u32,
     /// The failure the update ended on, when it ended on one.
     pub fault: Option<Error>,
+    /// The store failed to record how the update settled (WeChat's answer
+    /// stands; the card's record does not show it).
+    pub unrecorded: Option<Error>,
 }
 
 /// How long a card update's claim holds while it is under way; a process
@@ -450,6 +453,7 @@ impl Notifier {
             errmsg: String::new(),
             attempts: 0,
             fault: None,
+            unrecorded: None,
         };
         let mut body = String::new();
         while let Some(action) = machine.poll() {
@@ -484,13 +488,13 @@ impl Notifier {
                     let settled =
                         store.card_settle(&app.appid, &update.code, update.status, applied);
                     if let Err(e) = settled {
-                        run.fault.get_or_insert(e);
+                        run.unrecorded.get_or_insert(e);
                     }
                     CardEvent::Settled
                 }
                 CardAction::Stop => {
                     if let Err(e) = store.card_stop(&app.appid, &update.code) {
-                        run.fault.get_or_insert(e);
+                        run.unrecorded.get_or_insert(e);
                     }
                     CardEvent::Settled
                 }
