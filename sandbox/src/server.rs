@@ -463,9 +463,12 @@ fn template_route(
             let Some(ids) = ids else {
                 return wx_error(200019, "invalid parameter ids");
             };
+            // The service cards' templates are not listed: they are added by
+            // their tid from the card guide (whether WeChat lists them here is
+            // unverified; docs/spec/wechat.md, service cards).
             let matching: Vec<_> = LIBRARY
                 .iter()
-                .filter(|t| ids.contains(&t.category_id))
+                .filter(|t| ids.contains(&t.category_id) && !t.keywords.is_empty())
                 .collect();
             let data: Vec<Value> = matching
                 .iter()
