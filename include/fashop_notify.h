@@ -328,6 +328,16 @@ enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t
 enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
 
 /*
+ Writes the service card definitions to `*out_json`: `{"cards": [{"notify_type",
+ "tid", "label", "categories", "fields", "statuses": [{"id", "label", "activate",
+ "after", "required", "optional"}]}], "product_fields", "field_types", "sources"}`.
+
+ # Safety
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_card_definitions(char **out_json);
+
+/*
  Writes where an order's service card stands to `*out_json`: `{"transaction_id",
  "notify_type", "statuses" (applied, oldest first), "last", "pending",
  "stopped"}` from the store; with `"openid"` and `"notify_type"` in

@@ -95,6 +95,21 @@ pub unsafe extern "C" fn fashop_notify_outbox_drop(
     })
 }
 
+/// Writes the service card definitions to `*out_json`: `{"cards": [{"notify_type",
+/// "tid", "label", "categories", "fields", "statuses": [{"id", "label", "activate",
+/// "after", "required", "optional"}]}], "product_fields", "field_types", "sources"}`.
+///
+/// # Safety
+/// `out_json` is NULL or points to a `char *` the caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_card_definitions(
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_text("card_definitions", out_json, "out_json", || {
+        Ok(notifier().card_definitions().to_string())
+    })
+}
+
 /// Writes where an order's service card stands to `*out_json`: `{"transaction_id",
 /// "notify_type", "statuses" (applied, oldest first), "last", "pending",
 /// "stopped"}` from the store; with `"openid"` and `"notify_type"` in

@@ -81,6 +81,13 @@ impl Notifier {
         render_body(&mappings, appid, event, payload_json)
     }
 
+    /// The service card definitions (2001/2002/2003: statuses, which may
+    /// activate, previous statuses, fields per status and their formats), as
+    /// JSON for an admin screen; see `message::cards`.
+    pub fn card_definitions(&self) -> &'static str {
+        crate::message::cards::cards_json()
+    }
+
     /// Every keyword type with its rule (limit, allowed characters, examples,
     /// source), as JSON for an admin screen; see `message::rules::types_json`.
     pub fn keyword_types(&self) -> &'static str {

@@ -73,6 +73,14 @@ int main(void) {
     snprintf(query, sizeof query, "{\"transaction_id\": \"%s\", \"openid\": \"%s\", \"notify_type\": 2001}", TX, BUYER);
     status_expect(query, "\"code_state\":0");
 
+    /* The card definitions, for an admin screen. */
+    char *defs = NULL;
+    CHECK_OK(fashop_notify_card_definitions(&defs));
+    CHECK(defs && strstr(defs, "\"notify_type\": 2001") && strstr(defs, "\"tid\": 10000001"));
+    fashop_notify_string_free(defs);
+    CHECK_STATUS(fashop_notify_card_definitions(NULL), FASHOP_NOTIFY_INVALID_ARGUMENT,
+                 "card_definitions: out_json must not be NULL");
+
     /* Bad input: a status and a message, never a crash, never an out string. */
     const char bad_utf8[] = {'w', 'x', (char)0xff, 0};
     char *out = (char *)bad_utf8;

@@ -114,6 +114,12 @@ final class Admin
         });
     }
 
+    /** The service card definitions, for the editor's 服务卡片 choice. */
+    public function cards(): array
+    {
+        return $this->run(fn () => ['cards' => $this->notifier->cardDefinitions()['cards'] ?? []]);
+    }
+
     /** The keyword types with their rules (limit, allowed characters), for the editor's legend. */
     public function keywordTypes(): array
     {

@@ -241,6 +241,18 @@ final class Notifier
         return $all['types'] ?? [];
     }
 
+    /**
+     * The service card definitions (2001/2002/2003): each card's statuses (which
+     * may activate a card, which each may follow, required and optional fields)
+     * and the fields' formats, for an admin screen.
+     *
+     * @return array<string,mixed>
+     */
+    public function cardDefinitions(): array
+    {
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_card_definitions')->fashop_notify_card_definitions($out));
+    }
+
     /** @param array<string,mixed> $permit openid, kind, template_id | value, order_sn, paid, created_at, count */
     public function addPermit(string $appid, array $permit): void
     {
