@@ -402,3 +402,32 @@ fn the_guides_card_example_loads_and_sends() {
     s.send("order_delivered").0.unwrap();
     assert_eq!(s.statuses(), vec![1, 4]);
 }
+
+#[test]
+fn a_card_update_the_outbox_gives_up_on_no_longer_holds_up_the_card() {
+    let s = shop(CARD_MAPPINGS);
+    s.n.configure(&json!({"outbox": {"max_attempts": 2}}).to_string())
+        .unwrap();
+    // WeChat never learns of this payment.
+    s.sb.record_payment(DEMO_APPID, TX, BUYER, 12850, PAY_TIME, 864_000);
+    s.send("order_pay_success").0.unwrap();
+    s.send("order_delivered").0.unwrap();
+    let card = |s: &Shop| -> Value {
+        serde_json::from_str(
+            &s.n.card_status(DEMO_APPID, &json!({"transaction_id": TX}).to_string())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(card(&s)["queued"], json!([1, 4]));
+    for _ in 0..10 {
+        s.n.flush_report(Some(DEMO_APPID), 10).unwrap();
+        s.clock.advance_secs(3600);
+    }
+    let stats: Value = serde_json::from_str(&s.n.outbox_stats(Some(DEMO_APPID)).unwrap()).unwrap();
+    assert_eq!(stats["pending"], 0, "{stats}");
+    assert_eq!(stats["dead"], 2, "{stats}");
+    let c = card(&s);
+    assert_eq!(c["queued"], json!([]), "{c}");
+    assert_eq!(c["statuses"], json!([]), "{c}");
+}

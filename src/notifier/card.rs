@@ -242,6 +242,7 @@ impl Notifier {
         event: &str,
         stored: &Map<String, Value>,
         started: Instant,
+        last: bool,
     ) -> SendReport {
         let update: CardUpdate = match serde_json::from_value(Value::Object(stored.clone())) {
             Ok(u) => u,
@@ -277,7 +278,14 @@ impl Notifier {
             }
         };
         self.observe_card(app, event, &update, &run, result);
-        if matches!(run.end, CardEnd::Illegal | CardEnd::Failed) {
+        // Given up for good, or on the last attempt the outbox allows: the
+        // card's later updates must not wait for a dead letter.
+        let counted_later = matches!(
+            run.end,
+            CardEnd::Later(Later::NotActivated | Later::CodeUnknown | Later::Unsent)
+                | CardEnd::Uncertain
+        );
+        if matches!(run.end, CardEnd::Illegal | CardEnd::Failed) || (last && counted_later) {
             // Given up: the card's later updates no longer wait for it.
             let store = self.cards.current();
             let _ = store.card_queue(&app.appid, &update.code, update.status, false);

@@ -303,7 +303,9 @@ impl Notifier {
             Err(e) => return Ok(SendReport::failed(e)),
         };
         if let Some(update) = stored.card_update() {
-            return Ok(self.flush_card(&app, &c.event, update, started));
+            // The attempt the outbox dead-letters after, when it fails again.
+            let last = c.attempts + 1 >= self.config().outbox.max_attempts;
+            return Ok(self.flush_card(&app, &c.event, update, started, last));
         }
         let msg = stored.into_message(c.idempotency_key.clone())?;
         let posting = Posting {
