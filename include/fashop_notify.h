@@ -9,6 +9,11 @@
 #include <stdbool.h>
 
 /*
+ Most products one card lists (unverified: WeChat states none).
+ */
+#define MAX_PRODUCTS 100
+
+/*
  How long an app's template list is trusted before it is read again.
  */
 #define TEMPLATE_TTL_MS 60000
@@ -326,6 +331,32 @@ enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t
  `appid` is NULL or a NUL-terminated string.
  */
 enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
+
+/*
+ Writes the service card definitions to `*out_json`: `{"cards": [{"notify_type",
+ "tid", "label", "categories", "fields", "statuses": [{"id", "label", "activate",
+ "after", "required", "optional"}]}], "product_fields", "field_types", "sources"}`.
+
+ # Safety
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_card_definitions(char **out_json);
+
+/*
+ Writes where an order's service card stands to `*out_json`: `{"transaction_id",
+ "notify_type", "statuses" (applied, oldest first), "last", "pending",
+ "stopped"}` from the store; with `"openid"` and `"notify_type"` in
+ `query_json` also WeChat's own view under `"wechat"` (`get_user_notify`:
+ `content_json`, `code_state`, `code_expire_time`). `query_json`:
+ `{"transaction_id": "42…", "openid"?, "notify_type"?}`.
+
+ # Safety
+ `appid` and `query_json` are NULL or NUL-terminated strings; `out_json`
+ is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_card_status(const char *appid,
+                                                  const char *query_json,
+                                                  char **out_json);
 
 /*
  Handles one request to the shop's push endpoint: `method` (`"GET"` for

@@ -32,6 +32,7 @@ pub use ledger::{
     ClaimedTake, KeyClaim, Kind, Lease, Ledger, PermitRequest, PermitStats, Remaining,
     SpentAndRecorded,
 };
+pub use message::cards;
 pub use message::rules;
 pub use message::{MessageKind, Overflow, RenderedMessage, TEMPLATE_TTL_MS};
 pub use metrics::{

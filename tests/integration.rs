@@ -11,6 +11,8 @@ mod sandbox_support;
 mod store_suite;
 
 mod fidelity3;
+mod cards_processes;
+mod cards_send;
 mod fork_locks;
 mod hardening;
 mod header;
@@ -33,6 +35,7 @@ mod outbox_processes;
 mod push;
 mod push_sandbox;
 mod reach;
+mod sandbox_cards;
 mod sandbox_control;
 mod sandbox_faults;
 mod sandbox_fidelity;

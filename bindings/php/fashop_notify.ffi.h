@@ -72,6 +72,12 @@ enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t
 
 enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
 
+enum FashopNotifyStatus fashop_notify_card_definitions(char **out_json);
+
+enum FashopNotifyStatus fashop_notify_card_status(const char *appid,
+                                                  const char *query_json,
+                                                  char **out_json);
+
 enum FashopNotifyStatus fashop_notify_handle_push(const char *appid,
                                                   const char *method,
                                                   const char *query_string,

@@ -82,6 +82,11 @@ fn run(
     if super::push::is_push_path(rest) {
         return Ok(super::push::handle(shared, method, rest, body));
     }
+    if super::card_control::is_card_path(rest) {
+        return Ok(super::card_control::control(
+            shared, method, rest, query, body,
+        ));
+    }
     let now = shared.clock.now();
     let post = *method == Method::Post;
     let get = *method == Method::Get;

@@ -13,6 +13,7 @@ use once_cell::sync::Lazy;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response};
 
+use super::card_api as cards;
 use super::conn;
 use super::control;
 use super::fault::Effect;
@@ -161,6 +162,9 @@ enum Route {
     LegacyTemplateDel,
     QuotaGet,
     ClearQuotaV2,
+    SetUserNotify,
+    SetUserNotifyExt,
+    GetUserNotify,
     Unknown,
 }
 
@@ -184,6 +188,9 @@ impl Route {
             "/cgi-bin/wxopen/template/del" => Route::LegacyTemplateDel,
             "/cgi-bin/openapi/quota/get" => Route::QuotaGet,
             "/cgi-bin/clear_quota/v2" => Route::ClearQuotaV2,
+            "/wxa/set_user_notify" => Route::SetUserNotify,
+            "/wxa/set_user_notifyext" => Route::SetUserNotifyExt,
+            "/wxa/get_user_notify" => Route::GetUserNotify,
             _ => Route::Unknown,
         }
     }
@@ -209,6 +216,9 @@ impl Route {
                 | Route::LegacyTemplateAdd
                 | Route::LegacyTemplateDel
                 | Route::QuotaGet
+                | Route::SetUserNotify
+                | Route::SetUserNotifyExt
+                | Route::GetUserNotify
         )
     }
 }
@@ -409,6 +419,15 @@ fn answer_for(
         Route::StableToken => world.stable_token(json_body.unwrap_or(&Value::Null), now),
         Route::SubscribeSend => world.subscribe_send(token, json_body.unwrap_or(&Value::Null), now),
         Route::LegacySend => world.legacy_send(token, json_body.unwrap_or(&Value::Null), now),
+        Route::SetUserNotify => {
+            cards::set_user_notify(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
+        Route::SetUserNotifyExt => {
+            cards::set_user_notifyext(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
+        Route::GetUserNotify => {
+            cards::get_user_notify(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
         _ => {
             let appid = match world.check_token(token, now) {
                 Ok(a) => a,
@@ -497,9 +516,12 @@ fn template_route(
             let Some(ids) = ids else {
                 return wx_error(200019, "invalid parameter ids");
             };
+            // The service cards' templates are not listed: they are added by
+            // their tid from the card guide (whether WeChat lists them here is
+            // unverified; docs/spec/wechat.md, service cards).
             let matching: Vec<_> = LIBRARY
                 .iter()
-                .filter(|t| ids.contains(&t.category_id))
+                .filter(|t| ids.contains(&t.category_id) && !t.keywords.is_empty())
                 .collect();
             let data: Vec<Value> = matching
                 .iter()

@@ -206,7 +206,23 @@ pub const LIBRARY: &[LibraryTemplate] = &[
             kw(3, "更新时间", "2026-11-23 20:10", "time"),
         ],
     },
+    // The service cards' templates: no keywords at all (addtemplate takes an
+    // empty kidList, gettemplate shows an empty content) and never sent with
+    // subscribeMessage.send (docs/spec/wechat.md, service cards).
+    card_template(10_000_001, "购物(实体物流)服务动态"),
+    card_template(10_000_002, "购物(自提)服务动态"),
+    card_template(10_000_003, "购物(虚拟发货)服务动态"),
 ];
+
+const fn card_template(tid: u32, title: &'static str) -> LibraryTemplate {
+    LibraryTemplate {
+        tid,
+        title,
+        category_id: 616,
+        kind: 2,
+        keywords: &[],
+    }
+}
 
 /// A private subscribe template seeded into every app: (priTmplId, library tid, kidList).
 pub const SEEDED: &[(&str, u32, &[u32])] = &[

@@ -438,6 +438,8 @@ pub(crate) struct World {
     pub(crate) push: super::push_state::PushState,
     /// The sandbox clock in ms at the request being handled (set by the server).
     pub(crate) now_ms: i64,
+    /// Payments and service cards (`cards.rs`).
+    pub(crate) cards: super::cards::CardWorld,
 }
 
 /// The result of a control operation: `Err` carries a message for the caller.
@@ -457,6 +459,7 @@ impl World {
             rng: seed,
             push: Default::default(),
             now_ms: 0,
+            cards: Default::default(),
         }
     }
 
@@ -990,6 +993,10 @@ impl World {
         else {
             return wx_error(40037, "invalid template_id");
         };
+        if template.keywords.is_empty() {
+            // A service card's template: set_user_notify only (wechat.md).
+            return wx_error(40037, "invalid template_id: a service card template is not sent with subscribeMessage.send");
+        }
         if let Err(a) = Self::check_page(app, page) {
             return a;
         }

@@ -209,9 +209,17 @@ fn check_event(
     report: &mut CheckReport,
 ) {
     let path = format!("events.{name}");
+    if !mapping.channel.has_message() {
+        // A card-only event sends no subscribe message: no template to check.
+        return;
+    }
     let Some(template) = live_template(&path, mapping, templates, report) else {
         return;
     };
+    if template.keywords.is_empty() {
+        report.problems.push(card_template_finding(&path, template));
+        return;
+    }
     let data = format!("{path}.data");
     check_keyword_names(&data, mapping, template, report);
     let examples = examples_of(name, mapping);
@@ -271,6 +279,20 @@ fn live_template<'t>(
         });
     }
     found
+}
+
+/// A template without keywords is a service card's (tids 10000001…:
+/// gettemplate shows an empty content): one finding that says so, instead of
+/// one "not in template" per mapped keyword.
+fn card_template_finding(path: &str, template: &LiveTemplate) -> Finding {
+    Finding {
+        path: format!("{path}.template_id"),
+        kind: "card_template",
+        message: format!(
+            "template {} ({}) has no keywords: it is a service card template (new one-time subscription), which subscribeMessage.send refuses; map the event with \"channel\": \"card\" and a \"card\" instead",
+            template.id, template.title
+        ),
+    }
 }
 
 /// The mapping fills exactly the template's keywords: one it lacks makes

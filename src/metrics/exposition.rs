@@ -45,7 +45,7 @@ struct Def {
 }
 
 /// Every family except the latency histogram, in output order.
-const FAMILIES: [Def; 12] = [
+const FAMILIES: [Def; 13] = [
     Def {
         name: SENDS,
         kind: Kind::Counter,
@@ -117,6 +117,13 @@ const FAMILIES: [Def; 12] = [
         per_process: false,
     },
     Def {
+        name: CARD_UPDATES,
+        kind: Kind::Counter,
+        labels: &["notify_type", "status", "outcome"],
+        help: "Service card updates by card type, status and outcome",
+        per_process: false,
+    },
+    Def {
         name: LOG_FAILURES,
         kind: Kind::Counter,
         labels: &[],
@@ -133,8 +140,8 @@ const FAMILIES: [Def; 12] = [
     },
 ];
 
-pub(crate) const FAMILY_NAMES: [&str; 12] = {
-    let mut names = [""; 12];
+pub(crate) const FAMILY_NAMES: [&str; FAMILIES.len()] = {
+    let mut names = [""; FAMILIES.len()];
     let mut i = 0;
     while i < FAMILIES.len() {
         names[i] = FAMILIES[i].name;

@@ -52,6 +52,7 @@ pub(crate) const PUSH_EVENTS: &str = "fashop_notify_push_events_total";
 /// Sends refused because the subscribe capability is banned, apart from the
 /// other failures: no send of that app or template can succeed until a person acts.
 pub(crate) const SUBSCRIBE_BANNED: &str = "fashop_notify_subscribe_banned_total";
+pub(crate) const CARD_UPDATES: &str = "fashop_notify_card_updates_total";
 pub(crate) const LOG_FAILURES: &str = "fashop_notify_log_write_failures_total";
 pub(crate) const FLUSH_FAILURES: &str = "fashop_notify_metrics_flush_failures_total";
 /// How the histogram is kept in a shared sink: per-bucket (not cumulative)
@@ -94,6 +95,7 @@ struct Inner {
     /// (metrics/reach.rs; not in the Prometheus text).
     reach: Family<5, Cell>,
     subscribe_banned: Family<2, Cell>,
+    card_updates: Family<3, Cell>,
     log_failures: Arc<Cell>,
     /// Per process by nature: the sink that failed cannot hold it.
     flush_failures: Cell,
@@ -211,6 +213,7 @@ impl Metrics {
                 push_events: Default::default(),
                 reach: Default::default(),
                 subscribe_banned: Default::default(),
+                card_updates: Default::default(),
                 permit_stock: Default::default(),
                 outbox: Default::default(),
                 shared: Default::default(),
@@ -315,6 +318,14 @@ impl Metrics {
         self.inner
             .subscribe_banned
             .with([appid, event], |c| c.add(1));
+    }
+
+    /// A service card update ended: card type, status and `outcome`
+    /// (applied, duplicate, queued, stopped, refused, failed, uncertain).
+    pub fn record_card_update(&self, notify_type: &str, status: &str, outcome: &str) {
+        self.inner
+            .card_updates
+            .with([notify_type, status, outcome], |c| c.add(1));
         self.written();
     }
 
@@ -477,6 +488,8 @@ impl Inner {
         i.reach.each(|k, c| push(reach::REACH, k.values(), c));
         i.subscribe_banned
             .each(|k, c| push(SUBSCRIBE_BANNED, k.values(), c));
+        i.card_updates
+            .each(|k, c| push(CARD_UPDATES, k.values(), c));
         for (name, fam) in [
             (TOKEN_RECOVERED, &i.token_recovered),
             (PERMITS_ADDED, &i.permits_added),
@@ -542,6 +555,7 @@ impl Inner {
         i.push_events.each(|_, c| c.rebase());
         i.reach.each(|_, c| c.rebase());
         i.subscribe_banned.each(|_, c| c.rebase());
+        i.card_updates.each(|_, c| c.rebase());
         for fam in [
             &i.token_recovered,
             &i.permits_added,
@@ -631,6 +645,7 @@ impl Metrics {
         f.series.insert(PUSH_EVENTS, counters(&i.push_events));
         f.series
             .insert(SUBSCRIBE_BANNED, counters(&i.subscribe_banned));
+        f.series.insert(CARD_UPDATES, counters(&i.card_updates));
         f.series.insert(
             LOG_FAILURES,
             [(Vec::new(), clamp(i.log_failures.get()))].into(),

@@ -15,6 +15,7 @@ use super::send::{SendReport, SendStatus};
 use super::Notifier;
 use crate::config::OutboxSettings;
 use crate::error::{Error, Result};
+use crate::message::Channel;
 use crate::outbox::{
     mix, stats_json, Claimed, Counts, Enqueued, FlushReport, FlushStatus, Flushed, NewMessage,
     Outbox, OutboxStore, Settlement, Stored, ABANDONED, DEAD_LETTERS_LISTED, SENT_KEPT_MS,
@@ -44,6 +45,14 @@ impl Notifier {
         payload_json: &str,
     ) -> Result<(Enqueued, String)> {
         self.check_configured()?;
+        if let Some(channel) = self.card_channel(appid, event) {
+            // The card goes into the outbox as an update of its own.
+            let update = self.render_card_update(appid, event, payload_json)?;
+            let card = self.enqueue_card_keyed(appid, event, &update)?;
+            if channel == Channel::Card {
+                return Ok(card);
+            }
+        }
         let mut msg = self.render_message(appid, event, payload_json)?;
         let now = self.clock.now_ms();
         if msg.idempotency_key.is_empty() {
@@ -290,11 +299,16 @@ impl Notifier {
         let started = Instant::now();
         let stored: Stored = serde_json::from_str(&c.message)
             .map_err(|e| Error::store(format!("outbox message {} is not readable: {e}", c.id)))?;
-        let msg = stored.into_message(c.idempotency_key.clone())?;
         let app = match self.apps.get(&c.appid) {
             Ok(app) => app,
             Err(e) => return Ok(SendReport::failed(e)),
         };
+        if let Some(update) = stored.card_update() {
+            // The attempt the outbox dead-letters after, when it fails again.
+            let last = c.attempts + 1 >= self.config().outbox.max_attempts;
+            return Ok(self.flush_card(&app, &c.event, update, started, last));
+        }
+        let msg = stored.into_message(c.idempotency_key.clone())?;
         let posting = Posting {
             store,
             id: c.id,

@@ -124,6 +124,9 @@ pub struct Outcome {
     /// The outbox message a `queued` send became.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox_id: Option<u64>,
+    /// What was done with the event's service card, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardOutcome>,
 }
 
 impl Outcome {
@@ -141,8 +144,28 @@ impl Outcome {
             elapsed_ms: 0,
             retry_after_ms: None,
             outbox_id: None,
+            card: None,
         }
     }
+}
+
+/// What a send did with the event's card (the outcome JSON's `card`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CardOutcome {
+    pub notify_type: u32,
+    pub status: u32,
+    /// `applied`, `duplicate` (the status was applied before), `queued` (kept
+    /// in the outbox: not checkable yet, waiting for the card's activation or
+    /// another update of the order, WeChat not reached), `stopped` (the buyer
+    /// refused the card), `refused` (a move the card does not allow),
+    /// `failed`, `uncertain`.
+    pub result: &'static str,
+    pub errcode: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub errmsg: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_id: Option<u64>,
 }
 
 /// A send's result: the status and, whenever the send got as far as looking
@@ -179,6 +202,20 @@ impl Notifier {
         let started = Instant::now();
         // One write of this send's figures to a shared store, not one per figure.
         let _figures = self.metrics.batch();
+        match self.card_channel(appid, event) {
+            Some(channel) => self.send_with_card(appid, event, payload_json, channel, started),
+            None => self.send_message(appid, event, payload_json, started),
+        }
+    }
+
+    /// The subscribe (or legacy template) message of a send.
+    pub(crate) fn send_message(
+        &self,
+        appid: &str,
+        event: &str,
+        payload_json: &str,
+        started: Instant,
+    ) -> SendReport {
         let prepared = self
             .check_configured()
             .and_then(|()| self.apps.get(appid))

@@ -12,10 +12,16 @@ use crate::config::StoreSpec;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+mod cards;
+mod cards_memory;
+mod cards_redis;
+mod cards_sqlite;
 mod memory;
 mod redis;
 mod report;
 mod sqlite;
+
+pub use cards::{CardClaim, CardStore};
 
 /// How long a permit lease that ran out is remembered after its use returned.
 pub(crate) const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
@@ -461,6 +467,15 @@ pub fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
         StoreSpec::Memory => Arc::new(MemoryStore::default()),
         StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         StoreSpec::Redis(url) => Arc::new(RedisStore::open(url)?),
+    })
+}
+
+/// Opens the card store the settings name (service cards: `cards.rs`).
+pub fn open_cards(spec: &StoreSpec) -> Result<Arc<dyn CardStore>> {
+    Ok(match spec {
+        StoreSpec::Memory => Arc::new(cards_memory::MemoryCards::default()),
+        StoreSpec::Sqlite(path) => Arc::new(cards_sqlite::SqliteCards::open(path)?),
+        StoreSpec::Redis(url) => Arc::new(cards_redis::RedisCards::open(url)?),
     })
 }
 

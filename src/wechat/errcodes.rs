@@ -205,6 +205,57 @@ pub fn is_token_error(errcode: i64) -> bool {
     TOKEN_ERRCODES.contains(&errcode)
 }
 
+/// What a service card update (`/wxa/set_user_notify`) does with one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardPolicy {
+    /// WeChat took the status.
+    Applied,
+    /// Transient: post again after `backoff_ms` (doubling), then later.
+    Retry { backoff_ms: u64 },
+    /// The transaction id is not checkable yet: kept in the outbox and tried
+    /// again (WeChat: "notify_code 不存在" right after payment, retry after a
+    /// minute).
+    Defer,
+    /// The buyer refused this order's card: no more updates, no error.
+    Stopped,
+    /// Refused for good.
+    Fail,
+}
+
+/// The card table: each code's policy and what a person should check
+/// (docs/spec/wechat.md, service cards). A code not in it fails.
+#[rustfmt::skip]
+const CARD_TABLE: &[(i64, CardPolicy, &str)] = &[
+    (0, CardPolicy::Applied, ""),
+    (-1, CardPolicy::Retry { backoff_ms: 200 }, "WeChat is busy"),
+    (85431, CardPolicy::Retry { backoff_ms: 200 }, "WeChat's card service is busy"),
+    (85437, CardPolicy::Defer, "WeChat cannot check this transaction id yet (right after payment it answers \"notify_code 不存在\"): the update waits in the outbox and is tried again"),
+    (85439, CardPolicy::Stopped, "the buyer refused this order's card (code_state 10): its updates stop"),
+    (85433, CardPolicy::Fail, "check_json must carry the payment's own pay_amount (fen, the order or the paid amount) and pay_time (seconds)"),
+    (85434, CardPolicy::Fail, "the card type is not open to this mini program (its category) or its template (tid 10000001…) was not added"),
+    (85436, CardPolicy::Fail, "content_json does not fit the card: a field the status requires, or a move its definition does not allow"),
+    (85438, CardPolicy::Fail, "the notify_code expired, or check_json did not match the payment"),
+    (85447, CardPolicy::Fail, "product_list was refused: each product needs product_img, product_name and product_path_query"),
+    (40003, CardPolicy::Fail, "the openid must be the buyer who paid with this transaction id"),
+];
+
+/// What a card update does with `errcode`; token errors are retried by the
+/// client before this is asked.
+pub fn card_policy_for(errcode: i64) -> CardPolicy {
+    CARD_TABLE
+        .iter()
+        .find(|(c, _, _)| *c == errcode)
+        .map_or(CardPolicy::Fail, |(_, p, _)| *p)
+}
+
+/// What a person should check after a card answer `errcode` ("" when nothing).
+pub fn card_advice(errcode: i64) -> &'static str {
+    CARD_TABLE
+        .iter()
+        .find(|(c, _, _)| *c == errcode)
+        .map_or("", |(_, _, a)| a)
+}
+
 /// China is UTC+8 all year; WeChat's daily quotas are counted on its days.
 const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -223,6 +274,19 @@ pub fn next_minute(now_ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_answers_have_their_policy_and_advice() {
+        assert_eq!(card_policy_for(0), CardPolicy::Applied);
+        assert_eq!(card_policy_for(85437), CardPolicy::Defer);
+        assert_eq!(card_policy_for(85439), CardPolicy::Stopped);
+        assert!(matches!(card_policy_for(85431), CardPolicy::Retry { .. }));
+        for code in [85433, 85434, 85436, 85438, 40003, 12345] {
+            assert_eq!(card_policy_for(code), CardPolicy::Fail, "{code}");
+        }
+        assert!(card_advice(40003).contains("paid"));
+        assert_eq!(card_advice(12345), "");
+    }
 
     #[test]
     fn every_errcode_of_the_table_has_its_action() {

@@ -405,6 +405,40 @@ class EditorTest(unittest.TestCase):
         self.viewport(1280, height)
         self.css("#reach").screenshot(str(self.shots / "admin-reach.png"))
 
+    def test_service_card_choice(self):
+        """服务卡片: the refund moves the order's card 2001 to status 6, no template needed."""
+        d = self.driver
+        self.viewport(1280, 800)
+        d.get(self.url)
+        if self.css("#secret").is_displayed():
+            self.css("#secret").send_keys(ADMIN_SECRET)
+            self.css("#login-form button").click()
+        item = self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, '#event-list li[data-event="order_refund_apply"]')), "the event list")
+        item.click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "event-label"), "退款申请"), "the refund's editor")
+        Select(self.css("#channel")).select_by_value("card")
+        self.assertFalse(self.css("#card-box").get_attribute("hidden"))
+        self.assertFalse(self.css("#template-row").is_displayed(), "no template for a card")
+        Select(self.css("#card-type")).select_by_value("2001")
+        Select(self.css("#card-status")).select_by_value("6")
+        # The status's one field comes filled with the order page.
+        field = self.css('#card-fields tr[data-card-field="wxa_path_query"] input')
+        self.assertEqual("pages/order/detail?id={order_id}", field.get_attribute("value"))
+        self.wait(EC.text_to_be_present_in_element((By.ID, "card-preview-status"), "已取消/已退款"), "the card's preview")
+        fields = json.loads(self.css("#card-preview-fields").text)
+        self.assertEqual({"cur_status": 6, "wxa_path_query": "pages/order/detail?id=10086"}, fields)
+        self.css("#save").click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "status"), "已保存"), "saved")
+        saved = self.saved()["events"]["order_refund_apply"]
+        self.assertEqual("card", saved["channel"])
+        self.assertEqual({"notify_type": 2001, "status": 6, "fields": {"wxa_path_query": "pages/order/detail?id={order_id}"}}, saved["card"])
+        # After a reload the choice is still there.
+        d.refresh()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "event-label"), "退款申请"), "the editor after a reload")
+        self.wait(lambda _: Select(self.css("#card-status")).first_selected_option.get_attribute("value") == "6", "the saved status")
+        self.assertEqual("card", Select(self.css("#channel")).first_selected_option.get_attribute("value"))
+        self.screenshot("admin-editor-card.png", 1280)
+
 
 if __name__ == "__main__":
     result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result

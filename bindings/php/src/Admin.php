@@ -121,6 +121,12 @@ final class Admin
         });
     }
 
+    /** The service card definitions, for the editor's 服务卡片 choice. */
+    public function cards(): array
+    {
+        return $this->run(fn () => ['cards' => $this->notifier->cardDefinitions()['cards'] ?? []]);
+    }
+
     /** The keyword types with their rules (limit, allowed characters), for the editor's legend. */
     public function keywordTypes(): array
     {
@@ -153,8 +159,8 @@ final class Admin
                 $title = null;
                 if ($m !== null) {
                     $state = ($m['enabled'] ?? true) ? 'enabled' : 'disabled';
-                    $title = $templates[$m['template_id']]['title'] ?? null;
-                    if ($templates !== null && ($m['kind'] ?? 'subscribe') === 'subscribe' && !isset($templates[$m['template_id']])) {
+                    $title = isset($m['template_id']) ? ($templates[$m['template_id']]['title'] ?? null) : null;
+                    if ($templates !== null && isset($m['template_id']) && ($m['kind'] ?? 'subscribe') === 'subscribe' && !isset($templates[$m['template_id']])) {
                         $state = 'template_missing';
                     }
                 }
@@ -164,6 +170,9 @@ final class Admin
                     'state' => $state,
                     'template_id' => $m['template_id'] ?? null,
                     'template_title' => $title,
+                    // 服务卡片: the card type and status the event moves the order's card to.
+                    'channel' => $m['channel'] ?? 'subscribe',
+                    'card' => isset($m['card']) ? ['notify_type' => $m['card']['notify_type'] ?? null, 'status' => $m['card']['status'] ?? null] : null,
                 ];
             }
             return ['appid' => $this->appid, 'configured' => $this->appid !== '', 'events' => $events, 'templates_error' => $templatesError];
@@ -200,7 +209,7 @@ final class Admin
         return $this->run(function () use ($event, $input) {
             $this->catalogEvent($event);
             $mapping = $this->mappingFromInput($input);
-            if (($mapping['kind'] ?? 'subscribe') === 'subscribe') {
+            if (isset($mapping['template_id']) && ($mapping['kind'] ?? 'subscribe') === 'subscribe') {
                 $this->knownTemplate($mapping['template_id']);
             }
             $warnings = [];
@@ -283,7 +292,7 @@ final class Admin
             }
             $fields = $this->previewFields($c, $input);
             $template = null;
-            if (($draft['kind'] ?? 'subscribe') === 'subscribe') {
+            if (isset($draft['template_id']) && ($draft['kind'] ?? 'subscribe') === 'subscribe') {
                 $template = $this->templateList(false)[$draft['template_id']] ?? null;
             }
             $doc = $this->document();
@@ -312,7 +321,7 @@ final class Admin
             foreach ($template['keywords'] ?? [] as $kw) {
                 $labels[$kw['name']] = $kw;
             }
-            foreach ($draft['data'] as $name => $text) {
+            foreach ($draft['data'] ?? [] as $name => $text) {
                 $keywords[] = ['name' => $name, 'label' => $labels[$name]['label'] ?? null, 'type' => $labels[$name]['type'] ?? TemplateList::prefix($name), 'placeholder' => $text]
                     + $this->verdict($event, $draft, $name, $text, $fields);
             }
@@ -324,8 +333,32 @@ final class Admin
                 'keywords' => ChineseTexts::findings($keywords),
                 'problems' => ChineseTexts::findings($problems),
                 'check' => ['available' => $checked !== null],
+                'card' => self::cardPreview($draft, $body),
             ];
         });
+    }
+
+    /**
+     * What a card-only event's preview shows of the card: its type, the status the
+     * event moves it to and the fields WeChat gets (`content_json`); null for a
+     * subscribe message (a "both" event previews its message; its card is in `mapping`).
+     *
+     * @param array<string,mixed> $draft
+     * @param array<string,mixed>|string|null $body the rendered request
+     * @return array<string,mixed>|null
+     */
+    private static function cardPreview(array $draft, array|string|null $body): ?array
+    {
+        if (!isset($draft['card']) || $body === null) {
+            return null;
+        }
+        $request = is_string($body) ? json_decode($body, true) : $body;
+        $content = is_array($request) && isset($request['content_json']) ? json_decode((string) $request['content_json'], true) : null;
+        return [
+            'notify_type' => $draft['card']['notify_type'] ?? null,
+            'status' => $draft['card']['status'] ?? null,
+            'fields' => is_array($content) ? $content : null,
+        ];
     }
 
     // --- what the mini program collects ---------------------------------------------
@@ -831,10 +864,28 @@ final class Admin
      */
     private function mappingFromInput(array $input): array
     {
-        $allowed = ['template_id', 'data', 'page', 'enabled', 'kind', 'overflow', 'miniprogram_state', 'lang', 'emphasis_keyword'];
+        $allowed = ['template_id', 'data', 'page', 'enabled', 'kind', 'overflow', 'miniprogram_state', 'lang', 'emphasis_keyword', 'channel', 'card'];
         $unknown = array_diff(array_keys($input), $allowed);
         if ($unknown !== []) {
             throw new AdminError(AdminError::INVALID_REQUEST, 'unknown mapping field ' . implode(', ', $unknown) . ' (known: ' . implode(', ', $allowed) . ')');
+        }
+        $channel = $input['channel'] ?? 'subscribe';
+        if (!in_array($channel, ['subscribe', 'card', 'both'], true)) {
+            throw new AdminError(AdminError::INVALID_REQUEST, 'channel must be subscribe, card (服务卡片) or both');
+        }
+        if ($channel !== 'subscribe' && (!is_array($input['card'] ?? null) || array_is_list($input['card']))) {
+            throw new AdminError(AdminError::INVALID_REQUEST, 'card must be an object {notify_type, status, fields} for the channel ' . $channel);
+        }
+        if ($channel === 'card') {
+            // 服务卡片 only: no template; the library checks the card with its paths.
+            $m = ['channel' => 'card', 'card' => $input['card']];
+            if (isset($input['enabled'])) {
+                if (!is_bool($input['enabled'])) {
+                    throw new AdminError(AdminError::INVALID_REQUEST, 'enabled must be true or false');
+                }
+                $m['enabled'] = $input['enabled'];
+            }
+            return $m;
         }
         $id = $input['template_id'] ?? null;
         if (!is_string($id) || $id === '' || strlen($id) > 128) {

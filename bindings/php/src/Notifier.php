@@ -241,6 +241,18 @@ final class Notifier
         return $all['types'] ?? [];
     }
 
+    /**
+     * The service card definitions (2001/2002/2003): each card's statuses (which
+     * may activate a card, which each may follow, required and optional fields)
+     * and the fields' formats, for an admin screen.
+     *
+     * @return array<string,mixed>
+     */
+    public function cardDefinitions(): array
+    {
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_card_definitions')->fashop_notify_card_definitions($out));
+    }
+
     /** @param array<string,mixed> $permit openid, kind, template_id | value, order_sn, paid, created_at, count */
     public function addPermit(string $appid, array $permit): void
     {
@@ -422,6 +434,27 @@ final class Notifier
             throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "outbox message id must be 1 or more, got $id");
         }
         return $id;
+    }
+
+    /**
+     * Where an order's service card stands: the statuses applied (oldest first),
+     * `last`, `pending`, `stopped` (the buyer refused the card); with `$openid`
+     * and `$notifyType` also WeChat's own view under `wechat` (get_user_notify).
+     *
+     * @return array<string,mixed>
+     */
+    public function cardStatus(string $appid, string $transactionId, ?string $openid = null, ?int $notifyType = null): array
+    {
+        $query = ['transaction_id' => $transactionId];
+        if ($openid !== null && $notifyType !== null) {
+            $query['openid'] = $openid;
+            $query['notify_type'] = $notifyType;
+        }
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_card_status')->fashop_notify_card_status(
+            $this->str($appid),
+            $this->str(json_encode($query, JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE)),
+            $out
+        ));
     }
 
     /** @return array<string,mixed> pending, due, dead, sent by event */

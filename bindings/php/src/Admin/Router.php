@@ -94,6 +94,7 @@ final class Router
             count($seg) === 3 && $seg[0] === 'events' && $seg[2] === 'suggest' => ['GET' => fn (Admin $a) => $a->suggestMapping($seg[1], (string) ($q['template_id'] ?? ''))],
             count($seg) === 3 && $seg[0] === 'events' && $seg[2] === 'preview' => ['POST' => fn (Admin $a) => $a->preview($seg[1], $in)],
             $seg === ['templates'] => ['GET' => fn (Admin $a) => $a->templates()],
+            $seg === ['cards'] => ['GET' => fn (Admin $a) => $a->cards()],
             count($seg) === 2 && $seg[0] === 'templates' => [
                 'GET' => fn (Admin $a) => $a->template($seg[1]),
                 'DELETE' => fn (Admin $a) => $a->deleteTemplate($seg[1]),
