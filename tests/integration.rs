@@ -10,9 +10,9 @@ mod redis_server;
 mod sandbox_support;
 mod store_suite;
 
-mod fidelity3;
 mod cards_processes;
 mod cards_send;
+mod fidelity3;
 mod fork_locks;
 mod hardening;
 mod header;
