@@ -91,6 +91,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def wait_port(port, proc, what):
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -261,8 +270,11 @@ class RedisNode:
     """Debian's redis-server on a free loopback port, no persistence (as the
     tests start it)."""
 
-    def __init__(self, tmp, extra=()):
+    def __init__(self, tmp, extra=(), cluster=False):
         self.port = free_port()
+        # A cluster node also listens on its port + 10000 (the cluster bus).
+        while cluster and (self.port > 55535 or not port_free(self.port + 10000)):
+            self.port = free_port()
         self.dir = os.path.join(tmp, "redis-%d" % self.port)
         os.makedirs(self.dir)
         self.proc = subprocess.Popen(
@@ -304,7 +316,7 @@ class RedisStores:
 
     def _start_cluster(self):
         self.nodes = [RedisNode(self.tmp, ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                           "--cluster-node-timeout", "5000"]) for _ in range(3)]
+                                           "--cluster-node-timeout", "5000"], cluster=True) for _ in range(3)]
         subprocess.run([redis_binary("redis-cli"), "--cluster", "create"]
                        + ["127.0.0.1:%d" % n.port for n in self.nodes]
                        + ["--cluster-replicas", "0", "--cluster-yes"],
@@ -386,7 +398,7 @@ def contestants(cfg, server, n):
           ["--store", sqlite + "-8p"])
     redis = cfg["redis"]
     for cluster, name, label in ((False, "redis", "Redis (single node)"),
-                                 (True, "rediscluster", "Redis Cluster (3 masters)")):
+                                 (True, "rcluster", "Redis Cluster (3 masters)")):
         for procs in (1, 8):
             key = "php-ffi/%dp-%s" % (procs, name)
             if not cfg["select"](key):
