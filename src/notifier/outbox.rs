@@ -3,6 +3,7 @@
 //! it by the outcome), and the outbox's stats and administration.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -455,7 +456,15 @@ impl Drain<'_> {
             }
             s.writing = true;
             let batch = std::mem::take(&mut s.waiting);
-            let done = MutexGuard::unlocked(&mut s, || self.store.settle_all(&batch, now));
+            // A panic must not leave `writing` set: the other lanes would wait forever.
+            let done = MutexGuard::unlocked(&mut s, || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.store.settle_all(&batch, now)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::internal(
+                            "settling a batch panicked (a bug, please report it); its messages stay claimed until their lease ends",
+                        ))
+                    })
+            });
             s.writing = false;
             for (i, (settled, _, _)) in batch.iter().enumerate() {
                 let answer = match &done {
