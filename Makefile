@@ -24,7 +24,7 @@ endif
 
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all deps build header demo editor test test-rust test-c test-php test-php-valgrind test-browser lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
+.PHONY: all deps build header demo editor test test-rust test-c test-php test-js test-php-valgrind test-browser lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
 .PHONY: release install uninstall dist test-install wait-release wait-fuzz
 
 ## Under `make test` every suite keeps its output and the files its tests leave
@@ -125,6 +125,13 @@ test-php: build
 	$(KEEP) php scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) \
 	  phpunit --colors=never --configuration bindings/php/phpunit.xml
 
+## test-js: the mini program package's tests (node --test, a scripted wx object), then the
+## end-to-end grant test: the package against GrantEndpoint under `php -S` and the library.
+test-js: build
+	$(KEEP) js node --test bindings/miniprogram/test/
+	$(KEEP) js-e2e scripts/with-sandbox.sh $(SANDBOX) env FASHOP_NOTIFY_LIB=$(abspath $(LIB)) \
+	  node --test tests/miniprogram/
+
 ## test-browser: the mapping editor in Debian's headless chromium, driven by selenium (from
 ## PyPI, in a venv under the target directory) through Debian's chromedriver; SE_OFFLINE
 ## keeps selenium from looking for or downloading any browser or driver.
@@ -185,7 +192,7 @@ leak-scan-reset:
 ## build start in the background first (scripts/prebuild.sh) and use what the suites leave of
 ## the two cores; the install test comes last, so that the suites before it run while the
 ## release build ends. Each suite's time is printed at the end.
-TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-browser demo bench-smoke fuzz-smoke soak test-install leak-scan
+TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-js test-browser demo bench-smoke fuzz-smoke soak test-install leak-scan
 PREBUILD_DIR := $(TARGET_DIR)/prebuild
 test: export FUZZ_RUNS = 20000
 test: export SOAK_SECS = 30

@@ -848,7 +848,7 @@ def main():
     tools = cargo_build(profile)
     if a.lib:
         tools["lib"] = os.path.abspath(a.lib)
-    if "main" not in a.skip:
+    if "main" not in a.skip or "token" not in a.skip:
         tools["python"] = wechatpy_python(target_dir)
     tmp = tempfile.mkdtemp(prefix="fashop-bench-")
     os.chmod(tmp, 0o755)
@@ -912,6 +912,8 @@ def main():
     failures += [r for r in results.get("drain", []) if not r["once_each"]]
     if failures:
         log("%d runs had failed messages" % len(failures))
+        for r in failures:
+            log("  %s: %d failed, the first: %s" % (r["label"], r["failed"], r["first_error"]))
         sys.exit(1)
     if "hotpath_error" in results:
         sys.exit(1)

@@ -9,6 +9,11 @@
 #include <stdbool.h>
 
 /*
+ Most products one card lists (unverified: WeChat states none).
+ */
+#define MAX_PRODUCTS 100
+
+/*
  How long an app's template list is trusted before it is read again.
  */
 #define TEMPLATE_TTL_MS 60000
@@ -42,6 +47,11 @@
  Longest push body read (WeChat's subscribe events are well under 4 KiB).
  */
 #define MAX_BODY_BYTES (64 * 1024)
+
+/*
+ How far ahead the grant stock looks for uses about to lapse.
+ */
+#define LAPSE_WINDOW_DAYS 7
 
 /*
  The longest lifetime a host may give a supplied token (WeChat's are 7200 s).
@@ -323,6 +333,32 @@ enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t
 enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
 
 /*
+ Writes the service card definitions to `*out_json`: `{"cards": [{"notify_type",
+ "tid", "label", "categories", "fields", "statuses": [{"id", "label", "activate",
+ "after", "required", "optional"}]}], "product_fields", "field_types", "sources"}`.
+
+ # Safety
+ `out_json` is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_card_definitions(char **out_json);
+
+/*
+ Writes where an order's service card stands to `*out_json`: `{"transaction_id",
+ "notify_type", "statuses" (applied, oldest first), "last", "pending",
+ "stopped"}` from the store; with `"openid"` and `"notify_type"` in
+ `query_json` also WeChat's own view under `"wechat"` (`get_user_notify`:
+ `content_json`, `code_state`, `code_expire_time`). `query_json`:
+ `{"transaction_id": "42…", "openid"?, "notify_type"?}`.
+
+ # Safety
+ `appid` and `query_json` are NULL or NUL-terminated strings; `out_json`
+ is NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_card_status(const char *appid,
+                                                  const char *query_json,
+                                                  char **out_json);
+
+/*
  Handles one request to the shop's push endpoint: `method` (`"GET"` for
  the URL check, `"POST"` for a push), the raw query string (without `?`,
  or with it) and the body (`""` for a GET). Writes
@@ -337,6 +373,24 @@ enum FashopNotifyStatus fashop_notify_handle_push(const char *appid,
                                                   const char *query_string,
                                                   const char *body,
                                                   char **out_json);
+
+/*
+ Writes the owner's reach report of one app for a range of China days:
+ `query_json` is `{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}` within the
+ kept days (`report_keep_days`). Per event, each day's counts of what sends
+ ended as (sent, no_permit, refused, failed by errcode, uncertain, queued)
+ with the reach rate, and the grant stock per subscribe template (buyers
+ holding a grant, uses, uses lapsing within 7 days). A reversed, future or
+ too old range, or a malformed date, is INVALID_ARGUMENT; an unknown app
+ APP_NOT_CONFIGURED.
+
+ # Safety
+ `appid` and `query_json` are NULL or NUL-terminated strings; `out_json` is
+ NULL or points to a `char *` the caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_reach_report(const char *appid,
+                                                   const char *query_json,
+                                                   char **out_json);
 
 /*
  Renders the event's message, takes a permit, POSTs it to WeChat and applies
@@ -403,6 +457,22 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *path,
                                                const char *body_json_or_null,
                                                char **out_json);
+
+/*
+ Writes the app's daily quota of one API (`openapi/quota/get`) to
+ `*out_json`: `{"appid", "cgi_path", "daily_limit", "used", "remain"}`.
+ `cgi_path_or_null` is the API's path (`/cgi-bin/message/subscribe/send`
+ when NULL). On a non-zero errcode the status is WECHAT_ERROR and WeChat's
+ JSON is written.
+
+ # Safety
+ `appid` is NULL or a NUL-terminated string, `cgi_path_or_null` is NULL or
+ a NUL-terminated string, `out_json` is NULL or points to a `char *` the
+ caller owns.
+ */
+enum FashopNotifyStatus fashop_notify_api_quota(const char *appid,
+                                                const char *cgi_path_or_null,
+                                                char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

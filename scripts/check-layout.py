@@ -35,7 +35,7 @@ SANDBOX = os.path.join(REPO, "sandbox", "src")
 LAYERS = {
     "error": 0, "clock": 0, "secret": 0,
     "store": 1, "sqlite_conn": 1, "config": 1,
-    "outbox": 2, "ledger": 2, "wechat": 2, "send_machine": 2, "message": 2, "metrics": 2, "journal": 2, "push": 2,
+    "outbox": 2, "ledger": 2, "wechat": 2, "send_machine": 2, "message": 2, "metrics": 2, "journal": 2, "push": 2, "reach": 2,
     "notifier": 3,
     "ffi": 4,
 }

@@ -21,6 +21,10 @@ echo "### PHP shop (examples/php/shop_demo.php)"
 php -d ffi.enable=1 "$root/examples/php/shop_demo.php"
 
 echo
+echo "### Service cards for a buyer with no grant (examples/php/card_demo.php)"
+php -d ffi.enable=1 "$root/examples/php/card_demo.php"
+
+echo
 echo "### Notification admin (bindings/php/admin/index.php)"
 # Started on a free port, asked for the events through its JSON API, stopped again.
 ADMIN_EDITOR_CHECK=1 "$root/scripts/admin-editor.sh" "$out"

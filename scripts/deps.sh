@@ -23,6 +23,7 @@ need=(
   "chromium:chromium"
   "chromedriver:chromium-driver"
   "font-cjk-any:fonts-wqy-microhei"
+  "node:nodejs"
 )
 if [ "${1:-}" = bench ]; then
   # php-curl and php-mbstring: the hand-written curl client (Debian's PHP has neither by default).

@@ -71,6 +71,36 @@ impl Clock for ManualClock {
     }
 }
 
+/// China is UTC+8 all year, without daylight saving: a shop owner's days, and
+/// WeChat's daily quotas, are China days.
+const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The China day of a unix time in ms: days since 1970-01-01, China time.
+pub fn china_day(unix_ms: i64) -> i64 {
+    (unix_ms + CHINA_OFFSET_MS).div_euclid(DAY_MS)
+}
+
+/// (year, month 1-12, day 1-31) of a day number in the proleptic Gregorian
+/// calendar, after H. Hinnant's days-to-civil algorithm.
+pub fn civil_date(day: i64) -> (i64, i64, i64) {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn day_text(day: i64) -> String {
+    let (y, m, d) = civil_date(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

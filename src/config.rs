@@ -29,6 +29,8 @@ pub struct Config {
     /// `ledger_purge` removes subscribe grants not accepted again for this
     /// many days; 0 keeps them until used.
     pub subscribe_max_age_days: u32,
+    /// China days the owner's reach report keeps (`report_keep_days`).
+    pub report_keep_days: u32,
     pub log: LogSettings,
     pub outbox: OutboxSettings,
 }
@@ -45,6 +47,7 @@ impl Default for Config {
             permit_cap_per_openid: 50,
             subscribe_cap_per_template: 50,
             subscribe_max_age_days: 0,
+            report_keep_days: 90,
             log: LogSettings::default(),
             outbox: OutboxSettings::default(),
         }
@@ -68,6 +71,7 @@ pub struct ConfigPatch {
     pub permit_cap_per_openid: Option<u64>,
     pub subscribe_cap_per_template: Option<u64>,
     pub subscribe_max_age_days: Option<u64>,
+    pub report_keep_days: Option<u64>,
     pub log: Option<LogPatch>,
     pub outbox: Option<OutboxPatch>,
 }
@@ -105,6 +109,7 @@ impl ConfigPatch {
             0,
             3650,
         )?;
+        check_range("report_keep_days", patch.report_keep_days, 1, 732)?;
         if let Some(m) = patch.token_margin_secs {
             if !(0..=3600).contains(&m) {
                 return Err(Error::invalid(format!(
@@ -150,6 +155,9 @@ impl ConfigPatch {
         }
         if let Some(v) = self.subscribe_max_age_days {
             c.subscribe_max_age_days = v as u32;
+        }
+        if let Some(v) = self.report_keep_days {
+            c.report_keep_days = v as u32;
         }
         if let Some(v) = &self.log {
             c.log = v.apply_to(&c.log);

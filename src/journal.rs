@@ -40,6 +40,20 @@ pub struct PushRecord<'a> {
     pub msgid: Option<i64>,
 }
 
+/// What the log says of one card update.
+#[derive(Debug, Clone, Copy)]
+pub struct CardLine<'a> {
+    pub appid: &'a str,
+    pub event: &'a str,
+    pub openid: &'a str,
+    pub notify_type: u32,
+    pub status: u32,
+    pub outcome: &'a str,
+    pub errcode: i64,
+    pub errmsg: &'a str,
+    pub attempts: u32,
+}
+
 /// One finished send, as the send path knows it.
 #[derive(Debug, Clone, Default)]
 pub struct SendRecord<'a> {
@@ -203,6 +217,29 @@ impl Journal {
         line.elapsed_ms = Some(millis(r.elapsed));
         line.permit = r.permit.map(|p| clip(p, MAX_NAME_BYTES));
         line.msgid = r.msgid;
+        self.write(&line);
+    }
+
+    /// A service card update ended (kind `card`): `operation` is
+    /// `notify_type:status`, `status` the outcome; warn when it failed.
+    pub fn card_event(&self, r: &CardLine<'_>) {
+        let level = match r.outcome {
+            "applied" | "duplicate" | "queued" | "stopped" => LogLevel::Info,
+            _ => LogLevel::Warn,
+        };
+        if !self.enabled(level) {
+            return;
+        }
+        let operation = format!("{}:{}", r.notify_type, r.status);
+        let mut line = Line::new(self.time(), level, "card");
+        line.appid = Some(clip(r.appid, MAX_NAME_BYTES));
+        line.event = Some(clip(r.event, MAX_NAME_BYTES));
+        line.touser = Some(shorten_openid(r.openid));
+        line.operation = Some(&operation);
+        line.status = Some(clip(r.outcome, MAX_NAME_BYTES));
+        line.errcode = Some(r.errcode);
+        line.errmsg = (!r.errmsg.is_empty()).then(|| clean_text(r.errmsg));
+        line.attempts = Some(r.attempts);
         self.write(&line);
     }
 

@@ -3,8 +3,11 @@
 //! The rules of what may be recorded and what is handed out live here; the
 //! stores only keep them atomically.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use serde_json::{json, Map, Value};
 
@@ -17,6 +20,14 @@ pub use crate::store::{Added, NewPermit};
 pub use crate::store::{
     ClaimedTake, KeyClaim, Kind, Lease, PermitRequest, PermitStats, Remaining, SpentAndRecorded,
 };
+
+/// WeChat's `type` (gettemplate) of a long-term subscribe template: the
+/// buyer's subscription stays, so a send does not use its grant up (2 is a
+/// one-time template: one grant, one message).
+pub(crate) const LONG_TERM_TEMPLATE: u64 = 3;
+
+/// An app's long-term template ids and when they were learnt (ms).
+type LongTerm = (i64, Arc<HashSet<String>>);
 
 /// How long a taken use stays reserved for its send by default.
 pub(crate) const DEFAULT_LEASE_MS: i64 = 60_000;
@@ -39,6 +50,8 @@ pub struct Ledger {
     subscribe_cap: AtomicU32,
     /// `subscribe_max_age_days`: 0 keeps grants until used.
     grant_max_age_days: AtomicU32,
+    /// Per app, the templates gettemplate called long-term.
+    long_term: RwLock<HashMap<String, LongTerm>>,
 }
 
 impl Ledger {
@@ -54,7 +67,25 @@ impl Ledger {
             cap: AtomicUsize::new(DEFAULT_CAP_PER_OPENID),
             subscribe_cap: AtomicU32::new(DEFAULT_SUBSCRIBE_CAP),
             grant_max_age_days: AtomicU32::new(0),
+            long_term: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Which of the app's templates are long-term (learnt from gettemplate
+    /// now): their grants are not used up by a send.
+    pub fn note_long_term(&self, appid: &str, ids: HashSet<String>) {
+        let now = self.now_ms();
+        self.long_term
+            .write()
+            .insert(appid.to_string(), (now, Arc::new(ids)));
+    }
+
+    /// The app's long-term templates when learnt less than `max_age_ms` ago.
+    pub fn long_term(&self, appid: &str, max_age_ms: i64) -> Option<Arc<HashSet<String>>> {
+        let now = self.now_ms();
+        let known = self.long_term.read();
+        let (at, ids) = known.get(appid)?;
+        (now >= *at && now - at < max_age_ms).then(|| ids.clone())
     }
 
     /// Opens the store the settings name, when it changed. Refused once a

@@ -17,13 +17,14 @@ mod metrics;
 mod notifier;
 mod outbox;
 pub mod push;
+mod reach;
 mod secret;
 mod send_machine;
 mod sqlite_conn;
 mod store;
 mod wechat;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{china_day, civil_date, day_text, Clock, ManualClock, SystemClock};
 pub use config::{Config, LogLevel, LogSettings, OutboxSettings, StoreSpec, WECHAT_API_BASE};
 pub use error::{Error, Result};
 pub use journal::{PushRecord, SendRecord, TokenRecord};
@@ -31,6 +32,7 @@ pub use ledger::{
     ClaimedTake, KeyClaim, Kind, Lease, Ledger, PermitRequest, PermitStats, Remaining,
     SpentAndRecorded,
 };
+pub use message::cards;
 pub use message::rules;
 pub use message::{MessageKind, Overflow, RenderedMessage, TEMPLATE_TTL_MS};
 pub use metrics::{

@@ -10,6 +10,9 @@ mod redis_server;
 mod sandbox_support;
 mod store_suite;
 
+mod fidelity3;
+mod cards_processes;
+mod cards_send;
 mod fork_locks;
 mod hardening;
 mod header;
@@ -31,6 +34,8 @@ mod outbox_ffi;
 mod outbox_processes;
 mod push;
 mod push_sandbox;
+mod reach;
+mod sandbox_cards;
 mod sandbox_control;
 mod sandbox_faults;
 mod sandbox_fidelity;

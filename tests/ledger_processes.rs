@@ -47,6 +47,11 @@ fn run(spec: &str, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Each of the eight processes takes this many uses: enough that they take
+/// side by side for most of the run (a worker starts in milliseconds, a take
+/// costs about a millisecond), few enough to keep `make test` short.
+const TAKES_EACH: usize = 600;
+
 /// Fills `users` × 50 form_ids and lets `procs` processes drain them at once.
 pub fn drain_with_processes(spec: &str, procs: usize, takes: usize) {
     let users = procs * takes / 50;
@@ -109,7 +114,7 @@ pub fn drain_with_processes(spec: &str, procs: usize, takes: usize) {
 #[test]
 fn eight_processes_take_every_sqlite_use_exactly_once() {
     let dir = TempDir::new("sqlite-procs");
-    drain_with_processes(&format!("sqlite:{}", dir.file("ledger.db")), 8, 2000);
+    drain_with_processes(&format!("sqlite:{}", dir.file("ledger.db")), 8, TAKES_EACH);
 }
 
 pub fn killed_between_take_and_consume(spec: &str) {
@@ -218,13 +223,13 @@ fn workers_starting_together_on_a_new_sqlite_file_all_open_it() {
 #[test]
 fn eight_processes_take_every_redis_use_exactly_once() {
     let server = RedisServer::start();
-    drain_with_processes(&server.spec("procs"), 8, 2000);
+    drain_with_processes(&server.spec("procs"), 8, TAKES_EACH);
 }
 
 #[test]
 fn eight_processes_take_every_redis_cluster_use_exactly_once() {
     let cluster = RedisCluster::start();
-    drain_with_processes(&cluster.spec("procs"), 8, 2000);
+    drain_with_processes(&cluster.spec("procs"), 8, TAKES_EACH);
 }
 
 #[test]

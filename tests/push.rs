@@ -712,7 +712,18 @@ fn the_clock_window_is_a_setting_and_refusals_are_logged() {
     ));
     assert!(m.contains("86401 s behind this server's clock"), "{m}");
     assert!(m.contains("more than 86400 s (push.max_skew_secs)"), "{m}");
-    let m = refusal(n.handle_push(APP, "GET", &(plain_query(NOW + 90_000) + "&echostr=x"), ""));
+    // The URL check is the signature alone (WeChat's rule): a clock a day
+    // off still answers it.
+    let a = n
+        .handle_push(APP, "GET", &(plain_query(NOW + 90_000) + "&echostr=x"), "")
+        .unwrap();
+    assert_eq!(answer(&a)["reply"], "x");
+    let m = refusal(n.handle_push(
+        APP,
+        "POST",
+        &plain_query(NOW + 90_000),
+        &popup_json("o2", NOW, "T1", "accept"),
+    ));
     assert!(m.contains("90000 s ahead of this server's clock"), "{m}");
     assert_eq!(push_count(&n, "refused", "timestamp_out_of_window"), 2);
     let lines: Vec<Value> = std::fs::read_to_string(&log)

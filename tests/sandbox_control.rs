@@ -323,6 +323,7 @@ fn debug_output_never_shows_secrets() {
         appid: "wxsecretive00001".into(),
         secret: "very-secret-value".into(),
         pages: vec![],
+        categories: None,
     };
     assert!(!format!("{seed:?}").contains("very-secret-value"));
 }

@@ -146,7 +146,7 @@ fn long_term_templates_keep_their_grant_and_check_enum_values() {
     assert_eq!(kws[1]["enumValueList"], json!(ORDER_STATUS_VALUES));
     assert_eq!(kws[0]["enumValueList"], json!([]));
     let (_, v) = c.get(&format!(
-        "/wxaapi/newtmpl/getpubtemplatetitles?access_token={tok}&ids=616&start=0&limit=30"
+        "/wxaapi/newtmpl/getpubtemplatetitles?access_token={tok}&ids=616,1130&start=0&limit=30"
     ));
     let titles = v["data"].as_array().unwrap();
     assert_eq!(titles.iter().find(|t| t["tid"] == 3120).unwrap()["type"], 3);

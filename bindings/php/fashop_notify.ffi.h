@@ -72,11 +72,21 @@ enum FashopNotifyStatus fashop_notify_outbox_requeue(const char *appid, uint64_t
 
 enum FashopNotifyStatus fashop_notify_outbox_drop(const char *appid, uint64_t id);
 
+enum FashopNotifyStatus fashop_notify_card_definitions(char **out_json);
+
+enum FashopNotifyStatus fashop_notify_card_status(const char *appid,
+                                                  const char *query_json,
+                                                  char **out_json);
+
 enum FashopNotifyStatus fashop_notify_handle_push(const char *appid,
                                                   const char *method,
                                                   const char *query_string,
                                                   const char *body,
                                                   char **out_json);
+
+enum FashopNotifyStatus fashop_notify_reach_report(const char *appid,
+                                                   const char *query_json,
+                                                   char **out_json);
 
 enum FashopNotifyStatus fashop_notify_send(const char *appid,
                                            const char *event,
@@ -96,4 +106,8 @@ enum FashopNotifyStatus fashop_notify_call_api(const char *appid,
                                                const char *path,
                                                const char *body_json_or_null,
                                                char **out_json);
+
+enum FashopNotifyStatus fashop_notify_api_quota(const char *appid,
+                                                const char *cgi_path_or_null,
+                                                char **out_json);
 

@@ -82,6 +82,11 @@ fn run(
     if super::push::is_push_path(rest) {
         return Ok(super::push::handle(shared, method, rest, body));
     }
+    if super::card_control::is_card_path(rest) {
+        return Ok(super::card_control::control(
+            shared, method, rest, query, body,
+        ));
+    }
     let now = shared.clock.now();
     let post = *method == Method::Post;
     let get = *method == Method::Get;
@@ -90,6 +95,9 @@ fn run(
             let a: SeedApp = parse("apps", body)?;
             let mut w = shared.world.lock();
             done(w.seed_app(&a.appid, &a.secret).and_then(|_| {
+                if let Some(categories) = a.categories {
+                    w.set_categories(&a.appid, categories)?;
+                }
                 if a.pages.is_empty() {
                     Ok(())
                 } else {

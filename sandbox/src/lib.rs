@@ -2,11 +2,15 @@
 //! It fails the way WeChat fails (token rotation, keyword rules, grants, legacy
 //! permits) and on purpose (injected faults). See `sandbox/README.md`.
 
+mod card_api;
+mod card_control;
+mod cards;
 mod conn;
 mod control;
 mod fault;
 mod push;
 mod push_state;
+mod quota;
 mod seed;
 mod server;
 mod shared;
@@ -20,6 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use cards::DEFAULT_VALID_AFTER_SECS;
 pub use fault::Fault;
 pub use seed::{
     SeedApp, SeedFile, SeedFormId, SeedGrant, SeedKeyword, SeedPrepayId, SeedPush, SeedTemplate,
@@ -253,6 +258,47 @@ impl Sandbox {
             .lock()
             .add_prepay_id(appid, openid, prepay_id, now);
         self.control("add_prepay_id", r)
+    }
+
+    /// A WeChat Pay payment by `openid` of `amount` fen at `pay_time` (unix
+    /// seconds): its transaction id becomes a valid service card notify_code
+    /// `valid_after_secs` from now on the sandbox clock.
+    pub fn record_payment(
+        &self,
+        appid: &str,
+        transaction_id: &str,
+        openid: &str,
+        amount: u64,
+        pay_time: i64,
+        valid_after_secs: i64,
+    ) {
+        let now = self.now();
+        let pay = cards::Payment {
+            openid: openid.to_string(),
+            amount,
+            pay_time,
+            valid_from: now + valid_after_secs,
+        };
+        self.shared
+            .world
+            .lock()
+            .cards
+            .record_payment(appid, transaction_id, pay);
+    }
+
+    /// The statuses the card of `transaction_id` went through, in order.
+    pub fn card_statuses(&self, appid: &str, transaction_id: &str) -> Vec<u32> {
+        let w = self.shared.world.lock();
+        w.cards
+            .card(appid, transaction_id)
+            .map(|c| c.statuses.clone())
+            .unwrap_or_default()
+    }
+
+    /// The buyer refuses the card of `transaction_id` (code_state 10).
+    pub fn refuse_card(&self, appid: &str, transaction_id: &str) {
+        let r = self.shared.world.lock().cards.refuse(appid, transaction_id);
+        self.control("refuse_card", r)
     }
 
     /// The order behind `prepay_id` was paid.

@@ -23,7 +23,7 @@ use fashop_notify::push::{encrypt, signature, PushFormat};
 struct Taps {
     appid: String,
     openid: String,
-    /// template_id → "accept" | "reject" | "acceptWithAudio".
+    /// template_id → "accept" | "reject" | "acceptWithAudio" | "acceptWithAlert".
     choices: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     popup_scene: Option<String>,
@@ -125,13 +125,14 @@ fn tap(w: &mut World, t: &Taps, now: i64) -> Control<()> {
     if t.choices.is_empty() {
         return Err("choices must not be empty".into());
     }
-    if let Some(other) = t
-        .choices
-        .values()
-        .find(|c| !matches!(c.as_str(), "accept" | "acceptWithAudio" | "reject"))
-    {
+    if let Some(other) = t.choices.values().find(|c| {
+        !matches!(
+            c.as_str(),
+            "accept" | "acceptWithAudio" | "acceptWithAlert" | "reject"
+        )
+    }) {
         return Err(format!(
-            "a choice is \"accept\", \"acceptWithAudio\" or \"reject\", got {other:?}"
+            "a choice is \"accept\", \"acceptWithAudio\", \"acceptWithAlert\" or \"reject\", got {other:?}"
         ));
     }
     w.seed_user(&t.appid, &t.openid)?;

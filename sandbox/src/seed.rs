@@ -20,6 +20,9 @@ pub struct SeedApp {
     pub secret: String,
     #[serde(default)]
     pub pages: Vec<String>,
+    /// The account's categories (ids of `templates::CATEGORIES`); all when absent.
+    #[serde(default)]
+    pub categories: Option<Vec<u32>>,
 }
 
 impl std::fmt::Debug for SeedApp {
@@ -28,6 +31,7 @@ impl std::fmt::Debug for SeedApp {
             .field("appid", &self.appid)
             .field("secret", &"***")
             .field("pages", &self.pages)
+            .field("categories", &self.categories)
             .finish()
     }
 }
@@ -246,6 +250,9 @@ impl SeedFile {
         for a in &self.apps {
             world.seed_app(&a.appid, &a.secret)?;
             world.set_pages(&a.appid, a.pages.clone())?;
+            if let Some(categories) = &a.categories {
+                world.set_categories(&a.appid, categories.clone())?;
+            }
         }
         for u in &self.users {
             world.seed_user(&u.appid, &u.openid)?;

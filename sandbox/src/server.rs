@@ -13,6 +13,7 @@ use once_cell::sync::Lazy;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response};
 
+use super::card_api as cards;
 use super::conn;
 use super::control;
 use super::fault::Effect;
@@ -159,6 +160,11 @@ enum Route {
     LegacyLibraryGet,
     LegacyTemplateAdd,
     LegacyTemplateDel,
+    QuotaGet,
+    ClearQuotaV2,
+    SetUserNotify,
+    SetUserNotifyExt,
+    GetUserNotify,
     Unknown,
 }
 
@@ -180,6 +186,11 @@ impl Route {
             "/cgi-bin/wxopen/template/library/get" => Route::LegacyLibraryGet,
             "/cgi-bin/wxopen/template/add" => Route::LegacyTemplateAdd,
             "/cgi-bin/wxopen/template/del" => Route::LegacyTemplateDel,
+            "/cgi-bin/openapi/quota/get" => Route::QuotaGet,
+            "/cgi-bin/clear_quota/v2" => Route::ClearQuotaV2,
+            "/wxa/set_user_notify" => Route::SetUserNotify,
+            "/wxa/set_user_notifyext" => Route::SetUserNotifyExt,
+            "/wxa/get_user_notify" => Route::GetUserNotify,
             _ => Route::Unknown,
         }
     }
@@ -204,6 +215,10 @@ impl Route {
                 | Route::LegacyLibraryGet
                 | Route::LegacyTemplateAdd
                 | Route::LegacyTemplateDel
+                | Route::QuotaGet
+                | Route::SetUserNotify
+                | Route::SetUserNotifyExt
+                | Route::GetUserNotify
         )
     }
 }
@@ -273,6 +288,7 @@ fn handle(mut req: Request, shared: &Shared) {
         Route::SubscribeSend | Route::LegacySend => world.counters.send_attempts += 1,
         _ => {}
     }
+    count_quota(&mut world, route, path, query, json_body.as_ref());
     let fault = world.fire_fault(path);
     let effect = fault.as_ref().map_or(Effect::None, |f| f.effect());
     let latency = fault.as_ref().map_or(0, |f| f.latency_ms);
@@ -369,6 +385,9 @@ fn answer_for(
     if route == Route::Unknown {
         return wx_error(40066, "invalid url");
     }
+    if route == Route::ClearQuotaV2 {
+        return clear_quota_v2(world, method, query, json_body_of(body).as_ref());
+    }
     if route.posts_json() || route.posts_form() {
         if *method != Method::Post {
             return wx_error(43002, "require POST method");
@@ -400,6 +419,15 @@ fn answer_for(
         Route::StableToken => world.stable_token(json_body.unwrap_or(&Value::Null), now),
         Route::SubscribeSend => world.subscribe_send(token, json_body.unwrap_or(&Value::Null), now),
         Route::LegacySend => world.legacy_send(token, json_body.unwrap_or(&Value::Null), now),
+        Route::SetUserNotify => {
+            cards::set_user_notify(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
+        Route::SetUserNotifyExt => {
+            cards::set_user_notifyext(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
+        Route::GetUserNotify => {
+            cards::get_user_notify(world, token, json_body.unwrap_or(&Value::Null), now)
+        }
         _ => {
             let appid = match world.check_token(token, now) {
                 Ok(a) => a,
@@ -408,6 +436,43 @@ fn answer_for(
             template_route(world, route, &appid, query, json_body)
         }
     }
+}
+
+/// Counts a call against its app's daily quota of `path` (the app from the
+/// token, or from the token request itself).
+fn count_quota(world: &mut World, route: Route, path: &str, query: &str, body: Option<&Value>) {
+    let appid = match route {
+        Route::Token => query_param(query, "appid").map(|a| a.to_string()),
+        Route::StableToken => body
+            .and_then(|b| b.get("appid"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => query_param(query, "access_token").and_then(|t| world.appid_of_token(&t)),
+    };
+    if let Some(appid) = appid {
+        let now_ms = world.now_ms;
+        world.quotas.count(&appid, path, now_ms);
+    }
+}
+
+fn json_body_of(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+/// `POST /cgi-bin/clear_quota/v2`: appid and appsecret in the URL (one
+/// WeChat page) or in a JSON body (another); no access token.
+fn clear_quota_v2(world: &mut World, method: &Method, query: &str, body: Option<&Value>) -> Answer {
+    if *method != Method::Post {
+        return wx_error(43002, "require POST method");
+    }
+    let field = |k: &str| {
+        query_param(query, k).map(|v| v.to_string()).or_else(|| {
+            body.and_then(|b| b.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+    };
+    world.clear_quota_v2(field("appid").as_deref(), field("appsecret").as_deref())
 }
 
 fn template_route(
@@ -419,8 +484,15 @@ fn template_route(
 ) -> Answer {
     match route {
         Route::GetCategory => {
+            // The account's own categories, not the whole library's.
+            let own = world
+                .apps
+                .get(appid)
+                .map(|a| a.categories.clone())
+                .unwrap_or_default();
             let data: Vec<Value> = CATEGORIES
                 .iter()
+                .filter(|(id, _)| own.contains(id))
                 .map(|(id, name)| json!({ "id": id, "name": name }))
                 .collect();
             Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "data": data }))
@@ -444,9 +516,12 @@ fn template_route(
             let Some(ids) = ids else {
                 return wx_error(200019, "invalid parameter ids");
             };
+            // The service cards' templates are not listed: they are added by
+            // their tid from the card guide (whether WeChat lists them here is
+            // unverified; docs/spec/wechat.md, service cards).
             let matching: Vec<_> = LIBRARY
                 .iter()
-                .filter(|t| ids.contains(&t.category_id))
+                .filter(|t| ids.contains(&t.category_id) && !t.keywords.is_empty())
                 .collect();
             let data: Vec<Value> = matching
                 .iter()
@@ -551,6 +626,16 @@ fn template_route(
         }
         Route::LegacyTemplateDel => {
             world.del_legacy_template(appid, json_body.unwrap_or(&Value::Null))
+        }
+        Route::QuotaGet => {
+            let path = json_body
+                .and_then(|b| b.get("cgi_path"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match world.quotas.get(appid, path, world.now_ms) {
+                Ok(v) => Answer::ok_json(v),
+                Err((code, msg)) => wx_error(code, msg),
+            }
         }
         _ => wx_error(40066, "invalid url"),
     }

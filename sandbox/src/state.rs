@@ -86,6 +86,7 @@ pub(crate) fn snapshot(w: &World) -> SeedFile {
             appid: appid.clone(),
             secret: app.secret.expose().to_string(),
             pages: app.pages.clone(),
+            categories: Some(app.categories.clone()),
         });
         let mut users: Vec<&String> = app.users.iter().collect();
         users.sort();

@@ -91,8 +91,17 @@ const fn enum_kw(
     }
 }
 
-/// Categories of the public library (`getcategory`).
-pub const CATEGORIES: &[(u32, &str)] = &[(307, "服装/鞋/箱包"), (616, "电商平台")];
+/// Categories of the public library; an app's own (`getcategory`) are all
+/// of them unless seeded with fewer.
+pub const CATEGORIES: &[(u32, &str)] =
+    &[(307, "服装/鞋/箱包"), (616, "电商平台"), (1130, "交通服务")];
+
+/// Long-term (type 3) templates are only for offline public services:
+/// 政务民生, 医疗, 交通, 金融, 教育 (WeChat's subscribe-message guide). Of the
+/// sandbox's categories only 交通服务 is one; a shop (服装, 电商平台) gets none.
+pub fn is_public_service(category_id: u32) -> bool {
+    category_id == 1130
+}
 
 /// The public library (`getpubtemplatetitles`, `getpubtemplatekeywords`, `addtemplate`).
 pub const LIBRARY: &[LibraryTemplate] = &[
@@ -177,7 +186,7 @@ pub const LIBRARY: &[LibraryTemplate] = &[
     LibraryTemplate {
         tid: 3120,
         title: "订单状态提醒",
-        category_id: 616,
+        category_id: 1130,
         kind: 3,
         keywords: &[
             kw(1, "订单号", "SN202611230001", "character_string"),
@@ -197,7 +206,23 @@ pub const LIBRARY: &[LibraryTemplate] = &[
             kw(3, "更新时间", "2026-11-23 20:10", "time"),
         ],
     },
+    // The service cards' templates: no keywords at all (addtemplate takes an
+    // empty kidList, gettemplate shows an empty content) and never sent with
+    // subscribeMessage.send (docs/spec/wechat.md, service cards).
+    card_template(10_000_001, "购物(实体物流)服务动态"),
+    card_template(10_000_002, "购物(自提)服务动态"),
+    card_template(10_000_003, "购物(虚拟发货)服务动态"),
 ];
+
+const fn card_template(tid: u32, title: &'static str) -> LibraryTemplate {
+    LibraryTemplate {
+        tid,
+        title,
+        category_id: 616,
+        kind: 2,
+        keywords: &[],
+    }
+}
 
 /// A private subscribe template seeded into every app: (priTmplId, library tid, kidList).
 pub const SEEDED: &[(&str, u32, &[u32])] = &[

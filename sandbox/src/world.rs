@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::fault::Fault;
+use super::quota::Quotas;
 use super::templates::{self, SEEDED, SEEDED_LEGACY};
 use fashop_notify::rules::KeywordType;
 use fashop_notify::Clock;
@@ -26,8 +27,12 @@ const STABLE_RENEW_AHEAD_SECS: i64 = 300;
 /// Minimum distance between two forced stable_token refreshes, and the daily cap.
 pub(crate) const FORCE_REFRESH_GAP_SECS: i64 = 30;
 pub(crate) const FORCE_REFRESH_PER_DAY: u32 = 20;
-/// WeChat keeps at most this many private templates per app.
-const MAX_PRIVATE_TEMPLATES: usize = 50;
+/// WeChat keeps at most this many private templates per app: 25, as the
+/// addtemplate page stated (200012 "个人模版数已达上限，上限25个"); the current
+/// page states no figure (docs/spec/wechat.md).
+const MAX_PRIVATE_TEMPLATES: usize = 25;
+/// addtemplate's `sceneDesc`: "15个字以内" (200021 beyond).
+const MAX_SCENE_DESC_CHARS: usize = 15;
 
 /// The sandbox's clock: a base clock plus an offset moved by `advance`.
 #[derive(Debug)]
@@ -183,6 +188,9 @@ pub(crate) fn standard_errmsg(errcode: i64) -> &'static str {
         45103 => "This API has been unsupported",
         45109 => "This API has been withdrawn",
         47001 => "data format error",
+        48001 => "api unauthorized",
+        // WeChat's text for 43107 is unverified; the code is on subscribeMessage.send's list.
+        43107 => "subscribe message capability banned",
         47003 => "argument invalid!",
         _ => "error",
     }
@@ -200,15 +208,21 @@ pub(crate) fn rid() -> String {
 }
 
 /// WeChat's 47003 for one keyword: `argument invalid! data.thing3.value
-/// invalid` (or `is empty`), the text before the rid cut to 48 characters as in
-/// every sample seen (an inferred rule), with no hint of the rule broken.
+/// invalid` (or `is empty`), with the `data.…` part cut at 30 characters as
+/// the samples show it (`data.character_string1.value i`,
+/// `data.short_thing7.value invali`); the text around that part is not cut
+/// (a sample of 73 characters carries a hint after it). No hint of the rule
+/// broken.
 fn keyword_invalid(name: &str, what: &str) -> Answer {
-    let mut text = format!("argument invalid! data.{name}.value {what}");
-    if let Some((at, _)) = text.char_indices().nth(48) {
-        text.truncate(at);
+    let mut part = format!("data.{name}.value {what}");
+    if let Some((at, _)) = part.char_indices().nth(KEYWORD_PART_CHARS) {
+        part.truncate(at);
     }
-    wx_error(47003, &text)
+    wx_error(47003, &format!("argument invalid! {part}"))
 }
+
+/// How much of `data.<keyword>.value …` a 47003 keeps.
+const KEYWORD_PART_CHARS: usize = 30;
 
 /// splitmix64: cheap, well-spread, and enough for ids that only need to look random.
 pub(crate) fn mix(x: u64) -> u64 {
@@ -341,6 +355,9 @@ pub(crate) struct AppState {
     blacklist: Vec<String>,
     /// When each user's last send was accepted (ms), for 43108.
     last_send_ms: HashMap<String, i64>,
+    /// The account's service categories (getcategory); a library template of
+    /// another category cannot be added.
+    pub(crate) categories: Vec<u32>,
 }
 
 impl AppState {
@@ -361,6 +378,7 @@ impl AppState {
             revoked: HashSet::new(),
             blacklist: Vec::new(),
             last_send_ms: HashMap::new(),
+            categories: templates::CATEGORIES.iter().map(|(id, _)| *id).collect(),
         }
     }
 }
@@ -412,12 +430,16 @@ pub(crate) struct World {
     delivered: Vec<DeliveredMessage>,
     pub(crate) counters: Counters,
     pub(crate) faults: Vec<FaultSlot>,
+    /// Daily API calls per app and path, and quota resets.
+    pub(crate) quotas: Quotas,
     next_msgid: u64,
     rng: u64,
     /// The message push to apps that set a push URL.
     pub(crate) push: super::push_state::PushState,
     /// The sandbox clock in ms at the request being handled (set by the server).
     pub(crate) now_ms: i64,
+    /// Payments and service cards (`cards.rs`).
+    pub(crate) cards: super::cards::CardWorld,
 }
 
 /// The result of a control operation: `Err` carries a message for the caller.
@@ -432,10 +454,12 @@ impl World {
             delivered: Vec::new(),
             counters: Counters::default(),
             faults: Vec::new(),
+            quotas: Quotas::default(),
             next_msgid: 3_162_385_746_202_574_848,
             rng: seed,
             push: Default::default(),
             now_ms: 0,
+            cards: Default::default(),
         }
     }
 
@@ -578,6 +602,27 @@ impl World {
             }
             None => Err(format!("unknown prepay_id {prepay_id:?}: add it first")),
         }
+    }
+
+    /// The account's categories: a shop (服装, 电商平台) holds no long-term
+    /// template, so the seeded ones of other categories go.
+    pub(crate) fn set_categories(&mut self, appid: &str, categories: Vec<u32>) -> Control<()> {
+        if let Some(bad) = categories
+            .iter()
+            .find(|c| !templates::CATEGORIES.iter().any(|(id, _)| id == *c))
+        {
+            return Err(format!("category {bad} is not one of the sandbox's"));
+        }
+        let app = self.app_mut(appid)?;
+        app.templates.retain(|id, _| {
+            SEEDED
+                .iter()
+                .find(|(seeded, _, _)| seeded == id)
+                .and_then(|(_, tid, _)| templates::library(*tid))
+                .is_none_or(|lib| categories.contains(&lib.category_id))
+        });
+        app.categories = categories;
+        Ok(())
     }
 
     pub(crate) fn set_pages(&mut self, appid: &str, pages: Vec<String>) -> Control<()> {
@@ -844,6 +889,23 @@ impl World {
     }
 
     /// The appid a token belongs to, or WeChat's answer to a bad token.
+    /// The app a token was given to, valid or not (for counting its calls).
+    pub(crate) fn appid_of_token(&self, token: &str) -> Option<String> {
+        self.tokens.get(token).map(|t| t.appid.clone())
+    }
+
+    /// `clear_quota/v2`: `appid` and `appsecret` (URL or JSON body), no token.
+    pub(crate) fn clear_quota_v2(&mut self, appid: Option<&str>, secret: Option<&str>) -> Answer {
+        if let Err(a) = self.check_credentials(appid, secret) {
+            return a;
+        }
+        let appid = appid.unwrap_or_default();
+        match self.quotas.clear(appid, self.now_ms) {
+            Ok(()) => Answer::ok_json(json!({"errcode": 0, "errmsg": "ok"})),
+            Err((code, msg)) => wx_error(code, msg),
+        }
+    }
+
     pub(crate) fn check_token(&self, token: Option<&str>, now: i64) -> Result<String, Answer> {
         let token = match token {
             None | Some("") => return Err(wx_error(41001, "access_token missing")),
@@ -931,6 +993,10 @@ impl World {
         else {
             return wx_error(40037, "invalid template_id");
         };
+        if template.keywords.is_empty() {
+            // A service card's template: set_user_notify only (wechat.md).
+            return wx_error(40037, "invalid template_id: a service card template is not sent with subscribeMessage.send");
+        }
         if let Err(a) = Self::check_page(app, page) {
             return a;
         }
@@ -1087,6 +1153,12 @@ impl World {
         let Some(lib) = as_u32(tid_given).and_then(templates::library) else {
             return wx_error(200014, "tid does not exist");
         };
+        // Only the account's own categories' templates (a shop gets no
+        // long-term template: those are in public-service categories).
+        // WeChat's code for this case is unverified.
+        if !self.apps[appid].categories.contains(&lib.category_id) {
+            return wx_error(200014, "tid is not in the account's categories");
+        }
         let listed = body.get("kidList").and_then(Value::as_array);
         let kids: Option<Vec<u32>> = listed.map(|a| a.iter().filter_map(as_u32).collect());
         let new_one_time = templates::NEW_ONE_TIME_TIDS.contains(&lib.tid);
@@ -1111,6 +1183,16 @@ impl World {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        if scene.chars().count() > MAX_SCENE_DESC_CHARS {
+            return wx_error(200021, "invalid parameter sceneDesc");
+        }
+        if let Some(same) = self.same_template(appid, lib, &kids) {
+            let mut a = wx_error(200022, "template has added already");
+            let mut v: Value = serde_json::from_slice(&a.body).unwrap_or_default();
+            v["priTmplId"] = json!(same);
+            a.body = v.to_string().into_bytes();
+            return a;
+        }
         let seq = {
             let app = self.apps.get_mut(appid).expect("known app");
             if app.templates.values().filter(|t| !t.legacy).count() >= MAX_PRIVATE_TEMPLATES {
@@ -1132,18 +1214,42 @@ impl World {
         Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok", "priTmplId": id }))
     }
 
+    /// The app's template with the same title and keywords as `kids` of
+    /// `lib`, which WeChat will not add twice (200022, with its id).
+    fn same_template(
+        &self,
+        appid: &str,
+        lib: &templates::LibraryTemplate,
+        kids: &[u32],
+    ) -> Option<String> {
+        let wanted = Template::from_library("", lib, kids)?;
+        let mut names: Vec<&String> = wanted.keywords.iter().map(|k| &k.0).collect();
+        names.sort();
+        self.apps[appid]
+            .templates
+            .values()
+            .find(|t| {
+                let mut theirs: Vec<&String> = t.keywords.iter().map(|k| &k.0).collect();
+                theirs.sort();
+                !t.legacy && t.title == wanted.title && theirs == names
+            })
+            .map(|t| t.id.clone())
+    }
+
     pub(crate) fn del_template(&mut self, appid: &str, body: &Value) -> Answer {
         let app = self.apps.get_mut(appid).expect("known app");
         let Some(id) = body.get("priTmplId").and_then(Value::as_str) else {
             return wx_error(200002, "missing parameter priTmplId");
         };
-        // An unknown id answers 40037 here; WeChat's code for it is unverified.
+        // An id the account does not hold: 20001, which the deleteTemplate
+        // page's errCode table describes as a system error "including no such
+        // template under this account" (see docs/spec/wechat.md).
         match app.templates.get(id) {
             Some(t) if !t.legacy => {
                 app.templates.remove(id);
                 Answer::ok_json(json!({ "errcode": 0, "errmsg": "ok" }))
             }
-            _ => wx_error(40037, "invalid template_id"),
+            _ => wx_error(20001, "system error: no such template in this account"),
         }
     }
 
@@ -1284,11 +1390,11 @@ fn check_subscribe_data(template: &Template, data: Option<&Value>) -> Result<(),
             return Err(keyword_invalid(name, "invalid"));
         }
     }
-    if let Some((name, _, _)) = template
-        .keywords
-        .iter()
-        .find(|(n, _, _)| !data.contains_key(n))
-    {
+    // A const keyword is the template's fixed text: never sent (a value for
+    // one is refused above, as WeChat refuses it).
+    if let Some((name, _, _)) = template.keywords.iter().find(|(n, _, _)| {
+        !data.contains_key(n) && KeywordType::of_keyword(n) != Some(KeywordType::Const)
+    }) {
         return Err(keyword_invalid(name, "is empty"));
     }
     Ok(())
@@ -1342,4 +1448,37 @@ fn check_legacy_data(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_const() -> Template {
+        let kw = |n: &str| (n.to_string(), String::new(), String::new());
+        Template {
+            id: "T".into(),
+            title: "工单提醒".into(),
+            keywords: vec![kw("thing1"), kw("const2")],
+            legacy: false,
+            scene_desc: String::new(),
+            kind: 2,
+            enums: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_const_keyword_is_neither_sent_nor_missing() {
+        let t = with_const();
+        assert!(check_subscribe_data(&t, Some(&json!({"thing1": {"value": "退款"}}))).is_ok());
+        let sent = check_subscribe_data(
+            &t,
+            Some(&json!({"thing1": {"value": "退款"}, "const2": {"value": "工单"}})),
+        )
+        .unwrap_err();
+        assert_eq!(sent.errcode, 47003);
+        assert!(String::from_utf8_lossy(&sent.body).contains("data.const2.value invalid"));
+        let empty = check_subscribe_data(&t, Some(&json!({}))).unwrap_err();
+        assert!(String::from_utf8_lossy(&empty.body).contains("data.thing1.value is empty"));
+    }
 }

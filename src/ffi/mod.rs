@@ -15,6 +15,7 @@ mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod reach;
 mod send;
 mod status;
 mod token;

@@ -92,3 +92,32 @@ pub unsafe extern "C" fn fashop_notify_call_api(
         }
     })
 }
+
+/// Writes the app's daily quota of one API (`openapi/quota/get`) to
+/// `*out_json`: `{"appid", "cgi_path", "daily_limit", "used", "remain"}`.
+/// `cgi_path_or_null` is the API's path (`/cgi-bin/message/subscribe/send`
+/// when NULL). On a non-zero errcode the status is WECHAT_ERROR and WeChat's
+/// JSON is written.
+///
+/// # Safety
+/// `appid` is NULL or a NUL-terminated string, `cgi_path_or_null` is NULL or
+/// a NUL-terminated string, `out_json` is NULL or points to a `char *` the
+/// caller owns.
+#[no_mangle]
+pub unsafe extern "C" fn fashop_notify_api_quota(
+    appid: *const c_char,
+    cgi_path_or_null: *const c_char,
+    out_json: *mut *mut c_char,
+) -> FashopNotifyStatus {
+    guard_out("api_quota", out_json, "out_json", || {
+        let args = (|| {
+            let appid = c_arg!(appid, "appid")?;
+            let cgi_path = c_arg!(opt cgi_path_or_null, "cgi_path")?;
+            Ok((appid, cgi_path))
+        })();
+        match args {
+            Ok((appid, cgi_path)) => notifier().api_quota(appid, cgi_path),
+            Err(e) => (Err(e), None),
+        }
+    })
+}

@@ -22,6 +22,9 @@ pub enum FieldType {
     Integer,
     Money,
     Datetime,
+    /// The order's goods, a list of `{title, image, count, price, path}`:
+    /// only a service card's product list takes it.
+    Goods,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -58,6 +61,15 @@ impl CatalogEvent {
     /// Whether a placeholder may name `field` in a mapping of this event.
     pub fn has_field(&self, field: &str) -> bool {
         field == ORDER_ID || self.fields.iter().any(|f| f.name == field)
+    }
+
+    /// Whether a subscribe message's text may name `field` (not a goods list).
+    pub fn has_text_field(&self, field: &str) -> bool {
+        self.has_field(field)
+            && !self
+                .fields
+                .iter()
+                .any(|f| f.name == field && f.kind == FieldType::Goods)
     }
 }
 

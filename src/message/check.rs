@@ -209,9 +209,17 @@ fn check_event(
     report: &mut CheckReport,
 ) {
     let path = format!("events.{name}");
+    if !mapping.channel.has_message() {
+        // A card-only event sends no subscribe message: no template to check.
+        return;
+    }
     let Some(template) = live_template(&path, mapping, templates, report) else {
         return;
     };
+    if template.keywords.is_empty() {
+        report.problems.push(card_template_finding(&path, template));
+        return;
+    }
     let data = format!("{path}.data");
     check_keyword_names(&data, mapping, template, report);
     let examples = examples_of(name, mapping);
@@ -273,6 +281,20 @@ fn live_template<'t>(
     found
 }
 
+/// A template without keywords is a service card's (tids 10000001…:
+/// gettemplate shows an empty content): one finding that says so, instead of
+/// one "not in template" per mapped keyword.
+fn card_template_finding(path: &str, template: &LiveTemplate) -> Finding {
+    Finding {
+        path: format!("{path}.template_id"),
+        kind: "card_template",
+        message: format!(
+            "template {} ({}) has no keywords: it is a service card template (new one-time subscription), which subscribeMessage.send refuses; map the event with \"channel\": \"card\" and a \"card\" instead",
+            template.id, template.title
+        ),
+    }
+}
+
 /// The mapping fills exactly the template's keywords: one it lacks makes
 /// WeChat refuse the message, one the template lacks is a typo.
 fn check_keyword_names(
@@ -297,6 +319,11 @@ fn check_keyword_names(
         }
     }
     for k in &template.keywords {
+        // A const keyword is the template's fixed text: it is not sent, and
+        // a mapping may not set it (WeChat refuses a value for one).
+        if KeywordType::of_keyword(k) == Some(KeywordType::Const) {
+            continue;
+        }
         if !mapping.keywords.iter().any(|kw| *kw.name == **k) {
             report.problems.push(Finding {
                 path: format!("{data}.{k}"),
@@ -409,6 +436,29 @@ mod tests {
             content_keywords("a {{x1.DATA}} {{x1.DATA}} {{broken"),
             ["x1"]
         );
+    }
+
+    #[test]
+    fn a_const_keyword_is_neither_demanded_nor_settable() {
+        let list = parse_template_list(&json!({"errcode": 0, "data": [
+            {"priTmplId": "TC", "title": "工单提醒", "type": 2,
+             "content": "工单类型:{{const3.DATA}}\n工单名称:{{thing1.DATA}}\n"}]}))
+        .unwrap();
+        assert_eq!(list[0].keywords, ["const3", "thing1"]);
+        let doc = |data: serde_json::Value| {
+            super::super::mapping::compile_json(
+                &json!({"version": 1, "events": {"order_cancel": {"template_id": "TC", "data": data}}})
+                    .to_string(),
+            )
+            .unwrap()
+        };
+        // Every settable keyword mapped: no finding about const3.
+        let report = check_document(&doc(json!({"thing1": "{cancel_reason}"})).unwrap(), &list);
+        assert!(report.ok, "{report:?}");
+        assert!(!format!("{report:?}").contains("const3"), "{report:?}");
+        // Setting it is refused when the mapping loads.
+        let refused = doc(json!({"thing1": "{cancel_reason}", "const3": "x"})).unwrap_err();
+        assert!(refused.iter().any(|p| p.contains("const3")), "{refused:?}");
     }
 
     #[test]

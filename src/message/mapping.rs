@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::card_mapping::{channel_of, compile_card, Channel, CompiledCard};
 use super::catalog::{catalog, CatalogEvent};
 use super::placeholder::{preview, Pattern};
 use super::rules::KeywordType;
@@ -72,6 +73,10 @@ pub struct CompiledEvent {
     pub slots: Vec<Box<str>>,
     /// How many of the first slots make the default idempotency key.
     pub key_fields: usize,
+    /// Subscribe message, service card or both.
+    pub channel: Channel,
+    /// The service card the event updates (channel card or both).
+    pub card: Option<CompiledCard>,
 }
 
 /// A loaded mapping document.
@@ -89,9 +94,11 @@ pub struct CompiledMappings {
 impl CompiledMappings {
     /// Whether an event (enabled or not) is mapped to subscribe template `template_id`.
     pub fn maps_subscribe_template(&self, template_id: &str) -> bool {
-        self.events
-            .iter()
-            .any(|(_, e)| e.kind == MessageKind::Subscribe && *e.template_id == *template_id)
+        self.events.iter().any(|(_, e)| {
+            e.kind == MessageKind::Subscribe
+                && e.channel.has_message()
+                && *e.template_id == *template_id
+        })
     }
 
     /// The subscribe templates mapped, for messages.
@@ -99,7 +106,7 @@ impl CompiledMappings {
         let mut t: Vec<&str> = self
             .events
             .iter()
-            .filter(|(_, e)| e.kind == MessageKind::Subscribe)
+            .filter(|(_, e)| e.kind == MessageKind::Subscribe && e.channel.has_message())
             .map(|(_, e)| &*e.template_id)
             .collect();
         t.sort_unstable();
@@ -438,6 +445,8 @@ const EVENT_FIELDS: &[&str] = &[
     "data",
     "overflow",
     "emphasis_keyword",
+    "channel",
+    "card",
 ];
 
 /// A field's value; null counts as absent (PHP writes null for unset options).
@@ -513,8 +522,13 @@ fn compile_event(
             );
         }
     }
+    let channel = channel_of(obj, path, &mut p.0);
+    let card = compile_card(path, obj, channel, cat, host, &mut p.0);
+    if channel == Channel::Card {
+        return card_only(path, obj, cat, card, (p.len() == before).then_some(()), p);
+    }
     let options = event_options(obj, path, p);
-    let known = |field: &str| cat.has_field(field) || host.contains(&field);
+    let known = |field: &str| cat.has_text_field(field) || host.contains(&field);
     let mut slots = key_slots(cat);
     let key_fields = slots.len();
     let page = string(obj, path, "page", p)
@@ -546,9 +560,50 @@ fn compile_event(
         emphasis_keyword: options.emphasis.map(Box::from),
         slots,
         key_fields,
+        channel,
+        card,
     };
     let normalized = normalized_event(obj, &event);
     Some((event, normalized))
+}
+
+/// An event that only updates a service card: no template, no data.
+fn card_only(
+    path: &str,
+    obj: &Map<String, Value>,
+    cat: &CatalogEvent,
+    card: Option<CompiledCard>,
+    clean: Option<()>,
+    p: &mut Problems,
+) -> Option<(CompiledEvent, Value)> {
+    for key in ["template_id", "data", "page", "kind", "emphasis_keyword"] {
+        if given(obj, key).is_some() {
+            p.add(
+                &key_path(path, key),
+                "a card-only event (channel \"card\") has no subscribe message: use channel \"both\" to send one too",
+            );
+        }
+    }
+    let (card, ()) = (card?, clean?);
+    let enabled = !matches!(given(obj, "enabled"), Some(Value::Bool(false)));
+    let slots = key_slots(cat);
+    let event = CompiledEvent {
+        kind: MessageKind::Subscribe,
+        template_id: "".into(),
+        enabled,
+        page: None,
+        miniprogram_state: "formal",
+        lang: "zh_CN",
+        keywords: Vec::new(),
+        overflow: Overflow::Truncate,
+        emphasis_keyword: None,
+        key_fields: slots.len(),
+        slots,
+        channel: Channel::Card,
+        card: Some(card),
+    };
+    let norm = serde_json::json!({"channel": "card", "enabled": enabled, "card": event.card.as_ref().map(|c| c.spec.clone())});
+    Some((event, norm))
 }
 
 /// An event's settings besides its page and data, as far as they are valid
@@ -720,6 +775,10 @@ fn normalized_event(obj: &Map<String, Value>, event: &CompiledEvent) -> Value {
         Overflow::Error => "error",
     };
     norm.insert("overflow".into(), overflow_name.into());
+    if let Some(card) = &event.card {
+        norm.insert("channel".into(), event.channel.as_str().into());
+        norm.insert("card".into(), card.spec.clone());
+    }
     Value::Object(norm)
 }
 
@@ -799,7 +858,7 @@ fn compile_data(
             ),
         );
     }
-    let known = |field: &str| cat.has_field(field) || host.contains(&field);
+    let known = |field: &str| cat.has_text_field(field) || host.contains(&field);
     let mut keywords = Vec::with_capacity(data.len());
     for (key, value) in data {
         let kpath = key_path(&data_path, key);

@@ -2,6 +2,8 @@
 //! documents, rendering and the check of a mapping against the app's templates.
 //! Pure: no network, no store, no notifier; it imports only the crate's error type.
 
+mod card_mapping;
+pub mod cards;
 mod catalog;
 mod check;
 mod mapping;
@@ -9,6 +11,7 @@ mod placeholder;
 mod render;
 pub mod rules;
 
+pub use card_mapping::{render_card, CardUpdate, Channel};
 pub use catalog::catalog_json;
 pub use check::{
     check_document, parse_template_list, report_invalid, CheckReport, LiveTemplate, TemplateCache,

@@ -780,3 +780,46 @@ mod tests {
         }
     }
 }
+
+/// Unix seconds, or a `YYYY-MM-DD HH:MM[:SS]` text taken as China time, → unix
+/// seconds (a service card's time fields; seconds of a text are dropped).
+pub fn unix_seconds(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<i64>()
+            .ok()
+            .filter(|s| *s <= MAX_UNIX)
+            .ok_or_else(|| not_a_time(t));
+    }
+    let (y, mo, d, h, mi) = parse_local(t, true).ok_or_else(|| not_a_time(t))?;
+    Ok(days_from_civil(y, mo, d) * 86_400 + i64::from(h * 3600 + mi * 60) - 8 * 3600)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod unix_seconds_tests {
+    use super::*;
+
+    #[test]
+    fn china_time_texts_and_seconds_give_unix_seconds() {
+        assert_eq!(unix_seconds("1790000000"), Ok(1_790_000_000));
+        // 2026-11-22 21:30 in China is 13:30 UTC.
+        assert_eq!(unix_seconds("2026-11-22 21:30:00"), Ok(1_795_354_200));
+        assert_eq!(
+            china_time(&unix_seconds("2026-11-22 21:30").unwrap().to_string(), true),
+            Ok("2026-11-22 21:30".to_string())
+        );
+        assert!(unix_seconds("yesterday").is_err());
+    }
+}

@@ -142,7 +142,7 @@ pub const TYPES: &[TypeInfo] = &[
         kind: KeywordType::Amount,
         prefix: "amount",
         limit: None,
-        allowed: "an optional currency symbol and at most 10 digits with up to 2 decimals, optionally ending in 元 (whether the symbol may be left out is unverified)",
+        allowed: "an optional currency symbol and at most 10 digits, decimals allowed, optionally ending in 元 (whether the symbol may be left out is unverified)",
         examples: &["￥100", "¥12.50", "12.50元"],
         source: S_SEND,
         truncatable: false,
@@ -432,7 +432,7 @@ fn rule_text(kind: KeywordType) -> &'static str {
         KeywordType::Time => "a 24-hour time, optionally with a date, or a range joined by ~",
         KeywordType::Date => "a date (2018-01-01, 2018.01.01, 2018-01, 01-01, 2018年1月1日, 2018年1月, 1月1日), optionally with a 24-hour time, or a range joined by ~",
         KeywordType::Amount => {
-            "an optional currency symbol and at most 10 digits with up to 2 decimals, optionally ending in 元"
+            "an optional currency symbol and at most 10 digits, decimals allowed, optionally ending in 元"
         }
         KeywordType::PhoneNumber => "digits and symbols only",
         KeywordType::CarNumber => "letters and digits, the first and last may be Chinese",
@@ -515,6 +515,8 @@ fn is_decimal(v: &str) -> bool {
 
 const CURRENCY: &[char] = &['¥', '￥', '$', '€', '£', '₩', '₹', '₽', '฿'];
 
+/// One currency symbol and at most 10 digits, decimals allowed (WeChat states
+/// no limit on their count), optionally ending in 元.
 fn is_amount(v: &str) -> bool {
     let v = v.strip_suffix('元').unwrap_or(v);
     let v = v.strip_prefix(CURRENCY).unwrap_or(v);
@@ -524,7 +526,7 @@ fn is_amount(v: &str) -> bool {
     };
     (1..=10).contains(&int.len())
         && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.is_none_or(|f| (1..=2).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()))
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_car_number(v: &str) -> bool {
@@ -708,7 +710,10 @@ mod tests {
             (K::Amount, "12.50元", true),
             (K::Amount, "￥1234567890", true),
             (K::Amount, "¥12345678901", false),
-            (K::Amount, "¥12.345", false),
+            // WeChat states no limit on the decimals (issue #31).
+            (K::Amount, "¥12.345", true),
+            (K::Amount, "¥12.", false),
+            (K::Amount, "¥¥12", false),
             (K::Amount, "¥abc", false),
             (K::PhoneNumber, "+86-13800138000", true),
             (K::PhoneNumber, "138001380001380013", false),

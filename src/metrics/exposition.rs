@@ -45,7 +45,7 @@ struct Def {
 }
 
 /// Every family except the latency histogram, in output order.
-const FAMILIES: [Def; 11] = [
+const FAMILIES: [Def; 13] = [
     Def {
         name: SENDS,
         kind: Kind::Counter,
@@ -110,6 +110,20 @@ const FAMILIES: [Def; 11] = [
         per_process: false,
     },
     Def {
+        name: SUBSCRIBE_BANNED,
+        kind: Kind::Counter,
+        labels: &["appid", "event"],
+        help: "Sends refused because WeChat banned the subscribe capability of the app or template, by app and event",
+        per_process: false,
+    },
+    Def {
+        name: CARD_UPDATES,
+        kind: Kind::Counter,
+        labels: &["notify_type", "status", "outcome"],
+        help: "Service card updates by card type, status and outcome",
+        per_process: false,
+    },
+    Def {
         name: LOG_FAILURES,
         kind: Kind::Counter,
         labels: &[],
@@ -126,8 +140,8 @@ const FAMILIES: [Def; 11] = [
     },
 ];
 
-pub(crate) const FAMILY_NAMES: [&str; 11] = {
-    let mut names = [""; 11];
+pub(crate) const FAMILY_NAMES: [&str; FAMILIES.len()] = {
+    let mut names = [""; FAMILIES.len()];
     let mut i = 0;
     while i < FAMILIES.len() {
         names[i] = FAMILIES[i].name;

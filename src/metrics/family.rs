@@ -270,6 +270,11 @@ impl<const N: usize, C: Default> Family<N, C> {
         }
     }
 
+    /// Keeps the series `keep` says yes to (the reach report's old days go).
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&Key<N>, &Arc<C>) -> bool) {
+        self.series.write().retain(|k, c| keep(k, c));
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.series.read().len()

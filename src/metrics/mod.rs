@@ -7,6 +7,7 @@
 
 mod exposition;
 mod family;
+mod reach;
 mod redis_sink;
 mod sink;
 mod sqlite_sink;
@@ -48,6 +49,10 @@ pub(crate) const PERMITS_EXPIRED: &str = "fashop_notify_permits_expired_total";
 pub(crate) const PERMIT_STOCK: &str = "fashop_notify_permit_stock";
 pub(crate) const OUTBOX: &str = "fashop_notify_outbox_messages";
 pub(crate) const PUSH_EVENTS: &str = "fashop_notify_push_events_total";
+/// Sends refused because the subscribe capability is banned, apart from the
+/// other failures: no send of that app or template can succeed until a person acts.
+pub(crate) const SUBSCRIBE_BANNED: &str = "fashop_notify_subscribe_banned_total";
+pub(crate) const CARD_UPDATES: &str = "fashop_notify_card_updates_total";
 pub(crate) const LOG_FAILURES: &str = "fashop_notify_log_write_failures_total";
 pub(crate) const FLUSH_FAILURES: &str = "fashop_notify_metrics_flush_failures_total";
 /// How the histogram is kept in a shared sink: per-bucket (not cumulative)
@@ -86,6 +91,11 @@ struct Inner {
     permits_consumed: Family<1, Cell>,
     permits_expired: Family<1, Cell>,
     push_events: Family<2, Cell>,
+    /// The owner's reach report: appid, event, China day, outcome, errcode
+    /// (metrics/reach.rs; not in the Prometheus text).
+    reach: Family<5, Cell>,
+    subscribe_banned: Family<2, Cell>,
+    card_updates: Family<3, Cell>,
     log_failures: Arc<Cell>,
     /// Per process by nature: the sink that failed cannot hold it.
     flush_failures: Cell,
@@ -201,6 +211,9 @@ impl Metrics {
                 log_failures: Default::default(),
                 flush_failures: Default::default(),
                 push_events: Default::default(),
+                reach: Default::default(),
+                subscribe_banned: Default::default(),
+                card_updates: Default::default(),
                 permit_stock: Default::default(),
                 outbox: Default::default(),
                 shared: Default::default(),
@@ -296,6 +309,23 @@ impl Metrics {
     /// `delivered`, `user_block`, `system_failed`, …).
     pub fn record_push_event(&self, event: &str, effect: &str) {
         self.inner.push_events.with([event, effect], |c| c.add(1));
+        self.written();
+    }
+
+    /// A send of `event` met a banned subscribe capability (the account's or
+    /// the template's).
+    pub fn record_subscribe_banned(&self, appid: &str, event: &str) {
+        self.inner
+            .subscribe_banned
+            .with([appid, event], |c| c.add(1));
+    }
+
+    /// A service card update ended: card type, status and `outcome`
+    /// (applied, duplicate, queued, stopped, refused, failed, uncertain).
+    pub fn record_card_update(&self, notify_type: &str, status: &str, outcome: &str) {
+        self.inner
+            .card_updates
+            .with([notify_type, status, outcome], |c| c.add(1));
         self.written();
     }
 
@@ -455,6 +485,11 @@ impl Inner {
         i.token_fetches
             .each(|k, c| push(TOKEN_FETCHES, k.values(), c));
         i.push_events.each(|k, c| push(PUSH_EVENTS, k.values(), c));
+        i.reach.each(|k, c| push(reach::REACH, k.values(), c));
+        i.subscribe_banned
+            .each(|k, c| push(SUBSCRIBE_BANNED, k.values(), c));
+        i.card_updates
+            .each(|k, c| push(CARD_UPDATES, k.values(), c));
         for (name, fam) in [
             (TOKEN_RECOVERED, &i.token_recovered),
             (PERMITS_ADDED, &i.permits_added),
@@ -518,6 +553,9 @@ impl Inner {
         i.sends.each(|_, c| c.rebase());
         i.token_fetches.each(|_, c| c.rebase());
         i.push_events.each(|_, c| c.rebase());
+        i.reach.each(|_, c| c.rebase());
+        i.subscribe_banned.each(|_, c| c.rebase());
+        i.card_updates.each(|_, c| c.rebase());
         for fam in [
             &i.token_recovered,
             &i.permits_added,
@@ -605,6 +643,9 @@ impl Metrics {
         f.series
             .insert(PERMITS_EXPIRED, counters(&i.permits_expired));
         f.series.insert(PUSH_EVENTS, counters(&i.push_events));
+        f.series
+            .insert(SUBSCRIBE_BANNED, counters(&i.subscribe_banned));
+        f.series.insert(CARD_UPDATES, counters(&i.card_updates));
         f.series.insert(
             LOG_FAILURES,
             [(Vec::new(), clamp(i.log_failures.get()))].into(),

@@ -254,6 +254,24 @@ impl CounterSink for RedisSink {
         Ok(out)
     }
 
+    fn forget(&self, figures: &[Sample]) -> Result<()> {
+        if figures.is_empty() {
+            return Ok(());
+        }
+        let mut guard = self.link.lock();
+        let link = &mut *guard;
+        let conn = self.connect(link, SCRAPE_WAIT)?;
+        let mut del = redis::cmd("HDEL");
+        del.arg(self.keys().0);
+        for s in figures {
+            del.arg(field(&s.name, &s.labels));
+        }
+        del.query::<i64>(conn).map(|_| ()).map_err(|e| {
+            link.conn = None;
+            self.error(e)
+        })
+    }
+
     fn pending(&self) -> usize {
         self.link.lock().in_doubt.len()
     }

@@ -31,6 +31,10 @@ pub trait CounterSink: Send + Sync + fmt::Debug {
     /// Every counter and gauge the sink holds.
     fn snapshot(&self) -> Result<Vec<Sample>>;
 
+    /// Removes these figures (`value` ignored): the reach report's days past
+    /// the kept ones. Called from the report's read, never from a send.
+    fn forget(&self, figures: &[Sample]) -> Result<()>;
+
     /// Batches the sink took but the store has not confirmed yet (sent again
     /// by the next `apply`, which a scrape then makes even with nothing new).
     fn pending(&self) -> usize {
@@ -73,6 +77,15 @@ impl CounterSink for MemorySink {
         }
         for s in sets {
             f.insert((s.name.clone(), s.labels.clone()), s.value);
+        }
+        Ok(())
+    }
+
+    fn forget(&self, figures: &[Sample]) -> Result<()> {
+        self.check()?;
+        let mut f = self.figures.lock();
+        for s in figures {
+            f.remove(&(s.name.clone(), s.labels.clone()));
         }
         Ok(())
     }

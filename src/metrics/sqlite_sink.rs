@@ -76,6 +76,19 @@ impl CounterSink for SqliteSink {
             .map_err(|e| store_error(&self.path, e))
     }
 
+    fn forget(&self, figures: &[Sample]) -> Result<()> {
+        self.file
+            .write_raw(None, |tx| {
+                let mut del =
+                    tx.prepare_cached("DELETE FROM metrics WHERE name = ?1 AND labels = ?2")?;
+                for s in figures {
+                    del.execute(params![s.name, Self::labels_text(&s.labels)])?;
+                }
+                Ok(())
+            })
+            .map_err(|e| store_error(&self.path, e))
+    }
+
     fn snapshot(&self) -> Result<Vec<Sample>> {
         let rows = self
             .file

@@ -9,7 +9,8 @@ use super::Notifier;
 use crate::error::{Error, Result};
 use crate::message::{
     catalog_json, check_document, compile_json, no_document, parse_template_list, render_body,
-    render_message, report_invalid, rules, CompiledMappings, LiveTemplate, RenderedMessage,
+    render_message, report_invalid, rules, Channel, CompiledMappings, LiveTemplate,
+    RenderedMessage,
 };
 use crate::wechat::client::CallError;
 use crate::wechat::http::Method;
@@ -70,8 +71,21 @@ impl Notifier {
     /// The exact JSON body `send` would POST (without a legacy form_id): the
     /// same text as serializing `render_message(..).body`.
     pub fn render(&self, appid: &str, event: &str, payload_json: &str) -> Result<String> {
+        if self.card_channel(appid, event) == Some(Channel::Card) {
+            // A card-only event: the set_user_notify body (with check_json
+            // where its status may activate the card).
+            let update = self.render_card_update(appid, event, payload_json)?;
+            return update.body(matches!(update.check, Some(Ok(_))));
+        }
         let mappings = self.mappings_of(appid)?;
         render_body(&mappings, appid, event, payload_json)
+    }
+
+    /// The service card definitions (2001/2002/2003: statuses, which may
+    /// activate, previous statuses, fields per status and their formats), as
+    /// JSON for an admin screen; see `message::cards`.
+    pub fn card_definitions(&self) -> &'static str {
+        crate::message::cards::cards_json()
     }
 
     /// Every keyword type with its rule (limit, allowed characters, examples,
@@ -128,6 +142,7 @@ impl Notifier {
                 }
                 let list: Arc<Vec<LiveTemplate>> = Arc::new(parse_template_list(&reply.json)?);
                 self.templates.store(appid, now, list.clone());
+                self.learn_template_types(appid, &list);
                 (list, now, false)
             }
         };
@@ -136,7 +151,7 @@ impl Notifier {
         Ok(report_json(appid, &report, templates))
     }
 
-    fn mappings_of(&self, appid: &str) -> Result<Arc<CompiledMappings>> {
+    pub(crate) fn mappings_of(&self, appid: &str) -> Result<Arc<CompiledMappings>> {
         self.apps.get(appid)?;
         self.mappings.get(appid).ok_or_else(|| no_document(appid))
     }

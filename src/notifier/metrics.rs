@@ -6,6 +6,7 @@ use super::Notifier;
 use crate::error::Result;
 use crate::journal::{Journal, SendRecord, TokenRecord};
 use crate::metrics::{Format, Metrics};
+use crate::wechat::errcodes::{meaning, Hint};
 
 impl Notifier {
     /// `fashop_notify_metrics`: every figure as Prometheus text or JSON.
@@ -53,8 +54,12 @@ impl Notifier {
     /// A send finished: counts it in metrics and writes its log line (the
     /// one call the send path needs at its end).
     pub fn observe_send(&self, r: &SendRecord<'_>) {
+        let _batch = self.metrics.batch();
         self.metrics
             .record_send(r.appid, r.event, r.status, r.errcode, r.elapsed);
+        if meaning(r.errcode).hint == Hint::CapabilityBanned {
+            self.metrics.record_subscribe_banned(r.appid, r.event);
+        }
         self.journal.send_event(r);
     }
 

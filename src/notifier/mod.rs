@@ -8,25 +8,31 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigPatch};
+use crate::config::{Config, ConfigPatch, StoreSpec};
 use crate::error::{Error, Result};
 use crate::journal::Journal;
 use crate::ledger::Ledger;
 use crate::message::{MappingRegistry, TemplateCache};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::reach::Reach;
+use crate::store::{open_cards, CardStore, StoreSlot};
 use crate::wechat::http::HttpClient;
 use crate::wechat::AppRegistry;
 
 mod apps;
+mod card;
 mod health;
 mod ledger;
 mod mapping;
 mod metrics;
 mod outbox;
 mod push;
+mod quota;
+mod reach;
 mod run;
 pub mod send;
+mod template_types;
 mod token;
 
 #[derive(Debug)]
@@ -42,6 +48,10 @@ pub struct Notifier {
     pub(crate) metrics: Metrics,
     pub(crate) journal: Journal,
     pub(crate) outbox: Outbox,
+    /// The owner's reach report (counts per app, event and China day).
+    pub(crate) reach: Reach,
+    /// Where each order's service card stands (the store the settings name).
+    pub(crate) cards: StoreSlot<dyn CardStore>,
     /// Whether a `configure` ever succeeded, and the error of the failed
     /// first one(s) until then.
     pub(crate) configured: RwLock<Configured>,
@@ -75,6 +85,7 @@ impl Notifier {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         let metrics = Metrics::with_clock(clock.clone());
         Notifier {
+            reach: Reach::new(clock.clone(), metrics.clone()),
             ledger: Ledger::new(clock.clone()),
             journal: Journal::new(clock.clone(), metrics.clone()),
             clock,
@@ -85,6 +96,11 @@ impl Notifier {
             http: HttpClient::default(),
             metrics,
             outbox: Outbox::default(),
+            cards: StoreSlot::new(
+                open_cards(&StoreSpec::Memory).expect("the memory card store opens"),
+                "service card updates were made",
+                "send",
+            ),
             configured: RwLock::new(Configured::Defaults),
         }
     }
@@ -134,8 +150,11 @@ impl Notifier {
         let mut config = self.config.write();
         let next = patch.apply_to(&config);
         self.outbox.check_switch(&next)?;
+        self.cards.check_switch(&next.store)?;
         self.ledger.configure(&next)?;
         self.outbox.configure(&next)?;
+        self.reach.configure(&next);
+        self.cards.switch(&next.store, open_cards)?;
         self.http.configure(&next);
         self.metrics.configure(&next);
         self.journal.configure(&next.log);

@@ -16,6 +16,7 @@ use super::send::{SendReport, SendStatus};
 use super::Notifier;
 use crate::config::OutboxSettings;
 use crate::error::{Error, Result};
+use crate::message::Channel;
 use crate::outbox::{
     mix, stats_json, Claimed, Counts, Enqueued, FlushReport, FlushStatus, Flushed, NewMessage,
     Outbox, OutboxStore, Settlement, Stored, ABANDONED, DEAD_LETTERS_LISTED, SENT_KEPT_MS,
@@ -45,6 +46,14 @@ impl Notifier {
         payload_json: &str,
     ) -> Result<(Enqueued, String)> {
         self.check_configured()?;
+        if let Some(channel) = self.card_channel(appid, event) {
+            // The card goes into the outbox as an update of its own.
+            let update = self.render_card_update(appid, event, payload_json)?;
+            let card = self.enqueue_card_keyed(appid, event, &update)?;
+            if channel == Channel::Card {
+                return Ok(card);
+            }
+        }
         let mut msg = self.render_message(appid, event, payload_json)?;
         let now = self.clock.now_ms();
         if msg.idempotency_key.is_empty() {
@@ -298,6 +307,7 @@ impl Notifier {
                     | Settlement::Uncertain { .. }
             ));
         }
+        self.count_flushed(&c.appid, &c.event, status, errcode, &report);
         let due_at = match decided {
             Settle::RescheduleAt { due_ms, .. } => Some(due_ms.div_euclid(1000)),
             _ => None,
@@ -321,11 +331,16 @@ impl Notifier {
         let started = Instant::now();
         let stored: Stored = serde_json::from_str(&c.message)
             .map_err(|e| Error::store(format!("outbox message {} is not readable: {e}", c.id)))?;
-        let msg = stored.into_message(c.idempotency_key.clone())?;
         let app = match self.apps.get(&c.appid) {
             Ok(app) => app,
             Err(e) => return Ok(SendReport::failed(e)),
         };
+        if let Some(update) = stored.card_update() {
+            // The attempt the outbox dead-letters after, when it fails again.
+            let last = c.attempts + 1 >= self.config().outbox.max_attempts;
+            return Ok(self.flush_card(&app, &c.event, update, started, last));
+        }
+        let msg = stored.into_message(c.idempotency_key.clone())?;
         let posting = Posting {
             store,
             id: c.id,

@@ -59,14 +59,19 @@ impl Notifier {
     }
 
     /// The URL check of the admin's server configuration: `echostr` back when
-    /// the signature holds.
+    /// the signature holds. WeChat's check is the signature alone: the clock
+    /// window is not applied, so a skewed server clock cannot break the
+    /// handshake (an echo changes nothing; events keep their replay checks).
     fn push_handshake(
         &self,
-        appid: &str,
+        _appid: &str,
         creds: &PushCredentials,
         q: &PushQuery,
     ) -> Result<String> {
-        let (timestamp, nonce) = self.signed_time(appid, creds, q)?;
+        let (timestamp, nonce) = (
+            q.need(&q.timestamp, "timestamp")?,
+            q.need(&q.nonce, "nonce")?,
+        );
         let echostr = q.need(&q.echostr, "echostr")?;
         let signature = q.need(&q.signature, "signature")?;
         if !signature_holds(creds.token(), &[timestamp, nonce], signature) {
@@ -289,15 +294,15 @@ impl Notifier {
 
     fn apply_entry(&self, app: &App, m: &PushMessage, e: &Entry) -> Result<Value> {
         let mut dropped = None;
-        let effect = match (m.kind, e.status.as_str()) {
-            (EventKind::Popup, "accept" | "acceptWithAudio") if app.grants == Grants::Push => {
+        let effect = match (m.kind, entry_effect(m.kind, e)) {
+            (EventKind::Popup, Effect::Accept) if app.grants == Grants::Push => {
                 self.push_grant(&app.appid, &m.openid, &e.template_id)?;
                 "grant_added"
             }
             // The mini program reports this tap itself (`grants: "client"`).
-            (EventKind::Popup, "accept" | "acceptWithAudio") => "reported",
-            (EventKind::Popup, "reject") => "none",
-            (EventKind::Change, "reject") | (EventKind::Sent, "failed:user block") => {
+            (EventKind::Popup, Effect::Accept) => "reported",
+            (EventKind::Popup, Effect::Reject) => "none",
+            (EventKind::Change, Effect::Reject) | (EventKind::Sent, Effect::UserBlock) => {
                 let n = self.noted(
                     "handle_push",
                     self.ledger
@@ -310,8 +315,8 @@ impl Notifier {
                     "grants_dropped"
                 }
             }
-            (EventKind::Sent, "success") => "delivered",
-            (EventKind::Sent, "failed:system failed") => "system_failed",
+            (EventKind::Sent, Effect::Delivered) => "delivered",
+            (EventKind::Sent, Effect::Failed) => "system_failed",
             _ => "ignored",
         };
         let mut send_key = None;
@@ -408,6 +413,42 @@ impl Notifier {
                 .record_permits_added(permit.kind.as_str(), u64::from(permit.uses));
         }
         Ok(())
+    }
+}
+
+/// What one entry says, before the ledger is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Accept,
+    Reject,
+    Delivered,
+    /// A sent message the buyer blocked (the official account's status text;
+    /// the mini program documents only system failures).
+    UserBlock,
+    Failed,
+    Other,
+}
+
+/// Popup and change entries: every `accept…` status (`accept`,
+/// `acceptWithAudio`, `acceptWithAlert`, `acceptWithForcePush`) is an
+/// acceptance. Sent entries: `ErrorCode` decides (0 delivered, anything else
+/// a failed delivery whatever `ErrorStatus` says); without one, the text.
+fn entry_effect(kind: EventKind, e: &Entry) -> Effect {
+    match kind {
+        EventKind::Sent => {
+            let failed = match e.error_code {
+                Some(code) => code != 0,
+                None => e.status != "success",
+            };
+            match (failed, e.status.as_str()) {
+                (false, _) => Effect::Delivered,
+                (true, "failed:user block") => Effect::UserBlock,
+                (true, _) => Effect::Failed,
+            }
+        }
+        _ if e.status.starts_with("accept") => Effect::Accept,
+        _ if e.status == "reject" => Effect::Reject,
+        _ => Effect::Other,
     }
 }
 

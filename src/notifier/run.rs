@@ -12,11 +12,14 @@ use super::send::{
 use super::Notifier;
 use crate::error::{Error, Result};
 use crate::ledger::{ClaimedTake, Lease, PermitRequest, Remaining};
-use crate::message::MessageKind;
+use crate::message::{cards, CardUpdate, MessageKind};
+use crate::send_machine::card::{CardAction, CardEnd, CardEvent, CardMachine};
 use crate::send_machine::flush::Trail;
 use crate::send_machine::{Action, End, Event, Route, SendMachine, MAX_PERMITS_PER_SEND};
+use crate::store::{CardClaim, CardStore};
 use crate::wechat::client::{CallError, WeChatReply};
 use crate::wechat::errcodes::next_minute;
+use crate::wechat::App;
 
 /// How long an idempotency claim holds while its send is under way; a process
 /// that dies mid-send frees the key after this.
@@ -187,9 +190,10 @@ impl Notifier {
     fn spend_and_record(
         &self,
         mut report: SendReport,
-        run: Run<'_>,
+        mut run: Run<'_>,
         started: Instant,
     ) -> SendReport {
+        self.keep_long_term_grant(&mut report, &mut run);
         let key = run.job.msg.idempotency_key.as_str();
         if !run.claimed {
             if let Some(lease) = run.spend {
@@ -233,6 +237,29 @@ impl Notifier {
             Err(_) => {}
         }
         report
+    }
+
+    /// A message that went out (or may have) with a long-term template's
+    /// grant leaves the grant in place: WeChat does not use it up per send.
+    /// A refusal (43101) still spends it: the subscription is gone.
+    fn keep_long_term_grant(&self, report: &mut SendReport, run: &mut Run<'_>) {
+        let Some(o) = report.outcome.as_mut() else {
+            return;
+        };
+        if !matches!(o.status, SendStatus::Sent | SendStatus::Uncertain) {
+            return;
+        }
+        let Some(lease) = run.spend.take_if(|l| self.keeps_its_grant(l)) else {
+            return;
+        };
+        if self.ledger.give_back(&lease).is_ok() && o.status == SendStatus::Sent {
+            let left = self
+                .ledger
+                .stats(&lease.appid, Some(&lease.openid))
+                .ok()
+                .and_then(|s| s.subscribe.get(&lease.value).copied());
+            o.permit = left.map(|n| permit_use(lease.kind, n));
+        }
     }
 
     /// Spends `lease` and records the outcome under `key`, in one step where
@@ -416,5 +443,154 @@ fn apply_spent(report: &mut SendReport, lease: &Lease, spent: Result<Remaining>)
                 report.result = Err(e);
             }
         }
+    }
+}
+
+/// What one card update did, for its outcome and the outbox.
+#[derive(Debug)]
+pub(crate) struct CardRun {
+    pub end: CardEnd,
+    pub errcode: i64,
+    pub errmsg: String,
+    pub attempts: u32,
+    /// The failure the update ended on, when it ended on one.
+    pub fault: Option<Error>,
+    /// The store failed to record how the update settled (WeChat's answer
+    /// stands; the card's record does not show it).
+    pub unrecorded: Option<Error>,
+}
+
+/// How long a card update's claim holds while it is under way; a process
+/// that dies mid-update frees the card after this.
+const CARD_CLAIM_MS: i64 = 60_000;
+const SET_USER_NOTIFY: &str = "/wxa/set_user_notify";
+
+impl Notifier {
+    /// Applies one card update by the card machine's actions: claim, post,
+    /// retry, settle.
+    pub(crate) fn run_card(&self, app: &App, update: &CardUpdate) -> CardRun {
+        let store = self.cards.for_records();
+        let mut machine = CardMachine::new(self.config().max_retries);
+        let mut run = CardRun {
+            end: CardEnd::StoreFailed,
+            errcode: 0,
+            errmsg: String::new(),
+            attempts: 0,
+            fault: None,
+            unrecorded: None,
+        };
+        let mut body = String::new();
+        while let Some(action) = machine.poll() {
+            let event = match action {
+                CardAction::Claim => match self.claim_card(&*store, app, update) {
+                    Ok((CardEvent::Illegal, why)) => {
+                        run.fault = Some(Error::invalid(why));
+                        CardEvent::Illegal
+                    }
+                    Ok((event, text)) => {
+                        body = text;
+                        event
+                    }
+                    Err(e) => run.failed(e, CardEvent::StoreFailed),
+                },
+                CardAction::Post => match self.post_wechat(app, SET_USER_NOTIFY, body.as_bytes()) {
+                    Ok(reply) => {
+                        run.errcode = reply.errcode;
+                        run.errmsg = reply.errmsg;
+                        CardEvent::Answered {
+                            errcode: reply.errcode,
+                            requests: reply.requests,
+                        }
+                    }
+                    Err(call) => run.call_failed(call),
+                },
+                CardAction::Wait { ms } => {
+                    self.clock.sleep_ms(ms);
+                    CardEvent::Waited
+                }
+                CardAction::Settle { applied } => {
+                    let settled =
+                        store.card_settle(&app.appid, &update.code, update.status, applied);
+                    if let Err(e) = settled {
+                        run.unrecorded.get_or_insert(e);
+                    }
+                    CardEvent::Settled
+                }
+                CardAction::Stop => {
+                    if let Err(e) = store.card_stop(&app.appid, &update.code) {
+                        run.unrecorded.get_or_insert(e);
+                    }
+                    CardEvent::Settled
+                }
+                CardAction::Complete(end) => {
+                    run.end = end;
+                    run.attempts = machine.attempts();
+                    return run;
+                }
+            };
+            machine.on(event);
+        }
+        run
+    }
+
+    /// Claims the update and checks its move against the card's definition;
+    /// the body to post when it may go out.
+    fn claim_card(
+        &self,
+        store: &dyn CardStore,
+        app: &App,
+        update: &CardUpdate,
+    ) -> Result<(CardEvent, String)> {
+        let now = self.clock.now_ms();
+        let claim = store.card_claim(
+            &app.appid,
+            &update.code,
+            update.notify_type,
+            update.status,
+            now,
+            CARD_CLAIM_MS,
+        )?;
+        let prev = match claim {
+            CardClaim::Done => return Ok((CardEvent::AlreadyApplied, String::new())),
+            CardClaim::Busy => return Ok((CardEvent::Busy, String::new())),
+            CardClaim::Behind => return Ok((CardEvent::Behind, String::new())),
+            CardClaim::Stopped => return Ok((CardEvent::Stopped, String::new())),
+            CardClaim::Fresh { prev } => prev,
+        };
+        let card = cards::card(update.notify_type).expect("rendered cards exist");
+        match card.check_transition(prev, update.status) {
+            Ok(()) => match update.body(prev.is_none()) {
+                Ok(body) => Ok((CardEvent::Claimed, body)),
+                Err(e) => Ok((CardEvent::Illegal, e.to_string())),
+            },
+            Err(_) if prev.is_none() => Ok((CardEvent::NotActivated, String::new())),
+            Err(why) => Ok((CardEvent::Illegal, why)),
+        }
+    }
+}
+
+impl CardRun {
+    fn failed(&mut self, e: Error, event: CardEvent) -> CardEvent {
+        self.fault = Some(e);
+        event
+    }
+
+    fn call_failed(&mut self, call: CallError) -> CardEvent {
+        let busy = matches!(
+            call,
+            CallError::HttpStatus {
+                status: 502 | 503,
+                ..
+            }
+        );
+        let event = if busy || matches!(call, CallError::NotSent(_)) {
+            CardEvent::NotSent
+        } else if call.may_have_reached_wechat() {
+            CardEvent::MayHaveLeft
+        } else {
+            CardEvent::Rejected
+        };
+        self.fault = Some(call.into_error());
+        event
     }
 }

@@ -124,6 +124,9 @@ pub struct Outcome {
     /// The outbox message a `queued` send became.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox_id: Option<u64>,
+    /// What was done with the event's service card, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardOutcome>,
 }
 
 impl Outcome {
@@ -141,8 +144,28 @@ impl Outcome {
             elapsed_ms: 0,
             retry_after_ms: None,
             outbox_id: None,
+            card: None,
         }
     }
+}
+
+/// What a send did with the event's card (the outcome JSON's `card`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CardOutcome {
+    pub notify_type: u32,
+    pub status: u32,
+    /// `applied`, `duplicate` (the status was applied before), `queued` (kept
+    /// in the outbox: not checkable yet, waiting for the card's activation or
+    /// another update of the order, WeChat not reached), `stopped` (the buyer
+    /// refused the card), `refused` (a move the card does not allow),
+    /// `failed`, `uncertain`.
+    pub result: &'static str,
+    pub errcode: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub errmsg: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_id: Option<u64>,
 }
 
 /// A send's result: the status and, whenever the send got as far as looking
@@ -179,6 +202,20 @@ impl Notifier {
         let started = Instant::now();
         // One write of this send's figures to a shared store, not one per figure.
         let _figures = self.metrics.batch();
+        match self.card_channel(appid, event) {
+            Some(channel) => self.send_with_card(appid, event, payload_json, channel, started),
+            None => self.send_message(appid, event, payload_json, started),
+        }
+    }
+
+    /// The subscribe (or legacy template) message of a send.
+    pub(crate) fn send_message(
+        &self,
+        appid: &str,
+        event: &str,
+        payload_json: &str,
+        started: Instant,
+    ) -> SendReport {
         let prepared = self
             .check_configured()
             .and_then(|()| self.apps.get(appid))
@@ -195,7 +232,7 @@ impl Notifier {
             posting: None,
         };
         let sent = self.send_job(&job, started);
-        match &sent.result {
+        let report = match &sent.result {
             Err(e)
                 if msg.enqueue_on_network_error
                     && not_the_messages_fault(e)
@@ -207,7 +244,9 @@ impl Notifier {
                 self.enqueue_instead(appid, event, &msg, payload_json, sent)
             }
             _ => sent,
-        }
+        };
+        self.count_send(appid, event, &report);
+        report
     }
 
     /// A send that failed through no fault of the message, asked to fall back
@@ -364,7 +403,23 @@ pub(super) fn explain(
         Hint::RetiredTemplateApi if kind == MessageKind::Template => format!(
             "{errmsg} (WeChat retired template messages in January 2020: map the event {event} to a subscribe template, kind \"subscribe\")"
         ),
-        Hint::UnknownTemplate => format!("{errmsg} (the template_id mapped for {event} is not one of this app's templates)"),
+        Hint::UnknownTemplate => format!(
+            "{errmsg} (the template_id mapped for {event} is not one of this app's templates: \
+             the mini program's admin deleted it, or it belongs to another app; \
+             pick the template again in the mapping editor and save the mapping)"
+        ),
+        Hint::CapabilityBanned => format!(
+            "{errmsg} (WeChat has banned the subscribe-message capability of this mini program or of the template mapped for {event}: \
+             not retried, the grant is kept; check 违规记录 and the template's status under 订阅消息 in mp.weixin.qq.com)"
+        ),
+        Hint::ApiUnauthorized => format!(
+            "{errmsg} (the mini program lacks the permission for this API: \
+             check that the app is a mini program with 订阅消息 enabled in mp.weixin.qq.com, and that the appid and secret registered are its own)"
+        ),
+        Hint::BodyFormat => format!(
+            "{errmsg} (WeChat could not read the body sent for {event}: a bug of the request, not retried; \
+             compare the rendered body (fashop_notify_render) with the API's JSON format)"
+        ),
         Hint::UnknownPage => format!("{errmsg} (the page mapped for {event} is not a page of the published mini program)"),
         Hint::MappingMismatch => {
             // WeChat names the keyword as `data.<keyword>` (unverified beyond

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Notifier;
 use crate::error::{Error, Result};
 use crate::journal::TokenRecord;
+use crate::message::parse_template_list;
 use crate::secret::Secret;
 use crate::wechat::client::{
     self, check_api_path, check_supplied_token, parse_method, CallError, TokenSource, WeChatReply,
@@ -122,7 +123,14 @@ impl Notifier {
         match outcome {
             Err(e) => (Err(e), None),
             Ok(Err(call)) => (Err(call.into_error()), None),
-            Ok(Ok(reply)) => (reply.error().map_or(Ok(()), Err), Some(reply.body)),
+            Ok(Ok(reply)) => {
+                if reply.error().is_none() && is_template_list(method, path) {
+                    if let Ok(list) = parse_template_list(&reply.json) {
+                        self.learn_template_types(appid, &list);
+                    }
+                }
+                (reply.error().map_or(Ok(()), Err), Some(reply.body))
+            }
         }
     }
 
@@ -173,17 +181,7 @@ impl Notifier {
         }
         let config = self.config();
         let report = |operation: &str, e: &Error| self.note_token_store_problem(operation, e);
-        let shared = || {
-            let store = self.ledger.store();
-            store.tokens()?;
-            Some(SharedTokens {
-                store,
-                appid: &app.appid,
-                mode: app.token_mode.as_str(),
-                lease_ms: lease_ms(&config),
-                report: &report,
-            })
-        };
+        let shared = || self.shared_tokens(app, lease_ms(&config), &report);
         app.token.get_or_fetch(
             self.clock.as_ref(),
             config.token_margin_secs,
@@ -206,18 +204,34 @@ impl Notifier {
         );
     }
 
-    /// Drops `failed` from the in-process cache and, only if it is still the
-    /// shared one, from the store; whether the in-process cache held it.
-    fn drop_failed_token(&self, app: &App, failed: &str) -> bool {
-        let dropped = app.token.invalidate_if(failed);
+    /// How the app's token cache reaches the store shared with other
+    /// processes, if the store shares tokens.
+    fn shared_tokens<'a>(
+        &self,
+        app: &'a App,
+        lease_ms: i64,
+        report: &'a dyn Fn(&str, &Error),
+    ) -> Option<SharedTokens<'a>> {
         let store = self.ledger.store();
-        if let Some(tokens) = store.tokens() {
-            if let Err(e) = tokens.token_drop_if(&app.appid, app.token_mode.as_str(), failed) {
-                let e = Error::Store(Secret::new(failed).redact(&app.redact(&e.to_string())));
-                self.note_token_store_problem("token_drop_if", &e);
-            }
-        }
-        dropped
+        store.tokens()?;
+        Some(SharedTokens {
+            store,
+            appid: &app.appid,
+            mode: app.token_mode.as_str(),
+            lease_ms,
+            report,
+        })
+    }
+
+    /// Drops `failed` from the store (only if it is still the shared one) and
+    /// from this process; whether this process held it.
+    fn drop_failed_token(&self, app: &App, failed: &str) -> bool {
+        let report = |operation: &str, e: &Error| {
+            let e = Error::Store(app.redact(&e.to_string()));
+            self.note_token_store_problem(operation, &e)
+        };
+        let shared = self.shared_tokens(app, lease_ms(&self.config()), &report);
+        app.token.drop_failed(failed, shared)
     }
 
     /// `fetch_token`, counted in metrics and written to the structured log.
@@ -260,6 +274,12 @@ impl TokenSource for Notifier {
     fn recovered(&self, app: &App) {
         self.metrics.record_token_error_recovered(&app.appid);
     }
+}
+
+/// A read of gettemplate (the app's templates, with their types).
+fn is_template_list(method: &str, path: &str) -> bool {
+    method.eq_ignore_ascii_case("GET")
+        && path.split('?').next() == Some("/wxaapi/newtmpl/gettemplate")
 }
 
 #[cfg(test)]

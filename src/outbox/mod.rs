@@ -133,6 +133,22 @@ impl Stored {
         }
     }
 
+    /// A service card update as the outbox keeps it (kind "card").
+    pub fn of_card(touser: &str, update: Map<String, Value>) -> Stored {
+        Stored {
+            kind: "card".to_string(),
+            template_id: String::new(),
+            touser: touser.to_string(),
+            order_sn: None,
+            body: update,
+        }
+    }
+
+    /// The card update this is, when it is one.
+    pub fn card_update(&self) -> Option<&Map<String, Value>> {
+        (self.kind == "card").then_some(&self.body)
+    }
+
     pub fn into_message(self, key: String) -> Result<RenderedMessage> {
         let kind = match self.kind.as_str() {
             "subscribe" => MessageKind::Subscribe,

@@ -11,7 +11,8 @@
 //! - JSON's `CreateTime`, `PopupScene`, `MsgID` and `ErrorCode` come as strings
 //!   in the guide's examples; numbers are read too.
 //! - `SubscribeStatusString` is `accept` or `reject`; newer clients also send
-//!   `acceptWithAudio` (unverified beyond the report; read as accept).
+//!   `acceptWithAudio`, `acceptWithAlert` and `acceptWithForcePush` (strong
+//!   reminders, developer community): every `accept…` is an acceptance.
 
 use serde_json::{Map, Value};
 
@@ -210,13 +211,21 @@ fn entry(kind: EventKind, event: &str, item: &Value) -> Result<Entry> {
     let what = format!("{event} entry");
     let template_id = required(item, "TemplateId", &what)?;
     Ok(match kind {
-        EventKind::Sent => Entry {
-            template_id,
-            status: required(item, "ErrorStatus", &what)?,
-            popup_scene: None,
-            msg_id: Some(required(item, "MsgID", &what)?),
-            error_code: integer(item, "ErrorCode", &what)?,
-        },
+        EventKind::Sent => {
+            // `ErrorCode` decides a delivery; either it or `ErrorStatus` must be there.
+            let error_code = integer(item, "ErrorCode", &what)?;
+            let status = match error_code {
+                Some(_) => text(item, "ErrorStatus")?.unwrap_or_default(),
+                None => required(item, "ErrorStatus", &what)?,
+            };
+            Entry {
+                template_id,
+                status,
+                popup_scene: None,
+                msg_id: Some(required(item, "MsgID", &what)?),
+                error_code,
+            }
+        }
         _ => Entry {
             template_id,
             status: required(item, "SubscribeStatusString", &what)?,

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 
 use crate::wechat::errcodes::{policy_for, Policy};
 
+pub mod card;
 pub mod flush;
 
 /// How many dead form_ids / prepay_ids one send skips before it gives up: a

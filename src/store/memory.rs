@@ -2,6 +2,8 @@
 //! collects many form_ids per user: a permit is one compact entry in its user's
 //! vector, expired entries are dropped when the user is next touched.
 
+mod stock;
+
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
@@ -183,6 +185,15 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn template_stock(
+        &self,
+        appid: &str,
+        now_ms: i64,
+        accepted_before: Option<i64>,
+    ) -> Result<Vec<super::TemplateStock>> {
+        self.stock_of(appid, now_ms, accepted_before)
+    }
+
     fn describe(&self) -> String {
         "memory".to_string()
     }

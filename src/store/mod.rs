@@ -12,9 +12,16 @@ use crate::config::StoreSpec;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+mod cards;
+mod cards_memory;
+mod cards_redis;
+mod cards_sqlite;
 mod memory;
 mod redis;
+mod report;
 mod sqlite;
+
+pub use cards::{CardClaim, CardStore};
 
 /// How long a permit lease that ran out is remembered after its use returned.
 pub(crate) const RETURNED_KEEP_MS: i64 = 24 * 3600 * 1000;
@@ -39,6 +46,7 @@ pub(crate) fn new_lease_id(now_ms: i64) -> i64 {
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub(crate) use redis::{RedisClient, RedisLink};
+pub use report::TemplateStock;
 pub use sqlite::SqliteStore;
 
 /// How long a stored token outlives its expiry before the store forgets it
@@ -290,6 +298,23 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// before it go too (none of their uses is leased).
     fn purge(&self, appid: &str, now_ms: i64, grants_before: Option<i64>) -> Result<u64>;
 
+    /// Per subscribe template of the app: the buyers holding a usable grant,
+    /// their uses, and the uses of grants last accepted before `accepted_before`
+    /// (unix seconds: those `subscribe_max_age_days` purges soon). For the
+    /// owner's report; each backend's lives in its `stock.rs`. A store made
+    /// for tests of other concepts keeps no grants to count.
+    fn template_stock(
+        &self,
+        appid: &str,
+        _now_ms: i64,
+        _accepted_before: Option<i64>,
+    ) -> Result<Vec<TemplateStock>> {
+        Err(Error::internal(format!(
+            "the {} store cannot count the grants of {appid}",
+            self.describe()
+        )))
+    }
+
     fn idempotency_claim(&self, key: &str, now_ms: i64, lease_ms: i64) -> Result<KeyClaim>;
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()>;
@@ -442,6 +467,15 @@ pub fn open(spec: &StoreSpec) -> Result<Arc<dyn Store>> {
         StoreSpec::Memory => Arc::new(MemoryStore::default()),
         StoreSpec::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
         StoreSpec::Redis(url) => Arc::new(RedisStore::open(url)?),
+    })
+}
+
+/// Opens the card store the settings name (service cards: `cards.rs`).
+pub fn open_cards(spec: &StoreSpec) -> Result<Arc<dyn CardStore>> {
+    Ok(match spec {
+        StoreSpec::Memory => Arc::new(cards_memory::MemoryCards::default()),
+        StoreSpec::Sqlite(path) => Arc::new(cards_sqlite::SqliteCards::open(path)?),
+        StoreSpec::Redis(url) => Arc::new(cards_redis::RedisCards::open(url)?),
     })
 }
 

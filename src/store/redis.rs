@@ -13,6 +13,8 @@
 //! Each app's access token (per token mode) is one hash too, with the fetch lease of
 //! the process fetching the next one, so that all hosts fetch once per lifetime.
 
+mod stock;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -905,6 +907,15 @@ fn add_user(stats: &mut PermitStats, hash: &HashMap<String, String>, now_ms: i64
 }
 
 impl Store for RedisStore {
+    fn template_stock(
+        &self,
+        appid: &str,
+        now_ms: i64,
+        accepted_before: Option<i64>,
+    ) -> Result<Vec<super::TemplateStock>> {
+        self.stock_of(appid, now_ms, accepted_before)
+    }
+
     fn describe(&self) -> String {
         self.address.clone()
     }

@@ -4,6 +4,8 @@
 //! A connection belongs to the process that opened it and is opened on first
 //! use (`crate::sqlite_conn` says why, and how a forked child gets its own).
 
+mod stock;
+
 use std::fmt;
 
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -368,6 +370,15 @@ fn release_in(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
 }
 
 impl Store for SqliteStore {
+    fn template_stock(
+        &self,
+        appid: &str,
+        now_ms: i64,
+        accepted_before: Option<i64>,
+    ) -> Result<Vec<super::TemplateStock>> {
+        self.stock_of(appid, now_ms, accepted_before)
+    }
+
     fn describe(&self) -> String {
         format!("sqlite:{}", self.file.path().display())
     }

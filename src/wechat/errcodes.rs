@@ -70,6 +70,13 @@ pub enum Hint {
     UnknownTemplate,
     UnknownPage,
     MappingMismatch,
+    /// The account's or the template's subscribe capability is banned
+    /// (counted apart in metrics: no send of that template can succeed).
+    CapabilityBanned,
+    /// The mini program lacks the permission for this API.
+    ApiUnauthorized,
+    /// The body is not what the API reads: a bug of the request, never retried.
+    BodyFormat,
 }
 
 /// One row of the table.
@@ -126,6 +133,11 @@ const TABLE: &[(i64, Meaning)] = &[
     (-1, Meaning { send: Policy::Retry { backoff_ms: 200 }, retry_later: true, not_the_message: true, ..OTHER }),
     (40013, BAD_CREDENTIALS),
     (40037, hint(Hint::UnknownTemplate)),
+    // 43107 (subscribeMessage.send's list, next to 43108 and 45168), 47001
+    // and 48001 (global codes): failures a retry cannot mend.
+    (43107, hint(Hint::CapabilityBanned)),
+    (47001, hint(Hint::BodyFormat)),
+    (48001, hint(Hint::ApiUnauthorized)),
     (40125, BAD_CREDENTIALS),
     (40164, fetch(
         FetchPause::TenMinutes,
@@ -141,7 +153,7 @@ const TABLE: &[(i64, Meaning)] = &[
         quota: Some(Quota::Day),
         ..fetch(
             FetchPause::UntilMidnight,
-            ": the daily token quota is spent; fetches pause until midnight China time (the reset time is unverified) or until clear_quota is called",
+            ": the daily token quota is spent; fetches pause until midnight China time (the reset time is unverified); a person may reset it with clear_quota/v2 (POST /cgi-bin/clear_quota/v2 with appid and appsecret: it needs no access token; 10 resets a month, then 48006), and openapi/quota/get (fashop_notify_api_quota) shows an API's daily limit and use",
         )
     }),
     (45011, Meaning {
@@ -193,6 +205,57 @@ pub fn is_token_error(errcode: i64) -> bool {
     TOKEN_ERRCODES.contains(&errcode)
 }
 
+/// What a service card update (`/wxa/set_user_notify`) does with one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardPolicy {
+    /// WeChat took the status.
+    Applied,
+    /// Transient: post again after `backoff_ms` (doubling), then later.
+    Retry { backoff_ms: u64 },
+    /// The transaction id is not checkable yet: kept in the outbox and tried
+    /// again (WeChat: "notify_code 不存在" right after payment, retry after a
+    /// minute).
+    Defer,
+    /// The buyer refused this order's card: no more updates, no error.
+    Stopped,
+    /// Refused for good.
+    Fail,
+}
+
+/// The card table: each code's policy and what a person should check
+/// (docs/spec/wechat.md, service cards). A code not in it fails.
+#[rustfmt::skip]
+const CARD_TABLE: &[(i64, CardPolicy, &str)] = &[
+    (0, CardPolicy::Applied, ""),
+    (-1, CardPolicy::Retry { backoff_ms: 200 }, "WeChat is busy"),
+    (85431, CardPolicy::Retry { backoff_ms: 200 }, "WeChat's card service is busy"),
+    (85437, CardPolicy::Defer, "WeChat cannot check this transaction id yet (right after payment it answers \"notify_code 不存在\"): the update waits in the outbox and is tried again"),
+    (85439, CardPolicy::Stopped, "the buyer refused this order's card (code_state 10): its updates stop"),
+    (85433, CardPolicy::Fail, "check_json must carry the payment's own pay_amount (fen, the order or the paid amount) and pay_time (seconds)"),
+    (85434, CardPolicy::Fail, "the card type is not open to this mini program (its category) or its template (tid 10000001…) was not added"),
+    (85436, CardPolicy::Fail, "content_json does not fit the card: a field the status requires, or a move its definition does not allow"),
+    (85438, CardPolicy::Fail, "the notify_code expired, or check_json did not match the payment"),
+    (85447, CardPolicy::Fail, "product_list was refused: each product needs product_img, product_name and product_path_query"),
+    (40003, CardPolicy::Fail, "the openid must be the buyer who paid with this transaction id"),
+];
+
+/// What a card update does with `errcode`; token errors are retried by the
+/// client before this is asked.
+pub fn card_policy_for(errcode: i64) -> CardPolicy {
+    CARD_TABLE
+        .iter()
+        .find(|(c, _, _)| *c == errcode)
+        .map_or(CardPolicy::Fail, |(_, p, _)| *p)
+}
+
+/// What a person should check after a card answer `errcode` ("" when nothing).
+pub fn card_advice(errcode: i64) -> &'static str {
+    CARD_TABLE
+        .iter()
+        .find(|(c, _, _)| *c == errcode)
+        .map_or("", |(_, _, a)| a)
+}
+
 /// China is UTC+8 all year; WeChat's daily quotas are counted on its days.
 const CHINA_OFFSET_MS: i64 = 8 * 3_600_000;
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -213,6 +276,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn card_answers_have_their_policy_and_advice() {
+        assert_eq!(card_policy_for(0), CardPolicy::Applied);
+        assert_eq!(card_policy_for(85437), CardPolicy::Defer);
+        assert_eq!(card_policy_for(85439), CardPolicy::Stopped);
+        assert!(matches!(card_policy_for(85431), CardPolicy::Retry { .. }));
+        for code in [85433, 85434, 85436, 85438, 40003, 12345] {
+            assert_eq!(card_policy_for(code), CardPolicy::Fail, "{code}");
+        }
+        assert!(card_advice(40003).contains("paid"));
+        assert_eq!(card_advice(12345), "");
+    }
+
+    #[test]
     fn every_errcode_of_the_table_has_its_action() {
         assert_eq!(policy_for(0), Policy::Sent);
         assert_eq!(policy_for(43101), Policy::Refused);
@@ -222,7 +298,8 @@ mod tests {
         assert_eq!(policy_for(41028), Policy::NextPermit);
         assert_eq!(policy_for(41029), Policy::NextPermit);
         for code in [
-            40001, 40003, 40014, 40037, 41030, 42001, 45009, 45103, 45109, 47003, 99999,
+            40001, 40003, 40014, 40037, 41030, 42001, 43107, 45009, 45103, 45109, 47001, 47003,
+            48001, 99999,
         ] {
             assert_eq!(policy_for(code), Policy::Fail, "{code}");
         }
@@ -235,9 +312,28 @@ mod tests {
         ] {
             assert!(meaning(code).not_the_message, "{code}");
         }
-        for code in [0, 40003, 40037, 41028, 43101, 45168, 47003, 99999] {
+        for code in [
+            0, 40003, 40037, 41028, 43101, 43107, 45168, 47001, 47003, 48001, 99999,
+        ] {
             assert!(!meaning(code).not_the_message, "{code}");
         }
+    }
+
+    #[test]
+    fn failures_a_retry_cannot_mend_say_what_to_check() {
+        assert_eq!(meaning(43107).hint, Hint::CapabilityBanned);
+        assert_eq!(meaning(48001).hint, Hint::ApiUnauthorized);
+        assert_eq!(meaning(47001).hint, Hint::BodyFormat);
+        assert_eq!(meaning(40037).hint, Hint::UnknownTemplate);
+        for code in [43107, 47001, 48001, 40037] {
+            assert!(!meaning(code).retry_later, "{code}");
+            assert_eq!(meaning(code).quota, None, "{code}");
+        }
+        // The token quota's advice names the reset that needs no token.
+        let advice = meaning(45009).fetch_advice;
+        assert!(advice.contains("clear_quota/v2"), "{advice}");
+        assert!(advice.contains("48006"), "{advice}");
+        assert!(!advice.contains("until clear_quota is called"), "{advice}");
     }
 
     #[test]

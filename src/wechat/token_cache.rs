@@ -509,6 +509,23 @@ impl TokenCache {
         state.failed_in_a_row = 0;
     }
 
+    /// WeChat refused `failed`: drops it from the shared store (only if it is
+    /// still the store's token), then from this process. In that order: a
+    /// caller of this process that finds no token here between the two steps
+    /// must not adopt the refused token back from the store. Whether this
+    /// process held it.
+    pub fn drop_failed(&self, failed: &str, shared: Option<SharedTokens<'_>>) -> bool {
+        if let Some(shared) = shared {
+            if let Some(store) = shared.store.tokens() {
+                if let Err(e) = store.token_drop_if(shared.appid, shared.mode, failed) {
+                    let e = self.scrub_error(e, Some(&Secret::new(failed)));
+                    (shared.report)("token_drop_if", &e);
+                }
+            }
+        }
+        self.invalidate_if(failed)
+    }
+
     /// Drops the cached token only if it is still `failed`, so that a late
     /// report about an old token cannot throw away a fresh one.
     pub fn invalidate_if(&self, failed: &str) -> bool {
@@ -799,12 +816,24 @@ mod tests {
         assert_eq!(t.expose(), "A");
     }
 
+    /// Run by `token_drop_if` before the store drops the token: what another
+    /// caller does at that moment.
+    type OnDrop = Box<dyn FnOnce() + Send>;
+
     /// A store whose token answers the test sets, counting the looks.
-    #[derive(Debug)]
     struct ScriptedStore {
         turn: Mutex<TokenTurn>,
         looks: AtomicU64,
         releases: AtomicU64,
+        on_drop: Mutex<Option<OnDrop>>,
+        /// What `token_turn` answers once the token was dropped.
+        after_drop: Mutex<Option<TokenTurn>>,
+    }
+
+    impl std::fmt::Debug for ScriptedStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("ScriptedStore")
+        }
     }
 
     impl ScriptedStore {
@@ -813,6 +842,8 @@ mod tests {
                 turn: Mutex::new(turn),
                 looks: AtomicU64::new(0),
                 releases: AtomicU64::new(0),
+                on_drop: Mutex::new(None),
+                after_drop: Mutex::new(None),
             })
         }
 
@@ -889,7 +920,15 @@ mod tests {
             Ok(())
         }
         fn token_drop_if(&self, _: &str, _: &str, _: &str) -> Result<bool> {
-            Ok(false)
+            let hook = self.on_drop.lock().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            let Some(next) = self.after_drop.lock().take() else {
+                return Ok(false);
+            };
+            *self.turn.lock() = next;
+            Ok(true)
         }
     }
 
@@ -916,6 +955,41 @@ mod tests {
             expires_at_ms,
             refresh_at_ms,
         }
+    }
+
+    #[test]
+    fn a_refused_token_is_not_adopted_back_from_the_store_by_another_caller() {
+        let clock = Arc::new(ManualClock::at(10_000));
+        let now = clock.now_ms();
+        // WeChat refused DEAD (the sandbox clock jumped); this process and the
+        // store both still hold it as fresh.
+        let store = ScriptedStore::new(TokenTurn::Fresh(stored(
+            "DEAD",
+            now + 7_000_000,
+            now + 6_000_000,
+        )));
+        *store.after_drop.lock() = Some(TokenTurn::Fetch { current: None });
+        let cache = Arc::new(TokenCache::default());
+        cache.supply(Secret::new("DEAD"), now, 7_000);
+        // Another thread of this process asks for the token while the refused
+        // one is being dropped.
+        let (other_cache, other_clock, other_store) = (cache.clone(), clock.clone(), store.clone());
+        *store.on_drop.lock() = Some(Box::new(move || {
+            let got = other_cache
+                .get_or_fetch(other_clock.as_ref(), 300, through(&other_store), || {
+                    panic!("must not fetch")
+                })
+                .unwrap();
+            // It may still use DEAD (and be refused itself), never adopt it anew.
+            assert_eq!(got.expose(), "DEAD");
+        }));
+        assert!(cache.drop_failed("DEAD", through(&store)()));
+        assert_eq!(store.looks(), 0, "the other caller used its own copy");
+        let next = cache
+            .get_or_fetch(clock.as_ref(), 300, through(&store), || fresh("NEW", 7_200))
+            .unwrap();
+        assert_eq!(next.expose(), "NEW");
+        assert_eq!(cache.fetch_count(), 1);
     }
 
     #[test]

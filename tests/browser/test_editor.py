@@ -10,6 +10,7 @@ preview with what the library renders, saves, reloads, makes a bad mapping,
 requeues a dead letter, and writes screenshots to TARGET/browser/.
 """
 
+import datetime
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
@@ -32,6 +34,7 @@ APPID = "wxdemo0000000001"
 APP_SECRET = "demo-app-secret-0001"
 ADMIN_SECRET = "browser-test-admin-secret"
 TPL_DELIVERED = "Ib27Mxy85v0eqHp2ERuLGQZx3NAcZCf_jCmhQdY7Ez-"
+TPL_PAY_SUCCESS = "_uwlWXxdjm2IogKR7PfhIg8Ez9oP0ZV1YgHNMqhQY_C"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT_SECS = 20
@@ -82,6 +85,8 @@ class EditorTest(unittest.TestCase):
 
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
+        # The console, for CSP violations (the reach charts are drawn in the page).
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         cls.profile = tempfile.mkdtemp(prefix="fashop-chromium-")
         for flag in [
             "--headless",
@@ -228,6 +233,15 @@ class EditorTest(unittest.TestCase):
         self.wait(lambda _: self.count("dead") == "1", "one dead letter")
         dead = self.css(f'#outbox-dead tr[data-id="{self.dead_id}"]')
         self.assertIn("40003", dead.text)
+        # Its reason in the owner's words, WeChat's own text one click away.
+        self.assertIn("买家的 openid 无效", dead.text)
+        dead.find_element(By.CSS_SELECTOR, "td.reason summary").click()
+        self.assertIn("invalid openid", dead.find_element(By.CSS_SELECTOR, "td.reason code").text)
+        # And the send API's daily quota, from openapi/quota/get.
+        self.wait(EC.text_to_be_present_in_element((By.ID, "outbox-quota"), "上限 100000"), "the send quota")
+        quota = self.css("#outbox-quota")
+        self.assertIn("今日发送额度", quota.text)
+        self.assertGreater(int(quota.get_attribute("data-remain")), 0)
 
         # Reload: the page keeps the secret (this tab) and the event; the mapping is kept.
         d.refresh()
@@ -316,6 +330,114 @@ class EditorTest(unittest.TestCase):
         self.wait_preview(lambda r: r == expected, "the preview in a narrow window")
         self.assertTrue(self.fits_window(), "no sideways scrolling in a narrow window")
         self.screenshot("admin-editor-narrow.png", 390)
+
+    # --- 送达: the reach panel against a scripted week of orders ---------------------------------
+
+    def chart(self):
+        """The 送达 charts as drawn: {event: {day: [sent, not reached]}}."""
+        return self.driver.execute_script(
+            "const out = {};"
+            "for (const e of document.querySelectorAll('#reach-events .reach-event')) {"
+            "  const days = out[e.dataset.event] = {};"
+            "  for (const g of e.querySelectorAll('svg g.day'))"
+            "    days[g.dataset.day] = [Number(g.dataset.sent), Number(g.dataset.notReached)];"
+            "}"
+            "return out;")
+
+    def admin_api(self, path):
+        req = urllib.request.Request(self.url + "api/" + path, headers={"X-Admin-Secret": ADMIN_SECRET})
+        with urllib.request.urlopen(req, timeout=WAIT_SECS) as r:
+            return json.loads(r.read())
+
+    def test_reach_panel(self):
+        d = self.driver
+        week = json.loads(subprocess.run(
+            [str(OUT / "fashop-notify-reach-week"), str(ROOT / "examples/mappings.json")],
+            env=self.env, check=True, capture_output=True, text=True).stdout)
+        # The outbox fixture's dead letter (40003) was counted too, today.
+        today = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=8)).strftime("%Y-%m-%d")
+        pay = week["order_pay_success"].setdefault(today, {"sent": 0, "not_reached": 0})
+        pay["not_reached"] += 1
+        expected = {e: {day: [c["sent"], c["not_reached"]] for day, c in days.items()} for e, days in week.items()}
+
+        # The PHP handler (GET api/reach) says what the sends returned.
+        api = self.admin_api("reach")
+        self.assertTrue(api["ok"], api)
+        from_api = {e["event"]: {x["day"]: [x["sent"], x["not_reached"]] for x in e["days"] if x["sent"] or x["not_reached"]}
+                    for e in api["data"]["events"]}
+        self.assertEqual(expected, from_api)
+
+        # The page draws the same numbers, day by day.
+        self.viewport(1280, 800)
+        d.get(self.url)
+        if d.find_elements(By.CSS_SELECTOR, "#secret") and self.css("#secret").is_displayed():
+            self.css("#secret").send_keys(ADMIN_SECRET)
+            self.css("#login-form button").click()
+        self.wait(lambda _: len(self.chart()) == 2, "the reach charts")
+        drawn = {e: {day: v for day, v in days.items() if v != [0, 0]} for e, days in self.chart().items()}
+        self.assertEqual(expected, drawn)
+        self.assertEqual(7, len(self.chart()["order_pay_success"]), "one group of bars per day of the week")
+
+        # The reach rate, and why the rest was not reached, in the owner's words.
+        total = api["data"]["events"][0]["total"]
+        box = self.css('#reach-events .reach-event[data-event="order_pay_success"]')
+        self.assertIn("送达率 %d%%" % round(100 * total["reach_rate"]), box.text)
+        self.assertIn("买家未授权此模板", box.text)
+        self.assertIn("买家已拒收", box.text)
+        tooltip = self.driver.execute_script(
+            "return [...arguments[0].querySelectorAll('rect.missed title')].map(t => t.textContent).join('\\n')", box)
+        self.assertIn("买家未授权此模板", tooltip)
+
+        # The grant stock: the buyer who allowed both templates, and the low-stock hint.
+        rows = d.find_elements(By.CSS_SELECTOR, "#reach-stock tbody tr[data-template]")
+        self.assertEqual(2, len(rows))
+        holders = {r.get_attribute("data-template"): r.find_element(By.CSS_SELECTOR, "td[data-holders]").text for r in rows}
+        # The week's buyer holds both; the outbox fixture's buyer got the grant back when WeChat answered 40003.
+        self.assertEqual({TPL_PAY_SUCCESS: "2", TPL_DELIVERED: "1"}, holders)
+        # 订单发货 is mapped (the walk-through saved it): 7 sends this week, 1 buyer holds a grant.
+        shipping = self.css(f'#reach-stock tr[data-template="{TPL_DELIVERED}"]')
+        self.assertIn("low", shipping.get_attribute("class"), shipping.text)
+        self.assertIn("仅 1 位买家允许", shipping.text)
+        self.assertEqual([], [e for e in d.get_log("browser") if "Content Security Policy" in e.get("message", "")])
+
+        self.viewport(1280, 800)
+        height = d.execute_script("return document.documentElement.scrollHeight")
+        self.viewport(1280, height)
+        self.css("#reach").screenshot(str(self.shots / "admin-reach.png"))
+
+    def test_service_card_choice(self):
+        """服务卡片: the refund moves the order's card 2001 to status 6, no template needed."""
+        d = self.driver
+        self.viewport(1280, 800)
+        d.get(self.url)
+        if self.css("#secret").is_displayed():
+            self.css("#secret").send_keys(ADMIN_SECRET)
+            self.css("#login-form button").click()
+        item = self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, '#event-list li[data-event="order_refund_apply"]')), "the event list")
+        item.click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "event-label"), "退款申请"), "the refund's editor")
+        Select(self.css("#channel")).select_by_value("card")
+        self.assertFalse(self.css("#card-box").get_attribute("hidden"))
+        self.assertFalse(self.css("#template-row").is_displayed(), "no template for a card")
+        Select(self.css("#card-type")).select_by_value("2001")
+        Select(self.css("#card-status")).select_by_value("6")
+        # The status's one field comes filled with the order page.
+        field = self.css('#card-fields tr[data-card-field="wxa_path_query"] input')
+        self.assertEqual("pages/order/detail?id={order_id}", field.get_attribute("value"))
+        self.wait(EC.text_to_be_present_in_element((By.ID, "card-preview-status"), "已取消/已退款"), "the card's preview")
+        fields = json.loads(self.css("#card-preview-fields").text)
+        self.assertEqual({"cur_status": 6, "wxa_path_query": "pages/order/detail?id=10086"}, fields)
+        self.css("#save").click()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "status"), "已保存"), "saved")
+        saved = self.saved()["events"]["order_refund_apply"]
+        self.assertEqual("card", saved["channel"])
+        self.assertEqual({"notify_type": 2001, "status": 6, "fields": {"wxa_path_query": "pages/order/detail?id={order_id}"}}, saved["card"])
+        # After a reload the choice is still there.
+        d.refresh()
+        self.wait(EC.text_to_be_present_in_element((By.ID, "event-label"), "退款申请"), "the editor after a reload")
+        self.wait(lambda _: Select(self.css("#card-status")).first_selected_option.get_attribute("value") == "6", "the saved status")
+        self.assertEqual("card", Select(self.css("#channel")).first_selected_option.get_attribute("value"))
+        self.screenshot("admin-editor-card.png", 1280)
 
 
 if __name__ == "__main__":

@@ -104,8 +104,14 @@ static void test_handshake_and_bad_signature(void) {
     snprintf(forged, sizeof forged, "signature=0000000000000000000000000000000000000000%s", strchr(q, '&'));
     CHECK_STATUS(fashop_notify_handle_push(APP, "GET", forged, "", &out), FASHOP_NOTIFY_INVALID_ARGUMENT, "signature does not match");
     CHECK(out == NULL);
+    /* The URL check is the signature alone (WeChat's rule): a 1970 timestamp
+     * meets the signature check, not the clock window. */
     CHECK_STATUS(fashop_notify_handle_push(APP, "GET", "timestamp=1&nonce=x&signature=y&echostr=z", "", &out),
+                 FASHOP_NOTIFY_INVALID_ARGUMENT, "signature does not match");
+    /* A pushed event keeps the window, and the error names the skew. */
+    CHECK_STATUS(fashop_notify_handle_push(APP, "POST", "timestamp=1&nonce=x&signature=y", "<xml></xml>", &out),
                  FASHOP_NOTIFY_INVALID_ARGUMENT, "more than 300 s");
+    CHECK(out == NULL);
 }
 
 static void test_plain_push_grants(void) {

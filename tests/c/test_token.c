@@ -95,6 +95,46 @@ static void test_call_api(void) {
     fashop_notify_string_free(out);
 }
 
+/* openapi/quota/get through the library: the send API's daily figures by
+ * default, any API by path; bad input refused before any call. */
+static void test_api_quota(void) {
+    char *out = (char *)0x1;
+    CHECK_OK(fashop_notify_api_quota(DEMO_APPID, NULL, &out));
+    CHECK(out != NULL);
+    if (out) {
+        CHECK(strstr(out, "\"cgi_path\":\"/cgi-bin/message/subscribe/send\"") != NULL);
+        CHECK(strstr(out, "\"daily_limit\":100000") != NULL);
+        CHECK(strstr(out, "\"remain\"") != NULL);
+    }
+    fashop_notify_string_free(out);
+    out = NULL;
+    CHECK_OK(fashop_notify_api_quota(DEMO_APPID, "/cgi-bin/stable_token", &out));
+    CHECK(out != NULL && strstr(out, "\"used\"") != NULL);
+    fashop_notify_string_free(out);
+
+    out = (char *)0x1;
+    CHECK_STATUS(fashop_notify_api_quota(NULL, NULL, &out), FASHOP_NOTIFY_INVALID_ARGUMENT,
+                 "appid must not be NULL");
+    CHECK(out == NULL);
+    CHECK_STATUS(fashop_notify_api_quota(DEMO_APPID, "https://api.weixin.qq.com/cgi-bin/token", &out),
+                 FASHOP_NOTIFY_INVALID_ARGUMENT, "without https://api.weixin.qq.com");
+    CHECK(out == NULL);
+    CHECK_STATUS(fashop_notify_api_quota(DEMO_APPID, "/cgi-bin/token?access_token=x", &out),
+                 FASHOP_NOTIFY_INVALID_ARGUMENT, "without a query");
+    CHECK_STATUS(fashop_notify_api_quota(DEMO_APPID, "\xff\xfe", &out), FASHOP_NOTIFY_INVALID_ARGUMENT,
+                 "UTF-8");
+    CHECK_STATUS(fashop_notify_api_quota(DEMO_APPID, NULL, NULL), FASHOP_NOTIFY_INVALID_ARGUMENT,
+                 "out_json");
+    CHECK_STATUS(fashop_notify_api_quota("wxnotregistered01", NULL, &out),
+                 FASHOP_NOTIFY_APP_NOT_CONFIGURED, "wxnotregistered01");
+    CHECK(out == NULL);
+    /* A path WeChat does not know: its answer is still written. */
+    CHECK_STATUS(fashop_notify_api_quota(DEMO_APPID, "/cgi-bin/no/such/api", &out),
+                 FASHOP_NOTIFY_WECHAT_ERROR, "76021");
+    CHECK(out != NULL && strstr(out, "76021") != NULL);
+    fashop_notify_string_free(out);
+}
+
 static void test_external_mode(void) {
     char *tok = (char *)0x1;
     CHECK_STATUS(fashop_notify_access_token(EXT_APPID, &tok), FASHOP_NOTIFY_APP_NOT_CONFIGURED,
@@ -260,7 +300,7 @@ static void test_threads(void) {
 }
 
 /* Calls that get their own answer: getcategory answers errcode 0, deleting
- * a template that does not exist answers 40037. */
+ * a template that does not exist answers 20001. */
 static int calls_ok(int n, int deleting) {
     int ok = 0;
     for (int i = 0; i < n; i++) {
@@ -270,7 +310,7 @@ static int calls_ok(int n, int deleting) {
                                               "{\"priTmplId\": \"no-such-template\"}", &out)
                      : fashop_notify_call_api(DEMO_APPID, "GET", "/wxaapi/newtmpl/getcategory",
                                               NULL, &out);
-        const char *want = deleting ? "\"errcode\":40037" : "\"errcode\":0";
+        const char *want = deleting ? "\"errcode\":20001" : "\"errcode\":0";
         if (st == (deleting ? FASHOP_NOTIFY_WECHAT_ERROR : FASHOP_NOTIFY_OK) && out != NULL &&
             strstr(out, want) != NULL)
             ok++;
@@ -303,6 +343,7 @@ int main(void) {
     register_apps(url);
     test_managed_token();
     test_call_api();
+    test_api_quota();
     test_external_mode();
     test_bad_input();
     test_threads();

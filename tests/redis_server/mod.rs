@@ -104,6 +104,21 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// One command that must answer OK.
+    fn command(&self, args: &[&str]) {
+        let mut conn = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .unwrap_or_else(|e| panic!("redis on port {}: {e}", self.port));
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        let answer: String = cmd
+            .query(&mut conn)
+            .unwrap_or_else(|e| panic!("redis on port {}: {args:?}: {e}", self.port));
+        assert_eq!(answer, "OK", "{args:?}");
+    }
+
     /// The store spec with a prefix of its own, so tests sharing a server stay apart.
     pub fn spec(&self, prefix: &str) -> String {
         format!("{}?prefix={prefix}:", self.url())
@@ -132,8 +147,8 @@ impl Drop for RedisServer {
 }
 
 /// Three masters of a Redis Cluster (no replicas) started from Debian's
-/// `redis-server` on free loopback ports, joined by `redis-cli --cluster
-/// create`; stopped when dropped.
+/// `redis-server` on free loopback ports, joined as `redis-cli --cluster
+/// create` would join them; stopped when dropped.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
 }
@@ -141,23 +156,21 @@ pub struct RedisCluster {
 impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::launch_cluster_node()).collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let out = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli is not installed (apt-get install redis-tools)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // What `redis-cli --cluster create` does, without its one-second
+        // pauses: each master gets a third of the slots, the first meets the
+        // others, and gossip spreads the slot map (wait_until_ready).
+        let slots = [(0, 5460), (5461, 10922), (10923, 16383)];
+        for (node, (first, last)) in nodes.iter().zip(slots) {
+            node.command(&[
+                "CLUSTER",
+                "ADDSLOTSRANGE",
+                &first.to_string(),
+                &last.to_string(),
+            ]);
+        }
+        for other in &nodes[1..] {
+            nodes[0].command(&["CLUSTER", "MEET", "127.0.0.1", &other.port.to_string()]);
+        }
         let cluster = RedisCluster { nodes };
         cluster.wait_until_ready();
         cluster

@@ -8,6 +8,7 @@ use FaShop\Notify\Admin\ChineseTexts;
 use FaShop\Notify\Admin\LibraryTemplateCheck;
 use FaShop\Notify\Admin\MappingStore;
 use FaShop\Notify\Admin\MappingSuggester;
+use FaShop\Notify\Admin\Reasons;
 use FaShop\Notify\Admin\StoreUnavailable;
 use FaShop\Notify\Admin\TemplateCheck;
 use FaShop\Notify\Admin\TemplateList;
@@ -46,6 +47,12 @@ final class Admin
      * reporting more is not one tap's result.
      */
     public const MAX_SUBSCRIBE_PER_REQUEST = 3;
+    /**
+     * The answers of wx.requestSubscribeMessage that grant one message: `accept`, and the
+     * accept with a reminder style the buyer chose (`acceptWithAudio`, `acceptWithAlert`,
+     * `acceptWithForcePush`; docs/spec/wechat.md), as the library reads the popup push.
+     */
+    public const ACCEPT_ANSWERS = ['accept', 'acceptWithAudio', 'acceptWithAlert', 'acceptWithForcePush'];
     /** Legacy form ids a page may report at once (a page batches its form submits). */
     public const MAX_FORM_IDS_PER_REQUEST = 10;
     /** What the developer tool and broken pages send instead of a form id. */
@@ -114,6 +121,12 @@ final class Admin
         });
     }
 
+    /** The service card definitions, for the editor's 服务卡片 choice. */
+    public function cards(): array
+    {
+        return $this->run(fn () => ['cards' => $this->notifier->cardDefinitions()['cards'] ?? []]);
+    }
+
     /** The keyword types with their rules (limit, allowed characters), for the editor's legend. */
     public function keywordTypes(): array
     {
@@ -146,8 +159,8 @@ final class Admin
                 $title = null;
                 if ($m !== null) {
                     $state = ($m['enabled'] ?? true) ? 'enabled' : 'disabled';
-                    $title = $templates[$m['template_id']]['title'] ?? null;
-                    if ($templates !== null && ($m['kind'] ?? 'subscribe') === 'subscribe' && !isset($templates[$m['template_id']])) {
+                    $title = isset($m['template_id']) ? ($templates[$m['template_id']]['title'] ?? null) : null;
+                    if ($templates !== null && isset($m['template_id']) && ($m['kind'] ?? 'subscribe') === 'subscribe' && !isset($templates[$m['template_id']])) {
                         $state = 'template_missing';
                     }
                 }
@@ -157,6 +170,9 @@ final class Admin
                     'state' => $state,
                     'template_id' => $m['template_id'] ?? null,
                     'template_title' => $title,
+                    // 服务卡片: the card type and status the event moves the order's card to.
+                    'channel' => $m['channel'] ?? 'subscribe',
+                    'card' => isset($m['card']) ? ['notify_type' => $m['card']['notify_type'] ?? null, 'status' => $m['card']['status'] ?? null] : null,
                 ];
             }
             return ['appid' => $this->appid, 'configured' => $this->appid !== '', 'events' => $events, 'templates_error' => $templatesError];
@@ -193,7 +209,7 @@ final class Admin
         return $this->run(function () use ($event, $input) {
             $this->catalogEvent($event);
             $mapping = $this->mappingFromInput($input);
-            if (($mapping['kind'] ?? 'subscribe') === 'subscribe') {
+            if (isset($mapping['template_id']) && ($mapping['kind'] ?? 'subscribe') === 'subscribe') {
                 $this->knownTemplate($mapping['template_id']);
             }
             $warnings = [];
@@ -276,7 +292,7 @@ final class Admin
             }
             $fields = $this->previewFields($c, $input);
             $template = null;
-            if (($draft['kind'] ?? 'subscribe') === 'subscribe') {
+            if (isset($draft['template_id']) && ($draft['kind'] ?? 'subscribe') === 'subscribe') {
                 $template = $this->templateList(false)[$draft['template_id']] ?? null;
             }
             $doc = $this->document();
@@ -305,7 +321,7 @@ final class Admin
             foreach ($template['keywords'] ?? [] as $kw) {
                 $labels[$kw['name']] = $kw;
             }
-            foreach ($draft['data'] as $name => $text) {
+            foreach ($draft['data'] ?? [] as $name => $text) {
                 $keywords[] = ['name' => $name, 'label' => $labels[$name]['label'] ?? null, 'type' => $labels[$name]['type'] ?? TemplateList::prefix($name), 'placeholder' => $text]
                     + $this->verdict($event, $draft, $name, $text, $fields);
             }
@@ -317,8 +333,32 @@ final class Admin
                 'keywords' => ChineseTexts::findings($keywords),
                 'problems' => ChineseTexts::findings($problems),
                 'check' => ['available' => $checked !== null],
+                'card' => self::cardPreview($draft, $body),
             ];
         });
+    }
+
+    /**
+     * What a card-only event's preview shows of the card: its type, the status the
+     * event moves it to and the fields WeChat gets (`content_json`); null for a
+     * subscribe message (a "both" event previews its message; its card is in `mapping`).
+     *
+     * @param array<string,mixed> $draft
+     * @param array<string,mixed>|string|null $body the rendered request
+     * @return array<string,mixed>|null
+     */
+    private static function cardPreview(array $draft, array|string|null $body): ?array
+    {
+        if (!isset($draft['card']) || $body === null) {
+            return null;
+        }
+        $request = is_string($body) ? json_decode($body, true) : $body;
+        $content = is_array($request) && isset($request['content_json']) ? json_decode((string) $request['content_json'], true) : null;
+        return [
+            'notify_type' => $draft['card']['notify_type'] ?? null,
+            'status' => $draft['card']['status'] ?? null,
+            'fields' => is_array($content) ? $content : null,
+        ];
     }
 
     // --- what the mini program collects ---------------------------------------------
@@ -358,7 +398,7 @@ final class Admin
                 if ($templateId === 'errMsg') {
                     continue;
                 }
-                if ($answer !== 'accept') {
+                if (!in_array($answer, self::ACCEPT_ANSWERS, true)) {
                     continue; // reject, ban, filter: no right to send
                 }
                 if (!isset($mapped[$templateId])) {
@@ -387,6 +427,31 @@ final class Admin
                 }
             }
             return ['accepted' => $accepted, 'form_ids' => $recorded, 'ignored' => $ignored];
+        });
+    }
+
+    /**
+     * The subscribe templates the mini program should ask for, for these events: the
+     * enabled subscribe mappings' template ids, each once, in the events' order (what the
+     * mini program's package fetches before a tap, GrantEndpoint's `templates` route).
+     *
+     * @param list<string> $events
+     */
+    public function askTemplates(array $events): array
+    {
+        return $this->run(function () use ($events) {
+            $this->requireApp();
+            $doc = $this->document()['events'];
+            $ids = [];
+            foreach ($events as $event) {
+                $this->catalogEvent($event);
+                $m = $doc[$event] ?? null;
+                if ($m === null || ($m['kind'] ?? 'subscribe') !== 'subscribe' || ($m['enabled'] ?? true) === false) {
+                    continue;
+                }
+                $ids[$m['template_id']] ??= $event;
+            }
+            return ['template_ids' => array_keys($ids), 'events' => $ids];
         });
     }
 
@@ -485,10 +550,79 @@ final class Admin
                     throw new AdminError(AdminError::TEMPLATE_IN_USE, "$event is mapped to template $templateId: map it to another template or remove its mapping first", [], ['event' => $event]);
                 }
             }
-            $this->wechat('POST', '/wxaapi/newtmpl/deltemplate', ['priTmplId' => $templateId], [40037 => AdminError::UNKNOWN_TEMPLATE]);
+            $this->wechat('POST', '/wxaapi/newtmpl/deltemplate', ['priTmplId' => $templateId], [20001 => AdminError::UNKNOWN_TEMPLATE, 40037 => AdminError::UNKNOWN_TEMPLATE]);
             $this->templates = null;
             return ['template_id' => $templateId, 'deleted' => true];
         });
+    }
+
+    // --- reach ------------------------------------------------------------------------------
+
+    /**
+     * The 送达 panel: per mapped event, each day of `from`..`to` (China days,
+     * YYYY-MM-DD; the last 7 days by default) sent vs not reached with the reasons
+     * in Chinese (Reasons), the reach rate, and the grant stock per template with a
+     * hint when fewer buyers hold a grant than the event's recent sends.
+     *
+     * @param array<string,mixed> $query
+     */
+    public function reach(array $query = []): array
+    {
+        return $this->run(function () use ($query) {
+            $this->requireApp();
+            $today = (new \DateTimeImmutable('now', new \DateTimeZone('Asia/Shanghai')));
+            $from = (string) ($query['from'] ?? $today->modify('-6 days')->format('Y-m-d'));
+            $to = (string) ($query['to'] ?? $today->format('Y-m-d'));
+            $r = $this->notifier->reachReport($this->appid, $from, $to);
+            $events = [];
+            foreach (self::EVENTS as $event) {
+                $e = $r['events'][$event] ?? null;
+                if ($e !== null) {
+                    $events[] = ['event' => $event, 'label' => $this->catalogEvent($event)['label'],
+                        'days' => array_map(fn (array $d) => self::reachDay($d), $e['days']), 'total' => self::reachDay($e['total'])];
+                }
+            }
+            $titles = $this->titles();
+            $grants = array_map(fn (array $g) => $g + ['title' => $titles[$g['template_id']] ?? null] + self::stockHint($g, $events), $r['grants']);
+            return ['from' => $r['from'], 'to' => $r['to'], 'today' => $r['today'], 'keep_days' => $r['keep_days'], 'events' => $events, 'grants' => $grants];
+        });
+    }
+
+    /** One day's (or the range's) counts with the reasons not reached, in Chinese. */
+    private static function reachDay(array $d): array
+    {
+        $reasons = [];
+        foreach (['no_permit' => 0, 'refused' => 43101, 'uncertain' => 0] as $outcome => $code) {
+            if ($d[$outcome] > 0) {
+                $reasons[] = ['outcome' => $outcome, 'count' => $d[$outcome]] + Reasons::of($outcome, $code);
+            }
+        }
+        foreach ($d['failed_by_errcode'] as $code => $n) {
+            $reasons[] = ['outcome' => 'failed', 'count' => $n] + Reasons::of('failed', (int) $code);
+        }
+        return ['day' => $d['day'] ?? null, 'sent' => $d['sent'], 'not_reached' => $d['not_reached'], 'queued' => $d['queued'],
+            'reach_rate' => $d['reach_rate'], 'reasons' => $reasons];
+    }
+
+    /**
+     * Low stock: fewer buyers hold a grant for the template than its events were sent
+     * to in the range (the next days will likely look the same).
+     *
+     * @param list<array<string,mixed>> $events
+     */
+    private static function stockHint(array $grant, array $events): array
+    {
+        $wanted = 0;
+        $labels = [];
+        foreach ($events as $e) {
+            if (in_array($e['event'], $grant['events'], true)) {
+                $wanted += $e['total']['sent'] + $e['total']['not_reached'] + $e['total']['queued'];
+                $labels[] = $e['label'];
+            }
+        }
+        $low = $wanted > 0 && $grant['holders'] < $wanted;
+        $hint = $low ? sprintf('所选时段发出「%s」%d 次，仅 %d 位买家允许这条通知：请在小程序支付后请求订阅', implode('、', $labels), $wanted, $grant['holders']) : null;
+        return ['low' => $low, 'hint' => $hint, 'wanted' => $wanted];
     }
 
     // --- outbox -----------------------------------------------------------------------------
@@ -500,9 +634,11 @@ final class Admin
             $this->requireApp();
             $s = $this->notifier->outboxStats($this->appid);
             $reasons = [];
-            foreach ($s['dead_letters'] as $d) {
+            foreach ($s['dead_letters'] as $i => $d) {
+                $why = Reasons::ofLetter((string) $d['state'], (int) $d['errcode'], (string) $d['errmsg']);
+                $s['dead_letters'][$i]['reason_zh'] = $why['text'];
                 $key = (string) $d['errcode'];
-                $reasons[$key] ??= ['errcode' => $d['errcode'], 'errmsg' => $d['errmsg'], 'count' => 0];
+                $reasons[$key] ??= ['errcode' => $d['errcode'], 'errmsg' => $d['errmsg'], 'reason_zh' => $why['text'], 'count' => 0];
                 $reasons[$key]['count']++;
             }
             return [
@@ -511,6 +647,19 @@ final class Admin
                 'dead_letters' => $s['dead_letters'],
                 'reasons' => array_values($reasons),
             ];
+        });
+    }
+
+    /**
+     * The subscribe send's daily quota (openapi/quota/get): daily_limit, used,
+     * remain, so the shop sees a 45009 coming. Its own route: a WeChat failure
+     * here leaves the outbox panel working.
+     */
+    public function outboxQuota(): array
+    {
+        return $this->run(function () {
+            $this->requireApp();
+            return $this->notifier->apiQuota($this->appid);
         });
     }
 
@@ -715,10 +864,28 @@ final class Admin
      */
     private function mappingFromInput(array $input): array
     {
-        $allowed = ['template_id', 'data', 'page', 'enabled', 'kind', 'overflow', 'miniprogram_state', 'lang', 'emphasis_keyword'];
+        $allowed = ['template_id', 'data', 'page', 'enabled', 'kind', 'overflow', 'miniprogram_state', 'lang', 'emphasis_keyword', 'channel', 'card'];
         $unknown = array_diff(array_keys($input), $allowed);
         if ($unknown !== []) {
             throw new AdminError(AdminError::INVALID_REQUEST, 'unknown mapping field ' . implode(', ', $unknown) . ' (known: ' . implode(', ', $allowed) . ')');
+        }
+        $channel = $input['channel'] ?? 'subscribe';
+        if (!in_array($channel, ['subscribe', 'card', 'both'], true)) {
+            throw new AdminError(AdminError::INVALID_REQUEST, 'channel must be subscribe, card (服务卡片) or both');
+        }
+        if ($channel !== 'subscribe' && (!is_array($input['card'] ?? null) || array_is_list($input['card']))) {
+            throw new AdminError(AdminError::INVALID_REQUEST, 'card must be an object {notify_type, status, fields} for the channel ' . $channel);
+        }
+        if ($channel === 'card') {
+            // 服务卡片 only: no template; the library checks the card with its paths.
+            $m = ['channel' => 'card', 'card' => $input['card']];
+            if (isset($input['enabled'])) {
+                if (!is_bool($input['enabled'])) {
+                    throw new AdminError(AdminError::INVALID_REQUEST, 'enabled must be true or false');
+                }
+                $m['enabled'] = $input['enabled'];
+            }
+            return $m;
         }
         $id = $input['template_id'] ?? null;
         if (!is_string($id) || $id === '' || strlen($id) > 128) {

@@ -241,6 +241,18 @@ final class Notifier
         return $all['types'] ?? [];
     }
 
+    /**
+     * The service card definitions (2001/2002/2003): each card's statuses (which
+     * may activate a card, which each may follow, required and optional fields)
+     * and the fields' formats, for an admin screen.
+     *
+     * @return array<string,mixed>
+     */
+    public function cardDefinitions(): array
+    {
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_card_definitions')->fashop_notify_card_definitions($out));
+    }
+
     /** @param array<string,mixed> $permit openid, kind, template_id | value, order_sn, paid, created_at, count */
     public function addPermit(string $appid, array $permit): void
     {
@@ -261,6 +273,22 @@ final class Notifier
     public function ledgerPurge(string $appid): array
     {
         return $this->callJson(fn ($out) => $this->ffi->fashop_notify_ledger_purge($this->str($appid), $out));
+    }
+
+    /**
+     * The owner's reach report for China days `$from`..`$to` (YYYY-MM-DD, within
+     * `report_keep_days`): per event each day's counts of what sends ended as
+     * (sent, no_permit, refused, failed with failed_by_errcode, uncertain, queued,
+     * not_reached, reach_rate) and the range's total; the grant stock per template
+     * (holders, uses, lapsing_7d, events). A bad range throws InvalidArgumentException,
+     * an unknown app AppNotConfiguredException.
+     *
+     * @return array<string,mixed>
+     */
+    public function reachReport(string $appid, string $from, string $to): array
+    {
+        $query = $this->json(['from' => $from, 'to' => $to], 'reachReport', 'query');
+        return $this->callJson(fn ($out) => $this->ffi->fashop_notify_reach_report($this->str($appid), $query, $out));
     }
 
     /**
@@ -338,14 +366,25 @@ final class Notifier
             $body === null ? null : $this->json($body, 'callApi', 'body'),
             FFI::addr($out)
         );
-        $text = $this->take($out);
-        $answer = $text === null ? null : $this->decode($text);
-        try {
-            $this->check($status);
-        } catch (Exception\WeChatException $e) {
-            throw $answer === null ? $e : $e->withAnswer($answer);
-        }
-        return $answer ?? [];
+        return $this->answered($status, $out);
+    }
+
+    /**
+     * An API's daily quota from WeChat's openapi/quota/get: the subscribe
+     * send's when `$cgiPath` is null. A non-zero errcode throws
+     * WeChatException carrying WeChat's answer.
+     *
+     * @return array<string,mixed> appid, cgi_path, daily_limit, used, remain
+     */
+    public function apiQuota(string $appid, ?string $cgiPath = null): array
+    {
+        $out = $this->ffi->new('char*');
+        $status = $this->newer('fashop_notify_api_quota')->fashop_notify_api_quota(
+            $this->str($appid),
+            $cgiPath === null ? null : $this->str($cgiPath),
+            FFI::addr($out)
+        );
+        return $this->answered($status, $out);
     }
 
     /**
@@ -395,6 +434,27 @@ final class Notifier
             throw Exception\InvalidArgumentException::fromStatus(Status::INVALID_ARGUMENT, "outbox message id must be 1 or more, got $id");
         }
         return $id;
+    }
+
+    /**
+     * Where an order's service card stands: the statuses applied (oldest first),
+     * `last`, `pending`, `stopped` (the buyer refused the card); with `$openid`
+     * and `$notifyType` also WeChat's own view under `wechat` (get_user_notify).
+     *
+     * @return array<string,mixed>
+     */
+    public function cardStatus(string $appid, string $transactionId, ?string $openid = null, ?int $notifyType = null): array
+    {
+        $query = ['transaction_id' => $transactionId];
+        if ($openid !== null && $notifyType !== null) {
+            $query['openid'] = $openid;
+            $query['notify_type'] = $notifyType;
+        }
+        return $this->callJson(fn ($out) => $this->newer('fashop_notify_card_status')->fashop_notify_card_status(
+            $this->str($appid),
+            $this->str(json_encode($query, JSON_THROW_ON_ERROR | JSON_UNESCAPED_UNICODE)),
+            $out
+        ));
     }
 
     /** @return array<string,mixed> pending, due, dead, sent by event */
@@ -509,6 +569,24 @@ final class Notifier
         $text = FFI::string($out);
         $this->ffi->fashop_notify_string_free($out);
         return $text;
+    }
+
+    /**
+     * WeChat's JSON written to `$out`, decoded, once the status is checked; a
+     * WeChatException carries that JSON.
+     *
+     * @return array<string,mixed>
+     */
+    private function answered(int $status, FFI\CData $out): array
+    {
+        $text = $this->take($out);
+        $answer = $text === null ? null : $this->decode($text);
+        try {
+            $this->check($status);
+        } catch (Exception\WeChatException $e) {
+            throw $answer === null ? $e : $e->withAnswer($answer);
+        }
+        return $answer ?? [];
     }
 
     private function check(int $status, ?SendOutcome $outcome = null): void

@@ -42,6 +42,18 @@ final class SendOutcome
         );
     }
 
+    /**
+     * What the send did with the event's service card (`notify_type`, `status`,
+     * `result`: applied, duplicate, queued, stopped, refused, failed, uncertain;
+     * `errcode`, `errmsg`, `outbox_id`), or null when the event has no card.
+     *
+     * @return array<string,mixed>|null
+     */
+    public function card(): ?array
+    {
+        return isset($this->raw['card']) && is_array($this->raw['card']) ? $this->raw['card'] : null;
+    }
+
     /** True when the message went out now or had gone out before (duplicate). */
     public function delivered(): bool
     {

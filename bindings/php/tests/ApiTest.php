@@ -205,8 +205,8 @@ final class ApiTest extends TestCase
 
         // callApi: WeChat's answer comes with the exception.
         $e = $this->thrown(WeChatException::class, fn () => $this->n->callApi($appid, 'POST', '/wxaapi/newtmpl/deltemplate', ['priTmplId' => 'no-such-template']));
-        $this->assertSame(40037, $e->getErrcode());
-        $this->assertSame(40037, $e->getAnswer()['errcode']);
+        $this->assertSame(20001, $e->getErrcode());
+        $this->assertSame(20001, $e->getAnswer()['errcode']);
         $this->assertNull($e->getOutcome());
     }
 

@@ -94,6 +94,7 @@ final class Router
             count($seg) === 3 && $seg[0] === 'events' && $seg[2] === 'suggest' => ['GET' => fn (Admin $a) => $a->suggestMapping($seg[1], (string) ($q['template_id'] ?? ''))],
             count($seg) === 3 && $seg[0] === 'events' && $seg[2] === 'preview' => ['POST' => fn (Admin $a) => $a->preview($seg[1], $in)],
             $seg === ['templates'] => ['GET' => fn (Admin $a) => $a->templates()],
+            $seg === ['cards'] => ['GET' => fn (Admin $a) => $a->cards()],
             count($seg) === 2 && $seg[0] === 'templates' => [
                 'GET' => fn (Admin $a) => $a->template($seg[1]),
                 'DELETE' => fn (Admin $a) => $a->deleteTemplate($seg[1]),
@@ -105,6 +106,8 @@ final class Router
             count($seg) === 3 && $seg[0] === 'library' && $seg[1] === 'suggestions' => ['GET' => fn (Admin $a) => $a->librarySuggestions($seg[2])],
             $seg === ['library', 'templates'] => ['POST' => fn (Admin $a) => $a->createTemplate($in)],
             $seg === ['outbox'] => ['GET' => fn (Admin $a) => $a->outbox()],
+            $seg === ['reach'] => ['GET' => fn (Admin $a) => $a->reach($q)],
+            $seg === ['outbox', 'quota'] => ['GET' => fn (Admin $a) => $a->outboxQuota()],
             $seg === ['outbox', 'requeue'] => ['POST' => fn (Admin $a) => $a->outboxRequeue($in)],
             $seg === ['outbox', 'drop'] => ['POST' => fn (Admin $a) => $a->outboxDrop($in)],
             default => null,
