@@ -315,8 +315,11 @@ class RedisStores:
         return "redis://127.0.0.1:%d/0?prefix=%s:" % (self.single.port, prefix)
 
     def _start_cluster(self):
-        self.nodes = [RedisNode(self.tmp, ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                           "--cluster-node-timeout", "5000"], cluster=True) for _ in range(3)]
+        # One at a time into self.nodes, so that stop() stops those started
+        # when a later one fails.
+        for _ in range(3):
+            self.nodes.append(RedisNode(self.tmp, ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                   "--cluster-node-timeout", "5000"], cluster=True))
         subprocess.run([redis_binary("redis-cli"), "--cluster", "create"]
                        + ["127.0.0.1:%d" % n.port for n in self.nodes]
                        + ["--cluster-replicas", "0", "--cluster-yes"],
