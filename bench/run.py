@@ -91,6 +91,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def wait_port(port, proc, what):
     deadline = time.time() + 20
     while time.time() < deadline:
@@ -250,6 +259,87 @@ class SandboxServer:
             self.proc.wait(10)
 
 
+def redis_binary(name):
+    found = shutil.which(name) or ("/usr/bin/" + name if os.path.exists("/usr/bin/" + name) else None)
+    if not found:
+        raise RuntimeError("%s is missing: run scripts/deps.sh (redis-server, redis-tools)" % name)
+    return found
+
+
+class RedisNode:
+    """Debian's redis-server on a free loopback port, no persistence (as the
+    tests start it)."""
+
+    def __init__(self, tmp, extra=(), cluster=False):
+        self.port = free_port()
+        # A cluster node also listens on its port + 10000 (the cluster bus).
+        while cluster and (self.port > 55535 or not port_free(self.port + 10000)):
+            self.port = free_port()
+        self.dir = os.path.join(tmp, "redis-%d" % self.port)
+        os.makedirs(self.dir)
+        self.proc = subprocess.Popen(
+            [redis_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port),
+             "--dir", self.dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
+             "--protected-mode", "yes", "--logfile", ""] + list(extra),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "redis-server")
+
+    def cli(self, *args):
+        return subprocess.run([redis_binary("redis-cli"), "-p", str(self.port)] + list(args),
+                              check=True, stdout=subprocess.PIPE, text=True).stdout
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class RedisStores:
+    """A single Redis node and a Redis Cluster of three masters (no replicas,
+    as the tests start it), started on first use; store specs with a prefix
+    per contestant, so runs stay apart."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.single = None
+        self.nodes = []
+
+    def spec(self, cluster, prefix):
+        if cluster:
+            if not self.nodes:
+                self._start_cluster()
+            hosts = ",".join("127.0.0.1:%d" % n.port for n in self.nodes)
+            return "redis+cluster://%s/?prefix=%s:" % (hosts, prefix)
+        if self.single is None:
+            self.single = RedisNode(self.tmp)
+        return "redis://127.0.0.1:%d/0?prefix=%s:" % (self.single.port, prefix)
+
+    def _start_cluster(self):
+        # One at a time into self.nodes, so that stop() stops those started
+        # when a later one fails.
+        for _ in range(3):
+            self.nodes.append(RedisNode(self.tmp, ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                   "--cluster-node-timeout", "5000"], cluster=True))
+        subprocess.run([redis_binary("redis-cli"), "--cluster", "create"]
+                       + ["127.0.0.1:%d" % n.port for n in self.nodes]
+                       + ["--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # The slot map spreads by gossip: wait until every node knows all three.
+        deadline = time.time() + 30
+        for n in self.nodes:
+            while True:
+                info = n.cli("cluster", "info")
+                if "cluster_state:ok" in info and "cluster_known_nodes:3" in info:
+                    break
+                if time.time() > deadline:
+                    raise RuntimeError("the Redis cluster never came up: " + info)
+                time.sleep(0.05)
+
+    def stop(self):
+        for n in self.nodes + ([self.single] if self.single else []):
+            n.stop()
+
+
 # --------------------------------------------------------------------------
 # contestants
 
@@ -304,10 +394,22 @@ def contestants(cfg, server, n):
     build("rust/8t", "Rust, 8 threads, memory store", [tools["send"]], 1, 8)
     ffi = php + [os.path.join(BENCH, "php", "ffi_send.php"), "--lib", tools["lib"]]
     build("php-ffi/1p-memory", "PHP FFI, 1 process, memory store", ffi, 1, 1)
+    build("php-ffi/8p-memory", "PHP FFI, 8 processes, memory store each", ffi, 8, 1)
     build("php-ffi/1p-sqlite", "PHP FFI, 1 process, SQLite ledger", ffi, 1, 1,
           ["--store", sqlite + "-1p"])
     build("php-ffi/8p-sqlite", "PHP FFI, 8 processes, one SQLite ledger", ffi, 8, 1,
           ["--store", sqlite + "-8p"])
+    redis = cfg["redis"]
+    for cluster, name, label in ((False, "redis", "Redis (single node)"),
+                                 (True, "rcluster", "Redis Cluster (3 masters)")):
+        for procs in (1, 8):
+            key = "php-ffi/%dp-%s" % (procs, name)
+            # The smoke proves the rows run: against one server is enough.
+            if not cfg["select"](key) or (cfg.get("smoke") and server.name == "nginx"):
+                continue
+            spec = redis.spec(cluster, "bench-%s-%dp" % (server.name, procs))
+            build(key, "PHP FFI, %d process%s, one %s" % (procs, "es" if procs > 1 else "", label),
+                  ffi, procs, 1, ["--store", spec])
     curl = php + [os.path.join(BENCH, "php", "curl_send.php"),
                   "--token-file", os.path.join(tmp, "token-%s.json" % server.name)]
     build("php-curl/1p", "PHP curl by hand, 1 process", curl, 1, 1)
@@ -376,6 +478,16 @@ def read_latencies(paths):
     return values
 
 
+def batch_wall(results):
+    """The batch's wall time: from the first worker's start to the last one's
+    end (monotonic clock, shared by the processes), so a rate is all messages
+    over it, not a sum of per-process rates. Workers that report only their own
+    loop time: the slowest one's."""
+    if all("start_ns" in r and "end_ns" in r for r in results):
+        return (max(r["end_ns"] for r in results) - min(r["start_ns"] for r in results)) / 1e9
+    return max(r["elapsed_s"] for r in results)
+
+
 def run_workers(run, between_phases=None, phases=1, timeout=1800):
     """Starts the workers, releases them together, returns the merged figures."""
     procs = []
@@ -409,9 +521,7 @@ def run_workers(run, between_phases=None, phases=1, timeout=1800):
             if not line:
                 raise RuntimeError("%s: a worker ended without a result (exit %s)" % (run.key, p.wait()))
             results.append(json.loads(line))
-        # Each worker times its own loop (before writing its latencies): the
-        # slowest one is the run's duration.
-        wall = max(r["elapsed_s"] for r in results) if results else time.perf_counter() - t0
+        wall = batch_wall(results) if results else time.perf_counter() - t0
     finally:
         for p in procs:
             if p.poll() is None:
@@ -666,6 +776,44 @@ def sqlite_syscalls(cfg, sandbox, n):
     return {"sends": n, "per_send": per_send}
 
 
+def drain(cfg, sandbox, counts, latency_ms, lanes):
+    """A backlog of due messages in a SQLite outbox drained by one flush with
+    `lanes` requests side by side while the sandbox delays every send's answer
+    by `latency_ms`; and the cost of the enqueues that made it. The sandbox's
+    deliveries prove each message went out once."""
+    out = []
+    for count in counts:
+        wid = "drain%d" % count
+        db = "sqlite:" + os.path.join(cfg["tmp"], "outbox-%s.db" % wid)
+        argv = ["php", "-d", "ffi.enable=1", "-d", "memory_limit=1G",
+                os.path.join(BENCH, "php", "drain.php"), "--lib", cfg["tools"]["lib"],
+                "--api-base", sandbox.url, "--appid", APPID, "--secret", SECRET, "--store", db,
+                "--worker", wid, "--per-thread", str(count), "--lanes", str(lanes)]
+        sandbox.prepare({openid(wid): count})
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        try:
+            line = p.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError("drain: expected 'ready', got %r %s" % (line, p.stdout.read()[-500:]))
+            sandbox.control("POST", "faults", {"path": SUBSCRIBE_PATH, "latency_ms": latency_ms})
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            r = json.loads(p.stdout.readline())
+        finally:
+            p.stdin.close()
+            p.wait(60)
+        sandbox.control("DELETE", "faults")
+        delivered = sandbox.control("GET", "delivered?appid=%s&openid=%s" % (APPID, openid(wid)))["messages"]
+        orders = [m["data"]["character_string1"]["value"] for m in delivered]
+        r.update({"messages": count, "latency_ms": latency_ms, "lanes": lanes,
+                  "delivered": len(orders), "delivered_distinct": len(set(orders)),
+                  "once_each": r["sent"] == count == len(orders) == len(set(orders))})
+        log("drain %d messages (%d ms, %d lanes): %.2f s, enqueue %.1f µs, delivered %d (%d distinct)" % (
+            count, latency_ms, lanes, r["drain_s"], r["enqueue_us"], len(orders), len(set(orders))))
+        out.append(r)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny N, debug build, no criterion measurement")
@@ -674,13 +822,16 @@ def main():
     ap.add_argument("--token-procs", type=int, help="processes in the token test (default 16; smoke 4)")
     ap.add_argument("--wrk-secs", type=int, help="how long wrk runs (default 10; smoke 1)")
     ap.add_argument("--syscall-sends", type=int, help="sends in the strace step (default 1000; smoke 20)")
+    ap.add_argument("--drain", default=None,
+                    help="backlog sizes drained in the drain step, comma-separated (default 2000,10000; smoke 100)")
+    ap.add_argument("--drain-lanes", type=int, default=64, help="outbox.concurrency of the drain (default 64)")
     ap.add_argument("--profile", choices=["debug", "release"])
     ap.add_argument("--lib", help="measure this libfashop_notify.so instead of the one built (a before/after run)")
     ap.add_argument("--out", help="directory for results.json and results.md")
     ap.add_argument("--only", action="append", default=[],
                     help="run only contestants whose key starts with this (repeatable)")
     ap.add_argument("--servers", default="nginx,sandbox")
-    ap.add_argument("--skip", action="append", default=[], help="parts to skip: main, token, syscalls, hotpath")
+    ap.add_argument("--skip", action="append", default=[], help="parts to skip: main, token, drain, syscalls, hotpath")
     a = ap.parse_args()
 
     profile = a.profile or ("debug" if a.smoke else "release")
@@ -705,7 +856,7 @@ def main():
         tools["python"] = wechatpy_python(target_dir)
     tmp = tempfile.mkdtemp(prefix="fashop-bench-")
     os.chmod(tmp, 0o755)
-    cfg = {"tmp": tmp, "tools": tools, "target_dir": target_dir,
+    cfg = {"tmp": tmp, "tools": tools, "target_dir": target_dir, "redis": RedisStores(tmp), "smoke": a.smoke,
            "select": lambda key: not a.only or any(key.startswith(o) for o in a.only)}
     results = {"n": n, "profile": profile, "smoke": a.smoke, "load_before": load_ok(),
                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -726,6 +877,10 @@ def main():
             log("== token fetches, %d processes, over two simulated token lifetimes (sandbox)" % procs)
             results["token"] = token_table(cfg, sandbox, token_per_thread, procs)
             results["token_procs"] = procs
+        if "drain" not in a.skip:
+            counts = [int(c) for c in (a.drain or ("100" if a.smoke else "2000,10000")).split(",")]
+            log("== drain: backlogs of %s due messages, 100 ms injected latency (sandbox)" % counts)
+            results["drain"] = drain(cfg, sandbox, counts, 100, a.drain_lanes)
         if "syscalls" not in a.skip:
             log("== write system calls per SQLite send (strace -c, one PHP process, sandbox)")
             results["syscalls"] = sqlite_syscalls(cfg, sandbox, a.syscall_sends or (20 if a.smoke else 1000))
@@ -743,6 +898,7 @@ def main():
     finally:
         for s in servers + ([sandbox] if "sandbox" in dir() and sandbox not in servers else []):
             s.stop()
+        cfg["redis"].stop()
         shutil.rmtree(tmp, ignore_errors=True)
     results["load_after"] = load_ok()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -757,6 +913,7 @@ def main():
     print(md)
     failures = [r for r in results.get("main", []) if r["failed"]]
     failures += [r for r in results.get("token", {}).values() if r["failed"]]
+    failures += [r for r in results.get("drain", []) if not r["once_each"]]
     if failures:
         log("%d runs had failed messages" % len(failures))
         for r in failures:

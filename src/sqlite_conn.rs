@@ -76,6 +76,9 @@ struct Owned {
     schemas: Vec<&'static str>,
     /// The file this connection opened, as the path named it then.
     file: Option<FileIdentity>,
+    /// This process's place in the queue of writers to the file (see
+    /// `WriterQueue`); `None` until the first write, or when it cannot be opened.
+    queue: Option<WriterQueue>,
 }
 
 /// What a path's file was when the connection opened it: its inode, and the
@@ -262,6 +265,7 @@ impl ProcessConnection {
                 conn: open()?,
                 schemas: Vec::new(),
                 file: None,
+                queue: None,
             },
         };
         f(&mut held.insert(owned).conn)
@@ -275,7 +279,7 @@ impl ProcessConnection {
         path: &Path,
         open: impl FnOnce() -> rusqlite::Result<Connection>,
         schema: &'static Schema,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+        f: impl FnOnce(&mut Connection, &mut Option<WriterQueue>) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         self.with(open, |_| Ok(()))?;
         let mut held = self.slot.lock();
@@ -287,7 +291,7 @@ impl ProcessConnection {
             while_busy(|| schema.migrate(&owned.conn))?;
             owned.schemas.push(schema.name);
         }
-        f(&mut owned.conn)
+        f(&mut owned.conn, &mut owned.queue)
     }
 
     /// Whether this process has its connection open (for tests).
@@ -502,6 +506,83 @@ pub(crate) fn wait_for_the_lock(patience: Duration) -> impl FnMut(i32) -> bool +
     }
 }
 
+/// The queue of this crate's writers to one file: an exclusive `flock` on a
+/// file next to it (`<file>-writers`), taken before `BEGIN IMMEDIATE` and
+/// released after the commit.
+///
+/// Why: SQLite's write lock is a POSIX lock that SQLite only ever tries
+/// without blocking, so a writer that finds it taken can only sleep and try
+/// again. With eight processes on one file that left the lock free while the
+/// next writer slept (the sleeps were most of a send's wall time) and woke
+/// writers that lost again. The kernel queues `flock` waiters and wakes the
+/// next one when the lock is released, so the write lock goes from one
+/// process to the next without idle time, and a waiting process uses no CPU.
+///
+/// The queue is only an order among our writers: SQLite's own lock still
+/// guards the data (with the busy handler, for any other writer of the file),
+/// so a process that cannot open the queue file writes without it. A lock
+/// belongs to the open file description: a forked child closes its inherited
+/// copy without unlocking (see the module comment), which leaves the
+/// parent's lock alone; a process that dies releases its lock with it.
+pub(crate) struct WriterQueue {
+    file: Option<std::fs::File>,
+}
+
+/// A writer's turn; the next writer's starts when it is dropped.
+pub(crate) struct WriterTurn<'a> {
+    file: Option<&'a std::fs::File>,
+}
+
+impl WriterQueue {
+    pub(crate) fn open(db: &Path) -> WriterQueue {
+        let mut name = db.as_os_str().to_owned();
+        name.push("-writers");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(PathBuf::from(name))
+            .ok();
+        WriterQueue { file }
+    }
+
+    /// Waits for this process's turn: as long as it takes without
+    /// `patience`, else at most `patience` (then it writes out of turn, and
+    /// SQLite's busy handler bounds the wait).
+    pub(crate) fn turn(&self, patience: Option<Duration>) -> WriterTurn<'_> {
+        let Some(file) = &self.file else {
+            return WriterTurn { file: None };
+        };
+        let taken = match patience {
+            None => file.lock().is_ok(),
+            Some(p) => {
+                let mut wait = wait_for_the_lock(p);
+                let mut attempt = 0;
+                loop {
+                    match file.try_lock() {
+                        Ok(()) => break true,
+                        Err(std::fs::TryLockError::WouldBlock) if wait(attempt) => attempt += 1,
+                        Err(_) => break false,
+                    }
+                }
+            }
+        };
+        WriterTurn {
+            file: taken.then_some(file),
+        }
+    }
+}
+
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        if let Some(file) = self.file {
+            let _ = file.unlock();
+        }
+    }
+}
+
 /// A store's SQLite file: created and migrated when opened, then written in
 /// immediate transactions on this process's own connection.
 pub(crate) struct StoreFile {
@@ -636,7 +717,10 @@ impl StoreFile {
             &self.path,
             || open_wal(&self.path),
             self.schema,
-            |conn| {
+            |conn, queue| {
+                let queue = queue.get_or_insert_with(|| WriterQueue::open(&self.path));
+                // Released when the transaction is over, committed or not.
+                let _turn = queue.turn(patience);
                 if let Some(p) = patience {
                     conn.busy_handler(Some(wait_for_the_lock(p)))?;
                 }
@@ -664,7 +748,7 @@ impl StoreFile {
             &self.path,
             || open_wal(&self.path),
             self.schema,
-            |conn| f(conn),
+            |conn, _| f(conn),
         )
     }
 }

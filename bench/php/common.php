@@ -95,7 +95,8 @@ function bench_run(array $args, callable $send): void
             }
         }
     }
-    $elapsed = (hrtime(true) - $t0) / 1e9;
+    $t1 = hrtime(true);
+    $elapsed = ($t1 - $t0) / 1e9;
     $cpu = bench_cpu() - $cpu0;
     if (isset($args['lat-file'])) {
         file_put_contents((string) $args['lat-file'], implode("\n", $lat) . "\n");
@@ -105,6 +106,10 @@ function bench_run(array $args, callable $send): void
         'failed' => $failed,
         'first_error' => $firstError,
         'elapsed_s' => $elapsed,
+        // CLOCK_MONOTONIC, shared by every process: the batch's wall time is
+        // the last worker's end minus the first one's start.
+        'start_ns' => $t0,
+        'end_ns' => $t1,
         'cpu_s' => $cpu,
         'peak_rss_kib' => bench_peak_rss_kib(),
     ], JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES));

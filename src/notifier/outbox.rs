@@ -2,11 +2,12 @@
 //! (claim due messages and send each through the send pipeline, then settle
 //! it by the outcome), and the outbox's stats and administration.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use serde_json::json;
 
@@ -113,6 +114,11 @@ impl Notifier {
             unreachable_in_a_row: AtomicU32::new(0),
             last_unreachable: Mutex::new(String::new()),
             stopped: Mutex::new(None),
+            claimed: Mutex::new(VecDeque::new()),
+            claiming: Mutex::new(0),
+            batch: lanes,
+            settling: Mutex::new(Settling::default()),
+            settled: Condvar::new(),
         };
         if lanes == 1 {
             self.flush_lane(&drain);
@@ -130,6 +136,11 @@ impl Notifier {
                     }
                 }
             });
+        }
+        // Claimed for lanes that stopped first: free again at once.
+        let left: Vec<_> = drain.claimed.lock().drain(..).collect();
+        for c in left {
+            let _ = store.settle(c.id, c.token, &Settlement::Release, self.clock.now_ms());
         }
         if let Some(e) = drain.failed.into_inner() {
             return Err(e);
@@ -158,15 +169,11 @@ impl Notifier {
                 return;
             }
             let now = self.clock.now_ms();
-            let token = self.outbox.claim_token(now);
-            let claim = match d.store.claim(Some(d.apps), now, lease_ms, token) {
-                Ok(claim) => claim,
+            let claimed = match self.next_claimed(d, now, lease_ms) {
+                Ok(claimed) => claimed,
                 Err(e) => return d.fail(e),
             };
-            for gone in &claim.abandoned {
-                self.settle_abandoned(&gone.idempotency_key);
-            }
-            let Some(claimed) = claim.message else {
+            let Some(claimed) = claimed else {
                 // Nothing due: the other lanes stop at their next claim too.
                 d.started.fetch_add(d.max, Ordering::SeqCst);
                 return;
@@ -195,7 +202,7 @@ impl Notifier {
                 d.started.fetch_add(d.max, Ordering::SeqCst);
                 return;
             }
-            match self.flush_one(d.store, &claimed, d.settings) {
+            match self.flush_one(d, &claimed) {
                 Ok(flushed) => {
                     if flushed.unreachable {
                         *d.last_unreachable.lock() = flushed.errmsg.clone();
@@ -218,6 +225,35 @@ impl Notifier {
         }
     }
 
+    /// The next claimed message for a lane: from those the flush claimed
+    /// already, else a new batch of up to one per lane claimed in one step
+    /// (one lane claims while the others wait for what it finds).
+    fn next_claimed(&self, d: &Drain<'_>, now: i64, lease_ms: i64) -> Result<Option<Claimed>> {
+        if let Some(c) = d.claimed.lock().pop_front() {
+            return Ok(Some(c));
+        }
+        let mut total = d.claiming.lock();
+        if let Some(c) = d.claimed.lock().pop_front() {
+            return Ok(Some(c));
+        }
+        let want = d.batch.min(d.max.saturating_sub(*total));
+        if want == 0 {
+            return Ok(None);
+        }
+        let token = self.outbox.claim_token(now);
+        let some = d
+            .store
+            .claim_some(Some(d.apps), now, lease_ms, token, want)?;
+        for gone in &some.abandoned {
+            self.settle_abandoned(&gone.idempotency_key);
+        }
+        *total += some.messages.len();
+        let mut messages = some.messages.into_iter();
+        let first = messages.next();
+        d.claimed.lock().extend(messages);
+        Ok(first)
+    }
+
     /// A message whose request may have gone out before its flusher vanished:
     /// its idempotency key is settled as uncertain, so no direct send repeats it.
     fn settle_abandoned(&self, key: &str) {
@@ -226,15 +262,11 @@ impl Notifier {
     }
 
     /// Sends one claimed message and settles it as the send machine says.
-    fn flush_one(
-        &self,
-        store: &dyn OutboxStore,
-        c: &Claimed,
-        settings: &OutboxSettings,
-    ) -> Result<Flushed> {
+    fn flush_one(&self, d: &Drain<'_>, c: &Claimed) -> Result<Flushed> {
+        let settings = d.settings;
         // One write of this send's figures to a shared store, as `send` does.
         let _figures = self.metrics.batch();
-        let report = self.send_claimed(store, c)?;
+        let report = self.send_claimed(d.store, c)?;
         let now = self.clock.now_ms();
         let outcome = report.outcome.as_ref();
         let errcode = match &report.result {
@@ -265,7 +297,7 @@ impl Notifier {
         let (mut status, settlement) = settlement_of(decided, errcode, &errmsg, c.attempts + 1);
         let mut attempts = c.attempts;
         if let Some(how) = &settlement {
-            if !store.settle(c.id, c.token, how, now)? {
+            if !d.settle(c.id, c.token, how.clone(), now)? {
                 status = FlushStatus::Lost;
             }
             attempts += u32::from(matches!(
@@ -398,11 +430,66 @@ struct Drain<'a> {
     unreachable_in_a_row: AtomicU32,
     last_unreachable: Mutex<String>,
     stopped: Mutex<Option<String>>,
+    /// Messages claimed and not yet started by a lane.
+    claimed: Mutex<VecDeque<Claimed>>,
+    /// How many this flush claimed; held by the lane claiming the next batch.
+    claiming: Mutex<usize>,
+    /// Messages claimed per batch at most (one per lane).
+    batch: usize,
+    settling: Mutex<Settling>,
+    /// A batch of settlements was written.
+    settled: Condvar,
+}
+
+/// Settlements the lanes wait on: each lane's ends in the next batch written,
+/// by one lane for all that came in meanwhile (one transaction, not one each).
+#[derive(Default)]
+struct Settling {
+    waiting: Vec<(u64, i64, Settlement)>,
+    writing: bool,
+    /// Each settled message's answer, by id, until its lane picks it up.
+    answers: HashMap<u64, Result<bool>>,
 }
 
 impl Drain<'_> {
     fn fail(&self, e: Error) {
         self.failed.lock().get_or_insert(e);
+    }
+
+    /// Settles one claim, durably before it returns, in a batch with the
+    /// settlements of other lanes that came meanwhile.
+    fn settle(&self, id: u64, token: i64, how: Settlement, now: i64) -> Result<bool> {
+        let mut s = self.settling.lock();
+        s.waiting.push((id, token, how));
+        loop {
+            if let Some(answer) = s.answers.remove(&id) {
+                return answer;
+            }
+            if s.writing {
+                self.settled.wait(&mut s);
+                continue;
+            }
+            s.writing = true;
+            let batch = std::mem::take(&mut s.waiting);
+            // A panic must not leave `writing` set: the other lanes would wait forever.
+            let done = MutexGuard::unlocked(&mut s, || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.store.settle_all(&batch, now)))
+                    .unwrap_or_else(|_| {
+                        Err(Error::internal(
+                            "settling a batch panicked (a bug, please report it); its messages stay claimed until their lease ends",
+                        ))
+                    })
+            });
+            s.writing = false;
+            for (i, (settled, _, _)) in batch.iter().enumerate() {
+                let answer = match &done {
+                    Ok(each) => Ok(each.get(i).copied().unwrap_or(false)),
+                    Err(e) => Err(e.clone()),
+                };
+                s.answers.insert(*settled, answer);
+            }
+            self.settled.notify_all();
+        }
     }
 }
 

@@ -381,8 +381,45 @@ mod tests {
         assert!(!store.enqueue(&message("k1"), 3_000).unwrap().duplicate);
     }
 
+    /// A flush's lanes claim a batch in one step and settle together: each
+    /// message once, oldest first, and a settlement of a lost claim is refused
+    /// alone.
+    fn batches_claim_and_settle_each_message_once(store: &dyn OutboxStore) {
+        let apps = ["wxa".to_string()];
+        let ids: Vec<u64> = (0..5)
+            .map(|i| store.enqueue(&message(&format!("b{i}")), 1_000).unwrap().id)
+            .collect();
+        let some = store.claim_some(Some(&apps), 1_000, 500, 21, 3).unwrap();
+        let got: Vec<u64> = some.messages.iter().map(|m| m.id).collect();
+        assert_eq!(got, ids[..3]);
+        assert!(some.messages.iter().all(|m| m.token == 21));
+        let rest = store.claim_some(Some(&apps), 1_000, 500, 22, 10).unwrap();
+        let got: Vec<u64> = rest.messages.iter().map(|m| m.id).collect();
+        assert_eq!(got, ids[3..]);
+        assert!(store
+            .claim_some(Some(&apps), 1_000, 500, 23, 10)
+            .unwrap()
+            .messages
+            .is_empty());
+        let answers = store
+            .settle_all(
+                &[
+                    (ids[0], 21, Settlement::Sent),
+                    (ids[3], 21, Settlement::Sent),
+                    (ids[4], 22, Settlement::Release),
+                ],
+                1_100,
+            )
+            .unwrap();
+        assert_eq!(answers, [true, false, true]);
+        let stats = store.stats(Some("wxa"), 1_100, 10).unwrap();
+        assert_eq!((stats.total.sent, stats.total.pending), (1, 4));
+        assert_eq!(store.count_due(None, 1_100).unwrap(), 1);
+    }
+
     #[test]
     fn lost_claims_on_every_store() {
+        batches_claim_and_settle_each_message_once(&memory::MemoryOutbox::default());
         lost_claims_cannot_post_or_settle(&memory::MemoryOutbox::default());
         let dir = std::env::temp_dir().join(format!("outbox-unit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -391,6 +428,9 @@ mod tests {
         let store = sqlite::SqliteOutbox::open(path.to_str().unwrap()).unwrap();
         lost_claims_cannot_post_or_settle(&store);
         drop(store);
+        let batches = sqlite::SqliteOutbox::open(dir.join("b.db").to_str().unwrap()).unwrap();
+        batches_claim_and_settle_each_message_once(&batches);
+        drop(batches);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -399,6 +439,8 @@ mod tests {
         let server = super::redis_server::RedisServer::start();
         let store = super::redis::RedisOutbox::open(&server.spec("unit")).unwrap();
         lost_claims_cannot_post_or_settle(&store);
+        let batches = super::redis::RedisOutbox::open(&server.spec("batches")).unwrap();
+        batches_claim_and_settle_each_message_once(&batches);
     }
 
     #[test]

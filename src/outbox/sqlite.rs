@@ -9,7 +9,7 @@ use std::fmt;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use super::store::{
-    lost, not_found, Abandoned, Claim, Claimed, Counts, DeadLetter, Enqueued, NewMessage,
+    lost, not_found, Abandoned, Claim, Claimed, Claims, Counts, DeadLetter, Enqueued, NewMessage,
     OutboxStats, OutboxStore, Settlement, State, ABANDONED, ABANDONED_ERRCODE,
 };
 use crate::error::Result;
@@ -134,6 +134,84 @@ fn held(tx: &Transaction<'_>, id: u64, token: i64) -> rusqlite::Result<bool> {
         .is_some())
 }
 
+/// Messages whose claim ran out while their request may have been on its
+/// way become UNCERTAIN (never handed out again); returned for their keys.
+fn abandon_in(tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<Vec<Abandoned>> {
+    let abandoned: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT id, idempotency_key FROM outbox
+             WHERE posting = 1 AND lease_ms <= ?1 AND state = 0",
+        )?
+        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(abandoned.len());
+    for (id, key) in abandoned {
+        tx.prepare_cached(
+            "UPDATE outbox SET state = 3, posting = 0, claim = NULL, lease_ms = NULL,
+               errcode = ?4, errmsg = ?2, finished_ms = ?3, attempts = attempts + 1
+             WHERE id = ?1",
+        )?
+        .execute(params![id, ABANDONED, now_ms, ABANDONED_ERRCODE])?;
+        out.push(Abandoned {
+            id: id as u64,
+            idempotency_key: key,
+        });
+    }
+    Ok(out)
+}
+
+/// Ends claim `token` of message `id` as `how` says; false when it was lost.
+fn settle_in(
+    tx: &Transaction<'_>,
+    id: u64,
+    token: i64,
+    how: &Settlement,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    if !held(tx, id, token)? {
+        return Ok(false);
+    }
+    let id = id as i64;
+    match how {
+        Settlement::Sent => tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 1, message = '', claim = NULL, lease_ms = NULL,
+                   posting = 0, due_ms = ?2, finished_ms = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now_ms])?,
+        Settlement::Retry {
+            due_ms,
+            count,
+            errcode,
+            errmsg,
+        } => tx
+            .prepare_cached(
+                "UPDATE outbox SET due_ms = ?2, attempts = attempts + ?3, errcode = ?4,
+                   errmsg = ?5, claim = NULL, lease_ms = NULL, posting = 0 WHERE id = ?1",
+            )?
+            .execute(params![id, due_ms, i64::from(*count), errcode, errmsg])?,
+        Settlement::Dead { errcode, errmsg } | Settlement::Uncertain { errcode, errmsg } => {
+            let state = if matches!(how, Settlement::Dead { .. }) {
+                State::Dead
+            } else {
+                State::Uncertain
+            };
+            tx.prepare_cached(
+                "UPDATE outbox SET state = ?2, attempts = attempts + 1, errcode = ?3,
+                   errmsg = ?4, claim = NULL, lease_ms = NULL, posting = 0,
+                   finished_ms = ?5 WHERE id = ?1",
+            )?
+            .execute(params![id, state.code(), errcode, errmsg, now_ms])?
+        }
+        Settlement::Release => tx
+            .prepare_cached(
+                "UPDATE outbox SET claim = NULL, lease_ms = NULL, posting = 0 WHERE id = ?1",
+            )?
+            .execute([id])?,
+    };
+    Ok(true)
+}
+
 impl OutboxStore for SqliteOutbox {
     fn describe(&self) -> String {
         format!("sqlite:{}", self.file.path().display())
@@ -181,63 +259,59 @@ impl OutboxStore for SqliteOutbox {
         lease_ms: i64,
         token: i64,
     ) -> Result<Claim> {
+        let mut some = self.claim_some(apps, now_ms, lease_ms, token, 1)?;
+        Ok(Claim {
+            message: some.messages.pop(),
+            abandoned: some.abandoned,
+        })
+    }
+
+    fn claim_some(
+        &self,
+        apps: Option<&[String]>,
+        now_ms: i64,
+        lease_ms: i64,
+        token: i64,
+        max: usize,
+    ) -> Result<Claims> {
         self.write(|tx| {
-            let mut out = Claim::default();
-            let abandoned: Vec<(i64, String)> = tx
-                .prepare_cached(
-                    "SELECT id, idempotency_key FROM outbox
-                     WHERE posting = 1 AND lease_ms <= ?1 AND state = 0",
-                )?
-                .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            for (id, key) in abandoned {
-                tx.prepare_cached(
-                    "UPDATE outbox SET state = 3, posting = 0, claim = NULL, lease_ms = NULL,
-                       errcode = ?4, errmsg = ?2, finished_ms = ?3, attempts = attempts + 1
-                     WHERE id = ?1",
-                )?
-                .execute(params![id, ABANDONED, now_ms, ABANDONED_ERRCODE])?;
-                out.abandoned.push(Abandoned {
-                    id: id as u64,
-                    idempotency_key: key,
-                });
-            }
+            let mut out = Claims {
+                messages: Vec::new(),
+                abandoned: abandon_in(tx, now_ms)?,
+            };
             let Some(filter) = app_filter(apps) else {
                 return Ok(out);
             };
             let sql = format!(
                 "SELECT id, appid, event, idempotency_key, message, attempts FROM outbox
                  WHERE state = 0 AND due_ms <= ?1 AND (lease_ms IS NULL OR lease_ms <= ?1) {filter}
-                 ORDER BY due_ms, id LIMIT 1"
+                 ORDER BY due_ms, id LIMIT ?{}",
+                2 + apps.map_or(0, <[String]>::len)
             );
-            let pick = tx
+            let mut args = app_args(now_ms, apps);
+            args.push((max.min(i64::MAX as usize) as i64).into());
+            let until = now_ms.saturating_add(lease_ms);
+            let picked: Vec<Claimed> = tx
                 .prepare_cached(&sql)?
-                .query_row(params_from_iter(app_args(now_ms, apps)), |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                })
-                .optional()?;
-            if let Some((id, appid, event, key, message, attempts)) = pick {
-                let until = now_ms.saturating_add(lease_ms);
-                tx.prepare_cached("UPDATE outbox SET claim = ?2, lease_ms = ?3 WHERE id = ?1")?
-                    .execute(params![id, token, until])?;
-                out.message = Some(Claimed {
-                    id: id as u64,
-                    appid,
-                    event,
-                    idempotency_key: key,
-                    message,
-                    attempts: attempts.clamp(0, i64::from(u32::MAX)) as u32,
-                    token,
-                    lease_until_ms: until,
-                });
+                .query_map(params_from_iter(args), |r| {
+                    Ok(Claimed {
+                        id: r.get::<_, i64>(0)? as u64,
+                        appid: r.get(1)?,
+                        event: r.get(2)?,
+                        idempotency_key: r.get(3)?,
+                        message: r.get(4)?,
+                        attempts: r.get::<_, i64>(5)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        token,
+                        lease_until_ms: until,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut lease =
+                tx.prepare_cached("UPDATE outbox SET claim = ?2, lease_ms = ?3 WHERE id = ?1")?;
+            for m in &picked {
+                lease.execute(params![m.id as i64, token, until])?;
             }
+            out.messages = picked;
             Ok(out)
         })
     }
@@ -257,49 +331,14 @@ impl OutboxStore for SqliteOutbox {
     }
 
     fn settle(&self, id: u64, token: i64, how: &Settlement, now_ms: i64) -> Result<bool> {
+        self.write(|tx| settle_in(tx, id, token, how, now_ms))
+    }
+
+    fn settle_all(&self, each: &[(u64, i64, Settlement)], now_ms: i64) -> Result<Vec<bool>> {
         self.write(|tx| {
-            if !held(tx, id, token)? {
-                return Ok(false);
-            }
-            let id = id as i64;
-            match how {
-                Settlement::Sent => tx
-                    .prepare_cached(
-                        "UPDATE outbox SET state = 1, message = '', claim = NULL, lease_ms = NULL,
-                           posting = 0, due_ms = ?2, finished_ms = ?2 WHERE id = ?1",
-                    )?
-                    .execute(params![id, now_ms])?,
-                Settlement::Retry {
-                    due_ms,
-                    count,
-                    errcode,
-                    errmsg,
-                } => tx
-                    .prepare_cached(
-                        "UPDATE outbox SET due_ms = ?2, attempts = attempts + ?3, errcode = ?4,
-                           errmsg = ?5, claim = NULL, lease_ms = NULL, posting = 0 WHERE id = ?1",
-                    )?
-                    .execute(params![id, due_ms, i64::from(*count), errcode, errmsg])?,
-                Settlement::Dead { errcode, errmsg } | Settlement::Uncertain { errcode, errmsg } => {
-                    let state = if matches!(how, Settlement::Dead { .. }) {
-                        State::Dead
-                    } else {
-                        State::Uncertain
-                    };
-                    tx.prepare_cached(
-                        "UPDATE outbox SET state = ?2, attempts = attempts + 1, errcode = ?3,
-                           errmsg = ?4, claim = NULL, lease_ms = NULL, posting = 0,
-                           finished_ms = ?5 WHERE id = ?1",
-                    )?
-                    .execute(params![id, state.code(), errcode, errmsg, now_ms])?
-                }
-                Settlement::Release => tx
-                    .prepare_cached(
-                        "UPDATE outbox SET claim = NULL, lease_ms = NULL, posting = 0 WHERE id = ?1",
-                    )?
-                    .execute([id])?,
-            };
-            Ok(true)
+            each.iter()
+                .map(|(id, token, how)| settle_in(tx, *id, *token, how, now_ms))
+                .collect()
         })
     }
 

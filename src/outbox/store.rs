@@ -107,6 +107,13 @@ pub struct Claim {
     pub abandoned: Vec<Abandoned>,
 }
 
+/// What one `claim_some` call found: up to its `max` messages, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub messages: Vec<Claimed>,
+    pub abandoned: Vec<Abandoned>,
+}
+
 /// How a claimed message ends this attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
@@ -208,12 +215,47 @@ pub trait OutboxStore: Send + Sync + fmt::Debug {
         token: i64,
     ) -> Result<Claim>;
 
+    /// `claim` up to `max` times, for a flush whose lanes share the messages:
+    /// a store that can claims them in one step. Messages claimed before a
+    /// failure are returned (the failure comes again at the next call).
+    fn claim_some(
+        &self,
+        apps: Option<&[String]>,
+        now_ms: i64,
+        lease_ms: i64,
+        token: i64,
+        max: usize,
+    ) -> Result<Claims> {
+        let mut out = Claims::default();
+        while out.messages.len() < max {
+            let claim = match self.claim(apps, now_ms, lease_ms, token) {
+                Ok(claim) => claim,
+                Err(_) if !out.messages.is_empty() => break,
+                Err(e) => return Err(e),
+            };
+            out.abandoned.extend(claim.abandoned);
+            match claim.message {
+                Some(m) => out.messages.push(m),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// Records that the request is about to go out. Fails when the claim was
     /// lost (its claim ran out and another flush took the message).
     fn mark_posting(&self, id: u64, token: i64) -> Result<()>;
 
     /// Ends the claim; false when it had been lost.
     fn settle(&self, id: u64, token: i64, how: &Settlement, now_ms: i64) -> Result<bool>;
+
+    /// `settle` for several claims (id, token, how), one answer each, in one
+    /// step where the store can: the lanes of a flush settle together.
+    fn settle_all(&self, each: &[(u64, i64, Settlement)], now_ms: i64) -> Result<Vec<bool>> {
+        each.iter()
+            .map(|(id, token, how)| self.settle(*id, *token, how, now_ms))
+            .collect()
+    }
 
     fn stats(&self, appid: Option<&str>, now_ms: i64, dead_limit: usize) -> Result<OutboxStats>;
 
