@@ -150,15 +150,7 @@ impl Notifier {
             result
         };
         self.observe_card(app, event, update, &run, result);
-        let card = CardOutcome {
-            notify_type: update.notify_type,
-            status: update.status,
-            result,
-            errcode: run.errcode,
-            errmsg: explain_card(&run),
-            attempts: run.attempts,
-            outbox_id,
-        };
+        let card = card_outcome(update, &run, result, outbox_id);
         (card, outcome)
     }
 
@@ -290,15 +282,7 @@ impl Notifier {
             let store = self.cards.current();
             let _ = store.card_queue(&app.appid, &update.code, update.status, false);
         }
-        let card = CardOutcome {
-            notify_type: update.notify_type,
-            status: update.status,
-            result,
-            errcode: run.errcode,
-            errmsg: explain_card(&run),
-            attempts: run.attempts,
-            outbox_id: None,
-        };
+        let card = card_outcome(&update, &run, result, None);
         let mut report = card_only_report(event, &card, outcome, started);
         if let Some(o) = report.outcome.as_mut() {
             o.status = status;
@@ -383,6 +367,24 @@ fn card_key(appid: &str, update: &CardUpdate) -> String {
 }
 
 /// WeChat's errmsg with what to check, or the local reason.
+/// What a send's outcome JSON says of the card update.
+fn card_outcome(
+    update: &CardUpdate,
+    run: &CardRun,
+    result: &'static str,
+    outbox_id: Option<u64>,
+) -> CardOutcome {
+    CardOutcome {
+        notify_type: update.notify_type,
+        status: update.status,
+        result,
+        errcode: run.errcode,
+        errmsg: explain_card(run),
+        attempts: run.attempts,
+        outbox_id,
+    }
+}
+
 fn explain_card(run: &CardRun) -> String {
     let advice = card_advice(run.errcode);
     match (&run.fault, advice.is_empty()) {
