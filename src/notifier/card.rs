@@ -280,7 +280,16 @@ impl Notifier {
         if matches!(run.end, CardEnd::Illegal | CardEnd::Failed) || (last && counted_later) {
             // Given up: the card's later updates no longer wait for it.
             let store = self.cards.current();
-            let _ = store.card_queue(&app.appid, &update.code, update.status, false);
+            if let Err(e) = store.card_queue(&app.appid, &update.code, update.status, false) {
+                self.journal.store_problem(
+                    &self.ledger.describe_store(),
+                    "card_queue",
+                    &format!(
+                        "{e} (status {} of card {} stays in its order's queue: the order's later updates wait behind it)",
+                        update.status, update.notify_type
+                    ),
+                );
+            }
         }
         let card = card_outcome(&update, &run, result, None);
         let mut report = card_only_report(event, &card, outcome, started);
