@@ -25,7 +25,7 @@ endif
 C_TESTS := $(patsubst tests/c/%.c,$(OUT)/ctests/%,$(wildcard tests/c/test_*.c))
 
 .PHONY: all deps build header demo editor test test-rust test-c test-php test-js test-php-valgrind test-browser lint clean bench bench-smoke bench-deps fuzz-smoke soak leak-scan leak-scan-reset
-.PHONY: release install uninstall dist test-install wait-release wait-fuzz
+.PHONY: release install-build install uninstall dist test-install wait-fuzz
 
 ## Under `make test` every suite keeps its output and the files its tests leave
 ## (their TMPDIR) in LEAK_SCAN_DIR, and `leak-scan` at the end searches that: each
@@ -40,9 +40,15 @@ deps:
 	scripts/deps.sh
 
 ## build: the library (cdylib + rlib), the WeChat sandbox server (sandbox/, its own
-## crate), the test workers and the soak.
+## crate), the test workers and the soak. The library carries its SONAME (build.rs);
+## the link of that name beside it is what programs linked against it load.
 build:
 	$(CARGO) build $(CARGO_PROFILE_FLAG) --workspace --lib --bins
+	$(call soname_link,$(OUT))
+
+# soname_link DIR: DIR/<the library's SONAME> -> libfashop_notify.so.
+soname_link = soname=$$(readelf -d $(1)/libfashop_notify.so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p'); \
+  [ -z "$$soname" ] || ln -sfn libfashop_notify.so $(1)/$$soname
 
 ## release: the release library (with its SONAME, stripped, its debug info apart) and
 ## sandbox, built once for install, dist and test-install. The library is built from its
@@ -54,26 +60,34 @@ release:
 	$(CARGO) build --release -p fashop-notify --lib -p fashop-notify-sandbox --bin fashop-notify-sandbox
 	scripts/install.sh strip $(RELEASE_OUT)
 
+## INSTALL_BUILD: what install, dist and test-install ship: `release` (the default), or
+## `build`, the build of PROFILE, stripped the same way (scripts/install.sh strip runs the
+## same checks on it). `make test` installs its debug build: the release profile would be
+## a third compilation of every crate (330 CPU seconds, a quarter of the whole run) for
+## no file, check or code path the debug build lacks; `make test-install` alone, and every
+## `make install` and `make dist`, ship the release build.
+INSTALL_BUILD ?= release
+INSTALL_OUT := $(if $(filter release,$(INSTALL_BUILD)),$(RELEASE_OUT),$(OUT))
+install-build: $(INSTALL_BUILD)
+	$(if $(filter release,$(INSTALL_BUILD)),,scripts/install.sh strip $(INSTALL_OUT))
+
 ## install / uninstall: the library, header, pkg-config file, sandbox and PHP package
 ## under $(DESTDIR)$(PREFIX) (see scripts/install.sh), and exactly those removed again.
-install: release
-	scripts/install.sh install $(RELEASE_OUT) "$(PREFIX)" "$(DESTDIR)"
+install: install-build
+	scripts/install.sh install $(INSTALL_OUT) "$(PREFIX)" "$(DESTDIR)"
 
 uninstall:
 	scripts/install.sh uninstall "$(PREFIX)" "$(DESTDIR)"
 
 ## dist: the same tree as a tarball named with version and target triple, its SHA-256
 ## and the library's debug info, in $(TARGET_DIR)/dist.
-dist: release
-	scripts/install.sh dist $(RELEASE_OUT) "$(PREFIX)" $(TARGET_DIR)/dist
+dist: install-build
+	scripts/install.sh dist $(INSTALL_OUT) "$(PREFIX)" $(TARGET_DIR)/dist
 
 ## test-install: install into a temporary DESTDIR, build and run the C example with
 ## pkg-config and the PHP package with no path, check SONAME, exports, dist and uninstall.
-test-install: $(if $(PREBUILT),wait-release,release)
-	$(KEEP) install scripts/install-test.sh $(TARGET_DIR)
-
-wait-release:
-	scripts/prebuild.sh wait $(PREBUILD_DIR) release
+test-install: install-build
+	$(KEEP) install scripts/install-test.sh $(TARGET_DIR) $(INSTALL_OUT)
 
 wait-fuzz:
 	scripts/prebuild.sh wait $(PREBUILD_DIR) fuzz
@@ -105,6 +119,7 @@ lint:
 	python3 scripts/check-layout.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
+	python3 scripts/check-fuzz-deps.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Recording, nextest's `leak-scan` profile also keeps the output of passing tests
@@ -188,10 +203,10 @@ leak-scan-reset:
 	chmod 1777 $(LEAK_SCAN_DIR)/tmp
 
 ## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, the editor in a
-## browser, fuzz, soak, install, leak scan. The release build (for test-install) and the fuzz
-## build start in the background first (scripts/prebuild.sh) and use what the suites leave of
-## the two cores; the install test comes last, so that the suites before it run while the
-## release build ends. Each suite's time is printed at the end.
+## browser, fuzz, soak, install (of the debug build, INSTALL_BUILD above), leak scan. The fuzz
+## build starts in the background first (scripts/prebuild.sh) and uses what the suites leave
+## of the two cores; it follows the debug build, whose compiled dependencies it takes
+## (scripts/fuzz.sh). Each suite's time is printed at the end.
 TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-js test-browser demo bench-smoke fuzz-smoke soak test-install leak-scan
 PREBUILD_DIR := $(TARGET_DIR)/prebuild
 test: export FUZZ_RUNS = 20000
@@ -199,9 +214,10 @@ test: export SOAK_SECS = 30
 test: export SOAK_STORES = sqlite redis
 test: export LEAK_SCAN_RECORD = $(abspath $(LEAK_SCAN_DIR))
 test: export PREBUILT = 1
+test: export INSTALL_BUILD = build
 test: deps leak-scan-reset
-	scripts/prebuild.sh start $(PREBUILD_DIR) release $(MAKE) --no-print-directory release
-	scripts/prebuild.sh start $(PREBUILD_DIR) fuzz env FUZZ_BUILD_ONLY=1 scripts/fuzz.sh 0
+	scripts/prebuild.sh start $(PREBUILD_DIR) fuzz \
+	  sh -c '$(MAKE) --no-print-directory build && FUZZ_BUILD_ONLY=1 scripts/fuzz.sh 0'
 	MAKE="$(MAKE)" scripts/run-suites.sh $(TEST_SUITES)
 	@echo "make test: all suites passed"
 

@@ -44,9 +44,10 @@ fn main() {
 
 /// The shared library's ABI name, by cargo-c's rule: `libfashop_notify.so.MAJOR`,
 /// and before 1.0, when a minor release may break the ABI, `.so.0.MINOR`. Set on
-/// release builds, which `make install` and `make dist` ship (scripts/install.sh
-/// checks it); the tests and examples link the debug build in place
-/// (`-L target/debug`), where no file carries that name.
+/// every build: `make install` and `make dist` ship the release build, and
+/// `make test` installs its debug build the same way (scripts/install.sh checks the
+/// name on both). A program linked with `-L target/debug -lfashop_notify` needs a
+/// file of that name there: `make build` links it to the library.
 ///
 /// No version script: rustc links a cdylib with its own, which exports exactly the
 /// `#[no_mangle]` functions, and ld takes the union of version scripts, so a second
@@ -54,7 +55,7 @@ fn main() {
 /// built library instead (`nm -D` in scripts/install.sh and scripts/install-test.sh).
 fn set_soname() {
     let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
-    if !linux || env::var("PROFILE").as_deref() != Ok("release") {
+    if !linux {
         return;
     }
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();

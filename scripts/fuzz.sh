@@ -5,7 +5,8 @@
 # AddressSanitizer, `--cfg fuzzing`, debug assertions), so a fresh machine does
 # not first build cargo-fuzz itself; `cargo fuzz run TARGET` works the same on a
 # machine that has it. The sanitizer flags are nightly-only, so the project's
-# stable toolchain is told to accept them (RUSTC_BOOTSTRAP=1). New inputs go to
+# stable toolchain is told to accept them (RUSTC_BOOTSTRAP=1; in the quick
+# build only where they are used, scripts/fuzz-rustc.sh). New inputs go to
 # a scratch copy of each corpus unless FUZZ_GROW=1 (then into fuzz/corpus, to be
 # minimized with `cargo fuzz cmin` before a commit). Any crash, timeout or leak
 # fails the run; its input is kept in fuzz/artifacts/TARGET/.
@@ -21,7 +22,6 @@ if [ ${#targets[@]} -eq 0 ]; then
   targets=(wechat_answer abi_json placeholder push)
 fi
 triple=$(rustc -vV | sed -n 's/^host: //p')
-export RUSTC_BOOTSTRAP=1
 export LSAN_OPTIONS="suppressions=$PWD/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export ASAN_OPTIONS="detect_odr_violation=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 # The instrumentation cargo-fuzz adds: coverage for libFuzzer, AddressSanitizer,
@@ -31,42 +31,63 @@ sancov+=" -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sani
 sancov+=" -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth"
 sancov+=" -Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Zsanitizer=address"
 plain="--cfg fuzzing -Cdebug-assertions"
+
+# seed_dependencies: the debug build's compiled dependencies (target/debug, when
+# it is there), hard-linked into the fuzz build's directory. Nothing of this
+# repository's own crates is linked: those are built here with other flags.
+# Each side keeps its files: rustc and the linker replace an output by renaming
+# a new file over it, never by writing into the old one.
+seed_dependencies() {
+  local from=${CARGO_TARGET_DIR:-target}/debug to=fuzz/target/debug d
+  [ -d "$from/deps" ] || return 0
+  for d in deps build .fingerprint; do
+    mkdir -p "$to/$d"
+    find "$from/$d" -mindepth 1 -maxdepth 1 ! -name '*fashop*' -print0 |
+      xargs -0 -r cp -al --no-clobber -t "$to/$d" 2>/dev/null || true
+  done
+}
 if [ -n "${FUZZ_RUNS:-}" ]; then
   # A fixed number of inputs (FUZZ_RUNS, what `make test` sets) runs in
   # seconds, while a build like cargo-fuzz's takes minutes. This build differs
-  # in two ways. It is at opt-level 1 (debug assertions stay on). And only this
-  # crate and the fuzz targets are instrumented (scripts/fuzz-rustc.sh): the
-  # unsafe code, the C boundary and every generic the library instantiates
-  # are checked by AddressSanitizer and guide the fuzzer, while the
-  # dependencies build and run as plain code, as the standard library always
-  # does (AddressSanitizer's allocator still guards their allocations). That
-  # took the build from 365 to 250 CPU seconds and the 20,000 inputs per
-  # target from 91 s to 34 s.
+  # in three ways. Only this crate and the fuzz targets are instrumented
+  # (scripts/fuzz-rustc.sh), at opt-level 1 with debug assertions: the unsafe
+  # code, the C boundary and every generic the library instantiates are
+  # checked by AddressSanitizer and guide the fuzzer, while the dependencies
+  # run as plain code, as the standard library always does (AddressSanitizer's
+  # allocator still guards their allocations). The dependencies are the debug
+  # build's own: same profile, same flags, same versions (fuzz/Cargo.lock
+  # keeps the main lock's versions; scripts/check-layout.py checks it), so
+  # they are hard-linked from target/debug (seed_dependencies) instead of
+  # compiled a second time. And no `--target`: the debug build has none, so
+  # build scripts and proc macros are told apart by the wrapper instead.
+  # Before: every crate compiled here at opt-level 1, 250 CPU seconds.
   profile=debug
-  build_mode=(--config 'profile.dev.package.libsqlite3-sys.opt-level=0')
-  export CARGO_PROFILE_DEV_OPT_LEVEL=1
-  # Line tables are enough to symbolize a crash.
-  export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+  seed_dependencies
+  export CARGO_TARGET_DIR=$PWD/fuzz/target
+  build_mode=(--config 'profile.dev.package.fashop-notify.opt-level=1'
+    --config 'profile.dev.package.fashop-notify-fuzz.opt-level=1')
   export RUSTC_WRAPPER=$PWD/scripts/fuzz-rustc.sh
   # A warning in the library or a target fails this build, as it fails clippy.
   export FUZZ_RUSTFLAGS_OURS="$plain $sancov -Cunsafe-allow-abi-mismatch=sanitizer -Dwarnings"
-  export FUZZ_RUSTFLAGS_DEPS=$plain
+  target=()
   flags=
 else
   # A run for a time wants cargo-fuzz's own build: optimized, one codegen
-  # unit, every crate instrumented.
+  # unit, every crate instrumented; --target keeps these flags away from build
+  # scripts and proc macros.
   profile=release
   build_mode=(--release --config 'profile.release.debug="line-tables-only"')
+  target=(--target "$triple")
   flags="$plain $sancov -Ccodegen-units=1"
+  export RUSTC_BOOTSTRAP=1
 fi
-# --target keeps these flags away from build scripts and proc macros.
 RUSTFLAGS="$flags${RUSTFLAGS:+ $RUSTFLAGS}" \
-  cargo build --manifest-path fuzz/Cargo.toml --target "$triple" "${build_mode[@]}" --bins
+  cargo build --manifest-path fuzz/Cargo.toml "${target[@]}" "${build_mode[@]}" --bins
 # FUZZ_BUILD_ONLY=1: the build alone (`make test` starts it early, see scripts/prebuild.sh).
 if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
   exit 0
 fi
-bin_dir=fuzz/target/$triple/$profile
+if [ ${#target[@]} -gt 0 ]; then bin_dir=fuzz/target/$triple/$profile; else bin_dir=fuzz/target/$profile; fi
 
 # fuzz_one TARGET LOG: one target's run, its output in LOG.
 fuzz_one() {

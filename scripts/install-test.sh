@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The install as a shop's server sees it (`make test-install`, after `make release`):
+# The install as a shop's server sees it (`make test-install`, after `make release`, or under
+# `make test` after the debug build, INSTALL_BUILD=build):
 # `make install` into a temporary DESTDIR; then, outside the repository, examples/c/send.c
 # built with `pkg-config --cflags --libs fashop_notify` and a PHP script that loads the
 # installed package with no library path, both run against the installed sandbox; the
 # SONAME, the exported symbols, the separate debug info; `make dist`'s tarball unpacks
 # to the same tree; `make uninstall` removes exactly what was installed.
-# Usage: scripts/install-test.sh TARGET_DIR   (cargo's target directory)
+# Usage: scripts/install-test.sh TARGET_DIR BUILD_DIR   (cargo's target directory, and the
+#        build installed: TARGET_DIR/release or TARGET_DIR/debug)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd -P)
-target=$(cd "${1:?usage: scripts/install-test.sh TARGET_DIR}" && pwd -P)
+target=$(cd "${1:?usage: scripts/install-test.sh TARGET_DIR BUILD_DIR}" && pwd -P)
+built=$(cd "${2:?usage: scripts/install-test.sh TARGET_DIR BUILD_DIR}" && pwd -P)
 make=${MAKE:-make}
 prefix=/usr/local
 umask 022
@@ -108,7 +111,7 @@ sections "$top/lib/$lib" | grep -qx '.debug_info' && fail "the installed library
 sections "$top/lib/$lib" | grep -qx '.gnu_debuglink' || fail "the installed library has no .gnu_debuglink"
 link=$(readelf -p .gnu_debuglink "$top/lib/$lib" | sed -n 's/^ *\[ *0\] *//p')
 [ "$link" = "$lib.debug" ] || fail "the debug link names '$link', expected $lib.debug"
-debug=$target/release/stripped/$lib.debug
+debug=$built/stripped/$lib.debug
 sections "$debug" | grep -qx '.debug_info' || fail "$debug has no .debug_info"
 build_id() { readelf -n "$1" | sed -n 's/.*Build ID: //p'; }
 [ -n "$(build_id "$debug")" ] && [ "$(build_id "$debug")" = "$(build_id "$top/lib/$lib")" ] || fail "the debug file's build id differs from the library's"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the release build the way C libraries install (cargo-c's names and SONAME),
 # removes exactly that again, or packs the same tree into the release tarball.
+# RELEASE_DIR is cargo's target/release (`make release`); `make test` passes target/debug
+# instead (INSTALL_BUILD=build in the Makefile), to which everything here applies the same.
 # Usage: scripts/install.sh strip     RELEASE_DIR   (after the release build: `make release`)
 #        scripts/install.sh install   RELEASE_DIR PREFIX [DESTDIR]
 #        scripts/install.sh uninstall PREFIX [DESTDIR]
@@ -54,7 +56,7 @@ strip_library() {
   [ -f "$built" ] || die "$built is missing: build it with \`make release\`"
   local have
   have=$(readelf -d "$built" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
-  [ "$have" = "$soname" ] || die "$built has SONAME '${have}', expected $soname (a release build sets it, see build.rs)"
+  [ "$have" = "$soname" ] || die "$built has SONAME '${have}', expected $soname (build.rs sets it)"
   local foreign
   foreign=$(nm -D --defined-only --format=posix "$built" | awk '{print $1}' | grep -v '^fashop_notify_' || true)
   [ -z "$foreign" ] || die "$built exports symbols outside fashop_notify_*: $(echo $foreign)"
