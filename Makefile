@@ -205,8 +205,9 @@ leak-scan-reset:
 ## test: every test: format, lint, header, Rust, C and PHP under valgrind, PHP, the editor in a
 ## browser, fuzz, soak, install (of the debug build, INSTALL_BUILD above), leak scan. The fuzz
 ## build starts in the background first (scripts/prebuild.sh) and uses what the suites leave
-## of the two cores; it follows the debug build, whose compiled dependencies it takes
-## (scripts/fuzz.sh). Each suite's time is printed at the end.
+## of the two cores; it takes the debug build's compiled dependencies (scripts/fuzz.sh), so
+## on a fresh clone it makes the debug build first (after `make demo` that is there).
+## Each suite's time is printed at the end.
 TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-js test-browser demo bench-smoke fuzz-smoke soak test-install leak-scan
 PREBUILD_DIR := $(TARGET_DIR)/prebuild
 test: export FUZZ_RUNS = 20000
@@ -217,7 +218,7 @@ test: export PREBUILT = 1
 test: export INSTALL_BUILD = build
 test: deps leak-scan-reset
 	scripts/prebuild.sh start $(PREBUILD_DIR) fuzz \
-	  sh -c '$(MAKE) --no-print-directory build && FUZZ_BUILD_ONLY=1 scripts/fuzz.sh 0'
+	  sh -c '{ [ -e $(LIB) ] || $(MAKE) --no-print-directory build; } && FUZZ_BUILD_ONLY=1 scripts/fuzz.sh 0'
 	MAKE="$(MAKE)" scripts/run-suites.sh $(TEST_SUITES)
 	@echo "make test: all suites passed"
 

@@ -64,8 +64,11 @@ if [ -n "${FUZZ_RUNS:-}" ]; then
   profile=debug
   seed_dependencies
   export CARGO_TARGET_DIR=$PWD/fuzz/target
+  # libFuzzer's own C++ (built only here) optimized as its makers build it: at
+  # the debug profile's -O0 its comparison hooks took most of a run's time.
   build_mode=(--config 'profile.dev.package.fashop-notify.opt-level=1'
-    --config 'profile.dev.package.fashop-notify-fuzz.opt-level=1')
+    --config 'profile.dev.package.fashop-notify-fuzz.opt-level=1'
+    --config 'profile.dev.package.libfuzzer-sys.opt-level=3')
   export RUSTC_WRAPPER=$PWD/scripts/fuzz-rustc.sh
   # A warning in the library or a target fails this build, as it fails clippy.
   export FUZZ_RUSTFLAGS_OURS="$plain $sancov -Cunsafe-allow-abi-mismatch=sanitizer -Dwarnings"
