@@ -145,10 +145,14 @@ fn a_send_is_two_commands_on_one_server() {
     let total: u64 = counted.values().sum();
     eprintln!("one server, 50 sends: {total} commands {counted:?}");
     // One script claims the key with a permit, one spends the use with the
-    // outcome: 100 for 50 sends. The figures merge at most once a second of
-    // the clock (a few commands each, five seconds here), never per send.
-    assert_eq!(counted.get("evalsha"), Some(&100), "{counted:?}");
-    assert!(total <= 100 + 6 * 4, "{total} commands for 50 sends: {counted:?}");
+    // outcome: 100 for 50 sends (four steps were 200). The figures merge at
+    // most once a second of the clock (one script each, five seconds here,
+    // plus the one the first second may leave), never per send; a script a
+    // process runs for the first time is loaded once.
+    assert!(
+        (100..=107).contains(&total),
+        "{total} commands for 50 sends: {counted:?}"
+    );
 }
 
 #[test]
