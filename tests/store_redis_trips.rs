@@ -14,7 +14,7 @@ use fashop_notify::{
     ClaimedTake, Clock, KeyClaim, ManualClock, Notifier, PermitRequest, SystemClock,
 };
 use fashop_notify_sandbox::{Sandbox, DEMO_APPID, DEMO_SECRET, TPL_PAY_SUCCESS};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::redis_server::{RedisCluster, RedisServer};
 use crate::store_suite::{Fixture, APP, DAY};
@@ -60,7 +60,10 @@ impl Monitor {
         let mut counted = BTreeMap::new();
         loop {
             let mut line = String::new();
-            assert!(self.feed.read_line(&mut line).unwrap() > 0, "the feed ended");
+            assert!(
+                self.feed.read_line(&mut line).unwrap() > 0,
+                "the feed ended"
+            );
             if line.contains("\"trips-end\"") {
                 return counted;
             }
@@ -158,8 +161,154 @@ fn a_send_is_two_commands_on_one_server() {
 #[test]
 fn a_cluster_send_keeps_its_steps() {
     let cluster = RedisCluster::start();
-    let (counted, delivered) = commands_of_fifty_sends(&cluster.spec("trips"), &cluster.node_urls());
+    let (counted, delivered) =
+        commands_of_fifty_sends(&cluster.spec("trips"), &cluster.node_urls());
     assert_eq!(delivered, 51);
     let total: u64 = counted.values().sum();
     eprintln!("cluster, 50 sends: {total} commands {counted:?}");
+}
+
+/// One edge case after the other on the store `f` opens; what each step
+/// gave and what the user then held, as text to compare between stores.
+fn edge_cases(f: &Fixture) -> Vec<String> {
+    let l = f.n.ledger();
+    let t1 = PermitRequest::subscribe("T1");
+    let mut trace = Vec::new();
+    let mut note = |what: &str, text: String| {
+        let stats = l.stats(APP, Some("o1")).unwrap();
+        trace.push(format!("{what}: {text} | {stats:?}"));
+    };
+    let claimed = |c: &ClaimedTake| match c {
+        ClaimedTake::Fresh(Ok(Some(lease))) => format!(
+            "fresh {:?} {} {:?} until {}",
+            lease.kind, lease.value, lease.order_sn, lease.expires_at_ms
+        ),
+        ClaimedTake::Fresh(Ok(None)) => "fresh, no permit".to_string(),
+        ClaimedTake::Fresh(Err(e)) => format!("fresh, take failed: {e}"),
+        ClaimedTake::InFlight => "in flight".to_string(),
+        ClaimedTake::Done(outcome) => format!("done {outcome}"),
+    };
+    let lease_of = |c: ClaimedTake| match c {
+        ClaimedTake::Fresh(Ok(Some(lease))) => lease,
+        other => panic!("expected a lease, got {other:?}"),
+    };
+    // Spends `lease` recording under `key`; the text is written with the
+    // uses left, and the last text written is the one recorded.
+    let spend = |lease: &fashop_notify::Lease, key: &str| {
+        let mut last = None;
+        let done = l.consume_and_complete(lease, key, &mut |left| {
+            last = Some(left.map(|r| r.uses));
+            format!(r#"{{"status":"sent","left":{:?}}}"#, left.map(|r| r.uses))
+        });
+        let recorded = l.idempotency_claim(key, 1).unwrap();
+        assert_eq!(recorded, KeyClaim::Done(done.outcome.clone()));
+        format!(
+            "spent {:?}, recorded {:?}, written with {last:?}: {}",
+            done.spent.map(|r| r.uses),
+            done.recorded,
+            done.outcome
+        )
+    };
+
+    // No permit: nothing taken, and the key is left free.
+    let c = l.claim_and_take("k1", 30_000, APP, "o1", &t1).unwrap();
+    note("no permit", claimed(&c));
+    note(
+        "k1 after",
+        format!("{:?}", l.idempotency_claim("k1", 1).unwrap()),
+    );
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":3}"#);
+    // Claimed by another send: nothing taken.
+    assert_eq!(l.idempotency_claim("k2", 30_000).unwrap(), KeyClaim::Fresh);
+    let c = l.claim_and_take("k2", 30_000, APP, "o1", &t1).unwrap();
+    note("claimed by another", claimed(&c));
+    // Its claim ran out: the key is this send's, with a use.
+    f.clock.advance_ms(30_000);
+    let c = l.claim_and_take("k2", 30_000, APP, "o1", &t1).unwrap();
+    note("claim ran out", claimed(&c));
+    let lease = lease_of(c);
+    note(
+        "k2 in flight",
+        claimed(&l.claim_and_take("k2", 1, APP, "o1", &t1).unwrap()),
+    );
+    note("spend k2", spend(&lease, "k2"));
+    // Finished: the outcome, nothing taken.
+    note(
+        "finished",
+        claimed(&l.claim_and_take("k2", 1, APP, "o1", &t1).unwrap()),
+    );
+    // Spent twice: the second spends nothing.
+    note("spent again", spend(&lease, "k2b"));
+    // The lease ran out and its use went back: still spent once.
+    let lease = lease_of(l.claim_and_take("k3", 30_000, APP, "o1", &t1).unwrap());
+    f.clock.advance_ms(l.lease_ms());
+    note(
+        "lease ran out",
+        format!("{}", l.stats(APP, Some("o1")).unwrap().leased),
+    );
+    note("spend k3", spend(&lease, "k3"));
+    // Uses added between the take and the spend.
+    let lease = lease_of(l.claim_and_take("k4", 30_000, APP, "o1", &t1).unwrap());
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
+    note("spend k4 after an add", spend(&lease, "k4"));
+    // The grant was withdrawn under the lease: the lease is lost.
+    let lease = lease_of(l.claim_and_take("k5", 30_000, APP, "o1", &t1).unwrap());
+    note(
+        "withdrawn",
+        format!("{}", l.drop_grants(APP, "o1", "T1").unwrap()),
+    );
+    note("spend k5 lost", spend(&lease, "k5"));
+    note(
+        "no permit left",
+        claimed(&l.claim_and_take("k6", 30_000, APP, "o1", &t1).unwrap()),
+    );
+    note(
+        "k6 after",
+        format!("{:?}", l.idempotency_claim("k6", 1).unwrap()),
+    );
+    // A finished record runs out after a week: the key is free again, and
+    // without a permit stays free.
+    f.clock.advance_secs(8 * DAY);
+    note(
+        "week later",
+        claimed(&l.claim_and_take("k2", 30_000, APP, "o1", &t1).unwrap()),
+    );
+    note(
+        "k2 after",
+        format!("{:?}", l.idempotency_claim("k2", 1).unwrap()),
+    );
+    // Legacy: the form_id that expires soonest (they live seven days);
+    // another one expires between the take and the spend.
+    let now = f.clock.now_ms() / 1000;
+    f.form_id("o1", "fresh", now);
+    f.form_id("o1", "soon", now - 7 * DAY + 60);
+    f.form_id("o1", "sooner", now - 7 * DAY + 30);
+    let legacy = PermitRequest::legacy(None);
+    let c = l.claim_and_take("k7", 30_000, APP, "o1", &legacy).unwrap();
+    note("legacy", claimed(&c));
+    f.clock.advance_secs(61);
+    note("spend k7", spend(&lease_of(c), "k7"));
+    trace
+}
+
+#[test]
+fn combined_steps_do_what_the_memory_store_does() {
+    let memory = edge_cases(&Fixture::new("memory", Box::new(())));
+    let server = RedisServer::start();
+    let redis = edge_cases(&Fixture::new(&server.spec("edges"), Box::new(())));
+    for (m, r) in memory.iter().zip(&redis) {
+        assert_eq!(m, r);
+    }
+    assert_eq!(memory.len(), redis.len());
+}
+
+#[test]
+fn a_cluster_does_what_the_memory_store_does() {
+    let memory = edge_cases(&Fixture::new("memory", Box::new(())));
+    let cluster = RedisCluster::start();
+    let redis = edge_cases(&Fixture::new(&cluster.spec("edges"), Box::new(())));
+    for (m, r) in memory.iter().zip(&redis) {
+        assert_eq!(m, r);
+    }
+    assert_eq!(memory.len(), redis.len());
 }

@@ -25,9 +25,9 @@ use redis::{Connection, ConnectionLike, RedisResult, Script, Value};
 
 use super::{
     claim_and_take_in_steps, consume_and_complete_in_steps, new_lease_id, usable, Added,
-    ClaimedTake, KeyClaim, SpentAndRecorded, Kind, Lease, NewPermit, PermitRequest, PermitStats,
-    Remaining, SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
-    TOKEN_KEEP_MS,
+    ClaimedTake, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining,
+    SharedToken, SpentAndRecorded, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS,
+    RETURNED_KEEP_MS, TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
 use crate::secret::Secret;
