@@ -8,7 +8,10 @@
 //! app and buyer, the token's by app), the app's set of users is kept beside
 //! the scripts, and lease ids are drawn by the store, not counted in a key of
 //! their own. MOVED and ASK redirections are followed by the redis crate's
-//! cluster client.
+//! cluster client. The two scripts of a send that touch an idempotency record
+//! and a user's hash together (`CLAIM_AND_TAKE`, `CONSUME_AND_COMPLETE`:
+//! two round trips per send instead of four) run on a single server only; a
+//! cluster takes those steps one by one.
 //!
 //! Each app's access token (per token mode) is one hash too, with the fetch lease of
 //! the process fetching the next one, so that all hosts fetch once per lifetime.
