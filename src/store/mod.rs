@@ -342,7 +342,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Consumes the lease, then records under `key` the outcome `outcome`
     /// writes (given what the consume left, `None` when it failed). A store
-    /// that can do both in one atomic step overrides this.
+    /// that can do both in one atomic step overrides this. `outcome` may be
+    /// called more than once (Redis writes it first with the uses it expects
+    /// to be left); the text returned and recorded is the last call's.
     fn consume_and_complete(
         &self,
         lease: &Lease,

@@ -8,7 +8,10 @@
 //! app and buyer, the token's by app), the app's set of users is kept beside
 //! the scripts, and lease ids are drawn by the store, not counted in a key of
 //! their own. MOVED and ASK redirections are followed by the redis crate's
-//! cluster client.
+//! cluster client. The two scripts of a send that touch an idempotency record
+//! and a user's hash together (`CLAIM_AND_TAKE`, `CONSUME_AND_COMPLETE`:
+//! two round trips per send instead of four) run on a single server only; a
+//! cluster takes those steps one by one.
 //!
 //! Each app's access token (per token mode) is one hash too, with the fetch lease of
 //! the process fetching the next one, so that all hosts fetch once per lifetime.
@@ -24,9 +27,10 @@ use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, ConnectionLike, RedisResult, Script, Value};
 
 use super::{
-    new_lease_id, usable, Added, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats,
-    Remaining, SharedToken, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS, RETURNED_KEEP_MS,
-    TOKEN_KEEP_MS,
+    claim_and_take_in_steps, consume_and_complete_in_steps, new_lease_id, usable, Added,
+    ClaimedTake, KeyClaim, Kind, Lease, NewPermit, PermitRequest, PermitStats, Remaining,
+    SharedToken, SpentAndRecorded, Store, TokenStore, TokenTurn, IDEMPOTENCY_KEEP_MS,
+    RETURNED_KEEP_MS, TOKEN_KEEP_MS,
 };
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -39,6 +43,11 @@ const GRACE_MS: i64 = 24 * 3600 * 1000;
 const DEFAULT_PREFIX: &str = "fashop-notify:";
 /// Connections kept for reuse per process.
 const POOL_SIZE: usize = 8;
+/// Leases whose guessed uses left are kept per process; beyond, all are
+/// forgotten (leases never spent here, e.g. given back after a crash of the
+/// request, would otherwise pile up): a spend without a guess takes one
+/// round trip more, nothing else.
+const GUESSES_KEPT: usize = 4096;
 /// A pooled connection idle longer than this is checked with a PING before
 /// it carries a call: the server may have restarted meanwhile, and a call
 /// written to the dead connection fails (or, for a call that must not run
@@ -213,90 +222,119 @@ retime(key, now_ms, tonumber(ARGV[12]))
 return result
 "#;
 
-/// KEYS: user hash. ARGV: now_ms, lease_ms, mode (s|l), template_id or
-/// order_sn ('' for none), keep_ms, grace_ms, the new lease's id.
-/// Returns {} or {lease id, permit field, order_sn, expires_ms}.
-const TAKE: &str = r#"
-local key = KEYS[1]
-local now_ms = tonumber(ARGV[1])
-local now_s = math.floor(now_ms / 1000)
-reclaim(key, now_ms, tonumber(ARGV[5]))
-local pick, pr
-if ARGV[3] == 's' then
-  local f = '0:' .. ARGV[4]
-  local d = redis.call('HGET', key, f)
-  if d then
-    local r = parse(d)
-    if r.uses > 0 then pick, pr = f, r end
-  end
-else
-  local bp, bpr, bf, bfr
-  local function better(f, r, cf, cr)
-    if not cf then return true end
-    if r.expires ~= cr.expires then return r.expires < cr.expires end
-    if r.created ~= cr.created then return r.created < cr.created end
-    return f < cf
-  end
-  local all = redis.call('HGETALL', key)
-  for i = 1, #all, 2 do
-    local f = all[i]
-    if is_permit(f) then
-      local kind = string.sub(f, 1, 1)
-      if kind ~= '0' then
-        local r = parse(all[i + 1])
-        if r.uses > 0 and live(r, now_s) then
-          if kind == '2' then
-            if ARGV[4] ~= '' and r.order_sn == ARGV[4] and r.paid and better(f, r, bp, bpr) then bp, bpr = f, r end
-          elseif better(f, r, bf, bfr) then
-            bf, bfr = f, r
+/// Takes one use for a request (mode `s`: the subscribe grant of template
+/// `arg`; mode `l`: a legacy permit, the paid prepay_id of order `arg` first),
+/// leased as `id` until `now_ms + lease_ms`. Returns {} or {lease id, permit
+/// field, order_sn, expires_ms, uses left}: the uses the user would have left
+/// once this use is spent, if nothing else changed before (a guess that
+/// spares the spend a round trip, see `consume_and_complete`).
+const TAKE_FN: &str = r#"
+local function take(key, now_ms, lease_ms, mode, arg, keep_ms, grace_ms, id)
+  local now_s = math.floor(now_ms / 1000)
+  reclaim(key, now_ms, keep_ms)
+  local pick, pr
+  if mode == 's' then
+    local f = '0:' .. arg
+    local d = redis.call('HGET', key, f)
+    if d then
+      local r = parse(d)
+      if r.uses > 0 then pick, pr = f, r end
+    end
+  else
+    local bp, bpr, bf, bfr
+    local function better(f, r, cf, cr)
+      if not cf then return true end
+      if r.expires ~= cr.expires then return r.expires < cr.expires end
+      if r.created ~= cr.created then return r.created < cr.created end
+      return f < cf
+    end
+    local all = redis.call('HGETALL', key)
+    for i = 1, #all, 2 do
+      local f = all[i]
+      if is_permit(f) then
+        local kind = string.sub(f, 1, 1)
+        if kind ~= '0' then
+          local r = parse(all[i + 1])
+          if r.uses > 0 and live(r, now_s) then
+            if kind == '2' then
+              if arg ~= '' and r.order_sn == arg and r.paid and better(f, r, bp, bpr) then bp, bpr = f, r end
+            elseif better(f, r, bf, bfr) then
+              bf, bfr = f, r
+            end
           end
         end
       end
     end
+    if bp then pick, pr = bp, bpr else pick, pr = bf, bfr end
   end
-  if bp then pick, pr = bp, bpr else pick, pr = bf, bfr end
+  if not pick then return {} end
+  pr.uses = pr.uses - 1
+  pr.leased = pr.leased + 1
+  redis.call('HSET', key, pick, pack(pr))
+  local expires = now_ms + lease_ms
+  redis.call('HSET', key, 'L:' .. id, fmt(expires) .. '|' .. pick)
+  retime(key, now_ms, grace_ms)
+  return {id, pick, pr.order_sn, fmt(expires), fmt(remaining(key, pick, now_s))}
 end
-if not pick then return {} end
-pr.uses = pr.uses - 1
-pr.leased = pr.leased + 1
-redis.call('HSET', key, pick, pack(pr))
-local id = ARGV[7]
-local expires = now_ms + tonumber(ARGV[2])
-redis.call('HSET', key, 'L:' .. id, fmt(expires) .. '|' .. pick)
-retime(key, now_ms, tonumber(ARGV[6]))
-return {id, pick, pr.order_sn, fmt(expires)}
+"#;
+
+/// KEYS: user hash. ARGV: now_ms, lease_ms, mode (s|l), template_id or
+/// order_sn ('' for none), keep_ms, grace_ms, the new lease's id.
+/// Returns what `take` does.
+const TAKE: &str = r#"
+return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4],
+  tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
+"#;
+
+/// Spends the use leased as `id` on permit field `pf` (a lease that ran out
+/// and gave its use back still spends it; one settled already spends
+/// nothing). Returns the uses left.
+const CONSUME_FN: &str = r#"
+local function consume(key, id, pf_asked, now_ms, keep_ms, grace_ms)
+  reclaim(key, now_ms, keep_ms)
+  local lf, rf = 'L:' .. id, 'R:' .. id
+  local d = redis.call('HGET', key, lf)
+  local returned = false
+  if not d then
+    d = redis.call('HGET', key, rf)
+    returned = true
+  end
+  if d then
+    local _, pf = split(d)
+    redis.call('HDEL', key, lf, rf)
+    local pd = redis.call('HGET', key, pf)
+    if pd then
+      local r = parse(pd)
+      if returned then r.uses = math.max(r.uses - 1, 0) else r.leased = r.leased - 1 end
+      if r.uses == 0 and r.leased == 0 then
+        redis.call('HDEL', key, pf)
+      else
+        redis.call('HSET', key, pf, pack(r))
+      end
+    end
+  end
+  local left = remaining(key, pf_asked, math.floor(now_ms / 1000))
+  retime(key, now_ms, grace_ms)
+  return left
+end
 "#;
 
 /// KEYS: user hash. ARGV: lease id, permit field, now_ms, keep_ms, grace_ms.
 /// Returns the uses left.
 const CONSUME: &str = r#"
-local key = KEYS[1]
-local now_ms = tonumber(ARGV[3])
-reclaim(key, now_ms, tonumber(ARGV[4]))
-local lf, rf = 'L:' .. ARGV[1], 'R:' .. ARGV[1]
-local d = redis.call('HGET', key, lf)
-local returned = false
-if not d then
-  d = redis.call('HGET', key, rf)
-  returned = true
-end
-if d then
-  local _, pf = split(d)
-  redis.call('HDEL', key, lf, rf)
-  local pd = redis.call('HGET', key, pf)
-  if pd then
-    local r = parse(pd)
-    if returned then r.uses = math.max(r.uses - 1, 0) else r.leased = r.leased - 1 end
-    if r.uses == 0 and r.leased == 0 then
-      redis.call('HDEL', key, pf)
-    else
-      redis.call('HSET', key, pf, pack(r))
-    end
-  end
-end
-local left = remaining(key, ARGV[2], math.floor(now_ms / 1000))
-retime(key, now_ms, tonumber(ARGV[5]))
-return left
+return consume(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+"#;
+
+/// `consume`, then the send's outcome recorded under its key when the uses
+/// left are the ones the outcome was written with (the take's guess).
+/// KEYS: user hash, record. ARGV: lease id, permit field, now_ms, keep_ms,
+/// grace_ms, the guessed uses left, the record, its TTL (ms).
+/// Returns {uses left, 1 when the record was written}.
+const CONSUME_AND_COMPLETE: &str = r#"
+local left = consume(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+if left ~= tonumber(ARGV[6]) then return {left, 0} end
+redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])
+return {left, 1}
 "#;
 
 /// KEYS: user hash. ARGV: lease id.
@@ -361,21 +399,53 @@ retime(key, now_ms, tonumber(ARGV[4]))
 return {removed, 0}
 "#;
 
+/// An idempotency record is `F|UNTIL_MS` (claimed) or `D|UNTIL_MS|OUTCOME`
+/// (done). `claim_state` says what a claim finds: {'done', outcome},
+/// {'inflight'}, or nil when the key is free (no record, or its time is
+/// over); `claim` writes the caller's claim.
+const CLAIM_FNS: &str = r#"
+local function claim_state(rkey, now_ms)
+  local v = redis.call('GET', rkey)
+  if v then
+    local st, untl, rest = string.match(v, '^(%a)|(%-?%d+)|?(.*)$')
+    if st and tonumber(untl) > now_ms then
+      if st == 'D' then return {'done', rest} end
+      return {'inflight'}
+    end
+  end
+  return nil
+end
+local function claim(rkey, now_ms, lease_ms, grace_ms)
+  redis.call('SET', rkey, 'F|' .. fmt(now_ms + lease_ms), 'PX', fmt(lease_ms + grace_ms))
+end
+"#;
+
 /// KEYS: record. ARGV: now_ms, lease_ms, grace_ms.
 /// Returns {'fresh'}, {'inflight'} or {'done', outcome}.
 const CLAIM: &str = r#"
 local now_ms = tonumber(ARGV[1])
-local v = redis.call('GET', KEYS[1])
-if v then
-  local st, untl, rest = string.match(v, '^(%a)|(%-?%d+)|?(.*)$')
-  if st and tonumber(untl) > now_ms then
-    if st == 'D' then return {'done', rest} end
-    return {'inflight'}
-  end
-end
-local lease = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], 'F|' .. fmt(now_ms + lease), 'PX', fmt(lease + tonumber(ARGV[3])))
+local state = claim_state(KEYS[1], now_ms)
+if state then return state end
+claim(KEYS[1], now_ms, tonumber(ARGV[2]), tonumber(ARGV[3]))
 return {'fresh'}
+"#;
+
+/// A claim and, on a free key, a take, as `claim` then `take` with the claim
+/// given up when no use was taken: the claim is written last, and only with
+/// a lease, so a take that finds nothing (or fails) leaves the key free.
+/// KEYS: record, user hash. ARGV: now_ms, claim_ms, grace_ms, lease_ms,
+/// mode, template_id or order_sn, keep_ms, the new lease's id.
+/// Returns {'inflight'}, {'done', outcome}, or 'fresh' followed by what
+/// `take` returns.
+const CLAIM_AND_TAKE: &str = r#"
+local now_ms = tonumber(ARGV[1])
+local state = claim_state(KEYS[1], now_ms)
+if state then return state end
+local taken = take(KEYS[2], now_ms, tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7]),
+  tonumber(ARGV[3]), ARGV[8])
+if #taken > 0 then claim(KEYS[1], now_ms, tonumber(ARGV[2]), tonumber(ARGV[3])) end
+table.insert(taken, 1, 'fresh')
+return taken
 "#;
 
 /// KEYS: record.
@@ -440,6 +510,8 @@ struct Scripts {
     add: Script,
     take: Script,
     consume: Script,
+    claim_and_take: Script,
+    consume_and_complete: Script,
     give_back: Script,
     discard: Script,
     drop_grants: Script,
@@ -455,15 +527,18 @@ struct Scripts {
 impl Scripts {
     fn new() -> Scripts {
         let s = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
+        let with = |parts: &[&str]| Script::new(&format!("{PRELUDE}\n{}", parts.concat()));
         Scripts {
             add: s(ADD),
-            take: s(TAKE),
-            consume: s(CONSUME),
+            take: with(&[TAKE_FN, TAKE]),
+            consume: with(&[CONSUME_FN, CONSUME]),
+            claim_and_take: with(&[CLAIM_FNS, TAKE_FN, CLAIM_AND_TAKE]),
+            consume_and_complete: with(&[CONSUME_FN, CONSUME_AND_COMPLETE]),
             give_back: s(GIVE_BACK),
             discard: s(DISCARD),
             drop_grants: s(DROP_GRANTS),
             purge_user: s(PURGE_USER),
-            claim: s(CLAIM),
+            claim: with(&[CLAIM_FNS, CLAIM]),
             release: s(RELEASE),
             token_turn: Script::new(TOKEN_TURN),
             token_publish: Script::new(TOKEN_PUBLISH),
@@ -481,6 +556,10 @@ pub struct RedisStore {
     scripts: Scripts,
     /// Idle connections with the pid of the process that opened them.
     pool: Mutex<Vec<Pooled>>,
+    /// By lease id, the uses the take said would be left once the lease is
+    /// spent (`TAKE_FN`): the outcome a spend records is written with them
+    /// before the spend, so that one script spends and records.
+    left_after: Mutex<HashMap<u64, u64>>,
 }
 
 /// An idle connection, the process that opened it and since when it idles.
@@ -696,6 +775,7 @@ impl RedisStore {
             prefix,
             scripts: Scripts::new(),
             pool: Mutex::new(Vec::new()),
+            left_after: Mutex::new(HashMap::new()),
         };
         store.run_as(Rerun::Safe, |c| redis::cmd("PING").query::<String>(c))?;
         Ok(store)
@@ -827,6 +907,80 @@ impl RedisStore {
     fn idempotency_key(&self, key: &str) -> String {
         format!("{}idem:{key}", self.prefix)
     }
+
+    /// What a claim's script answered (see `CLAIM`).
+    fn claim_answer(&self, answer: &[String]) -> Result<KeyClaim> {
+        match answer {
+            [s] if s == "fresh" => Ok(KeyClaim::Fresh),
+            [s] if s == "inflight" => Ok(KeyClaim::InFlight),
+            [s, outcome] if s == "done" => Ok(KeyClaim::Done(outcome.clone())),
+            _ => Err(Error::store(format!(
+                "redis store {}: unexpected answer to an idempotency claim",
+                self.address
+            ))),
+        }
+    }
+
+    /// The lease `take`'s script answered (see `TAKE_FN`), its guess of the
+    /// uses left kept for its spend.
+    fn lease_from(&self, appid: &str, openid: &str, answer: &[String]) -> Result<Option<Lease>> {
+        let bad = || {
+            Error::store(format!(
+                "redis store {}: unexpected answer to take",
+                self.address
+            ))
+        };
+        let [id, pf, order_sn, expires, left] = answer else {
+            return if answer.is_empty() {
+                Ok(None)
+            } else {
+                Err(bad())
+            };
+        };
+        let (kind, value) = pf.split_once(':').ok_or_else(bad)?;
+        let lease = Lease {
+            id: id.parse().map_err(|_| bad())?,
+            appid: appid.to_string(),
+            openid: openid.to_string(),
+            kind: Kind::from_code(kind.parse().map_err(|_| bad())?)?,
+            value: value.to_string(),
+            order_sn: (!order_sn.is_empty()).then(|| order_sn.clone()),
+            expires_at_ms: expires.parse().map_err(|_| bad())?,
+        };
+        if let Ok(left) = left.parse() {
+            let mut guesses = self.left_after.lock();
+            if guesses.len() >= GUESSES_KEPT {
+                guesses.clear();
+            }
+            guesses.insert(lease.id, left);
+        }
+        Ok(Some(lease))
+    }
+}
+
+/// What `take`'s script is asked: the mode and its argument.
+fn take_mode(request: &PermitRequest) -> (&'static str, &str) {
+    match request {
+        PermitRequest::Subscribe { template_id } => ("s", template_id.as_str()),
+        PermitRequest::Legacy { order_sn } => ("l", order_sn.as_deref().unwrap_or("")),
+    }
+}
+
+/// A finished send's idempotency record (see `CLAIM_FNS`).
+fn done_record(outcome: &str, now_ms: i64) -> String {
+    let until = now_ms.saturating_add(IDEMPOTENCY_KEEP_MS);
+    format!("D|{until}|{outcome}")
+}
+
+/// An error the server answered with: the script was refused or stopped by
+/// an error of its own, before the last of its writes (see
+/// `CLAIM_AND_TAKE`). Any other failure (the connection, a timeout) leaves
+/// open whether it ran.
+fn answered_by_server(e: &redis::RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    )
 }
 
 fn field(kind: Kind, value: &str) -> String {
@@ -969,10 +1123,7 @@ impl Store for RedisStore {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<Option<Lease>> {
-        let (mode, arg) = match request {
-            PermitRequest::Subscribe { template_id } => ("s", template_id.as_str()),
-            PermitRequest::Legacy { order_sn } => ("l", order_sn.as_deref().unwrap_or("")),
-        };
+        let (mode, arg) = take_mode(request);
         let answer: Vec<String> = self.run(|c| {
             self.scripts
                 .take
@@ -986,32 +1137,11 @@ impl Store for RedisStore {
                 .arg(new_lease_id(now_ms))
                 .invoke(c)
         })?;
-        let bad = || {
-            Error::store(format!(
-                "redis store {}: unexpected answer to take",
-                self.address
-            ))
-        };
-        match answer.as_slice() {
-            [] => Ok(None),
-            [id, pf, order_sn, expires] => {
-                let (kind, value) = pf.split_once(':').ok_or_else(bad)?;
-                let kind = Kind::from_code(kind.parse().map_err(|_| bad())?)?;
-                Ok(Some(Lease {
-                    id: id.parse().map_err(|_| bad())?,
-                    appid: appid.to_string(),
-                    openid: openid.to_string(),
-                    kind,
-                    value: value.to_string(),
-                    order_sn: (!order_sn.is_empty()).then(|| order_sn.clone()),
-                    expires_at_ms: expires.parse().map_err(|_| bad())?,
-                }))
-            }
-            _ => Err(bad()),
-        }
+        self.lease_from(appid, openid, &answer)
     }
 
     fn consume(&self, lease: &Lease, now_ms: i64) -> Result<Remaining> {
+        self.left_after.lock().remove(&lease.id);
         let uses: i64 = self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .consume
@@ -1030,6 +1160,7 @@ impl Store for RedisStore {
     }
 
     fn give_back(&self, lease: &Lease) -> Result<()> {
+        self.left_after.lock().remove(&lease.id);
         self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .give_back
@@ -1041,6 +1172,7 @@ impl Store for RedisStore {
     }
 
     fn discard(&self, lease: &Lease) -> Result<()> {
+        self.left_after.lock().remove(&lease.id);
         self.run_as(Rerun::Safe, |c| {
             self.scripts
                 .discard
@@ -1145,23 +1277,14 @@ impl Store for RedisStore {
                 .arg(GRACE_MS)
                 .invoke(c)
         })?;
-        match answer.as_slice() {
-            [s] if s == "fresh" => Ok(KeyClaim::Fresh),
-            [s] if s == "inflight" => Ok(KeyClaim::InFlight),
-            [s, outcome] if s == "done" => Ok(KeyClaim::Done(outcome.clone())),
-            _ => Err(Error::store(format!(
-                "redis store {}: unexpected answer to an idempotency claim",
-                self.address
-            ))),
-        }
+        self.claim_answer(&answer)
     }
 
     fn idempotency_complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<()> {
-        let until = now_ms.saturating_add(IDEMPOTENCY_KEEP_MS);
         self.run_as(Rerun::Safe, |c| {
             redis::cmd("SET")
                 .arg(self.idempotency_key(key))
-                .arg(format!("D|{until}|{outcome}"))
+                .arg(done_record(outcome, now_ms))
                 .arg("PX")
                 .arg(IDEMPOTENCY_KEEP_MS + GRACE_MS)
                 .query::<()>(c)
@@ -1176,6 +1299,130 @@ impl Store for RedisStore {
                 .invoke::<i64>(c)
         })
         .map(|_| ())
+    }
+
+    /// One script on a single server. A cluster claims and takes in two
+    /// steps: the record's slot follows the idempotency key and the user's
+    /// hash its buyer, and a key must find its record whoever the buyer is
+    /// (a repeat naming another buyer is still a duplicate), so the two
+    /// cannot be tagged into one slot.
+    fn claim_and_take(
+        &self,
+        key: &str,
+        claim_ms: i64,
+        appid: &str,
+        openid: &str,
+        request: &PermitRequest,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<ClaimedTake> {
+        if self.is_cluster() {
+            return claim_and_take_in_steps(
+                self, key, claim_ms, appid, openid, request, now_ms, lease_ms,
+            );
+        }
+        let (mode, arg) = take_mode(request);
+        // Never run twice: a second run would find the first one's claim.
+        let answer = self.run(|c| {
+            let ran: RedisResult<Vec<String>> = self
+                .scripts
+                .claim_and_take
+                .key(self.idempotency_key(key))
+                .key(self.user_key(appid, openid))
+                .arg(now_ms)
+                .arg(claim_ms)
+                .arg(GRACE_MS)
+                .arg(lease_ms)
+                .arg(mode)
+                .arg(arg)
+                .arg(RETURNED_KEEP_MS)
+                .arg(new_lease_id(now_ms))
+                .invoke(c);
+            match ran {
+                Err(e) if answered_by_server(&e) => Ok(Err(e)),
+                other => other.map(Ok),
+            }
+        })?;
+        let answer = match answer {
+            // The take failed (or the script was refused): no claim was
+            // written, as two steps would have released it.
+            Err(e) => return Ok(ClaimedTake::Fresh(Err(self.error(e)))),
+            Ok(answer) => answer,
+        };
+        match answer.split_first() {
+            Some((s, taken)) if s == "fresh" => Ok(ClaimedTake::Fresh(Ok(
+                self.lease_from(appid, openid, taken)?
+            ))),
+            _ => match self.claim_answer(&answer)? {
+                KeyClaim::Done(outcome) => Ok(ClaimedTake::Done(outcome)),
+                _ => Ok(ClaimedTake::InFlight),
+            },
+        }
+    }
+
+    /// One script on a single server when the take guessed the uses left
+    /// (`TAKE_FN`): the outcome is written with that guess, and the script
+    /// records it only if the spend left exactly that; otherwise the outcome
+    /// is written again with what was left and recorded in a step of its own.
+    /// A cluster keeps the two steps (the record and the user's hash are in
+    /// different slots, see `claim_and_take`).
+    fn consume_and_complete(
+        &self,
+        lease: &Lease,
+        key: &str,
+        outcome: &mut dyn FnMut(Option<&Remaining>) -> String,
+        now_ms: i64,
+    ) -> SpentAndRecorded {
+        let guess = self.left_after.lock().remove(&lease.id);
+        let Some(guess) = guess.filter(|_| !self.is_cluster()) else {
+            return consume_and_complete_in_steps(self, lease, key, outcome, now_ms);
+        };
+        let guessed = Remaining {
+            kind: lease.kind,
+            uses: guess,
+        };
+        let text = outcome(Some(&guessed));
+        // Safe to run again: the use is spent by its lease id, once.
+        let answer: Result<(i64, i64)> = self.run_as(Rerun::Safe, |c| {
+            self.scripts
+                .consume_and_complete
+                .key(self.user_key(&lease.appid, &lease.openid))
+                .key(self.idempotency_key(key))
+                .arg(lease.id)
+                .arg(field(lease.kind, &lease.value))
+                .arg(now_ms)
+                .arg(RETURNED_KEEP_MS)
+                .arg(GRACE_MS)
+                .arg(guess)
+                .arg(done_record(&text, now_ms))
+                .arg(IDEMPOTENCY_KEEP_MS + GRACE_MS)
+                .invoke(c)
+        });
+        let (spent, text) = match answer {
+            Ok((_, 1)) => {
+                return SpentAndRecorded {
+                    spent: Ok(guessed),
+                    recorded: Ok(()),
+                    outcome: text,
+                }
+            }
+            Ok((left, _)) => {
+                let left = Remaining {
+                    kind: lease.kind,
+                    uses: left.max(0) as u64,
+                };
+                let text = outcome(Some(&left));
+                (Ok(left), text)
+            }
+            // As two steps would: the spend failed, the outcome is recorded.
+            Err(e) => (Err(e), outcome(None)),
+        };
+        let recorded = self.idempotency_complete(key, &text, now_ms);
+        SpentAndRecorded {
+            spent,
+            recorded,
+            outcome: text,
+        }
     }
 
     fn tokens(&self) -> Option<&dyn TokenStore> {

@@ -213,6 +213,11 @@ impl RedisCluster {
     pub fn spec(&self, prefix: &str) -> String {
         format!("{}?prefix={prefix}:", self.url())
     }
+
+    /// `redis://` of each node, to ask each for its own figures.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
 }
 
 impl RedisServer {
