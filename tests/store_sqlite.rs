@@ -34,7 +34,7 @@ fn the_file_is_private_and_carries_its_schema_version() {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -172,6 +172,9 @@ fn a_version_1_file_is_migrated_with_its_leases() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "ALTER TABLE leases DROP COLUMN returned; DROP TABLE tokens;
+             ALTER TABLE permits ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
+             UPDATE permits SET leased = 1;
+             CREATE INDEX permits_by_user ON permits (appid, openid, kind, expires_at);
              UPDATE schema_version SET version = 1;",
         )
         .unwrap();
@@ -181,7 +184,7 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     // Version 4 keeps idempotency records in their key's b-tree.
     let sql: String = conn
         .query_row(
@@ -195,6 +198,82 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     f.n.ledger().consume(&lease).unwrap();
     assert_eq!(f.stats(Some("o1"))["leased"], 0);
     assert_eq!(f.stats(Some("o1"))["form_id"]["permits"], 0);
+}
+
+#[test]
+fn a_version_4_file_keeps_its_uses_in_flight() {
+    let dir = TempDir::new("sqlite-v4");
+    let path = dir.file("ledger.db");
+    let spec = format!("sqlite:{path}");
+    let f = Fixture::new(&spec, Box::new(()));
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
+    let t1 = PermitRequest::subscribe("T1");
+    let lease = f.n.ledger().take(APP, "o1", &t1).unwrap().unwrap();
+    drop(f);
+    // Make it a file as version 4 left it: the use in flight counted in
+    // `leased`, the index by user.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE permits ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
+             UPDATE permits SET leased = 1;
+             CREATE INDEX permits_by_user ON permits (appid, openid, kind, expires_at);
+             UPDATE schema_version SET version = 4;",
+        )
+        .unwrap();
+    }
+    let f = Fixture::new(&spec, Box::new(()));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
+    let left: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'permits_by_user'
+               OR (name = 'permits' AND sql LIKE '%leased%')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(f.stats(Some("o1"))["leased"], 1);
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T1"], 1);
+    f.n.ledger().consume(&lease).unwrap();
+    assert_eq!(f.stats(Some("o1"))["leased"], 0);
+    // The last use goes the same way, and the used-up permit with it.
+    let last = f.n.ledger().take(APP, "o1", &t1).unwrap().unwrap();
+    assert_eq!(f.stats(Some("o1"))["leased"], 1);
+    f.n.ledger().consume(&last).unwrap();
+    let permits: i64 = conn
+        .query_row("SELECT COUNT(*) FROM permits", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(permits, 0);
+}
+
+#[test]
+fn a_consume_writes_the_lease_not_the_permit() {
+    let f = fresh();
+    f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":3}"#);
+    let t1 = PermitRequest::subscribe("T1");
+    let l = f.n.ledger();
+    let lease = match l.claim_and_take("k1", 30_000, APP, "o1", &t1) {
+        Ok(ClaimedTake::Fresh(Ok(Some(lease)))) => lease,
+        other => panic!("expected a lease, got {other:?}"),
+    };
+    let conn = raw(&f);
+    conn.execute_batch(
+        "CREATE TRIGGER permits_fixed BEFORE UPDATE ON permits
+         BEGIN SELECT RAISE(ABORT, 'permit written'); END;",
+    )
+    .unwrap();
+    let done = l.consume_and_complete(&lease, "k1", &mut |_| "{}".to_string());
+    assert_eq!(done.spent.unwrap().uses, 2);
+    done.recorded.unwrap();
+    assert_eq!(f.stats(Some("o1"))["leased"], 0);
+    assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T1"], 2);
+    // A take still writes it (the use leaves the permit), and is refused here.
+    assert!(l.take(APP, "o1", &t1).is_err());
 }
 
 /// The raw file behind a fixture, for making its writes fail.
