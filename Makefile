@@ -47,8 +47,9 @@ build:
 	$(call soname_link,$(OUT))
 
 # soname_link DIR: DIR/<the library's SONAME> -> libfashop_notify.so.
+# Left alone when it is there (suites side by side each make `build`).
 soname_link = soname=$$(readelf -d $(1)/libfashop_notify.so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p'); \
-  [ -z "$$soname" ] || ln -sfn libfashop_notify.so $(1)/$$soname
+  [ -z "$$soname" ] || [ "$$(readlink $(1)/$$soname)" = libfashop_notify.so ] || ln -sfn libfashop_notify.so $(1)/$$soname
 
 ## release: the release library (with its SONAME, stripped, its debug info apart) and
 ## sandbox, built once for install, dist and test-install. The library is built from its
@@ -208,7 +209,10 @@ leak-scan-reset:
 ## of the two cores; it takes the debug build's compiled dependencies (scripts/fuzz.sh), so
 ## on a fresh clone it makes the debug build first (after `make demo` that is there).
 ## Each suite's time is printed at the end.
-TEST_SUITES := lint build test-rust test-c test-php test-php-valgrind test-js test-browser demo bench-smoke fuzz-smoke soak test-install leak-scan
+# Two lanes side by side in the quoted group (scripts/run-suites.sh): the C tests under
+# valgrind, the node tests and the browser in one, PHP in the other; each keeps about one
+# core busy, and no two share a port, a file or a sandbox.
+TEST_SUITES := lint build test-rust 'test-c+test-js+test-browser|test-php+test-php-valgrind' demo bench-smoke fuzz-smoke soak test-install leak-scan
 PREBUILD_DIR := $(TARGET_DIR)/prebuild
 test: export FUZZ_RUNS = 20000
 test: export SOAK_SECS = 30
