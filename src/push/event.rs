@@ -87,7 +87,11 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::invalid(msg.into())
 }
 
-/// The body as a tree, from its first character: `<` is XML, `{` JSON.
+/// How an XML body starts, and a JSON one.
+const XML_OPEN: &str = "<";
+const JSON_OPEN: &str = "{";
+
+/// The body as a tree, from its first character: XML_OPEN or JSON_OPEN.
 /// Either format is read whatever the app registered, so a switch in the
 /// admin takes effect without registering again.
 fn tree(body: &str, what: &str) -> Result<Map<String, Value>> {
@@ -95,13 +99,13 @@ fn tree(body: &str, what: &str) -> Result<Map<String, Value>> {
         return Err(bad(format!("{what} is longer than {MAX_BODY_BYTES} bytes")));
     }
     let trimmed = body.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
-    let value = if trimmed.starts_with('<') {
+    let value = if trimmed.starts_with(XML_OPEN) {
         xml::to_tree(trimmed).map_err(|e| bad(format!("{what}: {e}")))?
-    } else if trimmed.starts_with('{') {
+    } else if trimmed.starts_with(JSON_OPEN) {
         serde_json::from_str(trimmed).map_err(|e| bad(format!("{what} is not valid JSON: {e}")))?
     } else {
         return Err(bad(format!(
-            "{what} is neither XML nor JSON (it starts with neither '<' nor '{{')"
+            "{what} is neither XML nor JSON (it starts with neither '{XML_OPEN}' nor '{JSON_OPEN}')"
         )));
     };
     match value {
