@@ -36,7 +36,8 @@ plain="--cfg fuzzing -Cdebug-assertions"
 # it is there), hard-linked into the fuzz build's directory. Nothing of this
 # repository's own crates is linked: those are built here with other flags.
 # Each side keeps its files: rustc and the linker replace an output by renaming
-# a new file over it, never by writing into the old one.
+# a new file over it, never by writing into the old one. A file that cannot be
+# linked (another file system) is compiled here instead: nothing is lost.
 seed_dependencies() {
   local from=${CARGO_TARGET_DIR:-target}/debug to=fuzz/target/debug d
   [ -d "$from/deps" ] || return 0
@@ -56,11 +57,13 @@ if [ -n "${FUZZ_RUNS:-}" ]; then
   # run as plain code, as the standard library always does (AddressSanitizer's
   # allocator still guards their allocations). The dependencies are the debug
   # build's own: same profile, same flags, same versions (fuzz/Cargo.lock
-  # keeps the main lock's versions; scripts/check-layout.py checks it), so
+  # keeps the main lock's versions; scripts/check-fuzz-deps.py checks all
+  # three in `make lint`), so
   # they are hard-linked from target/debug (seed_dependencies) instead of
   # compiled a second time. And no `--target`: the debug build has none, so
   # build scripts and proc macros are told apart by the wrapper instead.
-  # Before: every crate compiled here at opt-level 1, 250 CPU seconds.
+  # Before: every crate compiled here at opt-level 1, 250 CPU seconds; now
+  # the library, libFuzzer and the targets, about 110.
   profile=debug
   seed_dependencies
   export CARGO_TARGET_DIR=$PWD/fuzz/target
