@@ -18,8 +18,8 @@ import sys
 
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
-# Compiled only for the fuzz targets (libFuzzer and what it needs).
-FUZZ_ONLY = {"libfuzzer-sys", "arbitrary", "derive_arbitrary"}
+# Compiled only for the fuzz targets: libFuzzer and the crate its input type comes from.
+FUZZ_ONLY = {"libfuzzer-sys", "arbitrary"}
 
 
 def units(args):
