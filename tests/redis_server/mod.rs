@@ -52,10 +52,14 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        self.spawn_with(&[]);
+        if let Err(seen) = self.spawn_with(&[]) {
+            panic!("redis-server on port {} did not start: {seen:?}", self.port);
+        }
     }
 
-    fn spawn_with(&mut self, extra: &[&str]) {
+    /// Starts the server; its log lines when it stopped before accepting
+    /// connections.
+    fn spawn_with(&mut self, extra: &[&str]) -> Result<(), Vec<String>> {
         let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -92,12 +96,16 @@ impl RedisServer {
                     }
                     seen.push(line);
                 }
-                _ => panic!("redis-server on port {} did not start: {seen:?}", self.port),
+                _ => {
+                    let _ = child.wait();
+                    return Err(seen);
+                }
             }
         }
         // Keep reading its log so that it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
+        Ok(())
     }
 
     pub fn url(&self) -> String {
@@ -221,28 +229,51 @@ impl RedisCluster {
 }
 
 impl RedisServer {
+    /// A cluster node listens on two ports: its own and, 10000 above it,
+    /// the cluster bus. Both are taken free, and a start whose port another
+    /// process took meanwhile is tried again on other ports.
     fn launch_cluster_node() -> RedisServer {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "fashop-notify-redis-cluster-{}-{port}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = RedisServer {
-            port,
-            dir,
-            persistent: false,
-            child: None,
-        };
-        server.spawn_with(&[
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "5000",
-        ]);
-        server
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let port = free_cluster_port();
+            let dir = std::env::temp_dir().join(format!(
+                "fashop-notify-redis-cluster-{}-{port}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut server = RedisServer {
+                port,
+                dir,
+                persistent: false,
+                child: None,
+            };
+            match server.spawn_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ]) {
+                Ok(()) => return server,
+                Err(seen) if seen.iter().any(|l| l.contains("Address already in use")) => {
+                    failures.push(seen)
+                }
+                Err(seen) => panic!("redis-server on port {port} did not start: {seen:?}"),
+            }
+        }
+        panic!("no cluster node started on free ports: {failures:?}")
+    }
+}
+
+/// A free loopback port whose cluster bus port (10000 above) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port <= u16::MAX - 10000 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
     }
 }
