@@ -515,8 +515,11 @@ pub(crate) fn wait_for_the_lock(patience: Duration) -> impl FnMut(i32) -> bool +
 /// again. With eight processes on one file that left the lock free while the
 /// next writer slept (the sleeps were most of a send's wall time) and woke
 /// writers that lost again. The kernel queues `flock` waiters and wakes the
-/// next one when the lock is released, so the write lock goes from one
-/// process to the next without idle time, and a waiting process uses no CPU.
+/// next one when the lock is released, so no writer waits longer than the
+/// writers before it need. A writer first tries a few times with its CPU
+/// yielded in between (`wait_for_turn`), so the lock also passes from one
+/// process to the next without waiting for a sleeper to be woken; waiters
+/// that tried that long sleep in the kernel's queue and use no CPU.
 ///
 /// The queue is only an order among our writers: SQLite's own lock still
 /// guards the data (with the busy handler, for any other writer of the file),
@@ -556,7 +559,7 @@ impl WriterQueue {
             return WriterTurn { file: None };
         };
         let taken = match patience {
-            None => file.lock().is_ok(),
+            None => wait_for_turn(file),
             Some(p) => {
                 let mut wait = wait_for_the_lock(p);
                 let mut attempt = 0;
@@ -573,6 +576,30 @@ impl WriterQueue {
             file: taken.then_some(file),
         }
     }
+}
+
+/// How many times a writer that finds the queue taken tries again, yielding
+/// its CPU in between, before it sleeps in the kernel's queue.
+const TRIES_BEFORE_SLEEPING: u32 = 30;
+
+/// Takes the queue's lock: a few tries with the CPU yielded in between, then
+/// the kernel's blocking wait. A transaction holds the lock for tens of
+/// microseconds; a writer put to sleep is woken only after the lock is free
+/// and then has to be scheduled, often on an idle CPU that must be woken
+/// first, and the lock sits unused meanwhile (eight processes on one file
+/// left a third of two cores idle that way). Yielding keeps the waiter ready
+/// to take the lock the moment it is released, and lets the holder (or any
+/// other ready process) have the CPU meanwhile. `false`: the lock could not
+/// be taken at all (the writer goes on without the queue).
+fn wait_for_turn(file: &std::fs::File) -> bool {
+    for _ in 0..TRIES_BEFORE_SLEEPING {
+        match file.try_lock() {
+            Ok(()) => return true,
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::yield_now(),
+            Err(std::fs::TryLockError::Error(_)) => break,
+        }
+    }
+    file.lock().is_ok()
 }
 
 impl Drop for WriterTurn<'_> {
@@ -750,5 +777,81 @@ impl StoreFile {
             self.schema,
             |conn, _| f(conn),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn queue_file(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fashop-writer-queue-{}", process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    /// Whether a third open of the queue file finds its lock taken.
+    fn taken(db: &Path) -> bool {
+        let other = WriterQueue::open(db);
+        let file = other.file.as_ref().unwrap();
+        match file.try_lock() {
+            Ok(()) => {
+                file.unlock().unwrap();
+                false
+            }
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(e) => panic!("try_lock: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_free_queue_is_taken_at_once_and_freed_with_the_turn() {
+        let db = queue_file("free.db");
+        let queue = WriterQueue::open(&db);
+        let turn = queue.turn(None);
+        assert!(turn.file.is_some(), "the turn holds the lock");
+        assert!(taken(&db));
+        drop(turn);
+        assert!(!taken(&db));
+    }
+
+    #[test]
+    fn a_writer_waits_past_its_tries_until_the_holder_is_done() {
+        let db = queue_file("busy.db");
+        let holder = WriterQueue::open(&db);
+        let held = holder.turn(None);
+        let released = Arc::new(AtomicBool::new(false));
+        let (got_turn, turn_taken) = std::sync::mpsc::channel();
+        let (let_go, looked) = std::sync::mpsc::channel::<()>();
+        let waiter = {
+            let (db, released) = (db.clone(), released.clone());
+            std::thread::spawn(move || {
+                let queue = WriterQueue::open(&db);
+                let turn = queue.turn(None);
+                // The turn can only start once the holder let go.
+                got_turn
+                    .send((turn.file.is_some(), released.load(Ordering::SeqCst)))
+                    .unwrap();
+                // Hold it until the test has looked.
+                looked.recv().unwrap();
+                drop(turn);
+            })
+        };
+        // Whatever the waiter is doing now (trying, yielding or asleep in
+        // the kernel's queue), it cannot have the lock yet.
+        assert!(turn_taken.try_recv().is_err());
+        released.store(true, Ordering::SeqCst);
+        drop(held);
+        let (holds, after_release) = turn_taken.recv().unwrap();
+        assert!(holds, "the waiter holds the lock");
+        assert!(
+            after_release,
+            "the waiter took its turn only after the holder's"
+        );
+        assert!(taken(&db), "the lock is the waiter's now");
+        let_go.send(()).unwrap();
+        waiter.join().unwrap();
+        assert!(!taken(&db));
     }
 }
