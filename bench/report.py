@@ -68,7 +68,7 @@ def main(path):
         if curl and mem:
             target("%s: PHP FFI 1 process memory / PHP curl 1 process" % server, "%.2f×" % (mem / curl), "> 1×",
                    mem > curl)
-        for name, label in (("redis", "Redis"), ("rcluster", "Redis Cluster")):
+        for name, label in (("redis", "Redis"), ("redis-unix", "Redis (Unix socket)"), ("rcluster", "Redis Cluster")):
             for procs, base in ((1, mem), (8, mem8)):
                 red = rate(server, "php-ffi/%dp-%s" % (procs, name))
                 if red and base:

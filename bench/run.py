@@ -277,10 +277,13 @@ class RedisNode:
             self.port = free_port()
         self.dir = os.path.join(tmp, "redis-%d" % self.port)
         os.makedirs(self.dir)
+        # It also listens on a Unix socket, as a server on the workers' host may.
+        self.socket = os.path.join(self.dir, "redis.sock")
         self.proc = subprocess.Popen(
             [redis_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port),
              "--dir", self.dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--protected-mode", "yes", "--logfile", ""] + list(extra),
+             "--protected-mode", "yes", "--logfile", "",
+             "--unixsocket", self.socket, "--unixsocketperm", "700"] + list(extra),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc, "redis-server")
 
@@ -304,7 +307,7 @@ class RedisStores:
         self.single = None
         self.nodes = []
 
-    def spec(self, cluster, prefix):
+    def spec(self, cluster, prefix, unix=False):
         if cluster:
             if not self.nodes:
                 self._start_cluster()
@@ -312,6 +315,8 @@ class RedisStores:
             return "redis+cluster://%s/?prefix=%s:" % (hosts, prefix)
         if self.single is None:
             self.single = RedisNode(self.tmp)
+        if unix:
+            return "redis+unix://%s?db=0&prefix=%s:" % (self.single.socket, prefix)
         return "redis://127.0.0.1:%d/0?prefix=%s:" % (self.single.port, prefix)
 
     def _start_cluster(self):
@@ -400,14 +405,15 @@ def contestants(cfg, server, n):
     build("php-ffi/8p-sqlite", "PHP FFI, 8 processes, one SQLite ledger", ffi, 8, 1,
           ["--store", sqlite + "-8p"])
     redis = cfg["redis"]
-    for cluster, name, label in ((False, "redis", "Redis (single node)"),
-                                 (True, "rcluster", "Redis Cluster (3 masters)")):
+    for cluster, unix, name, label in ((False, False, "redis", "Redis (single node)"),
+                                       (False, True, "redis-unix", "Redis (single node, Unix socket)"),
+                                       (True, False, "rcluster", "Redis Cluster (3 masters)")):
         for procs in (1, 8):
             key = "php-ffi/%dp-%s" % (procs, name)
             # The smoke proves the rows run: against one server is enough.
             if not cfg["select"](key) or (cfg.get("smoke") and server.name == "nginx"):
                 continue
-            spec = redis.spec(cluster, "bench-%s-%dp" % (server.name, procs))
+            spec = redis.spec(cluster, "bench-%s-%dp-%s" % (server.name, procs, name), unix)
             build(key, "PHP FFI, %d process%s, one %s" % (procs, "es" if procs > 1 else "", label),
                   ffi, procs, 1, ["--store", spec])
     curl = php + [os.path.join(BENCH, "php", "curl_send.php"),

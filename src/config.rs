@@ -329,13 +329,18 @@ pub enum StoreSpec {
     Memory,
     /// `sqlite:/path/notify.db`: the file's path.
     Sqlite(String),
-    /// `redis://host:port/db` (one server) or
+    /// `redis://host:port/db` or `redis+unix:///path/redis.sock?db=0` (one
+    /// server, over TCP or its Unix socket) or
     /// `redis+cluster://host:port,host:port/` (a Redis Cluster): the whole URL.
     Redis(String),
 }
 
+/// The URL schemes of a Redis store: one server over TCP, one server over its
+/// Unix socket (`unix://` is the same), a cluster.
+const REDIS_SCHEMES: [&str; 4] = ["redis://", "redis+unix://", "unix://", "redis+cluster://"];
+
 impl StoreSpec {
-    /// `memory`, `sqlite:/path` (a non-empty path) or `redis://host…`.
+    /// `memory`, `sqlite:/path` (a non-empty path) or a Redis URL.
     pub fn parse(text: &str) -> Result<StoreSpec> {
         if text == "memory" {
             return Ok(StoreSpec::Memory);
@@ -343,14 +348,14 @@ impl StoreSpec {
         if let Some(path) = text.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
             return Ok(StoreSpec::Sqlite(path.to_string()));
         }
-        if ["redis://", "redis+cluster://"]
+        if REDIS_SCHEMES
             .iter()
             .any(|scheme| text.strip_prefix(scheme).is_some_and(|p| !p.is_empty()))
         {
             return Ok(StoreSpec::Redis(text.to_string()));
         }
         Err(Error::invalid(format!(
-            "store must be \"memory\", \"sqlite:/path/to/file.db\", \"redis://host:port/db\" or \"redis+cluster://host:port,host:port/\", got {text:?}"
+            "store must be \"memory\", \"sqlite:/path/to/file.db\", \"redis://host:port/db\", \"redis+unix:///path/to/redis.sock?db=0\" or \"redis+cluster://host:port,host:port/\", got {text:?}"
         )))
     }
 
@@ -429,6 +434,7 @@ mod tests {
         assert!(msg(r#"{"api_base":"ftp://x"}"#).contains("api_base"));
         assert!(msg(r#"{"store":"mysql://x"}"#).contains("store must be"));
         assert!(msg(r#"{"store":"sqlite:"}"#).contains("store must be"));
+        assert!(msg(r#"{"store":"redis+unix://"}"#).contains("redis+unix:///path/to/redis.sock"));
         let eof = msg("{");
         assert!(eof.starts_with("EOF while parsing"), "{eof}");
         assert!(msg("[]").starts_with("invalid length 0"));
@@ -437,7 +443,13 @@ mod tests {
 
     #[test]
     fn good_store_specs() {
-        for s in ["memory", "sqlite:/tmp/x.db", "redis://127.0.0.1:6379/0"] {
+        for s in [
+            "memory",
+            "sqlite:/tmp/x.db",
+            "redis://127.0.0.1:6379/0",
+            "redis+unix:///run/redis/redis.sock?db=2",
+            "unix:///run/redis/redis.sock",
+        ] {
             assert_eq!(StoreSpec::parse(s).unwrap().to_string(), s);
         }
         assert_eq!(

@@ -490,6 +490,11 @@ mod tests {
             "redis://***@127.0.0.1:6379/0 refused"
         );
         assert_eq!(
+            redact_text("redis+unix:///run/redis.sock?db=0&pass=pa55 refused"),
+            "redis+unix:///run/redis.sock?db=0&pass=*** refused"
+        );
+        assert_eq!(redact_text("pass the parcel"), "pass the parcel");
+        assert_eq!(
             redact_text("invalid credential, access_token is invalid or not latest rid: 1"),
             "invalid credential, access_token is invalid or not latest rid: 1"
         );

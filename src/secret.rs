@@ -110,11 +110,13 @@ impl<'de> serde::Deserialize<'de> for Secret {
 }
 
 /// Names whose values a log line must never show.
-const SECRET_KEYS: [&str; 6] = [
+const SECRET_KEYS: [&str; 7] = [
     "access_token",
     "appsecret",
     "secret",
     "password",
+    // A Redis Unix socket URL's password: `redis+unix:///path?pass=…`.
+    "pass",
     "token",
     "code",
 ];

@@ -45,6 +45,7 @@ mod store_memory;
 mod store_redis;
 mod store_redis_cluster;
 mod store_redis_trips;
+mod store_redis_unix;
 mod store_sqlite;
 mod token_memory;
 mod token_sandbox;

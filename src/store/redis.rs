@@ -717,13 +717,15 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// `redis://user:password@host` (or `redis+cluster://…`) with the password hidden.
+/// `redis://user:password@host` (or `redis+cluster://…`) with the password
+/// hidden, and a Unix socket's `?pass=…` (`redis+unix:///path?pass=…`).
 fn hide_password(url: &str) -> String {
+    let url = hide_pass_parameter(url);
     let Some((scheme, rest)) = [CLUSTER_SCHEME, "redis://"]
         .into_iter()
         .find_map(|s| Some((s, url.strip_prefix(s)?)))
     else {
-        return url.to_string();
+        return url;
     };
     match rest.rsplit_once('@') {
         Some((auth, host)) => match auth.split_once(':') {
@@ -732,6 +734,21 @@ fn hide_password(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// The value of a `pass` query parameter replaced by `***`.
+fn hide_pass_parameter(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("pass", _)) => "pass=***".to_string(),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 /// Splits our own `prefix` query parameter off a Redis URL.
@@ -1540,9 +1557,22 @@ mod tests {
             "redis://shop:***@db:6379/0"
         );
         assert_eq!(hide_password("redis://db:6379/0"), "redis://db:6379/0");
+        assert_eq!(
+            hide_password("redis+unix:///run/redis.sock?db=1&pass=s3cret&protocol=resp2"),
+            "redis+unix:///run/redis.sock?db=1&pass=***&protocol=resp2"
+        );
+        assert_eq!(
+            hide_password("unix:///run/redis.sock?db=1"),
+            "unix:///run/redis.sock?db=1"
+        );
         let e = RedisStore::open("redis://:s3cret@127.0.0.1:1/0").unwrap_err();
         assert!(!e.to_string().contains("s3cret"), "{e}");
         assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
+        let missing = std::env::temp_dir().join(format!("no-redis-{}.sock", std::process::id()));
+        let e = RedisStore::open(&format!("redis+unix://{}?pass=s3cret", missing.display()))
+            .unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(e.to_string().contains(&*missing.to_string_lossy()), "{e}");
     }
 
     #[test]

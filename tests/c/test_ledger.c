@@ -136,6 +136,13 @@ static void test_open_store(void) {
     CHECK_STATUS(fashop_notify_configure("{\"store\": \"redis://:c-redis-pass@127.0.0.1:1/0\"}"),
                  FASHOP_NOTIFY_STORE_ERROR, "127.0.0.1:1");
     CHECK(strstr(fashop_notify_last_error(), "c-redis-pass") == NULL);
+    /* the same through a Unix socket that is not there: its path is named, the password is not */
+    CHECK_STATUS(fashop_notify_configure(
+                     "{\"store\": \"redis+unix:///nonexistent-fashop-dir/redis.sock?db=0&pass=c-redis-pass\"}"),
+                 FASHOP_NOTIFY_STORE_ERROR, "/nonexistent-fashop-dir/redis.sock");
+    CHECK(strstr(fashop_notify_last_error(), "c-redis-pass") == NULL);
+    CHECK_STATUS(fashop_notify_configure("{\"store\": \"redis+unix://\"}"), FASHOP_NOTIFY_INVALID_ARGUMENT,
+                 "redis+unix:///path/to/redis.sock");
     snprintf(db_path, sizeof db_path, "/tmp/fashop-notify-c-ledger-%ld.db", (long)getpid());
     snprintf(store_json, sizeof store_json, "{\"store\": \"sqlite:%s\"}", db_path);
     CHECK_OK(fashop_notify_configure(store_json));

@@ -79,6 +79,8 @@ impl RedisServer {
                 "yes",
             ])
             .args(["--logfile", ""])
+            .args(["--unixsocket", self.socket().to_str().unwrap()])
+            .args(["--unixsocketperm", "700"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -110,6 +112,21 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The Unix socket the server also listens on.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    /// The same server through its Unix socket.
+    pub fn unix_url(&self) -> String {
+        format!("redis+unix://{}?db=0", self.socket().display())
+    }
+
+    /// `spec`, through the Unix socket.
+    pub fn unix_spec(&self, prefix: &str) -> String {
+        format!("{}&prefix={prefix}:", self.unix_url())
     }
 
     /// One command that must answer OK.
