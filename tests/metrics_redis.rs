@@ -260,3 +260,37 @@ fn a_redis_that_is_down_fails_only_the_scrape() {
     assert!(msg.contains("redis store redis://***@127.0.0.1"), "{msg}");
     assert!(!msg.contains("hunter2"), "{msg}");
 }
+
+/// Shops sharing one Redis under their own store prefixes keep their own
+/// figures, as they keep their own permits; the default prefix keeps the
+/// figures' key it always had.
+#[test]
+fn each_store_prefix_keeps_its_own_figures() {
+    let server = RedisServer::start();
+    let with_prefix = |p: &str| match p {
+        "" => server.url.clone(),
+        p => format!("{}?prefix={p}", server.url),
+    };
+    let counts = [("", 1), ("shop1:", 2), ("shop2:", 3)];
+    for (prefix, n) in counts {
+        let m = redis_metrics(&with_prefix(prefix));
+        for _ in 0..n {
+            m.record_send("wx1", "order_cancel", "sent", 0, Duration::from_millis(5));
+        }
+        m.flush().unwrap();
+    }
+    for (prefix, n) in counts {
+        let v = figures(&redis_metrics(&with_prefix(prefix)));
+        assert_eq!(sends(&v, "sent"), n, "prefix {prefix:?}");
+    }
+    let mut conn = redis::Client::open(server.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*metrics").query(&mut conn).unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["fashop_notify:metrics", "shop1:metrics", "shop2:metrics"]
+    );
+}

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use super::sink::{CounterSink, Sample};
 use crate::error::{Error, Result};
-use crate::store::{RedisClient, RedisLink};
+use crate::store::{split_prefix, RedisClient, RedisLink, DEFAULT_PREFIX};
 
 /// The hash of figures: field `name \x1f labels-as-JSON`, value the figure.
 const FIGURES_KEY: &str = "fashop_notify:metrics";
@@ -69,6 +69,8 @@ pub struct RedisSink {
     client: RedisClient,
     /// The URL without credentials, for messages.
     shown: String,
+    /// The figures' key and the sequence keys' prefix.
+    keys: (String, String),
     script: redis::Script,
     seq: AtomicU64,
     link: Mutex<Link>,
@@ -90,6 +92,27 @@ fn writer_name() -> String {
     format!("{}-{nanos:x}", std::process::id())
 }
 
+/// The figures' key and the sequence keys' prefix for a store `prefix`:
+/// the names they always had under the default prefix, else the prefix's
+/// own (shops sharing a Redis under their own prefixes keep their own
+/// figures, as they keep their own permits).
+fn keys(cluster: bool, prefix: &str) -> (String, String) {
+    match (cluster, prefix == DEFAULT_PREFIX) {
+        (false, true) => (FIGURES_KEY.to_string(), SEQ_KEY_PREFIX.to_string()),
+        (true, true) => (
+            CLUSTER_FIGURES_KEY.to_string(),
+            CLUSTER_SEQ_KEY_PREFIX.to_string(),
+        ),
+        (false, false) => (format!("{prefix}metrics"), format!("{prefix}metrics:seq:")),
+        // One hash slot for the figures and the sequence keys, which the
+        // script touches together.
+        (true, false) => (
+            format!("{prefix}{{metrics}}"),
+            format!("{prefix}{{metrics}}:seq:"),
+        ),
+    }
+}
+
 fn field(name: &str, labels: &[String]) -> String {
     format!(
         "{name}{FIELD_SEPARATOR}{}",
@@ -102,10 +125,11 @@ impl RedisSink {
     pub fn open(url: &str) -> Result<RedisSink> {
         let shown = crate::secret::redact_text(url);
         // The store's own `prefix` parameter is not the client's.
-        let url = url.split_once("?prefix=").map_or(url, |(u, _)| u);
-        let client = RedisClient::open(url)
+        let (url, prefix) = split_prefix(url)?;
+        let client = RedisClient::open(&url)
             .map_err(|e| Error::store(format!("redis store {shown} (shared figures): {e}")))?;
         Ok(RedisSink {
+            keys: keys(client.is_cluster(), &prefix),
             client,
             shown,
             script: redis::Script::new(APPLY_SCRIPT),
@@ -120,12 +144,8 @@ impl RedisSink {
     }
 
     /// The figures' key and the sequence keys' prefix.
-    fn keys(&self) -> (&'static str, &'static str) {
-        if self.client.is_cluster() {
-            (CLUSTER_FIGURES_KEY, CLUSTER_SEQ_KEY_PREFIX)
-        } else {
-            (FIGURES_KEY, SEQ_KEY_PREFIX)
-        }
+    fn keys(&self) -> (&str, &str) {
+        (&self.keys.0, &self.keys.1)
     }
 
     fn error(&self, e: impl std::fmt::Display) -> Error {

@@ -45,7 +45,7 @@ pub(crate) fn new_lease_id(now_ms: i64) -> i64 {
 
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
-pub(crate) use redis::{RedisClient, RedisLink};
+pub(crate) use redis::{split_prefix, RedisClient, RedisLink, DEFAULT_PREFIX};
 pub use report::TemplateStock;
 pub use sqlite::SqliteStore;
 

@@ -40,7 +40,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Added to every TTL, so that a key never disappears while the ledger's clock
 /// still counts it as alive.
 const GRACE_MS: i64 = 24 * 3600 * 1000;
-const DEFAULT_PREFIX: &str = "fashop-notify:";
+pub(crate) const DEFAULT_PREFIX: &str = "fashop-notify:";
 /// Connections kept for reuse per process.
 const POOL_SIZE: usize = 8;
 /// Leases whose guessed uses left are kept per process; beyond, all are
@@ -752,7 +752,7 @@ fn hide_pass_parameter(url: &str) -> String {
 }
 
 /// Splits our own `prefix` query parameter off a Redis URL.
-fn split_prefix(spec: &str) -> Result<(String, String)> {
+pub(crate) fn split_prefix(spec: &str) -> Result<(String, String)> {
     let Some((base, query)) = spec.split_once('?') else {
         return Ok((spec.to_string(), DEFAULT_PREFIX.to_string()));
     };
