@@ -31,10 +31,7 @@ fn the_file_is_private_and_carries_its_schema_version() {
         assert_eq!(mode, 0o600, "{file}");
     }
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(schema_version(&conn), 5);
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -181,10 +178,7 @@ fn a_version_1_file_is_migrated_with_its_leases() {
     }
     let f = Fixture::new(&spec, Box::new(()));
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(schema_version(&conn), 5);
     // Version 4 keeps idempotency records in their key's b-tree.
     let sql: String = conn
         .query_row(
@@ -224,10 +218,7 @@ fn a_version_4_file_keeps_its_uses_in_flight() {
     }
     let f = Fixture::new(&spec, Box::new(()));
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let version: i64 = conn
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(schema_version(&conn), 5);
     let left: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'permits_by_user'
@@ -564,4 +555,10 @@ fn a_missing_directory_is_named() {
         "{m}"
     );
     assert!(!m.contains("No such file or directory"), "{m}");
+}
+
+/// The ledger schema's version in the file `conn` opened.
+fn schema_version(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap()
 }

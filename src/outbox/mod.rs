@@ -333,7 +333,8 @@ mod tests {
         assert!(backoff_ms(30_000, 100, 3) <= MAX_BACKOFF_MS + MAX_BACKOFF_MS / 5);
     }
 
-    fn message(key: &str) -> NewMessage {
+    /// A message for the stores' own tests (here and in `sqlite`).
+    pub(super) fn message(key: &str) -> NewMessage {
         NewMessage {
             appid: "wxa".into(),
             event: "order_pay_success".into(),

@@ -541,17 +541,7 @@ impl OutboxStore for SqliteOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(key: &str) -> NewMessage {
-        NewMessage {
-            appid: "wxa".into(),
-            event: "order_pay_success".into(),
-            touser: "o1".into(),
-            idempotency_key: key.into(),
-            message: "{}".into(),
-            due_ms: 1_000,
-        }
-    }
+    use crate::outbox::tests::message;
 
     struct Dir(std::path::PathBuf);
 
