@@ -248,10 +248,7 @@ fn a_consume_writes_the_lease_not_the_permit() {
     f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":3}"#);
     let t1 = PermitRequest::subscribe("T1");
     let l = f.n.ledger();
-    let lease = match l.claim_and_take("k1", 30_000, APP, "o1", &t1) {
-        Ok(ClaimedTake::Fresh(Ok(Some(lease)))) => lease,
-        other => panic!("expected a lease, got {other:?}"),
-    };
+    let lease = claim_k1(l, &t1);
     let conn = raw(&f);
     conn.execute_batch(
         "CREATE TRIGGER permits_fixed BEFORE UPDATE ON permits
@@ -265,6 +262,14 @@ fn a_consume_writes_the_lease_not_the_permit() {
     assert_eq!(f.stats(Some("o1"))["subscribe"]["templates"]["T1"], 2);
     // A take still writes it (the use leaves the permit), and is refused here.
     assert!(l.take(APP, "o1", &t1).is_err());
+}
+
+/// Claims the key `k1` for o1 with a use of `request`, which must be there.
+fn claim_k1(l: &fashop_notify::Ledger, request: &PermitRequest) -> fashop_notify::Lease {
+    match l.claim_and_take("k1", 30_000, APP, "o1", request) {
+        Ok(ClaimedTake::Fresh(Ok(Some(lease)))) => lease,
+        other => panic!("expected a lease, got {other:?}"),
+    }
 }
 
 /// The raw file behind a fixture, for making its writes fail.
@@ -317,10 +322,7 @@ fn an_outcome_that_cannot_be_recorded_still_spends_the_use() {
     f.add(r#"{"openid":"o1","kind":"subscribe","template_id":"T1","count":2}"#);
     let t1 = PermitRequest::subscribe("T1");
     let l = f.n.ledger();
-    let lease = match l.claim_and_take("k1", 30_000, APP, "o1", &t1) {
-        Ok(ClaimedTake::Fresh(Ok(Some(lease)))) => lease,
-        other => panic!("expected a lease, got {other:?}"),
-    };
+    let lease = claim_k1(l, &t1);
     // Spending works; recording the outcome does not, in the combined
     // transaction or on its own.
     let conn = raw(&f);
