@@ -736,19 +736,13 @@ fn hide_password(url: &str) -> String {
     }
 }
 
-/// The value of a `pass` query parameter replaced by `***`.
+/// The value of a `pass` query parameter (and any other credential's)
+/// replaced by `***`.
 fn hide_pass_parameter(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_string();
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some(("pass", _)) => "pass=***".to_string(),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{base}?{}", pairs.join("&"))
+    match url.split_once('?') {
+        Some((base, query)) => format!("{base}?{}", crate::secret::redact_text(query)),
+        None => url.to_string(),
+    }
 }
 
 /// Splits our own `prefix` query parameter off a Redis URL.
